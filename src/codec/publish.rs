@@ -1,0 +1,125 @@
+//! PUBLISH ([MQTT 3.1.1 §3.3]).
+//!
+//! [MQTT 3.1.1 §3.3]: https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html#_Toc398718037
+
+use super::error::{BodyResult, fail};
+use super::header::{self, PacketType};
+use super::{DecodeError, EncodeError, Malformed, QoS, Writer, prefixed_len, reserve, string};
+use crate::topic::{self, TopicError};
+
+mod flag {
+    pub const DUP: u8 = 0b1000;
+    pub const QOS_SHIFT: u8 = 1;
+    pub const QOS_MASK: u8 = 0b11;
+    pub const RETAIN: u8 = 0b0001;
+}
+
+/// An application message, borrowed from the packet bytes.
+///
+/// `packet_id` is `Some` exactly when `qos` is above 0, and never 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Publish<'a> {
+    /// A re-delivery of an earlier attempt (§3.3.1.1). Always false at QoS 0.
+    pub dup: bool,
+    /// The delivery guarantee.
+    pub qos: QoS,
+    /// Whether the server keeps this message for future subscribers (§3.3.1.3).
+    pub retain: bool,
+    /// The topic name: valid per §4.7, without wildcards.
+    pub topic: &'a str,
+    /// The packet identifier, present for QoS 1 and 2.
+    pub packet_id: Option<u16>,
+    /// The application payload, possibly empty.
+    pub payload: &'a [u8],
+}
+
+impl<'a> Publish<'a> {
+    /// Parses the body of a PUBLISH whose fixed-header `flags` are already valid.
+    pub(crate) fn parse(flags: u8, body: &'a [u8]) -> BodyResult<'a, Self> {
+        let (rest, topic) = string::utf8(body)?;
+        if let Err(e) = topic::validate_name(topic) {
+            return fail(Malformed::TopicName(e));
+        }
+        let Some(qos) = QoS::from_bits((flags >> flag::QOS_SHIFT) & flag::QOS_MASK) else {
+            return fail(Malformed::QoS);
+        };
+        let (payload, packet_id) = match qos {
+            QoS::AtMostOnce => (rest, None),
+            _ => {
+                let (rest, id) = string::packet_id(rest)?;
+                (rest, Some(id))
+            }
+        };
+        Ok((
+            &[],
+            Self {
+                dup: flags & flag::DUP != 0,
+                qos,
+                retain: flags & flag::RETAIN != 0,
+                topic,
+                packet_id,
+                payload,
+            },
+        ))
+    }
+
+    /// Decodes a whole PUBLISH packet from the start of `buf`; see
+    /// [`Packet::decode`](super::Packet::decode). Any other packet type is
+    /// [`Malformed::PacketType`].
+    pub fn decode(buf: &'a [u8]) -> Result<(Self, usize), DecodeError> {
+        match super::Packet::decode(buf)? {
+            (super::Packet::Publish(p), n) => Ok((p, n)),
+            _ => Err(Malformed::PacketType.into()),
+        }
+    }
+
+    fn remaining_len(&self) -> usize {
+        let id_len = if self.qos == QoS::AtMostOnce { 0 } else { 2 };
+        prefixed_len(self.topic.len()) + id_len + self.payload.len()
+    }
+
+    /// The encoded length of the packet.
+    pub fn encoded_len(&self) -> usize {
+        header::packet_len(self.remaining_len())
+    }
+
+    fn flags(&self) -> u8 {
+        (u8::from(self.dup) * flag::DUP)
+            | ((self.qos as u8) << flag::QOS_SHIFT)
+            | u8::from(self.retain)
+    }
+
+    /// Checks what §3.3 requires of an outgoing PUBLISH.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        match topic::validate_name(self.topic) {
+            Ok(()) => {}
+            Err(TopicError::TooLong) => return Err(EncodeError::StringTooLong),
+            Err(e) => return Err(EncodeError::TopicName(e)),
+        }
+        match (self.qos, self.packet_id) {
+            (QoS::AtMostOnce, None) => {}
+            (QoS::AtMostOnce, Some(_)) | (_, None) | (_, Some(0)) => {
+                return Err(EncodeError::PacketId);
+            }
+            (_, Some(_)) => {}
+        }
+        if self.dup && self.qos == QoS::AtMostOnce {
+            return Err(EncodeError::DupWithQoS0);
+        }
+        Ok(())
+    }
+
+    /// Encodes the packet into `buf`, returning its length. Writes nothing on error.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        self.validate()?;
+        let buf = reserve(buf, self.encoded_len())?;
+        let mut w = Writer::new(buf, PacketType::Publish, self.flags(), self.remaining_len())?;
+        w.prefixed(self.topic.as_bytes())?;
+        if let Some(id) = self.packet_id {
+            w.u16(id)?;
+        }
+        w.bytes(self.payload)?;
+        Ok(w.finish())
+    }
+}

@@ -1,0 +1,204 @@
+//! SUBSCRIBE ([MQTT 3.1.1 §3.8]).
+//!
+//! [MQTT 3.1.1 §3.8]: https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html#_Toc398718063
+
+use core::fmt;
+
+use nom::number::complete::u8 as byte;
+
+use super::error::{BodyResult, fail};
+use super::header::{self, PacketType};
+use super::{DecodeError, EncodeError, Malformed, QoS, Writer, prefixed_len, reserve, string};
+use crate::topic::{self, TopicError};
+
+/// The fixed-header flags SUBSCRIBE must carry (§3.8.1).
+const FLAGS: u8 = 0b0010;
+
+/// One topic filter of a SUBSCRIBE and the maximum QoS asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Subscription<'a> {
+    /// The topic filter; valid per §4.7.
+    pub filter: &'a str,
+    /// The maximum QoS the client wants messages delivered with.
+    pub qos: QoS,
+}
+
+/// The filters of a SUBSCRIBE: a caller's slice when encoding, or the
+/// already-validated wire bytes when decoding. Either way, [`iter`](Self::iter)
+/// yields [`Subscription`]s without allocating.
+#[derive(Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SubscribeFilters<'a>(Repr<'a>);
+
+#[derive(Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Repr<'a> {
+    Wire(&'a [u8]),
+    List(&'a [Subscription<'a>]),
+}
+
+impl<'a> SubscribeFilters<'a> {
+    /// Filters to encode.
+    pub const fn new(list: &'a [Subscription<'a>]) -> Self {
+        Self(Repr::List(list))
+    }
+
+    /// The filters in packet order.
+    pub fn iter(&self) -> SubscribeIter<'a> {
+        SubscribeIter(self.0)
+    }
+
+    /// The number of filters. *O*(n) for decoded packets.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are no filters (never true of a decoded packet).
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    fn payload_len(&self) -> usize {
+        match self.0 {
+            Repr::Wire(bytes) => bytes.len(),
+            Repr::List(list) => list.iter().map(|s| prefixed_len(s.filter.len()) + 1).sum(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for SubscribeFilters<'a> {
+    type Item = Subscription<'a>;
+    type IntoIter = SubscribeIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for SubscribeFilters<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for SubscribeFilters<'_> {}
+
+impl fmt::Debug for SubscribeFilters<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over the [`Subscription`]s of a SUBSCRIBE.
+#[derive(Clone)]
+pub struct SubscribeIter<'a>(Repr<'a>);
+
+impl<'a> Iterator for SubscribeIter<'a> {
+    type Item = Subscription<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            Repr::List(list) => {
+                let (first, rest) = list.split_first()?;
+                *list = rest;
+                Some(*first)
+            }
+            // Validated when decoded, so a parse failure cannot happen; it ends the iteration.
+            Repr::Wire(bytes) => {
+                let (rest, sub) = subscription(bytes).ok()?;
+                *bytes = rest;
+                Some(sub)
+            }
+        }
+    }
+}
+
+fn subscription(input: &[u8]) -> BodyResult<'_, Subscription<'_>> {
+    let (input, filter) = string::utf8(input)?;
+    if let Err(e) = topic::validate_filter(filter) {
+        return fail(Malformed::TopicFilter(e));
+    }
+    let (input, options) = byte(input)?;
+    // The upper six bits are reserved (§3.8.3.1); QoS 3 is forbidden.
+    match QoS::from_bits(options) {
+        Some(qos) => Ok((input, Subscription { filter, qos })),
+        None => fail(Malformed::RequestedQoS),
+    }
+}
+
+/// SUBSCRIBE: a request for the messages matching one or more filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Subscribe<'a> {
+    /// The packet identifier the SUBACK will carry; never 0.
+    pub packet_id: u16,
+    /// At least one filter.
+    pub filters: SubscribeFilters<'a>,
+}
+
+impl<'a> Subscribe<'a> {
+    pub(crate) fn parse(body: &'a [u8]) -> BodyResult<'a, Self> {
+        let (payload, packet_id) = string::packet_id(body)?;
+        if payload.is_empty() {
+            return fail(Malformed::NoFilters);
+        }
+        let mut rest = payload;
+        while !rest.is_empty() {
+            rest = subscription(rest)?.0;
+        }
+        let filters = SubscribeFilters(Repr::Wire(payload));
+        Ok((rest, Self { packet_id, filters }))
+    }
+
+    /// Decodes a whole SUBSCRIBE from the start of `buf`; see
+    /// [`Packet::decode`](super::Packet::decode).
+    pub fn decode(buf: &'a [u8]) -> Result<(Self, usize), DecodeError> {
+        match super::Packet::decode(buf)? {
+            (super::Packet::Subscribe(p), n) => Ok((p, n)),
+            _ => Err(Malformed::PacketType.into()),
+        }
+    }
+
+    fn remaining_len(&self) -> usize {
+        2 + self.filters.payload_len()
+    }
+
+    /// The encoded length of the packet.
+    pub fn encoded_len(&self) -> usize {
+        header::packet_len(self.remaining_len())
+    }
+
+    /// Checks what §3.8 requires of an outgoing SUBSCRIBE.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        if self.packet_id == 0 {
+            return Err(EncodeError::PacketId);
+        }
+        if self.filters.is_empty() {
+            return Err(EncodeError::NoFilters);
+        }
+        self.filters.iter().try_for_each(|s| check_filter(s.filter))
+    }
+
+    /// Encodes the packet into `buf`, returning its length. Writes nothing on error.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        self.validate()?;
+        let buf = reserve(buf, self.encoded_len())?;
+        let mut w = Writer::new(buf, PacketType::Subscribe, FLAGS, self.remaining_len())?;
+        w.u16(self.packet_id)?;
+        for sub in self.filters.iter() {
+            w.prefixed(sub.filter.as_bytes())?;
+            w.u8(sub.qos as u8)?;
+        }
+        Ok(w.finish())
+    }
+}
+
+/// The checks an outgoing topic filter needs, shared with UNSUBSCRIBE.
+pub(crate) fn check_filter(filter: &str) -> Result<(), EncodeError> {
+    match topic::validate_filter(filter) {
+        Ok(()) => Ok(()),
+        Err(TopicError::TooLong) => Err(EncodeError::StringTooLong),
+        Err(e) => Err(EncodeError::TopicFilter(e)),
+    }
+}

@@ -1,0 +1,378 @@
+//! Topic names and topic filters: validation and matching ([MQTT 3.1.1 §4.7]).
+//!
+//! A [`TopicName`] is where a message is published: no wildcards, at least one
+//! character. A [`TopicFilter`] is what a subscription asks for and may hold
+//! `+` (exactly one level) and `#` (this level and every level below it, last
+//! and alone in its level). Both are at most 65,535 bytes of UTF-8 without
+//! U+0000. Validation happens once, in `new`; matching never allocates and
+//! never panics.
+//!
+//! | filter          | topic name            | matches | why                                   |
+//! |-----------------|-----------------------|---------|---------------------------------------|
+//! | `sport/tennis/#`| `sport/tennis/player1`| yes     | `#` covers any number of levels       |
+//! | `sport/tennis/#`| `sport/tennis`        | yes     | `#` also matches the parent level     |
+//! | `sport/#`       | `sport`               | yes     | the same rule, one level up           |
+//! | `#`             | `sport/tennis`        | yes     | `#` alone matches every topic ...     |
+//! | `#`             | `$SYS/uptime`         | no      | ... but not those starting with `$`   |
+//! | `+/monitor`     | `$SYS/monitor`        | no      | nor does a leading `+`                |
+//! | `$SYS/#`        | `$SYS/uptime`         | yes     | an explicit `$` level is fine         |
+//! | `sport/+`       | `sport/`              | yes     | `+` matches an empty level            |
+//! | `sport/+`       | `sport`               | no      | `+` needs a level to match            |
+//! | `+/+`           | `/finance`            | yes     | the first level is empty              |
+//! | `/+`            | `/finance`            | yes     |                                       |
+//! | `+`             | `/finance`            | no      | two levels, one `+`                   |
+//! | `sport/+/player1` | `sport/tennis/player1` | yes  |                                       |
+//!
+//! ```
+//! use minimqtt::topic::{TopicFilter, TopicName};
+//!
+//! let filter = TopicFilter::new("sensors/+/temp")?;
+//! assert!(filter.matches(&TopicName::new("sensors/kitchen/temp")?));
+//! assert!(!filter.matches(&TopicName::new("sensors/kitchen/humidity")?));
+//! assert!(TopicName::new("sensors/#").is_err());
+//! # Ok::<(), minimqtt::topic::TopicError>(())
+//! ```
+//!
+//! [MQTT 3.1.1 §4.7]: https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html#_Toc398718106
+
+use core::fmt;
+
+/// The longest topic MQTT can carry: a string's 16-bit length prefix.
+pub const MAX_TOPIC_LEN: usize = 65_535;
+
+const SEPARATOR: u8 = b'/';
+const SINGLE_LEVEL: u8 = b'+';
+const MULTI_LEVEL: u8 = b'#';
+
+/// Why a topic name or filter is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The topic is empty; names and filters need at least one character (§4.7.3).
+    Empty,
+    /// The topic is longer than 65,535 bytes.
+    TooLong,
+    /// The topic contains U+0000 (§4.7.3).
+    NulCharacter,
+    /// A topic name contains `+` or `#`, which only filters may (§4.7.1).
+    WildcardInName,
+    /// `#` is not alone in the last level of a filter (§4.7.1.2).
+    MultiLevelWildcard,
+    /// `+` shares its level with other characters (§4.7.1.3).
+    SingleLevelWildcard,
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "empty topic",
+            Self::TooLong => "topic longer than 65535 bytes",
+            Self::NulCharacter => "topic contains U+0000",
+            Self::WildcardInName => "wildcard in a topic name",
+            Self::MultiLevelWildcard => "'#' must be last and alone in its level",
+            Self::SingleLevelWildcard => "'+' must be alone in its level",
+        })
+    }
+}
+
+/// A valid topic name: where a message is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TopicName<'a>(&'a str);
+
+impl<'a> TopicName<'a> {
+    /// Checks `name` against §4.7: non-empty, at most 65,535 bytes, no
+    /// U+0000, no wildcard.
+    pub fn new(name: &'a str) -> Result<Self, TopicError> {
+        validate_name(name)?;
+        Ok(Self(name))
+    }
+
+    /// The name as a string.
+    pub const fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl fmt::Display for TopicName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A valid topic filter: what a subscription matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TopicFilter<'a>(&'a str);
+
+impl<'a> TopicFilter<'a> {
+    /// Checks `filter` against §4.7: non-empty, at most 65,535 bytes, no
+    /// U+0000, `+` alone in its level, `#` alone in the last level.
+    pub fn new(filter: &'a str) -> Result<Self, TopicError> {
+        validate_filter(filter)?;
+        Ok(Self(filter))
+    }
+
+    /// The filter as a string.
+    pub const fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// Whether a message published to `topic` matches this filter.
+    ///
+    /// Computes in *O*(n) time in the length of the two strings.
+    pub fn matches(&self, topic: &TopicName<'_>) -> bool {
+        matches(self.0, topic.0)
+    }
+}
+
+impl fmt::Display for TopicFilter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+fn validate_common(topic: &str) -> Result<(), TopicError> {
+    if topic.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if topic.len() > MAX_TOPIC_LEN {
+        return Err(TopicError::TooLong);
+    }
+    if topic.as_bytes().contains(&0) {
+        return Err(TopicError::NulCharacter);
+    }
+    Ok(())
+}
+
+/// The checks of [`TopicName::new`], for callers that keep a plain `&str`.
+pub fn validate_name(name: &str) -> Result<(), TopicError> {
+    validate_common(name)?;
+    if name
+        .as_bytes()
+        .iter()
+        .any(|&b| b == SINGLE_LEVEL || b == MULTI_LEVEL)
+    {
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
+}
+
+/// The checks of [`TopicFilter::new`], for callers that keep a plain `&str`.
+pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
+    validate_common(filter)?;
+    let mut levels = filter.as_bytes().split(|&b| b == SEPARATOR).peekable();
+    while let Some(level) = levels.next() {
+        if level.contains(&MULTI_LEVEL) && (level.len() != 1 || levels.peek().is_some()) {
+            return Err(TopicError::MultiLevelWildcard);
+        }
+        if level.contains(&SINGLE_LEVEL) && level.len() != 1 {
+            return Err(TopicError::SingleLevelWildcard);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `filter` matches `topic`, for strings already validated as a
+/// filter and a name. On unvalidated input the answer is unspecified, but
+/// there is still no panic.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let (filter, topic) = (filter.as_bytes(), topic.as_bytes());
+    // §4.7.2: a filter starting with a wildcard must not match `$` topics.
+    if topic.first() == Some(&b'$') && matches!(filter.first(), Some(&(SINGLE_LEVEL | MULTI_LEVEL)))
+    {
+        return false;
+    }
+    let mut filter_levels = filter.split(|&b| b == SEPARATOR);
+    let mut topic_levels = topic.split(|&b| b == SEPARATOR);
+    loop {
+        match (filter_levels.next(), topic_levels.next()) {
+            (Some([MULTI_LEVEL]), _) => return true,
+            (Some([SINGLE_LEVEL]), Some(_)) => {}
+            (Some(f), Some(t)) if f == t => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The examples of §4.7 and the `$` rules of §4.7.2, as (filter, topic, matches).
+    const MATCH_TABLE: &[(&str, &str, bool)] = &[
+        ("sport/tennis/player1/#", "sport/tennis/player1", true),
+        (
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking",
+            true,
+        ),
+        (
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/score/wimbledon",
+            true,
+        ),
+        ("sport/#", "sport", true),
+        ("#", "sport/tennis", true),
+        ("#", "/", true),
+        ("sport/tennis/#", "sport/tennis", true),
+        ("sport/tennis/+", "sport/tennis/player1", true),
+        ("sport/tennis/+", "sport/tennis/player2", true),
+        ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+        ("sport/+", "sport", false),
+        ("sport/+", "sport/", true),
+        ("+/+", "/finance", true),
+        ("/+", "/finance", true),
+        ("+", "/finance", false),
+        ("+", "sport", true),
+        ("sport/+/player1", "sport/tennis/player1", true),
+        ("sport/+/player1", "sport/tennis/player2", false),
+        ("+/tennis/#", "sport/tennis/player1", true),
+        ("+/tennis/#", "sport/tennis", true),
+        ("sport", "sport", true),
+        ("sport", "Sport", false),
+        ("sport", "sport/", false),
+        ("sport/", "sport", false),
+        ("/", "/", true),
+        ("#", "$SYS/monitor", false),
+        ("+/monitor/Clients", "$SYS/monitor/Clients", false),
+        ("$SYS/#", "$SYS/monitor/Clients", true),
+        ("$SYS/monitor/+", "$SYS/monitor/Clients", true),
+        ("$SYS/#", "$SYS", true),
+        ("+", "$SYS", false),
+        ("#", "$", false),
+        ("$share/+", "$share/x", true),
+        ("a/$SYS/#", "a/$SYS/b", true),
+        ("+/$SYS", "a/$SYS", true),
+        ("sport/tennis/player1", "sport/tennis/player1/", false),
+        ("ünïcode/+", "ünïcode/✓", true),
+    ];
+
+    #[test]
+    fn the_match_table_holds() {
+        for &(filter, topic, expected) in MATCH_TABLE {
+            let f = TopicFilter::new(filter).unwrap();
+            let t = TopicName::new(topic).unwrap();
+            assert_eq!(f.matches(&t), expected, "{filter} vs {topic}");
+        }
+    }
+
+    #[test]
+    fn valid_filters_from_the_spec_are_accepted() {
+        for filter in [
+            "#",
+            "+",
+            "sport/#",
+            "sport/+",
+            "+/tennis/#",
+            "sport/+/player1",
+            "/",
+            "//",
+            "+/+",
+            "/+",
+            "$SYS/#",
+            "a b/c",
+        ] {
+            assert_eq!(validate_filter(filter), Ok(()), "{filter}");
+        }
+    }
+
+    #[test]
+    fn invalid_filters_are_rejected_with_their_reason() {
+        let cases = [
+            ("", TopicError::Empty),
+            ("sport/tennis#", TopicError::MultiLevelWildcard),
+            ("sport/tennis/#/ranking", TopicError::MultiLevelWildcard),
+            ("#/", TopicError::MultiLevelWildcard),
+            ("##", TopicError::MultiLevelWildcard),
+            ("sport+", TopicError::SingleLevelWildcard),
+            ("sport/+x/a", TopicError::SingleLevelWildcard),
+            ("++", TopicError::SingleLevelWildcard),
+            ("a\0b", TopicError::NulCharacter),
+        ];
+        for (filter, error) in cases {
+            assert_eq!(validate_filter(filter), Err(error), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_rejected_with_their_reason() {
+        assert_eq!(validate_name(""), Err(TopicError::Empty));
+        assert_eq!(validate_name("a/+"), Err(TopicError::WildcardInName));
+        assert_eq!(validate_name("a/#"), Err(TopicError::WildcardInName));
+        assert_eq!(validate_name("a+b"), Err(TopicError::WildcardInName));
+        assert_eq!(validate_name("a\0"), Err(TopicError::NulCharacter));
+        assert_eq!(validate_name("/"), Ok(()));
+        assert_eq!(validate_name(" "), Ok(()));
+    }
+
+    #[test]
+    fn topics_at_the_length_limit() {
+        let long = "a".repeat(MAX_TOPIC_LEN);
+        assert_eq!(validate_name(&long), Ok(()));
+        assert_eq!(
+            validate_name(&(long.clone() + "a")),
+            Err(TopicError::TooLong)
+        );
+        assert_eq!(validate_filter(&(long + "a")), Err(TopicError::TooLong));
+    }
+
+    extern crate std;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// A matcher written the obvious way, with allocation, to check the real one.
+    fn reference_matches(filter: &str, topic: &str) -> bool {
+        let f: Vec<&str> = filter.split('/').collect();
+        let t: Vec<&str> = topic.split('/').collect();
+        if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+            return false;
+        }
+        for (i, level) in f.iter().enumerate() {
+            if *level == "#" {
+                return true;
+            }
+            match t.get(i) {
+                None => return false,
+                Some(tl) if *level != "+" && level != tl => return false,
+                _ => {}
+            }
+        }
+        f.len() == t.len()
+    }
+
+    fn level() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just(""),
+            Just("$x"),
+            Just("long-level")
+        ]
+    }
+
+    fn filter_level() -> impl Strategy<Value = &'static str> {
+        prop_oneof![level(), Just("+"), Just("+"), Just("#")]
+    }
+
+    proptest! {
+        #[test]
+        fn matching_agrees_with_the_reference(
+            filter in proptest::collection::vec(filter_level(), 1..5),
+            topic in proptest::collection::vec(level(), 1..5),
+        ) {
+            let filter = filter.join("/");
+            let topic = topic.join("/");
+            if let (Ok(f), Ok(t)) = (TopicFilter::new(&filter), TopicName::new(&topic)) {
+                prop_assert_eq!(f.matches(&t), reference_matches(&filter, &topic), "{} vs {}", filter, topic);
+            }
+        }
+
+        #[test]
+        fn matching_arbitrary_strings_never_panics(filter in ".{0,20}", topic in ".{0,20}") {
+            let _ = matches(&filter, &topic);
+        }
+    }
+}
