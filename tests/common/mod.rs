@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests (`mod common;` in each test
+//! file). Each module is self-contained so an example can include one
+//! with `#[path = "..."]`.
+pub mod broker;
+pub mod mosquitto;
