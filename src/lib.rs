@@ -1,6 +1,40 @@
+//! A `no_std`, zero-allocation, transport-agnostic async MQTT 3.1.1 client
+//! with the callbacks of CircuitPython's MiniMQTT.
+//!
+//! - [`Client`] drives the protocol over any `embedded_io_async::Read +
+//!   Write` stream (embassy-net's `TcpSocket`, a TLS stream, tokio through
+//!   `embedded-io-adapters`) and calls the [`callbacks`].
+//! - [`session::Session`] is the protocol itself, sans I/O: packet ids,
+//!   in-flight messages, keep-alive, re-subscription, resends.
+//! - [`codec`] encodes and decodes every MQTT 3.1.1 packet, borrowing from
+//!   the caller's bytes; [`topic`] validates and matches topics.
+//! - [`net`] opens the TCP connection by host name through
+//!   `embedded-nal-async`.
+//!
+//! Buffers are the caller's ([`Buffers`]); capacities are const generics.
+//! No heap, no `unsafe`, no panics on anything the network sends.
+//!
+//! # Features
+#![doc = document_features::document_features!()]
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-//! minimqtt
+
+mod fmt;
+
+pub mod callbacks;
+mod client;
 pub mod codec;
+mod config;
+mod error;
+pub mod net;
+mod reader;
+pub mod session;
+pub mod time;
 pub mod topic;
+
+pub use callbacks::{Callbacks, Context, Message};
+pub use client::{Client, Handled};
+pub use codec::{LastWill, QoS, SubscribeReturnCode, Subscription};
+pub use config::{BufferSlices, Buffers, Config, generate_client_id};
+pub use error::{AckKind, Error};

@@ -197,6 +197,8 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     }
 }
 
+impl core::error::Error for TopicError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,3 +208,9 @@ pub(crate) fn complete<T>(result: BodyResult<'_, T>) -> Result<T, DecodeError> {
         Err(nom::Err::Incomplete(_)) => Err(Malformed::Truncated.into()),
     }
 }
+
+impl core::error::Error for Malformed {}
+
+impl core::error::Error for DecodeError {}
+
+impl core::error::Error for EncodeError {}

@@ -1,0 +1,159 @@
+//! MiniMQTT's code walkthrough, in Rust, over a plain TCP socket.
+//!
+//! ```text
+//! cargo run --example walkthrough                       # in-process broker
+//! MQTT_BROKER=test.mosquitto.org:1883 cargo run --example walkthrough
+//! ```
+//!
+//! Environment: `MQTT_BROKER` (`host[:port]`; unset starts an in-process
+//! rumqttd on a free loopback port), `MQTT_USERNAME`, `MQTT_PASSWORD`,
+//! `MQTT_TOPIC` (default `minimqtt/walkthrough`).
+//!
+//! It connects, subscribes, publishes, receives its own message through a
+//! topic callback, unsubscribes and disconnects; every callback prints its
+//! line like the Python original.
+
+#[path = "../tests/common/broker.rs"]
+mod broker;
+
+use embedded_io_adapters::tokio_1::FromTokio;
+use minimqtt::callbacks::{Connected, DisconnectReason};
+use minimqtt::time::{Duration, TokioClock};
+use minimqtt::{Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode};
+
+/// MiniMQTT's `userdata`: here, what the walkthrough received.
+#[derive(Default)]
+struct Walkthrough {
+    received: Vec<String>,
+}
+
+type Ctx<'c, 'b> = Context<'c, 'b, Walkthrough>;
+
+// The six callbacks of the walkthrough, printing the same lines.
+
+fn connect(_ctx: &mut Ctx<'_, '_>, info: Connected) {
+    // This function will be called when the client is connected
+    // successfully to the broker.
+    println!("Connected to MQTT Broker!");
+    println!(
+        "Flags: {}\n RC: {}",
+        u8::from(info.session_present),
+        info.return_code as u8
+    );
+}
+
+fn disconnect(_ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
+    // This method is called when the client disconnects from the broker.
+    println!("Disconnected from MQTT Broker!");
+    if reason != DisconnectReason::Requested {
+        println!("  (reason: {reason:?})");
+    }
+}
+
+fn subscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, granted: SubscribeReturnCode, _pid: u16) {
+    // This method is called when the client subscribes to a new feed.
+    match granted {
+        SubscribeReturnCode::Success(qos) => {
+            println!("Subscribed to {topic} with QOS level {}", qos as u8)
+        }
+        SubscribeReturnCode::Failure => println!("Subscription to {topic} was refused"),
+    }
+}
+
+fn unsubscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: u16) {
+    // This method is called when the client unsubscribes from a feed.
+    println!("Unsubscribed from {topic} with PID {pid}");
+}
+
+fn publish(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: Option<u16>) {
+    // This method is called when the client publishes data to a feed.
+    match pid {
+        Some(pid) => println!("Published to {topic} with PID {pid}"),
+        None => println!("Published to {topic} with PID 0 (QoS 0 has none)"),
+    }
+}
+
+/// The topic callback: our own message comes back through it.
+fn message(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+    let text = String::from_utf8_lossy(msg.payload);
+    println!(
+        "New message on topic {}: {text} (QoS {}, retain {}, PID {:?})",
+        msg.topic, msg.qos as u8, msg.retain, msg.packet_id
+    );
+    ctx.user_data.received.push(text.into_owned());
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let topic = std::env::var("MQTT_TOPIC").unwrap_or_else(|_| "minimqtt/walkthrough".into());
+    let username = std::env::var("MQTT_USERNAME").ok();
+    let password = std::env::var("MQTT_PASSWORD").ok();
+
+    // No broker given: run one in this process, on a free loopback port.
+    let (address, _broker) = match std::env::var("MQTT_BROKER") {
+        Ok(address) => (address, None),
+        Err(_) => {
+            let broker = broker::Broker::start().await;
+            (broker.addr().to_string(), Some(broker))
+        }
+    };
+    let address = if address.contains(':') {
+        address
+    } else {
+        format!("{address}:{}", minimqtt::net::MQTT_PORT)
+    };
+
+    println!("Attempting to connect to {address}");
+    let socket = tokio::net::TcpStream::connect(&address).await?;
+    socket.set_nodelay(true)?;
+
+    let mut buffers = Buffers::<2048, 2048, 2048, 512>::new();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let config = Config {
+        client_id_seed: Some(seed),
+        username: username.as_deref(),
+        password: password.as_deref().map(str::as_bytes),
+        ..Config::new("")
+    };
+    let callbacks = Callbacks::new()
+        .on_connect(connect)
+        .on_disconnect(disconnect)
+        .on_subscribe(subscribe)
+        .on_unsubscribe(unsubscribe)
+        .on_publish(publish);
+    let mut client: Client<'_, _, _, Walkthrough> = Client::new(
+        FromTokio::new(socket),
+        TokioClock::new(),
+        config,
+        buffers.slices(),
+        callbacks,
+        Walkthrough::default(),
+    );
+    client.add_topic_callback(&topic, message)?;
+
+    client.connect().await?;
+
+    println!("Subscribing to {topic}");
+    client.subscribe(&topic, QoS::AtLeastOnce).await?;
+
+    println!("Publishing to {topic}");
+    let pid = client
+        .publish(&topic, b"Hello Broker!", QoS::AtLeastOnce, false)
+        .await?;
+    if let Some(pid) = pid {
+        client.wait_published(pid).await?;
+    }
+    // Our own message comes back through the subscription.
+    while client.user_data().received.is_empty() {
+        client.poll(Duration::from_millis(100)).await?;
+    }
+
+    println!("Unsubscribing from {topic}");
+    client.unsubscribe(&topic).await?;
+
+    println!("Disconnecting from {address}");
+    client.disconnect().await?;
+    Ok(())
+}

@@ -1,0 +1,578 @@
+//! MiniMQTT's callbacks: `on_connect`, `on_disconnect`, `on_subscribe`,
+//! `on_unsubscribe`, `on_publish`, `on_message`, and per-topic callbacks.
+//!
+//! Callbacks are plain function pointers: no allocation, no `dyn`, no
+//! lifetimes to fight. State lives in the *user data* (MiniMQTT's
+//! `user_data`), a value of any type `U` the client owns and lends to every
+//! callback through its [`Context`], which can also publish, subscribe and
+//! unsubscribe: those requests go to a bounded [`Outbox`] that the client
+//! sends after the callback returns, so a callback never re-enters the client.
+//!
+//! # Dispatch rule
+//!
+//! For each incoming message every per-topic callback whose filter matches
+//! the topic runs, in the order they were added; `on_message` runs only
+//! when none matched.
+//!
+//! ```
+//! use minimqtt::callbacks::{Callbacks, Context, Message};
+//!
+//! struct App { temperature: Option<f32>, messages: u32 }
+//!
+//! fn temperature(ctx: &mut Context<'_, '_, App>, msg: &Message<'_>) {
+//!     let text = core::str::from_utf8(msg.payload).unwrap_or("");
+//!     ctx.user_data.temperature = text.parse().ok();
+//! }
+//!
+//! fn anything_else(ctx: &mut Context<'_, '_, App>, _msg: &Message<'_>) {
+//!     ctx.user_data.messages += 1;
+//! }
+//!
+//! let mut callbacks: Callbacks<'_, App> = Callbacks::new().on_message(anything_else);
+//! callbacks.add_topic_callback("sensors/+/temperature", temperature).unwrap();
+//! ```
+
+use crate::codec::{ConnectReturnCode, QoS, SubscribeReturnCode};
+use crate::topic;
+
+/// A received application message, as the callbacks see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Message<'a> {
+    /// The topic it was published to.
+    pub topic: &'a str,
+    /// The payload, borrowed from the receive buffer.
+    pub payload: &'a [u8],
+    /// The QoS it was delivered with.
+    pub qos: QoS,
+    /// Whether the broker delivered it as a retained message.
+    pub retain: bool,
+    /// Whether the broker marked it as a possible duplicate.
+    pub dup: bool,
+    /// Its packet id (QoS 1 and 2).
+    pub packet_id: Option<u16>,
+}
+
+/// Why the connection ended, for `on_disconnect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DisconnectReason {
+    /// [`Client::disconnect`](crate::Client::disconnect) was called.
+    Requested,
+    /// The transport failed or the broker closed it.
+    ConnectionLost,
+    /// An acknowledgement (or PINGRESP) did not arrive in time.
+    Timeout,
+    /// The broker broke the protocol.
+    ProtocolError,
+    /// The broker refused the connection.
+    Refused(ConnectReturnCode),
+}
+
+/// What `on_connect` learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Connected {
+    /// The session-present flag exactly as the broker sent it.
+    pub session_present: bool,
+    /// The CONNACK return code (always `Accepted` here; refusals are errors
+    /// and reach `on_disconnect`).
+    pub return_code: ConnectReturnCode,
+    /// Filters re-subscribed automatically because the broker had no
+    /// session for us.
+    pub resubscribed: usize,
+    /// Unacknowledged messages resent with DUP (clean session off).
+    pub resent: usize,
+}
+
+/// A request a callback queued; the client carries it out afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Request<'a> {
+    /// Publish a message.
+    Publish {
+        /// Topic name.
+        topic: &'a str,
+        /// Payload.
+        payload: &'a [u8],
+        /// QoS.
+        qos: QoS,
+        /// Retain flag.
+        retain: bool,
+    },
+    /// Subscribe to one filter.
+    Subscribe {
+        /// Topic filter.
+        filter: &'a str,
+        /// Requested QoS.
+        qos: QoS,
+    },
+    /// Unsubscribe from one filter.
+    Unsubscribe {
+        /// Topic filter.
+        filter: &'a str,
+    },
+}
+
+/// The outbox has no room for the request; nothing was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OutboxFull;
+
+impl core::fmt::Display for OutboxFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("callback outbox is full")
+    }
+}
+
+/// Requests queued by callbacks, in a caller-supplied slice.
+///
+/// Each request takes 8 bytes plus its topic and payload. The client sends
+/// them, oldest first, after the callback that queued them returns.
+#[derive(Debug)]
+pub struct Outbox<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+const ENTRY_HEADER: usize = 8;
+const OP_PUBLISH: u8 = 0;
+const OP_SUBSCRIBE: u8 = 1;
+const OP_UNSUBSCRIBE: u8 = 2;
+
+impl<'b> Outbox<'b> {
+    /// An empty outbox over `buf`.
+    pub fn new(buf: &'b mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// Whether no request is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues `request`, or returns [`OutboxFull`] and queues nothing.
+    pub fn push(&mut self, request: Request<'_>) -> Result<(), OutboxFull> {
+        let (op, flags, topic, payload) = match request {
+            Request::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            } => (
+                OP_PUBLISH,
+                qos as u8 | (u8::from(retain) << 2),
+                topic,
+                payload,
+            ),
+            Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
+            Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
+        };
+        let topic_len = u16::try_from(topic.len()).map_err(|_| OutboxFull)?;
+        let payload_len = u32::try_from(payload.len()).map_err(|_| OutboxFull)?;
+        let total = ENTRY_HEADER + topic.len() + payload.len();
+        let dst = self
+            .buf
+            .get_mut(self.len..self.len + total)
+            .ok_or(OutboxFull)?;
+        let (head, rest) = dst.split_at_mut(ENTRY_HEADER);
+        head[0] = op;
+        head[1] = flags;
+        head[2..4].copy_from_slice(&topic_len.to_le_bytes());
+        head[4..8].copy_from_slice(&payload_len.to_le_bytes());
+        let (t, p) = rest.split_at_mut(topic.len());
+        t.copy_from_slice(topic.as_bytes());
+        p.copy_from_slice(payload);
+        self.len += total;
+        Ok(())
+    }
+
+    /// The oldest request and its size in bytes, without removing it.
+    pub fn front(&self) -> Option<(Request<'_>, usize)> {
+        let data = self.buf.get(..self.len)?;
+        let head = data.get(..ENTRY_HEADER)?;
+        let topic_len = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        let payload_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let total = ENTRY_HEADER + topic_len + payload_len;
+        let body = data.get(ENTRY_HEADER..total)?;
+        let (topic, payload) = body.split_at(topic_len);
+        let topic = core::str::from_utf8(topic).ok()?;
+        let qos = QoS::from_bits(head[1] & 0b11).unwrap_or(QoS::AtMostOnce);
+        let request = match head[0] {
+            OP_PUBLISH => Request::Publish {
+                topic,
+                payload,
+                qos,
+                retain: head[1] & 0b100 != 0,
+            },
+            OP_SUBSCRIBE => Request::Subscribe { filter: topic, qos },
+            _ => Request::Unsubscribe { filter: topic },
+        };
+        Some((request, total))
+    }
+
+    /// Removes the oldest request, `size` bytes as [`front`](Self::front) said.
+    pub fn pop_front(&mut self, size: usize) {
+        let size = size.min(self.len);
+        self.buf.copy_within(size..self.len, 0);
+        self.len -= size;
+    }
+
+    /// Drops every queued request.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// What a callback gets: the user data, and a way to queue requests.
+pub struct Context<'c, 'b, U> {
+    /// The client's user data (MiniMQTT's `user_data`).
+    pub user_data: &'c mut U,
+    outbox: &'c mut Outbox<'b>,
+}
+
+impl<'c, 'b, U> Context<'c, 'b, U> {
+    /// A context over `user_data` and `outbox`: for drivers and tests that
+    /// call callbacks themselves.
+    pub fn new(user_data: &'c mut U, outbox: &'c mut Outbox<'b>) -> Self {
+        Self { user_data, outbox }
+    }
+
+    /// Queues a publish, sent after the callback returns. Topic validity is
+    /// checked then; an invalid topic is reported by the client call that
+    /// flushes the outbox.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), OutboxFull> {
+        self.outbox.push(Request::Publish {
+            topic,
+            payload,
+            qos,
+            retain,
+        })
+    }
+
+    /// Queues a subscription, sent after the callback returns; its result
+    /// reaches `on_subscribe`.
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(), OutboxFull> {
+        self.outbox.push(Request::Subscribe { filter, qos })
+    }
+
+    /// Queues an unsubscription, sent after the callback returns; its
+    /// result reaches `on_unsubscribe`.
+    pub fn unsubscribe(&mut self, filter: &str) -> Result<(), OutboxFull> {
+        self.outbox.push(Request::Unsubscribe { filter })
+    }
+}
+
+/// `on_connect(context, what the CONNACK said)`.
+pub type ConnectCallback<U> = fn(&mut Context<'_, '_, U>, Connected);
+/// `on_disconnect(context, reason)`.
+pub type DisconnectCallback<U> = fn(&mut Context<'_, '_, U>, DisconnectReason);
+/// `on_subscribe(context, filter, granted QoS or failure, packet id)`.
+pub type SubscribeCallback<U> = fn(&mut Context<'_, '_, U>, &str, SubscribeReturnCode, u16);
+/// `on_unsubscribe(context, filter, packet id)`.
+pub type UnsubscribeCallback<U> = fn(&mut Context<'_, '_, U>, &str, u16);
+/// `on_publish(context, topic, packet id)`: the message is complete
+/// (written for QoS 0, which has no packet id; PUBACK for 1; PUBCOMP for 2).
+pub type PublishCallback<U> = fn(&mut Context<'_, '_, U>, &str, Option<u16>);
+/// `on_message(context, message)` and per-topic callbacks.
+pub type MessageCallback<U> = fn(&mut Context<'_, '_, U>, &Message<'_>);
+
+/// The callback registry: the six MiniMQTT callbacks and up to `ROUTES`
+/// per-topic callbacks. Filters are borrowed for `'r` (usually `'static`
+/// literals), so nothing is copied.
+pub struct Callbacks<'r, U, const ROUTES: usize = 8> {
+    on_connect: Option<ConnectCallback<U>>,
+    on_disconnect: Option<DisconnectCallback<U>>,
+    on_subscribe: Option<SubscribeCallback<U>>,
+    on_unsubscribe: Option<UnsubscribeCallback<U>>,
+    on_publish: Option<PublishCallback<U>>,
+    on_message: Option<MessageCallback<U>>,
+    routes: heapless::Vec<(&'r str, MessageCallback<U>), ROUTES>,
+}
+
+impl<U, const ROUTES: usize> Default for Callbacks<'_, U, ROUTES> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<U, const ROUTES: usize> core::fmt::Debug for Callbacks<'_, U, ROUTES> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
+    /// No callbacks at all.
+    pub const fn new() -> Self {
+        Self {
+            on_connect: None,
+            on_disconnect: None,
+            on_subscribe: None,
+            on_unsubscribe: None,
+            on_publish: None,
+            on_message: None,
+            routes: heapless::Vec::new(),
+        }
+    }
+
+    /// Sets `on_connect`.
+    pub fn on_connect(mut self, f: ConnectCallback<U>) -> Self {
+        self.on_connect = Some(f);
+        self
+    }
+
+    /// Sets `on_disconnect`.
+    pub fn on_disconnect(mut self, f: DisconnectCallback<U>) -> Self {
+        self.on_disconnect = Some(f);
+        self
+    }
+
+    /// Sets `on_subscribe`.
+    pub fn on_subscribe(mut self, f: SubscribeCallback<U>) -> Self {
+        self.on_subscribe = Some(f);
+        self
+    }
+
+    /// Sets `on_unsubscribe`.
+    pub fn on_unsubscribe(mut self, f: UnsubscribeCallback<U>) -> Self {
+        self.on_unsubscribe = Some(f);
+        self
+    }
+
+    /// Sets `on_publish`.
+    pub fn on_publish(mut self, f: PublishCallback<U>) -> Self {
+        self.on_publish = Some(f);
+        self
+    }
+
+    /// Sets `on_message`, which gets the messages no topic callback matched.
+    pub fn on_message(mut self, f: MessageCallback<U>) -> Self {
+        self.on_message = Some(f);
+        self
+    }
+
+    /// Runs `f` for every message whose topic matches `filter`. A filter
+    /// that already has a callback gets the new one.
+    ///
+    /// Errors: [`RouteError::InvalidFilter`] for a filter MQTT forbids,
+    /// [`RouteError::Full`] past `ROUTES` callbacks.
+    pub fn add_topic_callback(
+        &mut self,
+        filter: &'r str,
+        f: MessageCallback<U>,
+    ) -> Result<(), RouteError> {
+        topic::validate_filter(filter).map_err(RouteError::InvalidFilter)?;
+        if let Some(route) = self.routes.iter_mut().find(|(r, _)| *r == filter) {
+            route.1 = f;
+            return Ok(());
+        }
+        self.routes.push((filter, f)).map_err(|_| RouteError::Full)
+    }
+
+    /// Removes the callback of `filter`; [`RouteError::Unknown`] if it has none.
+    pub fn remove_topic_callback(&mut self, filter: &str) -> Result<(), RouteError> {
+        let i = self
+            .routes
+            .iter()
+            .position(|(r, _)| *r == filter)
+            .ok_or(RouteError::Unknown)?;
+        self.routes.remove(i);
+        Ok(())
+    }
+
+    /// Number of per-topic callbacks.
+    pub fn topic_callbacks(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Delivers `message` by the dispatch rule; returns how many topic
+    /// callbacks matched (0 means `on_message` ran, if set).
+    pub fn dispatch_message(&self, ctx: &mut Context<'_, '_, U>, message: &Message<'_>) -> usize {
+        let mut matched = 0;
+        for (filter, f) in &self.routes {
+            if topic::matches(filter, message.topic) {
+                f(ctx, message);
+                matched += 1;
+            }
+        }
+        if matched == 0 {
+            if let Some(f) = self.on_message {
+                f(ctx, message);
+            }
+        }
+        matched
+    }
+
+    pub(crate) fn connected(&self, ctx: &mut Context<'_, '_, U>, info: Connected) {
+        if let Some(f) = self.on_connect {
+            f(ctx, info);
+        }
+    }
+
+    pub(crate) fn disconnected(&self, ctx: &mut Context<'_, '_, U>, reason: DisconnectReason) {
+        if let Some(f) = self.on_disconnect {
+            f(ctx, reason);
+        }
+    }
+
+    pub(crate) fn subscribed(
+        &self,
+        ctx: &mut Context<'_, '_, U>,
+        filter: &str,
+        code: SubscribeReturnCode,
+        packet_id: u16,
+    ) {
+        if let Some(f) = self.on_subscribe {
+            f(ctx, filter, code, packet_id);
+        }
+    }
+
+    pub(crate) fn unsubscribed(&self, ctx: &mut Context<'_, '_, U>, filter: &str, packet_id: u16) {
+        if let Some(f) = self.on_unsubscribe {
+            f(ctx, filter, packet_id);
+        }
+    }
+
+    pub(crate) fn published(
+        &self,
+        ctx: &mut Context<'_, '_, U>,
+        topic: &str,
+        packet_id: Option<u16>,
+    ) {
+        if let Some(f) = self.on_publish {
+            f(ctx, topic, packet_id);
+        }
+    }
+}
+
+/// Why a topic callback could not be added or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RouteError {
+    /// The registry already holds `ROUTES` callbacks.
+    Full,
+    /// No callback is registered for that filter.
+    Unknown,
+    /// The filter is not a valid MQTT topic filter.
+    InvalidFilter(topic::TopicError),
+}
+
+impl core::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Full => f.write_str("topic callback registry is full"),
+            Self::Unknown => f.write_str("no topic callback for that filter"),
+            Self::InvalidFilter(e) => write!(f, "invalid topic filter: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for RouteError {}
+
+impl core::error::Error for OutboxFull {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Log {
+        calls: heapless::Vec<(&'static str, u8), 16>,
+    }
+
+    fn a(ctx: &mut Context<'_, '_, Log>, _: &Message<'_>) {
+        ctx.user_data.calls.push(("a", 0)).unwrap();
+    }
+    fn b(ctx: &mut Context<'_, '_, Log>, m: &Message<'_>) {
+        ctx.user_data.calls.push(("b", 0)).unwrap();
+        ctx.publish("echo", m.payload, QoS::AtLeastOnce, true)
+            .unwrap();
+    }
+    fn general(ctx: &mut Context<'_, '_, Log>, _: &Message<'_>) {
+        ctx.user_data.calls.push(("general", 0)).unwrap();
+    }
+
+    fn message(topic: &str) -> Message<'_> {
+        Message {
+            topic,
+            payload: b"hi",
+            qos: QoS::AtMostOnce,
+            retain: false,
+            dup: false,
+            packet_id: None,
+        }
+    }
+
+    #[test]
+    fn every_matching_route_runs_and_on_message_only_without_match() {
+        let mut callbacks: Callbacks<'_, Log, 2> = Callbacks::new().on_message(general);
+        callbacks.add_topic_callback("home/+/temp", a).unwrap();
+        callbacks.add_topic_callback("home/#", b).unwrap();
+        assert_eq!(callbacks.add_topic_callback("x", a), Err(RouteError::Full));
+        assert_eq!(
+            callbacks.remove_topic_callback("nope"),
+            Err(RouteError::Unknown)
+        );
+        let mut log = Log::default();
+        let mut buf = [0u8; 64];
+        let mut outbox = Outbox::new(&mut buf);
+        let mut ctx = Context::new(&mut log, &mut outbox);
+        assert_eq!(
+            callbacks.dispatch_message(&mut ctx, &message("home/k/temp")),
+            2
+        );
+        assert_eq!(callbacks.dispatch_message(&mut ctx, &message("office")), 0);
+        assert_eq!(
+            callbacks.dispatch_message(&mut ctx, &message("$SYS/home")),
+            0
+        );
+        assert_eq!(
+            log.calls
+                .iter()
+                .map(|c| c.0)
+                .collect::<heapless::Vec<_, 8>>(),
+            ["a", "b", "general", "general"]
+        );
+        let (req, size) = outbox.front().unwrap();
+        assert_eq!(
+            req,
+            Request::Publish {
+                topic: "echo",
+                payload: b"hi",
+                qos: QoS::AtLeastOnce,
+                retain: true
+            }
+        );
+        outbox.pop_front(size);
+        assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn outbox_refuses_what_does_not_fit() {
+        let mut buf = [0u8; 16];
+        let mut outbox = Outbox::new(&mut buf);
+        outbox
+            .push(Request::Unsubscribe { filter: "abcd" })
+            .unwrap();
+        assert_eq!(
+            outbox.push(Request::Subscribe {
+                filter: "x",
+                qos: QoS::AtMostOnce
+            }),
+            Err(OutboxFull)
+        );
+        assert_eq!(
+            outbox.front().unwrap().0,
+            Request::Unsubscribe { filter: "abcd" }
+        );
+    }
+}

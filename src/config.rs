@@ -1,0 +1,180 @@
+//! Connection settings and buffers.
+
+use crate::codec::LastWill;
+use crate::session::Timeouts;
+
+/// What the client says in CONNECT, and how long it waits for answers.
+///
+/// ```
+/// use minimqtt::Config;
+///
+/// let config = Config {
+///     username: Some("device"),
+///     password: Some(b"secret"),
+///     keep_alive_secs: 30,
+///     ..Config::new("sensor-0001")
+/// };
+/// assert!(config.clean_session);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config<'a> {
+    /// The client identifier. When empty and
+    /// [`client_id_seed`](Self::client_id_seed) is set, the client generates
+    /// one of 23 characters (`minimqtt` and 15 hex digits, only characters
+    /// every broker must accept, MQTT-3.1.3-5). When empty without a seed,
+    /// the broker assigns one, which MQTT 3.1.1 allows only with clean
+    /// session on: with it off, `connect` returns
+    /// [`Error::EmptyClientId`](crate::Error::EmptyClientId).
+    pub client_id: &'a str,
+    /// A random value for generating the client id (from the chip's RNG,
+    /// say); unused when `client_id` is set.
+    pub client_id_seed: Option<u64>,
+    /// Keep-alive in seconds (default 60). A PINGREQ goes out when this
+    /// long has passed since the last packet sent; 0 turns pings off.
+    pub keep_alive_secs: u16,
+    /// Clean session (default on): the broker discards any earlier session.
+    /// Off: the broker keeps subscriptions and queues QoS 1/2 messages while
+    /// the client is away, and the client resends unacknowledged messages
+    /// after reconnecting.
+    pub clean_session: bool,
+    /// User name, if the broker wants one.
+    pub username: Option<&'a str>,
+    /// Password; MQTT 3.1.1 allows it only with a user name.
+    pub password: Option<&'a [u8]>,
+    /// The message the broker publishes if the connection ends without
+    /// DISCONNECT.
+    pub will: Option<LastWill<'a>>,
+    /// How long to wait for each acknowledgement.
+    pub timeouts: Timeouts,
+}
+
+impl<'a> Config<'a> {
+    /// Defaults with this client id: keep-alive 60 s, clean session, no
+    /// credentials, no will, 10 s timeouts.
+    pub const fn new(client_id: &'a str) -> Self {
+        Self {
+            client_id,
+            client_id_seed: None,
+            keep_alive_secs: 60,
+            clean_session: true,
+            username: None,
+            password: None,
+            will: None,
+            timeouts: Timeouts {
+                connack: crate::time::Duration::from_secs(10),
+                suback: crate::time::Duration::from_secs(10),
+                unsuback: crate::time::Duration::from_secs(10),
+                puback: crate::time::Duration::from_secs(10),
+                pingresp: crate::time::Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
+/// A client id generated from `seed`: `minimqtt` and 15 hex digits, 23
+/// characters in all, the longest every broker must accept.
+///
+/// ```
+/// let id = minimqtt::generate_client_id(42);
+/// assert_eq!(id.len(), 23);
+/// assert!(id.starts_with("minimqtt"));
+/// assert_ne!(id, minimqtt::generate_client_id(43));
+/// ```
+pub fn generate_client_id(seed: u64) -> heapless::String<23> {
+    // splitmix64: neighbouring seeds (a counter, a timestamp) give
+    // unrelated ids.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let mut id = heapless::String::new();
+    let _ = id.push_str("minimqtt");
+    for i in (0..15).rev() {
+        let nibble = ((z >> (i * 4)) & 0xf) as u8;
+        let c = if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        };
+        let _ = id.push(char::from(c));
+    }
+    id
+}
+
+/// The four buffers a [`Client`](crate::Client) works in, as arrays, so
+/// one `static` (or one stack value) holds them all.
+///
+/// - `RX`: receive buffer; the largest incoming packet that can be
+///   delivered (bigger ones are skipped with
+///   [`Error::MessageTooLarge`](crate::Error::MessageTooLarge)).
+/// - `TX`: transmit buffer; the largest outgoing packet, and the SUBSCRIBE
+///   that re-subscribes every filter after a reconnect.
+/// - `STORE`: the session store; copies of in-flight QoS 1/2 messages,
+///   pending (un)subscribe requests, and the subscribed filters.
+/// - `OUTBOX`: requests queued by callbacks (8 bytes + topic + payload each).
+///
+/// ```
+/// use minimqtt::Buffers;
+/// let mut buffers = Buffers::<1024, 1024, 2048, 256>::new();
+/// let slices = buffers.slices();
+/// assert_eq!(slices.rx.len(), 1024);
+/// ```
+#[derive(Debug)]
+pub struct Buffers<const RX: usize, const TX: usize, const STORE: usize, const OUTBOX: usize> {
+    rx: [u8; RX],
+    tx: [u8; TX],
+    store: [u8; STORE],
+    outbox: [u8; OUTBOX],
+}
+
+impl<const RX: usize, const TX: usize, const STORE: usize, const OUTBOX: usize>
+    Buffers<RX, TX, STORE, OUTBOX>
+{
+    /// Zeroed buffers; `const`, so they can live in a `static`.
+    pub const fn new() -> Self {
+        Self {
+            rx: [0; RX],
+            tx: [0; TX],
+            store: [0; STORE],
+            outbox: [0; OUTBOX],
+        }
+    }
+
+    /// Borrows the four buffers for a client.
+    pub fn slices(&mut self) -> BufferSlices<'_> {
+        BufferSlices {
+            rx: &mut self.rx,
+            tx: &mut self.tx,
+            store: &mut self.store,
+            outbox: &mut self.outbox,
+        }
+    }
+}
+
+impl<const RX: usize, const TX: usize, const STORE: usize, const OUTBOX: usize> Default
+    for Buffers<RX, TX, STORE, OUTBOX>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The client's buffers as slices; see [`Buffers`] for what each one holds.
+#[derive(Debug)]
+pub struct BufferSlices<'b> {
+    /// Receive buffer.
+    pub rx: &'b mut [u8],
+    /// Transmit buffer.
+    pub tx: &'b mut [u8],
+    /// Session store.
+    pub store: &'b mut [u8],
+    /// Callback outbox.
+    pub outbox: &'b mut [u8],
+}

@@ -1,0 +1,212 @@
+//! Framing incoming bytes into packets, in a caller-supplied receive slice.
+//!
+//! Reads land behind whatever partial packet is already buffered, so a
+//! packet may arrive over any number of reads and one read may carry many
+//! packets. A packet longer than the whole slice cannot be buffered; it is
+//! skipped as its bytes arrive, and if it is a QoS 1/2 PUBLISH its packet
+//! id is picked out first so it can still be acknowledged.
+
+use crate::codec::{DecodeError, FixedHeader, Malformed, Packet, PacketType, QoS};
+
+/// What the buffered bytes hold next.
+#[derive(Debug)]
+pub(crate) enum Next<'a> {
+    /// A whole packet, `len` bytes; call [`PacketReader::consume`] after use.
+    Packet(Packet<'a>, usize),
+    /// A packet of `len` bytes too large for the buffer is being skipped;
+    /// `ack` is its QoS and packet id when it is a QoS 1/2 PUBLISH.
+    Dropped { len: usize, ack: Option<(QoS, u16)> },
+    /// More bytes are needed.
+    Incomplete,
+}
+
+#[derive(Debug)]
+pub(crate) struct PacketReader<'b> {
+    buf: &'b mut [u8],
+    start: usize,
+    end: usize,
+    /// Bytes of an oversized packet still to be thrown away.
+    skip: usize,
+}
+
+impl<'b> PacketReader<'b> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Self {
+            buf,
+            start: 0,
+            end: 0,
+            skip: 0,
+        }
+    }
+
+    /// Drops everything buffered: the connection it came from is gone.
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.skip = 0;
+    }
+
+    /// Whether bytes are buffered that may hold a packet.
+    pub(crate) fn has_data(&self) -> bool {
+        self.end > self.start
+    }
+
+    /// The free space to read into. Never empty: a partial packet that fits
+    /// the buffer is moved to the front first.
+    pub(crate) fn receive_buffer(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.buf.get_mut(self.end..).unwrap_or(&mut [])
+    }
+
+    /// `n` bytes were read into [`receive_buffer`](Self::receive_buffer).
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.end = self.end.saturating_add(n).min(self.buf.len());
+    }
+
+    /// Drops the first `n` buffered bytes (a handled packet).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.end);
+    }
+
+    /// Frames the next packet.
+    pub(crate) fn next(&mut self) -> Result<Next<'_>, Malformed> {
+        if self.skip > 0 {
+            let n = self.skip.min(self.end - self.start);
+            self.start += n;
+            self.skip -= n;
+            if self.skip > 0 {
+                return Ok(Next::Incomplete);
+            }
+        }
+        let avail = self.buf.get(self.start..self.end).unwrap_or(&[]);
+        match Packet::decode_limited(avail, self.buf.len()) {
+            Ok((packet, len)) => Ok(Next::Packet(packet, len)),
+            Err(DecodeError::Incomplete { .. }) => Ok(Next::Incomplete),
+            Err(DecodeError::Malformed(m)) => Err(m),
+            Err(DecodeError::TooLarge { len }) => {
+                let ack = match oversized_ack(avail, self.buf.len()) {
+                    AckInfo::Known(ack) => ack,
+                    AckInfo::NeedMore => return Ok(Next::Incomplete),
+                    AckInfo::Malformed(m) => return Err(m),
+                };
+                self.skip = len;
+                Ok(Next::Dropped { len, ack })
+            }
+        }
+    }
+}
+
+enum AckInfo {
+    Known(Option<(QoS, u16)>),
+    NeedMore,
+    Malformed(Malformed),
+}
+
+/// The QoS and packet id of an oversized PUBLISH, from its first bytes.
+fn oversized_ack(avail: &[u8], capacity: usize) -> AckInfo {
+    let Ok(header) = FixedHeader::decode(avail) else {
+        return AckInfo::Known(None);
+    };
+    if header.packet_type != PacketType::Publish {
+        return AckInfo::Known(None);
+    }
+    let qos = match QoS::from_bits((header.flags >> 1) & 0b11) {
+        Some(QoS::AtMostOnce) | None => return AckInfo::Known(None),
+        Some(qos) => qos,
+    };
+    let h = usize::from(header.header_len);
+    let Some(len_bytes) = avail.get(h..h + 2) else {
+        return AckInfo::NeedMore;
+    };
+    let topic_len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+    let id_at = h + 2 + topic_len;
+    if id_at + 2 > capacity {
+        // The id lies beyond what the buffer can ever hold at once: the
+        // message is dropped unacknowledged (and documented as such).
+        return AckInfo::Known(None);
+    }
+    let Some(id) = avail.get(id_at..id_at + 2) else {
+        return AckInfo::NeedMore;
+    };
+    match u16::from_be_bytes([id[0], id[1]]) {
+        0 => AckInfo::Malformed(Malformed::PacketId),
+        id => AckInfo::Known(Some((qos, id))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Publish;
+
+    fn publish(qos: QoS, payload: &[u8]) -> ([u8; 128], usize) {
+        let mut out = [0u8; 128];
+        let p = Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: "a/b",
+            packet_id: (qos != QoS::AtMostOnce).then_some(9),
+            payload,
+        };
+        let n = Packet::Publish(p).encode(&mut out).unwrap();
+        (out, n)
+    }
+
+    #[test]
+    fn one_byte_reads_frame_the_packet() {
+        let (bytes, n) = publish(QoS::AtLeastOnce, b"hello");
+        let mut buf = [0u8; 32];
+        let mut reader = PacketReader::new(&mut buf);
+        for (i, b) in bytes[..n].iter().enumerate() {
+            assert!(matches!(reader.next(), Ok(Next::Incomplete)), "byte {i}");
+            reader.receive_buffer()[0] = *b;
+            reader.commit(1);
+        }
+        match reader.next() {
+            Ok(Next::Packet(Packet::Publish(p), len)) => {
+                assert_eq!((p.payload, len), (&b"hello"[..], n));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_publish_is_skipped_and_its_id_kept() {
+        let (big, n) = publish(QoS::ExactlyOnce, &[7; 60]);
+        let (small, m) = publish(QoS::AtMostOnce, b"x");
+        let mut stream = [0u8; 256];
+        stream[..n].copy_from_slice(&big[..n]);
+        stream[n..n + m].copy_from_slice(&small[..m]);
+        let mut buf = [0u8; 24];
+        let mut reader = PacketReader::new(&mut buf);
+        let mut fed = 0;
+        let mut dropped = None;
+        let mut got = None;
+        while got.is_none() {
+            match reader.next().unwrap() {
+                Next::Incomplete => {
+                    let space = reader.receive_buffer();
+                    let k = space.len().min(5).min(n + m - fed);
+                    space[..k].copy_from_slice(&stream[fed..fed + k]);
+                    reader.commit(k);
+                    fed += k;
+                }
+                Next::Dropped { len, ack } => dropped = Some((len, ack)),
+                Next::Packet(p, len) => {
+                    got = Some(matches!(p, Packet::Publish(p) if p.payload == b"x"));
+                    reader.consume(len);
+                }
+            }
+        }
+        assert_eq!(dropped, Some((n, Some((QoS::ExactlyOnce, 9)))));
+        assert_eq!(got, Some(true));
+    }
+}

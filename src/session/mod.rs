@@ -1,0 +1,896 @@
+//! The sans-IO protocol engine: everything MQTT 3.1.1 asks a client to
+//! remember, with no I/O, no clock reads and no `await`.
+//!
+//! A driver (the async [`Client`](crate::Client), a test, a fuzzer) feeds
+//! it decoded packets with [`Session::handle_packet`], tells it the time
+//! with [`Session::handle_timeout`], writes out [`Session::poll_transmit`]
+//! and reports what was written with [`Session::handle_transmit`]; user
+//! operations ([`Session::publish`], [`Session::subscribe`], ...) queue
+//! packets. Every call takes `now` when it needs the time.
+//!
+//! # What it keeps
+//!
+//! - Outgoing QoS 1/2 messages until their handshake completes (encoded, in
+//!   the store slice), at most `INFLIGHT` of them, each with an ack deadline.
+//! - SUBSCRIBE / UNSUBSCRIBE requests until acknowledged (also `INFLIGHT`).
+//! - Packet ids of incoming QoS 2 messages between PUBREC and PUBREL, so a
+//!   resent PUBLISH (DUP) is not delivered twice (`INFLIGHT` of them).
+//! - The subscription list, `SUBS` filters with their requested QoS: it is
+//!   re-sent after a reconnect when the broker reports no session.
+//! - Keep-alive: when the last packet was *sent*, and whether a PINGRESP is due.
+//!
+//! # Reconnecting
+//!
+//! [`Session::connection_lost`] forgets the connection, not the session.
+//! The next [`Session::connect`] with clean session off resends, after
+//! CONNACK and in their original order, every unacknowledged PUBLISH (DUP
+//! set, same packet id) and the PUBREL of every QoS 2 message past PUBREC.
+//! With clean session on, in-flight state is dropped at connect.
+
+mod store;
+mod tx;
+
+#[cfg(test)]
+mod tests;
+
+use core::convert::Infallible;
+
+use crate::codec::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PacketType, PubAck, PubComp, PubRec, PubRel,
+    Publish, QoS, ReturnCodes, SubAck, Subscribe, SubscribeFilters, SubscribeReturnCode,
+    Subscription, Unsubscribe, UnsubscribeFilters,
+};
+use crate::error::{AckKind, Error};
+use crate::time::{Duration, Instant};
+
+pub use store::Stage;
+use store::{Outgoing, Request, RequestKind, Store, StoreFull, Subscribed};
+use tx::TxQueue;
+
+type Result<T> = core::result::Result<T, Error<Infallible>>;
+
+/// How long the session waits for each acknowledgement, and how often it pings.
+///
+/// ```
+/// use minimqtt::session::Timeouts;
+/// use minimqtt::time::Duration;
+///
+/// let timeouts = Timeouts {
+///     pingresp: Duration::from_secs(5),
+///     ..Timeouts::default()
+/// };
+/// assert_eq!(timeouts.connack, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Timeouts {
+    /// CONNACK after CONNECT (default 10 s).
+    pub connack: Duration,
+    /// SUBACK after SUBSCRIBE (default 10 s).
+    pub suback: Duration,
+    /// UNSUBACK after UNSUBSCRIBE (default 10 s).
+    pub unsuback: Duration,
+    /// PUBACK, PUBREC and PUBCOMP after the packet that asks for them
+    /// (default 10 s).
+    pub puback: Duration,
+    /// PINGRESP after PINGREQ (default 10 s).
+    pub pingresp: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let ten = Duration::from_secs(10);
+        Self {
+            connack: ten,
+            suback: ten,
+            unsuback: ten,
+            puback: ten,
+            pingresp: ten,
+        }
+    }
+}
+
+/// Where the connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum State {
+    /// No connection; [`Session::connect`] starts one.
+    Disconnected,
+    /// CONNECT queued or sent, CONNACK not yet received.
+    Connecting,
+    /// CONNACK accepted.
+    Connected,
+}
+
+/// What a handled packet meant for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event<'a> {
+    /// CONNACK accepted.
+    Connected {
+        /// The broker's session-present flag.
+        session_present: bool,
+        /// Filters re-subscribed because the broker had no session (0 when
+        /// it had one).
+        resubscribed: usize,
+        /// Outgoing messages being resent (clean session off).
+        resending: usize,
+    },
+    /// An application message to deliver. After delivering it, call
+    /// [`Session::acknowledge`] so the PUBACK / PUBREC goes out.
+    Message(Publish<'a>),
+    /// An outgoing QoS 1/2 message completed (PUBACK / PUBCOMP received).
+    Published {
+        /// Its topic.
+        topic: &'a str,
+        /// Its packet id.
+        packet_id: u16,
+        /// Its QoS.
+        qos: QoS,
+    },
+    /// A SUBACK for one of our SUBSCRIBEs: `filters` pair with `codes`.
+    Subscribed {
+        /// The SUBSCRIBE's packet id.
+        packet_id: u16,
+        /// The filters as requested.
+        filters: SubscribeFilters<'a>,
+        /// What the broker granted, one code per filter.
+        codes: ReturnCodes<'a>,
+    },
+    /// An UNSUBACK for one of our UNSUBSCRIBEs.
+    Unsubscribed {
+        /// The UNSUBSCRIBE's packet id.
+        packet_id: u16,
+        /// The filters it removed.
+        filters: UnsubscribeFilters<'a>,
+    },
+    /// A PINGRESP.
+    Pong,
+}
+
+/// The sans-IO MQTT 3.1.1 client session. See the [module docs](self).
+///
+/// `INFLIGHT` bounds outgoing QoS 1/2 messages, pending (un)subscribe
+/// requests, and incoming QoS 2 messages awaiting PUBREL (each separately);
+/// `SUBS` bounds the subscription list. The transmit slice must hold the
+/// largest packet sent; the store slice holds in-flight messages, pending
+/// requests and subscribed filters, encoded.
+#[derive(Debug)]
+pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
+    state: State,
+    timeouts: Timeouts,
+    keep_alive: Duration,
+    clean_session: bool,
+    tx: TxQueue<'b>,
+    store: Store<'b, INFLIGHT, SUBS>,
+    incoming: heapless::Vec<u16, INFLIGHT>,
+    next_packet_id: u16,
+    last_sent: Instant,
+    connack_deadline: Option<Instant>,
+    /// A PINGREQ is queued or sent and its PINGRESP is due by then.
+    pingresp_deadline: Option<Instant>,
+    /// Outgoing entries `resend_next..` still need resending after CONNACK.
+    resend_next: usize,
+    resend_end: usize,
+}
+
+impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
+    /// A disconnected session over the caller's transmit and store slices.
+    pub fn new(tx: &'b mut [u8], store: &'b mut [u8], timeouts: Timeouts) -> Self {
+        Self {
+            state: State::Disconnected,
+            timeouts,
+            keep_alive: Duration::ZERO,
+            clean_session: true,
+            tx: TxQueue::new(tx),
+            store: Store::new(store),
+            incoming: heapless::Vec::new(),
+            next_packet_id: 1,
+            last_sent: Instant::default(),
+            connack_deadline: None,
+            pingresp_deadline: None,
+            resend_next: 0,
+            resend_end: 0,
+        }
+    }
+
+    /// Where the connection is.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The timeouts in use.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Changes the timeouts; running deadlines keep their old value.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
+    /// Outgoing QoS 1/2 messages not yet completed.
+    pub fn inflight(&self) -> usize {
+        self.store.outgoing.iter().filter(|e| !e.done).count()
+    }
+
+    /// Packet ids and stages of the outgoing messages in flight, oldest first.
+    pub fn inflight_ids(&self) -> impl Iterator<Item = (u16, Stage)> + '_ {
+        self.store
+            .outgoing
+            .iter()
+            .filter(|e| !e.done)
+            .map(|e| (e.packet_id, e.stage))
+    }
+
+    /// Whether another QoS 1/2 publish would fit the window right now.
+    pub fn can_publish(&self) -> bool {
+        self.store.outgoing.len() < INFLIGHT || self.store.outgoing.iter().any(|e| e.done)
+    }
+
+    /// Incoming QoS 2 messages delivered and waiting for PUBREL.
+    pub fn incoming_pending(&self) -> usize {
+        self.incoming.len()
+    }
+
+    /// The subscription list: filters and their requested QoS.
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&str, QoS)> + '_ {
+        self.store.subscriptions.iter().map(|s| {
+            let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
+            (filter, s.qos)
+        })
+    }
+
+    /// Whether a SUBSCRIBE / UNSUBSCRIBE with this packet id still waits
+    /// for its acknowledgement.
+    pub fn request_pending(&self, packet_id: u16) -> bool {
+        self.store
+            .requests
+            .iter()
+            .any(|r| r.packet_id == packet_id && !r.done)
+    }
+
+    /// Whether this outgoing message is still in flight.
+    pub fn publish_pending(&self, packet_id: u16) -> bool {
+        self.store
+            .outgoing
+            .iter()
+            .any(|e| e.packet_id == packet_id && !e.done)
+    }
+
+    /// Whether packets queued at CONNACK (resends) are still to be queued.
+    /// New operations wait for this to be false so resends go first.
+    pub fn is_resending(&self) -> bool {
+        self.resend_next < self.resend_end
+    }
+
+    /// Bytes waiting to be written, after moving the next resend into the
+    /// transmit queue if it is empty. Write them, then call
+    /// [`handle_transmit`](Self::handle_transmit) with how many were written.
+    pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
+        if self.tx.is_empty() && self.state == State::Connected {
+            self.store.collect();
+            self.queue_resends(now);
+        }
+        self.tx.pending()
+    }
+
+    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written at `now`.
+    pub fn handle_transmit(&mut self, now: Instant, n: usize) {
+        if n > 0 {
+            self.tx.consume(n);
+            self.last_sent = now;
+        }
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn transmit_idle(&self) -> bool {
+        self.tx.is_empty() && !self.is_resending()
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) has work:
+    /// an acknowledgement deadline or the next keep-alive ping.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        match self.state {
+            State::Disconnected => return None,
+            State::Connecting => {
+                if let Some(t) = self.connack_deadline {
+                    consider(t);
+                }
+                return next;
+            }
+            State::Connected => {}
+        }
+        if let Some(t) = self.pingresp_deadline {
+            consider(t);
+        } else if !self.keep_alive.is_zero() {
+            consider(self.last_sent + self.keep_alive);
+        }
+        for e in self.store.outgoing.iter().filter(|e| !e.done) {
+            consider(e.deadline);
+        }
+        for r in self.store.requests.iter().filter(|r| !r.done) {
+            consider(r.deadline);
+        }
+        next
+    }
+
+    /// Checks the deadlines: an expired acknowledgement wait is an error
+    /// (the connection is dead; call [`connection_lost`](Self::connection_lost)),
+    /// and a keep-alive period without sending queues a PINGREQ.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        match self.state {
+            State::Disconnected => return Ok(()),
+            State::Connecting => {
+                return match self.connack_deadline {
+                    Some(t) if now >= t => Err(Error::Timeout(AckKind::ConnAck)),
+                    _ => Ok(()),
+                };
+            }
+            State::Connected => {}
+        }
+        if let Some(t) = self.pingresp_deadline {
+            if now >= t {
+                return Err(Error::Timeout(AckKind::PingResp));
+            }
+        }
+        for e in self.store.outgoing.iter().filter(|e| !e.done) {
+            if now >= e.deadline {
+                return Err(Error::Timeout(match e.stage {
+                    Stage::AwaitPubAck => AckKind::PubAck,
+                    Stage::AwaitPubRec => AckKind::PubRec,
+                    Stage::AwaitPubComp => AckKind::PubComp,
+                }));
+            }
+        }
+        for r in self.store.requests.iter().filter(|r| !r.done) {
+            if now >= r.deadline {
+                return Err(Error::Timeout(match r.kind {
+                    RequestKind::Subscribe => AckKind::SubAck,
+                    RequestKind::Unsubscribe => AckKind::UnsubAck,
+                }));
+            }
+        }
+        if self.pingresp_deadline.is_none()
+            && !self.keep_alive.is_zero()
+            && now >= self.last_sent + self.keep_alive
+        {
+            self.ping(now)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a connection: queues `connect` and waits for CONNACK until
+    /// the connack timeout. Anything queued from an earlier connection is
+    /// discarded; with `clean_session` so is the in-flight state.
+    pub fn connect(&mut self, now: Instant, connect: &Connect<'_>) -> Result<()> {
+        if connect.client_id.is_empty() && !connect.clean_session {
+            return Err(Error::EmptyClientId);
+        }
+        connect.validate()?;
+        self.tx.clear();
+        self.resend_next = 0;
+        self.resend_end = 0;
+        self.store.collect();
+        self.store.clear_requests();
+        if connect.clean_session {
+            self.store.clear_inflight();
+            self.incoming.clear();
+        }
+        self.push(&Packet::Connect(*connect))?;
+        self.keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
+        self.clean_session = connect.clean_session;
+        self.state = State::Connecting;
+        self.connack_deadline = Some(now + self.timeouts.connack);
+        self.pingresp_deadline = None;
+        self.last_sent = now;
+        Ok(())
+    }
+
+    /// Forgets the connection (the transport failed or was closed) and
+    /// keeps the session for the next [`connect`](Self::connect). Pending
+    /// SUBSCRIBE / UNSUBSCRIBE requests are dropped: the subscription list
+    /// already holds what they asked for.
+    pub fn connection_lost(&mut self) {
+        self.state = State::Disconnected;
+        self.tx.clear();
+        self.connack_deadline = None;
+        self.pingresp_deadline = None;
+        self.resend_next = 0;
+        self.resend_end = 0;
+        self.store.collect();
+        self.store.clear_requests();
+    }
+
+    /// Queues DISCONNECT; once it is written the connection is over
+    /// (call [`connection_lost`](Self::connection_lost) after closing).
+    pub fn disconnect(&mut self) -> Result<()> {
+        if self.state == State::Disconnected {
+            return Err(Error::NotConnected);
+        }
+        self.push(&Packet::Disconnect)?;
+        self.state = State::Disconnected;
+        self.connack_deadline = None;
+        self.pingresp_deadline = None;
+        Ok(())
+    }
+
+    /// Queues a PINGREQ (unless one is already outstanding).
+    pub fn ping(&mut self, now: Instant) -> Result<()> {
+        self.ready()?;
+        if self.pingresp_deadline.is_none() {
+            self.push(&Packet::PingReq)?;
+            self.pingresp_deadline = Some(now + self.timeouts.pingresp);
+        }
+        Ok(())
+    }
+
+    /// Whether a PINGREQ waits for its PINGRESP.
+    pub fn ping_outstanding(&self) -> bool {
+        self.pingresp_deadline.is_some()
+    }
+
+    /// Queues a PUBLISH. For QoS 1/2 the session picks the packet id (any
+    /// `packet_id` in `publish` is ignored), keeps a copy until the
+    /// handshake completes, and returns the id.
+    pub fn publish(&mut self, now: Instant, publish: &Publish<'_>) -> Result<Option<u16>> {
+        self.ready()?;
+        let mut publish = *publish;
+        publish.dup = false;
+        if publish.qos == QoS::AtMostOnce {
+            publish.packet_id = None;
+            self.push(&Packet::Publish(publish))?;
+            return Ok(None);
+        }
+        if self.store.outgoing.is_full() {
+            return Err(Error::InflightFull);
+        }
+        let packet_id = self.allocate_packet_id()?;
+        publish.packet_id = Some(packet_id);
+        publish.validate()?;
+        let len = Packet::Publish(publish).encoded_len();
+        if len > self.store.free_bytes() {
+            return Err(Error::StoreFull);
+        }
+        self.check_tx_room(len)?;
+        let bytes = self.tx.push(&Packet::Publish(publish))?;
+        let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
+        let stage = if publish.qos == QoS::AtLeastOnce {
+            Stage::AwaitPubAck
+        } else {
+            Stage::AwaitPubRec
+        };
+        let entry = Outgoing {
+            packet_id,
+            stage,
+            deadline: now + self.timeouts.puback,
+            span,
+            done: false,
+        };
+        // Cannot fail: checked `is_full` above and nothing was collected since.
+        let _ = self.store.outgoing.push(entry);
+        Ok(Some(packet_id))
+    }
+
+    /// Queues a SUBSCRIBE for `filters` and records them in the
+    /// subscription list (replacing the QoS of filters already there).
+    /// Returns the packet id; the answer comes as [`Event::Subscribed`].
+    pub fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {
+        self.ready()?;
+        let new = filters
+            .iter()
+            .filter(|s| self.store.find_subscription(s.filter).is_none())
+            .count();
+        if self.store.subscriptions.len() + new > SUBS {
+            return Err(Error::SubscriptionsFull);
+        }
+        let packet_id = self.allocate_packet_id()?;
+        let subscribe = Subscribe {
+            packet_id,
+            filters: SubscribeFilters::new(filters),
+        };
+        subscribe.validate()?;
+        let packet = Packet::Subscribe(subscribe);
+        let len = packet.encoded_len();
+        let filter_bytes: usize = filters.iter().map(|s| s.filter.len()).sum();
+        if len + filter_bytes > self.store.free_bytes() {
+            return Err(Error::StoreFull);
+        }
+        self.push_request(now, &packet, packet_id, RequestKind::Subscribe)?;
+        for s in filters {
+            match self.store.find_subscription(s.filter) {
+                Some(i) => self.store.subscriptions[i].qos = s.qos,
+                None => {
+                    // Room was checked above: neither can fail.
+                    if let Ok(span) = self.store.append(s.filter.as_bytes()) {
+                        let _ = self
+                            .store
+                            .subscriptions
+                            .push(Subscribed { qos: s.qos, span });
+                    }
+                }
+            }
+        }
+        Ok(packet_id)
+    }
+
+    /// Queues an UNSUBSCRIBE for `filters` and removes them from the
+    /// subscription list. Returns the packet id; the answer comes as
+    /// [`Event::Unsubscribed`].
+    pub fn unsubscribe(&mut self, now: Instant, filters: &[&str]) -> Result<u16> {
+        self.ready()?;
+        let packet_id = self.allocate_packet_id()?;
+        let unsubscribe = Unsubscribe {
+            packet_id,
+            filters: UnsubscribeFilters::new(filters),
+        };
+        unsubscribe.validate()?;
+        let packet = Packet::Unsubscribe(unsubscribe);
+        if packet.encoded_len() > self.store.free_bytes() {
+            return Err(Error::StoreFull);
+        }
+        self.push_request(now, &packet, packet_id, RequestKind::Unsubscribe)?;
+        for f in filters {
+            if let Some(i) = self.store.find_subscription(f) {
+                self.store.remove_subscription(i);
+            }
+        }
+        Ok(packet_id)
+    }
+
+    /// Handles one packet from the broker.
+    ///
+    /// An `Err` is a protocol violation or an overflow: the connection must
+    /// be closed ([`connection_lost`](Self::connection_lost)).
+    pub fn handle_packet<'a>(
+        &'a mut self,
+        now: Instant,
+        packet: Packet<'a>,
+    ) -> Result<Option<Event<'a>>> {
+        self.store.collect();
+        match (self.state, packet) {
+            (State::Connecting, Packet::ConnAck(ack)) => self.on_connack(now, ack).map(Some),
+            (State::Connecting, other) => Err(Error::Protocol(other.packet_type())),
+            (State::Disconnected, other) => Err(Error::Protocol(other.packet_type())),
+            (State::Connected, Packet::Publish(publish)) => self.on_publish(publish),
+            (State::Connected, Packet::PubAck(ack)) => {
+                Ok(self.on_complete(ack.packet_id, Stage::AwaitPubAck))
+            }
+            (State::Connected, Packet::PubRec(rec)) => self.on_pubrec(now, rec.packet_id),
+            (State::Connected, Packet::PubComp(comp)) => {
+                Ok(self.on_complete(comp.packet_id, Stage::AwaitPubComp))
+            }
+            (State::Connected, Packet::PubRel(rel)) => {
+                // Answer even for an unknown id: the broker may be retrying
+                // after we lost the id across a reconnect (§4.3.3).
+                if let Some(i) = self.incoming.iter().position(|&id| id == rel.packet_id) {
+                    self.incoming.swap_remove(i);
+                }
+                let comp = PubComp {
+                    packet_id: rel.packet_id,
+                };
+                self.push(&Packet::PubComp(comp))?;
+                Ok(None)
+            }
+            (State::Connected, Packet::SubAck(ack)) => self.on_suback(ack),
+            (State::Connected, Packet::UnsubAck(ack)) => Ok(self.on_unsuback(ack.packet_id)),
+            (State::Connected, Packet::PingResp) => {
+                self.pingresp_deadline = None;
+                Ok(Some(Event::Pong))
+            }
+            (State::Connected, other) => Err(Error::Protocol(other.packet_type())),
+        }
+    }
+
+    /// Queues the acknowledgement of a delivered [`Event::Message`]:
+    /// PUBACK for QoS 1, PUBREC for QoS 2, nothing for QoS 0.
+    pub fn acknowledge(&mut self, qos: QoS, packet_id: Option<u16>) -> Result<()> {
+        let Some(packet_id) = packet_id else {
+            return Ok(());
+        };
+        match qos {
+            QoS::AtMostOnce => Ok(()),
+            QoS::AtLeastOnce => self.push(&Packet::PubAck(PubAck { packet_id })),
+            QoS::ExactlyOnce => self.push(&Packet::PubRec(PubRec { packet_id })),
+        }
+    }
+
+    /// Records an incoming QoS 1/2 message that was too large to deliver,
+    /// so its acknowledgement still goes out and the broker stops resending.
+    pub fn acknowledge_dropped(&mut self, qos: QoS, packet_id: u16) -> Result<()> {
+        if qos == QoS::ExactlyOnce && !self.incoming.contains(&packet_id) {
+            self.incoming
+                .push(packet_id)
+                .map_err(|_| Error::IncomingFull)?;
+        }
+        self.acknowledge(qos, Some(packet_id))
+    }
+
+    fn ready(&self) -> Result<()> {
+        if self.state != State::Connected {
+            return Err(Error::NotConnected);
+        }
+        Ok(())
+    }
+
+    fn check_tx_room(&self, len: usize) -> Result<()> {
+        if len > self.tx.capacity() {
+            return Err(Error::TransmitBufferTooSmall { needed: len });
+        }
+        if !self.tx.has_room(len) || self.is_resending() {
+            // The driver flushes and retries: the packet fits an empty queue.
+            return Err(Error::TransmitBufferTooSmall { needed: len });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, packet: &Packet<'_>) -> Result<()> {
+        self.check_tx_room(packet.encoded_len())?;
+        self.tx.push(packet)?;
+        Ok(())
+    }
+
+    fn push_request(
+        &mut self,
+        now: Instant,
+        packet: &Packet<'_>,
+        packet_id: u16,
+        kind: RequestKind,
+    ) -> Result<()> {
+        if self.store.requests.is_full() {
+            return Err(Error::InflightFull);
+        }
+        self.check_tx_room(packet.encoded_len())?;
+        let bytes = self.tx.push(packet)?;
+        let span = self
+            .store
+            .append(bytes)
+            .map_err(|StoreFull| Error::StoreFull)?;
+        let timeout = match kind {
+            RequestKind::Subscribe => self.timeouts.suback,
+            RequestKind::Unsubscribe => self.timeouts.unsuback,
+        };
+        let _ = self.store.requests.push(Request {
+            packet_id,
+            kind,
+            deadline: now + timeout,
+            span,
+            done: false,
+        });
+        Ok(())
+    }
+
+    fn allocate_packet_id(&mut self) -> Result<u16> {
+        // At most INFLIGHT * 2 ids are taken, far fewer than 65,535.
+        for _ in 0..=u16::MAX {
+            let id = self.next_packet_id;
+            self.next_packet_id = id.checked_add(1).unwrap_or(1);
+            if id != 0 && !self.store.id_in_use(id) {
+                return Ok(id);
+            }
+        }
+        Err(Error::InflightFull)
+    }
+
+    fn on_connack(&mut self, now: Instant, ack: ConnAck) -> Result<Event<'_>> {
+        self.connack_deadline = None;
+        // On an error the driver closes the connection and calls
+        // `connection_lost`, which ends the `Connecting` state.
+        if ack.return_code != ConnectReturnCode::Accepted {
+            return Err(Error::Refused(ack.return_code));
+        }
+        if ack.session_present && self.clean_session {
+            // MQTT-3.2.2-1: the broker must not claim a session we asked it
+            // to discard; our state and its state cannot be reconciled.
+            return Err(Error::Protocol(PacketType::ConnAck));
+        }
+        self.state = State::Connected;
+        self.last_sent = now;
+        let mut resubscribed = 0;
+        if !ack.session_present && !self.store.subscriptions.is_empty() {
+            resubscribed = self.resubscribe(now)?;
+        }
+        if self.clean_session {
+            self.resend_next = 0;
+            self.resend_end = 0;
+        } else {
+            self.resend_next = 0;
+            self.resend_end = self.store.outgoing.len();
+        }
+        Ok(Event::Connected {
+            session_present: ack.session_present,
+            resubscribed,
+            resending: self.resend_end,
+        })
+    }
+
+    /// One SUBSCRIBE with the whole subscription list.
+    fn resubscribe(&mut self, now: Instant) -> Result<usize> {
+        if self.store.requests.is_full() {
+            return Err(Error::InflightFull);
+        }
+        let packet_id = self.allocate_packet_id()?;
+        // The filters borrow the store; encode them into the transmit
+        // queue first, then copy the packet from there into the store.
+        let (count, start) = {
+            let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
+            for s in &self.store.subscriptions {
+                let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
+                let _ = list.push(Subscription { filter, qos: s.qos });
+            }
+            let packet = Packet::Subscribe(Subscribe {
+                packet_id,
+                filters: SubscribeFilters::new(&list),
+            });
+            let len = packet.encoded_len();
+            if len > self.tx.capacity() {
+                return Err(Error::TransmitBufferTooSmall { needed: len });
+            }
+            let start = self.tx.pending().len();
+            self.tx.push(&packet)?;
+            (list.len(), start)
+        };
+        let bytes = self.tx.pending().get(start..).unwrap_or(&[]);
+        let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
+        let _ = self.store.requests.push(Request {
+            packet_id,
+            kind: RequestKind::Subscribe,
+            deadline: now + self.timeouts.suback,
+            span,
+            done: false,
+        });
+        Ok(count)
+    }
+
+    fn queue_resends(&mut self, now: Instant) {
+        while self.resend_next < self.resend_end {
+            let i = self.resend_next;
+            let Some(&entry) = self.store.outgoing.get(i) else {
+                self.resend_next = self.resend_end;
+                return;
+            };
+            let pushed = if entry.done {
+                true
+            } else if entry.stage == Stage::AwaitPubComp {
+                let rel = PubRel {
+                    packet_id: entry.packet_id,
+                };
+                self.tx.push(&Packet::PubRel(rel)).is_ok()
+            } else {
+                // DUP marks the resend (MQTT-3.3.1-1); it stays set.
+                if let Some(first) = self.store.bytes_mut(entry.span).first_mut() {
+                    *first |= 0b1000;
+                }
+                let bytes = self.store.bytes(entry.span);
+                if self.tx.has_room(bytes.len()) {
+                    self.tx.push_bytes(bytes).is_ok()
+                } else {
+                    false
+                }
+            };
+            if !pushed {
+                return;
+            }
+            if let Some(e) = self.store.outgoing.get_mut(i) {
+                e.deadline = now + self.timeouts.puback;
+            }
+            self.resend_next += 1;
+        }
+    }
+
+    fn on_publish<'a>(&'a mut self, publish: Publish<'a>) -> Result<Option<Event<'a>>> {
+        if let (QoS::ExactlyOnce, Some(id)) = (publish.qos, publish.packet_id) {
+            if self.incoming.contains(&id) {
+                // Delivered already; the broker missed our PUBREC (§4.3.3).
+                self.push(&Packet::PubRec(PubRec { packet_id: id }))?;
+                return Ok(None);
+            }
+            self.incoming.push(id).map_err(|_| Error::IncomingFull)?;
+        }
+        Ok(Some(Event::Message(publish)))
+    }
+
+    fn on_complete(&mut self, packet_id: u16, stage: Stage) -> Option<Event<'_>> {
+        // An ack for an id we never used, or for the wrong stage, is
+        // ignored: a broker resending after a reconnect can produce one.
+        let i = self
+            .store
+            .outgoing
+            .iter()
+            .position(|e| e.packet_id == packet_id && e.stage == stage && !e.done)?;
+        self.store.outgoing[i].done = true;
+        let entry = self.store.outgoing[i];
+        let (topic, qos) = match Publish::decode(self.store.bytes(entry.span)) {
+            Ok((p, _)) => (p.topic, p.qos),
+            Err(_) => ("", QoS::AtLeastOnce),
+        };
+        Some(Event::Published {
+            topic,
+            packet_id,
+            qos,
+        })
+    }
+
+    fn on_pubrec(&mut self, now: Instant, packet_id: u16) -> Result<Option<Event<'_>>> {
+        let found = self
+            .store
+            .outgoing
+            .iter()
+            .position(|e| e.packet_id == packet_id && !e.done);
+        match found.map(|i| (i, self.store.outgoing[i].stage)) {
+            Some((i, Stage::AwaitPubRec)) | Some((i, Stage::AwaitPubComp)) => {
+                self.push(&Packet::PubRel(PubRel { packet_id }))?;
+                let e = &mut self.store.outgoing[i];
+                e.stage = Stage::AwaitPubComp;
+                e.deadline = now + self.timeouts.puback;
+                Ok(None)
+            }
+            // Unknown id or a QoS 1 message: nothing of ours to release.
+            _ => Ok(None),
+        }
+    }
+
+    fn on_suback<'a>(&'a mut self, ack: SubAck<'a>) -> Result<Option<Event<'a>>> {
+        let Some(i) = self.store.requests.iter().position(|r| {
+            r.packet_id == ack.packet_id && r.kind == RequestKind::Subscribe && !r.done
+        }) else {
+            return Ok(None);
+        };
+        let span = self.store.requests[i].span;
+        let filters = match Subscribe::decode(self.store.bytes(span)) {
+            Ok((s, _)) => s.filters,
+            Err(_) => return Ok(None),
+        };
+        if filters.len() != ack.return_codes.iter().count() {
+            return Err(Error::Protocol(PacketType::SubAck));
+        }
+        // A refused filter is not subscribed: do not re-subscribe it later.
+        let mut refused: heapless::Vec<usize, SUBS> = heapless::Vec::new();
+        for (sub, code) in filters.iter().zip(ack.return_codes.iter()) {
+            if code == SubscribeReturnCode::Failure {
+                if let Some(j) = self.store.find_subscription(sub.filter) {
+                    let _ = refused.push(j);
+                }
+            }
+        }
+        refused.sort_unstable();
+        for &j in refused.iter().rev() {
+            self.store.remove_subscription(j);
+        }
+        let Some(r) = self
+            .store
+            .requests
+            .iter_mut()
+            .find(|r| r.packet_id == ack.packet_id)
+        else {
+            return Ok(None);
+        };
+        r.done = true;
+        let span = r.span;
+        let filters = match Subscribe::decode(self.store.bytes(span)) {
+            Ok((s, _)) => s.filters,
+            Err(_) => return Ok(None),
+        };
+        Ok(Some(Event::Subscribed {
+            packet_id: ack.packet_id,
+            filters,
+            codes: ack.return_codes,
+        }))
+    }
+
+    fn on_unsuback(&mut self, packet_id: u16) -> Option<Event<'_>> {
+        let r =
+            self.store.requests.iter_mut().find(|r| {
+                r.packet_id == packet_id && r.kind == RequestKind::Unsubscribe && !r.done
+            })?;
+        r.done = true;
+        let span = r.span;
+        let (unsubscribe, _) = Unsubscribe::decode(self.store.bytes(span)).ok()?;
+        Some(Event::Unsubscribed {
+            packet_id,
+            filters: unsubscribe.filters,
+        })
+    }
+}

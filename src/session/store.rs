@@ -1,0 +1,212 @@
+//! The session store: the bytes the session must keep between packets, in
+//! one caller-supplied slice.
+//!
+//! Three kinds of entry share the slice: in-flight outgoing PUBLISH packets
+//! (kept encoded, so a resend is a copy), SUBSCRIBE / UNSUBSCRIBE packets
+//! waiting for their acknowledgement (kept encoded, so the acknowledgement
+//! can be reported filter by filter), and the subscription list (filters,
+//! for re-subscribing after the broker lost the session). Entries are laid
+//! out back to back in the order they were added; removing one moves the
+//! ones after it down, so the slice never fragments.
+
+use crate::codec::QoS;
+use crate::time::Instant;
+
+/// Where an outgoing QoS 1/2 message is in its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stage {
+    /// QoS 1, PUBLISH sent, waiting for PUBACK.
+    AwaitPubAck,
+    /// QoS 2, PUBLISH sent, waiting for PUBREC.
+    AwaitPubRec,
+    /// QoS 2, PUBREL sent, waiting for PUBCOMP.
+    AwaitPubComp,
+}
+
+/// What a request entry waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestKind {
+    Subscribe,
+    Unsubscribe,
+}
+
+/// A byte range of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) off: usize,
+    pub(crate) len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing {
+    pub(crate) packet_id: u16,
+    pub(crate) stage: Stage,
+    pub(crate) deadline: Instant,
+    pub(crate) span: Span,
+    /// Acknowledged; removed at the next mutation of the session, so an
+    /// event can still borrow its bytes.
+    pub(crate) done: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    pub(crate) packet_id: u16,
+    pub(crate) kind: RequestKind,
+    pub(crate) deadline: Instant,
+    pub(crate) span: Span,
+    pub(crate) done: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subscribed {
+    pub(crate) qos: QoS,
+    pub(crate) span: Span,
+}
+
+/// Not enough bytes left in the store; nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreFull;
+
+#[derive(Debug)]
+pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
+    buf: &'b mut [u8],
+    used: usize,
+    pub(crate) outgoing: heapless::Vec<Outgoing, INFLIGHT>,
+    pub(crate) requests: heapless::Vec<Request, INFLIGHT>,
+    pub(crate) subscriptions: heapless::Vec<Subscribed, SUBS>,
+}
+
+impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Self {
+            buf,
+            used: 0,
+            outgoing: heapless::Vec::new(),
+            requests: heapless::Vec::new(),
+            subscriptions: heapless::Vec::new(),
+        }
+    }
+
+    pub(crate) fn bytes(&self, span: Span) -> &[u8] {
+        self.buf.get(span.off..span.off + span.len).unwrap_or(&[])
+    }
+
+    pub(crate) fn bytes_mut(&mut self, span: Span) -> &mut [u8] {
+        self.buf
+            .get_mut(span.off..span.off + span.len)
+            .unwrap_or(&mut [])
+    }
+
+    pub(crate) fn free_bytes(&self) -> usize {
+        self.buf.len() - self.used
+    }
+
+    /// Copies `bytes` behind the last entry.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<Span, StoreFull> {
+        let off = self.used;
+        let dst = self.buf.get_mut(off..off + bytes.len()).ok_or(StoreFull)?;
+        dst.copy_from_slice(bytes);
+        self.used += bytes.len();
+        Ok(Span {
+            off,
+            len: bytes.len(),
+        })
+    }
+
+    /// Frees `span`, moving every later entry down.
+    fn release(&mut self, span: Span) {
+        let end = span.off + span.len;
+        if end > self.used {
+            return;
+        }
+        self.buf.copy_within(end..self.used, span.off);
+        self.used -= span.len;
+        let shift = |s: &mut Span| {
+            if s.off >= end {
+                s.off -= span.len;
+            }
+        };
+        self.outgoing.iter_mut().for_each(|e| shift(&mut e.span));
+        self.requests.iter_mut().for_each(|e| shift(&mut e.span));
+        self.subscriptions
+            .iter_mut()
+            .for_each(|e| shift(&mut e.span));
+    }
+
+    /// Removes the entries marked done.
+    pub(crate) fn collect(&mut self) {
+        while let Some(i) = self.outgoing.iter().position(|e| e.done) {
+            let e = self.outgoing.remove(i);
+            self.release(e.span);
+        }
+        while let Some(i) = self.requests.iter().position(|e| e.done) {
+            let e = self.requests.remove(i);
+            self.release(e.span);
+        }
+    }
+
+    pub(crate) fn remove_subscription(&mut self, i: usize) {
+        if i < self.subscriptions.len() {
+            let e = self.subscriptions.remove(i);
+            self.release(e.span);
+        }
+    }
+
+    pub(crate) fn find_subscription(&self, filter: &str) -> Option<usize> {
+        self.subscriptions
+            .iter()
+            .position(|s| self.bytes(s.span) == filter.as_bytes())
+    }
+
+    pub(crate) fn clear_inflight(&mut self) {
+        while let Some(e) = self.outgoing.pop() {
+            self.release(e.span);
+        }
+        self.clear_requests();
+    }
+
+    pub(crate) fn clear_requests(&mut self) {
+        while let Some(e) = self.requests.pop() {
+            self.release(e.span);
+        }
+    }
+
+    /// Whether `packet_id` is taken by an entry still waiting for its ack.
+    pub(crate) fn id_in_use(&self, packet_id: u16) -> bool {
+        self.outgoing.iter().any(|e| e.packet_id == packet_id)
+            || self.requests.iter().any(|e| e.packet_id == packet_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_moves_later_entries_down() {
+        let mut buf = [0u8; 16];
+        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let a = store.append(b"aaa").unwrap();
+        let b = store.append(b"bb").unwrap();
+        store
+            .subscriptions
+            .push(Subscribed {
+                qos: QoS::AtMostOnce,
+                span: a,
+            })
+            .unwrap();
+        store
+            .subscriptions
+            .push(Subscribed {
+                qos: QoS::AtLeastOnce,
+                span: b,
+            })
+            .unwrap();
+        store.remove_subscription(0);
+        assert_eq!(store.bytes(store.subscriptions[0].span), b"bb");
+        assert_eq!(store.free_bytes(), 14);
+        assert_eq!(store.append(&[0; 15]), Err(StoreFull));
+        assert_eq!(store.find_subscription("bb"), Some(0));
+    }
+}

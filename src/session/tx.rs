@@ -1,0 +1,94 @@
+//! The transmit queue: encoded packets waiting to be written, in a
+//! caller-supplied slice.
+
+use crate::codec::{EncodeError, Packet};
+
+/// Bytes `start..end` of `buf` are encoded packets not yet written.
+/// Written bytes are dropped from the front; the pending bytes move to the
+/// front only when a new packet would not fit behind them.
+#[derive(Debug)]
+pub(crate) struct TxQueue<'b> {
+    buf: &'b mut [u8],
+    start: usize,
+    end: usize,
+}
+
+impl<'b> TxQueue<'b> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Self {
+            buf,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Marks `n` pending bytes as written. More than pending is clamped:
+    /// a transport that claims to have written more than it was given
+    /// cannot make the queue point outside its buffer.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.end);
+        if self.start == self.end {
+            self.clear();
+        }
+    }
+
+    /// Room for `len` more bytes, compacting if that makes the difference.
+    fn make_room(&mut self, len: usize) -> Result<(), EncodeError> {
+        let pending = self.end - self.start;
+        let needed = pending.saturating_add(len);
+        if needed > self.buf.len() {
+            return Err(EncodeError::BufferTooSmall { needed });
+        }
+        if self.buf.len() - self.end < len {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.start = 0;
+            self.end = pending;
+        }
+        Ok(())
+    }
+
+    /// Appends `packet`, or nothing at all if it does not fit.
+    pub(crate) fn push(&mut self, packet: &Packet<'_>) -> Result<&[u8], EncodeError> {
+        self.make_room(packet.encoded_len())?;
+        let at = self.end;
+        let n = packet.encode(self.buf.get_mut(at..).unwrap_or(&mut []))?;
+        self.end = at + n;
+        Ok(self.buf.get(at..at + n).unwrap_or(&[]))
+    }
+
+    /// Appends raw, already encoded bytes (a stored packet being resent).
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.make_room(bytes.len())?;
+        let at = self.end;
+        let Some(dst) = self.buf.get_mut(at..at + bytes.len()) else {
+            return Err(EncodeError::BufferTooSmall {
+                needed: bytes.len(),
+            });
+        };
+        dst.copy_from_slice(bytes);
+        self.end = at + bytes.len();
+        Ok(())
+    }
+
+    /// Whether `len` more bytes would fit (after compacting).
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        (self.end - self.start).saturating_add(len) <= self.buf.len()
+    }
+}
