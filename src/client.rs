@@ -16,6 +16,7 @@ use crate::config::{BufferSlices, Config, generate_client_id};
 use crate::error::Error;
 use crate::fmt::{debug, warning};
 use crate::reader::{Next, PacketReader};
+use crate::reconnect::{Backoff, Connector};
 use crate::session::{Event, Session, State};
 use crate::time::{Clock, Duration, Instant};
 
@@ -255,6 +256,56 @@ where
         self.drive(None, |c| c.session.state() != State::Connecting)
             .await?;
         Ok(self.session_present)
+    }
+
+    /// Connects through a new transport from `connector`, retrying with
+    /// `backoff` until it works: after connector failures, connection
+    /// errors and refusals that may pass (server unavailable). A permanent
+    /// refusal (see [`ConnectReturnCode::is_permanent`]) returns
+    /// [`Error::Refused`] at once; a `backoff` with `max_attempts` that runs
+    /// out returns the last error ([`Error::ConnectFailed`] if the connector
+    /// failed). `random` feeds the backoff's jitter. Returns the
+    /// session-present flag, like [`connect`](Self::connect), which it calls:
+    /// subscriptions are restored and unacknowledged messages resent as
+    /// described there.
+    ///
+    /// Cancel-safe: a dropped call leaves the client disconnected or
+    /// connected, never half-way; call it again.
+    pub async fn reconnect<K>(
+        &mut self,
+        connector: &mut K,
+        backoff: &mut Backoff,
+        mut random: impl FnMut() -> u32,
+    ) -> Res<bool, T::Error>
+    where
+        K: Connector<Transport = T>,
+    {
+        loop {
+            let error = match connector.connect().await {
+                Ok(transport) => {
+                    self.replace_transport(transport);
+                    match self.connect().await {
+                        Ok(present) => {
+                            backoff.reset();
+                            return Ok(present);
+                        }
+                        Err(Error::Refused(code)) if code.is_permanent() => {
+                            return Err(Error::Refused(code));
+                        }
+                        Err(e) if e.is_connection_lost() => e,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(_) => Error::ConnectFailed,
+            };
+            let delay = backoff.next_delay(random());
+            if backoff.exhausted() {
+                return Err(error);
+            }
+            debug!("reconnecting in {} ms", delay.as_millis());
+            let until = self.clock.now() + delay;
+            self.clock.sleep_until(until).await;
+        }
     }
 
     /// Sends DISCONNECT and runs `on_disconnect`. The broker then closes the

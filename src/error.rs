@@ -81,6 +81,9 @@ pub enum Error<E> {
     RoutesFull,
     /// `remove_topic_callback` was given a filter that has no callback.
     UnknownRoute,
+    /// The [`Connector`](crate::reconnect::Connector) could not open a
+    /// transport (its own error was logged, not kept: it has another type).
+    ConnectFailed,
     /// The client id is empty while clean session is off
     /// (MQTT-3.1.3-7), and no seed was given to generate one.
     EmptyClientId,
@@ -98,6 +101,7 @@ impl<E> Error<E> {
                 | Self::Malformed(_)
                 | Self::Protocol(_)
                 | Self::IncomingFull
+                | Self::ConnectFailed
         )
     }
 
@@ -121,6 +125,7 @@ impl<E> Error<E> {
             Self::RoutesFull => Error::RoutesFull,
             Self::UnknownRoute => Error::UnknownRoute,
             Self::EmptyClientId => Error::EmptyClientId,
+            Self::ConnectFailed => Error::ConnectFailed,
         }
     }
 }
@@ -165,6 +170,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::RoutesFull => f.write_str("topic callback registry is full"),
             Self::UnknownRoute => f.write_str("no topic callback for that filter"),
             Self::EmptyClientId => f.write_str("empty client id with clean session off"),
+            Self::ConnectFailed => f.write_str("could not open a connection to the broker"),
         }
     }
 }

@@ -29,6 +29,7 @@ mod config;
 mod error;
 pub mod net;
 mod reader;
+pub mod reconnect;
 pub mod session;
 pub mod time;
 pub mod topic;
