@@ -331,7 +331,11 @@ where
     /// is bounded by the puback timeout.
     ///
     /// Not connected: [`Error::NotConnected`] at once; nothing is queued
-    /// while offline.
+    /// while offline, so memory stays bounded. If the connection fails
+    /// while a QoS 1/2 message is being written, the message is already
+    /// in the session: `publish` still returns its id and the message is
+    /// resent with DUP after the next `connect` with clean session off
+    /// (with clean session on, reconnecting drops it).
     ///
     /// Cancel-safe: once the message is queued it is sent and tracked even
     /// if the future is dropped.
@@ -369,7 +373,17 @@ where
         };
         let now = self.clock.now();
         let packet_id = self.session.publish(now, &publish).map_err(Error::widen)?;
-        self.flush_transmit().await?;
+        if let Err(e) = self.flush_transmit().await {
+            // A QoS 1/2 message is in the session now: it is resent after
+            // the next `connect` (clean session off), so report its id,
+            // not the error, or the caller would publish it twice. The
+            // connection error itself has reached `on_disconnect`, and the
+            // next call returns `NotConnected`.
+            return match packet_id {
+                Some(id) => Ok(Some(id)),
+                None => Err(e),
+            };
+        }
         if qos == QoS::AtMostOnce {
             self.notify_published(topic, None);
         }

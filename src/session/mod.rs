@@ -501,14 +501,19 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.push_request(now, &packet, packet_id, RequestKind::Subscribe)?;
         for s in filters {
             match self.store.find_subscription(s.filter) {
-                Some(i) => self.store.subscriptions[i].qos = s.qos,
+                Some(i) => {
+                    let entry = &mut self.store.subscriptions[i];
+                    entry.qos = s.qos;
+                    entry.confirmed = false;
+                }
                 None => {
                     // Room was checked above: neither can fail.
                     if let Ok(span) = self.store.append(s.filter.as_bytes()) {
-                        let _ = self
-                            .store
-                            .subscriptions
-                            .push(Subscribed { qos: s.qos, span });
+                        let _ = self.store.subscriptions.push(Subscribed {
+                            qos: s.qos,
+                            span,
+                            confirmed: false,
+                        });
                     }
                 }
             }
@@ -688,8 +693,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         }
         self.state = State::Connected;
         self.last_sent = now;
+        if !ack.session_present {
+            // A new broker session has none of our subscriptions.
+            for sub in self.store.subscriptions.iter_mut() {
+                sub.confirmed = false;
+            }
+        }
         let mut resubscribed = 0;
-        if !ack.session_present && !self.store.subscriptions.is_empty() {
+        if self.store.subscriptions.iter().any(|s| !s.confirmed) {
             resubscribed = self.resubscribe(now)?;
         }
         if self.clean_session {
@@ -706,7 +717,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         })
     }
 
-    /// One SUBSCRIBE with the whole subscription list.
+    /// One SUBSCRIBE with every filter of the subscription list that no
+    /// SUBACK of the current broker session has confirmed.
     fn resubscribe(&mut self, now: Instant) -> Result<usize> {
         if self.store.requests.is_full() {
             return Err(Error::InflightFull);
@@ -716,7 +728,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         // queue first, then copy the packet from there into the store.
         let (count, start) = {
             let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
-            for s in &self.store.subscriptions {
+            for s in self.store.subscriptions.iter().filter(|s| !s.confirmed) {
                 let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
                 let _ = list.push(Subscription { filter, qos: s.qos });
             }
@@ -848,12 +860,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         }
         // A refused filter is not subscribed: do not re-subscribe it later.
         let mut refused: heapless::Vec<usize, SUBS> = heapless::Vec::new();
+        let mut granted: heapless::Vec<usize, SUBS> = heapless::Vec::new();
         for (sub, code) in filters.iter().zip(ack.return_codes.iter()) {
-            if code == SubscribeReturnCode::Failure {
-                if let Some(j) = self.store.find_subscription(sub.filter) {
-                    let _ = refused.push(j);
-                }
+            if let Some(j) = self.store.find_subscription(sub.filter) {
+                let _ = match code {
+                    SubscribeReturnCode::Failure => refused.push(j),
+                    SubscribeReturnCode::Success(_) => granted.push(j),
+                };
             }
+        }
+        for &j in &granted {
+            self.store.subscriptions[j].confirmed = true;
         }
         refused.sort_unstable();
         for &j in refused.iter().rev() {

@@ -62,6 +62,10 @@ pub(crate) struct Request {
 pub(crate) struct Subscribed {
     pub(crate) qos: QoS,
     pub(crate) span: Span,
+    /// A SUBACK granted it on this broker session. An unconfirmed filter
+    /// is re-sent even when the broker kept the session: its SUBSCRIBE may
+    /// have been lost with the connection.
+    pub(crate) confirmed: bool,
 }
 
 /// Not enough bytes left in the store; nothing was changed.
@@ -194,6 +198,7 @@ mod tests {
             .push(Subscribed {
                 qos: QoS::AtMostOnce,
                 span: a,
+                confirmed: false,
             })
             .unwrap();
         store
@@ -201,6 +206,7 @@ mod tests {
             .push(Subscribed {
                 qos: QoS::AtLeastOnce,
                 span: b,
+                confirmed: false,
             })
             .unwrap();
         store.remove_subscription(0);
