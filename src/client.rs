@@ -741,9 +741,7 @@ where
             let reason = match error {
                 Error::Refused(code) => DisconnectReason::Refused(code),
                 Error::Timeout(_) => DisconnectReason::Timeout,
-                Error::Malformed(_) | Error::Protocol(_) | Error::IncomingFull => {
-                    DisconnectReason::ProtocolError
-                }
+                Error::Malformed(_) | Error::Protocol(_) => DisconnectReason::ProtocolError,
                 _ => DisconnectReason::ConnectionLost,
             };
             self.notify_disconnect(reason);

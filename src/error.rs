@@ -52,9 +52,6 @@ pub enum Error<E> {
     /// The broker sent a valid packet that MQTT 3.1.1 forbids at this point
     /// (a CONNECT, a second CONNACK, a SUBACK whose code count does not match).
     Protocol(PacketType),
-    /// The broker sent more QoS 2 messages awaiting PUBREL than the client
-    /// can track (its `INFLIGHT` capacity): exactly-once could not be kept.
-    IncomingFull,
     /// An incoming packet of `len` bytes did not fit the receive buffer. It
     /// was skipped (and acknowledged if it was a QoS 1/2 PUBLISH); the
     /// connection is still usable.
@@ -100,7 +97,6 @@ impl<E> Error<E> {
                 | Self::Timeout(_)
                 | Self::Malformed(_)
                 | Self::Protocol(_)
-                | Self::IncomingFull
                 | Self::ConnectFailed
         )
     }
@@ -114,7 +110,6 @@ impl<E> Error<E> {
             Self::Timeout(k) => Error::Timeout(k),
             Self::Malformed(m) => Error::Malformed(m),
             Self::Protocol(p) => Error::Protocol(p),
-            Self::IncomingFull => Error::IncomingFull,
             Self::MessageTooLarge { len } => Error::MessageTooLarge { len },
             Self::NotConnected => Error::NotConnected,
             Self::Encode(e) => Error::Encode(e),
@@ -152,7 +147,6 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::Timeout(kind) => write!(f, "no {kind:?} in time"),
             Self::Malformed(m) => write!(f, "malformed packet from the broker: {m}"),
             Self::Protocol(t) => write!(f, "unexpected {t:?} from the broker"),
-            Self::IncomingFull => f.write_str("too many incoming QoS 2 messages awaiting PUBREL"),
             Self::MessageTooLarge { len } => {
                 write!(
                     f,

@@ -14,7 +14,8 @@
 //!   the store slice), at most `INFLIGHT` of them, each with an ack deadline.
 //! - SUBSCRIBE / UNSUBSCRIBE requests until acknowledged (also `INFLIGHT`).
 //! - Packet ids of incoming QoS 2 messages between PUBREC and PUBREL, so a
-//!   resent PUBLISH (DUP) is not delivered twice (`INFLIGHT` of them).
+//!   resent PUBLISH (DUP) is not delivered twice (`INFLIGHT` of them; past
+//!   that the oldest is forgotten, see `remember_incoming`).
 //! - The subscription list, `SUBS` filters with their requested QoS: it is
 //!   re-sent after a reconnect when the broker reports no session.
 //! - Keep-alive: when the last packet was *sent*, and whether a PINGRESP is due.
@@ -25,7 +26,13 @@
 //! The next [`Session::connect`] with clean session off resends, after
 //! CONNACK and in their original order, every unacknowledged PUBLISH (DUP
 //! set, same packet id) and the PUBREL of every QoS 2 message past PUBREC.
+//! If the CONNACK says the broker has no session (it restarted without
+//! persistence, or expired the session), a QoS 2 message past PUBREC gets
+//! its PUBLISH resent instead of the PUBREL: the new broker never saw it.
 //! With clean session on, in-flight state is dropped at connect.
+//!
+//! Subscriptions are re-sent in one SUBSCRIBE when the broker has no
+//! session, and also when it has one but a filter's SUBACK never arrived.
 
 mod store;
 mod tx;
@@ -269,7 +276,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// [`handle_transmit`](Self::handle_transmit) with how many were written.
     pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
         if self.tx.is_empty() && self.state == State::Connected {
-            self.store.collect();
+            self.collect();
             self.queue_resends(now);
         }
         self.tx.pending()
@@ -437,6 +444,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// handshake completes, and returns the id.
     pub fn publish(&mut self, now: Instant, publish: &Publish<'_>) -> Result<Option<u16>> {
         self.ready()?;
+        self.collect();
         let mut publish = *publish;
         publish.dup = false;
         if publish.qos == QoS::AtMostOnce {
@@ -479,6 +487,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Returns the packet id; the answer comes as [`Event::Subscribed`].
     pub fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {
         self.ready()?;
+        self.collect();
         let new = filters
             .iter()
             .filter(|s| self.store.find_subscription(s.filter).is_none())
@@ -526,6 +535,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// [`Event::Unsubscribed`].
     pub fn unsubscribe(&mut self, now: Instant, filters: &[&str]) -> Result<u16> {
         self.ready()?;
+        self.collect();
         let packet_id = self.allocate_packet_id()?;
         let unsubscribe = Unsubscribe {
             packet_id,
@@ -554,7 +564,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         now: Instant,
         packet: Packet<'a>,
     ) -> Result<Option<Event<'a>>> {
-        self.store.collect();
+        self.collect();
         match (self.state, packet) {
             (State::Connecting, Packet::ConnAck(ack)) => self.on_connack(now, ack).map(Some),
             (State::Connecting, other) => Err(Error::Protocol(other.packet_type())),
@@ -571,7 +581,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 // Answer even for an unknown id: the broker may be retrying
                 // after we lost the id across a reconnect (§4.3.3).
                 if let Some(i) = self.incoming.iter().position(|&id| id == rel.packet_id) {
-                    self.incoming.swap_remove(i);
+                    // `remove`, not `swap_remove`: the set stays oldest first.
+                    self.incoming.remove(i);
                 }
                 let comp = PubComp {
                     packet_id: rel.packet_id,
@@ -605,12 +616,22 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Records an incoming QoS 1/2 message that was too large to deliver,
     /// so its acknowledgement still goes out and the broker stops resending.
     pub fn acknowledge_dropped(&mut self, qos: QoS, packet_id: u16) -> Result<()> {
-        if qos == QoS::ExactlyOnce && !self.incoming.contains(&packet_id) {
-            self.incoming
-                .push(packet_id)
-                .map_err(|_| Error::IncomingFull)?;
+        if qos == QoS::ExactlyOnce {
+            self.remember_incoming(packet_id);
         }
         self.acknowledge(qos, Some(packet_id))
+    }
+
+    /// Removes acknowledged entries, keeping the resend range on the
+    /// same entries (it indexes `store.outgoing`).
+    fn collect(&mut self) {
+        let done_before =
+            |end: usize, s: &Self| s.store.outgoing.iter().take(end).filter(|e| e.done).count();
+        let next = done_before(self.resend_next, self);
+        let end = done_before(self.resend_end, self);
+        self.store.collect();
+        self.resend_next -= next;
+        self.resend_end -= end;
     }
 
     fn ready(&self) -> Result<()> {
@@ -692,11 +713,22 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             return Err(Error::Protocol(PacketType::ConnAck));
         }
         self.state = State::Connected;
-        self.last_sent = now;
+        // `last_sent` stays: keep-alive counts from the CONNECT written.
         if !ack.session_present {
             // A new broker session has none of our subscriptions.
             for sub in self.store.subscriptions.iter_mut() {
                 sub.confirmed = false;
+            }
+            // Nor the QoS 2 messages past PUBREC: the broker that received
+            // them is gone (a restart without persistence). A PUBREL would
+            // name an id it never saw (some brokers drop the connection
+            // for that) and the message may never have been forwarded, so
+            // it is sent again from the start: at least once, because
+            // exactly once is impossible across a broker that forgot.
+            for e in self.store.outgoing.iter_mut() {
+                if e.stage == Stage::AwaitPubComp {
+                    e.stage = Stage::AwaitPubRec;
+                }
             }
         }
         let mut resubscribed = 0;
@@ -709,6 +741,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         } else {
             self.resend_next = 0;
             self.resend_end = self.store.outgoing.len();
+            // Their old deadlines ran out while disconnected: restart them
+            // (again when each is actually queued).
+            for e in self.store.outgoing.iter_mut() {
+                e.deadline = now + self.timeouts.puback;
+            }
         }
         Ok(Event::Connected {
             session_present: ack.session_present,
@@ -799,9 +836,30 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 self.push(&Packet::PubRec(PubRec { packet_id: id }))?;
                 return Ok(None);
             }
-            self.incoming.push(id).map_err(|_| Error::IncomingFull)?;
+            self.remember_incoming(id);
         }
         Ok(Some(Event::Message(publish)))
+    }
+
+    /// Records an incoming QoS 2 id until its PUBREL. MQTT 3.1.1 lets a
+    /// broker send any number of QoS 2 messages before releasing them, so
+    /// the set can fill; the oldest id is then forgotten. Its PUBREL is
+    /// still answered, and the only loss is de-duplication of that one
+    /// message, which matters only if the broker resends it (after a
+    /// reconnect) before releasing it. Refusing the message instead would
+    /// stall the broker's flow until a reconnect.
+    fn remember_incoming(&mut self, packet_id: u16) {
+        if self.incoming.contains(&packet_id) {
+            return;
+        }
+        if self.incoming.is_full() {
+            crate::fmt::warning!(
+                "incoming QoS 2 set full, forgetting id {}",
+                self.incoming[0]
+            );
+            self.incoming.remove(0);
+        }
+        let _ = self.incoming.push(packet_id);
     }
 
     fn on_complete(&mut self, packet_id: u16, stage: Stage) -> Option<Event<'_>> {

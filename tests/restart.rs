@@ -1,0 +1,447 @@
+//! Broker restarts in the middle of QoS 1 and QoS 2 publish streams: the
+//! clients reconnect by themselves ([`Client::reconnect`]) and nothing the
+//! client is responsible for is lost or doubled.
+//!
+//! rumqttd keeps nothing across a restart (no persistence): a message it
+//! acknowledged but had not yet forwarded dies with it, and a QoS 2 message
+//! resent to the *new* broker is new to it. End-to-end exactly-once across
+//! a broker that forgets is impossible for any client, so against rumqttd
+//! the test counts what the client guarantees: every message completes its
+//! handshake exactly once at the publisher, through any number of
+//! restarts, and the subscriber is re-subscribed after each one. Against
+//! mosquitto with persistence (it saves its state on SIGTERM) the counts are
+//! end to end: every QoS 1 message arrives at least once, every QoS 2
+//! message exactly once.
+
+#[path = "common/broker.rs"]
+mod broker;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration as StdDuration;
+
+use broker::Broker;
+use embedded_io_adapters::tokio_1::FromTokio;
+use minimqtt::callbacks::Connected;
+use minimqtt::reconnect::{Backoff, Connector};
+use minimqtt::time::{Duration, TokioClock};
+use minimqtt::{Buffers, Callbacks, Client, Config, Context, Message, QoS};
+use tokio::net::TcpStream;
+
+/// Opens a TCP connection to the broker's port for every attempt.
+struct Tcp(SocketAddr);
+
+impl Connector for Tcp {
+    type Transport = FromTokio<TcpStream>;
+    type Error = std::io::Error;
+
+    async fn connect(&mut self) -> Result<Self::Transport, Self::Error> {
+        let stream = TcpStream::connect(self.0).await?;
+        stream.set_nodelay(true)?;
+        Ok(FromTokio::new(stream))
+    }
+}
+
+type Transport = FromTokio<TcpStream>;
+
+#[derive(Default)]
+struct Publisher {
+    /// Packet id to message index, for the messages in flight.
+    in_flight: HashMap<u16, usize>,
+    /// How often each message index completed (PUBACK / PUBCOMP).
+    completed: HashMap<usize, u32>,
+    connects: Vec<Connected>,
+}
+
+#[derive(Default)]
+struct Subscriber {
+    /// (QoS, message index) to the number of times it arrived.
+    received: HashMap<(u8, usize), u32>,
+    connects: Vec<Connected>,
+    /// The broker generation (bumped before each restart) whose SUBACK the
+    /// subscriber last got. The publisher publishes only while it equals
+    /// the current generation: a restarted broker without persistence drops
+    /// messages until the subscriber has re-subscribed.
+    subscribed: Rc<Cell<u32>>,
+    generation: Rc<Cell<u32>>,
+}
+
+fn pub_connected(ctx: &mut Context<'_, '_, Publisher>, info: Connected) {
+    ctx.user_data.connects.push(info);
+}
+
+fn pub_published(ctx: &mut Context<'_, '_, Publisher>, _topic: &str, pid: Option<u16>) {
+    if let Some(index) = pid.and_then(|pid| ctx.user_data.in_flight.remove(&pid)) {
+        *ctx.user_data.completed.entry(index).or_default() += 1;
+    }
+}
+
+fn sub_subscribed(
+    ctx: &mut Context<'_, '_, Subscriber>,
+    _filter: &str,
+    code: minimqtt::SubscribeReturnCode,
+    _pid: u16,
+) {
+    assert_ne!(code, minimqtt::SubscribeReturnCode::Failure);
+    let generation = ctx.user_data.generation.get();
+    ctx.user_data.subscribed.set(generation);
+}
+
+fn sub_disconnected(
+    ctx: &mut Context<'_, '_, Subscriber>,
+    reason: minimqtt::callbacks::DisconnectReason,
+) {
+    let _ = &ctx.user_data.subscribed;
+    if std::env::var("RESTART_DEBUG").is_ok() {
+        eprintln!("subscriber disconnected: {reason:?}");
+    }
+}
+
+fn sub_connected(ctx: &mut Context<'_, '_, Subscriber>, info: Connected) {
+    if std::env::var("RESTART_DEBUG").is_ok() {
+        eprintln!("subscriber connected: {info:?}");
+    }
+    ctx.user_data.connects.push(info);
+}
+
+fn sub_message(ctx: &mut Context<'_, '_, Subscriber>, msg: &Message<'_>) {
+    let index: usize = std::str::from_utf8(msg.payload)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("payload is a message index");
+    let qos = if msg.topic.ends_with("q2") { 2 } else { 1 };
+    *ctx.user_data.received.entry((qos, index)).or_default() += 1;
+}
+
+fn qos_of(index: usize) -> QoS {
+    if index % 2 == 0 {
+        QoS::AtLeastOnce
+    } else {
+        QoS::ExactlyOnce
+    }
+}
+
+fn topic_of(index: usize) -> &'static str {
+    if index % 2 == 0 {
+        "restart/q1"
+    } else {
+        "restart/q2"
+    }
+}
+
+fn fast_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+fn config(client_id: &str) -> Config<'_> {
+    Config {
+        clean_session: false,
+        keep_alive_secs: 5,
+        timeouts: minimqtt::session::Timeouts {
+            connack: Duration::from_secs(2),
+            suback: Duration::from_secs(2),
+            unsuback: Duration::from_secs(2),
+            puback: Duration::from_secs(2),
+            pingresp: Duration::from_secs(2),
+        },
+        ..Config::new(client_id)
+    }
+}
+
+/// Publishes `total` messages, alternating QoS 1 and 2, reconnecting
+/// whenever the connection drops, until every one has completed.
+async fn run_publisher(
+    addr: SocketAddr,
+    total: usize,
+    done: Rc<RefCell<bool>>,
+    subscribed: Rc<Cell<u32>>,
+    generation: Rc<Cell<u32>>,
+    progress: Rc<Cell<usize>>,
+) -> Publisher {
+    let mut connector = Tcp(addr);
+    let mut backoff = fast_backoff();
+    let mut seed = 0x2545_f491u32;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let mut buffers = Buffers::<512, 512, 4096, 64>::new();
+    let callbacks = Callbacks::new()
+        .on_connect(pub_connected)
+        .on_publish(pub_published);
+    let first = connector.connect().await.expect("broker is up");
+    let mut client: Client<'_, Transport, TokioClock, Publisher> = Client::new(
+        first,
+        TokioClock::new(),
+        config("restart-publisher"),
+        buffers.slices(),
+        callbacks,
+        Publisher::default(),
+    );
+    client.connect().await.expect("first connect");
+
+    let mut next = 0;
+    let mut payload = String::new();
+    let mut last_report = tokio::time::Instant::now();
+    while next < total || client.session().inflight() > 0 {
+        if std::env::var("RESTART_DEBUG").is_ok()
+            && last_report.elapsed() > StdDuration::from_secs(1)
+        {
+            last_report = tokio::time::Instant::now();
+            eprintln!(
+                "publisher: next {next} connected {} state {:?} inflight {:?} completed {}",
+                client.is_connected(),
+                client.session().state(),
+                client.session().inflight_ids().collect::<Vec<_>>(),
+                client.user_data().completed.len()
+            );
+        }
+        if !client.is_connected() {
+            client
+                .reconnect(&mut connector, &mut backoff, &mut random)
+                .await
+                .expect("reconnects: backoff retries forever");
+            continue;
+        }
+        if next < total && subscribed.get() != generation.get() {
+            match client.poll(Duration::from_millis(5)).await {
+                Ok(_) => {}
+                Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {}
+                Err(e) => panic!("poll: {e}"),
+            }
+        } else if next < total {
+            payload.clear();
+            payload.push_str(&next.to_string());
+            match client
+                .publish(topic_of(next), payload.as_bytes(), qos_of(next), false)
+                .await
+            {
+                Ok(Some(pid)) => {
+                    client.user_data_mut().in_flight.insert(pid, next);
+                    next += 1;
+                    progress.set(next);
+                }
+                Ok(None) => unreachable!("QoS 1 and 2 have packet ids"),
+                Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {}
+                Err(e) => panic!("publish {next}: {e}"),
+            }
+            // Leave the restarts something to interrupt.
+            if next % 16 == 0 {
+                tokio::time::sleep(StdDuration::from_millis(2)).await;
+            }
+        } else {
+            match client.poll(Duration::from_millis(50)).await {
+                Ok(_) => {}
+                Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {}
+                Err(e) => panic!("poll: {e}"),
+            }
+        }
+    }
+    *done.borrow_mut() = true;
+    let _ = client.disconnect().await;
+    let (_, data) = client.into_parts();
+    data
+}
+
+/// Receives until `stop` says so (and then for `grace` longer), reconnecting
+/// whenever the connection drops.
+async fn run_subscriber(
+    addr: SocketAddr,
+    subscribed: Rc<Cell<u32>>,
+    generation: Rc<Cell<u32>>,
+    stop: impl Fn(&Subscriber) -> bool,
+) -> Subscriber {
+    let mut connector = Tcp(addr);
+    let mut backoff = fast_backoff();
+    let mut seed = 0x9e37_79b9u32;
+    let mut random = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        seed
+    };
+    let mut buffers = Buffers::<512, 512, 1024, 64>::new();
+    let mut callbacks = Callbacks::new()
+        .on_connect(sub_connected)
+        .on_subscribe(sub_subscribed)
+        .on_disconnect(sub_disconnected);
+    callbacks
+        .add_topic_callback("restart/+", sub_message)
+        .unwrap();
+    let first = connector.connect().await.expect("broker is up");
+    let mut client: Client<'_, Transport, TokioClock, Subscriber> = Client::new(
+        first,
+        TokioClock::new(),
+        config("restart-subscriber"),
+        buffers.slices(),
+        callbacks,
+        Subscriber {
+            subscribed,
+            generation,
+            ..Subscriber::default()
+        },
+    );
+    client.connect().await.expect("first connect");
+    client
+        .subscribe_many(&[
+            minimqtt::Subscription {
+                filter: "restart/q1",
+                qos: QoS::AtLeastOnce,
+            },
+            minimqtt::Subscription {
+                filter: "restart/q2",
+                qos: QoS::ExactlyOnce,
+            },
+        ])
+        .await
+        .expect("subscribes");
+    while !stop(client.user_data()) {
+        if !client.is_connected() {
+            if let Err(e) = client
+                .reconnect(&mut connector, &mut backoff, &mut random)
+                .await
+            {
+                panic!("subscriber reconnect: {e}");
+            }
+            continue;
+        }
+        match client.poll(Duration::from_millis(50)).await {
+            Ok(_) => {}
+            Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {
+                if std::env::var("RESTART_DEBUG").is_ok() {
+                    eprintln!("subscriber poll: {e}");
+                }
+            }
+            Err(e) => panic!("poll: {e}"),
+        }
+    }
+    let _ = client.disconnect().await;
+    let (_, data) = client.into_parts();
+    data
+}
+
+#[tokio::test]
+async fn rumqttd_restarts_during_qos1_and_qos2_streams() {
+    const TOTAL: usize = 1000;
+    const RESTARTS: usize = 10;
+    /// Restarts stop once the publisher is this far, leaving a tail that
+    /// must arrive in full.
+    const TAIL: usize = 200;
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut broker = Broker::start().await;
+            let addr = broker.addr();
+            let done = Rc::new(RefCell::new(false));
+            let generation = Rc::new(Cell::new(1));
+            let subscribed = Rc::new(Cell::new(0));
+            let progress = Rc::new(Cell::new(0));
+
+            let subscriber = tokio::task::spawn_local({
+                let done = done.clone();
+                let subscribed = subscribed.clone();
+                let generation = generation.clone();
+                // Stop a moment after the publisher finished.
+                let stop_at = Rc::new(RefCell::new(None::<tokio::time::Instant>));
+                run_subscriber(addr, subscribed, generation, move |_| {
+                    if !*done.borrow() {
+                        return false;
+                    }
+                    let mut at = stop_at.borrow_mut();
+                    let at = at.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + StdDuration::from_millis(300)
+                    });
+                    tokio::time::Instant::now() >= *at
+                })
+            });
+            while subscribed.get() != generation.get() {
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
+            }
+            let publisher = tokio::task::spawn_local(run_publisher(
+                addr,
+                TOTAL,
+                done.clone(),
+                subscribed.clone(),
+                generation.clone(),
+                progress.clone(),
+            ));
+
+            let mut restarts = 0;
+            while restarts < RESTARTS && progress.get() < TOTAL - TAIL {
+                tokio::time::sleep(StdDuration::from_millis(40)).await;
+                generation.set(generation.get() + 1);
+                broker = broker.restart().await;
+                restarts += 1;
+            }
+
+            // Messages published before the last restart may have died in
+            // the old broker, and the publisher's resends can reach the new
+            // one before the subscriber re-subscribed: skip a window's worth.
+            let mark = progress.get() + 16;
+            let publisher = tokio::time::timeout(StdDuration::from_secs(60), publisher)
+                .await
+                .expect("publisher finishes")
+                .expect("publisher task");
+            let subscriber = tokio::time::timeout(StdDuration::from_secs(60), subscriber)
+                .await
+                .expect("subscriber finishes")
+                .expect("subscriber task");
+            broker.stop().await;
+
+            // Every message completed its handshake exactly once.
+            for index in 0..TOTAL {
+                assert_eq!(
+                    publisher.completed.get(&index).copied().unwrap_or(0),
+                    1,
+                    "message {index} ({:?}) completions",
+                    qos_of(index)
+                );
+            }
+            assert!(publisher.in_flight.is_empty());
+            assert!(
+                restarts >= 3,
+                "the stream outlived only {restarts} restarts"
+            );
+            assert!(
+                publisher.connects.len() > restarts.min(3),
+                "publisher reconnected {} times",
+                publisher.connects.len() - 1
+            );
+            // A restarted rumqttd has no session: the subscriber's filters
+            // came back by themselves each time.
+            let fresh = subscriber.connects[1..]
+                .iter()
+                .filter(|c| !c.session_present);
+            assert!(fresh.clone().count() >= 1, "{:#?}", subscriber.connects);
+            for info in fresh {
+                assert_eq!(info.resubscribed, 2, "{info:?}");
+            }
+            let resent: usize = publisher.connects.iter().map(|c| c.resent).sum();
+            let received: u32 = subscriber.received.values().sum();
+            eprintln!(
+                "{restarts} restarts, publisher reconnects {}, resent {resent}, \
+                 subscriber reconnects {}, received {received} of {TOTAL}",
+                publisher.connects.len() - 1,
+                subscriber.connects.len() - 1
+            );
+            if std::env::var("RESTART_DEBUG").is_ok() {
+                let mut got: Vec<_> = subscriber.received.keys().map(|k| k.1).collect();
+                got.sort();
+                eprintln!("received indices: {got:?}");
+            }
+            // Everything published after the last restart arrived: QoS 1 at
+            // least once, QoS 2 exactly once.
+            assert!(mark < TOTAL, "restarts ran until the end: {mark}");
+            for index in mark..TOTAL {
+                let qos = qos_of(index) as u8;
+                let got = subscriber.received.get(&(qos, index)).copied().unwrap_or(0);
+                match qos {
+                    1 => assert!(got >= 1, "QoS 1 message {index} arrived {got} times"),
+                    _ => assert_eq!(got, 1, "QoS 2 message {index} arrivals"),
+                }
+            }
+        })
+        .await;
+}
