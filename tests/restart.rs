@@ -116,7 +116,7 @@ fn sub_message(ctx: &mut Context<'_, '_, Subscriber>, msg: &Message<'_>) {
 }
 
 fn qos_of(index: usize) -> QoS {
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         QoS::AtLeastOnce
     } else {
         QoS::ExactlyOnce
@@ -124,7 +124,7 @@ fn qos_of(index: usize) -> QoS {
 }
 
 fn topic_of(index: usize) -> &'static str {
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         "restart/q1"
     } else {
         "restart/q2"
@@ -230,7 +230,7 @@ async fn run_publisher(
                 Err(e) => panic!("publish {next}: {e}"),
             }
             // Leave the restarts something to interrupt.
-            if next % 16 == 0 {
+            if next.is_multiple_of(16) {
                 tokio::time::sleep(StdDuration::from_millis(2)).await;
             }
         } else {
