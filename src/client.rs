@@ -39,7 +39,12 @@ pub struct Handled {
 ///   also pending (un)subscribe requests and incoming QoS 2 messages
 ///   awaiting PUBREL, each counted separately. [`publish`](Self::publish)
 ///   waits while the window is full; [`try_publish`](Self::try_publish)
-///   returns [`Error::InflightFull`] instead.
+///   returns [`Error::InflightFull`] instead. For incoming QoS 2 to stay
+///   exactly-once across reconnects, `INFLIGHT` must be at least the
+///   number of messages the broker keeps in flight to one client
+///   (mosquitto's `max_inflight_messages`, 20 by default): past it the
+///   oldest unreleased id is forgotten and a resend of that message after
+///   a reconnect would be delivered again.
 /// - `SUBS` (8): the subscription list re-sent after a reconnect.
 /// - `ROUTES` (8): per-topic callbacks.
 ///
@@ -504,7 +509,16 @@ where
                 return Ok(handled);
             }
             if self.reader.has_data() {
-                if let Some(message) = self.handle_buffered()? {
+                let buffered = match self.handle_buffered() {
+                    // Write the dropped message's PUBACK / PUBREC before
+                    // reporting it, so it goes out even if the caller stops.
+                    Err(Error::MessageTooLarge { len }) => {
+                        self.flush_transmit().await?;
+                        return Err(Error::MessageTooLarge { len });
+                    }
+                    other => other?,
+                };
+                if let Some(message) = buffered {
                     handled.packets += 1;
                     handled.messages += usize::from(message);
                     continue;

@@ -15,6 +15,8 @@
 
 #[path = "common/broker.rs"]
 mod broker;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -135,7 +137,7 @@ fn fast_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-fn config(client_id: &str) -> Config<'_> {
+fn client_config(client_id: &str) -> Config<'_> {
     Config {
         clean_session: false,
         keep_alive_secs: 5,
@@ -156,8 +158,7 @@ async fn run_publisher(
     addr: SocketAddr,
     total: usize,
     done: Rc<RefCell<bool>>,
-    subscribed: Rc<Cell<u32>>,
-    generation: Rc<Cell<u32>>,
+    ready: impl Fn() -> bool,
     progress: Rc<Cell<usize>>,
 ) -> Publisher {
     let mut connector = Tcp(addr);
@@ -177,7 +178,7 @@ async fn run_publisher(
     let mut client: Client<'_, Transport, TokioClock, Publisher> = Client::new(
         first,
         TokioClock::new(),
-        config("restart-publisher"),
+        client_config("restart-publisher"),
         buffers.slices(),
         callbacks,
         Publisher::default(),
@@ -207,7 +208,7 @@ async fn run_publisher(
                 .expect("reconnects: backoff retries forever");
             continue;
         }
-        if next < total && subscribed.get() != generation.get() {
+        if next < total && !ready() {
             match client.poll(Duration::from_millis(5)).await {
                 Ok(_) => {}
                 Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {}
@@ -271,10 +272,13 @@ async fn run_subscriber(
         .add_topic_callback("restart/+", sub_message)
         .unwrap();
     let first = connector.connect().await.expect("broker is up");
-    let mut client: Client<'_, Transport, TokioClock, Subscriber> = Client::new(
+    // INFLIGHT 32: above mosquitto's 20 messages in flight per client, so the
+    // set of QoS 2 ids awaiting PUBREL never overflows, which exactly-once
+    // across reconnects needs (see the `Client` docs on `INFLIGHT`).
+    let mut client: Client<'_, Transport, TokioClock, Subscriber, 32> = Client::new(
         first,
         TokioClock::new(),
-        config("restart-subscriber"),
+        client_config("restart-subscriber"),
         buffers.slices(),
         callbacks,
         Subscriber {
@@ -363,8 +367,10 @@ async fn rumqttd_restarts_during_qos1_and_qos2_streams() {
                 addr,
                 TOTAL,
                 done.clone(),
-                subscribed.clone(),
-                generation.clone(),
+                {
+                    let (subscribed, generation) = (subscribed.clone(), generation.clone());
+                    move || subscribed.get() == generation.get()
+                },
                 progress.clone(),
             ));
 
@@ -444,4 +450,103 @@ async fn rumqttd_restarts_during_qos1_and_qos2_streams() {
             }
         })
         .await;
+}
+
+/// mosquitto with persistence: killed with SIGTERM (it saves its sessions,
+/// subscriptions and queued messages) and started again on the same port,
+/// many times, in the middle of the streams. Every QoS 1 message must reach
+/// the subscriber at least once and every QoS 2 message exactly once.
+#[tokio::test]
+async fn mosquitto_restarts_keep_every_message() {
+    const TOTAL: usize = 1500;
+    const RESTARTS: usize = 10;
+    let options = mosquitto::MosquittoOptions {
+        extra_config: vec!["persistence true".into(), "max_queued_messages 0".into()],
+        ..Default::default()
+    };
+    let Some(mut broker) = mosquitto::Mosquitto::start_with(options).await else {
+        return;
+    };
+    let addr = broker.addr();
+    let local = tokio::task::LocalSet::new();
+    let broker = local
+        .run_until(async move {
+            let done = Rc::new(RefCell::new(false));
+            // The subscriber's session survives restarts: once subscribed
+            // on the first broker, the publisher never needs to wait.
+            let generation = Rc::new(Cell::new(1));
+            let subscribed = Rc::new(Cell::new(0));
+            let progress = Rc::new(Cell::new(0));
+            let subscriber = tokio::task::spawn_local({
+                let done = done.clone();
+                let (subscribed, generation) = (subscribed.clone(), generation.clone());
+                let stop_at = Rc::new(RefCell::new(None::<tokio::time::Instant>));
+                run_subscriber(addr, subscribed, generation, move |s| {
+                    let complete =
+                        (0..TOTAL).all(|i| s.received.contains_key(&(qos_of(i) as u8, i)));
+                    if !*done.borrow() || !complete {
+                        return false;
+                    }
+                    // A moment longer, to catch duplicates.
+                    let mut at = stop_at.borrow_mut();
+                    let at = at.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + StdDuration::from_millis(300)
+                    });
+                    tokio::time::Instant::now() >= *at
+                })
+            });
+            while subscribed.get() != generation.get() {
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
+            }
+            let publisher = tokio::task::spawn_local(run_publisher(
+                addr,
+                TOTAL,
+                done.clone(),
+                || true,
+                progress.clone(),
+            ));
+            let mut restarts = 0;
+            while restarts < RESTARTS && !*done.borrow() {
+                tokio::time::sleep(StdDuration::from_millis(30)).await;
+                broker = broker.restart().await;
+                restarts += 1;
+            }
+            let publisher = tokio::time::timeout(StdDuration::from_secs(60), publisher)
+                .await
+                .expect("publisher finishes")
+                .expect("publisher task");
+            let subscriber = tokio::time::timeout(StdDuration::from_secs(60), subscriber)
+                .await
+                .expect("subscriber gets everything")
+                .expect("subscriber task");
+            eprintln!(
+                "mosquitto: {restarts} restarts, publisher reconnects {}, resent {}, \
+                 subscriber reconnects {}, received {}",
+                publisher.connects.len() - 1,
+                publisher.connects.iter().map(|c| c.resent).sum::<usize>(),
+                subscriber.connects.len() - 1,
+                subscriber.received.values().sum::<u32>()
+            );
+            assert!(restarts >= 4, "only {restarts} restarts");
+            for index in 0..TOTAL {
+                assert_eq!(
+                    publisher.completed.get(&index).copied(),
+                    Some(1),
+                    "completions of {index}"
+                );
+                let qos = qos_of(index) as u8;
+                let got = subscriber.received.get(&(qos, index)).copied().unwrap_or(0);
+                match qos {
+                    1 => assert!(got >= 1, "QoS 1 message {index} arrived {got} times"),
+                    _ => assert_eq!(got, 1, "QoS 2 message {index} arrivals"),
+                }
+            }
+            // The broker kept the sessions: no re-subscription was needed.
+            for info in &subscriber.connects[1..] {
+                assert!(info.session_present, "{info:?}");
+            }
+            broker
+        })
+        .await;
+    broker.assert_no_protocol_errors();
 }

@@ -118,7 +118,10 @@ impl Mosquitto {
         fs::write(&config_path, config(port, options, &dir, &log_path))
             .expect("write mosquitto.conf");
         let stderr = fs::File::create(dir.join("stderr.txt")).expect("create stderr file");
+        // The working directory is where a `persistence true` config
+        // writes mosquitto.db unless it names a `persistence_location`.
         let child = Command::new(binary)
+            .current_dir(&dir)
             .arg("-c")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -136,12 +139,63 @@ impl Mosquitto {
         Ok(mosquitto)
     }
 
+    /// Stops mosquitto with SIGTERM, which makes it save its persistence
+    /// database (with `persistence true` in `extra_config`), and starts it
+    /// again on the same port with the same directory and config: a broker
+    /// restart that keeps sessions and queued messages.
+    pub async fn restart(mut self) -> Mosquitto {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM mosquitto: {status}");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.child.try_wait().expect("wait for mosquitto").is_none() {
+            assert!(Instant::now() < deadline, "mosquitto ignored SIGTERM");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let binary = find_binary("mosquitto").expect("mosquitto was there a moment ago");
+        let stderr = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("stderr.txt"))
+            .expect("open stderr file");
+        let runs = self.running_lines();
+        let child = Command::new(binary)
+            .current_dir(&self.dir)
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("restart mosquitto");
+        // Replacing the child drops nothing: the old one has exited.
+        self.child = child;
+        self.wait_until_running_after(runs)
+            .await
+            .unwrap_or_else(|failure| panic!("mosquitto did not restart:\n{failure}"));
+        self
+    }
+
+    fn running_lines(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.ends_with(" running"))
+            .count()
+    }
+
     /// Waits for the log's "running" line rather than probing the port,
     /// so the log holds no connection the test did not make.
     async fn wait_until_running(&mut self) -> Result<(), String> {
+        self.wait_until_running_after(0).await
+    }
+
+    /// Waits for more than `runs` "running" lines in the log.
+    async fn wait_until_running_after(&mut self, runs: usize) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if self.log().lines().any(|line| line.ends_with(" running")) {
+            if self.running_lines() > runs {
                 return Ok(());
             }
             let exited = self.child.try_wait().ok().flatten();
