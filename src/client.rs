@@ -514,7 +514,12 @@ where
                     // reporting it, so it goes out even if the caller stops.
                     Err(Error::MessageTooLarge { len }) => {
                         self.flush_transmit().await?;
-                        return Err(Error::MessageTooLarge { len });
+                        // `poll` reports it; a call waiting for an
+                        // acknowledgement goes on waiting (the skip is logged).
+                        if deadline.is_some() {
+                            return Err(Error::MessageTooLarge { len });
+                        }
+                        continue;
                     }
                     other => other?,
                 };
