@@ -34,6 +34,7 @@ use crate::time::Duration;
 /// #     }
 /// #     impl embedded_io_async::Write for Pipe {
 /// #         async fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> { Ok(b.len()) }
+/// #         async fn flush(&mut self) -> Result<(), Self::Error> { Ok(()) }
 /// #     }
 /// # }
 /// ```

@@ -98,8 +98,7 @@ fn main() {
     };
     emit("WIFI_SSID", &ssid.unwrap_or_default());
     emit("WIFI_PASSWORD", &password.unwrap_or_default());
-    emit("MQTT_BROKER_HOST", &host);
-    emit("MQTT_BROKER_PORT", &port.to_string());
+    emit("MQTT_BROKER", &format!("{host}:{port}"));
     emit("MQTT_USERNAME", &username);
     emit("MQTT_PASSWORD", &mqtt_password);
     emit("MQTT_TOPIC", &topic);

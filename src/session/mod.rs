@@ -462,6 +462,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if len > self.store.free_bytes() {
             return Err(Error::StoreFull);
         }
+        self.check_resubscribe_room(&[], len)?;
         self.check_tx_room(len)?;
         let bytes = self.tx.push(&Packet::Publish(publish))?;
         let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
@@ -485,6 +486,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Queues a SUBSCRIBE for `filters` and records them in the
     /// subscription list (replacing the QoS of filters already there).
     /// Returns the packet id; the answer comes as [`Event::Subscribed`].
+    /// Refused ([`Error::TransmitBufferTooSmall`] / [`Error::StoreFull`])
+    /// when the whole list would no longer fit the one SUBSCRIBE that
+    /// re-sends it after a reconnect.
     pub fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {
         self.ready()?;
         self.collect();
@@ -507,6 +511,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if len + filter_bytes > self.store.free_bytes() {
             return Err(Error::StoreFull);
         }
+        self.check_resubscribe_room(filters, 0)?;
         self.push_request(now, &packet, packet_id, RequestKind::Subscribe)?;
         for s in filters {
             match self.store.find_subscription(s.filter) {
@@ -632,6 +637,46 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.store.collect();
         self.resend_next -= next;
         self.resend_end -= end;
+    }
+
+    /// Whether a reconnect could still re-send the subscription list (with
+    /// `extra` filters added) in one SUBSCRIBE once `more` store bytes are
+    /// taken: the packet must fit the transmit buffer, and the store must
+    /// hold its copy next to the in-flight messages and the filters (the
+    /// pending requests are dropped by then). Otherwise every reconnect
+    /// would fail the same way.
+    fn check_resubscribe_room(&self, extra: &[Subscription<'_>], more: usize) -> Result<()> {
+        let mut payload = 0;
+        let mut filter_bytes = 0;
+        let known = self.store.subscriptions.iter().map(|s| s.span.len);
+        let new = extra
+            .iter()
+            .filter(|s| self.store.find_subscription(s.filter).is_none())
+            .map(|s| s.filter.len());
+        for len in known.chain(new) {
+            payload += 2 + len + 1;
+            filter_bytes += len;
+        }
+        if payload == 0 {
+            return Ok(());
+        }
+        let remaining = 2 + payload;
+        let len =
+            1 + crate::codec::varint_len(u32::try_from(remaining).unwrap_or(u32::MAX)) + remaining;
+        if len > self.tx.capacity() {
+            return Err(Error::TransmitBufferTooSmall { needed: len });
+        }
+        let outgoing: usize = self
+            .store
+            .outgoing
+            .iter()
+            .filter(|e| !e.done)
+            .map(|e| e.span.len)
+            .sum();
+        if outgoing + filter_bytes + more + len > self.store.capacity() {
+            return Err(Error::StoreFull);
+        }
+        Ok(())
     }
 
     fn ready(&self) -> Result<()> {
@@ -930,9 +975,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         for &j in &granted {
             self.store.subscriptions[j].confirmed = true;
         }
-        refused.sort_unstable();
-        for &j in refused.iter().rev() {
-            self.store.remove_subscription(j);
+        // Highest index first, so removals do not shift the ones to come.
+        // (No `sort`: it would pull kilobytes of code into firmware.)
+        for j in (0..self.store.subscriptions.len()).rev() {
+            if refused.contains(&j) {
+                self.store.remove_subscription(j);
+            }
         }
         let Some(r) = self
             .store

@@ -106,6 +106,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         self.buf.len() - self.used
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Copies `bytes` behind the last entry.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<Span, StoreFull> {
         let off = self.used;

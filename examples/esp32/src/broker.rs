@@ -1,30 +1,42 @@
-//! Opening and closing the TCP connection to the broker.
+//! The TCP connection to the broker: opened through minimqtt's
+//! `embedded-nal-async` helper (`minimqtt::net::connect`) with embassy-net's
+//! `DnsSocket` (an `embedded_nal_async::Dns`) and `TcpClient` (an
+//! `embedded_nal_async::TcpConnect`).
 
-use core::{
-    fmt,
-    net::{IpAddr, SocketAddrV4},
-};
+use core::fmt;
 
 use embassy_net::{
-    Stack,
     dns::{self, DnsSocket},
-    tcp::{ConnectError, TcpSocket},
+    tcp::{
+        self,
+        client::{TcpClient, TcpConnection},
+    },
 };
 use embassy_time::{Duration, with_timeout};
-use embedded_nal_async::{AddrType, Dns};
+use embedded_io_async::{ErrorType, Read, Write};
 use esp_println::println;
+use minimqtt::net::ConnectError;
 
 use crate::settings::Settings;
 
-/// Longest wait for the TCP handshake with the broker.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Size of the TCP socket's receive buffer.
+pub const TCP_RX: usize = 1536;
+/// Size of the TCP socket's transmit buffer.
+pub const TCP_TX: usize = 1536;
+
+/// `embedded_nal_async::TcpConnect` on embassy-net, with room for one
+/// connection: the old one is always released before the next one opens.
+pub type Tcp<'d> = TcpClient<'d, 1, TCP_TX, TCP_RX>;
+/// What [`Tcp`] opens: an `embedded_io_async::Read + Write` stream.
+pub type Connection<'t> = TcpConnection<'t, 1, TCP_TX, TCP_RX>;
+
+/// Longest wait for the DNS lookup and the TCP handshake together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why the broker could not be reached.
 pub enum Error {
-    /// The broker's host name did not resolve.
-    Dns(dns::Error),
-    /// The TCP connection was refused, reset or unreachable.
-    Connect(ConnectError),
+    /// DNS or TCP failed (or `settings.broker` is not `host:port`).
+    Net(ConnectError<dns::Error, tcp::Error>),
     /// No answer within [`CONNECT_TIMEOUT`].
     Timeout,
 }
@@ -32,47 +44,83 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Dns(e) => write!(f, "DNS lookup failed: {e:?}"),
-            Error::Connect(e) => write!(f, "TCP connect failed: {e:?}"),
-            Error::Timeout => write!(f, "TCP connect timed out"),
+            Error::Net(e) => write!(f, "{e}"),
+            Error::Timeout => write!(f, "timed out after {} s", CONNECT_TIMEOUT.as_secs()),
         }
     }
 }
 
-/// Resolves the broker's host (through embassy-net's DNS client, used via
-/// `embedded_nal_async::Dns`) and connects `socket` to it.
-pub async fn connect(
-    stack: Stack<'_>,
-    socket: &mut TcpSocket<'_>,
+/// Resolves the broker's host name (an IP address is used as is) and opens
+/// a TCP connection to it.
+pub async fn connect<'t>(
+    dns: &DnsSocket<'_>,
+    tcp: &'t Tcp<'_>,
     settings: &Settings,
-) -> Result<(), Error> {
-    let dns = DnsSocket::new(stack);
-    let ip = dns
-        .get_host_by_name(settings.broker_host, AddrType::IPv4)
-        .await
-        .map_err(Error::Dns)?;
-    // The stack is IPv4-only and the query asked for an A record.
-    let IpAddr::V4(ip) = ip else {
-        return Err(Error::Dns(dns::Error::Failed));
-    };
-    let remote = SocketAddrV4::new(ip, settings.broker_port);
-    println!(
-        "Opening TCP connection to {} ({remote})...",
-        settings.broker_host
-    );
-    match with_timeout(CONNECT_TIMEOUT, socket.connect(remote)).await {
-        Ok(Ok(())) => {
+) -> Result<Connection<'t>, Error> {
+    println!("Opening TCP connection to {}...", settings.broker);
+    match with_timeout(
+        CONNECT_TIMEOUT,
+        minimqtt::net::connect(dns, tcp, settings.broker),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => {
             println!("TCP connection to broker open");
-            Ok(())
+            Ok(connection)
         }
-        Ok(Err(e)) => Err(Error::Connect(e)),
+        Ok(Err(e)) => Err(Error::Net(e)),
         Err(_) => Err(Error::Timeout),
     }
 }
 
-/// Closes the connection gracefully (FIN), giving up after a second.
-pub async fn close(socket: &mut TcpSocket<'_>) {
-    socket.close();
-    let _ = with_timeout(Duration::from_secs(1), socket.flush()).await;
-    socket.abort();
+/// The MQTT client's transport: the connection to the broker, or nothing
+/// between two connections.
+///
+/// The client is built once and keeps its session (subscriptions, packet
+/// ids, callbacks, user data) across reconnects; each new TCP connection is
+/// handed to it with `Client::replace_transport`. Handing it `Link::none()`
+/// first drops the old connection, which gives its buffers back to the
+/// [`Tcp`] pool for the next one. Reading or writing with no connection is
+/// `tcp::Error::ConnectionReset`.
+pub struct Link<'t>(Option<Connection<'t>>);
+
+impl<'t> Link<'t> {
+    /// No connection.
+    pub const fn none() -> Self {
+        Self(None)
+    }
+
+    /// Over `connection`.
+    pub const fn new(connection: Connection<'t>) -> Self {
+        Self(Some(connection))
+    }
+}
+
+impl ErrorType for Link<'_> {
+    type Error = tcp::Error;
+}
+
+impl Read for Link<'_> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, tcp::Error> {
+        match &mut self.0 {
+            Some(connection) => connection.read(buf).await,
+            None => Err(tcp::Error::ConnectionReset),
+        }
+    }
+}
+
+impl Write for Link<'_> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, tcp::Error> {
+        match &mut self.0 {
+            Some(connection) => connection.write(buf).await,
+            None => Err(tcp::Error::ConnectionReset),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), tcp::Error> {
+        match &mut self.0 {
+            Some(connection) => connection.flush().await,
+            None => Err(tcp::Error::ConnectionReset),
+        }
+    }
 }

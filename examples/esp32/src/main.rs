@@ -1,6 +1,8 @@
 //! minimqtt on an ESP32-C3 / ESP32-C6: joins Wi-Fi, gets an address by
-//! DHCP, resolves the broker and runs an MQTT session over TCP, reconnecting
-//! whenever Wi-Fi or the broker goes away.
+//! DHCP, resolves the broker (embassy-net's DNS through minimqtt's
+//! `embedded-nal-async` helper), runs MiniMQTT's walkthrough and then a
+//! long-running MQTT session over TCP (a reading every 10 s, LED commands),
+//! reconnecting whenever Wi-Fi or the broker goes away.
 //!
 //! Settings are compiled in from the environment (see `build.rs` and
 //! README.md). The LED is the demo's actuator: GPIO8 on the C3, GPIO15 on
@@ -16,9 +18,12 @@ mod settings;
 mod wifi;
 
 use embassy_executor::Spawner;
-use embassy_futures::select::{Either, select};
-use embassy_net::{StackResources, tcp::TcpSocket};
-use embassy_time::{Duration, Timer};
+use embassy_net::{
+    StackResources,
+    dns::DnsSocket,
+    tcp::client::{TcpClient, TcpClientState},
+};
+use embassy_time::Duration;
 use esp_backtrace as _;
 use esp_hal::{
     clock::CpuClock,
@@ -27,15 +32,18 @@ use esp_hal::{
     timer::timg::TimerGroup,
 };
 use esp_println::println;
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
-use crate::settings::SETTINGS;
+use crate::{
+    broker::{TCP_RX, TCP_TX, Tcp},
+    settings::SETTINGS,
+};
 
 // The ESP-IDF bootloader refuses an image without an application descriptor.
 esp_bootloader_esp_idf::esp_app_desc!();
 
-/// Pause before reopening the connection after the broker went away.
-const RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// Abort a TCP connection when the broker stops acknowledging for this long.
+const TCP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sockets: DHCP, DNS and the broker's TCP connection.
 const SOCKETS: usize = 3;
@@ -51,11 +59,12 @@ async fn main(spawner: Spawner) -> ! {
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 
+    // minimqtt's own warnings (a timed-out acknowledgement, a skipped
+    // oversized message) go through `log`; `debug` shows more.
+    esp_println::logger::init_logger(log::LevelFilter::Info);
+
     println!("minimqtt ESP32 example");
-    println!(
-        "Broker {}:{}, topic {}",
-        SETTINGS.broker_host, SETTINGS.broker_port, SETTINGS.topic
-    );
+    println!("Broker {}, topic {}", SETTINGS.broker, SETTINGS.topic);
 
     // The demo's LED (see README.md): a plain output, high = on.
     #[cfg(feature = "esp32c3")]
@@ -64,7 +73,7 @@ async fn main(spawner: Spawner) -> ! {
     let led_pin = peripherals.GPIO15;
     #[cfg(any(feature = "esp32", feature = "esp32s3"))]
     let led_pin = peripherals.GPIO2;
-    let mut led = Output::new(led_pin, Level::Low, OutputConfig::default());
+    let led = Output::new(led_pin, Level::Low, OutputConfig::default());
 
     let (controller, interface) = match wifi::init(peripherals.WIFI, &SETTINGS) {
         Ok(wifi) => wifi,
@@ -84,30 +93,17 @@ async fn main(spawner: Spawner) -> ! {
     spawner.spawn(wifi::connection(controller).unwrap());
     spawner.spawn(wifi::net_task(runner).unwrap());
 
-    let mut rx_buffer = [0u8; 1536];
-    let mut tx_buffer = [0u8; 1536];
-    loop {
-        // Wi-Fi joined and DHCP done (again, after a drop).
-        stack.wait_config_up().await;
-        if let Some(config) = stack.config_v4() {
-            println!("DHCP: IP address {}", config.address);
-        }
+    // DNS through embassy-net, TCP from a pool of one connection: the two
+    // `embedded-nal-async` traits `minimqtt::net::connect` works with.
+    let dns = DnsSocket::new(stack);
+    static TCP_STATE: ConstStaticCell<TcpClientState<1, TCP_TX, TCP_RX>> =
+        ConstStaticCell::new(TcpClientState::new());
+    let mut tcp: Tcp<'_> = TcpClient::new(stack, TCP_STATE.take());
+    // A connection whose peer stops acknowledging (or a handshake that gets
+    // no answer) is aborted after this long.
+    tcp.set_timeout(Some(TCP_TIMEOUT));
 
-        let mut socket = TcpSocket::new(stack, &mut rx_buffer, &mut tx_buffer);
-        match broker::connect(stack, &mut socket, &SETTINGS).await {
-            Ok(()) => {
-                // Run the session until it ends or the network goes down.
-                let session = app::run(&mut socket, &mut led, &SETTINGS);
-                match select(session, stack.wait_config_down()).await {
-                    Either::First(end) => println!("Broker connection ended: {end:?}"),
-                    Either::Second(()) => println!("Network lost"),
-                }
-                broker::close(&mut socket).await;
-            }
-            Err(e) => println!("could not connect to broker: {e}"),
-        }
-        drop(socket);
-        println!("Reconnecting in {} s", RECONNECT_DELAY.as_secs());
-        Timer::after(RECONNECT_DELAY).await;
-    }
+    // MiniMQTT makes up a random client id; so does minimqtt, from this seed.
+    let client_id_seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
+    app::run(stack, &dns, &tcp, led, &SETTINGS, client_id_seed).await
 }

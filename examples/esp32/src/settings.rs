@@ -9,26 +9,32 @@ pub struct Settings {
     pub wifi_ssid: &'static str,
     /// Empty for an open network.
     pub wifi_password: &'static str,
-    /// Host name or IPv4 address of the broker.
-    pub broker_host: &'static str,
-    pub broker_port: u16,
+    /// The broker as `host:port` (host name or IPv4 address; `build.rs`
+    /// adds the default port 1883), as `minimqtt::net::connect` takes it.
+    pub broker: &'static str,
     pub mqtt_username: Option<&'static str>,
     pub mqtt_password: Option<&'static str>,
-    /// Topic the demo subscribes and publishes to.
+    /// The walkthrough's topic: subscribed, published to, unsubscribed.
     pub topic: &'static str,
+    /// `<topic>/led`: commands for the LED (`on`, `off`, anything else
+    /// toggles).
+    pub command_topic: &'static str,
+    /// `<topic>/led/state`: the LED's state after each command (retained).
+    pub state_topic: &'static str,
+    /// `<topic>/uptime`: the periodic reading.
+    pub reading_topic: &'static str,
 }
 
 pub const SETTINGS: Settings = Settings {
     wifi_ssid: env!("MINIMQTT_WIFI_SSID"),
     wifi_password: env!("MINIMQTT_WIFI_PASSWORD"),
-    broker_host: env!("MINIMQTT_MQTT_BROKER_HOST"),
-    broker_port: match u16::from_str_radix(env!("MINIMQTT_MQTT_BROKER_PORT"), 10) {
-        Ok(port) => port,
-        Err(_) => panic!("build.rs emitted an invalid broker port"),
-    },
+    broker: env!("MINIMQTT_MQTT_BROKER"),
     mqtt_username: non_empty(env!("MINIMQTT_MQTT_USERNAME")),
     mqtt_password: non_empty(env!("MINIMQTT_MQTT_PASSWORD")),
     topic: env!("MINIMQTT_MQTT_TOPIC"),
+    command_topic: concat!(env!("MINIMQTT_MQTT_TOPIC"), "/led"),
+    state_topic: concat!(env!("MINIMQTT_MQTT_TOPIC"), "/led/state"),
+    reading_topic: concat!(env!("MINIMQTT_MQTT_TOPIC"), "/uptime"),
 };
 
 const fn non_empty(s: &'static str) -> Option<&'static str> {
