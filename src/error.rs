@@ -61,6 +61,10 @@ pub enum Error<E> {
     },
     /// No connection: call [`connect`](crate::Client::connect) first.
     NotConnected,
+    /// `connect` on a connection that is up or being set up: MQTT allows one
+    /// CONNECT per network connection. Disconnect (or replace the
+    /// transport) first.
+    AlreadyConnected,
     /// The packet could not be encoded (bad topic, too long, ...).
     Encode(EncodeError),
     /// `INFLIGHT` messages or requests already wait for acknowledgements.
@@ -112,6 +116,7 @@ impl<E> Error<E> {
             Self::Protocol(p) => Error::Protocol(p),
             Self::MessageTooLarge { len } => Error::MessageTooLarge { len },
             Self::NotConnected => Error::NotConnected,
+            Self::AlreadyConnected => Error::AlreadyConnected,
             Self::Encode(e) => Error::Encode(e),
             Self::InflightFull => Error::InflightFull,
             Self::StoreFull => Error::StoreFull,
@@ -154,6 +159,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
                 )
             }
             Self::NotConnected => f.write_str("not connected"),
+            Self::AlreadyConnected => f.write_str("already connected"),
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::InflightFull => f.write_str("in-flight window is full"),
             Self::StoreFull => f.write_str("session store is full"),

@@ -370,9 +370,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     /// Starts a connection: queues `connect` and waits for CONNACK until
-    /// the connack timeout. Anything queued from an earlier connection is
+    /// the connack timeout. Refused with [`Error::AlreadyConnected`] unless
+    /// [`Disconnected`](State::Disconnected). Anything queued from an earlier connection is
     /// discarded; with `clean_session` so is the in-flight state.
     pub fn connect(&mut self, now: Instant, connect: &Connect<'_>) -> Result<()> {
+        if self.state != State::Disconnected {
+            // A second CONNECT on a connection is a protocol violation
+            // (MQTT-3.1.0-2); the caller must end the connection first.
+            return Err(Error::AlreadyConnected);
+        }
         if connect.client_id.is_empty() && !connect.clean_session {
             return Err(Error::EmptyClientId);
         }
