@@ -257,9 +257,9 @@ where
             username: self.config.username,
             password: self.config.password,
         };
-        self.reader.clear();
         let now = self.clock.now();
         self.session.connect(now, &connect).map_err(Error::widen)?;
+        self.reader.clear();
         debug!("connecting as {}", client_id);
         self.drive(None, &|c| c.session.state() != State::Connecting)
             .await?;
