@@ -575,7 +575,17 @@ where
         };
         let (packet, len) = match next {
             Next::Incomplete => return Ok(None),
-            Next::Dropped { len, ack } => {
+            Next::Dropped {
+                len,
+                packet_type,
+                ack,
+            } => {
+                if self.session.state() != State::Connected {
+                    // Only CONNACK may come first (MQTT-3.2.0-1), and it
+                    // is never too large: as for a small packet, that is a
+                    // protocol error, and nothing is acknowledged.
+                    return Err(self.fail(Error::Protocol(packet_type)));
+                }
                 warning!("skipping a packet of {} bytes", len);
                 if let Some((qos, id)) = ack {
                     if let Err(e) = self.session.acknowledge_dropped(qos, id) {
@@ -731,30 +741,56 @@ where
     }
 
     /// Writes the session's pending bytes.
+    ///
+    /// A `write` or `flush` that does not complete (the peer stopped
+    /// reading, the link is gone) is bounded by the session's next deadline,
+    /// like a read: an expired acknowledgement ends the connection with
+    /// [`Error::Timeout`], a due keep-alive queues a PINGREQ whose PINGRESP
+    /// deadline then bounds the wait. Both futures are dropped at the
+    /// deadline, so this relies on the transport's cancel safety.
     async fn flush_transmit(&mut self) -> Res<(), T::Error> {
         let mut wrote = false;
         loop {
             let now = self.clock.now();
-            let pending = self.session.poll_transmit(now);
-            if pending.is_empty() {
-                break;
+            let idle = self.session.poll_transmit(now).is_empty();
+            if idle && !wrote {
+                return Ok(());
             }
-            match self.transport.write(pending).await {
-                Ok(0) => return Err(self.fail(Error::ConnectionClosed)),
-                Ok(n) => {
+            let wake = self.session.poll_timeout();
+            let sleep = sleep_until(&self.clock, wake);
+            if idle {
+                match select(self.transport.flush(), sleep).await {
+                    Either::First(Ok(())) => return Ok(()),
+                    Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+                    Either::Second(()) => self.expire()?,
+                }
+                continue;
+            }
+            let pending = self.session.poll_transmit(now);
+            match select(self.transport.write(pending), sleep).await {
+                Either::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
+                Either::First(Ok(n)) => {
                     let now = self.clock.now();
                     self.session.handle_transmit(now, n);
                     wrote = true;
                 }
-                Err(e) => return Err(self.fail(Error::Transport(e))),
+                Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+                Either::Second(()) => self.expire()?,
             }
         }
-        if wrote {
-            if let Err(e) = self.transport.flush().await {
-                return Err(self.fail(Error::Transport(e)));
+    }
+
+    /// A deadline of the session passed while a write waited: an expired
+    /// acknowledgement ends the connection, a due keep-alive queues PINGREQ.
+    fn expire(&mut self) -> Res<(), T::Error> {
+        let now = self.clock.now();
+        match self.session.handle_timeout(now) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                warning!("acknowledgement timed out while writing");
+                Err(self.fail(e.widen()))
             }
         }
-        Ok(())
     }
 
     /// Ends the connection after a connection error and tells `on_disconnect`.
@@ -781,5 +817,13 @@ where
     fn notify_published(&mut self, topic: &str, packet_id: Option<u16>) {
         let mut ctx = Context::new(&mut self.user_data, &mut self.outbox);
         self.callbacks.published(&mut ctx, topic, packet_id);
+    }
+}
+
+/// Sleeps until `wake`, or forever without one.
+async fn sleep_until<C: Clock>(clock: &C, wake: Option<Instant>) {
+    match wake {
+        Some(t) => clock.sleep_until(t).await,
+        None => core::future::pending().await,
     }
 }

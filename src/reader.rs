@@ -15,7 +15,11 @@ pub(crate) enum Next<'a> {
     Packet(Packet<'a>, usize),
     /// A packet of `len` bytes too large for the buffer is being skipped;
     /// `ack` is its QoS and packet id when it is a QoS 1/2 PUBLISH.
-    Dropped { len: usize, ack: Option<(QoS, u16)> },
+    Dropped {
+        len: usize,
+        packet_type: PacketType,
+        ack: Option<(QoS, u16)>,
+    },
     /// More bytes are needed.
     Incomplete,
 }
@@ -97,7 +101,16 @@ impl<'b> PacketReader<'b> {
                     AckInfo::Malformed(m) => return Err(m),
                 };
                 self.skip = len;
-                Ok(Next::Dropped { len, ack })
+                // The header decoded, or the packet could not be too large.
+                let packet_type = match FixedHeader::decode(avail) {
+                    Ok(header) => header.packet_type,
+                    Err(_) => PacketType::Publish,
+                };
+                Ok(Next::Dropped {
+                    len,
+                    packet_type,
+                    ack,
+                })
             }
         }
     }
@@ -199,7 +212,7 @@ mod tests {
                     reader.commit(k);
                     fed += k;
                 }
-                Next::Dropped { len, ack } => dropped = Some((len, ack)),
+                Next::Dropped { len, ack, .. } => dropped = Some((len, ack)),
                 Next::Packet(p, len) => {
                     got = Some(matches!(p, Packet::Publish(p) if p.payload == b"x"));
                     reader.consume(len);

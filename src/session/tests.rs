@@ -1,1 +1,1612 @@
+//! Session state machine tests on a virtual clock.
+//!
+//! Time is whatever `Instant` a test passes in; the broker's side is packets
+//! encoded with the codec and decoded again with `Packet::decode` before
+//! `handle_packet`; what the session sends is `poll_transmit`'s bytes,
+//! decoded. Buffers are leaked so helpers can hand out `'static` sessions.
 
+extern crate std;
+
+use std::boxed::Box;
+use std::vec;
+use std::vec::Vec;
+
+use super::*;
+use crate::codec::{SubscribeReturnCode as Code, UnsubAck};
+
+type S = Session<'static, 4, 4>;
+type Res<T> = core::result::Result<T, Error<Infallible>>;
+
+const T0: Instant = Instant::from_millis(0);
+const SECOND: u64 = 1000;
+
+fn ms(millis: u64) -> Instant {
+    Instant::from_millis(millis)
+}
+
+fn secs(s: u64) -> Instant {
+    Instant::from_millis(s * SECOND)
+}
+
+fn leak(len: usize) -> &'static mut [u8] {
+    Box::leak(vec![0u8; len].into_boxed_slice())
+}
+
+/// A session with `tx` transmit bytes and `store` store bytes.
+fn session_with<const I: usize, const N: usize>(tx: usize, store: usize) -> Session<'static, I, N> {
+    Session::new(leak(tx), leak(store), Timeouts::default())
+}
+
+fn session() -> S {
+    session_with(256, 1024)
+}
+
+fn connect_packet(clean_session: bool, keep_alive: u16) -> Connect<'static> {
+    Connect {
+        clean_session,
+        keep_alive,
+        client_id: "c",
+        will: None,
+        username: None,
+        password: None,
+    }
+}
+
+/// Encodes `packet`, decodes the bytes again and hands the result to the session.
+fn feed<'s, const I: usize, const N: usize>(
+    s: &'s mut Session<'static, I, N>,
+    now: Instant,
+    packet: Packet<'_>,
+) -> Res<Option<Event<'s>>> {
+    let mut buf = vec![0u8; packet.encoded_len()];
+    let n = packet.encode(&mut buf).expect("encode broker packet");
+    let bytes: &'static [u8] = Box::leak(buf.into_boxed_slice());
+    let (decoded, used) = Packet::decode(bytes).expect("decode broker packet");
+    assert_eq!(used, n);
+    s.handle_packet(now, decoded)
+}
+
+/// Feeds a packet that must be accepted without an event.
+fn feed_quiet<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+    packet: Packet<'_>,
+) {
+    assert_eq!(feed(s, now, packet), Ok(None));
+}
+
+/// Splits a byte stream into packets; every byte must belong to a whole packet.
+fn split(wire: &'static [u8]) -> Vec<Packet<'static>> {
+    let mut rest = wire;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (p, n) = Packet::decode(rest).expect("the session sent an undecodable packet");
+        out.push(p);
+        rest = &rest[n..];
+    }
+    out
+}
+
+/// Writes everything the session has to send at `now` and decodes it.
+fn sent<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+) -> Vec<Packet<'static>> {
+    let mut wire = Vec::new();
+    loop {
+        let pending = s.poll_transmit(now);
+        if pending.is_empty() {
+            break;
+        }
+        let n = pending.len();
+        wire.extend_from_slice(pending);
+        s.handle_transmit(now, n);
+    }
+    split(Box::leak(wire.into_boxed_slice()))
+}
+
+fn connack(session_present: bool, return_code: ConnectReturnCode) -> Packet<'static> {
+    Packet::ConnAck(ConnAck {
+        session_present,
+        return_code,
+    })
+}
+
+fn accepted() -> Packet<'static> {
+    connack(false, ConnectReturnCode::Accepted)
+}
+
+fn puback(packet_id: u16) -> Packet<'static> {
+    Packet::PubAck(PubAck { packet_id })
+}
+
+fn pubrec(packet_id: u16) -> Packet<'static> {
+    Packet::PubRec(PubRec { packet_id })
+}
+
+fn pubrel(packet_id: u16) -> Packet<'static> {
+    Packet::PubRel(PubRel { packet_id })
+}
+
+fn pubcomp(packet_id: u16) -> Packet<'static> {
+    Packet::PubComp(PubComp { packet_id })
+}
+
+fn unsuback(packet_id: u16) -> Packet<'static> {
+    Packet::UnsubAck(UnsubAck { packet_id })
+}
+
+fn suback(packet_id: u16, codes: &'static [u8]) -> Packet<'static> {
+    Packet::SubAck(SubAck {
+        packet_id,
+        return_codes: ReturnCodes::new(codes),
+    })
+}
+
+/// An application message as the broker sends it.
+fn incoming(qos: QoS, packet_id: Option<u16>, dup: bool) -> Packet<'static> {
+    Packet::Publish(Publish {
+        dup,
+        qos,
+        retain: false,
+        topic: "in/t",
+        packet_id,
+        payload: b"hi",
+    })
+}
+
+/// A message to publish (the session picks the id).
+fn msg(topic: &'static str, qos: QoS) -> Publish<'static> {
+    Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic,
+        packet_id: None,
+        payload: b"payload",
+    }
+}
+
+/// The PUBLISH the session should send for `msg(topic, qos)`.
+fn wire_publish(topic: &'static str, qos: QoS, packet_id: u16, dup: bool) -> Packet<'static> {
+    Packet::Publish(Publish {
+        dup,
+        packet_id: Some(packet_id),
+        ..msg(topic, qos)
+    })
+}
+
+fn sub(filter: &'static str, qos: QoS) -> Subscription<'static> {
+    Subscription { filter, qos }
+}
+
+/// Connects at `now`, writes CONNECT, accepts the CONNACK (no session).
+fn connect_at<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+    clean_session: bool,
+    keep_alive: u16,
+) {
+    s.connect(now, &connect_packet(clean_session, keep_alive))
+        .expect("connect");
+    assert_eq!(
+        sent(s, now),
+        [Packet::Connect(connect_packet(clean_session, keep_alive))]
+    );
+    assert!(matches!(
+        feed(s, now, accepted()),
+        Ok(Some(Event::Connected { .. }))
+    ));
+    assert_eq!(s.state(), State::Connected);
+}
+
+/// A connected session (at T0) with clean session on and no keep-alive.
+fn connected() -> S {
+    let mut s = session();
+    connect_at(&mut s, T0, true, 0);
+    s
+}
+
+/// A connected session with clean session off and no keep-alive.
+fn persistent() -> S {
+    let mut s = session();
+    connect_at(&mut s, T0, false, 0);
+    s
+}
+
+fn subscriptions<const I: usize, const N: usize>(
+    s: &Session<'static, I, N>,
+) -> Vec<(std::string::String, QoS)> {
+    s.subscriptions().map(|(f, q)| (f.into(), q)).collect()
+}
+
+fn ids<const I: usize, const N: usize>(s: &Session<'static, I, N>) -> Vec<(u16, Stage)> {
+    s.inflight_ids().collect()
+}
+
+// ---------------------------------------------------------------- connect
+
+#[test]
+fn new_session_is_disconnected_and_idle() {
+    let mut s = session();
+    assert_eq!(s.state(), State::Disconnected);
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.handle_timeout(secs(3600)), Ok(()));
+    assert!(s.poll_transmit(T0).is_empty());
+    assert!(s.transmit_idle());
+}
+
+#[test]
+fn connect_queues_connect_and_waits_for_connack() {
+    let mut s = session();
+    let connect = Connect {
+        username: Some("user"),
+        password: Some(&b"pw"[..]),
+        ..connect_packet(false, 30)
+    };
+    s.connect(ms(500), &connect).unwrap();
+    assert_eq!(s.state(), State::Connecting);
+    assert_eq!(sent(&mut s, ms(500)), [Packet::Connect(connect)]);
+    assert_eq!(s.poll_timeout(), Some(ms(10_500)));
+}
+
+#[test]
+fn connack_accepted_connects() {
+    let mut s = session();
+    s.connect(T0, &connect_packet(true, 0)).unwrap();
+    sent(&mut s, T0);
+    assert_eq!(
+        feed(&mut s, ms(20), accepted()),
+        Ok(Some(Event::Connected {
+            session_present: false,
+            resubscribed: 0,
+            resending: 0,
+        }))
+    );
+    assert_eq!(s.state(), State::Connected);
+    assert_eq!(s.poll_timeout(), None, "nothing pending, no keep-alive");
+    assert!(sent(&mut s, ms(20)).is_empty());
+}
+
+#[test]
+fn connack_refusals_are_errors_for_each_code() {
+    use ConnectReturnCode::*;
+    for code in [
+        UnacceptableProtocolVersion,
+        IdentifierRejected,
+        ServerUnavailable,
+        BadUsernameOrPassword,
+        NotAuthorized,
+    ] {
+        let mut s = session();
+        s.connect(T0, &connect_packet(true, 0)).unwrap();
+        sent(&mut s, T0);
+        assert_eq!(
+            feed(&mut s, T0, connack(false, code)),
+            Err(Error::Refused(code))
+        );
+        assert_ne!(s.state(), State::Connected, "{code:?}");
+        assert_eq!(
+            s.handle_timeout(secs(60)),
+            Ok(()),
+            "no connack deadline left"
+        );
+        s.connection_lost();
+        assert_eq!(s.state(), State::Disconnected);
+    }
+}
+
+#[test]
+fn connack_session_present_with_clean_session_is_protocol_error() {
+    let mut s = session();
+    s.connect(T0, &connect_packet(true, 0)).unwrap();
+    assert_eq!(
+        feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)),
+        Err(Error::Protocol(PacketType::ConnAck))
+    );
+    assert_ne!(s.state(), State::Connected);
+}
+
+#[test]
+fn connack_session_present_without_clean_session_is_reported() {
+    let mut s = session();
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    assert_eq!(
+        feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)),
+        Ok(Some(Event::Connected {
+            session_present: true,
+            resubscribed: 0,
+            resending: 0,
+        }))
+    );
+}
+
+#[test]
+fn empty_client_id_needs_clean_session() {
+    let mut s = session();
+    let connect = Connect {
+        client_id: "",
+        ..connect_packet(false, 0)
+    };
+    assert_eq!(s.connect(T0, &connect), Err(Error::EmptyClientId));
+    assert_eq!(s.state(), State::Disconnected);
+    let connect = Connect {
+        client_id: "",
+        ..connect_packet(true, 0)
+    };
+    assert_eq!(s.connect(T0, &connect), Ok(()));
+}
+
+#[test]
+fn packets_before_connack_are_protocol_errors() {
+    let packets = [
+        incoming(QoS::AtMostOnce, None, false),
+        puback(1),
+        pubrec(1),
+        pubrel(1),
+        pubcomp(1),
+        suback(1, &[0]),
+        unsuback(1),
+        Packet::PingResp,
+    ];
+    for p in packets {
+        let mut s = session();
+        s.connect(T0, &connect_packet(true, 0)).unwrap();
+        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+        // Nothing answered it.
+        assert_eq!(sent(&mut s, T0), [Packet::Connect(connect_packet(true, 0))]);
+    }
+}
+
+#[test]
+fn packets_while_disconnected_are_protocol_errors() {
+    for p in [accepted(), puback(1), Packet::PingResp] {
+        let mut s = session();
+        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+        assert!(sent(&mut s, T0).is_empty());
+    }
+}
+
+#[test]
+fn second_connack_is_protocol_error() {
+    let mut s = connected();
+    assert_eq!(
+        feed(&mut s, T0, accepted()),
+        Err(Error::Protocol(PacketType::ConnAck))
+    );
+}
+
+#[test]
+fn connack_timeout() {
+    let mut s = session();
+    s.connect(ms(100), &connect_packet(true, 5)).unwrap();
+    sent(&mut s, ms(100));
+    assert_eq!(s.poll_timeout(), Some(ms(10_100)));
+    assert_eq!(s.handle_timeout(ms(10_099)), Ok(()));
+    assert_eq!(
+        s.handle_timeout(ms(10_100)),
+        Err(Error::Timeout(AckKind::ConnAck))
+    );
+    // Keep-alive does not ping while connecting.
+    assert!(sent(&mut s, ms(10_100)).is_empty());
+}
+
+#[test]
+fn operations_need_a_connection() {
+    let mut s = session();
+    let check = |s: &mut S| {
+        assert_eq!(
+            s.publish(T0, &msg("t", QoS::AtMostOnce)),
+            Err(Error::NotConnected)
+        );
+        assert_eq!(
+            s.publish(T0, &msg("t", QoS::AtLeastOnce)),
+            Err(Error::NotConnected)
+        );
+        assert_eq!(
+            s.subscribe(T0, &[sub("t", QoS::AtMostOnce)]),
+            Err(Error::NotConnected)
+        );
+        assert_eq!(s.unsubscribe(T0, &["t"]), Err(Error::NotConnected));
+        assert_eq!(s.ping(T0), Err(Error::NotConnected));
+    };
+    check(&mut s);
+    assert_eq!(s.disconnect(), Err(Error::NotConnected));
+    s.connect(T0, &connect_packet(true, 0)).unwrap();
+    check(&mut s);
+    assert_eq!(s.inflight(), 0);
+    assert_eq!(s.subscriptions().count(), 0);
+}
+
+// ------------------------------------------------------------- keep-alive
+
+#[test]
+fn pingreq_exactly_when_keep_alive_has_passed_since_last_sent() {
+    let mut s = session();
+    s.connect(T0, &connect_packet(true, 10)).unwrap();
+    sent(&mut s, T0); // CONNECT written at 0
+    // CONNACK is received, not sent: the keep-alive runs from CONNECT.
+    feed(&mut s, secs(3), accepted()).unwrap();
+    assert_eq!(s.poll_timeout(), Some(secs(10)));
+    assert_eq!(s.handle_timeout(ms(9_999)), Ok(()));
+    assert!(sent(&mut s, ms(9_999)).is_empty());
+    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    assert!(s.ping_outstanding());
+    assert_eq!(sent(&mut s, secs(10)), [Packet::PingReq]);
+}
+
+#[test]
+fn sending_anything_postpones_the_ping() {
+    let mut s = session();
+    connect_at(&mut s, T0, true, 10);
+    s.publish(secs(6), &msg("t", QoS::AtMostOnce)).unwrap();
+    sent(&mut s, secs(6));
+    assert_eq!(s.poll_timeout(), Some(secs(16)));
+    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    assert_eq!(s.handle_timeout(ms(15_999)), Ok(()));
+    assert!(sent(&mut s, ms(15_999)).is_empty());
+    assert_eq!(s.handle_timeout(secs(16)), Ok(()));
+    assert_eq!(sent(&mut s, secs(16)), [Packet::PingReq]);
+}
+
+#[test]
+fn queued_but_unwritten_bytes_do_not_postpone_the_ping() {
+    let mut s = session();
+    connect_at(&mut s, T0, true, 10);
+    s.publish(secs(6), &msg("t", QoS::AtMostOnce)).unwrap();
+    // Written 0 bytes: nothing was sent.
+    s.handle_transmit(secs(6), 0);
+    assert_eq!(s.poll_timeout(), Some(secs(10)));
+    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    let out = sent(&mut s, secs(10));
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1], Packet::PingReq);
+}
+
+#[test]
+fn keep_alive_zero_never_pings() {
+    let mut s = connected();
+    for h in 1..=48 {
+        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(s.handle_timeout(secs(h * 3600)), Ok(()));
+        assert!(sent(&mut s, secs(h * 3600)).is_empty());
+    }
+    assert!(!s.ping_outstanding());
+}
+
+#[test]
+fn pingresp_clears_the_outstanding_ping() {
+    let mut s = session();
+    connect_at(&mut s, T0, true, 10);
+    s.handle_timeout(secs(10)).unwrap();
+    assert_eq!(sent(&mut s, secs(10)), [Packet::PingReq]);
+    assert_eq!(s.poll_timeout(), Some(secs(20)), "the PINGRESP deadline");
+    assert_eq!(
+        feed(&mut s, secs(11), Packet::PingResp),
+        Ok(Some(Event::Pong))
+    );
+    assert!(!s.ping_outstanding());
+    // Next ping: keep-alive after the PINGREQ was written.
+    assert_eq!(s.poll_timeout(), Some(secs(20)));
+    assert_eq!(s.handle_timeout(secs(25)), Ok(()));
+    assert_eq!(sent(&mut s, secs(25)), [Packet::PingReq]);
+}
+
+#[test]
+fn missing_pingresp_times_out() {
+    let mut s = session();
+    connect_at(&mut s, T0, true, 10);
+    s.handle_timeout(secs(10)).unwrap();
+    sent(&mut s, secs(10));
+    assert_eq!(s.handle_timeout(ms(19_999)), Ok(()));
+    assert!(sent(&mut s, ms(19_999)).is_empty(), "no second PINGREQ");
+    assert_eq!(
+        s.handle_timeout(secs(20)),
+        Err(Error::Timeout(AckKind::PingResp))
+    );
+}
+
+#[test]
+fn ping_is_not_repeated_while_one_is_outstanding() {
+    let mut s = connected();
+    s.ping(T0).unwrap();
+    s.ping(secs(1)).unwrap();
+    assert_eq!(sent(&mut s, secs(1)), [Packet::PingReq]);
+    assert_eq!(s.poll_timeout(), Some(secs(10)), "deadline of the first");
+}
+
+// ------------------------------------------------------ outgoing messages
+
+#[test]
+fn qos0_publish_has_no_id_and_no_state() {
+    let mut s = connected();
+    let p = Publish {
+        packet_id: Some(9),
+        ..msg("a/b", QoS::AtMostOnce)
+    };
+    assert_eq!(s.publish(T0, &p), Ok(None));
+    assert_eq!(
+        sent(&mut s, T0),
+        [Packet::Publish(msg("a/b", QoS::AtMostOnce))]
+    );
+    assert_eq!(s.inflight(), 0);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn qos1_publish_puback_published() {
+    let mut s = connected();
+    // The caller's id and DUP are ignored.
+    let p = Publish {
+        packet_id: Some(77),
+        dup: true,
+        ..msg("a/b", QoS::AtLeastOnce)
+    };
+    assert_eq!(s.publish(T0, &p), Ok(Some(1)));
+    assert_eq!(
+        sent(&mut s, T0),
+        [wire_publish("a/b", QoS::AtLeastOnce, 1, false)]
+    );
+    assert_eq!(ids(&s), [(1, Stage::AwaitPubAck)]);
+    assert!(s.publish_pending(1));
+    assert_eq!(s.poll_timeout(), Some(secs(10)));
+    assert_eq!(
+        feed(&mut s, secs(1), puback(1)),
+        Ok(Some(Event::Published {
+            topic: "a/b",
+            packet_id: 1,
+            qos: QoS::AtLeastOnce,
+        }))
+    );
+    assert_eq!(s.inflight(), 0);
+    assert!(!s.publish_pending(1));
+    assert_eq!(s.poll_timeout(), None);
+    assert!(sent(&mut s, secs(1)).is_empty(), "nothing answers a PUBACK");
+    // A second PUBACK for the completed message is ignored.
+    feed_quiet(&mut s, secs(1), puback(1));
+}
+
+#[test]
+fn puback_timeout() {
+    let mut s = connected();
+    s.publish(secs(1), &msg("t", QoS::AtLeastOnce)).unwrap();
+    sent(&mut s, secs(1));
+    assert_eq!(s.poll_timeout(), Some(secs(11)));
+    assert_eq!(s.handle_timeout(ms(10_999)), Ok(()));
+    assert_eq!(
+        s.handle_timeout(secs(11)),
+        Err(Error::Timeout(AckKind::PubAck))
+    );
+}
+
+#[test]
+fn qos2_publish_full_handshake() {
+    let mut s = connected();
+    assert_eq!(s.publish(T0, &msg("q/2", QoS::ExactlyOnce)), Ok(Some(1)));
+    assert_eq!(
+        sent(&mut s, T0),
+        [wire_publish("q/2", QoS::ExactlyOnce, 1, false)]
+    );
+    assert_eq!(ids(&s), [(1, Stage::AwaitPubRec)]);
+    feed_quiet(&mut s, secs(2), pubrec(1));
+    assert_eq!(sent(&mut s, secs(2)), [pubrel(1)]);
+    assert_eq!(ids(&s), [(1, Stage::AwaitPubComp)]);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(secs(12)),
+        "deadline restarted at PUBREC"
+    );
+    assert_eq!(
+        feed(&mut s, secs(3), pubcomp(1)),
+        Ok(Some(Event::Published {
+            topic: "q/2",
+            packet_id: 1,
+            qos: QoS::ExactlyOnce,
+        }))
+    );
+    assert_eq!(s.inflight(), 0);
+    assert!(sent(&mut s, secs(3)).is_empty());
+}
+
+#[test]
+fn duplicate_pubrec_resends_pubrel() {
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::ExactlyOnce)).unwrap();
+    sent(&mut s, T0);
+    feed_quiet(&mut s, T0, pubrec(1));
+    assert_eq!(sent(&mut s, T0), [pubrel(1)]);
+    feed_quiet(&mut s, secs(4), pubrec(1));
+    assert_eq!(sent(&mut s, secs(4)), [pubrel(1)]);
+    assert_eq!(ids(&s), [(1, Stage::AwaitPubComp)]);
+    assert_eq!(s.poll_timeout(), Some(secs(14)));
+}
+
+#[test]
+fn pubrec_and_pubcomp_timeouts() {
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::ExactlyOnce)).unwrap();
+    sent(&mut s, T0);
+    assert_eq!(
+        s.handle_timeout(secs(10)),
+        Err(Error::Timeout(AckKind::PubRec))
+    );
+    feed_quiet(&mut s, secs(5), pubrec(1));
+    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    assert_eq!(
+        s.handle_timeout(secs(15)),
+        Err(Error::Timeout(AckKind::PubComp))
+    );
+}
+
+#[test]
+fn acks_for_unknown_ids_or_wrong_stage_are_ignored() {
+    let mut s = connected();
+    s.publish(T0, &msg("one", QoS::AtLeastOnce)).unwrap(); // id 1
+    s.publish(T0, &msg("two", QoS::ExactlyOnce)).unwrap(); // id 2
+    sent(&mut s, T0);
+    for p in [
+        puback(99),
+        pubrec(99),
+        pubcomp(99),
+        unsuback(99),
+        suback(99, &[0]),
+        puback(2),   // a QoS 2 message
+        pubcomp(2),  // not past PUBREC yet
+        pubrec(1),   // a QoS 1 message
+        pubcomp(1),  // a QoS 1 message
+        unsuback(1), // a publish id, not a request
+        suback(2, &[0]),
+    ] {
+        feed_quiet(&mut s, T0, p);
+    }
+    assert!(sent(&mut s, T0).is_empty());
+    assert_eq!(ids(&s), [(1, Stage::AwaitPubAck), (2, Stage::AwaitPubRec)]);
+}
+
+// ------------------------------------------------------ incoming messages
+
+#[test]
+fn incoming_qos0_is_delivered_and_needs_no_ack() {
+    let mut s = connected();
+    let p = incoming(QoS::AtMostOnce, None, false);
+    let Packet::Publish(publish) = p else {
+        unreachable!()
+    };
+    assert_eq!(feed(&mut s, T0, p), Ok(Some(Event::Message(publish))));
+    s.acknowledge(QoS::AtMostOnce, None).unwrap();
+    assert!(sent(&mut s, T0).is_empty());
+}
+
+#[test]
+fn incoming_qos1_then_acknowledge_sends_puback() {
+    let mut s = connected();
+    let p = incoming(QoS::AtLeastOnce, Some(300), false);
+    let Packet::Publish(publish) = p else {
+        unreachable!()
+    };
+    assert_eq!(feed(&mut s, T0, p), Ok(Some(Event::Message(publish))));
+    assert!(sent(&mut s, T0).is_empty(), "no ack before acknowledge");
+    s.acknowledge(QoS::AtLeastOnce, Some(300)).unwrap();
+    assert_eq!(sent(&mut s, T0), [puback(300)]);
+    // QoS 1 keeps no state: a DUP is delivered again.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(300), true)),
+        Ok(Some(Event::Message(_)))
+    ));
+}
+
+#[test]
+fn incoming_qos2_handshake_delivers_once() {
+    let mut s = connected();
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
+        Ok(Some(Event::Message(Publish {
+            packet_id: Some(7),
+            qos: QoS::ExactlyOnce,
+            ..
+        })))
+    ));
+    assert_eq!(s.incoming_pending(), 1);
+    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
+    assert_eq!(sent(&mut s, T0), [pubrec(7)]);
+    // The broker missed the PUBREC and resends: no second delivery.
+    feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), true));
+    assert_eq!(sent(&mut s, T0), [pubrec(7)]);
+    assert_eq!(s.incoming_pending(), 1);
+    feed_quiet(&mut s, T0, pubrel(7));
+    assert_eq!(sent(&mut s, T0), [pubcomp(7)]);
+    assert_eq!(s.incoming_pending(), 0);
+    // The id is free again: a new message with it is delivered.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+}
+
+#[test]
+fn pubrel_for_unknown_id_is_still_completed() {
+    let mut s = connected();
+    feed_quiet(&mut s, T0, pubrel(4242));
+    assert_eq!(sent(&mut s, T0), [pubcomp(4242)]);
+    assert_eq!(s.incoming_pending(), 0);
+}
+
+#[test]
+fn incoming_qos2_beyond_capacity_forgets_the_oldest() {
+    let mut s = connected();
+    for id in 1..=4 {
+        assert!(matches!(
+            feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(id), false)),
+            Ok(Some(Event::Message(_)))
+        ));
+    }
+    assert_eq!(s.incoming_pending(), 4);
+    // A fifth is still delivered; id 1, the oldest, is forgotten.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(5), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(s.incoming_pending(), 4);
+    // Known ids are still recognised as duplicates.
+    for id in 2..=5 {
+        feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(id), true));
+    }
+    assert_eq!(
+        sent(&mut s, T0),
+        [pubrec(2), pubrec(3), pubrec(4), pubrec(5)]
+    );
+    // The forgotten one is delivered again (the documented loss) and
+    // remembered again, which forgets 2.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(1), true)),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(s.incoming_pending(), 4);
+    // A PUBREL for a forgotten id is still answered.
+    feed_quiet(&mut s, T0, pubrel(2));
+    feed_quiet(&mut s, T0, pubrel(3));
+    assert_eq!(sent(&mut s, T0), [pubcomp(2), pubcomp(3)]);
+    assert_eq!(s.incoming_pending(), 3);
+    // QoS 0 and 1 need no slot.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(6), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(s.incoming_pending(), 3);
+}
+
+#[test]
+fn acknowledge_dropped_acks_and_remembers_qos2() {
+    let mut s = connected();
+    s.acknowledge_dropped(QoS::AtLeastOnce, 11).unwrap();
+    s.acknowledge_dropped(QoS::ExactlyOnce, 12).unwrap();
+    assert_eq!(sent(&mut s, T0), [puback(11), pubrec(12)]);
+    assert_eq!(s.incoming_pending(), 1);
+    // A resend of the dropped QoS 2 message is not delivered.
+    feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(12), true));
+    assert_eq!(sent(&mut s, T0), [pubrec(12)]);
+    // Dropping it again does not take a second slot.
+    s.acknowledge_dropped(QoS::ExactlyOnce, 12).unwrap();
+    assert_eq!(s.incoming_pending(), 1);
+}
+
+// ------------------------------------------------------------ subscribing
+
+#[test]
+fn subscribe_suback_pairs_filters_with_codes() {
+    let mut s = connected();
+    let filters = [sub("a/+", QoS::AtLeastOnce), sub("b/#", QoS::ExactlyOnce)];
+    assert_eq!(s.subscribe(T0, &filters), Ok(1));
+    assert_eq!(
+        sent(&mut s, T0),
+        [Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: SubscribeFilters::new(&filters),
+        })]
+    );
+    assert!(s.request_pending(1));
+    assert_eq!(s.poll_timeout(), Some(secs(10)));
+    let event = feed(&mut s, secs(1), suback(1, &[0x01, 0x00])).unwrap();
+    let Some(Event::Subscribed {
+        packet_id,
+        filters: got,
+        codes,
+    }) = event
+    else {
+        panic!("{event:?}")
+    };
+    assert_eq!(packet_id, 1);
+    let pairs: Vec<_> = got.iter().zip(codes.iter()).collect();
+    assert_eq!(
+        pairs,
+        [
+            (filters[0], Code::Success(QoS::AtLeastOnce)),
+            (filters[1], Code::Success(QoS::AtMostOnce)),
+        ]
+    );
+    assert!(!s.request_pending(1));
+    assert_eq!(s.poll_timeout(), None);
+    // The list keeps the requested QoS.
+    assert_eq!(
+        subscriptions(&s),
+        [
+            ("a/+".into(), QoS::AtLeastOnce),
+            ("b/#".into(), QoS::ExactlyOnce)
+        ]
+    );
+}
+
+#[test]
+fn refused_filter_leaves_the_subscription_list() {
+    let mut s = connected();
+    s.subscribe(
+        T0,
+        &[
+            sub("ok", QoS::AtMostOnce),
+            sub("no", QoS::AtLeastOnce),
+            sub("ok2", QoS::AtLeastOnce),
+        ],
+    )
+    .unwrap();
+    sent(&mut s, T0);
+    let event = feed(&mut s, T0, suback(1, &[0x00, 0x80, 0x01])).unwrap();
+    let Some(Event::Subscribed { filters, codes, .. }) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(filters.len(), 3);
+    assert_eq!(codes.iter().nth(1), Some(Code::Failure));
+    assert_eq!(
+        subscriptions(&s),
+        [
+            ("ok".into(), QoS::AtMostOnce),
+            ("ok2".into(), QoS::AtLeastOnce)
+        ]
+    );
+}
+
+#[test]
+fn suback_with_wrong_number_of_codes_is_protocol_error() {
+    for codes in [&[0u8][..], &[0, 1, 2][..]] {
+        let mut s = connected();
+        s.subscribe(T0, &[sub("a", QoS::AtMostOnce), sub("b", QoS::AtMostOnce)])
+            .unwrap();
+        sent(&mut s, T0);
+        assert_eq!(
+            feed(&mut s, T0, suback(1, codes)),
+            Err(Error::Protocol(PacketType::SubAck))
+        );
+    }
+}
+
+#[test]
+fn subscribing_again_updates_the_qos() {
+    let mut s = connected();
+    s.subscribe(T0, &[sub("t", QoS::AtMostOnce)]).unwrap();
+    s.subscribe(T0, &[sub("t", QoS::ExactlyOnce)]).unwrap();
+    assert_eq!(subscriptions(&s), [("t".into(), QoS::ExactlyOnce)]);
+}
+
+#[test]
+fn subscription_list_full() {
+    let mut s = connected();
+    for f in ["a", "b", "c"] {
+        let id = s.subscribe(T0, &[sub(f, QoS::AtMostOnce)]).unwrap();
+        feed(&mut s, T0, suback(id, &[0])).unwrap();
+    }
+    assert_eq!(
+        s.subscribe(T0, &[sub("d", QoS::AtMostOnce), sub("e", QoS::AtMostOnce)]),
+        Err(Error::SubscriptionsFull)
+    );
+    // An existing filter takes no new slot.
+    s.subscribe(T0, &[sub("a", QoS::AtLeastOnce), sub("d", QoS::AtMostOnce)])
+        .unwrap();
+    assert_eq!(s.subscriptions().count(), 4);
+    assert_eq!(
+        s.subscribe(T0, &[sub("e", QoS::AtMostOnce)]),
+        Err(Error::SubscriptionsFull)
+    );
+}
+
+#[test]
+fn invalid_filter_is_refused_without_state() {
+    let mut s = connected();
+    assert!(matches!(
+        s.subscribe(T0, &[sub("a/#/b", QoS::AtMostOnce)]),
+        Err(Error::Encode(_))
+    ));
+    assert!(matches!(s.subscribe(T0, &[]), Err(Error::Encode(_))));
+    assert!(matches!(s.unsubscribe(T0, &["+x"]), Err(Error::Encode(_))));
+    assert_eq!(s.subscriptions().count(), 0);
+    assert!(sent(&mut s, T0).is_empty());
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn unsubscribe_unsuback_updates_the_list() {
+    let mut s = connected();
+    s.subscribe(T0, &[sub("a", QoS::AtMostOnce), sub("b", QoS::AtLeastOnce)])
+        .unwrap();
+    feed(&mut s, T0, suback(1, &[0, 1])).unwrap();
+    sent(&mut s, T0);
+    assert_eq!(s.unsubscribe(T0, &["a", "never"]), Ok(2));
+    assert_eq!(
+        sent(&mut s, T0),
+        [Packet::Unsubscribe(Unsubscribe {
+            packet_id: 2,
+            filters: UnsubscribeFilters::new(&["a", "never"]),
+        })]
+    );
+    assert_eq!(subscriptions(&s), [("b".into(), QoS::AtLeastOnce)]);
+    assert!(s.request_pending(2));
+    let event = feed(&mut s, T0, unsuback(2)).unwrap();
+    let Some(Event::Unsubscribed { packet_id, filters }) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(packet_id, 2);
+    assert_eq!(filters.iter().collect::<Vec<_>>(), ["a", "never"]);
+    assert!(!s.request_pending(2));
+    feed_quiet(&mut s, T0, unsuback(2));
+}
+
+#[test]
+fn suback_and_unsuback_timeouts() {
+    let mut s = connected();
+    s.subscribe(secs(1), &[sub("a", QoS::AtMostOnce)]).unwrap();
+    assert_eq!(s.poll_timeout(), Some(secs(11)));
+    assert_eq!(s.handle_timeout(ms(10_999)), Ok(()));
+    assert_eq!(
+        s.handle_timeout(secs(11)),
+        Err(Error::Timeout(AckKind::SubAck))
+    );
+    let mut s = connected();
+    s.unsubscribe(secs(2), &["a"]).unwrap();
+    assert_eq!(s.poll_timeout(), Some(secs(12)));
+    assert_eq!(s.handle_timeout(ms(11_999)), Ok(()));
+    assert_eq!(
+        s.handle_timeout(secs(12)),
+        Err(Error::Timeout(AckKind::UnsubAck))
+    );
+}
+
+#[test]
+fn poll_timeout_is_the_earliest_deadline() {
+    let mut s = session();
+    connect_at(&mut s, T0, true, 60);
+    s.set_timeouts(Timeouts {
+        suback: Duration::from_secs(3),
+        puback: Duration::from_secs(5),
+        ..Timeouts::default()
+    });
+    s.publish(secs(1), &msg("t", QoS::AtLeastOnce)).unwrap(); // due 6
+    s.subscribe(secs(2), &[sub("t", QoS::AtMostOnce)]).unwrap(); // due 5
+    sent(&mut s, secs(2));
+    assert_eq!(s.poll_timeout(), Some(secs(5)));
+    feed(&mut s, secs(2), suback(2, &[0])).unwrap();
+    assert_eq!(s.poll_timeout(), Some(secs(6)));
+    feed(&mut s, secs(2), puback(1)).unwrap();
+    assert_eq!(s.poll_timeout(), Some(secs(62)), "only the keep-alive left");
+}
+
+// ------------------------------------------------------------- packet ids
+
+#[test]
+fn packet_ids_skip_zero_and_wrap() {
+    let mut s = connected();
+    s.next_packet_id = 65534;
+    assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(65534)));
+    assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(65535)));
+    assert_eq!(s.subscribe(T0, &[sub("t", QoS::AtMostOnce)]), Ok(1));
+    assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(2)));
+    let out = sent(&mut s, T0);
+    assert_eq!(out[0], wire_publish("t", QoS::AtLeastOnce, 65534, false));
+    assert_eq!(out[1], wire_publish("t", QoS::AtLeastOnce, 65535, false));
+}
+
+#[test]
+fn packet_ids_are_unique_among_those_in_flight() {
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap(); // 1
+    s.subscribe(T0, &[sub("t", QoS::AtMostOnce)]).unwrap(); // 2
+    s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap(); // 3
+    feed(&mut s, T0, puback(3)).unwrap();
+    // Wrap around onto ids 1 and 2, still taken.
+    s.next_packet_id = 65535;
+    assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(65535)));
+    assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(3)));
+    assert_eq!(s.unsubscribe(T0, &["t"]), Ok(4));
+    let mut all: Vec<u16> = ids(&s).iter().map(|&(id, _)| id).collect();
+    assert_eq!(all, [1, 65535, 3]);
+    all.extend([2, 4]);
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 5);
+}
+
+// ------------------------------------------------------------- capacities
+
+#[test]
+fn inflight_full_and_freed_by_an_ack() {
+    let mut s = connected();
+    for id in 1..=4 {
+        assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(id)));
+    }
+    assert!(!s.can_publish());
+    assert_eq!(
+        s.publish(T0, &msg("t", QoS::ExactlyOnce)),
+        Err(Error::InflightFull)
+    );
+    // QoS 0 needs no slot.
+    assert_eq!(s.publish(T0, &msg("t", QoS::AtMostOnce)), Ok(None));
+    sent(&mut s, T0);
+    feed(&mut s, T0, puback(2)).unwrap();
+    assert!(s.can_publish());
+    assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(5)));
+    assert_eq!(s.inflight(), 4);
+    assert_eq!(
+        ids(&s).iter().map(|&(id, _)| id).collect::<Vec<_>>(),
+        [1, 3, 4, 5]
+    );
+}
+
+#[test]
+fn requests_have_their_own_window() {
+    let mut s = connected();
+    for i in 0..4 {
+        s.unsubscribe(T0, &["x"]).unwrap();
+        assert!(s.request_pending(i + 1));
+    }
+    assert_eq!(s.unsubscribe(T0, &["x"]), Err(Error::InflightFull));
+    assert_eq!(
+        s.subscribe(T0, &[sub("x", QoS::AtMostOnce)]),
+        Err(Error::InflightFull)
+    );
+    assert_eq!(
+        s.subscriptions().count(),
+        0,
+        "a refused subscribe is not listed"
+    );
+    // Publishing is not limited by the requests.
+    assert!(matches!(
+        s.publish(T0, &msg("t", QoS::AtLeastOnce)),
+        Ok(Some(_))
+    ));
+}
+
+#[test]
+fn store_full() {
+    // 40 bytes of store: two 18-byte PUBLISH packets fit, three do not.
+    let mut s: Session<'static, 4, 4> = session_with(256, 40);
+    connect_at(&mut s, T0, true, 0);
+    let p = msg("topic", QoS::AtLeastOnce);
+    assert_eq!(
+        wire_publish("topic", QoS::AtLeastOnce, 1, false).encoded_len(),
+        18
+    );
+    assert_eq!(s.publish(T0, &p), Ok(Some(1)));
+    assert_eq!(s.publish(T0, &p), Ok(Some(2)));
+    assert_eq!(s.publish(T0, &p), Err(Error::StoreFull));
+    assert_eq!(s.inflight(), 2);
+    assert_eq!(
+        s.subscribe(T0, &[sub("f", QoS::AtMostOnce)]),
+        Err(Error::StoreFull)
+    );
+    assert_eq!(s.unsubscribe(T0, &["f"]), Err(Error::StoreFull));
+    assert_eq!(s.subscriptions().count(), 0);
+    assert_eq!(
+        sent(&mut s, T0).len(),
+        2,
+        "nothing queued for the refused ones"
+    );
+    // An ack frees the bytes.
+    feed(&mut s, T0, puback(1)).unwrap();
+    assert!(s.publish(T0, &p).is_ok());
+}
+
+#[test]
+fn transmit_buffer_too_small() {
+    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+    connect_at(&mut s, T0, true, 0);
+    // A packet larger than the whole buffer.
+    let big = Publish {
+        payload: &[0; 30],
+        ..msg("t", QoS::AtMostOnce)
+    };
+    let needed = Packet::Publish(big).encoded_len();
+    assert_eq!(
+        s.publish(T0, &big),
+        Err(Error::TransmitBufferTooSmall { needed })
+    );
+    let big1 = Publish {
+        payload: &[0; 30],
+        ..msg("t", QoS::AtLeastOnce)
+    };
+    assert!(matches!(
+        s.publish(T0, &big1),
+        Err(Error::TransmitBufferTooSmall { .. })
+    ));
+    assert_eq!(s.inflight(), 0, "a refused publish keeps no state");
+    // One that fits an empty buffer but not behind what is queued.
+    let p = msg("t", QoS::AtLeastOnce); // 14 bytes
+    let id = s.publish(T0, &p).unwrap().unwrap();
+    assert!(matches!(
+        s.publish(T0, &p),
+        Err(Error::TransmitBufferTooSmall { .. })
+    ));
+    assert_eq!(ids(&s), [(id, Stage::AwaitPubAck)]);
+    // After writing, it fits.
+    assert_eq!(sent(&mut s, T0).len(), 1);
+    assert!(s.publish(T0, &p).is_ok());
+}
+
+#[test]
+fn partial_writes_keep_the_rest() {
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap();
+    let whole = s.poll_transmit(T0).to_vec();
+    s.handle_transmit(T0, 3);
+    assert_eq!(s.poll_transmit(T0), &whole[3..]);
+    // Claiming more than pending is clamped.
+    s.handle_transmit(T0, 1000);
+    assert!(s.poll_transmit(T0).is_empty());
+}
+
+// ------------------------------------------------------------ reconnecting
+
+/// A persistent session with two subscriptions, a QoS 1 message (id 3),
+/// a QoS 2 message past PUBREC (id 4) and a QoS 2 message (id 5) in flight,
+/// then the connection lost.
+fn with_state_then_lost() -> S {
+    let mut s = persistent();
+    s.subscribe(T0, &[sub("a/+", QoS::AtLeastOnce)]).unwrap(); // 1
+    s.subscribe(T0, &[sub("b", QoS::ExactlyOnce)]).unwrap(); // 2
+    feed(&mut s, T0, suback(1, &[1])).unwrap();
+    feed(&mut s, T0, suback(2, &[2])).unwrap();
+    assert_eq!(s.publish(T0, &msg("m/1", QoS::AtLeastOnce)), Ok(Some(3)));
+    assert_eq!(s.publish(T0, &msg("m/2", QoS::ExactlyOnce)), Ok(Some(4)));
+    assert_eq!(s.publish(T0, &msg("m/3", QoS::ExactlyOnce)), Ok(Some(5)));
+    sent(&mut s, T0);
+    feed(&mut s, T0, pubrec(4)).unwrap();
+    // The PUBREL is queued but the connection drops before it is written.
+    s.connection_lost();
+    assert_eq!(s.state(), State::Disconnected);
+    assert!(s.poll_transmit(T0).is_empty(), "queued bytes are dropped");
+    s
+}
+
+#[test]
+fn reconnect_without_session_resubscribes_then_resends_in_order() {
+    let mut s = with_state_then_lost();
+    s.connect(secs(30), &connect_packet(false, 0)).unwrap();
+    assert_eq!(
+        sent(&mut s, secs(30)),
+        [Packet::Connect(connect_packet(false, 0))],
+        "nothing but CONNECT before CONNACK"
+    );
+    assert_eq!(
+        feed(&mut s, secs(31), accepted()),
+        Ok(Some(Event::Connected {
+            session_present: false,
+            resubscribed: 2,
+            resending: 3,
+        }))
+    );
+    let out = sent(&mut s, secs(31));
+    let filters = [sub("a/+", QoS::AtLeastOnce), sub("b", QoS::ExactlyOnce)];
+    assert_eq!(
+        out,
+        [
+            Packet::Subscribe(Subscribe {
+                packet_id: 6,
+                filters: SubscribeFilters::new(&filters),
+            }),
+            wire_publish("m/1", QoS::AtLeastOnce, 3, true),
+            // The broker lost the session: the message past PUBREC starts
+            // over with its PUBLISH (the new broker never saw it).
+            wire_publish("m/2", QoS::ExactlyOnce, 4, true),
+            wire_publish("m/3", QoS::ExactlyOnce, 5, true),
+        ]
+    );
+    assert!(!s.is_resending());
+    // The resubscription is an ordinary request.
+    assert!(matches!(
+        feed(&mut s, secs(31), suback(6, &[1, 2])),
+        Ok(Some(Event::Subscribed { packet_id: 6, .. }))
+    ));
+    // And the handshakes go on from there.
+    feed_quiet(&mut s, secs(32), pubcomp(4));
+    feed_quiet(&mut s, secs(32), pubrec(4));
+    assert_eq!(sent(&mut s, secs(32)), [pubrel(4)]);
+    assert!(matches!(
+        feed(&mut s, secs(32), pubcomp(4)),
+        Ok(Some(Event::Published { packet_id: 4, .. }))
+    ));
+    assert!(matches!(
+        feed(&mut s, secs(32), puback(3)),
+        Ok(Some(Event::Published { packet_id: 3, .. }))
+    ));
+    assert_eq!(ids(&s), [(5, Stage::AwaitPubRec)]);
+}
+
+#[test]
+fn reconnect_with_session_present_resends_without_resubscribing() {
+    let mut s = with_state_then_lost();
+    s.connect(secs(30), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(30));
+    assert_eq!(
+        feed(&mut s, secs(30), connack(true, ConnectReturnCode::Accepted)),
+        Ok(Some(Event::Connected {
+            session_present: true,
+            resubscribed: 0,
+            resending: 3,
+        }))
+    );
+    assert_eq!(
+        sent(&mut s, secs(30)),
+        [
+            wire_publish("m/1", QoS::AtLeastOnce, 3, true),
+            pubrel(4),
+            wire_publish("m/3", QoS::ExactlyOnce, 5, true),
+        ]
+    );
+    assert_eq!(s.subscriptions().count(), 2);
+}
+
+#[test]
+fn resends_keep_dup_and_id_across_two_reconnects() {
+    let mut s = with_state_then_lost();
+    for t in [30, 60] {
+        s.connect(secs(t), &connect_packet(false, 0)).unwrap();
+        sent(&mut s, secs(t));
+        feed(&mut s, secs(t), connack(true, ConnectReturnCode::Accepted)).unwrap();
+        let out = sent(&mut s, secs(t));
+        assert_eq!(out[0], wire_publish("m/1", QoS::AtLeastOnce, 3, true));
+        s.connection_lost();
+    }
+}
+
+#[test]
+fn resend_deadlines_restart_at_connack() {
+    let mut s = with_state_then_lost();
+    s.connect(secs(60), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(60));
+    feed(&mut s, secs(61), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    // The old deadlines (10 s) have long passed; the resends are not late.
+    assert_eq!(s.poll_timeout(), Some(secs(71)));
+    assert_eq!(s.handle_timeout(secs(61)), Ok(()));
+    sent(&mut s, secs(62));
+    assert_eq!(s.handle_timeout(ms(71_999)), Ok(()));
+    assert_eq!(
+        s.handle_timeout(secs(72)),
+        Err(Error::Timeout(AckKind::PubAck))
+    );
+}
+
+#[test]
+fn clean_session_drops_inflight_but_keeps_subscriptions() {
+    let mut s2 = with_state_then_lost();
+    s2.connect(secs(30), &connect_packet(true, 0)).unwrap();
+    assert_eq!(s2.inflight(), 0);
+    assert_eq!(s2.incoming_pending(), 0);
+    sent(&mut s2, secs(30));
+    assert_eq!(
+        feed(&mut s2, secs(30), accepted()),
+        Ok(Some(Event::Connected {
+            session_present: false,
+            resubscribed: 2,
+            resending: 0,
+        }))
+    );
+    let out = sent(&mut s2, secs(30));
+    assert_eq!(out.len(), 1);
+    assert!(matches!(out[0], Packet::Subscribe(_)));
+    // Stale acks are ignored.
+    feed_quiet(&mut s2, secs(30), puback(3));
+    feed_quiet(&mut s2, secs(30), pubrec(5));
+    assert!(sent(&mut s2, secs(30)).is_empty());
+    // Ids go on (the resubscription took 6).
+    assert_eq!(
+        s2.publish(secs(30), &msg("t", QoS::AtLeastOnce)),
+        Ok(Some(7))
+    );
+}
+
+#[test]
+fn incoming_qos2_state_survives_a_reconnect() {
+    let mut s = persistent();
+    feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(8), false)).unwrap();
+    s.acknowledge(QoS::ExactlyOnce, Some(8)).unwrap();
+    s.connection_lost();
+    s.connect(secs(5), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(5));
+    feed(&mut s, secs(5), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    feed_quiet(&mut s, secs(5), incoming(QoS::ExactlyOnce, Some(8), true));
+    assert_eq!(sent(&mut s, secs(5)), [pubrec(8)]);
+    feed_quiet(&mut s, secs(5), pubrel(8));
+    assert_eq!(sent(&mut s, secs(5)), [pubcomp(8)]);
+}
+
+#[test]
+fn connection_lost_drops_pending_requests() {
+    let mut s = persistent();
+    s.subscribe(T0, &[sub("a", QoS::AtMostOnce)]).unwrap();
+    s.unsubscribe(T0, &["z"]).unwrap();
+    s.connection_lost();
+    assert!(!s.request_pending(1));
+    assert!(!s.request_pending(2));
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(subscriptions(&s), [("a".into(), QoS::AtMostOnce)]);
+    // A late SUBACK on the new connection is ignored.
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)).unwrap();
+    feed_quiet(&mut s, T0, suback(1, &[0]));
+}
+
+/// A transmit buffer that holds one stored PUBLISH at a time.
+fn tight_resending() -> Session<'static, 4, 4> {
+    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+    connect_at(&mut s, T0, false, 0);
+    for id in 1..=3 {
+        assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(id)));
+        sent(&mut s, T0);
+    }
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    s
+}
+
+#[test]
+fn new_traffic_waits_for_the_resends() {
+    let mut s = tight_resending();
+    assert!(s.is_resending());
+    assert!(!s.transmit_idle());
+    let first = s.poll_transmit(secs(1)).to_vec();
+    assert!(s.is_resending(), "two more to go");
+    assert!(matches!(
+        s.publish(secs(1), &msg("new", QoS::AtMostOnce)),
+        Err(Error::TransmitBufferTooSmall { .. })
+    ));
+    assert!(matches!(
+        s.publish(secs(1), &msg("new", QoS::AtLeastOnce)),
+        Err(Error::TransmitBufferTooSmall { .. })
+    ));
+    assert!(matches!(
+        s.subscribe(secs(1), &[sub("new", QoS::AtMostOnce)]),
+        Err(Error::TransmitBufferTooSmall { .. })
+    ));
+    assert_eq!(s.inflight(), 3);
+    assert_eq!(s.subscriptions().count(), 0);
+    s.handle_transmit(secs(1), first.len());
+    let mut out = split(Box::leak(first.into_boxed_slice()));
+    out.extend(sent(&mut s, secs(1)));
+    assert!(!s.is_resending());
+    let id = s.publish(secs(1), &msg("new", QoS::AtLeastOnce)).unwrap();
+    let id = id.expect("QoS 1 has an id");
+    assert!(id > 3);
+    out.extend(sent(&mut s, secs(1)));
+    assert_eq!(
+        out,
+        [
+            wire_publish("t", QoS::AtLeastOnce, 1, true),
+            wire_publish("t", QoS::AtLeastOnce, 2, true),
+            wire_publish("t", QoS::AtLeastOnce, 3, true),
+            wire_publish("new", QoS::AtLeastOnce, id, false),
+        ]
+    );
+}
+
+#[test]
+fn an_ack_during_the_resends_skips_nothing() {
+    let mut s = tight_resending();
+    // The first resend is written, then its PUBACK arrives.
+    assert_eq!(
+        split(Box::leak(
+            s.poll_transmit(secs(1)).to_vec().into_boxed_slice()
+        )),
+        [wire_publish("t", QoS::AtLeastOnce, 1, true)]
+    );
+    let n = s.poll_transmit(secs(1)).len();
+    s.handle_transmit(secs(1), n);
+    assert!(matches!(
+        feed(&mut s, secs(1), puback(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    // The broker also answers message 3 before it was resent.
+    assert!(matches!(
+        feed(&mut s, secs(1), puback(3)),
+        Ok(Some(Event::Published { packet_id: 3, .. }))
+    ));
+    assert_eq!(
+        sent(&mut s, secs(1)),
+        [wire_publish("t", QoS::AtLeastOnce, 2, true)]
+    );
+    assert!(!s.is_resending());
+    assert_eq!(ids(&s), [(2, Stage::AwaitPubAck)]);
+}
+
+// ------------------------------------------------------- closing, misc
+
+#[test]
+fn disconnect_queues_disconnect() {
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap();
+    assert_eq!(s.disconnect(), Ok(()));
+    assert_eq!(s.state(), State::Disconnected);
+    assert_eq!(
+        sent(&mut s, T0),
+        [
+            wire_publish("t", QoS::AtLeastOnce, 1, false),
+            Packet::Disconnect
+        ]
+    );
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.handle_timeout(secs(100)), Ok(()));
+    assert_eq!(s.inflight(), 1, "the session outlives the connection");
+    assert_eq!(s.disconnect(), Err(Error::NotConnected));
+}
+
+#[test]
+fn server_only_packets_are_protocol_errors() {
+    let subs = [sub("a", QoS::AtMostOnce)];
+    let packets = [
+        Packet::Connect(connect_packet(true, 0)),
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: SubscribeFilters::new(&subs),
+        }),
+        Packet::Unsubscribe(Unsubscribe {
+            packet_id: 1,
+            filters: UnsubscribeFilters::new(&["a"]),
+        }),
+        Packet::PingReq,
+        Packet::Disconnect,
+    ];
+    for p in packets {
+        let mut s = connected();
+        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+        assert!(sent(&mut s, T0).is_empty());
+        // Also while connecting.
+        let mut s = session();
+        s.connect(T0, &connect_packet(true, 0)).unwrap();
+        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+    }
+}
+
+#[test]
+fn connect_discards_what_an_earlier_connection_queued() {
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::AtMostOnce)).unwrap();
+    s.connection_lost();
+    s.connect(T0, &connect_packet(true, 0)).unwrap();
+    assert_eq!(sent(&mut s, T0), [Packet::Connect(connect_packet(true, 0))]);
+}
+
+#[test]
+fn unconfirmed_subscription_is_resent_even_with_session_present() {
+    let mut s = persistent();
+    let a = s.subscribe(T0, &[sub("a", QoS::AtLeastOnce)]).unwrap();
+    feed(&mut s, T0, suback(a, &[1])).unwrap();
+    // This SUBSCRIBE may be lost with the connection: no SUBACK yet.
+    s.subscribe(T0, &[sub("b", QoS::ExactlyOnce)]).unwrap();
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    assert_eq!(
+        feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)),
+        Ok(Some(Event::Connected {
+            session_present: true,
+            resubscribed: 1,
+            resending: 0,
+        }))
+    );
+    let out = sent(&mut s, secs(1));
+    let [Packet::Subscribe(subscribe)] = out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        subscribe.filters.iter().collect::<Vec<_>>(),
+        [sub("b", QoS::ExactlyOnce)]
+    );
+    // Once confirmed, the next session-present reconnect sends nothing.
+    feed(&mut s, secs(1), suback(subscribe.packet_id, &[2])).unwrap();
+    s.connection_lost();
+    s.connect(secs(2), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(2));
+    feed(&mut s, secs(2), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    assert!(sent(&mut s, secs(2)).is_empty());
+}
+
+#[test]
+fn refused_filter_is_not_resubscribed() {
+    let mut s = persistent();
+    s.subscribe(T0, &[sub("a", QoS::AtMostOnce), sub("b", QoS::AtMostOnce)])
+        .unwrap();
+    feed(&mut s, T0, suback(1, &[0, 0x80])).unwrap();
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    assert!(matches!(
+        feed(&mut s, secs(1), accepted()),
+        Ok(Some(Event::Connected {
+            resubscribed: 1,
+            ..
+        }))
+    ));
+    let out = sent(&mut s, secs(1));
+    let [Packet::Subscribe(subscribe)] = out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        subscribe.filters.iter().collect::<Vec<_>>(),
+        [sub("a", QoS::AtMostOnce)]
+    );
+}
+
+#[test]
+fn subscription_list_must_fit_one_resubscribe() {
+    // Each SUBSCRIBE of one of these filters takes 25 bytes; the two
+    // together, as a reconnect re-sends them, 46: more than the buffer.
+    let mut s: Session<'static, 4, 4> = session_with(40, 1024);
+    connect_at(&mut s, T0, false, 0);
+    let id = s
+        .subscribe(T0, &[sub("aaaaaaaaaaaaaaaa/1", QoS::AtMostOnce)])
+        .unwrap();
+    sent(&mut s, T0);
+    feed(&mut s, T0, suback(id, &[0])).unwrap();
+    assert_eq!(
+        s.subscribe(T0, &[sub("aaaaaaaaaaaaaaaa/2", QoS::AtMostOnce)]),
+        Err(Error::TransmitBufferTooSmall { needed: 46 })
+    );
+    assert_eq!(s.subscriptions().count(), 1);
+    assert!(sent(&mut s, T0).is_empty());
+    // So the reconnect can re-subscribe.
+    s.connection_lost();
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, T0, accepted()),
+        Ok(Some(Event::Connected {
+            resubscribed: 1,
+            ..
+        }))
+    ));
+    assert!(matches!(sent(&mut s, T0)[..], [Packet::Subscribe(_)]));
+}
+
+#[test]
+fn store_keeps_room_for_the_resubscription() {
+    // 66 bytes: the filter (3), its re-SUBSCRIBE (10), and three 14-byte
+    // messages; a fourth would leave no room to re-subscribe.
+    let mut s: Session<'static, 4, 4> = session_with(256, 66);
+    connect_at(&mut s, T0, false, 0);
+    let id = s.subscribe(T0, &[sub("abc", QoS::AtMostOnce)]).unwrap();
+    feed(&mut s, T0, suback(id, &[0])).unwrap();
+    for _ in 0..3 {
+        assert!(s.publish(T0, &msg("t", QoS::AtLeastOnce)).is_ok());
+    }
+    assert_eq!(
+        s.publish(T0, &msg("t", QoS::AtLeastOnce)),
+        Err(Error::StoreFull)
+    );
+    // Its 17-byte SUBSCRIBE fits the 21 free bytes now, but the list
+    // would not be re-sent.
+    assert_eq!(
+        s.subscribe(T0, &[sub("ddddd", QoS::AtMostOnce)]),
+        Err(Error::StoreFull)
+    );
+    assert!(s.subscribe(T0, &[sub("dddd", QoS::AtMostOnce)]).is_ok());
+    sent(&mut s, T0);
+    s.connection_lost();
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    sent(&mut s, T0);
+    assert_eq!(
+        feed(&mut s, T0, accepted()),
+        Ok(Some(Event::Connected {
+            session_present: false,
+            resubscribed: 2,
+            resending: 3,
+        }))
+    );
+    assert_eq!(sent(&mut s, T0).len(), 4);
+}

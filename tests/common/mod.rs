@@ -2,4 +2,8 @@
 //! file). Each module is self-contained so an example can include one
 //! with `#[path = "..."]`.
 pub mod broker;
+pub mod client;
+pub mod fake;
+pub mod faults;
 pub mod mosquitto;
+pub mod transport;

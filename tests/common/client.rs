@@ -1,0 +1,635 @@
+//! Shared helpers for the client tests: a [`Peer`] is one minimqtt
+//! [`Client`] over a tokio `TcpStream` wrapped in the reshaping
+//! [`Transport`], whose callbacks record every call, with its arguments,
+//! into an ordered list of [`Ev`]ents in the user data ([`Recorder`]).
+//!
+//! The scenarios themselves, run against every broker and transport mode,
+//! are in [`scenarios`].
+#![allow(dead_code)]
+
+pub mod scenarios;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration as StdDuration;
+
+use embedded_io_adapters::tokio_1::FromTokio;
+use minimqtt::callbacks::{Connected, DisconnectReason};
+use minimqtt::codec::{ConnectReturnCode, varint_len};
+use minimqtt::session::Timeouts;
+use minimqtt::time::{Duration, TokioClock};
+use minimqtt::{
+    BufferSlices, Callbacks, Client, Config, Context, Error, Handled, Message, QoS,
+    SubscribeReturnCode,
+};
+use tokio::net::TcpStream;
+
+pub use super::transport::{Mode, StatsHandle, Transport};
+
+/// Upper bound for any single step of a scenario.
+pub const STEP: StdDuration = StdDuration::from_secs(10);
+
+/// Which broker a scenario talks to, for the few places where they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    Rumqttd,
+    Mosquitto,
+}
+
+/// Where a scenario runs: the broker, and the transport mode every client
+/// of the scenario uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Env {
+    pub addr: SocketAddr,
+    pub kind: BrokerKind,
+    pub mode: Mode,
+}
+
+impl Env {
+    pub fn new(addr: SocketAddr, kind: BrokerKind, mode: Mode) -> Self {
+        Self { addr, kind, mode }
+    }
+
+    pub fn is_mosquitto(&self) -> bool {
+        self.kind == BrokerKind::Mosquitto
+    }
+
+    /// The QoS a message published with `published` reaches a subscription
+    /// granted `granted` with. MQTT-3.8.4-6 says the lower of the two, as
+    /// mosquitto does; rumqttd 0.20 forwards with the subscription's QoS
+    /// (`publish.qos = request.qos` in its router), even upgrading QoS 0.
+    pub fn delivered(&self, published: QoS, granted: QoS) -> QoS {
+        match self.kind {
+            BrokerKind::Mosquitto => published.min(granted),
+            BrokerKind::Rumqttd => granted,
+        }
+    }
+}
+
+pub type Tcp = FromTokio<TcpStream>;
+pub type Net = Transport<Tcp>;
+pub type TestClient = Client<'static, Net, TokioClock, Recorder>;
+
+/// Which message callback ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The general `on_message`.
+    OnMessage,
+    /// The n-th topic callback added with [`Peer::route`].
+    Route(usize),
+}
+
+/// A received message as a callback saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    pub via: Via,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub dup: bool,
+}
+
+impl Msg {
+    pub fn retained(mut self) -> Self {
+        self.retain = true;
+        self
+    }
+}
+
+/// One callback call, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ev {
+    Connect(Connected),
+    Disconnect(DisconnectReason),
+    Subscribe {
+        filter: String,
+        code: SubscribeReturnCode,
+        pid: u16,
+    },
+    Unsubscribe {
+        filter: String,
+        pid: u16,
+    },
+    Publish {
+        topic: String,
+        pid: Option<u16>,
+    },
+    Message(Msg),
+}
+
+impl Ev {
+    /// `on_connect` for an accepted connection without resends.
+    pub fn connected(session_present: bool) -> Ev {
+        Ev::Connect(Connected {
+            session_present,
+            return_code: ConnectReturnCode::Accepted,
+            resubscribed: 0,
+            resent: 0,
+        })
+    }
+
+    pub fn subscribed(filter: &str, granted: QoS, pid: u16) -> Ev {
+        Ev::Subscribe {
+            filter: filter.into(),
+            code: SubscribeReturnCode::Success(granted),
+            pid,
+        }
+    }
+
+    pub fn unsubscribed(filter: &str, pid: u16) -> Ev {
+        Ev::Unsubscribe {
+            filter: filter.into(),
+            pid,
+        }
+    }
+
+    pub fn published(topic: &str, pid: Option<u16>) -> Ev {
+        Ev::Publish {
+            topic: topic.into(),
+            pid,
+        }
+    }
+
+    /// A message delivered through `via`, not retained, not a duplicate.
+    pub fn msg(via: Via, topic: &str, payload: &[u8], qos: QoS) -> Ev {
+        Ev::Message(Msg {
+            via,
+            topic: topic.into(),
+            payload: payload.to_vec(),
+            qos,
+            retain: false,
+            dup: false,
+        })
+    }
+
+    pub fn retained_msg(via: Via, topic: &str, payload: &[u8], qos: QoS) -> Ev {
+        match Ev::msg(via, topic, payload, qos) {
+            Ev::Message(m) => Ev::Message(m.retained()),
+            _ => unreachable!(),
+        }
+    }
+
+    pub fn is_message(&self) -> bool {
+        matches!(self, Ev::Message(_))
+    }
+}
+
+/// What a message callback does after recording, when a message arrives on
+/// `topic` (exact match): the requests go through [`Context`].
+#[derive(Debug, Clone)]
+pub struct Reaction {
+    pub topic: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Publish the received payload to `topic`.
+    Publish {
+        topic: String,
+        qos: QoS,
+        retain: bool,
+    },
+    Subscribe {
+        filter: String,
+        qos: QoS,
+    },
+    Unsubscribe {
+        filter: String,
+    },
+}
+
+/// The user data: every callback call in order, plus what callbacks do.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub events: Vec<Ev>,
+    /// `on_connect` queues these subscriptions through its [`Context`].
+    pub subscribe_on_connect: Vec<(String, QoS)>,
+    pub reactions: Vec<Reaction>,
+}
+
+type Ctx<'c, 'b> = Context<'c, 'b, Recorder>;
+
+fn on_connect(ctx: &mut Ctx<'_, '_>, info: Connected) {
+    ctx.user_data.events.push(Ev::Connect(info));
+    for (filter, qos) in ctx.user_data.subscribe_on_connect.clone() {
+        ctx.subscribe(&filter, qos).expect("outbox has room");
+    }
+}
+
+fn on_disconnect(ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
+    ctx.user_data.events.push(Ev::Disconnect(reason));
+}
+
+fn on_subscribe(ctx: &mut Ctx<'_, '_>, filter: &str, code: SubscribeReturnCode, pid: u16) {
+    assert_ne!(pid, 0, "on_subscribe with packet id 0");
+    ctx.user_data.events.push(Ev::Subscribe {
+        filter: filter.into(),
+        code,
+        pid,
+    });
+}
+
+fn on_unsubscribe(ctx: &mut Ctx<'_, '_>, filter: &str, pid: u16) {
+    assert_ne!(pid, 0, "on_unsubscribe with packet id 0");
+    ctx.user_data.events.push(Ev::Unsubscribe {
+        filter: filter.into(),
+        pid,
+    });
+}
+
+fn on_publish(ctx: &mut Ctx<'_, '_>, topic: &str, pid: Option<u16>) {
+    ctx.user_data.events.push(Ev::Publish {
+        topic: topic.into(),
+        pid,
+    });
+}
+
+fn record_message(ctx: &mut Ctx<'_, '_>, via: Via, msg: &Message<'_>) {
+    // Checked here, so events need not carry broker-chosen packet ids.
+    assert_eq!(
+        msg.packet_id.is_some(),
+        msg.qos != QoS::AtMostOnce,
+        "packet id does not match QoS: {msg:?}"
+    );
+    assert_ne!(msg.packet_id, Some(0), "packet id 0: {msg:?}");
+    ctx.user_data.events.push(Ev::Message(Msg {
+        via,
+        topic: msg.topic.into(),
+        payload: msg.payload.to_vec(),
+        qos: msg.qos,
+        retain: msg.retain,
+        dup: msg.dup,
+    }));
+    let reactions: Vec<Reaction> = ctx
+        .user_data
+        .reactions
+        .iter()
+        .filter(|r| r.topic == msg.topic)
+        .cloned()
+        .collect();
+    for reaction in reactions {
+        let queued = match reaction.action {
+            Action::Publish { topic, qos, retain } => ctx.publish(&topic, msg.payload, qos, retain),
+            Action::Subscribe { filter, qos } => ctx.subscribe(&filter, qos),
+            Action::Unsubscribe { filter } => ctx.unsubscribe(&filter),
+        };
+        queued.expect("outbox has room");
+    }
+}
+
+fn on_message(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+    record_message(ctx, Via::OnMessage, msg);
+}
+
+/// The n-th topic callback.
+fn route<const N: usize>(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+    record_message(ctx, Via::Route(N), msg);
+}
+
+const ROUTES: [minimqtt::callbacks::MessageCallback<Recorder>; 8] = [
+    route::<0>, route::<1>, route::<2>, route::<3>, route::<4>, route::<5>, route::<6>, route::<7>,
+];
+
+/// All six MiniMQTT callbacks, recording.
+pub fn recording_callbacks() -> Callbacks<'static, Recorder> {
+    Callbacks::new()
+        .on_connect(on_connect)
+        .on_disconnect(on_disconnect)
+        .on_subscribe(on_subscribe)
+        .on_unsubscribe(on_unsubscribe)
+        .on_publish(on_publish)
+        .on_message(on_message)
+}
+
+/// Buffer sizes of a [`Peer`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub rx: usize,
+    pub tx: usize,
+    pub store: usize,
+    pub outbox: usize,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Self {
+            rx: 1024,
+            tx: 1024,
+            store: 4096,
+            outbox: 512,
+        }
+    }
+}
+
+impl Sizes {
+    fn leak(self) -> BufferSlices<'static> {
+        BufferSlices {
+            rx: vec![0; self.rx].leak(),
+            tx: vec![0; self.tx].leak(),
+            store: vec![0; self.store].leak(),
+            outbox: vec![0; self.outbox].leak(),
+        }
+    }
+}
+
+/// Test strings live as long as the test binary; clients borrow them.
+pub fn leak(s: impl Into<String>) -> &'static str {
+    Box::leak(s.into().into_boxed_str())
+}
+
+/// A config with short acknowledgement timeouts, so a lost packet fails
+/// the test quickly instead of hanging it.
+pub fn config(client_id: &str) -> Config<'static> {
+    let five = Duration::from_secs(5);
+    Config {
+        timeouts: Timeouts {
+            connack: five,
+            suback: five,
+            unsuback: five,
+            puback: five,
+            pingresp: five,
+        },
+        ..Config::new(leak(client_id))
+    }
+}
+
+/// Length of a PUBLISH packet with this topic, QoS and payload length.
+pub fn publish_len(topic: &str, qos: QoS, payload: usize) -> usize {
+    let pid = if qos == QoS::AtMostOnce { 0 } else { 2 };
+    let remaining = 2 + topic.len() + pid + payload;
+    1 + varint_len(remaining as u32) + remaining
+}
+
+/// The largest payload whose PUBLISH on `topic` fits `rx` bytes.
+pub fn max_payload(rx: usize, topic: &str, qos: QoS) -> usize {
+    let mut payload = rx;
+    while publish_len(topic, qos, payload) > rx {
+        payload -= 1;
+    }
+    payload
+}
+
+/// A deterministic seed per client id (FNV-1a).
+fn seed_of(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Bounds a step of a scenario.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(STEP, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// A fresh TCP connection to the broker, wrapped in the env's mode.
+pub async fn open(env: &Env, seed: u64) -> (Net, StatsHandle) {
+    let socket = within("TCP connect", TcpStream::connect(env.addr))
+        .await
+        .expect("TCP connect");
+    socket.set_nodelay(true).expect("nodelay");
+    let transport = Transport::new(FromTokio::new(socket), env.mode, seed);
+    let stats = transport.stats();
+    (transport, stats)
+}
+
+/// Panics unless `actual` holds exactly the events of `expected`, in any
+/// order (for events whose order the broker decides).
+pub fn assert_unordered(actual: &[Ev], expected: &[Ev]) {
+    let mut left: Vec<&Ev> = expected.iter().collect();
+    for ev in actual {
+        match left.iter().position(|e| *e == ev) {
+            Some(i) => {
+                left.remove(i);
+            }
+            None => panic!("unexpected {ev:?}\n  actual: {actual:#?}\nexpected: {expected:#?}"),
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "missing {left:?}\n  actual: {actual:#?}\nexpected: {expected:#?}"
+    );
+}
+
+/// One client under test with its recorder and transport statistics.
+pub struct Peer {
+    pub client: TestClient,
+    /// Statistics of the current transport (replaced on reconnect).
+    pub stats: StatsHandle,
+    env: Env,
+    seed: u64,
+    connections: u64,
+    next_route: usize,
+}
+
+impl std::ops::Deref for Peer {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Peer {
+    fn deref_mut(&mut self) -> &mut TestClient {
+        &mut self.client
+    }
+}
+
+impl Peer {
+    /// A client over a fresh connection, not yet connected.
+    pub async fn new(env: &Env, config: Config<'static>, sizes: Sizes) -> Peer {
+        Self::with_recorder(env, config, sizes, Recorder::default()).await
+    }
+
+    pub async fn with_recorder(
+        env: &Env,
+        config: Config<'static>,
+        sizes: Sizes,
+        recorder: Recorder,
+    ) -> Peer {
+        let seed = seed_of(config.client_id);
+        let (transport, stats) = open(env, seed).await;
+        let client = Client::new(
+            transport,
+            TokioClock::new(),
+            config,
+            sizes.leak(),
+            recording_callbacks(),
+            recorder,
+        );
+        Peer {
+            client,
+            stats,
+            env: *env,
+            seed,
+            connections: 1,
+            next_route: 0,
+        }
+    }
+
+    /// A connected client with default config and buffers; its `on_connect`
+    /// event has been checked and cleared.
+    pub async fn connected(env: &Env, client_id: &str) -> Peer {
+        Self::connected_with(env, config(client_id), Sizes::default()).await
+    }
+
+    pub async fn connected_with(env: &Env, config: Config<'static>, sizes: Sizes) -> Peer {
+        let mut peer = Self::new(env, config, sizes).await;
+        let present = peer.connect_ok().await;
+        assert_eq!(peer.take(), [Ev::connected(present)]);
+        peer
+    }
+
+    /// Connects, panicking on an error; returns session present.
+    pub async fn connect_ok(&mut self) -> bool {
+        within("connect", self.client.connect())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e:?}"))
+    }
+
+    /// Adds the next topic callback; returns how its messages are marked.
+    pub fn route(&mut self, filter: &str) -> Via {
+        let n = self.next_route;
+        self.next_route += 1;
+        self.client
+            .add_topic_callback(leak(filter), ROUTES[n])
+            .expect("add topic callback");
+        Via::Route(n)
+    }
+
+    /// Puts in a new TCP connection (same mode, next seed); not connected.
+    pub async fn new_connection(&mut self) {
+        self.connections += 1;
+        let (transport, stats) = open(&self.env, self.seed ^ self.connections).await;
+        drop(self.client.replace_transport(transport));
+        self.stats = stats;
+    }
+
+    pub fn events(&self) -> &[Ev] {
+        &self.client.user_data().events
+    }
+
+    /// The events so far, clearing the list.
+    pub fn take(&mut self) -> Vec<Ev> {
+        std::mem::take(&mut self.client.user_data_mut().events)
+    }
+
+    pub fn recorder_mut(&mut self) -> &mut Recorder {
+        self.client.user_data_mut()
+    }
+
+    pub async fn subscribe_ok(&mut self, filter: &str, qos: QoS) -> SubscribeReturnCode {
+        within("subscribe", self.client.subscribe(filter, qos))
+            .await
+            .unwrap_or_else(|e| panic!("subscribe {filter}: {e:?}"))
+    }
+
+    pub async fn unsubscribe_ok(&mut self, filter: &str) -> u16 {
+        within("unsubscribe", self.client.unsubscribe(filter))
+            .await
+            .unwrap_or_else(|e| panic!("unsubscribe {filter}: {e:?}"))
+    }
+
+    /// Publishes and, for QoS 1/2, waits until the handshake completes.
+    pub async fn publish_ok(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Option<u16> {
+        let pid = within("publish", self.client.publish(topic, payload, qos, retain))
+            .await
+            .unwrap_or_else(|e| panic!("publish {topic}: {e:?}"));
+        assert_eq!(pid.is_some(), qos != QoS::AtMostOnce);
+        if let Some(pid) = pid {
+            within("wait_published", self.client.wait_published(pid))
+                .await
+                .unwrap_or_else(|e| panic!("wait_published {pid}: {e:?}"));
+        }
+        pid
+    }
+
+    /// One `poll`, bounded.
+    pub async fn poll_once(
+        &mut self,
+        timeout: StdDuration,
+    ) -> Result<Handled, Error<std::io::Error>> {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        within("poll", self.client.poll(Duration::from_millis(ms))).await
+    }
+
+    /// Polls until `done` holds for the recorded events; panics on an
+    /// error or after [`STEP`].
+    pub async fn poll_until(&mut self, what: &str, done: impl Fn(&[Ev]) -> bool) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        while !done(self.events()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; events: {:#?}",
+                self.events()
+            );
+            if let Err(e) = self.poll_once(StdDuration::from_millis(50)).await {
+                panic!(
+                    "poll while waiting for {what}: {e:?}; events: {:#?}",
+                    self.events()
+                );
+            }
+        }
+    }
+
+    /// Polls until at least `n` events are recorded.
+    pub async fn poll_events(&mut self, what: &str, n: usize) {
+        self.poll_until(what, |events| events.len() >= n).await;
+    }
+
+    /// Polls until the transport statistics satisfy `done`.
+    pub async fn poll_until_stats(
+        &mut self,
+        what: &str,
+        done: impl Fn(&super::transport::Stats) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        while !done(&self.stats.get()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; stats: {:#?}",
+                self.stats.get()
+            );
+            if let Err(e) = self.poll_once(StdDuration::from_millis(50)).await {
+                panic!("poll while waiting for {what}: {e:?}");
+            }
+        }
+    }
+
+    /// Polls for `period`, panicking on errors; returns the new events.
+    pub async fn idle(&mut self, period: StdDuration) -> Vec<Ev> {
+        let before = self.events().len();
+        let end = tokio::time::Instant::now() + period;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= end {
+                break;
+            }
+            if let Err(e) = self.poll_once(end - now).await {
+                panic!("poll while idle: {e:?}; events: {:#?}", self.events());
+            }
+        }
+        self.events()[before..].to_vec()
+    }
+
+    /// Disconnects cleanly, checking `on_disconnect(Requested)`.
+    pub async fn disconnect_ok(&mut self) {
+        within("disconnect", self.client.disconnect())
+            .await
+            .unwrap_or_else(|e| panic!("disconnect: {e:?}"));
+        assert_eq!(
+            self.events().last(),
+            Some(&Ev::Disconnect(DisconnectReason::Requested))
+        );
+        assert!(!self.client.is_connected());
+    }
+}

@@ -1,0 +1,684 @@
+//! The client over a failing transport ([`FaultyTransport`]): writes of 0
+//! bytes, I/O errors, the stream ending in the middle of a packet, reads
+//! and writes that never complete, partial writes. Each failure ends in a
+//! defined error (and `on_disconnect`), never a panic or a hang; and after
+//! each one the client reconnects on a new transport and resumes its
+//! session:
+//!
+//! - clean session off: unacknowledged QoS 1/2 PUBLISHes are resent with
+//!   DUP and their original packet ids, and QoS 2 messages past PUBREC get
+//!   their PUBREL again, in the original order and before anything new
+//!   (MQTT 3.1.1 §4.4, MQTT-4.4.0-1);
+//! - session present 0: the subscription list is re-subscribed with the
+//!   original QoS, and `on_connect` says how many filters and messages;
+//! - session present 1: no SUBSCRIBE.
+//!
+//! All on tokio's paused clock: stalls cost no real time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake::*;
+use common::faults::{FaultHandle, Faults, FaultyTransport};
+use embedded_io_async::ErrorKind;
+use minimqtt::callbacks::{Connected, DisconnectReason};
+use minimqtt::codec::ConnectReturnCode;
+use minimqtt::session::Timeouts;
+use minimqtt::time::Duration as MDuration;
+use minimqtt::{AckKind, Config, Error, QoS, Subscription};
+use tokio::time::Instant;
+
+type Faulty = FaultyTransport<Pipe>;
+type E = Error<ErrorKind>;
+
+const POLL: MDuration = MDuration::from_millis(10);
+
+fn faulty_pipe() -> (Faulty, FaultHandle, FakeBroker) {
+    let (io, broker) = pipe();
+    let (t, h) = FaultyTransport::new(io);
+    (t, h, broker)
+}
+
+/// Clean session off, default 10 s timeouts, keep-alive 60 s.
+fn persistent() -> Config<'static> {
+    Config {
+        clean_session: false,
+        ..config()
+    }
+}
+
+/// The four messages [`prepare`] leaves in flight.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    /// QoS 1, no PUBACK.
+    a: u16,
+    /// QoS 2, no PUBREC.
+    b: u16,
+    /// QoS 2, PUBREC received and PUBREL sent, no PUBCOMP.
+    c: u16,
+    /// QoS 1, no PUBACK.
+    d: u16,
+}
+
+const FILTERS: [Subscription<'static>; 2] = [
+    Subscription {
+        filter: "s/1",
+        qos: QoS::AtLeastOnce,
+    },
+    Subscription {
+        filter: "s/2",
+        qos: QoS::ExactlyOnce,
+    },
+];
+
+/// Connects (clean session off), subscribes to two filters, and leaves
+/// four messages in flight at different stages.
+async fn prepare(c: &mut TestClient<'_, Faulty>, broker: &mut FakeBroker) -> InFlight {
+    let (_, clean, _) = connect(c, broker, false).await;
+    assert!(!clean);
+    let (granted, ()) = tokio::join!(c.subscribe_many(&FILTERS), async {
+        let (id, filters) = broker.expect_subscribe().await;
+        assert_eq!(filters.len(), 2);
+        broker.send(&suback(id, &[1, 2])).await;
+    });
+    assert_eq!(granted.unwrap().len(), 2);
+    let mut ids = [0u16; 4];
+    let plan = [
+        ("m/a", QoS::AtLeastOnce),
+        ("m/b", QoS::ExactlyOnce),
+        ("m/c", QoS::ExactlyOnce),
+        ("m/d", QoS::AtLeastOnce),
+    ];
+    for (i, (topic, qos)) in plan.into_iter().enumerate() {
+        ids[i] = c
+            .publish(topic, topic.as_bytes(), qos, false)
+            .await
+            .unwrap()
+            .unwrap();
+        let p = broker.expect_publish().await;
+        assert_eq!(
+            (p.topic.as_str(), p.packet_id, p.dup),
+            (topic, Some(ids[i]), false)
+        );
+    }
+    let inflight = InFlight {
+        a: ids[0],
+        b: ids[1],
+        c: ids[2],
+        d: ids[3],
+    };
+    broker.send(&pubrec(inflight.c)).await;
+    c.poll(POLL).await.unwrap();
+    broker.expect(Rx::PubRel(inflight.c)).await;
+    assert_eq!(c.session().inflight(), 4);
+    inflight
+}
+
+/// Reconnects `c` on a fresh pipe to a fresh fake broker that answers
+/// CONNACK with `session_present`, and checks the session resumes: what is
+/// resent, in which order, with which ids; what `on_connect` reports; that
+/// new traffic comes after the resends; and that every message completes.
+///
+/// `extra` are filters subscribed while the connection failed (their SUBACK
+/// never came): they are not confirmed, so they are re-sent even when the
+/// broker kept the session.
+async fn resume(
+    c: &mut TestClient<'_, Faulty>,
+    ids: InFlight,
+    session_present: bool,
+    extra: &[(&str, QoS)],
+) {
+    let (io, _h, mut broker) = faulty_pipe();
+    let old = c.replace_transport(io);
+    drop(old);
+    broker.send(&connack(session_present, 0)).await;
+    let present = within("reconnect", c.connect()).await.expect("reconnect");
+    assert_eq!(present, session_present);
+    let (_, clean, _) = broker.expect_connect().await;
+    assert!(!clean);
+    let mut resubscribe: Vec<(String, QoS)> = Vec::new();
+    if !session_present {
+        resubscribe.push(("s/1".to_owned(), QoS::AtLeastOnce));
+        resubscribe.push(("s/2".to_owned(), QoS::ExactlyOnce));
+    }
+    resubscribe.extend(extra.iter().map(|(f, q)| ((*f).to_owned(), *q)));
+    let mut suback_id = None;
+    if !resubscribe.is_empty() {
+        let (id, filters) = broker.expect_subscribe().await;
+        assert_eq!(filters, resubscribe);
+        suback_id = Some(id);
+    }
+    let resent_publish = |topic: &str, qos: QoS, id: u16| {
+        Rx::Publish(Pub {
+            topic: topic.to_owned(),
+            payload: topic.as_bytes().to_vec(),
+            qos,
+            dup: true,
+            retain: false,
+            packet_id: Some(id),
+        })
+    };
+    let c_resend = if session_present {
+        Rx::PubRel(ids.c)
+    } else {
+        // A broker without the session never saw the PUBLISH: it is sent
+        // again from the start (the session's documented choice).
+        resent_publish("m/c", QoS::ExactlyOnce, ids.c)
+    };
+    let want = [
+        resent_publish("m/a", QoS::AtLeastOnce, ids.a),
+        resent_publish("m/b", QoS::ExactlyOnce, ids.b),
+        c_resend,
+        resent_publish("m/d", QoS::AtLeastOnce, ids.d),
+    ];
+    for w in want {
+        assert_eq!(broker.recv().await, w);
+    }
+    let info = *c.user_data().connected.last().unwrap();
+    assert_eq!(
+        info,
+        Connected {
+            session_present,
+            return_code: ConnectReturnCode::Accepted,
+            resubscribed: resubscribe.len(),
+            resent: 4,
+        }
+    );
+    // New traffic goes after the resends, with a fresh id.
+    let e = c
+        .publish("m/e", b"e", QoS::AtLeastOnce, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(![ids.a, ids.b, ids.c, ids.d].contains(&e));
+    let p = broker.expect_publish().await;
+    assert_eq!((p.packet_id, p.dup), (Some(e), false));
+    // The broker completes everything.
+    let mut acks = Vec::new();
+    if let Some(id) = suback_id {
+        let codes: Vec<u8> = resubscribe.iter().map(|(_, q)| *q as u8).collect();
+        acks.extend(suback(id, &codes));
+    }
+    acks.extend(puback(ids.a));
+    acks.extend(pubrec(ids.b));
+    if session_present {
+        acks.extend(pubcomp(ids.c));
+    } else {
+        acks.extend(pubrec(ids.c));
+    }
+    acks.extend(puback(ids.d));
+    acks.extend(puback(e));
+    broker.send(&acks).await;
+    c.poll(POLL).await.unwrap();
+    broker.expect(Rx::PubRel(ids.b)).await;
+    let mut comps = pubcomp(ids.b);
+    if !session_present {
+        broker.expect(Rx::PubRel(ids.c)).await;
+        comps.extend(pubcomp(ids.c));
+    }
+    broker.send(&comps).await;
+    c.poll(POLL).await.unwrap();
+    assert_eq!(c.session().inflight(), 0);
+    let done: Vec<_> = c
+        .user_data()
+        .published
+        .iter()
+        .filter_map(|(_, id)| *id)
+        .collect();
+    for id in [ids.a, ids.b, ids.c, ids.d, e] {
+        assert!(done.contains(&id), "{id} never completed: {done:?}");
+    }
+    assert!(c.is_connected());
+}
+
+/// Runs `fail` (which breaks the connection and checks the error) on a
+/// prepared session, then resumes it, once with session present 1 and once
+/// with session present 0.
+async fn fail_then_resume<F>(fail: F)
+where
+    F: AsyncFn(&mut TestClient<'_, Faulty>, &FaultHandle, &mut FakeBroker, InFlight),
+{
+    fail_then_resume_with(&[], fail).await
+}
+
+/// [`fail_then_resume`] where `fail` subscribed to `extra` filters.
+async fn fail_then_resume_with<F>(extra: &[(&str, QoS)], fail: F)
+where
+    F: AsyncFn(&mut TestClient<'_, Faulty>, &FaultHandle, &mut FakeBroker, InFlight),
+{
+    for session_present in [true, false] {
+        let (io, h, mut broker) = faulty_pipe();
+        let mut buffers = SmallBuffers::new();
+        let mut c = client(io, persistent(), buffers.slices());
+        let ids = prepare(&mut c, &mut broker).await;
+        fail(&mut c, &h, &mut broker, ids).await;
+        assert!(!c.is_connected());
+        assert_eq!(c.user_data().disconnected.len(), 1);
+        assert_eq!(c.session().inflight(), 4, "the session survives");
+        // Nothing works until reconnected.
+        assert_eq!(c.ping().await, Err(Error::NotConnected));
+        assert_eq!(c.poll(POLL).await, Err(Error::NotConnected));
+        resume(&mut c, ids, session_present, extra).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writes.
+
+/// `write` returning `Ok(0)` means the stream is closed: `ConnectionClosed`,
+/// `on_disconnect(ConnectionLost)`; then the session resumes elsewhere.
+#[tokio::test(start_paused = true)]
+async fn write_of_zero_bytes_is_connection_closed() {
+    fail_then_resume(async |c, h, _broker, _ids| {
+        let at = h.written();
+        h.set(|f| f.write_zero_after = Some(at));
+        assert_eq!(within("ping", c.ping()).await, Err(Error::ConnectionClosed));
+        assert_eq!(
+            c.user_data().disconnected,
+            [DisconnectReason::ConnectionLost]
+        );
+    })
+    .await;
+}
+
+/// A write error is `Error::Transport` with the transport's error.
+#[tokio::test(start_paused = true)]
+async fn write_error_is_a_transport_error() {
+    fail_then_resume_with(&[("x", QoS::AtMostOnce)], async |c, h, _broker, _ids| {
+        let at = h.written();
+        h.set(|f| f.write_error_after = Some((at, ErrorKind::BrokenPipe)));
+        assert_eq!(
+            within("subscribe", c.subscribe("x", QoS::AtMostOnce)).await,
+            Err(Error::Transport(ErrorKind::BrokenPipe))
+        );
+        assert_eq!(
+            c.user_data().disconnected,
+            [DisconnectReason::ConnectionLost]
+        );
+    })
+    .await;
+}
+
+/// A write error in the middle of a PUBLISH (3 of its bytes written): the
+/// QoS 1 message is in the session, so `publish` reports its id (not the
+/// error, which would invite a duplicate publish), the connection is gone,
+/// and the message is resent whole, with DUP, after reconnecting.
+#[tokio::test(start_paused = true)]
+async fn write_error_mid_publish_keeps_the_message() {
+    let (io, h, mut broker) = faulty_pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, persistent(), buffers.slices());
+    connect(&mut c, &mut broker, true).await;
+    let at = h.written() + 3;
+    h.set(|f| f.write_error_after = Some((at, ErrorKind::ConnectionReset)));
+    let id = within(
+        "publish",
+        c.publish("t/x", b"payload", QoS::AtLeastOnce, false),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!c.is_connected());
+    assert_eq!(
+        c.user_data().disconnected,
+        [DisconnectReason::ConnectionLost]
+    );
+    drop(c.replace_transport(FaultyTransport::new(pipe().0).0));
+    assert!(matches!(
+        broker.read().await,
+        Err(ReadEnd::EofMidPacket { partial: 3 })
+    ));
+    let (io, _h, mut broker) = faulty_pipe();
+    c.replace_transport(io);
+    broker.send(&connack(true, 0)).await;
+    within("connect", c.connect()).await.unwrap();
+    broker.expect_connect().await;
+    let p = broker.expect_publish().await;
+    assert_eq!(
+        (p.packet_id, p.dup, p.payload.as_slice()),
+        (Some(id), true, &b"payload"[..])
+    );
+}
+
+/// A failing `flush` is a transport error too.
+#[tokio::test(start_paused = true)]
+async fn flush_error_is_a_transport_error() {
+    fail_then_resume(async |c, h, _broker, _ids| {
+        h.set(|f| f.flush_error = Some(ErrorKind::TimedOut));
+        assert_eq!(
+            within("ping", c.ping()).await,
+            Err(Error::Transport(ErrorKind::TimedOut))
+        );
+    })
+    .await;
+}
+
+/// Partial writes (at most 3 bytes per `write`, or 1): every packet still
+/// reaches the broker whole and in order.
+#[tokio::test(start_paused = true)]
+async fn partial_writes_deliver_every_packet_whole() {
+    for max in [1, 3, 7] {
+        let (io, h, mut broker) = faulty_pipe();
+        h.set(|f| f.max_write = Some(max));
+        let mut buffers = SmallBuffers::new();
+        let mut c = client(io, config(), buffers.slices());
+        connect(&mut c, &mut broker, false).await;
+        for i in 0..20u8 {
+            let qos = [QoS::AtMostOnce, QoS::AtLeastOnce][usize::from(i % 2)];
+            c.publish("partial/t", &[i; 40], qos, false).await.unwrap();
+            let p = broker.expect_publish().await;
+            assert_eq!((p.payload, p.qos), (vec![i; 40], qos));
+            if let Some(id) = p.packet_id {
+                broker.send(&puback(id)).await;
+            }
+        }
+        c.poll(POLL).await.unwrap();
+        assert_eq!(c.session().inflight(), 0);
+        assert!(h.lock().writes > 20 * 40 / max);
+    }
+}
+
+/// A write that never completes (the peer's receive window stays shut):
+/// the pending acknowledgement's deadline ends it with `Timeout`, at that
+/// deadline, instead of hanging forever.
+#[tokio::test(start_paused = true)]
+async fn stalled_write_times_out_instead_of_hanging() {
+    fail_then_resume(async |c, h, _broker, _ids| {
+        let start = Instant::now();
+        let at = h.written();
+        h.set(|f| f.write_stall_after = Some(at));
+        // The oldest in-flight message (QoS 1, published before
+        // `prepare`'s 10 ms poll) has its PUBACK deadline 10 s after it.
+        assert_eq!(
+            within("ping", c.ping()).await,
+            Err(Error::Timeout(AckKind::PubAck))
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(10) - Duration::from_millis(10)
+        );
+        assert_eq!(c.user_data().disconnected, [DisconnectReason::Timeout]);
+    })
+    .await;
+}
+
+/// With nothing else in flight, each operation's own deadline bounds a
+/// stalled write: `ping` by the pingresp timeout, `subscribe` by the
+/// suback timeout, `unsubscribe` by the unsuback timeout, a QoS 1
+/// `publish` by the puback timeout (it then reports its id, the message
+/// being in the session); `poll` by the keep-alive ping's pingresp.
+#[tokio::test(start_paused = true)]
+async fn stalled_write_is_bounded_by_the_operation_timeout() {
+    let timeouts = Timeouts {
+        connack: MDuration::from_secs(2),
+        suback: MDuration::from_secs(3),
+        unsuback: MDuration::from_secs(4),
+        puback: MDuration::from_secs(5),
+        pingresp: MDuration::from_secs(6),
+    };
+    let config = Config {
+        timeouts,
+        keep_alive_secs: 20,
+        ..config()
+    };
+    for op in 0..5 {
+        let (io, h, mut broker) = faulty_pipe();
+        let mut buffers = SmallBuffers::new();
+        let mut c = client(io, config, buffers.slices());
+        connect(&mut c, &mut broker, false).await;
+        let at = h.written() + 1;
+        h.set(|f| f.write_stall_after = Some(at));
+        let start = Instant::now();
+        let (result, want, after): (Result<(), E>, E, u64) = match op {
+            0 => (
+                within("ping", c.ping()).await,
+                Error::Timeout(AckKind::PingResp),
+                6,
+            ),
+            1 => (
+                within("sub", c.subscribe("f", QoS::AtLeastOnce))
+                    .await
+                    .map(drop),
+                Error::Timeout(AckKind::SubAck),
+                3,
+            ),
+            2 => (
+                within("unsub", c.unsubscribe("f")).await.map(drop),
+                Error::Timeout(AckKind::UnsubAck),
+                4,
+            ),
+            3 => {
+                let r = within("pub", c.publish("t", b"x", QoS::AtLeastOnce, false)).await;
+                assert!(matches!(r, Ok(Some(_))), "{r:?}");
+                (
+                    Err(Error::Timeout(AckKind::PubAck)),
+                    Error::Timeout(AckKind::PubAck),
+                    5,
+                )
+            }
+            _ => (
+                within("poll", c.poll(MDuration::from_secs(3600)))
+                    .await
+                    .map(drop),
+                Error::Timeout(AckKind::PingResp),
+                26,
+            ),
+        };
+        assert_eq!(result, Err(want), "op {op}");
+        assert_eq!(start.elapsed(), Duration::from_secs(after), "op {op}");
+        assert_eq!(c.user_data().disconnected, [DisconnectReason::Timeout]);
+        assert!(!c.is_connected());
+    }
+}
+
+/// A write that stalls after part of a PUBLISH went out: the timeout ends
+/// the connection, and after reconnecting the broker gets the whole
+/// message again (DUP, same id), never the stray half.
+#[tokio::test(start_paused = true)]
+async fn write_stalled_mid_packet_is_resent_whole() {
+    let (io, h, mut broker) = faulty_pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, persistent(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    let at = h.written() + 5;
+    h.set(|f| f.write_stall_after = Some(at));
+    let start = Instant::now();
+    let id = within(
+        "publish",
+        c.publish("t/stall", &[7; 50], QoS::AtLeastOnce, false),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    assert_eq!(c.user_data().disconnected, [DisconnectReason::Timeout]);
+    let (io, _h, mut fresh) = faulty_pipe();
+    drop(c.replace_transport(io));
+    assert_eq!(
+        broker.read().await,
+        Err(ReadEnd::EofMidPacket { partial: 5 })
+    );
+    fresh.send(&connack(false, 0)).await;
+    within("connect", c.connect()).await.unwrap();
+    fresh.expect_connect().await;
+    let p = fresh.expect_publish().await;
+    assert_eq!(
+        (p.packet_id, p.dup, p.payload),
+        (Some(id), true, vec![7; 50])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Reads.
+
+/// A read error is `Error::Transport` with the transport's error.
+#[tokio::test(start_paused = true)]
+async fn read_error_is_a_transport_error() {
+    fail_then_resume(async |c, h, _broker, _ids| {
+        let at = h.read();
+        h.set(|f| f.read_error_after = Some((at, ErrorKind::ConnectionReset)));
+        assert_eq!(
+            within("poll", c.poll(POLL)).await,
+            Err(Error::Transport(ErrorKind::ConnectionReset))
+        );
+        assert_eq!(
+            c.user_data().disconnected,
+            [DisconnectReason::ConnectionLost]
+        );
+    })
+    .await;
+}
+
+/// The stream ends 5 bytes into a PUBLISH: `ConnectionClosed`, and the
+/// half message is not delivered.
+#[tokio::test(start_paused = true)]
+async fn end_of_stream_mid_packet_is_connection_closed() {
+    fail_then_resume(async |c, h, broker, _ids| {
+        let at = h.read() + 5;
+        h.set(|f| f.read_eof_after = Some(at));
+        broker
+            .send(&publish(
+                "in/x",
+                b"never delivered",
+                QoS::AtLeastOnce,
+                Some(1),
+            ))
+            .await;
+        assert_eq!(
+            within("poll", c.poll(POLL)).await,
+            Err(Error::ConnectionClosed)
+        );
+        assert!(c.user_data().messages.is_empty());
+        assert_eq!(
+            c.user_data().disconnected,
+            [DisconnectReason::ConnectionLost]
+        );
+    })
+    .await;
+}
+
+/// The broker closes its end after half a packet (a real end of stream,
+/// not an injected one): same outcome.
+#[tokio::test(start_paused = true)]
+async fn broker_closing_mid_packet_is_connection_closed() {
+    fail_then_resume(async |c, _h, broker, _ids| {
+        let bytes = publish("in/x", b"cut", QoS::AtLeastOnce, Some(1));
+        broker.send(&bytes[..bytes.len() - 2]).await;
+        // Close the broker's write side: the client reads end of stream.
+        let FakeBroker { tx, .. } = broker;
+        tx.shutdown().await;
+        assert_eq!(
+            within("poll", c.poll(POLL)).await,
+            Err(Error::ConnectionClosed)
+        );
+        assert!(c.user_data().messages.is_empty());
+    })
+    .await;
+}
+
+/// The stream ends between packets, in the middle of a wait for SUBACK.
+#[tokio::test(start_paused = true)]
+async fn end_of_stream_between_packets_is_connection_closed() {
+    fail_then_resume_with(&[("late", QoS::AtMostOnce)], async |c, h, _broker, _ids| {
+        let at = h.read();
+        h.set(|f| f.read_eof_after = Some(at));
+        assert_eq!(
+            within("subscribe", c.subscribe("late", QoS::AtMostOnce)).await,
+            Err(Error::ConnectionClosed)
+        );
+        assert!(c.user_data().subscribed.len() == 2);
+    })
+    .await;
+}
+
+/// A read that never completes: the oldest acknowledgement deadline (the
+/// QoS 1 message published before `prepare`'s 10 ms poll, PUBACK due
+/// 10 s after it) ends the wait with `Timeout`, exactly then.
+#[tokio::test(start_paused = true)]
+async fn stalled_read_times_out_at_the_ack_deadline() {
+    fail_then_resume(async |c, h, _broker, _ids| {
+        let start = Instant::now();
+        let at = h.read();
+        h.set(|f| f.read_stall_after = Some(at));
+        assert_eq!(
+            within("poll", c.poll(MDuration::from_secs(3600))).await,
+            Err(Error::Timeout(AckKind::PubAck))
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(10) - Duration::from_millis(10)
+        );
+        assert_eq!(c.user_data().disconnected, [DisconnectReason::Timeout]);
+    })
+    .await;
+}
+
+/// A read that stalls in the middle of a packet (3 bytes in) during
+/// `connect`: the connack timeout fires, exactly.
+#[tokio::test(start_paused = true)]
+async fn read_stalled_mid_connack_times_out() {
+    let (io, broker) = pipe();
+    let (t, _h) = FaultyTransport::with(
+        io,
+        Faults {
+            read_stall_after: Some(3),
+            ..Faults::default()
+        },
+    );
+    let mut broker = broker;
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(t, config(), buffers.slices());
+    broker.connack().await;
+    let start = Instant::now();
+    assert_eq!(
+        within("connect", c.connect()).await,
+        Err(Error::Timeout(AckKind::ConnAck))
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+}
+
+// ---------------------------------------------------------------------------
+// Clean session on.
+
+/// With clean session on, a reconnect drops the in-flight messages (the
+/// broker discarded its side too, §3.1.2.4) but still restores the
+/// subscriptions, which the client remembers.
+#[tokio::test(start_paused = true)]
+async fn clean_session_reconnect_resubscribes_and_resends_nothing() {
+    let (io, _h, mut broker) = faulty_pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    let (granted, ()) = tokio::join!(c.subscribe_many(&FILTERS), async {
+        let (id, _) = broker.expect_subscribe().await;
+        broker.send(&suback(id, &[1, 2])).await;
+    });
+    granted.unwrap();
+    c.publish("m/a", b"a", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    drop(broker);
+    assert_eq!(
+        within("poll", c.poll(POLL)).await,
+        Err(Error::ConnectionClosed)
+    );
+    let (io, _h, mut broker) = faulty_pipe();
+    c.replace_transport(io);
+    broker.connack().await;
+    within("connect", c.connect()).await.unwrap();
+    let (_, clean, _) = broker.expect_connect().await;
+    assert!(clean);
+    let (_, filters) = broker.expect_subscribe().await;
+    assert_eq!(
+        filters,
+        [
+            ("s/1".to_owned(), QoS::AtLeastOnce),
+            ("s/2".to_owned(), QoS::ExactlyOnce)
+        ]
+    );
+    broker.expect_silence(Duration::from_millis(1)).await;
+    assert_eq!(c.session().inflight(), 0);
+    let info = c.user_data().connected.last().unwrap();
+    assert_eq!((info.resubscribed, info.resent), (2, 0));
+}
