@@ -41,10 +41,11 @@ pub struct Handled {
 ///   waits while the window is full; [`try_publish`](Self::try_publish)
 ///   returns [`Error::InflightFull`] instead. For incoming QoS 2 to stay
 ///   exactly-once across reconnects, `INFLIGHT` must be at least the
-///   number of messages the broker keeps in flight to one client
-///   (mosquitto's `max_inflight_messages`, 20 by default): past it the
-///   oldest unreleased id is forgotten and a resend of that message after
-///   a reconnect would be delivered again.
+///   number of QoS 2 messages the broker may leave awaiting PUBREL to one
+///   client: past it the oldest unreleased id is forgotten, and a resend of
+///   that message after a reconnect would be delivered again. MQTT 3.1.1
+///   sets no limit; mosquitto 2.0 was seen with 91 outstanding while being
+///   restarted repeatedly (its `max_inflight_messages` does not bound them).
 /// - `SUBS` (8): the subscription list re-sent after a reconnect.
 /// - `ROUTES` (8): per-topic callbacks.
 ///
@@ -323,8 +324,27 @@ where
     pub async fn disconnect(&mut self) -> Res<(), T::Error> {
         self.flush().await?;
         self.session.disconnect().map_err(Error::widen)?;
-        let result = self.flush_transmit().await;
-        let _ = self.transport.flush().await;
+        // Nothing answers a DISCONNECT, so no session deadline bounds its
+        // write: a peer that stopped reading gets the pingresp timeout.
+        let limit = self.clock.now() + self.session.timeouts().pingresp;
+        let timeout = Error::Timeout(crate::error::AckKind::PingResp);
+        let result = loop {
+            let now = self.clock.now();
+            let pending = self.session.poll_transmit(now);
+            if pending.is_empty() {
+                break match select(self.transport.flush(), self.clock.sleep_until(limit)).await {
+                    Either::First(Ok(())) => Ok(()),
+                    Either::First(Err(e)) => Err(Error::Transport(e)),
+                    Either::Second(()) => Err(timeout),
+                };
+            }
+            match select(self.transport.write(pending), self.clock.sleep_until(limit)).await {
+                Either::First(Ok(0)) => break Err(Error::ConnectionClosed),
+                Either::First(Ok(n)) => self.session.handle_transmit(now, n),
+                Either::First(Err(e)) => break Err(Error::Transport(e)),
+                Either::Second(()) => break Err(timeout),
+            }
+        };
         self.session.connection_lost();
         self.reader.clear();
         self.notify_disconnect(DisconnectReason::Requested);

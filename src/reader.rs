@@ -14,7 +14,8 @@ pub(crate) enum Next<'a> {
     /// A whole packet, `len` bytes; call [`PacketReader::consume`] after use.
     Packet(Packet<'a>, usize),
     /// A packet of `len` bytes too large for the buffer is being skipped;
-    /// `ack` is its QoS and packet id when it is a QoS 1/2 PUBLISH.
+    /// `packet_type` is its type, `ack` its QoS and packet id when it is a
+    /// QoS 1/2 PUBLISH.
     Dropped {
         len: usize,
         packet_type: PacketType,

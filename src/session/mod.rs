@@ -171,11 +171,16 @@ pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
     tx: TxQueue<'b>,
     store: Store<'b, INFLIGHT, SUBS>,
     incoming: heapless::Vec<u16, INFLIGHT>,
+    /// Incoming ids whose PUBCOMP is queued, with the transmit-stream
+    /// position at which it will have been written.
+    releasing: heapless::Vec<(u16, u64), INFLIGHT>,
     next_packet_id: u16,
     last_sent: Instant,
     connack_deadline: Option<Instant>,
     /// A PINGREQ is queued or sent and its PINGRESP is due by then.
     pingresp_deadline: Option<Instant>,
+    /// A PINGREQ is due but did not fit the transmit queue yet.
+    ping_deferred: bool,
     /// Outgoing entries `resend_next..` still need resending after CONNACK.
     resend_next: usize,
     resend_end: usize,
@@ -192,10 +197,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             tx: TxQueue::new(tx),
             store: Store::new(store),
             incoming: heapless::Vec::new(),
+            releasing: heapless::Vec::new(),
             next_packet_id: 1,
             last_sent: Instant::default(),
             connack_deadline: None,
             pingresp_deadline: None,
+            ping_deferred: false,
             resend_next: 0,
             resend_end: 0,
         }
@@ -275,6 +282,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// transmit queue if it is empty. Write them, then call
     /// [`handle_transmit`](Self::handle_transmit) with how many were written.
     pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
+        if self.ping_deferred && self.tx.has_room(2) && self.state == State::Connected {
+            self.ping_deferred = self.tx.push(&Packet::PingReq).is_err();
+        }
         if self.tx.is_empty() && self.state == State::Connected {
             self.collect();
             self.queue_resends(now);
@@ -287,6 +297,18 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if n > 0 {
             self.tx.consume(n);
             self.last_sent = now;
+            let written = self.tx.written();
+            while let Some(i) = self.releasing.iter().position(|&(_, at)| at <= written) {
+                let (id, _) = self.releasing.remove(i);
+                self.forget_incoming(id);
+            }
+        }
+    }
+
+    fn forget_incoming(&mut self, packet_id: u16) {
+        if let Some(i) = self.incoming.iter().position(|&id| id == packet_id) {
+            // `remove`, not `swap_remove`: the set stays oldest first.
+            self.incoming.remove(i);
         }
     }
 
@@ -384,6 +406,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         }
         connect.validate()?;
         self.tx.clear();
+        // PUBCOMPs that were never written: their ids stay in `incoming`.
+        self.releasing.clear();
         self.resend_next = 0;
         self.resend_end = 0;
         self.store.collect();
@@ -398,6 +422,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.state = State::Connecting;
         self.connack_deadline = Some(now + self.timeouts.connack);
         self.pingresp_deadline = None;
+        self.ping_deferred = false;
         self.last_sent = now;
         Ok(())
     }
@@ -409,8 +434,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     pub fn connection_lost(&mut self) {
         self.state = State::Disconnected;
         self.tx.clear();
+        self.releasing.clear();
         self.connack_deadline = None;
         self.pingresp_deadline = None;
+        self.ping_deferred = false;
         self.resend_next = 0;
         self.resend_end = 0;
         self.store.collect();
@@ -427,6 +454,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.state = State::Disconnected;
         self.connack_deadline = None;
         self.pingresp_deadline = None;
+        self.ping_deferred = false;
         Ok(())
     }
 
@@ -434,7 +462,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     pub fn ping(&mut self, now: Instant) -> Result<()> {
         self.ready()?;
         if self.pingresp_deadline.is_none() {
-            self.push(&Packet::PingReq)?;
+            // A full queue (a large packet still being written, resends)
+            // defers the PINGREQ to `poll_transmit`; the PINGRESP deadline
+            // runs from now either way, so a stalled write still ends in a
+            // timeout instead of a wait without end.
+            self.ping_deferred = self.push(&Packet::PingReq).is_err();
             self.pingresp_deadline = Some(now + self.timeouts.pingresp);
         }
         Ok(())
@@ -591,14 +623,23 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             (State::Connected, Packet::PubRel(rel)) => {
                 // Answer even for an unknown id: the broker may be retrying
                 // after we lost the id across a reconnect (§4.3.3).
-                if let Some(i) = self.incoming.iter().position(|&id| id == rel.packet_id) {
-                    // `remove`, not `swap_remove`: the set stays oldest first.
-                    self.incoming.remove(i);
-                }
                 let comp = PubComp {
                     packet_id: rel.packet_id,
                 };
                 self.push(&Packet::PubComp(comp))?;
+                // The id is forgotten once the PUBCOMP is *written*
+                // (`handle_transmit`). If the connection dies first, the
+                // broker never learnt that the message is complete and may
+                // resend the PUBLISH (mosquitto 2.0 does after a restart):
+                // the id must still mark it as a duplicate.
+                if self.incoming.contains(&rel.packet_id)
+                    && self
+                        .releasing
+                        .push((rel.packet_id, self.tx.queued()))
+                        .is_err()
+                {
+                    self.forget_incoming(rel.packet_id);
+                }
                 Ok(None)
             }
             (State::Connected, Packet::SubAck(ack)) => self.on_suback(ack),
@@ -766,7 +807,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.state = State::Connected;
         // `last_sent` stays: keep-alive counts from the CONNECT written.
         if !ack.session_present {
-            // A new broker session has none of our subscriptions.
+            // A new broker session has no QoS 2 message of ours awaiting
+            // PUBREL and numbers its packets afresh: a kept id would make a
+            // new message look like a duplicate and drop it.
+            self.incoming.clear();
+            self.releasing.clear();
+            // Nor any of our subscriptions.
             for sub in self.store.subscriptions.iter_mut() {
                 sub.confirmed = false;
             }

@@ -1610,3 +1610,27 @@ fn store_keeps_room_for_the_resubscription() {
     );
     assert_eq!(sent(&mut s, T0).len(), 4);
 }
+
+#[test]
+fn connect_on_a_live_connection_is_already_connected() {
+    let mut s = session();
+    s.connect(T0, &connect_packet(true, 0)).unwrap();
+    assert_eq!(
+        s.connect(T0, &connect_packet(true, 0)),
+        Err(Error::AlreadyConnected)
+    );
+    feed(&mut s, T0, accepted()).unwrap();
+    assert_eq!(
+        s.connect(T0, &connect_packet(false, 0)),
+        Err(Error::AlreadyConnected)
+    );
+    assert_eq!(s.state(), State::Connected);
+    assert_eq!(
+        sent(&mut s, T0),
+        [Packet::Connect(connect_packet(true, 0))],
+        "one CONNECT"
+    );
+    // After DISCONNECT the session may connect again.
+    s.disconnect().unwrap();
+    assert_eq!(s.connect(T0, &connect_packet(true, 0)), Ok(()));
+}

@@ -11,6 +11,11 @@ pub(crate) struct TxQueue<'b> {
     buf: &'b mut [u8],
     start: usize,
     end: usize,
+    /// Bytes ever queued and ever written: positions in the stream that
+    /// survive compaction, so the session can tell when a given packet has
+    /// gone out.
+    queued: u64,
+    written: u64,
 }
 
 impl<'b> TxQueue<'b> {
@@ -19,6 +24,8 @@ impl<'b> TxQueue<'b> {
             buf,
             start: 0,
             end: 0,
+            queued: 0,
+            written: 0,
         }
     }
 
@@ -34,18 +41,33 @@ impl<'b> TxQueue<'b> {
         self.start == self.end
     }
 
+    /// Drops the pending bytes (they will never be written).
     pub(crate) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
+        self.written = self.queued;
+    }
+
+    /// The stream position just after the last queued byte.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// The stream position just after the last written byte.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
     }
 
     /// Marks `n` pending bytes as written. More than pending is clamped:
     /// a transport that claims to have written more than it was given
     /// cannot make the queue point outside its buffer.
     pub(crate) fn consume(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.end);
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.written += n as u64;
         if self.start == self.end {
-            self.clear();
+            self.start = 0;
+            self.end = 0;
         }
     }
 
@@ -70,6 +92,7 @@ impl<'b> TxQueue<'b> {
         let at = self.end;
         let n = packet.encode(self.buf.get_mut(at..).unwrap_or(&mut []))?;
         self.end = at + n;
+        self.queued += n as u64;
         Ok(self.buf.get(at..at + n).unwrap_or(&[]))
     }
 
@@ -84,6 +107,7 @@ impl<'b> TxQueue<'b> {
         };
         dst.copy_from_slice(bytes);
         self.end = at + bytes.len();
+        self.queued += bytes.len() as u64;
         Ok(())
     }
 

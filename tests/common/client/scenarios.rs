@@ -946,6 +946,29 @@ pub async fn persistent_session(env: Env) {
             QoS::AtLeastOnce
         )]
     );
+
+    // The connection is lost without DISCONNECT (the old socket is simply
+    // replaced): the session survives that too.
+    peer.new_connection().await;
+    assert_eq!(
+        peer.take(),
+        [Ev::Disconnect(DisconnectReason::ConnectionLost)]
+    );
+    assert!(peer.connect_ok().await, "session present after a lost link");
+    assert_eq!(peer.take(), [Ev::connected(true)]);
+    publisher
+        .publish_ok("persist/t", b"again", QoS::AtLeastOnce, false)
+        .await;
+    peer.poll_events("message after reconnect", 1).await;
+    assert_eq!(
+        peer.take(),
+        [Ev::msg(
+            Via::OnMessage,
+            "persist/t",
+            b"again",
+            QoS::AtLeastOnce
+        )]
+    );
     peer.disconnect_ok().await;
     publisher.disconnect_ok().await;
 }
