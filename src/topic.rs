@@ -146,8 +146,50 @@ fn validate_common(topic: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Eight bytes at a time, true when no byte of `bytes` is NUL, `+`, `#` or
+/// outside ASCII: the common topic name, which then needs no other check.
+#[inline]
+pub(crate) fn is_plain_name(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Nonzero exactly when some byte of `v` is 0.
+    const fn zero_byte(v: u64) -> u64 {
+        v.wrapping_sub(ONES) & !v & HIGH
+    }
+    const fn bad(word: &[u8; 8]) -> u64 {
+        let x = u64::from_ne_bytes(*word);
+        (x & HIGH)
+            | zero_byte(x)
+            | zero_byte(x ^ (ONES * SINGLE_LEVEL as u64))
+            | zero_byte(x ^ (ONES * MULTI_LEVEL as u64))
+    }
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .all(|&b| b != 0 && b != SINGLE_LEVEL && b != MULTI_LEVEL && b.is_ascii());
+    }
+    let mut acc = 0;
+    let chunks = bytes.chunks_exact(8);
+    let partial = !chunks.remainder().is_empty();
+    for chunk in chunks {
+        if let Some(word) = chunk.first_chunk::<8>() {
+            acc |= bad(word);
+        }
+    }
+    // The last eight bytes, overlapping the previous word, cover the rest.
+    if partial {
+        if let Some(word) = bytes.last_chunk::<8>() {
+            acc |= bad(word);
+        }
+    }
+    acc == 0
+}
+
 /// The checks of [`TopicName::new`], for callers that keep a plain `&str`.
 pub fn validate_name(name: &str) -> Result<(), TopicError> {
+    if !name.is_empty() && name.len() <= MAX_TOPIC_LEN && is_plain_name(name.as_bytes()) {
+        return Ok(());
+    }
     validate_common(name)?;
     if name
         .as_bytes()
@@ -375,6 +417,23 @@ mod tests {
         #[test]
         fn matching_arbitrary_strings_never_panics(filter in ".{0,20}", topic in ".{0,20}") {
             let _ = matches(&filter, &topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod plain_name_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn plain_name_agrees_with_a_byte_loop(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(b'+'), Just(b'#'), Just(0x80u8), Just(0xffu8), 0x01u8..0x7f], 0..40)
+        ) {
+            let expected = bytes.iter().all(|&b| b != 0 && b != b'+' && b != b'#' && b.is_ascii());
+            prop_assert_eq!(is_plain_name(&bytes), expected);
         }
     }
 }

@@ -200,6 +200,7 @@ pub(crate) fn fail<T>(why: Malformed) -> Result<T, nom::Err<BodyError>> {
 /// Turns a body parse into the codec's result: leftover input is
 /// [`Malformed::TrailingBytes`], and nom's `Incomplete`, which complete
 /// parsers do not produce, can never leak out as "need more".
+#[inline]
 pub(crate) fn complete<T>(result: BodyResult<'_, T>) -> Result<T, DecodeError> {
     match result {
         Ok(([], value)) => Ok(value),

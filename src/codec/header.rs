@@ -134,6 +134,7 @@ impl FixedHeader {
     /// assert_eq!(h.remaining_len, 128);
     /// assert_eq!(h.packet_len(), 131);
     /// ```
+    #[inline]
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         let Some(&first) = buf.first() else {
             return Err(DecodeError::Incomplete { needed: 2 });

@@ -163,6 +163,7 @@ impl<'a> Packet<'a> {
 
     /// Parses the body of a framed packet: `body` is exactly `remaining_len`
     /// bytes, so running out of bytes here is malformed, not incomplete.
+    #[inline]
     pub fn decode_body(header: FixedHeader, body: &'a [u8]) -> Result<Self, DecodeError> {
         let flags = header.flags;
         let packet = match header.packet_type {

@@ -36,11 +36,9 @@ pub struct Publish<'a> {
 
 impl<'a> Publish<'a> {
     /// Parses the body of a PUBLISH whose fixed-header `flags` are already valid.
+    #[inline]
     pub(crate) fn parse(flags: u8, body: &'a [u8]) -> BodyResult<'a, Self> {
-        let (rest, topic) = string::utf8(body)?;
-        if let Err(e) = topic::validate_name(topic) {
-            return fail(Malformed::TopicName(e));
-        }
+        let (rest, topic) = string::topic_name(body)?;
         let Some(qos) = QoS::from_bits((flags >> flag::QOS_SHIFT) & flag::QOS_MASK) else {
             return fail(Malformed::QoS);
         };
