@@ -694,10 +694,29 @@ where
     /// Writes everything queued: the session's packets and the callbacks'
     /// requests.
     async fn flush(&mut self) -> Res<(), T::Error> {
-        self.flush_transmit().await?;
-        while self.session.state() == State::Connected {
+        // The request queued in the last round, popped from the outbox once
+        // it is written: `(its size, a QoS 0 publish)`. One `flush_transmit`
+        // await for every path, as each await inlines its own copy of it.
+        let mut queued: Option<(usize, bool)> = None;
+        loop {
+            self.flush_transmit().await?;
+            if let Some((size, qos0)) = queued.take() {
+                if qos0 {
+                    if let Some((Request::Publish { topic, .. }, _)) = self.outbox.front() {
+                        // The topic lives in the outbox, so this callback gets
+                        // an outbox of its own, with no room.
+                        let mut no_room = Outbox::new(&mut []);
+                        let mut ctx = Context::new(&mut self.user_data, &mut no_room);
+                        self.callbacks.published(&mut ctx, topic, None);
+                    }
+                }
+                self.outbox.pop_front(size);
+            }
+            if self.session.state() != State::Connected {
+                return Ok(());
+            }
             let Some((request, size)) = self.outbox.front() else {
-                break;
+                return Ok(());
             };
             let now = self.clock.now();
             let qos0 = matches!(
@@ -733,31 +752,17 @@ where
                 }
             };
             match result {
-                Ok(()) => {}
+                Ok(()) => queued = Some((size, qos0)),
                 // Full for now: try again once acknowledgements free room.
                 Err(Error::InflightFull) => return Ok(()),
-                Err(Error::TransmitBufferTooSmall { .. }) if !self.session.transmit_idle() => {
-                    self.flush_transmit().await?;
-                    continue;
-                }
+                // Write what is queued, then try again.
+                Err(Error::TransmitBufferTooSmall { .. }) if !self.session.transmit_idle() => {}
                 Err(e) => {
                     self.outbox.pop_front(size);
                     return Err(e.widen());
                 }
             }
-            self.flush_transmit().await?;
-            if qos0 {
-                if let Some((Request::Publish { topic, .. }, _)) = self.outbox.front() {
-                    // The topic lives in the outbox, so this callback gets
-                    // an outbox of its own, with no room.
-                    let mut no_room = Outbox::new(&mut []);
-                    let mut ctx = Context::new(&mut self.user_data, &mut no_room);
-                    self.callbacks.published(&mut ctx, topic, None);
-                }
-            }
-            self.outbox.pop_front(size);
         }
-        Ok(())
     }
 
     /// Writes the session's pending bytes.

@@ -39,3 +39,8 @@ pub use client::{Client, Handled};
 pub use codec::{LastWill, QoS, SubscribeReturnCode, Subscription};
 pub use config::{BufferSlices, Buffers, Config, generate_client_id};
 pub use error::{AckKind, Error};
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

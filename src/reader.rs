@@ -96,17 +96,17 @@ impl<'b> PacketReader<'b> {
             Err(DecodeError::Incomplete { .. }) => Ok(Next::Incomplete),
             Err(DecodeError::Malformed(m)) => Err(m),
             Err(DecodeError::TooLarge { len }) => {
-                let ack = match oversized_ack(avail, self.buf.len()) {
-                    AckInfo::Known(ack) => ack,
-                    AckInfo::NeedMore => return Ok(Next::Incomplete),
-                    AckInfo::Malformed(m) => return Err(m),
+                // The header decoded, or the packet could not be too large.
+                // Decoded once, here: each decode is inlined code.
+                let (packet_type, ack) = match FixedHeader::decode(avail) {
+                    Ok(header) => match oversized_ack(header, avail, self.buf.len()) {
+                        AckInfo::Known(ack) => (header.packet_type, ack),
+                        AckInfo::NeedMore => return Ok(Next::Incomplete),
+                        AckInfo::Malformed(m) => return Err(m),
+                    },
+                    Err(_) => (PacketType::Publish, None),
                 };
                 self.skip = len;
-                // The header decoded, or the packet could not be too large.
-                let packet_type = match FixedHeader::decode(avail) {
-                    Ok(header) => header.packet_type,
-                    Err(_) => PacketType::Publish,
-                };
                 Ok(Next::Dropped {
                     len,
                     packet_type,
@@ -123,11 +123,9 @@ enum AckInfo {
     Malformed(Malformed),
 }
 
-/// The QoS and packet id of an oversized PUBLISH, from its first bytes.
-fn oversized_ack(avail: &[u8], capacity: usize) -> AckInfo {
-    let Ok(header) = FixedHeader::decode(avail) else {
-        return AckInfo::Known(None);
-    };
+/// The QoS and packet id of an oversized PUBLISH, from its first bytes
+/// (`header` is their fixed header).
+fn oversized_ack(header: FixedHeader, avail: &[u8], capacity: usize) -> AckInfo {
     if header.packet_type != PacketType::Publish {
         return AckInfo::Known(None);
     }

@@ -146,39 +146,44 @@ fn validate_common(topic: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// Eight bytes at a time, true when no byte of `bytes` is NUL, `+`, `#` or
-/// outside ASCII: the common topic name, which then needs no other check.
-#[inline]
+/// A machine word at a time, true when no byte of `bytes` is NUL, `+`, `#`
+/// or outside ASCII: the common topic name, which then needs no other check.
+///
+/// Words are `usize`, not `u64`: on the 32-bit targets this crate is for,
+/// 64-bit arithmetic doubles the code. Not inlined: the decoder and
+/// [`validate_name`] share one copy.
+#[inline(never)]
 pub(crate) fn is_plain_name(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const W: usize = core::mem::size_of::<usize>();
+    const ONES: usize = usize::from_ne_bytes([0x01; W]);
+    const HIGH: usize = usize::from_ne_bytes([0x80; W]);
     // Nonzero exactly when some byte of `v` is 0.
-    const fn zero_byte(v: u64) -> u64 {
+    const fn zero_byte(v: usize) -> usize {
         v.wrapping_sub(ONES) & !v & HIGH
     }
-    const fn bad(word: &[u8; 8]) -> u64 {
-        let x = u64::from_ne_bytes(*word);
+    const fn bad(word: &[u8; W]) -> usize {
+        let x = usize::from_ne_bytes(*word);
         (x & HIGH)
             | zero_byte(x)
-            | zero_byte(x ^ (ONES * SINGLE_LEVEL as u64))
-            | zero_byte(x ^ (ONES * MULTI_LEVEL as u64))
+            | zero_byte(x ^ (ONES * SINGLE_LEVEL as usize))
+            | zero_byte(x ^ (ONES * MULTI_LEVEL as usize))
     }
-    if bytes.len() < 8 {
+    if bytes.len() < W {
         return bytes
             .iter()
             .all(|&b| b != 0 && b != SINGLE_LEVEL && b != MULTI_LEVEL && b.is_ascii());
     }
     let mut acc = 0;
-    let chunks = bytes.chunks_exact(8);
+    let chunks = bytes.chunks_exact(W);
     let partial = !chunks.remainder().is_empty();
     for chunk in chunks {
-        if let Some(word) = chunk.first_chunk::<8>() {
+        if let Some(word) = chunk.first_chunk::<W>() {
             acc |= bad(word);
         }
     }
-    // The last eight bytes, overlapping the previous word, cover the rest.
+    // The last word, overlapping the previous one, covers the rest.
     if partial {
-        if let Some(word) = bytes.last_chunk::<8>() {
+        if let Some(word) = bytes.last_chunk::<W>() {
             acc |= bad(word);
         }
     }

@@ -43,18 +43,28 @@ mod tests;
 use core::convert::Infallible;
 
 use crate::codec::{
-    ConnAck, Connect, ConnectReturnCode, Packet, PacketType, PubAck, PubComp, PubRec, PubRel,
-    Publish, QoS, ReturnCodes, SubAck, Subscribe, SubscribeFilters, SubscribeReturnCode,
-    Subscription, Unsubscribe, UnsubscribeFilters,
+    ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, ReturnCodes, SubAck,
+    Subscribe, SubscribeFilters, SubscribeReturnCode, Subscription, Unsubscribe,
+    UnsubscribeFilters,
 };
 use crate::error::{AckKind, Error};
+// The tests build acknowledgements with these (through `use super::*`);
+// the session itself writes them directly (`TxQueue::push_ack`).
+#[cfg(test)]
+use crate::codec::{PubAck, PubComp, PubRec, PubRel};
 use crate::time::{Duration, Instant};
 
 pub use store::Stage;
-use store::{Outgoing, Request, RequestKind, Store, StoreFull, Subscribed};
-use tx::TxQueue;
+use store::{Outgoing, Request, RequestKind, Span, Store, StoreFull, Subscribed};
+use tx::{Encode, TxQueue};
 
 type Result<T> = core::result::Result<T, Error<Infallible>>;
+
+/// PINGREQ and DISCONNECT: a fixed header without a body.
+const PINGREQ: [u8; 2] = [(PacketType::PingReq as u8) << 4, 0];
+const DISCONNECT: [u8; 2] = [(PacketType::Disconnect as u8) << 4, 0];
+/// The length of PUBACK, PUBREC, PUBREL and PUBCOMP.
+const ACK_LEN: usize = 4;
 
 /// How long the session waits for each acknowledgement, and how often it pings.
 ///
@@ -283,7 +293,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// [`handle_transmit`](Self::handle_transmit) with how many were written.
     pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
         if self.ping_deferred && self.tx.has_room(2) && self.state == State::Connected {
-            self.ping_deferred = self.tx.push(&Packet::PingReq).is_err();
+            self.ping_deferred = self.tx.push_bytes(&PINGREQ).is_err();
         }
         if self.tx.is_empty() && self.state == State::Connected {
             self.collect();
@@ -303,6 +313,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 self.forget_incoming(id);
             }
         }
+    }
+
+    /// Whether `packet_id` is an incoming QoS 2 message awaiting PUBREL.
+    /// Not inlined: one search loop instead of one per caller in firmware.
+    #[inline(never)]
+    fn is_incoming(&self, packet_id: u16) -> bool {
+        self.incoming.contains(&packet_id)
     }
 
     fn forget_incoming(&mut self, packet_id: u16) {
@@ -416,7 +433,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             self.store.clear_inflight();
             self.incoming.clear();
         }
-        self.push(&Packet::Connect(*connect))?;
+        self.push(Encode::Connect(connect))?;
         self.keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
         self.clean_session = connect.clean_session;
         self.state = State::Connecting;
@@ -450,7 +467,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if self.state == State::Disconnected {
             return Err(Error::NotConnected);
         }
-        self.push(&Packet::Disconnect)?;
+        self.push_bytes(&DISCONNECT)?;
         self.state = State::Disconnected;
         self.connack_deadline = None;
         self.pingresp_deadline = None;
@@ -466,7 +483,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             // defers the PINGREQ to `poll_transmit`; the PINGRESP deadline
             // runs from now either way, so a stalled write still ends in a
             // timeout instead of a wait without end.
-            self.ping_deferred = self.push(&Packet::PingReq).is_err();
+            self.ping_deferred = self.push_bytes(&PINGREQ).is_err();
             self.pingresp_deadline = Some(now + self.timeouts.pingresp);
         }
         Ok(())
@@ -487,7 +504,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         publish.dup = false;
         if publish.qos == QoS::AtMostOnce {
             publish.packet_id = None;
-            self.push(&Packet::Publish(publish))?;
+            self.push(Encode::Publish(&publish))?;
             return Ok(None);
         }
         if self.store.outgoing.is_full() {
@@ -496,13 +513,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         let packet_id = self.allocate_packet_id()?;
         publish.packet_id = Some(packet_id);
         publish.validate()?;
-        let len = Packet::Publish(publish).encoded_len();
+        let len = publish.encoded_len();
         if len > self.store.free_bytes() {
             return Err(Error::StoreFull);
         }
         self.check_resubscribe_room(&[], len)?;
         self.check_tx_room(len)?;
-        let bytes = self.tx.push(&Packet::Publish(publish))?;
+        let bytes = self.tx.push(Encode::Publish(&publish))?;
         let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
         let stage = if publish.qos == QoS::AtLeastOnce {
             Stage::AwaitPubAck
@@ -543,14 +560,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             filters: SubscribeFilters::new(filters),
         };
         subscribe.validate()?;
-        let packet = Packet::Subscribe(subscribe);
-        let len = packet.encoded_len();
+        let len = subscribe.encoded_len();
         let filter_bytes: usize = filters.iter().map(|s| s.filter.len()).sum();
         if len + filter_bytes > self.store.free_bytes() {
             return Err(Error::StoreFull);
         }
         self.check_resubscribe_room(filters, 0)?;
-        self.push_request(now, &packet, packet_id, RequestKind::Subscribe)?;
+        let packet = Encode::Subscribe(&subscribe);
+        self.push_request(now, packet, packet_id, RequestKind::Subscribe)?;
         for s in filters {
             match self.store.find_subscription(s.filter) {
                 Some(i) => {
@@ -585,11 +602,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             filters: UnsubscribeFilters::new(filters),
         };
         unsubscribe.validate()?;
-        let packet = Packet::Unsubscribe(unsubscribe);
-        if packet.encoded_len() > self.store.free_bytes() {
+        let len = unsubscribe.encoded_len();
+        if len > self.store.free_bytes() {
             return Err(Error::StoreFull);
         }
-        self.push_request(now, &packet, packet_id, RequestKind::Unsubscribe)?;
+        let packet = Encode::Unsubscribe(&unsubscribe);
+        self.push_request(now, packet, packet_id, RequestKind::Unsubscribe)?;
         for f in filters {
             if let Some(i) = self.store.find_subscription(f) {
                 self.store.remove_subscription(i);
@@ -623,16 +641,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             (State::Connected, Packet::PubRel(rel)) => {
                 // Answer even for an unknown id: the broker may be retrying
                 // after we lost the id across a reconnect (§4.3.3).
-                let comp = PubComp {
-                    packet_id: rel.packet_id,
-                };
-                self.push(&Packet::PubComp(comp))?;
+                self.push_ack(PacketType::PubComp, rel.packet_id)?;
                 // The id is forgotten once the PUBCOMP is *written*
                 // (`handle_transmit`). If the connection dies first, the
                 // broker never learnt that the message is complete and may
                 // resend the PUBLISH (mosquitto 2.0 does after a restart):
                 // the id must still mark it as a duplicate.
-                if self.incoming.contains(&rel.packet_id)
+                if self.is_incoming(rel.packet_id)
                     && self
                         .releasing
                         .push((rel.packet_id, self.tx.queued()))
@@ -660,8 +675,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         };
         match qos {
             QoS::AtMostOnce => Ok(()),
-            QoS::AtLeastOnce => self.push(&Packet::PubAck(PubAck { packet_id })),
-            QoS::ExactlyOnce => self.push(&Packet::PubRec(PubRec { packet_id })),
+            QoS::AtLeastOnce => self.push_ack(PacketType::PubAck, packet_id),
+            QoS::ExactlyOnce => self.push_ack(PacketType::PubRec, packet_id),
         }
     }
 
@@ -733,27 +748,41 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         Ok(())
     }
 
+    /// Room for a packet of `len` bytes now. Without it the driver flushes
+    /// and retries, unless the packet is larger than the whole queue (the
+    /// same error: `has_room` is false then too, and the driver's retry
+    /// only when the queue was not empty tells the two apart).
     fn check_tx_room(&self, len: usize) -> Result<()> {
-        if len > self.tx.capacity() {
-            return Err(Error::TransmitBufferTooSmall { needed: len });
-        }
         if !self.tx.has_room(len) || self.is_resending() {
-            // The driver flushes and retries: the packet fits an empty queue.
             return Err(Error::TransmitBufferTooSmall { needed: len });
         }
         Ok(())
     }
 
-    fn push(&mut self, packet: &Packet<'_>) -> Result<()> {
+    fn push(&mut self, packet: Encode<'_>) -> Result<()> {
         self.check_tx_room(packet.encoded_len())?;
         self.tx.push(packet)?;
+        Ok(())
+    }
+
+    /// Queues a packet without a body (PINGREQ, DISCONNECT).
+    fn push_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.check_tx_room(bytes.len())?;
+        self.tx.push_bytes(bytes)?;
+        Ok(())
+    }
+
+    /// Queues a PUBACK, PUBREC, PUBREL or PUBCOMP.
+    fn push_ack(&mut self, kind: PacketType, packet_id: u16) -> Result<()> {
+        self.check_tx_room(ACK_LEN)?;
+        self.tx.push_ack(kind, packet_id)?;
         Ok(())
     }
 
     fn push_request(
         &mut self,
         now: Instant,
-        packet: &Packet<'_>,
+        packet: Encode<'_>,
         packet_id: u16,
         kind: RequestKind,
     ) -> Result<()> {
@@ -766,6 +795,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             .store
             .append(bytes)
             .map_err(|StoreFull| Error::StoreFull)?;
+        self.add_request(now, packet_id, kind, span);
+        Ok(())
+    }
+
+    /// Records a request whose packet is queued and stored at `span`.
+    fn add_request(&mut self, now: Instant, packet_id: u16, kind: RequestKind, span: Span) {
         let timeout = match kind {
             RequestKind::Subscribe => self.timeouts.suback,
             RequestKind::Unsubscribe => self.timeouts.unsuback,
@@ -777,7 +812,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             span,
             done: false,
         });
-        Ok(())
     }
 
     fn allocate_packet_id(&mut self) -> Result<u16> {
@@ -866,27 +900,21 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
                 let _ = list.push(Subscription { filter, qos: s.qos });
             }
-            let packet = Packet::Subscribe(Subscribe {
+            let subscribe = Subscribe {
                 packet_id,
                 filters: SubscribeFilters::new(&list),
-            });
-            let len = packet.encoded_len();
+            };
+            let len = subscribe.encoded_len();
             if len > self.tx.capacity() {
                 return Err(Error::TransmitBufferTooSmall { needed: len });
             }
             let start = self.tx.pending().len();
-            self.tx.push(&packet)?;
+            self.tx.push(Encode::Subscribe(&subscribe))?;
             (list.len(), start)
         };
         let bytes = self.tx.pending().get(start..).unwrap_or(&[]);
         let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
-        let _ = self.store.requests.push(Request {
-            packet_id,
-            kind: RequestKind::Subscribe,
-            deadline: now + self.timeouts.suback,
-            span,
-            done: false,
-        });
+        self.add_request(now, packet_id, RequestKind::Subscribe, span);
         Ok(count)
     }
 
@@ -900,10 +928,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             let pushed = if entry.done {
                 true
             } else if entry.stage == Stage::AwaitPubComp {
-                let rel = PubRel {
-                    packet_id: entry.packet_id,
-                };
-                self.tx.push(&Packet::PubRel(rel)).is_ok()
+                self.tx
+                    .push_ack(PacketType::PubRel, entry.packet_id)
+                    .is_ok()
             } else {
                 // DUP marks the resend (MQTT-3.3.1-1); it stays set.
                 if let Some(first) = self.store.bytes_mut(entry.span).first_mut() {
@@ -928,9 +955,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 
     fn on_publish<'a>(&'a mut self, publish: Publish<'a>) -> Result<Option<Event<'a>>> {
         if let (QoS::ExactlyOnce, Some(id)) = (publish.qos, publish.packet_id) {
-            if self.incoming.contains(&id) {
+            if self.is_incoming(id) {
                 // Delivered already; the broker missed our PUBREC (§4.3.3).
-                self.push(&Packet::PubRec(PubRec { packet_id: id }))?;
+                self.push_ack(PacketType::PubRec, id)?;
                 return Ok(None);
             }
             self.remember_incoming(id);
@@ -946,7 +973,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// reconnect) before releasing it. Refusing the message instead would
     /// stall the broker's flow until a reconnect.
     fn remember_incoming(&mut self, packet_id: u16) {
-        if self.incoming.contains(&packet_id) {
+        if self.is_incoming(packet_id) {
             return;
         }
         if self.incoming.is_full() {
@@ -988,7 +1015,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             .position(|e| e.packet_id == packet_id && !e.done);
         match found.map(|i| (i, self.store.outgoing[i].stage)) {
             Some((i, Stage::AwaitPubRec)) | Some((i, Stage::AwaitPubComp)) => {
-                self.push(&Packet::PubRel(PubRel { packet_id }))?;
+                self.push_ack(PacketType::PubRel, packet_id)?;
                 let e = &mut self.store.outgoing[i];
                 e.stage = Stage::AwaitPubComp;
                 e.deadline = now + self.timeouts.puback;

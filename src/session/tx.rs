@@ -1,7 +1,40 @@
 //! The transmit queue: encoded packets waiting to be written, in a
 //! caller-supplied slice.
 
-use crate::codec::{EncodeError, Packet};
+use crate::codec::{Connect, EncodeError, PacketType, Publish, Subscribe, Unsubscribe};
+
+/// The packets the session encodes with the codec. Not [`Packet`]
+/// (crate::codec::Packet): matching on it would link the encoders of every
+/// packet type, server-side ones included, into firmware. The two-byte
+/// packets and the acknowledgements are written directly
+/// ([`TxQueue::push_bytes`], [`TxQueue::push_ack`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Encode<'a> {
+    Connect(&'a Connect<'a>),
+    Publish(&'a Publish<'a>),
+    Subscribe(&'a Subscribe<'a>),
+    Unsubscribe(&'a Unsubscribe<'a>),
+}
+
+impl Encode<'_> {
+    pub(crate) fn encoded_len(self) -> usize {
+        match self {
+            Self::Connect(p) => p.encoded_len(),
+            Self::Publish(p) => p.encoded_len(),
+            Self::Subscribe(p) => p.encoded_len(),
+            Self::Unsubscribe(p) => p.encoded_len(),
+        }
+    }
+
+    fn encode(self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        match self {
+            Self::Connect(p) => p.encode(buf),
+            Self::Publish(p) => p.encode(buf),
+            Self::Subscribe(p) => p.encode(buf),
+            Self::Unsubscribe(p) => p.encode(buf),
+        }
+    }
+}
 
 /// Bytes `start..end` of `buf` are encoded packets not yet written.
 /// Written bytes are dropped from the front; the pending bytes move to the
@@ -87,13 +120,24 @@ impl<'b> TxQueue<'b> {
     }
 
     /// Appends `packet`, or nothing at all if it does not fit.
-    pub(crate) fn push(&mut self, packet: &Packet<'_>) -> Result<&[u8], EncodeError> {
+    pub(crate) fn push(&mut self, packet: Encode<'_>) -> Result<&[u8], EncodeError> {
         self.make_room(packet.encoded_len())?;
         let at = self.end;
         let n = packet.encode(self.buf.get_mut(at..).unwrap_or(&mut []))?;
         self.end = at + n;
         self.queued += n as u64;
         Ok(self.buf.get(at..at + n).unwrap_or(&[]))
+    }
+
+    /// Appends a PUBACK, PUBREC, PUBREL or PUBCOMP: four bytes, written
+    /// directly rather than through the codec's generic encoder.
+    pub(crate) fn push_ack(&mut self, kind: PacketType, packet_id: u16) -> Result<(), EncodeError> {
+        if packet_id == 0 {
+            return Err(EncodeError::PacketId);
+        }
+        let first = ((kind as u8) << 4) | kind.required_flags().unwrap_or(0);
+        let [hi, lo] = packet_id.to_be_bytes();
+        self.push_bytes(&[first, 2, hi, lo])
     }
 
     /// Appends raw, already encoded bytes (a stored packet being resent).
