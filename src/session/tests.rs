@@ -1634,3 +1634,99 @@ fn connect_on_a_live_connection_is_already_connected() {
     s.disconnect().unwrap();
     assert_eq!(s.connect(T0, &connect_packet(true, 0)), Ok(()));
 }
+
+#[test]
+fn pubrel_forgets_the_id_once_the_pubcomp_is_written() {
+    let mut s = persistent();
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
+    assert_eq!(sent(&mut s, T0), [pubrec(7)]);
+    feed_quiet(&mut s, T0, pubrel(7));
+    // The PUBCOMP is queued, not written: 7 still marks a duplicate.
+    assert_eq!(s.incoming_pending(), 1);
+    feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), true));
+    // Half of the PUBCOMP written is not written.
+    s.handle_transmit(T0, 2);
+    assert_eq!(s.incoming_pending(), 1);
+    let rest = s.poll_transmit(T0).to_vec();
+    s.handle_transmit(T0, rest.len());
+    assert_eq!(s.incoming_pending(), 0);
+    let mut wire = vec![0x70, 0x02];
+    wire.extend(rest);
+    assert_eq!(
+        split(Box::leak(wire.into_boxed_slice())),
+        [pubcomp(7), pubrec(7)]
+    );
+    // Now 7 is a new message.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+}
+
+#[test]
+fn pubcomp_lost_with_the_connection_keeps_the_id() {
+    let mut s = persistent();
+    feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)).unwrap();
+    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
+    sent(&mut s, T0);
+    feed_quiet(&mut s, T0, pubrel(7));
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    // The broker never saw the PUBCOMP and resends the message.
+    feed_quiet(&mut s, secs(1), incoming(QoS::ExactlyOnce, Some(7), true));
+    assert_eq!(sent(&mut s, secs(1)), [pubrec(7)]);
+    feed_quiet(&mut s, secs(1), pubrel(7));
+    assert_eq!(sent(&mut s, secs(1)), [pubcomp(7)]);
+    assert_eq!(s.incoming_pending(), 0);
+}
+
+#[test]
+fn broker_without_session_drops_the_incoming_ids() {
+    let mut s = persistent();
+    feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)).unwrap();
+    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    assert_eq!(s.incoming_pending(), 1, "kept until the CONNACK says");
+    sent(&mut s, secs(1));
+    feed(&mut s, secs(1), accepted()).unwrap();
+    assert_eq!(s.incoming_pending(), 0);
+    // The new broker session numbers afresh: 7 is a new message.
+    assert!(matches!(
+        feed(&mut s, secs(1), incoming(QoS::ExactlyOnce, Some(7), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+}
+
+#[test]
+fn ping_waits_for_room_in_a_full_queue() {
+    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+    connect_at(&mut s, T0, true, 10);
+    // 23 of 24 bytes queued and not written.
+    let big = Publish {
+        payload: &[0; 18],
+        ..msg("t", QoS::AtMostOnce)
+    };
+    assert_eq!(Packet::Publish(big).encoded_len(), 23);
+    s.publish(ms(1), &big).unwrap();
+    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    assert!(s.ping_outstanding());
+    assert_eq!(
+        s.poll_transmit(secs(10)).len(),
+        23,
+        "no room for the PINGREQ yet"
+    );
+    s.handle_transmit(secs(10), 23);
+    assert_eq!(sent(&mut s, secs(10)), [Packet::PingReq]);
+    // The PINGRESP deadline ran from when the ping was due.
+    assert_eq!(
+        s.handle_timeout(secs(20)),
+        Err(Error::Timeout(AckKind::PingResp))
+    );
+}
