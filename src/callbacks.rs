@@ -32,7 +32,7 @@
 //! callbacks.add_topic_callback("sensors/+/temperature", temperature).unwrap();
 //! ```
 
-use crate::codec::{ConnectReturnCode, QoS, SubscribeReturnCode};
+use crate::codec::{ConnectReturnCode, Publish, QoS, SubscribeReturnCode};
 use crate::topic;
 
 /// A received application message, as the callbacks see it.
@@ -51,6 +51,19 @@ pub struct Message<'a> {
     pub dup: bool,
     /// Its packet id (QoS 1 and 2).
     pub packet_id: Option<u16>,
+}
+
+impl<'a> From<Publish<'a>> for Message<'a> {
+    fn from(p: Publish<'a>) -> Self {
+        Self {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            packet_id: p.packet_id,
+        }
+    }
 }
 
 /// Why the connection ended, for `on_disconnect`.

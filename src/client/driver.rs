@@ -133,14 +133,7 @@ where
                 false
             }
             Ok(Some(Event::Message(p))) => {
-                let message = Message {
-                    topic: p.topic,
-                    payload: p.payload,
-                    qos: p.qos,
-                    retain: p.retain,
-                    dup: p.dup,
-                    packet_id: p.packet_id,
-                };
+                let message = Message::from(p);
                 self.callbacks.dispatch_message(&mut ctx, &message);
                 ack = Some((p.qos, p.packet_id));
                 true
@@ -225,14 +218,7 @@ where
                     qos,
                     retain,
                 } => {
-                    let publish = Publish {
-                        dup: false,
-                        qos,
-                        retain,
-                        topic,
-                        packet_id: None,
-                        payload,
-                    };
+                    let publish = Publish::new(topic, payload, qos, retain);
                     self.session.publish(now, &publish).map(|_| ())
                 }
                 Request::Subscribe { filter, qos } => self

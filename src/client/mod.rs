@@ -393,14 +393,7 @@ where
         retain: bool,
     ) -> Res<Option<u16>, T::Error> {
         self.flush().await?;
-        let publish = Publish {
-            dup: false,
-            qos,
-            retain,
-            topic,
-            packet_id: None,
-            payload,
-        };
+        let publish = Publish::new(topic, payload, qos, retain);
         let now = self.clock.now();
         let packet_id = self.session.publish(now, &publish).map_err(Error::widen)?;
         if let Err(e) = self.flush_transmit().await {

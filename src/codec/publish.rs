@@ -35,6 +35,28 @@ pub struct Publish<'a> {
 }
 
 impl<'a> Publish<'a> {
+    /// A first attempt (DUP clear) without a packet id: the session (or
+    /// whoever sends it) assigns the id for QoS 1 and 2 before encoding.
+    ///
+    /// ```
+    /// use minimqtt::codec::{Publish, QoS};
+    ///
+    /// let p = Publish::new("sensor/temp", b"21.5", QoS::AtMostOnce, false);
+    /// let mut buf = [0u8; 32];
+    /// let n = p.encode(&mut buf).unwrap();
+    /// assert_eq!(Publish::decode(&buf[..n]).unwrap(), (p, n));
+    /// ```
+    pub const fn new(topic: &'a str, payload: &'a [u8], qos: QoS, retain: bool) -> Self {
+        Self {
+            dup: false,
+            qos,
+            retain,
+            topic,
+            packet_id: None,
+            payload,
+        }
+    }
+
     /// Parses the body of a PUBLISH whose fixed-header `flags` are already valid.
     #[inline]
     pub(crate) fn parse(flags: u8, body: &'a [u8]) -> BodyResult<'a, Self> {
