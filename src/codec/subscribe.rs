@@ -139,14 +139,7 @@ pub struct Subscribe<'a> {
 
 impl<'a> Subscribe<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> BodyResult<'a, Self> {
-        let (payload, packet_id) = string::packet_id(body)?;
-        if payload.is_empty() {
-            return fail(Malformed::NoFilters);
-        }
-        let mut rest = payload;
-        while !rest.is_empty() {
-            rest = subscription(rest)?.0;
-        }
+        let (rest, (packet_id, payload)) = id_and_list(body, subscription)?;
         let filters = SubscribeFilters(Repr::Wire(payload));
         Ok((rest, Self { packet_id, filters }))
     }
@@ -192,6 +185,25 @@ impl<'a> Subscribe<'a> {
         }
         Ok(w.finish())
     }
+}
+
+/// The body of SUBSCRIBE and UNSUBSCRIBE: a packet id, then one or more
+/// `item`s filling the rest exactly. Every item is checked here, so the
+/// borrowing iterators over the returned list never meet a bad one.
+#[inline]
+pub(crate) fn id_and_list<'a, T>(
+    body: &'a [u8],
+    item: fn(&'a [u8]) -> BodyResult<'a, T>,
+) -> BodyResult<'a, (u16, &'a [u8])> {
+    let (list, packet_id) = string::packet_id(body)?;
+    if list.is_empty() {
+        return fail(Malformed::NoFilters);
+    }
+    let mut rest = list;
+    while !rest.is_empty() {
+        rest = item(rest)?.0;
+    }
+    Ok((rest, (packet_id, list)))
 }
 
 /// The checks an outgoing topic filter needs, shared with UNSUBSCRIBE.

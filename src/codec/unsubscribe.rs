@@ -6,7 +6,7 @@ use core::fmt;
 
 use super::error::{BodyResult, fail};
 use super::header::{self, PacketType};
-use super::subscribe::check_filter;
+use super::subscribe::{check_filter, id_and_list};
 use super::{DecodeError, EncodeError, Malformed, Writer, prefixed_len, reserve, string};
 use crate::topic;
 
@@ -123,14 +123,7 @@ pub struct Unsubscribe<'a> {
 
 impl<'a> Unsubscribe<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> BodyResult<'a, Self> {
-        let (payload, packet_id) = string::packet_id(body)?;
-        if payload.is_empty() {
-            return fail(Malformed::NoFilters);
-        }
-        let mut rest = payload;
-        while !rest.is_empty() {
-            rest = filter(rest)?.0;
-        }
+        let (rest, (packet_id, payload)) = id_and_list(body, filter)?;
         let filters = UnsubscribeFilters(Repr::Wire(payload));
         Ok((rest, Self { packet_id, filters }))
     }
