@@ -322,6 +322,11 @@ where
     /// Sends DISCONNECT and runs `on_disconnect`. The broker then closes the
     /// connection without publishing the will. The session is kept.
     ///
+    /// MQTT 3.1.1 (§3.14.4) wants the client to close the network connection
+    /// next. `embedded-io-async` has no close, so that is the caller's step:
+    /// drop the transport (or take it back with [`into_parts`](Self::into_parts)
+    /// or [`replace_transport`](Self::replace_transport)) and close it.
+    ///
     /// Cancel-safe; if dropped, DISCONNECT may not have been written.
     pub async fn disconnect(&mut self) -> Res<(), T::Error> {
         self.flush().await?;
