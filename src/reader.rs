@@ -6,7 +6,7 @@
 //! skipped as its bytes arrive, and if it is a QoS 1/2 PUBLISH its packet
 //! id is picked out first so it can still be acknowledged.
 
-use crate::codec::{DecodeError, FixedHeader, Malformed, Packet, PacketType, QoS};
+use crate::codec::{self, DecodeError, FixedHeader, Malformed, Packet, PacketType, QoS};
 
 /// What the buffered bytes hold next.
 #[derive(Debug)]
@@ -21,6 +21,10 @@ pub(crate) enum Next<'a> {
         packet_type: PacketType,
         ack: Option<(QoS, u16)>,
     },
+    /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
+    /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
+    /// whatever its body holds.
+    ClientPacket(PacketType),
     /// More bytes are needed.
     Incomplete,
 }
@@ -91,8 +95,17 @@ impl<'b> PacketReader<'b> {
             }
         }
         let avail = self.buf.get(self.start..self.end).unwrap_or(&[]);
-        match Packet::decode_limited(avail, self.buf.len()) {
-            Ok((packet, len)) => Ok(Next::Packet(packet, len)),
+        let framed = codec::frame_shared(avail, self.buf.len()).and_then(|(header, body, len)| {
+            // A packet only clients send is a protocol error from the server
+            // (the session would refuse it), whatever its body: it is not
+            // parsed, which keeps CONNECT's parser out of firmware.
+            match Packet::decode_server_body(header, body) {
+                Some(packet) => Ok(Next::Packet(packet?, len)),
+                None => Ok(Next::ClientPacket(header.packet_type)),
+            }
+        });
+        match framed {
+            Ok(next) => Ok(next),
             Err(DecodeError::Incomplete { .. }) => Ok(Next::Incomplete),
             Err(DecodeError::Malformed(m)) => Err(m),
             Err(DecodeError::TooLarge { len }) => {
@@ -216,9 +229,46 @@ mod tests {
                     got = Some(matches!(p, Packet::Publish(p) if p.payload == b"x"));
                     reader.consume(len);
                 }
+                Next::ClientPacket(t) => panic!("{t:?}"),
             }
         }
         assert_eq!(dropped, Some((n, Some((QoS::ExactlyOnce, 9)))));
         assert_eq!(got, Some(true));
+    }
+
+    #[test]
+    fn client_packets_are_framed_but_not_parsed() {
+        // A CONNECT whose body is not even a protocol name, a SUBSCRIBE
+        // without filters, and the two empty ones; then a PINGRESP.
+        let stream = [
+            0x10, 0x02, 0xff, 0xff, 0x82, 0x02, 0x00, 0x01, 0xa2, 0x02, 0x00, 0x00, 0xc0, 0x00,
+            0xe0, 0x00, 0xd0, 0x00,
+        ];
+        let mut buf = [0u8; 32];
+        let mut reader = PacketReader::new(&mut buf);
+        reader.receive_buffer()[..stream.len()].copy_from_slice(&stream);
+        reader.commit(stream.len());
+        for (want, len) in [
+            (PacketType::Connect, 4),
+            (PacketType::Subscribe, 4),
+            (PacketType::Unsubscribe, 4),
+            (PacketType::PingReq, 2),
+            (PacketType::Disconnect, 2),
+        ] {
+            match reader.next() {
+                Ok(Next::ClientPacket(t)) => assert_eq!(t, want),
+                other => panic!("{want:?}: {other:?}"),
+            }
+            reader.consume(len);
+        }
+        assert!(matches!(
+            reader.next(),
+            Ok(Next::Packet(Packet::PingResp, 2))
+        ));
+        // Fixed-header flags are still checked: a SUBSCRIBE with flags 0.
+        reader.clear();
+        reader.receive_buffer()[..4].copy_from_slice(&[0x80, 0x02, 0x00, 0x01]);
+        reader.commit(4);
+        assert!(matches!(reader.next(), Err(Malformed::HeaderFlags)));
     }
 }

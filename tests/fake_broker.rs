@@ -309,7 +309,8 @@ async fn second_connack_is_a_protocol_error() {
 
 /// Packets only a client may send (Table 2.1 direction "Client to
 /// Server") are protocol violations when the broker sends them: CONNECT,
-/// SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT.
+/// SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT. Their bodies are not
+/// parsed, so a malformed one is the same protocol error.
 #[tokio::test(start_paused = true)]
 async fn client_only_packets_from_the_broker_are_protocol_errors() {
     let mut connect = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c];
@@ -326,6 +327,9 @@ async fn client_only_packets_from_the_broker_are_protocol_errors() {
         ),
         (vec![0xc0, 0x00], PacketType::PingReq),
         (vec![0xe0, 0x00], PacketType::Disconnect),
+        (raw(0x10, &[0xff]), PacketType::Connect),
+        (raw(0x82, &[0x00, 0x00]), PacketType::Subscribe),
+        (vec![0xc0, 0x01, 0x00], PacketType::PingReq),
     ];
     for (bytes, kind) in cases {
         assert_protocol_error(&bytes, Error::Protocol(kind)).await;

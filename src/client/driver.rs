@@ -106,6 +106,7 @@ where
                 }
                 return Err(Error::MessageTooLarge { len });
             }
+            Next::ClientPacket(packet_type) => return Err(self.fail(Error::Protocol(packet_type))),
             Next::Packet(packet, len) => (packet, len),
         };
         let event = self.session.handle_packet(now, packet);

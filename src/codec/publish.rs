@@ -57,8 +57,18 @@ impl<'a> Publish<'a> {
         }
     }
 
+    /// The topic and QoS of a stored PUBLISH (see [`super::stored`]).
+    pub(crate) fn stored_topic(flags: u8, body: &'a [u8]) -> Option<(&'a str, QoS)> {
+        let qos = QoS::from_bits((flags >> flag::QOS_SHIFT) & flag::QOS_MASK)?;
+        let (_, topic) = string::binary(body).ok()?;
+        Some((core::str::from_utf8(topic).ok()?, qos))
+    }
+
     /// Parses the body of a PUBLISH whose fixed-header `flags` are already valid.
-    #[inline]
+    // Always inlined: `decode_body` and `decode_server_body` both call it,
+    // and a program keeps only one of them; an out-of-line copy would cost
+    // both programs a call and its result through memory.
+    #[inline(always)]
     pub(crate) fn parse(flags: u8, body: &'a [u8]) -> BodyResult<'a, Self> {
         let (rest, topic) = string::topic_name(body)?;
         let Some(qos) = QoS::from_bits((flags >> flag::QOS_SHIFT) & flag::QOS_MASK) else {

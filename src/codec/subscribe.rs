@@ -59,6 +59,12 @@ impl<'a> SubscribeFilters<'a> {
         self.iter().next().is_none()
     }
 
+    /// The filters of a stored SUBSCRIBE body (see [`super::stored`]).
+    /// Iterating checks each filter again and stops at a bad one.
+    pub(crate) fn stored(body: &'a [u8]) -> Self {
+        Self(Repr::Wire(body.get(2..).unwrap_or(&[])))
+    }
+
     fn payload_len(&self) -> usize {
         match self.0 {
             Repr::Wire(bytes) => bytes.len(),

@@ -2,6 +2,7 @@
 //! QoS 2 receiver flow (PUBREC out, PUBREL in, PUBCOMP out).
 
 use super::*;
+use crate::codec;
 
 impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
     /// Handles one packet from the broker.
@@ -120,10 +121,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
             .position(|e| e.packet_id == packet_id && e.stage == stage && !e.done)?;
         self.store.outgoing[i].done = true;
         let entry = self.store.outgoing[i];
-        let (topic, qos) = match Publish::decode(self.store.bytes(entry.span)) {
-            Ok((p, _)) => (p.topic, p.qos),
-            Err(_) => ("", QoS::AtLeastOnce),
-        };
+        let stored = codec::stored(self.store.bytes(entry.span));
+        let (topic, qos) = stored
+            .and_then(|(header, body)| Publish::stored_topic(header.flags, body))
+            .unwrap_or(("", QoS::AtLeastOnce));
         Some(Event::Published {
             topic,
             packet_id,
@@ -157,9 +158,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
             return Ok(None);
         };
         let span = self.store.requests[i].span;
-        let filters = match Subscribe::decode(self.store.bytes(span)) {
-            Ok((s, _)) => s.filters,
-            Err(_) => return Ok(None),
+        let Some(filters) = self.stored_filters(span) else {
+            return Ok(None);
         };
         if filters.len() != ack.return_codes.iter().count() {
             return Err(Error::Protocol(PacketType::SubAck));
@@ -195,9 +195,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
         };
         r.done = true;
         let span = r.span;
-        let filters = match Subscribe::decode(self.store.bytes(span)) {
-            Ok((s, _)) => s.filters,
-            Err(_) => return Ok(None),
+        let Some(filters) = self.stored_filters(span) else {
+            return Ok(None);
         };
         Ok(Some(Event::Subscribed {
             packet_id: ack.packet_id,
@@ -213,10 +212,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
             })?;
         r.done = true;
         let span = r.span;
-        let (unsubscribe, _) = Unsubscribe::decode(self.store.bytes(span)).ok()?;
+        let (_, body) = codec::stored(self.store.bytes(span))?;
         Some(Event::Unsubscribed {
             packet_id,
-            filters: unsubscribe.filters,
+            filters: UnsubscribeFilters::stored(body),
         })
+    }
+
+    /// The filters of the stored SUBSCRIBE at `span`.
+    fn stored_filters(&self, span: Span) -> Option<SubscribeFilters<'_>> {
+        let (_, body) = codec::stored(self.store.bytes(span))?;
+        Some(SubscribeFilters::stored(body))
     }
 }
