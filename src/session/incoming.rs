@@ -9,6 +9,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
     ///
     /// An `Err` is a protocol violation or an overflow: the connection must
     /// be closed ([`connection_lost`](Self::connection_lost)).
+    // Not inlined: the client's one caller is a large function, where this
+    // one's many paths compiled hundreds of bytes larger.
+    #[inline(never)]
     pub fn handle_packet<'a>(
         &'a mut self,
         now: Instant,
