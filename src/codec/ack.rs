@@ -54,9 +54,9 @@ macro_rules! ack_packet {
                 }
                 let buf = reserve(buf, self.encoded_len())?;
                 let flags = PacketType::$kind.required_flags().unwrap_or(0);
-                let mut w = Writer::new(buf, PacketType::$kind, flags, BODY_LEN)?;
-                w.u16(self.packet_id)?;
-                Ok(w.finish())
+                let mut w = Writer::new(buf, PacketType::$kind, flags, BODY_LEN);
+                w.u16(self.packet_id);
+                w.finish()
             }
         }
     };

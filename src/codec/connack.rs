@@ -117,9 +117,9 @@ impl ConnAck {
     /// Encodes the packet into `buf`, returning its length. Writes nothing on error.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         let buf = reserve(buf, self.encoded_len())?;
-        let mut w = Writer::new(buf, PacketType::ConnAck, 0, BODY_LEN)?;
-        w.u8(u8::from(self.session_present))?;
-        w.u8(self.return_code as u8)?;
-        Ok(w.finish())
+        let mut w = Writer::new(buf, PacketType::ConnAck, 0, BODY_LEN);
+        w.u8(u8::from(self.session_present));
+        w.u8(self.return_code as u8);
+        w.finish()
     }
 }

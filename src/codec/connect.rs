@@ -202,22 +202,22 @@ impl<'a> Connect<'a> {
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         self.validate()?;
         let buf = reserve(buf, self.encoded_len())?;
-        let mut w = Writer::new(buf, PacketType::Connect, 0, self.remaining_len())?;
-        w.prefixed(PROTOCOL_NAME.as_bytes())?;
-        w.u8(PROTOCOL_LEVEL)?;
-        w.u8(self.flags())?;
-        w.u16(self.keep_alive)?;
-        w.prefixed(self.client_id.as_bytes())?;
+        let mut w = Writer::new(buf, PacketType::Connect, 0, self.remaining_len());
+        w.prefixed(PROTOCOL_NAME.as_bytes());
+        w.u8(PROTOCOL_LEVEL);
+        w.u8(self.flags());
+        w.u16(self.keep_alive);
+        w.prefixed(self.client_id.as_bytes());
         if let Some(will) = &self.will {
-            w.prefixed(will.topic.as_bytes())?;
-            w.prefixed(will.message)?;
+            w.prefixed(will.topic.as_bytes());
+            w.prefixed(will.message);
         }
         if let Some(name) = self.username {
-            w.prefixed(name.as_bytes())?;
+            w.prefixed(name.as_bytes());
         }
         if let Some(secret) = self.password {
-            w.prefixed(secret)?;
+            w.prefixed(secret);
         }
-        Ok(w.finish())
+        w.finish()
     }
 }

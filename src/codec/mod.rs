@@ -320,9 +320,15 @@ pub(crate) fn reserve(buf: &mut [u8], len: usize) -> Result<&mut [u8], EncodeErr
 }
 
 /// A bounds-checked cursor over an output buffer already sized by [`reserve`].
+///
+/// Its writes return nothing: the first error is kept, nothing is written
+/// after it, and [`finish`](Self::finish) reports it. Encoders then make
+/// one check instead of one per field, which is smaller code. (With the
+/// buffer reserved and the packet validated first, no write can fail.)
 pub(crate) struct Writer<'b> {
     buf: &'b mut [u8],
     pos: usize,
+    error: Option<EncodeError>,
 }
 
 impl<'b> Writer<'b> {
@@ -332,40 +338,55 @@ impl<'b> Writer<'b> {
         packet_type: PacketType,
         flags: u8,
         remaining_len: usize,
-    ) -> Result<Self, EncodeError> {
-        let pos = header::write(buf, packet_type, flags, remaining_len)?;
-        Ok(Self { buf, pos })
+    ) -> Self {
+        let (pos, error) = match header::write(buf, packet_type, flags, remaining_len) {
+            Ok(pos) => (pos, None),
+            Err(e) => (0, Some(e)),
+        };
+        Self { buf, pos, error }
     }
 
-    pub(crate) fn bytes(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
         let end = self.pos + bytes.len();
-        let needed = end;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(EncodeError::BufferTooSmall { needed })?
-            .copy_from_slice(bytes);
-        self.pos = end;
-        Ok(())
+        match self.buf.get_mut(self.pos..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.pos = end;
+            }
+            None => self.error = Some(EncodeError::BufferTooSmall { needed: end }),
+        }
     }
 
-    pub(crate) fn u8(&mut self, value: u8) -> Result<(), EncodeError> {
-        self.bytes(&[value])
+    pub(crate) fn u8(&mut self, value: u8) {
+        self.bytes(&[value]);
     }
 
-    pub(crate) fn u16(&mut self, value: u16) -> Result<(), EncodeError> {
-        self.bytes(&value.to_be_bytes())
+    pub(crate) fn u16(&mut self, value: u16) {
+        self.bytes(&value.to_be_bytes());
     }
 
     /// A length-prefixed string or binary field (§1.5.3).
-    pub(crate) fn prefixed(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        let len = u16::try_from(bytes.len()).map_err(|_| EncodeError::StringTooLong)?;
-        self.u16(len)?;
-        self.bytes(bytes)
+    pub(crate) fn prefixed(&mut self, bytes: &[u8]) {
+        match u16::try_from(bytes.len()) {
+            Ok(len) => {
+                self.u16(len);
+                self.bytes(bytes);
+            }
+            Err(_) => {
+                self.error.get_or_insert(EncodeError::StringTooLong);
+            }
+        }
     }
 
-    /// Bytes written so far.
-    pub(crate) fn finish(self) -> usize {
-        self.pos
+    /// Bytes written, or the first error.
+    pub(crate) fn finish(self) -> Result<usize, EncodeError> {
+        match self.error {
+            None => Ok(self.pos),
+            Some(e) => Err(e),
+        }
     }
 }
 

@@ -40,7 +40,7 @@ macro_rules! empty_packet {
             /// Encodes the packet into `buf`, returning its length.
             pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
                 let buf = reserve(buf, self.encoded_len())?;
-                Ok(Writer::new(buf, PacketType::$name, 0, 0)?.finish())
+                Writer::new(buf, PacketType::$name, 0, 0).finish()
             }
         }
     };

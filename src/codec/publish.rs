@@ -144,12 +144,12 @@ impl<'a> Publish<'a> {
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         self.validate()?;
         let buf = reserve(buf, self.encoded_len())?;
-        let mut w = Writer::new(buf, PacketType::Publish, self.flags(), self.remaining_len())?;
-        w.prefixed(self.topic.as_bytes())?;
+        let mut w = Writer::new(buf, PacketType::Publish, self.flags(), self.remaining_len());
+        w.prefixed(self.topic.as_bytes());
         if let Some(id) = self.packet_id {
-            w.u16(id)?;
+            w.u16(id);
         }
-        w.bytes(self.payload)?;
-        Ok(w.finish())
+        w.bytes(self.payload);
+        w.finish()
     }
 }

@@ -152,9 +152,9 @@ impl<'a> SubAck<'a> {
             return Err(EncodeError::ReturnCode);
         }
         let buf = reserve(buf, self.encoded_len())?;
-        let mut w = Writer::new(buf, PacketType::SubAck, 0, self.remaining_len())?;
-        w.u16(self.packet_id)?;
-        w.bytes(codes)?;
-        Ok(w.finish())
+        let mut w = Writer::new(buf, PacketType::SubAck, 0, self.remaining_len());
+        w.u16(self.packet_id);
+        w.bytes(codes);
+        w.finish()
     }
 }

@@ -183,13 +183,13 @@ impl<'a> Subscribe<'a> {
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         self.validate()?;
         let buf = reserve(buf, self.encoded_len())?;
-        let mut w = Writer::new(buf, PacketType::Subscribe, FLAGS, self.remaining_len())?;
-        w.u16(self.packet_id)?;
+        let mut w = Writer::new(buf, PacketType::Subscribe, FLAGS, self.remaining_len());
+        w.u16(self.packet_id);
         for sub in self.filters.iter() {
-            w.prefixed(sub.filter.as_bytes())?;
-            w.u8(sub.qos as u8)?;
+            w.prefixed(sub.filter.as_bytes());
+            w.u8(sub.qos as u8);
         }
-        Ok(w.finish())
+        w.finish()
     }
 }
 

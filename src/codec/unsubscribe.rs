@@ -167,11 +167,11 @@ impl<'a> Unsubscribe<'a> {
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         self.validate()?;
         let buf = reserve(buf, self.encoded_len())?;
-        let mut w = Writer::new(buf, PacketType::Unsubscribe, FLAGS, self.remaining_len())?;
-        w.u16(self.packet_id)?;
+        let mut w = Writer::new(buf, PacketType::Unsubscribe, FLAGS, self.remaining_len());
+        w.u16(self.packet_id);
         for filter in self.filters.iter() {
-            w.prefixed(filter.as_bytes())?;
+            w.prefixed(filter.as_bytes());
         }
-        Ok(w.finish())
+        w.finish()
     }
 }
