@@ -117,6 +117,8 @@ pub fn codec_path<'t>(
     let Packet::Publish(p) = packet else {
         return Err(Failure::NotPublish);
     };
+    // A literal rather than `Message::from(p)`: at opt-level "s" the call
+    // changes inlining here and costs about 320 bytes of flash.
     let message = Message {
         topic: p.topic,
         payload: p.payload,
