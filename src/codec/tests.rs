@@ -766,4 +766,34 @@ proptest! {
             Err(other) => prop_assert!(false, "framed body gave {:?}", other),
         }
     }
+
+    /// The client's receive path decodes with `decode_server_body`, the
+    /// codec API with `decode_body`: for every packet a server sends they
+    /// must agree, and every packet only a client sends must be set aside.
+    #[test]
+    fn server_body_decoding_agrees_with_the_full_decoder(
+        first in any::<u8>(),
+        body in proptest::collection::vec(any::<u8>(), 0..100),
+    ) {
+        let mut bytes = vec![first, body.len() as u8];
+        bytes.extend_from_slice(&body);
+        let Ok((header, body, _)) = frame(&bytes, MAX_PACKET_LEN) else {
+            return Ok(());
+        };
+        let client_only = matches!(
+            header.packet_type,
+            PacketType::Connect
+                | PacketType::Subscribe
+                | PacketType::Unsubscribe
+                | PacketType::PingReq
+                | PacketType::Disconnect
+        );
+        match Packet::decode_server_body(header, body) {
+            None => prop_assert!(client_only, "{:?} set aside", header.packet_type),
+            Some(server) => {
+                prop_assert!(!client_only, "{:?} parsed", header.packet_type);
+                prop_assert_eq!(server, Packet::decode_body(header, body));
+            }
+        }
+    }
 }
