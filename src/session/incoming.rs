@@ -104,7 +104,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
         if self.is_incoming(packet_id) {
             return;
         }
-        if self.incoming.is_full() {
+        // With INFLIGHT = 0 the set is full and empty at once: nothing to
+        // forget, and the id cannot be kept.
+        if self.incoming.is_full() && !self.incoming.is_empty() {
             crate::fmt::warning!(
                 "incoming QoS 2 set full, forgetting id {}",
                 self.incoming[0]

@@ -776,6 +776,28 @@ fn incoming_qos2_beyond_capacity_forgets_the_oldest() {
 }
 
 #[test]
+fn incoming_qos2_without_capacity_is_delivered_and_acknowledged() {
+    // INFLIGHT = 0 leaves no slot to remember the id: the message is still
+    // delivered and acknowledged, but a resend would be delivered again.
+    let mut s: Session<'static, 0, 4> = session_with(256, 1024);
+    connect_at(&mut s, T0, true, 0);
+    for _ in 0..2 {
+        assert!(matches!(
+            feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), true)),
+            Ok(Some(Event::Message(_)))
+        ));
+        s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
+    }
+    s.acknowledge_dropped(QoS::ExactlyOnce, 8).unwrap();
+    assert_eq!(s.incoming_pending(), 0);
+    feed_quiet(&mut s, T0, pubrel(7));
+    assert_eq!(
+        sent(&mut s, T0),
+        [pubrec(7), pubrec(7), pubrec(8), pubcomp(7)]
+    );
+}
+
+#[test]
 fn acknowledge_dropped_acks_and_remembers_qos2() {
     let mut s = connected();
     s.acknowledge_dropped(QoS::AtLeastOnce, 11).unwrap();
