@@ -95,21 +95,20 @@ where
                 packet_type,
                 ack,
             } => {
-                if self.session.state() != State::Connected {
-                    // Only CONNACK may come first (MQTT-3.2.0-1), and it
-                    // is never too large: as for a small packet, that is a
-                    // protocol error, and nothing is acknowledged.
-                    return Err(self.fail(Error::Protocol(packet_type)));
+                if let Err(e) = self.session.handle_unparsed(packet_type, ack) {
+                    return Err(self.fail(e.widen()));
                 }
                 warning!("skipping a packet of {} bytes", len);
-                if let Some((qos, id)) = ack {
-                    if let Err(e) = self.session.acknowledge_dropped(qos, id) {
-                        return Err(self.fail(e.widen()));
-                    }
-                }
                 return Err(Error::MessageTooLarge { len });
             }
-            Next::ClientPacket(packet_type) => return Err(self.fail(Error::Protocol(packet_type))),
+            Next::ClientPacket(packet_type) => {
+                // The session refuses every such packet.
+                let e = match self.session.handle_unparsed(packet_type, None) {
+                    Err(e) => e,
+                    Ok(()) => Error::Protocol(packet_type),
+                };
+                return Err(self.fail(e.widen()));
+            }
             Next::Packet(packet, len) => (packet, len),
         };
         let event = self.session.handle_packet(now, packet);

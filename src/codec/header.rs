@@ -91,6 +91,22 @@ impl PacketType {
         })
     }
 
+    /// Whether a server may send this type (§2.2.1): false for CONNECT,
+    /// SUBSCRIBE, UNSUBSCRIBE, PINGREQ and DISCONNECT, which only clients send.
+    ///
+    /// ```
+    /// use minimqtt::codec::PacketType;
+    ///
+    /// assert!(PacketType::PubRel.sent_by_server());
+    /// assert!(!PacketType::Subscribe.sent_by_server());
+    /// ```
+    pub const fn sent_by_server(self) -> bool {
+        !matches!(
+            self,
+            Self::Connect | Self::Subscribe | Self::Unsubscribe | Self::PingReq | Self::Disconnect
+        )
+    }
+
     /// The flags this type must carry (§2.2.2), or `None` for PUBLISH, whose
     /// flags are DUP, QoS and RETAIN.
     pub const fn required_flags(self) -> Option<u8> {

@@ -72,6 +72,32 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
         }
     }
 
+    /// Handles a packet the driver framed but did not parse: one too large
+    /// for its receive buffer (with the QoS and packet id of a PUBLISH when
+    /// they could be read), or one of a type only clients send. `Ok` means
+    /// the packet is lost and the connection goes on, with the PUBLISH's
+    /// acknowledgement queued; an `Err` is a protocol violation, as from
+    /// [`handle_packet`](Self::handle_packet).
+    pub fn handle_unparsed(
+        &mut self,
+        packet_type: PacketType,
+        ack: Option<(QoS, u16)>,
+    ) -> Result<()> {
+        // Only CONNACK may come first (MQTT-3.2.0-1), and only once; a
+        // server never sends what only clients send. Whatever the body,
+        // these are violations, as they are when small enough to parse.
+        if self.state != State::Connected
+            || packet_type == PacketType::ConnAck
+            || !packet_type.sent_by_server()
+        {
+            return Err(Error::Protocol(packet_type));
+        }
+        match ack {
+            Some((qos, packet_id)) => self.acknowledge_dropped(qos, packet_id),
+            None => Ok(()),
+        }
+    }
+
     /// Records an incoming QoS 1/2 message that was too large to deliver,
     /// so its acknowledgement still goes out and the broker stops resending.
     pub fn acknowledge_dropped(&mut self, qos: QoS, packet_id: u16) -> Result<()> {

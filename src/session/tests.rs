@@ -798,6 +798,36 @@ fn incoming_qos2_without_capacity_is_delivered_and_acknowledged() {
 }
 
 #[test]
+fn unparsed_packets_are_dropped_or_refused_by_type_and_state() {
+    let mut s = session();
+    s.connect(T0, &connect_packet(true, 0)).unwrap();
+    // Before CONNACK nothing else may come, however large.
+    assert_eq!(
+        s.handle_unparsed(PacketType::Publish, Some((QoS::AtLeastOnce, 3))),
+        Err(Error::Protocol(PacketType::Publish))
+    );
+    let mut s = connected();
+    // A large PUBLISH is lost but acknowledged; a large SUBACK just lost.
+    assert_eq!(
+        s.handle_unparsed(PacketType::Publish, Some((QoS::AtLeastOnce, 3))),
+        Ok(())
+    );
+    assert_eq!(s.handle_unparsed(PacketType::SubAck, None), Ok(()));
+    assert_eq!(sent(&mut s, T0), [puback(3)]);
+    // A second CONNACK, and what only clients send, are violations.
+    for t in [
+        PacketType::ConnAck,
+        PacketType::Connect,
+        PacketType::Subscribe,
+        PacketType::Unsubscribe,
+        PacketType::PingReq,
+        PacketType::Disconnect,
+    ] {
+        assert_eq!(s.handle_unparsed(t, None), Err(Error::Protocol(t)));
+    }
+}
+
+#[test]
 fn acknowledge_dropped_acks_and_remembers_qos2() {
     let mut s = connected();
     s.acknowledge_dropped(QoS::AtLeastOnce, 11).unwrap();
