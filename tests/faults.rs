@@ -682,3 +682,61 @@ async fn clean_session_reconnect_resubscribes_and_resends_nothing() {
     let info = c.user_data().connected.last().unwrap();
     assert_eq!((info.resubscribed, info.resent), (2, 0));
 }
+
+fn echo_qos1(ctx: &mut minimqtt::Context<'_, '_, Log>, _m: &minimqtt::Message<'_>) {
+    ctx.publish("echo", b"x", QoS::AtLeastOnce, false).unwrap();
+}
+
+fn echo_qos0(ctx: &mut minimqtt::Context<'_, '_, Log>, _m: &minimqtt::Message<'_>) {
+    ctx.publish("echo", b"x", QoS::AtMostOnce, false).unwrap();
+}
+
+/// Publishes from a callback are handed to the session once. The write of
+/// the callback's QoS 1 PUBLISH fails (the broker is gone): after the
+/// reconnect it is resent once, by the session (DUP, same id), and the
+/// outbox does not submit it again as a new message.
+#[tokio::test(start_paused = true)]
+async fn callback_publish_is_not_sent_twice_after_a_write_error() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut cfg = config();
+    cfg.clean_session = false;
+    let mut c = client(io, cfg, buffers.slices());
+    c.add_topic_callback("in", echo_qos1).unwrap();
+    connect(&mut c, &mut broker, false).await;
+    broker.send(&publish("in", b"hi", QoS::AtMostOnce, None)).await;
+    broker.close();
+    assert!(within("poll", c.poll(POLL)).await.is_err());
+    let (io, mut broker) = pipe();
+    c.replace_transport(io);
+    connect(&mut c, &mut broker, true).await;
+    within("poll", c.poll(POLL)).await.unwrap();
+    let mut publishes = Vec::new();
+    while let Some(Ok(rx)) = broker.try_recv(Duration::from_millis(100)).await {
+        if let Rx::Publish(p) = rx {
+            publishes.push((p.topic, p.dup, p.packet_id));
+        }
+    }
+    assert_eq!(publishes, [("echo".to_owned(), true, Some(1))]);
+}
+
+/// The same with QoS 0: at most once. The write fails, so the message is
+/// gone with the connection: not sent after the reconnect, and no
+/// `on_publish` for it.
+#[tokio::test(start_paused = true)]
+async fn callback_qos0_publish_is_at_most_once_after_a_write_error() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    c.add_topic_callback("in", echo_qos0).unwrap();
+    connect(&mut c, &mut broker, false).await;
+    broker.send(&publish("in", b"hi", QoS::AtMostOnce, None)).await;
+    broker.close();
+    assert!(within("poll", c.poll(POLL)).await.is_err());
+    let (io, mut broker) = pipe();
+    c.replace_transport(io);
+    connect(&mut c, &mut broker, false).await;
+    within("poll", c.poll(POLL)).await.unwrap();
+    broker.expect_silence(Duration::from_millis(100)).await;
+    assert!(c.user_data().published.is_empty());
+}

@@ -182,14 +182,12 @@ where
     /// Writes everything queued: the session's packets and the callbacks'
     /// requests.
     pub(super) async fn flush(&mut self) -> Res<(), T::Error> {
-        // The request queued in the last round, popped from the outbox once
-        // it is written: `(its size, a QoS 0 publish)`. One `flush_transmit`
-        // await for every path, as each await inlines its own copy of it.
-        let mut queued: Option<(usize, bool)> = None;
         loop {
-            self.flush_transmit().await?;
-            if let Some((size, qos0)) = queued.take() {
-                if qos0 {
+            let written = self.flush_transmit().await;
+            // Still set after an error only if the connection survived it
+            // (`drop_connection` pops the entry with the lost bytes).
+            if let Some(size) = self.handed_over.take() {
+                if written.is_ok() {
                     if let Some((Request::Publish { topic, .. }, _)) = self.outbox.front() {
                         // The topic lives in the outbox, so this callback gets
                         // an outbox of its own, with no room.
@@ -200,6 +198,7 @@ where
                 }
                 self.outbox.pop_front(size);
             }
+            written?;
             if self.session.state() != State::Connected {
                 return Ok(());
             }
@@ -233,7 +232,10 @@ where
                 }
             };
             match result {
-                Ok(()) => queued = Some((size, qos0)),
+                // From here the session owns the request: a failed or
+                // dropped write must not hand it over again.
+                Ok(()) if qos0 => self.handed_over = Some(size),
+                Ok(()) => self.outbox.pop_front(size),
                 // Full for now: try again once acknowledgements free room.
                 Err(Error::InflightFull) => return Ok(()),
                 // Write what is queued, then try again.
@@ -302,8 +304,7 @@ where
     /// Ends the connection after a connection error and tells `on_disconnect`.
     pub(super) fn fail(&mut self, error: Error<T::Error>) -> Error<T::Error> {
         if self.session.state() != State::Disconnected {
-            self.session.connection_lost();
-            self.reader.clear();
+            self.drop_connection();
             let reason = match error {
                 Error::Refused(code) => DisconnectReason::Refused(code),
                 Error::Timeout(_) => DisconnectReason::Timeout,
@@ -313,6 +314,16 @@ where
             self.notify_disconnect(reason);
         }
         error
+    }
+
+    /// Forgets the connection: in the session, the buffered input, and a
+    /// QoS 0 outbox publish whose bytes went with the transmit queue.
+    pub(super) fn drop_connection(&mut self) {
+        self.session.connection_lost();
+        self.reader.clear();
+        if let Some(size) = self.handed_over.take() {
+            self.outbox.pop_front(size);
+        }
     }
 
     pub(super) fn notify_disconnect(&mut self, reason: DisconnectReason) {

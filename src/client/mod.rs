@@ -110,6 +110,10 @@ pub struct Client<
     awaited: Option<u16>,
     granted: heapless::Vec<SubscribeReturnCode, SUBS>,
     session_present: bool,
+    /// The outbox size of a QoS 0 publish from a callback that the session
+    /// has queued. It stays in the outbox, where `on_publish` finds its
+    /// topic, until written; it is never handed to the session twice.
+    handed_over: Option<usize>,
 }
 
 impl<T, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize> core::fmt::Debug
@@ -157,6 +161,7 @@ where
             awaited: None,
             granted: heapless::Vec::new(),
             session_present: false,
+            handed_over: None,
         }
     }
 
@@ -201,7 +206,7 @@ where
     /// [`DisconnectReason::ConnectionLost`].
     pub fn replace_transport(&mut self, transport: T) -> T {
         if self.session.state() != State::Disconnected {
-            self.session.connection_lost();
+            self.drop_connection();
             self.notify_disconnect(DisconnectReason::ConnectionLost);
         }
         self.reader.clear();
@@ -352,8 +357,7 @@ where
                 Either::Second(()) => break Err(timeout),
             }
         };
-        self.session.connection_lost();
-        self.reader.clear();
+        self.drop_connection();
         self.notify_disconnect(DisconnectReason::Requested);
         result
     }
