@@ -704,7 +704,9 @@ async fn callback_publish_is_not_sent_twice_after_a_write_error() {
     let mut c = client(io, cfg, buffers.slices());
     c.add_topic_callback("in", echo_qos1).unwrap();
     connect(&mut c, &mut broker, false).await;
-    broker.send(&publish("in", b"hi", QoS::AtMostOnce, None)).await;
+    broker
+        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+        .await;
     broker.close();
     assert!(within("poll", c.poll(POLL)).await.is_err());
     let (io, mut broker) = pipe();
@@ -730,7 +732,9 @@ async fn callback_qos0_publish_is_at_most_once_after_a_write_error() {
     let mut c = client(io, config(), buffers.slices());
     c.add_topic_callback("in", echo_qos0).unwrap();
     connect(&mut c, &mut broker, false).await;
-    broker.send(&publish("in", b"hi", QoS::AtMostOnce, None)).await;
+    broker
+        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+        .await;
     broker.close();
     assert!(within("poll", c.poll(POLL)).await.is_err());
     let (io, mut broker) = pipe();

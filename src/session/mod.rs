@@ -661,9 +661,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         Ok(())
     }
 
-    /// Queues a PUBACK, PUBREC, PUBREL or PUBCOMP.
+    /// Queues a PUBACK, PUBREC, PUBREL or PUBCOMP. Not held back by the
+    /// resends (`check_tx_room`): answering the broker is not new traffic,
+    /// and MQTT orders resends only among themselves (§4.6).
     fn push_ack(&mut self, kind: PacketType, packet_id: u16) -> Result<()> {
-        self.check_tx_room(ACK_LEN)?;
+        if !self.tx.has_room(ACK_LEN) {
+            return Err(Error::TransmitBufferTooSmall { needed: ACK_LEN });
+        }
         self.tx.push_ack(kind, packet_id)?;
         Ok(())
     }

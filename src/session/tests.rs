@@ -1477,6 +1477,30 @@ fn an_ack_during_the_resends_skips_nothing() {
     assert_eq!(ids(&s), [(2, Stage::AwaitPubAck)]);
 }
 
+#[test]
+fn the_broker_is_answered_while_resends_wait() {
+    let mut s = tight_resending();
+    assert!(s.is_resending());
+    // A PUBREL and a QoS 1 message arrive before any resend is written:
+    // both are answered, not refused as if the queue were full.
+    feed_quiet(&mut s, secs(1), pubrel(9));
+    assert!(matches!(
+        feed(&mut s, secs(1), incoming(QoS::AtLeastOnce, Some(5), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(s.acknowledge(QoS::AtLeastOnce, Some(5)), Ok(()));
+    assert_eq!(
+        sent(&mut s, secs(1)),
+        [
+            pubcomp(9),
+            puback(5),
+            wire_publish("t", QoS::AtLeastOnce, 1, true),
+            wire_publish("t", QoS::AtLeastOnce, 2, true),
+            wire_publish("t", QoS::AtLeastOnce, 3, true),
+        ]
+    );
+}
+
 // ------------------------------------------------------- closing, misc
 
 #[test]
