@@ -147,6 +147,10 @@ fn oversized_ack(header: FixedHeader, avail: &[u8], capacity: usize) -> AckInfo 
         Some(qos) => qos,
     };
     let h = usize::from(header.header_len);
+    if h + 2 > capacity {
+        // Not even the topic length fits: as below, dropped unacknowledged.
+        return AckInfo::Known(None);
+    }
     let Some(len_bytes) = avail.get(h..h + 2) else {
         return AckInfo::NeedMore;
     };
@@ -201,6 +205,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_buffer_too_small_for_the_topic_length_still_skips() {
+        // 3 bytes hold the fixed header and no more: the packet is dropped
+        // unacknowledged instead of waiting for bytes that cannot fit.
+        let (bytes, n) = publish(QoS::AtLeastOnce, b"hello");
+        let mut buf = [0u8; 3];
+        let mut reader = PacketReader::new(&mut buf);
+        let mut fed = 0;
+        let mut dropped = None;
+        while fed < n {
+            let space = reader.receive_buffer();
+            let k = space.len().min(n - fed);
+            space[..k].copy_from_slice(&bytes[fed..fed + k]);
+            reader.commit(k);
+            fed += k;
+            loop {
+                match reader.next() {
+                    Ok(Next::Incomplete) => break,
+                    Ok(Next::Dropped { len, ack, .. }) => dropped = Some((len, ack)),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(dropped, Some((n, None)));
     }
 
     #[test]

@@ -744,3 +744,44 @@ async fn callback_qos0_publish_is_at_most_once_after_a_write_error() {
     broker.expect_silence(Duration::from_millis(100)).await;
     assert!(c.user_data().published.is_empty());
 }
+
+/// A window of 0 (`INFLIGHT = 0`) never opens: QoS 1/2 publishes, direct
+/// or from a callback, fail with `InflightFull` at once instead of waiting
+/// forever, and QoS 0 still goes out.
+#[tokio::test(start_paused = true)]
+async fn a_window_of_zero_refuses_qos1_instead_of_waiting() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c: minimqtt::Client<'_, Pipe, minimqtt::time::TokioClock, Log, 0> =
+        minimqtt::Client::new(
+            io,
+            minimqtt::time::TokioClock::new(),
+            config(),
+            buffers.slices(),
+            recording_callbacks(),
+            Log::default(),
+        );
+    c.add_topic_callback("in", echo_qos1).unwrap();
+    broker.send(&connack(false, 0)).await;
+    within("connect", c.connect()).await.unwrap();
+    broker.expect_connect().await;
+    assert!(matches!(
+        within("publish", c.publish("t", b"1", QoS::AtLeastOnce, false)).await,
+        Err(Error::InflightFull)
+    ));
+    // The callback's QoS 1 request fails the same way and leaves the
+    // outbox, so a later QoS 0 publish is not stuck behind it.
+    broker
+        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+        .await;
+    assert!(matches!(
+        within("poll", c.poll(POLL)).await,
+        Err(Error::InflightFull)
+    ));
+    assert!(matches!(
+        within("publish", c.publish("t", b"0", QoS::AtMostOnce, false)).await,
+        Ok(None)
+    ));
+    assert_eq!(broker.recv().await.publish().payload, b"0");
+    assert!(c.is_connected());
+}

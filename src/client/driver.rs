@@ -236,8 +236,9 @@ where
                 // dropped write must not hand it over again.
                 Ok(()) if qos0 => self.handed_over = Some(size),
                 Ok(()) => self.outbox.pop_front(size),
-                // Full for now: try again once acknowledgements free room.
-                Err(Error::InflightFull) => return Ok(()),
+                // Full for now: try again once acknowledgements free room
+                // (never, with a window of 0: then it is an error below).
+                Err(Error::InflightFull) if INFLIGHT > 0 => return Ok(()),
                 // Write what is queued, then try again.
                 Err(Error::TransmitBufferTooSmall { .. }) if !self.session.transmit_idle() => {}
                 Err(e) => {

@@ -385,7 +385,8 @@ where
         qos: QoS,
         retain: bool,
     ) -> Res<Option<u16>, T::Error> {
-        if qos != QoS::AtMostOnce && !self.session.can_publish() {
+        // A window of 0 never opens: `try_publish` reports `InflightFull`.
+        if qos != QoS::AtMostOnce && INFLIGHT > 0 && !self.session.can_publish() {
             self.require_connected()?;
             self.drive(None, &|c| c.session.can_publish()).await?;
         }
