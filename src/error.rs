@@ -78,10 +78,6 @@ pub enum Error<E> {
         /// Bytes the packet needs.
         needed: usize,
     },
-    /// The per-topic callback registry is full (its `ROUTES` capacity).
-    RoutesFull,
-    /// `remove_topic_callback` was given a filter that has no callback.
-    UnknownRoute,
     /// The [`Connector`](crate::reconnect::Connector) could not open a
     /// transport (its own error was logged, not kept: it has another type).
     ConnectFailed,
@@ -122,8 +118,6 @@ impl<E> Error<E> {
             Self::StoreFull => Error::StoreFull,
             Self::SubscriptionsFull => Error::SubscriptionsFull,
             Self::TransmitBufferTooSmall { needed } => Error::TransmitBufferTooSmall { needed },
-            Self::RoutesFull => Error::RoutesFull,
-            Self::UnknownRoute => Error::UnknownRoute,
             Self::EmptyClientId => Error::EmptyClientId,
             Self::ConnectFailed => Error::ConnectFailed,
         }
@@ -167,8 +161,6 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::TransmitBufferTooSmall { needed } => {
                 write!(f, "packet needs {needed} bytes of transmit buffer")
             }
-            Self::RoutesFull => f.write_str("topic callback registry is full"),
-            Self::UnknownRoute => f.write_str("no topic callback for that filter"),
             Self::EmptyClientId => f.write_str("empty client id with clean session off"),
             Self::ConnectFailed => f.write_str("could not open a connection to the broker"),
         }
