@@ -6,8 +6,8 @@ use nom::number::complete::{be_u16, u8 as byte};
 
 use super::error::{BodyResult, fail};
 use super::header::{self, PacketType};
+use super::publish::check_name;
 use super::{DecodeError, EncodeError, Malformed, QoS, Writer, prefixed_len, reserve, string};
-use crate::topic::{self, TopicError};
 
 /// The protocol name of MQTT 3.1.1 (§3.1.2.1).
 pub const PROTOCOL_NAME: &str = "MQTT";
@@ -89,8 +89,11 @@ impl<'a> Connect<'a> {
             let Some(qos) = QoS::from_bits(will_qos) else {
                 return fail(Malformed::QoS);
             };
+            // Not `string::topic_name`: its inlined fast path would cost
+            // every firmware that links the decoder ~150 bytes for a field
+            // a client never parses.
             let (rest, topic) = string::utf8(body)?;
-            if let Err(e) = topic::validate_name(topic) {
+            if let Err(e) = crate::topic::validate_name(topic) {
                 return fail(Malformed::TopicName(e));
             }
             let (rest, message) = string::binary(rest)?;
@@ -179,11 +182,7 @@ impl<'a> Connect<'a> {
     pub fn validate(&self) -> Result<(), EncodeError> {
         string::check(self.client_id)?;
         if let Some(will) = &self.will {
-            match topic::validate_name(will.topic) {
-                Ok(()) => {}
-                Err(TopicError::TooLong) => return Err(EncodeError::StringTooLong),
-                Err(e) => return Err(EncodeError::TopicName(e)),
-            }
+            check_name(will.topic)?;
             if will.message.len() > usize::from(u16::MAX) {
                 return Err(EncodeError::StringTooLong);
             }

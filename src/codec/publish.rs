@@ -122,11 +122,7 @@ impl<'a> Publish<'a> {
 
     /// Checks what §3.3 requires of an outgoing PUBLISH.
     pub fn validate(&self) -> Result<(), EncodeError> {
-        match topic::validate_name(self.topic) {
-            Ok(()) => {}
-            Err(TopicError::TooLong) => return Err(EncodeError::StringTooLong),
-            Err(e) => return Err(EncodeError::TopicName(e)),
-        }
+        check_name(self.topic)?;
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, None) => {}
             (QoS::AtMostOnce, Some(_)) | (_, None) | (_, Some(0)) => {
@@ -151,5 +147,15 @@ impl<'a> Publish<'a> {
         }
         w.bytes(self.payload);
         w.finish()
+    }
+}
+
+/// The checks an outgoing topic name needs, shared with CONNECT's will.
+#[inline]
+pub(crate) fn check_name(name: &str) -> Result<(), EncodeError> {
+    match topic::validate_name(name) {
+        Ok(()) => Ok(()),
+        Err(TopicError::TooLong) => Err(EncodeError::StringTooLong),
+        Err(e) => Err(EncodeError::TopicName(e)),
     }
 }
