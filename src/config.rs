@@ -61,13 +61,7 @@ impl<'a> Config<'a> {
             username: None,
             password: None,
             will: None,
-            timeouts: Timeouts {
-                connack: crate::time::Duration::from_secs(10),
-                suback: crate::time::Duration::from_secs(10),
-                unsuback: crate::time::Duration::from_secs(10),
-                puback: crate::time::Duration::from_secs(10),
-                pingresp: crate::time::Duration::from_secs(10),
-            },
+            timeouts: Timeouts::DEFAULT,
         }
     }
 }

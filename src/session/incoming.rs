@@ -216,14 +216,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
                 self.store.remove_subscription(j);
             }
         }
-        let Some(r) = self
-            .store
-            .requests
-            .iter_mut()
-            .find(|r| r.packet_id == ack.packet_id)
-        else {
-            return Ok(None);
-        };
+        // Removing filters may have moved the stored request's bytes (not
+        // its index): read its span again.
+        let r = &mut self.store.requests[i];
         r.done = true;
         let span = r.span;
         let Some(filters) = self.stored_filters(span) else {

@@ -96,8 +96,9 @@ pub struct Timeouts {
     pub pingresp: Duration,
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
+impl Timeouts {
+    /// 10 s for every wait; `const`, so a `Config` can be built in a `const`.
+    pub const DEFAULT: Self = {
         let ten = Duration::from_secs(10);
         Self {
             connack: ten,
@@ -106,6 +107,12 @@ impl Default for Timeouts {
             puback: ten,
             pingresp: ten,
         }
+    };
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self::DEFAULT
     }
 }
 
@@ -424,13 +431,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             return Err(Error::EmptyClientId);
         }
         connect.validate()?;
-        self.tx.clear();
-        // PUBCOMPs that were never written: their ids stay in `incoming`.
-        self.releasing.clear();
-        self.resend_next = 0;
-        self.resend_end = 0;
-        self.store.collect();
-        self.store.clear_requests();
+        // Anything left of an earlier connection (if the driver did not
+        // report its loss). PUBCOMPs never written: their ids stay in
+        // `incoming`.
+        self.connection_lost();
         if connect.clean_session {
             self.store.clear_inflight();
             self.incoming.clear();
