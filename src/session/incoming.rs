@@ -171,7 +171,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
             .position(|e| e.packet_id == packet_id && !e.done);
         match found.map(|i| (i, self.store.outgoing[i].stage)) {
             Some((i, Stage::AwaitPubRec)) | Some((i, Stage::AwaitPubComp)) => {
-                self.push_ack(PacketType::PubRel, packet_id)?;
+                // A resend still to come carries the PUBREL in its place,
+                // in order (`queue_resends` sends PUBREL past PUBREC).
+                if !(self.resend_next..self.resend_end).contains(&i) {
+                    self.push_ack(PacketType::PubRel, packet_id)?;
+                }
                 let e = &mut self.store.outgoing[i];
                 e.stage = Stage::AwaitPubComp;
                 e.deadline = now + self.timeouts.puback;

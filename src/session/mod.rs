@@ -665,11 +665,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         Ok(())
     }
 
-    /// Queues a PUBACK, PUBREC, PUBREL or PUBCOMP. Not held back by the
-    /// resends (`check_tx_room`): answering the broker is not new traffic,
-    /// and MQTT orders resends only among themselves (§4.6).
+    /// Queues a PUBACK, PUBREC, PUBREL or PUBCOMP. Answers to the broker's
+    /// messages are not held back by the resends (`check_tx_room`): they
+    /// are not new traffic. A PUBREL is: PUBRELs go out in the order of
+    /// their PUBRECs (MQTT-4.6.0-2), and the resends hold older ones.
     fn push_ack(&mut self, kind: PacketType, packet_id: u16) -> Result<()> {
-        if !self.tx.has_room(ACK_LEN) {
+        if kind == PacketType::PubRel {
+            self.check_tx_room(ACK_LEN)?;
+        } else if !self.tx.has_room(ACK_LEN) {
             return Err(Error::TransmitBufferTooSmall { needed: ACK_LEN });
         }
         self.tx.push_ack(kind, packet_id)?;

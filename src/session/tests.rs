@@ -1501,6 +1501,41 @@ fn the_broker_is_answered_while_resends_wait() {
     );
 }
 
+#[test]
+fn a_pubrec_before_its_resend_turns_the_resend_into_pubrel() {
+    let mut s = persistent();
+    for id in 1..=3 {
+        assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(id)));
+    }
+    sent(&mut s, T0);
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    assert!(s.is_resending());
+    // The broker had message 2: its PUBREC comes before any resend is
+    // written. The PUBREL takes the resend's place, so PUBRELs stay in
+    // the order of their PUBRECs (MQTT-4.6.0-2), and no PUBLISH is resent
+    // for it.
+    feed_quiet(&mut s, secs(1), pubrec(2));
+    assert_eq!(
+        sent(&mut s, secs(1)),
+        [
+            wire_publish("t", QoS::ExactlyOnce, 1, true),
+            pubrel(2),
+            wire_publish("t", QoS::ExactlyOnce, 3, true),
+        ]
+    );
+    assert_eq!(
+        ids(&s),
+        [
+            (1, Stage::AwaitPubRec),
+            (2, Stage::AwaitPubComp),
+            (3, Stage::AwaitPubRec)
+        ]
+    );
+}
+
 // ------------------------------------------------------- closing, misc
 
 #[test]
