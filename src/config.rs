@@ -1,7 +1,8 @@
 //! Connection settings and buffers.
 
 use crate::codec::LastWill;
-use crate::session::Timeouts;
+use crate::reconnect::Backoff;
+use crate::session::{Options, Timeouts};
 
 /// What the client says in CONNECT, and how long it waits for answers.
 ///
@@ -30,8 +31,10 @@ pub struct Config<'a> {
     /// A random value for generating the client id (from the chip's RNG,
     /// say); unused when `client_id` is set.
     pub client_id_seed: Option<u64>,
-    /// Keep-alive in seconds (default 60). A PINGREQ goes out when this
-    /// long has passed since the last packet sent; 0 turns pings off.
+    /// Keep-alive in seconds (default 60). A PINGREQ goes out a little
+    /// before this long has passed since the last packet sent (a tenth of
+    /// it early, at least half a second), so the broker never sees a gap
+    /// longer than the keep-alive; 0 turns pings off.
     pub keep_alive_secs: u16,
     /// Clean session (default on): the broker discards any earlier session.
     /// Off: the broker keeps subscriptions and queues QoS 1/2 messages while
@@ -47,11 +50,19 @@ pub struct Config<'a> {
     pub will: Option<LastWill<'a>>,
     /// How long to wait for each acknowledgement.
     pub timeouts: Timeouts,
+    /// Re-subscribing after a reconnect, and what happens to QoS 2
+    /// messages when the broker lost the session.
+    pub options: Options,
+    /// How [`run`](crate::Client::run) and
+    /// [`run_for`](crate::Client::run_for) space their connection attempts
+    /// (default: 1 s doubling up to 2 minutes, with jitter, forever).
+    pub backoff: Backoff,
 }
 
 impl<'a> Config<'a> {
     /// Defaults with this client id: keep-alive 60 s, clean session, no
-    /// credentials, no will, 10 s timeouts.
+    /// credentials, no will, 10 s timeouts, re-subscribe on, reconnect
+    /// with [`Backoff::DEFAULT`].
     pub const fn new(client_id: &'a str) -> Self {
         Self {
             client_id,
@@ -62,6 +73,8 @@ impl<'a> Config<'a> {
             password: None,
             will: None,
             timeouts: Timeouts::DEFAULT,
+            options: Options::DEFAULT,
+            backoff: Backoff::DEFAULT,
         }
     }
 }
@@ -106,8 +119,8 @@ pub fn generate_client_id(seed: u64) -> heapless::String<23> {
 /// one `static` (or one stack value) holds them all.
 ///
 /// - `RX`: receive buffer; the largest incoming packet that can be
-///   delivered (bigger ones are skipped with
-///   [`Error::MessageTooLarge`](crate::Error::MessageTooLarge)).
+///   delivered (bigger ones are skipped, acknowledged, and reported to
+///   `on_message_dropped`).
 /// - `TX`: transmit buffer; the largest outgoing packet, and the SUBSCRIBE
 ///   that re-subscribes every filter after a reconnect.
 /// - `STORE`: the session store; copies of in-flight QoS 1/2 messages,

@@ -4,6 +4,7 @@ use core::convert::Infallible;
 use core::fmt;
 
 use crate::codec::{ConnectReturnCode, EncodeError, Malformed, PacketType};
+use crate::session::Closed;
 
 /// Which acknowledgement did not arrive in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,14 +28,16 @@ pub enum AckKind {
 
 /// Everything that can go wrong, as a value.
 ///
-/// The variants fall in three groups. *Connection* errors (the transport
-/// failed or closed, the broker broke the protocol, an acknowledgement timed
-/// out) mean the connection is gone: the client has already called
-/// `on_disconnect` and needs [`connect`](crate::Client::connect) again, on a
-/// new transport. *Caller* errors (bad topic, a full window, not connected)
-/// change nothing and the connection stays up. [`MessageTooLarge`](Self::MessageTooLarge) is neither: one message was dropped (and
-/// acknowledged), the connection is fine. [`Error::is_connection_lost`]
-/// tells the groups apart.
+/// The variants fall in two groups. *Connection* errors (the transport
+/// failed or closed, the broker broke the protocol or refused the
+/// connection, an acknowledgement timed out) mean the connection is gone:
+/// the client has already closed the transport and called `on_disconnect`,
+/// and the next [`connect`](crate::Client::connect) (or
+/// [`run`](crate::Client::run)) opens a new one. *Caller* errors (bad topic,
+/// a full window, not connected) change nothing and the connection stays
+/// up. [`Error::is_connection_lost`] tells the groups apart. Conditions
+/// that are not failures (a message too large for the receive buffer, a
+/// discarded message) are not errors at all: they reach their callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -52,13 +55,6 @@ pub enum Error<E> {
     /// The broker sent a valid packet that MQTT 3.1.1 forbids at this point
     /// (a CONNECT, a second CONNACK, a SUBACK whose code count does not match).
     Protocol(PacketType),
-    /// An incoming packet of `len` bytes did not fit the receive buffer. It
-    /// was skipped (and acknowledged if it was a QoS 1/2 PUBLISH); the
-    /// connection is still usable.
-    MessageTooLarge {
-        /// Length of the whole packet.
-        len: usize,
-    },
     /// No connection: call [`connect`](crate::Client::connect) first.
     NotConnected,
     /// `connect` on a connection that is up or being set up: MQTT allows one
@@ -79,8 +75,11 @@ pub enum Error<E> {
         needed: usize,
     },
     /// The [`Connector`](crate::reconnect::Connector) could not open a
-    /// transport (its own error was logged, not kept: it has another type).
+    /// transport (its own error has another type and is logged, not kept).
     ConnectFailed,
+    /// [`wait_published`](crate::Client::wait_published): the message will
+    /// never complete; a clean-session connect discarded it.
+    Discarded,
     /// The client id is empty while clean session is off
     /// (MQTT-3.1.3-7), and no seed was given to generate one.
     EmptyClientId,
@@ -110,7 +109,6 @@ impl<E> Error<E> {
             Self::Timeout(k) => Error::Timeout(k),
             Self::Malformed(m) => Error::Malformed(m),
             Self::Protocol(p) => Error::Protocol(p),
-            Self::MessageTooLarge { len } => Error::MessageTooLarge { len },
             Self::NotConnected => Error::NotConnected,
             Self::AlreadyConnected => Error::AlreadyConnected,
             Self::Encode(e) => Error::Encode(e),
@@ -120,6 +118,7 @@ impl<E> Error<E> {
             Self::TransmitBufferTooSmall { needed } => Error::TransmitBufferTooSmall { needed },
             Self::EmptyClientId => Error::EmptyClientId,
             Self::ConnectFailed => Error::ConnectFailed,
+            Self::Discarded => Error::Discarded,
         }
     }
 }
@@ -128,6 +127,17 @@ impl Error<Infallible> {
     /// Widens a session error (which has no transport) to any transport.
     pub fn widen<E>(self) -> Error<E> {
         self.map_transport(|never| match never {})
+    }
+}
+
+impl<E> From<Closed> for Error<E> {
+    fn from(reason: Closed) -> Self {
+        match reason {
+            Closed::Timeout(kind) => Self::Timeout(kind),
+            Closed::Malformed(m) => Self::Malformed(m),
+            Closed::Protocol(t) => Self::Protocol(t),
+            Closed::Refused(code) => Self::Refused(code),
+        }
     }
 }
 
@@ -146,12 +156,6 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::Timeout(kind) => write!(f, "no {kind:?} in time"),
             Self::Malformed(m) => write!(f, "malformed packet from the broker: {m}"),
             Self::Protocol(t) => write!(f, "unexpected {t:?} from the broker"),
-            Self::MessageTooLarge { len } => {
-                write!(
-                    f,
-                    "incoming packet of {len} bytes exceeds the receive buffer"
-                )
-            }
             Self::NotConnected => f.write_str("not connected"),
             Self::AlreadyConnected => f.write_str("already connected"),
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
@@ -163,6 +167,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             }
             Self::EmptyClientId => f.write_str("empty client id with clean session off"),
             Self::ConnectFailed => f.write_str("could not open a connection to the broker"),
+            Self::Discarded => f.write_str("the message was discarded with the session"),
         }
     }
 }

@@ -28,7 +28,6 @@ pub mod codec;
 mod config;
 mod error;
 pub mod net;
-mod reader;
 pub mod reconnect;
 pub mod session;
 pub mod time;
@@ -39,6 +38,7 @@ pub use client::{Client, Handled};
 pub use codec::{LastWill, QoS, SubscribeReturnCode, Subscription};
 pub use config::{BufferSlices, Buffers, Config, generate_client_id};
 pub use error::{AckKind, Error};
+pub use reconnect::{Backoff, Connector};
 
 /// The README's examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -128,9 +128,15 @@ impl Backoff {
     }
 }
 
+impl Backoff {
+    /// 1 s doubling up to 2 minutes, forever; `const`, so a `Config` can
+    /// be built in a `const`.
+    pub const DEFAULT: Self = Self::new(Duration::from_secs(1), Duration::from_secs(120));
+}
+
 impl Default for Backoff {
-    /// 1 s doubling up to 2 minutes, forever.
+    /// [`Backoff::DEFAULT`].
     fn default() -> Self {
-        Self::new(Duration::from_secs(1), Duration::from_secs(120))
+        Self::DEFAULT
     }
 }

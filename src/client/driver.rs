@@ -3,48 +3,33 @@
 //! the callbacks for what the session reports.
 
 use super::*;
+use crate::session::Closed;
 
-impl<T, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
-    Client<'_, T, C, U, INFLIGHT, SUBS, ROUTES>
+impl<K, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
+    Client<'_, K, C, U, INFLIGHT, SUBS, ROUTES>
 where
-    T: Read + Write,
+    K: Connector,
     C: Clock,
 {
     /// Reads and handles packets until `done` holds (checked after every
-    /// packet and before waiting) or `deadline` passes.
+    /// batch of events and before waiting) or `deadline` passes.
     pub(super) async fn drive(
         &mut self,
         deadline: Option<Instant>,
         // `dyn`: one copy of this loop for all callers instead of one per
         // closure type, kilobytes less in firmware.
         done: &(dyn Fn(&Self) -> bool + Sync),
-    ) -> Res<Handled, T::Error> {
+    ) -> Res<Handled, TransportError<K>> {
         let mut handled = Handled::default();
         loop {
             self.flush().await?;
+            if self.dispatch(&mut handled)? {
+                // Callbacks may have queued requests, and events may have
+                // queued acknowledgements: write them first.
+                continue;
+            }
             if done(self) || self.session.state() == State::Disconnected {
                 return Ok(handled);
-            }
-            if self.reader.has_data() {
-                let buffered = match self.handle_buffered() {
-                    // Write the dropped message's PUBACK / PUBREC before
-                    // reporting it, so it goes out even if the caller stops.
-                    Err(Error::MessageTooLarge { len }) => {
-                        self.flush_transmit().await?;
-                        // `poll` reports it; a call waiting for an
-                        // acknowledgement goes on waiting (the skip is logged).
-                        if deadline.is_some() {
-                            return Err(Error::MessageTooLarge { len });
-                        }
-                        continue;
-                    }
-                    other => other?,
-                };
-                if let Some(message) = buffered {
-                    handled.packets += 1;
-                    handled.messages += usize::from(message);
-                    continue;
-                }
             }
             let now = self.clock.now();
             if deadline.is_some_and(|d| now >= d) {
@@ -54,138 +39,104 @@ where
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let clock = &self.clock;
-            let sleep = async move {
-                match wake {
-                    Some(t) => clock.sleep_until(t).await,
-                    None => core::future::pending().await,
-                }
+            let Some(transport) = self.transport.as_mut() else {
+                return Err(Error::NotConnected);
             };
-            let read = self.transport.read(self.reader.receive_buffer());
-            match select(read, sleep).await {
+            let read = transport.read(self.session.receive_buffer());
+            match select(read, sleep_until(&self.clock, wake)).await {
                 Either::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
-                Either::First(Ok(n)) => self.reader.commit(n),
+                Either::First(Ok(n)) => self.session.commit(n),
                 Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
-                Either::Second(()) => {
-                    let now = self.clock.now();
-                    if let Err(e) = self.session.handle_timeout(now) {
-                        warning!("acknowledgement timed out");
-                        return Err(self.fail(e.widen()));
-                    }
-                }
+                Either::Second(()) => self.expire()?,
             }
         }
     }
 
-    /// Handles one buffered packet: `Some(delivered a message)`, or `None`
-    /// when the buffer holds no whole packet.
+    /// Hands every event the session has to the callbacks. `Ok(true)` if
+    /// there was one; an error if the connection ended.
     // Not inlined: inside `drive`'s state machine this synchronous code
-    // compiles some 700 bytes larger on thumbv7em.
+    // compiles larger.
     #[inline(never)]
-    pub(super) fn handle_buffered(&mut self) -> Res<Option<bool>, T::Error> {
+    fn dispatch(&mut self, handled: &mut Handled) -> Res<bool, TransportError<K>> {
         let now = self.clock.now();
-        let next = match self.reader.next() {
-            Ok(next) => next,
-            Err(m) => return Err(self.fail(Error::Malformed(m))),
-        };
-        let (packet, len) = match next {
-            Next::Incomplete => return Ok(None),
-            Next::Dropped {
-                len,
-                packet_type,
-                ack,
-            } => {
-                if let Err(e) = self.session.handle_unparsed(packet_type, ack) {
-                    return Err(self.fail(e.widen()));
-                }
-                warning!("skipping a packet of {} bytes", len);
-                return Err(Error::MessageTooLarge { len });
-            }
-            Next::ClientPacket(packet_type) => {
-                // The session refuses every such packet.
-                let e = match self.session.handle_unparsed(packet_type, None) {
-                    Err(e) => e,
-                    Ok(()) => Error::Protocol(packet_type),
-                };
-                return Err(self.fail(e.widen()));
-            }
-            Next::Packet(packet, len) => (packet, len),
-        };
-        let event = self.session.handle_packet(now, packet);
-        let mut ctx = Context::new(&mut self.user_data, &mut self.outbox);
-        let mut ack = None;
-        let delivered = match event {
-            Err(e) => {
-                self.reader.consume(len);
-                return Err(self.fail(e.widen()));
-            }
-            Ok(None) => false,
-            Ok(Some(Event::Connected {
+        let mut any = false;
+        let closed = loop {
+            let Client {
+                session,
+                callbacks,
+                user_data,
+                outbox,
+                awaited,
+                granted,
                 session_present,
-                resubscribed,
-                resending,
-            })) => {
-                self.session_present = session_present;
-                let info = Connected {
-                    session_present,
-                    return_code: ConnectReturnCode::Accepted,
-                    resubscribed,
-                    resent: resending,
-                };
-                self.callbacks.connected(&mut ctx, info);
-                false
-            }
-            Ok(Some(Event::Message(p))) => {
-                let message = Message::from(p);
-                self.callbacks.dispatch_message(&mut ctx, &message);
-                ack = Some((p.qos, p.packet_id));
-                true
-            }
-            Ok(Some(Event::Published {
-                topic, packet_id, ..
-            })) => {
-                self.callbacks.published(&mut ctx, topic, Some(packet_id));
-                false
-            }
-            Ok(Some(Event::Subscribed {
-                packet_id,
-                filters,
-                codes,
-            })) => {
-                let awaited = self.awaited == Some(packet_id);
-                for (sub, code) in filters.iter().zip(codes.iter()) {
-                    if awaited {
-                        let _ = self.granted.push(code);
+                ..
+            } = self;
+            let Some(event) = session.poll_event(now) else {
+                break None;
+            };
+            any = true;
+            let mut ctx = Context::new(user_data, outbox);
+            match event {
+                Event::Connected(info) => {
+                    *session_present = info.session_present;
+                    callbacks.connected(&mut ctx, info);
+                }
+                Event::Message(message) => {
+                    handled.packets += 1;
+                    handled.messages += 1;
+                    callbacks.dispatch_message(&mut ctx, &message);
+                }
+                Event::Published {
+                    topic, packet_id, ..
+                } => {
+                    handled.packets += 1;
+                    callbacks.published(&mut ctx, topic, Some(packet_id));
+                }
+                Event::Discarded {
+                    topic, packet_id, ..
+                } => callbacks.discarded(&mut ctx, topic, packet_id),
+                Event::Subscribed {
+                    packet_id,
+                    filters,
+                    codes,
+                } => {
+                    handled.packets += 1;
+                    let waited = *awaited == Some(packet_id);
+                    for (sub, code) in filters.iter().zip(codes.iter()) {
+                        if waited {
+                            let _ = granted.push(code);
+                        }
+                        callbacks.subscribed(&mut ctx, sub.filter, code, packet_id);
                     }
-                    self.callbacks
-                        .subscribed(&mut ctx, sub.filter, code, packet_id);
                 }
-                false
-            }
-            Ok(Some(Event::Unsubscribed { packet_id, filters })) => {
-                for filter in filters.iter() {
-                    self.callbacks.unsubscribed(&mut ctx, filter, packet_id);
+                Event::Unsubscribed { packet_id, filters } => {
+                    handled.packets += 1;
+                    for filter in filters.iter() {
+                        callbacks.unsubscribed(&mut ctx, filter, packet_id);
+                    }
                 }
-                false
+                Event::Pong => handled.packets += 1,
+                Event::Dropped(dropped) => {
+                    handled.packets += 1;
+                    handled.dropped += 1;
+                    callbacks.dropped(&mut ctx, &dropped);
+                }
+                Event::Closed(reason) => break Some(reason),
             }
-            Ok(Some(Event::Pong)) => false,
         };
-        self.reader.consume(len);
-        if let Some((qos, packet_id)) = ack {
-            if let Err(e) = self.session.acknowledge(qos, packet_id) {
-                return Err(self.fail(e.widen()));
-            }
+        match closed {
+            Some(reason) => Err(self.closed(reason)),
+            None => Ok(any),
         }
-        Ok(Some(delivered))
     }
 
     /// Writes everything queued: the session's packets and the callbacks'
     /// requests.
-    pub(super) async fn flush(&mut self) -> Res<(), T::Error> {
+    pub(super) async fn flush(&mut self) -> Res<(), TransportError<K>> {
         loop {
             let written = self.flush_transmit().await;
             // Still set after an error only if the connection survived it
-            // (`drop_connection` pops the entry with the lost bytes).
+            // (`close_transport` pops the entry with the lost bytes).
             if let Some(size) = self.handed_over.take() {
                 if written.is_ok() {
                     if let Some((Request::Publish { topic, .. }, _)) = self.outbox.front() {
@@ -257,26 +208,31 @@ where
     /// [`Error::Timeout`], a due keep-alive queues a PINGREQ whose PINGRESP
     /// deadline then bounds the wait. Both futures are dropped at the
     /// deadline, so this relies on the transport's cancel safety.
-    pub(super) async fn flush_transmit(&mut self) -> Res<(), T::Error> {
+    pub(super) async fn flush_transmit(&mut self) -> Res<(), TransportError<K>> {
         let mut wrote = false;
         loop {
             let now = self.clock.now();
-            let idle = self.session.poll_transmit(now).is_empty();
-            if idle && !wrote {
-                return Ok(());
-            }
             let wake = self.session.poll_timeout();
-            let sleep = sleep_until(&self.clock, wake);
-            if idle {
-                match select(self.transport.flush(), sleep).await {
+            let Some(transport) = self.transport.as_mut() else {
+                return if self.session.state() == State::Disconnected {
+                    Ok(())
+                } else {
+                    Err(Error::NotConnected)
+                };
+            };
+            let pending = self.session.poll_transmit(now);
+            if pending.is_empty() {
+                if !wrote {
+                    return Ok(());
+                }
+                match select(transport.flush(), sleep_until(&self.clock, wake)).await {
                     Either::First(Ok(())) => return Ok(()),
                     Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
                     Either::Second(()) => self.expire()?,
                 }
                 continue;
             }
-            let pending = self.session.poll_transmit(now);
-            match select(self.transport.write(pending), sleep).await {
+            match select(transport.write(pending), sleep_until(&self.clock, wake)).await {
                 Either::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
                 Either::First(Ok(n)) => {
                     let now = self.clock.now();
@@ -289,23 +245,61 @@ where
         }
     }
 
-    /// A deadline of the session passed while a write waited: an expired
-    /// acknowledgement ends the connection, a due keep-alive queues PINGREQ.
-    pub(super) fn expire(&mut self) -> Res<(), T::Error> {
-        let now = self.clock.now();
-        match self.session.handle_timeout(now) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                warning!("acknowledgement timed out while writing");
-                Err(self.fail(e.widen()))
+    /// Writes DISCONNECT. Nothing answers it, so no session deadline
+    /// bounds its write: a peer that stopped reading gets the pingresp
+    /// timeout.
+    pub(super) async fn say_goodbye(&mut self) -> Res<(), TransportError<K>> {
+        self.flush().await?;
+        self.session.disconnect().map_err(Error::widen)?;
+        let limit = self.clock.now() + self.session.timeouts().pingresp;
+        let timeout = Error::Timeout(crate::error::AckKind::PingResp);
+        loop {
+            let now = self.clock.now();
+            let Some(transport) = self.transport.as_mut() else {
+                return Err(Error::NotConnected);
+            };
+            let pending = self.session.poll_transmit(now);
+            if pending.is_empty() {
+                return match select(transport.flush(), self.clock.sleep_until(limit)).await {
+                    Either::First(Ok(())) => Ok(()),
+                    Either::First(Err(e)) => Err(Error::Transport(e)),
+                    Either::Second(()) => Err(timeout),
+                };
+            }
+            match select(transport.write(pending), self.clock.sleep_until(limit)).await {
+                Either::First(Ok(0)) => return Err(Error::ConnectionClosed),
+                Either::First(Ok(n)) => self.session.handle_transmit(now, n),
+                Either::First(Err(e)) => return Err(Error::Transport(e)),
+                Either::Second(()) => return Err(timeout),
             }
         }
     }
 
-    /// Ends the connection after a connection error and tells `on_disconnect`.
-    pub(super) fn fail(&mut self, error: Error<T::Error>) -> Error<T::Error> {
+    /// A deadline of the session passed: an expired acknowledgement ends
+    /// the connection, a due keep-alive queues PINGREQ.
+    pub(super) fn expire(&mut self) -> Res<(), TransportError<K>> {
+        let now = self.clock.now();
+        self.session.handle_timeout(now);
         if self.session.state() != State::Disconnected {
-            self.drop_connection();
+            return Ok(());
+        }
+        // The session ended the connection: its `Closed` event says why.
+        let mut handled = Handled::default();
+        self.dispatch(&mut handled)?;
+        Err(self.fail(Error::NotConnected))
+    }
+
+    /// Ends the connection for a reason the session gave.
+    fn closed(&mut self, reason: Closed) -> Error<TransportError<K>> {
+        if self.close_transport() {
+            self.notify_disconnect(reason.into());
+        }
+        reason.into()
+    }
+
+    /// Ends the connection after a transport error and tells `on_disconnect`.
+    pub(super) fn fail(&mut self, error: Error<TransportError<K>>) -> Error<TransportError<K>> {
+        if self.close_transport() {
             let reason = match error {
                 Error::Refused(code) => DisconnectReason::Refused(code),
                 Error::Timeout(_) => DisconnectReason::Timeout,
@@ -317,14 +311,16 @@ where
         error
     }
 
-    /// Forgets the connection: in the session, the buffered input, and a
-    /// QoS 0 outbox publish whose bytes went with the transmit queue.
-    pub(super) fn drop_connection(&mut self) {
+    /// Drops the transport and forgets the connection: in the session, and
+    /// a QoS 0 outbox publish whose bytes went with the transmit queue.
+    /// `true` if a transport was open: `on_disconnect` is due, once.
+    pub(super) fn close_transport(&mut self) -> bool {
+        let had = self.transport.take().is_some();
         self.session.connection_lost();
-        self.reader.clear();
         if let Some(size) = self.handed_over.take() {
             self.outbox.pop_front(size);
         }
+        had
     }
 
     pub(super) fn notify_disconnect(&mut self, reason: DisconnectReason) {

@@ -1,28 +1,28 @@
-//! The async driver: `Client<T>` over any `embedded_io_async` stream.
+//! The async client: `Client` over the transports a [`Connector`] opens.
 //!
-//! All protocol decisions are the [`Session`]'s; the client only moves
-//! bytes between the transport and the session, reads the clock, and calls
-//! the callbacks.
+//! All protocol decisions are the [`Session`]'s; the client owns the
+//! connection's life (it opens every transport, closes it on every fatal
+//! condition, and reconnects by policy), moves bytes between the transport
+//! and the session, reads the clock, and calls the callbacks.
 
 use embassy_futures::select::{Either, select};
 use embedded_io_async::{Read, Write};
 
 use crate::callbacks::{
-    Callbacks, Connected, Context, DisconnectReason, Message, MessageCallback, Outbox, Request,
-    RouteError,
+    Callbacks, Context, DisconnectReason, MessageCallback, Outbox, Request, RouteError,
 };
-use crate::codec::{ConnectReturnCode, Publish, QoS, SubscribeReturnCode, Subscription};
+use crate::codec::{Publish, QoS, SubscribeReturnCode, Subscription};
 use crate::config::{BufferSlices, Config, generate_client_id};
 use crate::error::Error;
 use crate::fmt::{debug, warning};
-use crate::reader::{Next, PacketReader};
 use crate::reconnect::{Backoff, Connector};
-use crate::session::{Event, Session, State};
+use crate::session::{Event, Outcome, Session, State};
 use crate::time::{Clock, Duration, Instant};
 
 mod driver;
+mod run;
 
-/// What a [`Client::poll`] handled.
+/// What a [`Client::poll`] (or [`run_for`](Client::run_for)) handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Handled {
@@ -30,16 +30,40 @@ pub struct Handled {
     pub packets: usize,
     /// Application messages delivered to callbacks.
     pub messages: usize,
+    /// Incoming messages too large for the receive buffer, skipped (and
+    /// reported to `on_message_dropped`).
+    pub dropped: usize,
 }
 
-/// An MQTT 3.1.1 client over the transport `T` (any
-/// `embedded_io_async::Read + Write` byte stream: TCP, TLS, a UART),
-/// with the clock `C`, and the user data `U` its callbacks share.
+impl Handled {
+    fn add(&mut self, other: Handled) {
+        self.packets += other.packets;
+        self.messages += other.messages;
+        self.dropped += other.dropped;
+    }
+}
+
+/// An MQTT 3.1.1 client. It opens its transports (any
+/// `embedded_io_async::Read + Write` byte stream: TCP, TLS, a UART)
+/// through the connector `K`, reads the time from the clock `C`, and
+/// lends the user data `U` to its callbacks.
 ///
-/// Capacities, all const generics with defaults:
+/// A client starts offline: [`connect`](Self::connect) opens the first
+/// transport, and [`run`](Self::run) / [`run_for`](Self::run_for) connect,
+/// keep the link alive and reconnect by themselves, with the jittered
+/// backoff of [`Config::backoff`]. The old transport is always dropped
+/// before a new one is opened, so a connector over a one-slot socket pool
+/// (embassy-net's `TcpClient<_, 1>`) works. Every fatal condition (an I/O
+/// error, end of stream, a protocol violation by the broker, an
+/// acknowledgement or keep-alive timeout) drops the transport at once and
+/// runs `on_disconnect` once with the reason.
+///
+/// Capacities, all const generics with defaults (use
+/// [`with_capacity`](Self::with_capacity) and a type annotation to change
+/// them):
 /// - `INFLIGHT` (8): outgoing QoS 1/2 messages awaiting their handshake;
 ///   also pending (un)subscribe requests and incoming QoS 2 messages
-///   awaiting PUBREL, each counted separately. [`publish`](Self::publish)
+///   awaiting their PUBCOMP, each counted separately. [`publish`](Self::publish)
 ///   waits while the window is full; [`try_publish`](Self::try_publish)
 ///   returns [`Error::InflightFull`] instead. For incoming QoS 2 to stay
 ///   exactly-once across reconnects, `INFLIGHT` must be at least the
@@ -61,47 +85,48 @@ pub struct Handled {
 /// futures at any `.await` therefore never loses or duplicates a byte *as
 /// long as the transport's own `read` and `write` are cancel-safe* (they
 /// either complete or do nothing; true of embassy-net's `TcpSocket` and of
-/// tokio sockets). What a dropped call loses is only its *waiting*: a
+/// tokio sockets), and the connector's `connect` drops a half-open
+/// connection cleanly. What a dropped call loses is only its *waiting*: a
 /// dropped `subscribe` still subscribes (its SUBACK is handled by the next
 /// call and reaches `on_subscribe`), a dropped `publish` either queued its
 /// message or did not (see [`Session::inflight_ids`]).
 ///
 /// ```no_run
-/// # async fn demo<T: embedded_io_async::Read + embedded_io_async::Write>(socket: T, clock: impl minimqtt::time::Clock) {
+/// # async fn demo<K: minimqtt::reconnect::Connector>(connector: K, clock: impl minimqtt::time::Clock) {
 /// use minimqtt::{Buffers, Client, Config, QoS};
 /// use minimqtt::callbacks::{Callbacks, Context, Message};
 ///
-/// fn on_message(_ctx: &mut Context<'_, '_, u32>, msg: &Message<'_>) {
+/// fn on_message(_ctx: &mut Context<'_, u32>, msg: &Message<'_>) {
 ///     let _ = (msg.topic, msg.payload);
 /// }
 ///
 /// let mut buffers = Buffers::<1024, 1024, 1024, 256>::new();
 /// let callbacks = Callbacks::new().on_message(on_message);
-/// let mut client: Client<'_, _, _, u32> =
-///     Client::new(socket, clock, Config::new("sensor-0001"), buffers.slices(), callbacks, 0);
-/// client.connect().await.unwrap();
-/// client.subscribe("commands/#", QoS::AtLeastOnce).await.unwrap();
-/// client.publish("sensors/0001/temp", b"21.5", QoS::AtMostOnce, false).await.unwrap();
+/// let mut client = Client::new(connector, clock, Config::new("sensor-0001"), buffers.slices(), callbacks, 0);
+/// client.subscribe_later("commands/#", QoS::AtLeastOnce);
 /// loop {
-///     client.poll(minimqtt::time::Duration::from_secs(1)).await.unwrap();
+///     // Connects, reconnects, keeps the link alive, runs the callbacks.
+///     client.run_for(minimqtt::time::Duration::from_secs(5)).await.unwrap();
+///     let _ = client.publish("sensors/0001/temp", b"21.5", QoS::AtMostOnce, false).await;
 /// }
 /// # }
 /// ```
 pub struct Client<
     'a,
-    T,
+    K: Connector,
     C,
     U,
     const INFLIGHT: usize = 8,
     const SUBS: usize = 8,
     const ROUTES: usize = 8,
 > {
-    transport: T,
+    connector: K,
+    /// The open connection, if any: dropped at once when it fails.
+    transport: Option<K::Transport>,
     clock: C,
     config: Config<'a>,
     generated_id: heapless::String<23>,
     session: Session<'a, INFLIGHT, SUBS>,
-    reader: PacketReader<'a>,
     outbox: Outbox<'a>,
     callbacks: Callbacks<'a, U, ROUTES>,
     user_data: U,
@@ -114,30 +139,68 @@ pub struct Client<
     /// has queued. It stays in the outbox, where `on_publish` finds its
     /// topic, until written; it is never handed to the session twice.
     handed_over: Option<usize>,
+    /// Reconnection: the backoff state, when the next attempt may start,
+    /// and the state of the jitter's random numbers.
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    random: u64,
 }
 
-impl<T, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize> core::fmt::Debug
-    for Client<'_, T, C, U, INFLIGHT, SUBS, ROUTES>
+impl<K: Connector, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
+    core::fmt::Debug for Client<'_, K, C, U, INFLIGHT, SUBS, ROUTES>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Client")
             .field("state", &self.session.state())
+            .field("transport", &self.transport.is_some())
             .field("inflight", &self.session.inflight())
             .finish_non_exhaustive()
     }
 }
 
 type Res<T, E> = Result<T, Error<E>>;
+/// The transport error of a connector's streams.
+type TransportError<K> = <<K as Connector>::Transport as embedded_io_async::ErrorType>::Error;
 
-impl<'a, T, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
-    Client<'a, T, C, U, INFLIGHT, SUBS, ROUTES>
+impl<'a, K, C, U> Client<'a, K, C, U>
 where
-    T: Read + Write,
+    K: Connector,
     C: Clock,
 {
-    /// A disconnected client. Nothing is sent until [`connect`](Self::connect).
+    /// An offline client with the default capacities (8 in flight, 8
+    /// subscriptions, 8 topic callbacks). Nothing is opened or sent until
+    /// [`connect`](Self::connect) or [`run`](Self::run).
     pub fn new(
-        transport: T,
+        connector: K,
+        clock: C,
+        config: Config<'a>,
+        buffers: BufferSlices<'a>,
+        callbacks: Callbacks<'a, U, 8>,
+        user_data: U,
+    ) -> Self {
+        Self::with_capacity(connector, clock, config, buffers, callbacks, user_data)
+    }
+}
+
+impl<'a, K, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
+    Client<'a, K, C, U, INFLIGHT, SUBS, ROUTES>
+where
+    K: Connector,
+    C: Clock,
+{
+    /// [`new`](Client::new) with the capacities of the client's type:
+    ///
+    /// ```no_run
+    /// # fn demo<K: minimqtt::reconnect::Connector>(connector: K, clock: impl minimqtt::time::Clock) {
+    /// # use minimqtt::{Buffers, Callbacks, Client, Config};
+    /// # let mut buffers = Buffers::<512, 512, 512, 64>::new();
+    /// let client: Client<'_, _, _, (), 32, 4, 2> = Client::with_capacity(
+    ///     connector, clock, Config::new("gateway"), buffers.slices(), Callbacks::new(), (),
+    /// );
+    /// # }
+    /// ```
+    pub fn with_capacity(
+        connector: K,
         clock: C,
         config: Config<'a>,
         buffers: BufferSlices<'a>,
@@ -148,13 +211,24 @@ where
             (true, Some(seed)) => generate_client_id(seed),
             _ => heapless::String::new(),
         };
+        let mut session = Session::new(buffers.rx, buffers.tx, buffers.store, config.timeouts);
+        session.set_options(config.options);
+        // The jitter's seed: the client id differs between devices, so
+        // devices that lost the broker together come back apart even
+        // without a random seed.
+        let random = fnv1a(config.client_id.as_bytes())
+            ^ config.client_id_seed.unwrap_or(0)
+            ^ fnv1a(generated_id.as_bytes())
+            // xorshift never leaves 0.
+            | 1;
         Self {
-            transport,
+            connector,
+            transport: None,
             clock,
-            session: Session::new(buffers.tx, buffers.store, config.timeouts),
+            session,
+            backoff: config.backoff,
             config,
             generated_id,
-            reader: PacketReader::new(buffers.rx),
             outbox: Outbox::new(buffers.outbox),
             callbacks,
             user_data,
@@ -162,16 +236,14 @@ where
             granted: heapless::Vec::new(),
             session_present: false,
             handed_over: None,
+            retry_at: None,
+            random,
         }
     }
 
     /// The client id sent in CONNECT (the generated one, if any).
     pub fn client_id(&self) -> &str {
-        if self.config.client_id.is_empty() {
-            &self.generated_id
-        } else {
-            self.config.client_id
-        }
+        run::connect_packet(&self.config, &self.generated_id).client_id
     }
 
     /// Whether CONNACK accepted the connection and nothing has failed since.
@@ -194,28 +266,21 @@ where
         &mut self.user_data
     }
 
-    /// The transport, e.g. to query the socket.
-    pub fn transport_mut(&mut self) -> &mut T {
-        &mut self.transport
+    /// The open transport, e.g. to query the socket; `None` while offline.
+    pub fn transport_mut(&mut self) -> Option<&mut K::Transport> {
+        self.transport.as_mut()
     }
 
-    /// Puts in a new transport (after a lost connection) and returns the
-    /// old one. Buffered input of the old connection is dropped; the
-    /// session is kept for the next [`connect`](Self::connect). If the old
-    /// connection was still up, `on_disconnect` runs with
-    /// [`DisconnectReason::ConnectionLost`].
-    pub fn replace_transport(&mut self, transport: T) -> T {
-        if self.session.state() != State::Disconnected {
-            self.drop_connection();
-            self.notify_disconnect(DisconnectReason::ConnectionLost);
-        }
-        self.reader.clear();
-        core::mem::replace(&mut self.transport, transport)
+    /// The connector, e.g. to point it at another broker for the next
+    /// connection.
+    pub fn connector_mut(&mut self) -> &mut K {
+        &mut self.connector
     }
 
-    /// Ends the client, giving back the transport and the user data.
-    pub fn into_parts(self) -> (T, U) {
-        (self.transport, self.user_data)
+    /// Ends the client, giving back the connector and the user data. An
+    /// open transport is dropped (without DISCONNECT).
+    pub fn into_parts(self) -> (K, U) {
+        (self.connector, self.user_data)
     }
 
     /// The callback registry, e.g. to change a callback.
@@ -239,126 +304,33 @@ where
         self.callbacks.remove_topic_callback(filter)
     }
 
-    /// Connects: sends CONNECT and waits for CONNACK (at most the connack
-    /// timeout), then runs `on_connect`. Returns the session-present flag.
-    ///
-    /// With session present 0 and a non-empty subscription list (a
-    /// reconnect), the list is re-subscribed; with clean session off,
-    /// unacknowledged messages are resent. Messages arriving meanwhile are
-    /// dispatched. A refusal is [`Error::Refused`] with the return code (and
-    /// `on_disconnect` runs).
-    ///
-    /// Cancel-safe (see the [module docs](Client#cancel-safety)): a
-    /// dropped `connect` leaves the CONNECT sent or queued; call `connect`
-    /// again on a fresh transport.
-    pub async fn connect(&mut self) -> Res<bool, T::Error> {
-        let client_id = if self.config.client_id.is_empty() {
-            self.generated_id.as_str()
-        } else {
-            self.config.client_id
-        };
-        let connect = crate::codec::Connect {
-            clean_session: self.config.clean_session,
-            keep_alive: self.config.keep_alive_secs,
-            client_id,
-            will: self.config.will,
-            username: self.config.username,
-            password: self.config.password,
-        };
-        let now = self.clock.now();
-        self.session.connect(now, &connect).map_err(Error::widen)?;
-        self.reader.clear();
-        debug!("connecting as {}", client_id);
-        self.drive(None, &|c| c.session.state() != State::Connecting)
-            .await?;
-        Ok(self.session_present)
-    }
-
-    /// Connects through a new transport from `connector`, retrying with
-    /// `backoff` until it works: after connector failures, connection
-    /// errors and refusals that may pass (server unavailable). A permanent
-    /// refusal (see [`ConnectReturnCode::is_permanent`]) returns
-    /// [`Error::Refused`] at once; a `backoff` with `max_attempts` that runs
-    /// out returns the last error ([`Error::ConnectFailed`] if the connector
-    /// failed). `random` feeds the backoff's jitter. Returns the
-    /// session-present flag, like [`connect`](Self::connect), which it calls:
-    /// subscriptions are restored and unacknowledged messages resent as
-    /// described there.
-    ///
-    /// Cancel-safe: a dropped call leaves the client disconnected or
-    /// connected, never half-way; call it again.
-    pub async fn reconnect<K>(
-        &mut self,
-        connector: &mut K,
-        backoff: &mut Backoff,
-        mut random: impl FnMut() -> u32,
-    ) -> Res<bool, T::Error>
-    where
-        K: Connector<Transport = T>,
-    {
-        loop {
-            let error = match connector.connect().await {
-                Ok(transport) => {
-                    self.replace_transport(transport);
-                    match self.connect().await {
-                        Ok(present) => {
-                            backoff.reset();
-                            return Ok(present);
-                        }
-                        Err(Error::Refused(code)) if code.is_permanent() => {
-                            return Err(Error::Refused(code));
-                        }
-                        Err(e) if e.is_connection_lost() => e,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(_) => Error::ConnectFailed,
-            };
-            let delay = backoff.next_delay(random());
-            if backoff.exhausted() {
-                return Err(error);
-            }
-            debug!("reconnecting in {} ms", delay.as_millis());
-            let until = self.clock.now() + delay;
-            self.clock.sleep_until(until).await;
+    /// Drops the connection without DISCONNECT, as a lost link would: the
+    /// broker publishes the will. Runs `on_disconnect`
+    /// ([`DisconnectReason::Requested`]) if a connection was open. The
+    /// session is kept.
+    pub fn abort(&mut self) {
+        if self.close_transport() {
+            self.notify_disconnect(DisconnectReason::Requested);
         }
     }
 
-    /// Sends DISCONNECT and runs `on_disconnect`. The broker then closes the
-    /// connection without publishing the will. The session is kept.
+    /// Sends DISCONNECT, closes the transport and runs `on_disconnect`. The
+    /// broker then discards the will. The session is kept.
     ///
-    /// MQTT 3.1.1 (§3.14.4) wants the client to close the network connection
-    /// next. `embedded-io-async` has no close, so that is the caller's step:
-    /// drop the transport (or take it back with [`into_parts`](Self::into_parts)
-    /// or [`replace_transport`](Self::replace_transport)) and close it.
+    /// # Cancel safety
     ///
-    /// Cancel-safe; if dropped, DISCONNECT may not have been written.
-    pub async fn disconnect(&mut self) -> Res<(), T::Error> {
-        self.flush().await?;
-        self.session.disconnect().map_err(Error::widen)?;
-        // Nothing answers a DISCONNECT, so no session deadline bounds its
-        // write: a peer that stopped reading gets the pingresp timeout.
-        let limit = self.clock.now() + self.session.timeouts().pingresp;
-        let timeout = Error::Timeout(crate::error::AckKind::PingResp);
-        let result = loop {
-            let now = self.clock.now();
-            let pending = self.session.poll_transmit(now);
-            if pending.is_empty() {
-                break match select(self.transport.flush(), self.clock.sleep_until(limit)).await {
-                    Either::First(Ok(())) => Ok(()),
-                    Either::First(Err(e)) => Err(Error::Transport(e)),
-                    Either::Second(()) => Err(timeout),
-                };
-            }
-            match select(self.transport.write(pending), self.clock.sleep_until(limit)).await {
-                Either::First(Ok(0)) => break Err(Error::ConnectionClosed),
-                Either::First(Ok(n)) => self.session.handle_transmit(now, n),
-                Either::First(Err(e)) => break Err(Error::Transport(e)),
-                Either::Second(()) => break Err(timeout),
-            }
-        };
-        self.drop_connection();
-        self.notify_disconnect(DisconnectReason::Requested);
+    /// Cancel-safe; if dropped, DISCONNECT may not have been written and
+    /// the transport is still open (the next call closes it).
+    pub async fn disconnect(&mut self) -> Res<(), TransportError<K>> {
+        if self.transport.is_none() {
+            return Err(Error::NotConnected);
+        }
+        let result = self.say_goodbye().await;
+        // MQTT-3.14.4-1: the client closes the network connection after
+        // DISCONNECT, whether or not it could be written.
+        if self.close_transport() {
+            self.notify_disconnect(DisconnectReason::Requested);
+        }
         result
     }
 
@@ -373,8 +345,11 @@ where
     /// while offline, so memory stays bounded. If the connection fails
     /// while a QoS 1/2 message is being written, the message is already
     /// in the session: `publish` still returns its id and the message is
-    /// resent with DUP after the next `connect` with clean session off
-    /// (with clean session on, reconnecting drops it).
+    /// resent with DUP after the next connect with clean session off
+    /// (with clean session on, reconnecting discards it and
+    /// `on_publish_discarded` runs).
+    ///
+    /// # Cancel safety
     ///
     /// Cancel-safe: once the message is queued it is sent and tracked even
     /// if the future is dropped.
@@ -384,7 +359,7 @@ where
         payload: &[u8],
         qos: QoS,
         retain: bool,
-    ) -> Res<Option<u16>, T::Error> {
+    ) -> Res<Option<u16>, TransportError<K>> {
         // A window of 0 never opens: `try_publish` reports `InflightFull`.
         if qos != QoS::AtMostOnce && INFLIGHT > 0 && !self.session.can_publish() {
             self.require_connected()?;
@@ -395,21 +370,25 @@ where
 
     /// Like [`publish`](Self::publish), but returns [`Error::InflightFull`]
     /// instead of waiting when the window is full.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`publish`](Self::publish).
     pub async fn try_publish(
         &mut self,
         topic: &str,
         payload: &[u8],
         qos: QoS,
         retain: bool,
-    ) -> Res<Option<u16>, T::Error> {
+    ) -> Res<Option<u16>, TransportError<K>> {
         self.flush().await?;
         let publish = Publish::new(topic, payload, qos, retain);
         let now = self.clock.now();
         let packet_id = self.session.publish(now, &publish).map_err(Error::widen)?;
         if let Err(e) = self.flush_transmit().await {
             // A QoS 1/2 message is in the session now: it is resent after
-            // the next `connect` (clean session off), so report its id,
-            // not the error, or the caller would publish it twice. The
+            // the next connect (clean session off), so report its id, not
+            // the error, or the caller would publish it twice. The
             // connection error itself has reached `on_disconnect`, and the
             // next call returns `NotConnected`.
             return match packet_id {
@@ -425,20 +404,39 @@ where
 
     /// Waits until the outgoing message `packet_id` completes (PUBACK or
     /// PUBCOMP; `on_publish` has run), handling incoming packets.
-    pub async fn wait_published(&mut self, packet_id: u16) -> Res<(), T::Error> {
+    ///
+    /// [`Error::Discarded`] if a clean-session connect discarded it. An id
+    /// that ended before the last `INFLIGHT` messages that ended since
+    /// cannot be told apart any more, and returns `Ok`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: only the waiting is lost.
+    pub async fn wait_published(&mut self, packet_id: u16) -> Res<(), TransportError<K>> {
+        if self.session.publish_outcome(packet_id) == Outcome::Pending {
+            self.require_connected()?;
+        }
         self.drive(None, &|c| !c.session.publish_pending(packet_id))
             .await?;
-        self.require_connected()
+        match self.session.publish_outcome(packet_id) {
+            Outcome::Completed | Outcome::Unknown => Ok(()),
+            Outcome::Discarded => Err(Error::Discarded),
+            Outcome::Pending => Err(Error::NotConnected),
+        }
     }
 
     /// Subscribes to one filter; returns what the broker granted
     /// (`on_subscribe` runs too). Waits for SUBACK (at most the suback
     /// timeout), dispatching messages that arrive meanwhile.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`subscribe_many`](Self::subscribe_many).
     pub async fn subscribe(
         &mut self,
         filter: &str,
         qos: QoS,
-    ) -> Res<SubscribeReturnCode, T::Error> {
+    ) -> Res<SubscribeReturnCode, TransportError<K>> {
         let granted = self.subscribe_many(&[Subscription { filter, qos }]).await?;
         Ok(granted
             .first()
@@ -450,12 +448,14 @@ where
     /// codes in the same order. The filters join the subscription list (for
     /// re-subscribing after a reconnect) unless the broker refuses them.
     ///
+    /// # Cancel safety
+    ///
     /// Cancel-safe: a dropped call still subscribes; its SUBACK is handled
     /// by a later call.
     pub async fn subscribe_many(
         &mut self,
         filters: &[Subscription<'_>],
-    ) -> Res<heapless::Vec<SubscribeReturnCode, SUBS>, T::Error> {
+    ) -> Res<heapless::Vec<SubscribeReturnCode, SUBS>, TransportError<K>> {
         self.flush().await?;
         let now = self.clock.now();
         let packet_id = self.session.subscribe(now, filters).map_err(Error::widen)?;
@@ -468,16 +468,37 @@ where
         Ok(core::mem::take(&mut self.granted))
     }
 
+    /// Queues a subscription without waiting for it: sent as soon as the
+    /// client is connected (by the next [`run`](Self::run), `poll` or other
+    /// call), and re-sent after every reconnect like any other. Its SUBACK
+    /// reaches `on_subscribe`. Several may be in flight at once.
+    ///
+    /// [`OutboxFull`](crate::callbacks::OutboxFull) if the outbox has no
+    /// room; nothing was queued then.
+    pub fn subscribe_later(
+        &mut self,
+        filter: &str,
+        qos: QoS,
+    ) -> Result<(), crate::callbacks::OutboxFull> {
+        self.outbox.push(Request::Subscribe { filter, qos })
+    }
+
     /// Unsubscribes from one filter; waits for UNSUBACK (at most the
     /// unsuback timeout). Returns the packet id; `on_unsubscribe` runs.
-    pub async fn unsubscribe(&mut self, filter: &str) -> Res<u16, T::Error> {
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`unsubscribe_many`](Self::unsubscribe_many).
+    pub async fn unsubscribe(&mut self, filter: &str) -> Res<u16, TransportError<K>> {
         self.unsubscribe_many(&[filter]).await
     }
 
     /// Unsubscribes from several filters in one UNSUBSCRIBE.
     ///
+    /// # Cancel safety
+    ///
     /// Cancel-safe like [`subscribe_many`](Self::subscribe_many).
-    pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Res<u16, T::Error> {
+    pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Res<u16, TransportError<K>> {
         self.flush().await?;
         let now = self.clock.now();
         let packet_id = self
@@ -492,7 +513,11 @@ where
 
     /// Sends PINGREQ and waits for PINGRESP (at most the pingresp timeout).
     /// Keep-alive pings are automatic; this is for checking the link now.
-    pub async fn ping(&mut self) -> Res<(), T::Error> {
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the PINGRESP is handled by a later call.
+    pub async fn ping(&mut self) -> Res<(), TransportError<K>> {
         self.flush().await?;
         let now = self.clock.now();
         self.session.ping(now).map_err(Error::widen)?;
@@ -500,26 +525,35 @@ where
         self.require_connected()
     }
 
-    /// MiniMQTT's `loop(timeout)`: handles everything that arrives within
-    /// `timeout` (messages go to the callbacks), sends keep-alive pings
-    /// when due, and returns what it handled.
+    /// MiniMQTT's `loop(timeout)` on a connected client: handles everything
+    /// that arrives within `timeout` (messages go to the callbacks), sends
+    /// keep-alive pings when due, and returns what it handled. It does not
+    /// reconnect; [`run_for`](Self::run_for) does.
     ///
-    /// Errors: a connection error (`on_disconnect` has run), or
-    /// [`Error::MessageTooLarge`] for a message that did not fit the receive
-    /// buffer, after which the connection is still usable.
+    /// Errors: [`Error::NotConnected`], or the connection error that ended
+    /// the connection (the transport is closed and `on_disconnect` has run).
+    ///
+    /// # Cancel safety
     ///
     /// Cancel-safe: nothing received is lost if the future is dropped.
-    pub async fn poll(&mut self, timeout: Duration) -> Res<Handled, T::Error> {
+    pub async fn poll(&mut self, timeout: Duration) -> Res<Handled, TransportError<K>> {
         self.require_connected()?;
         let deadline = self.clock.now() + timeout;
         self.drive(Some(deadline), &|_| false).await
     }
 
-    fn require_connected(&self) -> Res<(), T::Error> {
+    fn require_connected(&self) -> Res<(), TransportError<K>> {
         if self.session.state() == State::Connected {
             Ok(())
         } else {
             Err(Error::NotConnected)
         }
     }
+}
+
+/// FNV-1a: a cheap hash to seed the jitter from the client id.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -83,3 +83,29 @@ ack_packet!(
     /// UNSUBACK: the answer to an UNSUBSCRIBE ([§3.11](https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html#_Toc398718077)).
     UnsubAck, UnsubAck, UnsubAck
 );
+
+/// The four bytes of a PUBACK, PUBREC, PUBREL or PUBCOMP for `packet_id`
+/// (`kind` names which), without going through an encoder: the session
+/// queues one for nearly every packet it handles. `None` for packet id 0,
+/// which no acknowledgement may carry, or a `kind` that is not one of the
+/// four.
+///
+/// ```
+/// use minimqtt::codec::{PacketType, PubRel, ack_bytes};
+///
+/// let mut buf = [0u8; 4];
+/// PubRel { packet_id: 7 }.encode(&mut buf).unwrap();
+/// assert_eq!(ack_bytes(PacketType::PubRel, 7), Some(buf));
+/// assert_eq!(ack_bytes(PacketType::PubAck, 0), None);
+/// ```
+pub const fn ack_bytes(kind: PacketType, packet_id: u16) -> Option<[u8; 4]> {
+    let flags = match (kind, kind.required_flags()) {
+        (PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp, Some(f)) => f,
+        _ => return None,
+    };
+    if packet_id == 0 {
+        return None;
+    }
+    let [hi, lo] = packet_id.to_be_bytes();
+    Some([kind.first_byte(flags), BODY_LEN as u8, hi, lo])
+}

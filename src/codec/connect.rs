@@ -64,6 +64,19 @@ pub struct Connect<'a> {
 }
 
 impl<'a> Connect<'a> {
+    /// A CONNECT with this client id: clean session, keep-alive 60 s, no
+    /// will, no credentials.
+    pub const fn new(client_id: &'a str) -> Self {
+        Self {
+            clean_session: true,
+            keep_alive: 60,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
     pub(crate) fn parse(body: &'a [u8]) -> BodyResult<'a, Self> {
         let (body, name) = string::utf8(body)?;
         if name != PROTOCOL_NAME {

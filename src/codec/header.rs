@@ -107,6 +107,11 @@ impl PacketType {
         )
     }
 
+    /// Byte 0 of a packet of this type with these `flags` (the low nibble).
+    pub const fn first_byte(self, flags: u8) -> u8 {
+        (self as u8) << field::TYPE_SHIFT | (flags & field::FLAGS_MASK)
+    }
+
     /// The flags this type must carry (§2.2.2), or `None` for PUBLISH, whose
     /// flags are DUP, QoS and RETAIN.
     pub const fn required_flags(self) -> Option<u8> {
@@ -244,7 +249,7 @@ pub(crate) fn write(
             needed: header_len + remaining_len,
         })?;
     let (first, varint) = out.split_at_mut(1);
-    first[0] = (packet_type as u8) << field::TYPE_SHIFT | flags;
+    first[0] = packet_type.first_byte(flags);
     for byte in varint.iter_mut() {
         *byte = (len as u8) & field::VARINT_VALUE;
         len >>= 7;

@@ -50,13 +50,14 @@ mod suback;
 mod subscribe;
 mod unsubscribe;
 
-pub use ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck};
+pub use ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck, ack_bytes};
 pub use connack::{ConnAck, ConnectReturnCode};
 pub use connect::{Connect, LastWill, PROTOCOL_LEVEL, PROTOCOL_NAME};
 pub use error::{DecodeError, EncodeError, Malformed};
 pub use header::{FixedHeader, MAX_HEADER_LEN, MAX_REMAINING_LENGTH, PacketType, varint_len};
 pub use ping::{Disconnect, PingReq, PingResp};
 pub use publish::Publish;
+pub(crate) use publish::{Peek, mark_dup, peek_oversized};
 pub use suback::{ReturnCodes, SubAck, SubscribeReturnCode};
 pub use subscribe::{Subscribe, SubscribeFilters, SubscribeIter, Subscription};
 pub use unsubscribe::{Unsubscribe, UnsubscribeFilters, UnsubscribeIter};

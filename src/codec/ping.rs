@@ -23,6 +23,9 @@ macro_rules! empty_packet {
         pub struct $name;
 
         impl $name {
+            /// The whole packet: a fixed header with a remaining length of 0.
+            pub const BYTES: [u8; 2] = [PacketType::$name.first_byte(0), 0];
+
             /// Decodes the packet from the start of `buf`; see
             /// [`Packet::decode`](super::Packet::decode).
             pub fn decode(buf: &[u8]) -> Result<(Self, usize), DecodeError> {

@@ -159,3 +159,89 @@ pub(crate) fn check_name(name: &str) -> Result<(), EncodeError> {
         Err(e) => Err(EncodeError::TopicName(e)),
     }
 }
+
+/// Sets the DUP flag of an encoded PUBLISH (`packet` starts with its fixed
+/// header), for a resend (MQTT-3.3.1-1). Anything that is not a QoS 1/2
+/// PUBLISH is left alone: DUP is forbidden at QoS 0.
+pub(crate) fn mark_dup(packet: &mut [u8]) {
+    if let Some(first) = packet.first_mut() {
+        let is_publish = PacketType::from_byte(*first).is_some_and(|t| t == PacketType::Publish);
+        if is_publish && (*first >> flag::QOS_SHIFT) & flag::QOS_MASK != 0 {
+            *first |= flag::DUP;
+        }
+    }
+}
+
+/// The QoS in the fixed-header flags of a PUBLISH, or `None` for the
+/// forbidden 3.
+pub(crate) const fn flags_qos(flags: u8) -> Option<QoS> {
+    QoS::from_bits((flags >> flag::QOS_SHIFT) & flag::QOS_MASK)
+}
+
+/// What the first bytes of a PUBLISH too large to buffer tell: its QoS,
+/// topic and packet id, read as they arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peek<'a> {
+    /// The topic (when its bytes fit in `capacity`) and the packet id
+    /// (QoS 1/2, when it too fits).
+    Known {
+        qos: QoS,
+        topic: Option<&'a str>,
+        packet_id: Option<u16>,
+    },
+    /// The bytes that would tell have not all arrived yet.
+    NeedMore,
+    /// They have, and they are not a valid PUBLISH.
+    Malformed(Malformed),
+}
+
+/// Reads what it can of an oversized PUBLISH from `avail`, its first
+/// bytes, of which at most `capacity` can ever be buffered at once.
+/// `header` is its fixed header, decoded from the same bytes.
+pub(crate) fn peek_oversized(
+    header: header::FixedHeader,
+    avail: &[u8],
+    capacity: usize,
+) -> Peek<'_> {
+    let Some(qos) = flags_qos(header.flags) else {
+        return Peek::Malformed(Malformed::QoS);
+    };
+    let h = usize::from(header.header_len);
+    let unknown = Peek::Known {
+        qos,
+        topic: None,
+        packet_id: None,
+    };
+    if h + 2 > capacity {
+        return unknown;
+    }
+    let Some(&[hi, lo]) = avail.get(h..h + 2) else {
+        return Peek::NeedMore;
+    };
+    let topic_end = h + 2 + usize::from(u16::from_be_bytes([hi, lo]));
+    let id_end = topic_end + if qos == QoS::AtMostOnce { 0 } else { 2 };
+    if id_end > capacity {
+        // Not all of it can ever be held at once: the message is skipped
+        // without its topic or id (and so, at QoS 1/2, unacknowledged).
+        return unknown;
+    }
+    let (Some(topic), Some(id)) = (avail.get(h..topic_end), avail.get(topic_end..id_end)) else {
+        return Peek::NeedMore;
+    };
+    // The same checks as a whole PUBLISH's topic gets.
+    let topic = match super::error::complete(string::topic_name(topic)) {
+        Ok(topic) => Some(topic),
+        Err(DecodeError::Malformed(m)) => return Peek::Malformed(m),
+        Err(_) => return Peek::Malformed(Malformed::Truncated),
+    };
+    let packet_id = match id {
+        [0, 0] => return Peek::Malformed(Malformed::PacketId),
+        &[hi, lo] => Some(u16::from_be_bytes([hi, lo])),
+        _ => None,
+    };
+    Peek::Known {
+        qos,
+        topic,
+        packet_id,
+    }
+}

@@ -168,6 +168,15 @@ impl<'a> Subscribe<'a> {
         header::packet_len(self.remaining_len())
     }
 
+    /// The encoded length of a SUBSCRIBE whose filters are `filter_lens`
+    /// bytes long, without the filters at hand.
+    pub(crate) fn encoded_len_for(filter_lens: impl Iterator<Item = usize>) -> usize {
+        // Packet id, then per filter a length prefix, the filter and the
+        // requested-QoS byte.
+        let payload: usize = filter_lens.map(|len| prefixed_len(len) + 1).sum();
+        header::packet_len(2 + payload)
+    }
+
     /// Checks what §3.8 requires of an outgoing SUBSCRIBE.
     pub fn validate(&self) -> Result<(), EncodeError> {
         if self.packet_id == 0 {

@@ -2,202 +2,178 @@
 //! QoS 2 receiver flow (PUBREC out, PUBREL in, PUBCOMP out).
 
 use super::*;
-use crate::codec;
 
-impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
-    /// Handles one packet from the broker.
-    ///
-    /// An `Err` is a protocol violation or an overflow: the connection must
-    /// be closed ([`connection_lost`](Self::connection_lost)).
-    // Not inlined: the client's one caller is a large function, where this
-    // one's many paths compiled hundreds of bytes larger.
+/// What handling a packet produced, without borrowing the session: the
+/// event is built from it afterwards ([`Protocol::event`]), once no more
+/// state changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handled {
+    /// Nothing to report.
+    Nothing,
+    Connected(Connected),
+    /// The PUBLISH is an application message to deliver.
+    Message,
+    /// The outgoing entry at this index completed.
+    Published(usize),
+    /// The request at this index was acknowledged.
+    Subscribed(usize),
+    Unsubscribed(usize),
+    Pong,
+}
+
+impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
+    /// Handles one packet from the broker. An `Err` ends the connection.
+    // Not inlined: one copy however the driver is compiled.
     #[inline(never)]
-    pub fn handle_packet<'a>(
-        &'a mut self,
-        now: Instant,
-        packet: Packet<'a>,
-    ) -> Result<Option<Event<'a>>> {
+    pub(crate) fn handle(&mut self, now: Instant, packet: Packet<'_>) -> Result<Handled, Closed> {
         self.collect();
         match (self.state, packet) {
-            (State::Connecting, Packet::ConnAck(ack)) => self.on_connack(now, ack).map(Some),
-            (State::Connecting, other) => Err(Error::Protocol(other.packet_type())),
-            (State::Disconnected, other) => Err(Error::Protocol(other.packet_type())),
-            (State::Connected, Packet::Publish(publish)) => self.on_publish(publish),
+            (State::Connecting, Packet::ConnAck(ack)) => {
+                self.on_connack(now, ack).map(Handled::Connected)
+            }
+            (State::Connected, Packet::Publish(publish)) => Ok(self.on_publish(publish)),
             (State::Connected, Packet::PubAck(ack)) => {
                 Ok(self.on_complete(ack.packet_id, Stage::AwaitPubAck))
             }
-            (State::Connected, Packet::PubRec(rec)) => self.on_pubrec(now, rec.packet_id),
+            (State::Connected, Packet::PubRec(rec)) => {
+                self.on_pubrec(now, rec.packet_id);
+                Ok(Handled::Nothing)
+            }
             (State::Connected, Packet::PubComp(comp)) => {
                 Ok(self.on_complete(comp.packet_id, Stage::AwaitPubComp))
             }
             (State::Connected, Packet::PubRel(rel)) => {
-                // Answer even for an unknown id: the broker may be retrying
-                // after we lost the id across a reconnect (§4.3.3).
-                self.push_ack(PacketType::PubComp, rel.packet_id)?;
-                // The id is forgotten once the PUBCOMP is *written*
-                // (`handle_transmit`). If the connection dies first, the
-                // broker never learnt that the message is complete and may
-                // resend the PUBLISH (mosquitto 2.0 does after a restart):
-                // the id must still mark it as a duplicate.
-                if self.is_incoming(rel.packet_id)
-                    && self
-                        .releasing
-                        .push((rel.packet_id, self.tx.queued()))
-                        .is_err()
-                {
-                    self.forget_incoming(rel.packet_id);
-                }
-                Ok(None)
+                self.on_pubrel(rel.packet_id);
+                Ok(Handled::Nothing)
             }
             (State::Connected, Packet::SubAck(ack)) => self.on_suback(ack),
             (State::Connected, Packet::UnsubAck(ack)) => Ok(self.on_unsuback(ack.packet_id)),
             (State::Connected, Packet::PingResp) => {
                 self.pingresp_deadline = None;
-                Ok(Some(Event::Pong))
+                Ok(Handled::Pong)
             }
-            (State::Connected, other) => Err(Error::Protocol(other.packet_type())),
+            // Only CONNACK may come first (MQTT-3.2.0-1), and only once; a
+            // server never sends what only clients send.
+            (_, other) => Err(Closed::Protocol(other.packet_type())),
         }
     }
 
-    /// Queues the acknowledgement of a delivered [`Event::Message`]:
-    /// PUBACK for QoS 1, PUBREC for QoS 2, nothing for QoS 0.
-    pub fn acknowledge(&mut self, qos: QoS, packet_id: Option<u16>) -> Result<()> {
-        let Some(packet_id) = packet_id else {
-            return Ok(());
-        };
-        match qos {
-            QoS::AtMostOnce => Ok(()),
-            QoS::AtLeastOnce => self.push_ack(PacketType::PubAck, packet_id),
-            QoS::ExactlyOnce => self.push_ack(PacketType::PubRec, packet_id),
-        }
-    }
-
-    /// Handles a packet the driver framed but did not parse: one too large
-    /// for its receive buffer (with the QoS and packet id of a PUBLISH when
-    /// they could be read), or one of a type only clients send. `Ok` means
-    /// the packet is lost and the connection goes on, with the PUBLISH's
-    /// acknowledgement queued; an `Err` is a protocol violation, as from
-    /// [`handle_packet`](Self::handle_packet).
-    pub fn handle_unparsed(
+    /// A packet too large to buffer was skipped: the same rules as for one
+    /// that fitted, and the acknowledgement a QoS 1/2 PUBLISH needs, to be
+    /// queued once the event is consumed.
+    pub(crate) fn handle_dropped(
         &mut self,
         packet_type: PacketType,
-        ack: Option<(QoS, u16)>,
-    ) -> Result<()> {
-        // Only CONNACK may come first (MQTT-3.2.0-1), and only once; a
-        // server never sends what only clients send. Whatever the body,
-        // these are violations, as they are when small enough to parse.
+        qos: QoS,
+        packet_id: Option<u16>,
+    ) -> Result<Option<[u8; 4]>, Closed> {
         if self.state != State::Connected
             || packet_type == PacketType::ConnAck
             || !packet_type.sent_by_server()
         {
-            return Err(Error::Protocol(packet_type));
+            return Err(Closed::Protocol(packet_type));
         }
-        match ack {
-            Some((qos, packet_id)) => self.acknowledge_dropped(qos, packet_id),
-            None => Ok(()),
+        if packet_type != PacketType::Publish {
+            return Ok(None);
+        }
+        let Some(id) = packet_id else {
+            return Ok(None);
+        };
+        match qos {
+            QoS::AtMostOnce => Ok(None),
+            QoS::AtLeastOnce => Ok(codec::ack_bytes(PacketType::PubAck, id)),
+            QoS::ExactlyOnce => {
+                // A resend of it is a duplicate, even though it was never
+                // delivered: it was acknowledged.
+                self.remember_incoming(id);
+                Ok(codec::ack_bytes(PacketType::PubRec, id))
+            }
         }
     }
 
-    /// Records an incoming QoS 1/2 message that was too large to deliver,
-    /// so its acknowledgement still goes out and the broker stops resending.
-    pub fn acknowledge_dropped(&mut self, qos: QoS, packet_id: u16) -> Result<()> {
-        if qos == QoS::ExactlyOnce {
-            self.remember_incoming(packet_id);
-        }
-        self.acknowledge(qos, Some(packet_id))
-    }
-
-    fn on_publish<'a>(&'a mut self, publish: Publish<'a>) -> Result<Option<Event<'a>>> {
+    fn on_publish(&mut self, publish: Publish<'_>) -> Handled {
         if let (QoS::ExactlyOnce, Some(id)) = (publish.qos, publish.packet_id) {
             if self.is_incoming(id) {
                 // Delivered already; the broker missed our PUBREC (§4.3.3).
-                self.push_ack(PacketType::PubRec, id)?;
-                return Ok(None);
+                self.push_ack(PacketType::PubRec, id);
+                return Handled::Nothing;
             }
             self.remember_incoming(id);
         }
-        Ok(Some(Event::Message(publish)))
+        Handled::Message
     }
 
-    /// Records an incoming QoS 2 id until its PUBREL. MQTT 3.1.1 lets a
-    /// broker send any number of QoS 2 messages before releasing them, so
-    /// the set can fill; the oldest id is then forgotten. Its PUBREL is
-    /// still answered, and the only loss is de-duplication of that one
-    /// message, which matters only if the broker resends it (after a
-    /// reconnect) before releasing it. Refusing the message instead would
-    /// stall the broker's flow until a reconnect.
-    fn remember_incoming(&mut self, packet_id: u16) {
-        if self.is_incoming(packet_id) {
-            return;
+    fn on_pubrel(&mut self, packet_id: u16) {
+        // Answer even for an unknown id: the broker may be retrying after
+        // we lost the id across a reconnect (§4.3.3).
+        self.push_ack(PacketType::PubComp, packet_id);
+        // The id is forgotten once the PUBCOMP is *written*
+        // (`handle_transmit`). If the connection dies first, the broker
+        // never learnt that the message is complete and may send the
+        // PUBLISH again (mosquitto 2.0 does after a restart): the id must
+        // still mark it as a duplicate.
+        let at = self.tx.queued();
+        if let Some(i) = self.incoming.iter_mut().find(|i| i.packet_id == packet_id) {
+            i.released = Some(at);
         }
-        // With INFLIGHT = 0 the set is full and empty at once: nothing to
-        // forget, and the id cannot be kept.
-        if self.incoming.is_full() && !self.incoming.is_empty() {
-            crate::fmt::warning!(
-                "incoming QoS 2 set full, forgetting id {}",
-                self.incoming[0]
-            );
-            self.incoming.remove(0);
-        }
-        let _ = self.incoming.push(packet_id);
     }
 
-    fn on_complete(&mut self, packet_id: u16, stage: Stage) -> Option<Event<'_>> {
+    fn on_complete(&mut self, packet_id: u16, stage: Stage) -> Handled {
         // An ack for an id we never used, or for the wrong stage, is
         // ignored: a broker resending after a reconnect can produce one.
-        let i = self
+        let Some(i) = self
             .store
             .outgoing
             .iter()
-            .position(|e| e.packet_id == packet_id && e.stage == stage && !e.done)?;
-        self.store.outgoing[i].done = true;
-        let entry = self.store.outgoing[i];
-        let stored = codec::stored(self.store.bytes(entry.span));
-        let (topic, qos) = stored
-            .and_then(|(header, body)| Publish::stored_topic(header.flags, body))
-            .unwrap_or(("", QoS::AtLeastOnce));
-        Some(Event::Published {
-            topic,
-            packet_id,
-            qos,
-        })
+            .position(|e| e.packet_id == packet_id && e.stage == stage && e.is_live())
+        else {
+            return Handled::Nothing;
+        };
+        if let Some(e) = self.store.outgoing.get_mut(i) {
+            e.status = Status::Done;
+            e.send = false;
+        }
+        self.record(packet_id, Outcome::Completed);
+        Handled::Published(i)
     }
 
-    fn on_pubrec(&mut self, now: Instant, packet_id: u16) -> Result<Option<Event<'_>>> {
-        let found = self
+    fn on_pubrec(&mut self, now: Instant, packet_id: u16) {
+        let resending = self.is_resending();
+        let Some(e) = self
             .store
             .outgoing
-            .iter()
-            .position(|e| e.packet_id == packet_id && !e.done);
-        match found.map(|i| (i, self.store.outgoing[i].stage)) {
-            Some((i, Stage::AwaitPubRec)) | Some((i, Stage::AwaitPubComp)) => {
-                // A resend still to come carries the PUBREL in its place,
-                // in order (`queue_resends` sends PUBREL past PUBREC).
-                if !(self.resend_next..self.resend_end).contains(&i) {
-                    self.push_ack(PacketType::PubRel, packet_id)?;
-                }
-                let e = &mut self.store.outgoing[i];
-                e.stage = Stage::AwaitPubComp;
-                e.deadline = now + self.timeouts.puback;
-                Ok(None)
-            }
+            .iter_mut()
+            .find(|e| e.packet_id == packet_id && e.is_live() && e.stage != Stage::AwaitPubAck)
+        else {
             // Unknown id or a QoS 1 message: nothing of ours to release.
-            _ => Ok(None),
+            return;
+        };
+        e.stage = Stage::AwaitPubComp;
+        e.deadline = now + self.timeouts.puback;
+        // PUBRELs go out in the order of their PUBRECs (MQTT-4.6.0-2) and
+        // after the resends queued before them. A resend still to come
+        // carries the PUBREL in its place.
+        if e.send || resending {
+            e.send = true;
+        } else {
+            self.push_ack(PacketType::PubRel, packet_id);
         }
     }
 
-    fn on_suback<'a>(&'a mut self, ack: SubAck<'a>) -> Result<Option<Event<'a>>> {
+    fn on_suback(&mut self, ack: SubAck<'_>) -> Result<Handled, Closed> {
         let Some(i) = self.store.requests.iter().position(|r| {
             r.packet_id == ack.packet_id && r.kind == RequestKind::Subscribe && !r.done
         }) else {
-            return Ok(None);
+            return Ok(Handled::Nothing);
         };
-        let span = self.store.requests[i].span;
+        let Some(span) = self.store.requests.get(i).map(|r| r.span) else {
+            return Ok(Handled::Nothing);
+        };
         let Some(filters) = self.stored_filters(span) else {
-            return Ok(None);
+            return Ok(Handled::Nothing);
         };
-        if filters.len() != ack.return_codes.iter().count() {
-            return Err(Error::Protocol(PacketType::SubAck));
+        if filters.len() != ack.return_codes.len() {
+            return Err(Closed::Protocol(PacketType::SubAck));
         }
         // A refused filter is not subscribed: do not re-subscribe it later.
         let mut refused: heapless::Vec<usize, SUBS> = heapless::Vec::new();
@@ -211,7 +187,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
             }
         }
         for &j in &granted {
-            self.store.subscriptions[j].confirmed = true;
+            if let Some(s) = self.store.subscriptions.get_mut(j) {
+                s.confirmed = true;
+            }
         }
         // Highest index first, so removals do not shift the ones to come.
         // (No `sort`: it would pull kilobytes of code into firmware.)
@@ -220,33 +198,91 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
                 self.store.remove_subscription(j);
             }
         }
-        // Removing filters may have moved the stored request's bytes (not
-        // its index): read its span again.
-        let r = &mut self.store.requests[i];
-        r.done = true;
-        let span = r.span;
-        let Some(filters) = self.stored_filters(span) else {
-            return Ok(None);
-        };
-        Ok(Some(Event::Subscribed {
-            packet_id: ack.packet_id,
-            filters,
-            codes: ack.return_codes,
-        }))
+        if let Some(r) = self.store.requests.get_mut(i) {
+            r.done = true;
+        }
+        Ok(Handled::Subscribed(i))
     }
 
-    fn on_unsuback(&mut self, packet_id: u16) -> Option<Event<'_>> {
-        let r =
-            self.store.requests.iter_mut().find(|r| {
-                r.packet_id == packet_id && r.kind == RequestKind::Unsubscribe && !r.done
-            })?;
-        r.done = true;
-        let span = r.span;
-        let (_, body) = codec::stored(self.store.bytes(span))?;
-        Some(Event::Unsubscribed {
-            packet_id,
-            filters: UnsubscribeFilters::stored(body),
+    fn on_unsuback(&mut self, packet_id: u16) -> Handled {
+        let Some(i) = self.store.requests.iter().position(|r| {
+            r.packet_id == packet_id && r.kind == RequestKind::Unsubscribe && !r.done
+        }) else {
+            return Handled::Nothing;
+        };
+        if let Some(r) = self.store.requests.get_mut(i) {
+            r.done = true;
+        }
+        Handled::Unsubscribed(i)
+    }
+
+    /// The event for what [`handle`](Self::handle) reported about `packet`.
+    pub(crate) fn event<'a>(&'a self, handled: Handled, packet: Packet<'a>) -> Option<Event<'a>> {
+        Some(match (handled, packet) {
+            (Handled::Nothing, _) => return None,
+            (Handled::Connected(info), _) => Event::Connected(info),
+            (Handled::Message, Packet::Publish(publish)) => Event::Message(publish),
+            (Handled::Message, _) => return None,
+            (Handled::Published(i), _) => {
+                let (topic, packet_id, qos) = self.outgoing_topic(i)?;
+                Event::Published {
+                    topic,
+                    packet_id,
+                    qos,
+                }
+            }
+            (Handled::Subscribed(i), Packet::SubAck(ack)) => {
+                let r = self.store.requests.get(i)?;
+                Event::Subscribed {
+                    packet_id: r.packet_id,
+                    // Removing refused filters may have moved the stored
+                    // request's bytes (not its index): read its span now.
+                    filters: self.stored_filters(r.span)?,
+                    codes: ack.return_codes,
+                }
+            }
+            (Handled::Subscribed(_), _) => return None,
+            (Handled::Unsubscribed(i), _) => {
+                let r = self.store.requests.get(i)?;
+                let (_, body) = codec::stored(self.store.bytes(r.span))?;
+                Event::Unsubscribed {
+                    packet_id: r.packet_id,
+                    filters: UnsubscribeFilters::stored(body),
+                }
+            }
+            (Handled::Pong, _) => Event::Pong,
         })
+    }
+
+    /// Marks the oldest discarded message reported and returns its index.
+    pub(crate) fn next_discarded(&mut self) -> Option<usize> {
+        let i = self
+            .store
+            .outgoing
+            .iter()
+            .position(|e| e.status == Status::Discarded)?;
+        let e = self.store.outgoing.get_mut(i)?;
+        e.status = Status::Done;
+        let id = e.packet_id;
+        self.record(id, Outcome::Discarded);
+        Some(i)
+    }
+
+    pub(crate) fn discarded_event(&self, i: usize) -> Option<Event<'_>> {
+        let (topic, packet_id, qos) = self.outgoing_topic(i)?;
+        Some(Event::Discarded {
+            topic,
+            packet_id,
+            qos,
+        })
+    }
+
+    /// The topic, packet id and QoS of the stored outgoing entry `i`.
+    fn outgoing_topic(&self, i: usize) -> Option<(&str, u16, QoS)> {
+        let e = self.store.outgoing.get(i)?;
+        let (header, body) = codec::stored(self.store.bytes(e.span))?;
+        let (topic, qos) = Publish::stored_topic(header.flags, body)?;
+        Some((topic, e.packet_id, qos))
     }
 
     /// The filters of the stored SUBSCRIBE at `span`.

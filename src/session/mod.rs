@@ -1,23 +1,52 @@
 //! The sans-IO protocol engine: everything MQTT 3.1.1 asks a client to
-//! remember, with no I/O, no clock reads and no `await`.
+//! remember and decide, with no I/O, no clock reads and no `await`. It is
+//! fully deterministic: the same bytes and times in give the same bytes and
+//! events out, which is how the tests and the fuzzer drive it.
 //!
-//! A driver (the async [`Client`](crate::Client), a test, a fuzzer) feeds
-//! it decoded packets with [`Session::handle_packet`], tells it the time
-//! with [`Session::handle_timeout`], writes out [`Session::poll_transmit`]
-//! and reports what was written with [`Session::handle_transmit`]; user
-//! operations ([`Session::publish`], [`Session::subscribe`], ...) queue
-//! packets. Every call takes `now` when it needs the time.
+//! # Driving it
+//!
+//! [`Session`] has four kinds of methods, as quinn-proto's `Connection` does:
+//!
+//! - getters (`&self`): [`state`](Session::state),
+//!   [`inflight`](Session::inflight), [`publish_outcome`](Session::publish_outcome), ...;
+//! - input from the network and the clock: [`receive_buffer`](Session::receive_buffer)
+//!   and [`commit`](Session::commit) (bytes read),
+//!   [`handle_transmit`](Session::handle_transmit) (bytes written),
+//!   [`handle_timeout`](Session::handle_timeout) (time passed);
+//! - commands: [`connect`](Session::connect), [`publish`](Session::publish),
+//!   [`subscribe`](Session::subscribe), [`unsubscribe`](Session::unsubscribe),
+//!   [`ping`](Session::ping), [`disconnect`](Session::disconnect),
+//!   [`connection_lost`](Session::connection_lost);
+//! - output: [`poll_event`](Session::poll_event) (what happened),
+//!   [`poll_transmit`](Session::poll_transmit) (bytes to write) and
+//!   [`poll_timeout`](Session::poll_timeout) (when to call `handle_timeout`).
+//!
+//! After each input or command, drain the polls in this order: `poll_event`
+//! until `None`, then `poll_transmit` (write, `handle_transmit`, repeat),
+//! then `poll_timeout` to know how long to wait for the next read.
+//! `poll_event` can return `None` while bytes wait in the transmit queue
+//! (an acknowledgement needs room): write them, then poll events again.
+//! Time passed in must not go backwards; a spurious `handle_timeout` is
+//! harmless.
+//!
+//! A message's PUBACK / PUBREC is queued by the next call on the session
+//! after its [`Event::Message`]: the broker learns of it only once the
+//! event has been consumed.
 //!
 //! # What it keeps
 //!
+//! - The receive buffer: packets are framed in it, and a packet larger than
+//!   it is skipped as it arrives ([`Event::Dropped`]).
 //! - Outgoing QoS 1/2 messages until their handshake completes (encoded, in
 //!   the store slice), at most `INFLIGHT` of them, each with an ack deadline.
+//!   Each ends in exactly one event: [`Event::Published`] or
+//!   [`Event::Discarded`].
 //! - SUBSCRIBE / UNSUBSCRIBE requests until acknowledged (also `INFLIGHT`).
-//! - Packet ids of incoming QoS 2 messages between PUBREC and PUBREL, so a
-//!   resent PUBLISH (DUP) is not delivered twice (`INFLIGHT` of them; past
-//!   that the oldest is forgotten, see `remember_incoming`).
+//! - Packet ids of incoming QoS 2 messages from PUBREC until their PUBCOMP
+//!   is written, so a resent PUBLISH (DUP) is not delivered twice (`INFLIGHT`
+//!   of them; past that the oldest is forgotten).
 //! - The subscription list, `SUBS` filters with their requested QoS: it is
-//!   re-sent after a reconnect when the broker reports no session.
+//!   re-sent after a reconnect when the broker does not confirm it.
 //! - Keep-alive: when the last packet was *sent*, and whether a PINGRESP is due.
 //!
 //! # Reconnecting
@@ -25,18 +54,24 @@
 //! [`Session::connection_lost`] forgets the connection, not the session.
 //! The next [`Session::connect`] with clean session off resends, after
 //! CONNACK and in their original order, every unacknowledged PUBLISH (DUP
-//! set, same packet id) and the PUBREL of every QoS 2 message past PUBREC.
-//! If the CONNACK says the broker has no session (it restarted without
-//! persistence, or expired the session), a QoS 2 message past PUBREC gets
-//! its PUBLISH resent instead of the PUBREL: the new broker never saw it.
-//! With clean session on, in-flight state is dropped at connect.
+//! set, same packet id) and the PUBREL of every QoS 2 message past PUBREC
+//! (MQTT-4.4.0-1), whatever the CONNACK's session-present flag says; see
+//! [`Options::republish_on_lost_session`] for the alternative. With clean
+//! session on, in-flight messages are discarded at connect, each reported
+//! as [`Event::Discarded`].
 //!
 //! Subscriptions are re-sent in one SUBSCRIBE when the broker has no
-//! session, and also when it has one but a filter's SUBACK never arrived.
+//! session, and also when it has one but a filter's SUBACK never arrived
+//! ([`Options::resubscribe`]).
 
+mod event;
 mod incoming;
+mod outgoing;
+mod protocol;
 mod resume;
+mod rx;
 mod store;
+mod timers;
 mod tx;
 
 #[cfg(test)]
@@ -45,231 +80,218 @@ mod tests;
 use core::convert::Infallible;
 
 use crate::codec::{
-    ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, ReturnCodes, SubAck,
+    self, ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, SubAck,
     Subscribe, SubscribeFilters, SubscribeReturnCode, Subscription, Unsubscribe,
     UnsubscribeFilters,
 };
 use crate::error::{AckKind, Error};
-// The tests build acknowledgements with these (through `use super::*`);
-// the session itself writes them directly (`TxQueue::push_ack`).
-#[cfg(test)]
-use crate::codec::{PubAck, PubComp, PubRec, PubRel};
 use crate::time::{Duration, Instant};
 
+pub use event::{Closed, Connected, Dropped, Event, State};
 pub use store::Stage;
-use store::{Outgoing, Request, RequestKind, Span, Store, StoreFull, Subscribed};
+pub use timers::Timeouts;
+
+use incoming::Handled;
+use protocol::Protocol;
+use rx::{Next, Rx};
+use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
 use tx::{Encode, TxQueue};
 
-type Result<T> = core::result::Result<T, Error<Infallible>>;
+type Result<T, E = Error<Infallible>> = core::result::Result<T, E>;
 
-/// PINGREQ and DISCONNECT: a fixed header without a body.
-const PINGREQ: [u8; 2] = [(PacketType::PingReq as u8) << 4, 0];
-const DISCONNECT: [u8; 2] = [(PacketType::Disconnect as u8) << 4, 0];
-/// The length of PUBACK, PUBREC, PUBREL and PUBCOMP.
+/// The length of PUBACK, PUBREC, PUBREL and PUBCOMP: the room the session
+/// keeps in the transmit queue before it handles a packet.
 const ACK_LEN: usize = 4;
 
-/// How long the session waits for each acknowledgement, and how often it pings.
+/// Session behaviour a firmware may change.
 ///
 /// ```
-/// use minimqtt::session::Timeouts;
-/// use minimqtt::time::Duration;
+/// use minimqtt::session::Options;
 ///
-/// let timeouts = Timeouts {
-///     pingresp: Duration::from_secs(5),
-///     ..Timeouts::default()
-/// };
-/// assert_eq!(timeouts.connack, Duration::from_secs(10));
+/// let options = Options { resubscribe: false, ..Options::DEFAULT };
+/// assert!(!options.republish_on_lost_session);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Timeouts {
-    /// CONNACK after CONNECT (default 10 s).
-    pub connack: Duration,
-    /// SUBACK after SUBSCRIBE (default 10 s).
-    pub suback: Duration,
-    /// UNSUBACK after UNSUBSCRIBE (default 10 s).
-    pub unsuback: Duration,
-    /// PUBACK, PUBREC and PUBCOMP after the packet that asks for them
-    /// (default 10 s).
-    pub puback: Duration,
-    /// PINGRESP after PINGREQ (default 10 s).
-    pub pingresp: Duration,
+pub struct Options {
+    /// After a reconnect, re-subscribe every filter of the subscription
+    /// list the broker has not confirmed (default on). Off: the
+    /// application re-subscribes itself, e.g. in `on_connect`.
+    pub resubscribe: bool,
+    /// When a reconnect with clean session off finds no session on the
+    /// broker (session present 0), resend the PUBLISH (DUP) of the QoS 2
+    /// messages past PUBREC instead of their PUBREL (default off).
+    ///
+    /// MQTT-4.4.0-1 asks for the PUBREL, and that is the default. A broker
+    /// that lost its state (restarted without persistence) then answers a
+    /// PUBREL for an id it never saw, and the message, if that broker had
+    /// not forwarded it yet, is lost. Resending the PUBLISH delivers it at
+    /// least once instead, possibly twice: exactly once is impossible
+    /// across a broker that forgot.
+    pub republish_on_lost_session: bool,
 }
 
-impl Timeouts {
-    /// 10 s for every wait; `const`, so a `Config` can be built in a `const`.
-    pub const DEFAULT: Self = {
-        let ten = Duration::from_secs(10);
-        Self {
-            connack: ten,
-            suback: ten,
-            unsuback: ten,
-            puback: ten,
-            pingresp: ten,
-        }
+impl Options {
+    /// Re-subscribe on, republish off.
+    pub const DEFAULT: Self = Self {
+        resubscribe: true,
+        republish_on_lost_session: false,
     };
 }
 
-impl Default for Timeouts {
+impl Default for Options {
     fn default() -> Self {
         Self::DEFAULT
     }
 }
 
-/// Where the connection is.
+/// How an outgoing QoS 1/2 message ended, from [`Session::publish_outcome`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum State {
-    /// No connection; [`Session::connect`] starts one.
-    Disconnected,
-    /// CONNECT queued or sent, CONNACK not yet received.
-    Connecting,
-    /// CONNACK accepted.
-    Connected,
-}
-
-/// What a handled packet meant for the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Event<'a> {
-    /// CONNACK accepted.
-    Connected {
-        /// The broker's session-present flag.
-        session_present: bool,
-        /// Filters re-subscribed because the broker had no session (0 when
-        /// it had one).
-        resubscribed: usize,
-        /// Outgoing messages being resent (clean session off).
-        resending: usize,
-    },
-    /// An application message to deliver. After delivering it, call
-    /// [`Session::acknowledge`] so the PUBACK / PUBREC goes out.
-    Message(Publish<'a>),
-    /// An outgoing QoS 1/2 message completed (PUBACK / PUBCOMP received).
-    Published {
-        /// Its topic.
-        topic: &'a str,
-        /// Its packet id.
-        packet_id: u16,
-        /// Its QoS.
-        qos: QoS,
-    },
-    /// A SUBACK for one of our SUBSCRIBEs: `filters` pair with `codes`.
-    Subscribed {
-        /// The SUBSCRIBE's packet id.
-        packet_id: u16,
-        /// The filters as requested.
-        filters: SubscribeFilters<'a>,
-        /// What the broker granted, one code per filter.
-        codes: ReturnCodes<'a>,
-    },
-    /// An UNSUBACK for one of our UNSUBSCRIBEs.
-    Unsubscribed {
-        /// The UNSUBSCRIBE's packet id.
-        packet_id: u16,
-        /// The filters it removed.
-        filters: UnsubscribeFilters<'a>,
-    },
-    /// A PINGRESP.
-    Pong,
+pub enum Outcome {
+    /// Still in flight (or discarded and not yet reported).
+    Pending,
+    /// PUBACK or PUBCOMP received.
+    Completed,
+    /// Discarded by a clean-session connect.
+    Discarded,
+    /// No record: the id was never used, or it ended before the last
+    /// `INFLIGHT` messages that ended since.
+    Unknown,
 }
 
 /// The sans-IO MQTT 3.1.1 client session. See the [module docs](self).
 ///
 /// `INFLIGHT` bounds outgoing QoS 1/2 messages, pending (un)subscribe
-/// requests, and incoming QoS 2 messages awaiting PUBREL (each separately);
-/// `SUBS` bounds the subscription list. The transmit slice must hold the
-/// largest packet sent; the store slice holds in-flight messages, pending
-/// requests and subscribed filters, encoded.
+/// requests, and incoming QoS 2 messages awaiting their PUBCOMP (each
+/// separately); `SUBS` bounds the subscription list. The receive slice
+/// holds the largest packet that can be delivered; the transmit slice must
+/// hold the largest packet sent; the store slice holds in-flight messages,
+/// pending requests and subscribed filters, encoded.
+///
+/// ```
+/// use minimqtt::codec::{ConnAck, Connect, ConnectReturnCode, Packet};
+/// use minimqtt::session::{Event, Session, Timeouts};
+/// use minimqtt::time::Instant;
+///
+/// let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 256], [0u8; 256]);
+/// let mut session: Session<'_, 4, 4> = Session::new(&mut rx, &mut tx, &mut store, Timeouts::DEFAULT);
+/// let now = Instant::from_millis(0);
+/// session.connect(now, &Connect::new("sensor-0001")).unwrap();
+/// let connect = session.poll_transmit(now).len();
+/// session.handle_transmit(now, connect);
+///
+/// // The broker's CONNACK arrives.
+/// let connack = ConnAck { session_present: false, return_code: ConnectReturnCode::Accepted };
+/// let n = Packet::ConnAck(connack).encode(session.receive_buffer()).unwrap();
+/// session.commit(n);
+/// match session.poll_event(now) {
+///     Some(Event::Connected(info)) => assert!(!info.session_present),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(session.poll_event(now), None);
+/// ```
 #[derive(Debug)]
 pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
-    state: State,
-    timeouts: Timeouts,
-    keep_alive: Duration,
-    clean_session: bool,
-    tx: TxQueue<'b>,
-    store: Store<'b, INFLIGHT, SUBS>,
-    incoming: heapless::Vec<u16, INFLIGHT>,
-    /// Incoming ids whose PUBCOMP is queued, with the transmit-stream
-    /// position at which it will have been written.
-    releasing: heapless::Vec<(u16, u64), INFLIGHT>,
-    next_packet_id: u16,
-    last_sent: Instant,
-    connack_deadline: Option<Instant>,
-    /// A PINGREQ is queued or sent and its PINGRESP is due by then.
-    pingresp_deadline: Option<Instant>,
-    /// A PINGREQ is due but did not fit the transmit queue yet.
-    ping_deferred: bool,
-    /// Outgoing entries `resend_next..` still need resending after CONNACK.
-    resend_next: usize,
-    resend_end: usize,
+    rx: Rx<'b>,
+    p: Protocol<'b, INFLIGHT, SUBS>,
+    /// Bytes of handled packets to drop from the receive buffer at the next
+    /// call, and bytes of an oversized packet to skip after them: the last
+    /// event may borrow them until then.
+    consume: usize,
+    skip: usize,
+    /// The acknowledgement of the last delivered (or dropped) message,
+    /// queued by the next call, or later if the transmit queue is full.
+    owed: Option<[u8; ACK_LEN]>,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
-    /// A disconnected session over the caller's transmit and store slices.
-    pub fn new(tx: &'b mut [u8], store: &'b mut [u8], timeouts: Timeouts) -> Self {
+    /// A disconnected session over the caller's receive, transmit and
+    /// store slices.
+    pub fn new(
+        rx: &'b mut [u8],
+        tx: &'b mut [u8],
+        store: &'b mut [u8],
+        timeouts: Timeouts,
+    ) -> Self {
         Self {
-            state: State::Disconnected,
-            timeouts,
-            keep_alive: Duration::ZERO,
-            clean_session: true,
-            tx: TxQueue::new(tx),
-            store: Store::new(store),
-            incoming: heapless::Vec::new(),
-            releasing: heapless::Vec::new(),
-            next_packet_id: 1,
-            last_sent: Instant::default(),
-            connack_deadline: None,
-            pingresp_deadline: None,
-            ping_deferred: false,
-            resend_next: 0,
-            resend_end: 0,
+            rx: Rx::new(rx),
+            p: Protocol::new(tx, store, timeouts),
+            consume: 0,
+            skip: 0,
+            owed: None,
         }
     }
 
+    // ---- getters ------------------------------------------------------
+
     /// Where the connection is.
     pub fn state(&self) -> State {
-        self.state
+        self.p.state
     }
 
     /// The timeouts in use.
     pub fn timeouts(&self) -> &Timeouts {
-        &self.timeouts
+        &self.p.timeouts
     }
 
     /// Changes the timeouts; running deadlines keep their old value.
     pub fn set_timeouts(&mut self, timeouts: Timeouts) {
-        self.timeouts = timeouts;
+        self.p.timeouts = timeouts;
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &Options {
+        &self.p.options
+    }
+
+    /// Changes the options; they apply from the next CONNACK.
+    pub fn set_options(&mut self, options: Options) {
+        self.p.options = options;
+    }
+
+    /// The capacity of the receive buffer: the largest packet that can be
+    /// delivered.
+    pub fn receive_capacity(&self) -> usize {
+        self.rx.capacity()
     }
 
     /// Outgoing QoS 1/2 messages not yet completed.
     pub fn inflight(&self) -> usize {
-        self.store.outgoing.iter().filter(|e| !e.done).count()
+        self.p.store.outgoing.iter().filter(|e| e.is_live()).count()
     }
 
     /// Packet ids and stages of the outgoing messages in flight, oldest first.
     pub fn inflight_ids(&self) -> impl Iterator<Item = (u16, Stage)> + '_ {
-        self.store
+        self.p
+            .store
             .outgoing
             .iter()
-            .filter(|e| !e.done)
+            .filter(|e| e.is_live())
             .map(|e| (e.packet_id, e.stage))
     }
 
     /// Whether another QoS 1/2 publish would fit the window right now.
     pub fn can_publish(&self) -> bool {
-        self.store.outgoing.len() < INFLIGHT || self.store.outgoing.iter().any(|e| e.done)
+        self.p.store.outgoing.len() < INFLIGHT
+            || self
+                .p
+                .store
+                .outgoing
+                .iter()
+                .any(|e| e.status == Status::Done)
     }
 
-    /// Incoming QoS 2 messages delivered and waiting for PUBREL.
+    /// Incoming QoS 2 messages delivered and waiting for their PUBCOMP to
+    /// be written.
     pub fn incoming_pending(&self) -> usize {
-        self.incoming.len()
+        self.p.incoming.len()
     }
 
     /// The subscription list: filters and their requested QoS.
     pub fn subscriptions(&self) -> impl Iterator<Item = (&str, QoS)> + '_ {
-        self.store.subscriptions.iter().map(|s| {
-            let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
+        self.p.store.subscriptions.iter().map(|s| {
+            let filter = core::str::from_utf8(self.p.store.bytes(s.span)).unwrap_or("");
             (filter, s.qos)
         })
     }
@@ -277,7 +299,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Whether a SUBSCRIBE / UNSUBSCRIBE with this packet id still waits
     /// for its acknowledgement.
     pub fn request_pending(&self, packet_id: u16) -> bool {
-        self.store
+        self.p
+            .store
             .requests
             .iter()
             .any(|r| r.packet_id == packet_id && !r.done)
@@ -285,168 +308,179 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 
     /// Whether this outgoing message is still in flight.
     pub fn publish_pending(&self, packet_id: u16) -> bool {
-        self.store
-            .outgoing
-            .iter()
-            .any(|e| e.packet_id == packet_id && !e.done)
+        self.p.outcome(packet_id) == Outcome::Pending
     }
 
-    /// Whether packets queued at CONNACK (resends) are still to be queued.
-    /// New operations wait for this to be false so resends go first.
+    /// How the outgoing message `packet_id` ended, or that it has not.
+    pub fn publish_outcome(&self, packet_id: u16) -> Outcome {
+        self.p.outcome(packet_id)
+    }
+
+    /// Whether a PINGREQ waits for its PINGRESP.
+    pub fn ping_outstanding(&self) -> bool {
+        self.p.pingresp_deadline.is_some()
+    }
+
+    /// Whether packets queued at CONNACK (resends, the re-SUBSCRIBE) are
+    /// still to be queued. New operations wait for this to be false so
+    /// resends go first.
     pub fn is_resending(&self) -> bool {
-        self.resend_next < self.resend_end
-    }
-
-    /// Bytes waiting to be written, after moving the next resend into the
-    /// transmit queue if it is empty. Write them, then call
-    /// [`handle_transmit`](Self::handle_transmit) with how many were written.
-    pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
-        if self.ping_deferred && self.tx.has_room(2) && self.state == State::Connected {
-            self.ping_deferred = self.tx.push_bytes(&PINGREQ).is_err();
-        }
-        if self.tx.is_empty() && self.state == State::Connected {
-            self.collect();
-            self.queue_resends(now);
-        }
-        self.tx.pending()
-    }
-
-    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written at `now`.
-    pub fn handle_transmit(&mut self, now: Instant, n: usize) {
-        if n > 0 {
-            self.tx.consume(n);
-            self.last_sent = now;
-            let written = self.tx.written();
-            while let Some(i) = self.releasing.iter().position(|&(_, at)| at <= written) {
-                let (id, _) = self.releasing.remove(i);
-                self.forget_incoming(id);
-            }
-        }
-    }
-
-    /// Whether `packet_id` is an incoming QoS 2 message awaiting PUBREL.
-    /// Not inlined: one search loop instead of one per caller in firmware.
-    #[inline(never)]
-    fn is_incoming(&self, packet_id: u16) -> bool {
-        self.incoming.contains(&packet_id)
-    }
-
-    fn forget_incoming(&mut self, packet_id: u16) {
-        if let Some(i) = self.incoming.iter().position(|&id| id == packet_id) {
-            // `remove`, not `swap_remove`: the set stays oldest first.
-            self.incoming.remove(i);
-        }
+        self.p.is_resending()
     }
 
     /// Whether nothing waits to be written.
     pub fn transmit_idle(&self) -> bool {
-        self.tx.is_empty() && !self.is_resending()
+        self.p.tx.is_empty() && !self.p.is_resending() && self.owed.is_none()
+    }
+
+    // ---- input ----------------------------------------------------------
+
+    /// The free space to read into. Read bytes from the network into it,
+    /// then [`commit`](Self::commit) how many. Never empty while a packet
+    /// that can be delivered is still arriving.
+    pub fn receive_buffer(&mut self) -> &mut [u8] {
+        self.settle();
+        self.rx.receive_buffer()
+    }
+
+    /// `n` bytes were read into [`receive_buffer`](Self::receive_buffer).
+    pub fn commit(&mut self, n: usize) {
+        self.settle();
+        self.rx.commit(n);
+    }
+
+    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written at `now`.
+    pub fn handle_transmit(&mut self, now: Instant, n: usize) {
+        self.p.handle_transmit(now, n);
+    }
+
+    /// Acts on the deadlines passed at `now`: an acknowledgement that never
+    /// came ends the connection ([`Event::Closed`]), a keep-alive period
+    /// without sending queues a PINGREQ. Harmless before any deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.settle();
+        self.p.handle_timeout(now);
+    }
+
+    // ---- output ---------------------------------------------------------
+
+    /// The next thing that happened, or `None` until more bytes arrive (or
+    /// the transmit queue is written: framing the next packet needs room
+    /// for its acknowledgement).
+    ///
+    /// Changes after: [`commit`](Self::commit), [`handle_transmit`](Self::handle_transmit),
+    /// [`handle_timeout`](Self::handle_timeout), [`connect`](Self::connect).
+    #[must_use]
+    pub fn poll_event(&mut self, now: Instant) -> Option<Event<'_>> {
+        self.settle();
+        if let Some(reason) = self.p.closed.take() {
+            return Some(Event::Closed(reason));
+        }
+        if let Some(i) = self.p.next_discarded() {
+            return self.p.discarded_event(i);
+        }
+        if self.p.state == State::Disconnected || self.owed.is_some() {
+            return None;
+        }
+        // The packets are framed with shared borrows of the receive buffer,
+        // and dropped from it only at the next call: the event may borrow
+        // the last one.
+        let mut offset = 0;
+        let found = loop {
+            if !self.p.tx.has_room(ACK_LEN) {
+                break None;
+            }
+            match self.rx.frame_at(offset) {
+                Ok(Next::Incomplete) => break None,
+                Ok(Next::Packet(packet, len)) => {
+                    offset += len;
+                    match self.p.handle(now, packet) {
+                        Ok(Handled::Nothing) => {}
+                        Ok(handled) => {
+                            if let (Handled::Message, Packet::Publish(p)) = (handled, packet) {
+                                self.owed = message_ack(p.qos, p.packet_id);
+                            }
+                            break Some(Ok((handled, packet)));
+                        }
+                        Err(reason) => break Some(Err(reason)),
+                    }
+                }
+                Ok(Next::Dropped {
+                    len,
+                    here,
+                    packet_type,
+                    qos,
+                    topic,
+                    packet_id,
+                }) => {
+                    offset += here;
+                    self.skip = len - here;
+                    match self.p.handle_dropped(packet_type, qos, packet_id) {
+                        Ok(ack) => {
+                            crate::fmt::warning!("skipping a packet of {} bytes", len);
+                            self.owed = ack;
+                            self.consume = offset;
+                            return Some(Event::Dropped(Dropped {
+                                len,
+                                packet_type,
+                                topic,
+                                qos,
+                                packet_id,
+                            }));
+                        }
+                        Err(reason) => break Some(Err(reason)),
+                    }
+                }
+                Ok(Next::ClientPacket(packet_type)) => {
+                    break Some(Err(Closed::Protocol(packet_type)));
+                }
+                Err(malformed) => break Some(Err(Closed::Malformed(malformed))),
+            }
+        };
+        self.consume = offset;
+        match found? {
+            Ok((handled, packet)) => self.p.event(handled, packet),
+            Err(reason) => {
+                // The rest of the input goes at the next call (`settle`).
+                self.p.lose(reason);
+                self.p.closed = None;
+                Some(Event::Closed(reason))
+            }
+        }
+    }
+
+    /// Bytes waiting to be written, after queueing what is due (the
+    /// acknowledgement of the last delivered message, resends, a deferred
+    /// PINGREQ). Write them, then call
+    /// [`handle_transmit`](Self::handle_transmit) with how many were written.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
+        self.settle();
+        self.p.poll_transmit(now)
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) has work:
     /// an acknowledgement deadline or the next keep-alive ping.
+    ///
+    /// Changes after every command, [`handle_transmit`](Self::handle_transmit),
+    /// and packets handled by [`poll_event`](Self::poll_event).
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        match self.state {
-            State::Disconnected => return None,
-            State::Connecting => {
-                if let Some(t) = self.connack_deadline {
-                    consider(t);
-                }
-                return next;
-            }
-            State::Connected => {}
-        }
-        if let Some(t) = self.pingresp_deadline {
-            consider(t);
-        } else if !self.keep_alive.is_zero() {
-            consider(self.last_sent + self.keep_alive);
-        }
-        for e in self.store.outgoing.iter().filter(|e| !e.done) {
-            consider(e.deadline);
-        }
-        for r in self.store.requests.iter().filter(|r| !r.done) {
-            consider(r.deadline);
-        }
-        next
+        self.p.poll_timeout()
     }
 
-    /// Checks the deadlines: an expired acknowledgement wait is an error
-    /// (the connection is dead; call [`connection_lost`](Self::connection_lost)),
-    /// and a keep-alive period without sending queues a PINGREQ.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
-        match self.state {
-            State::Disconnected => return Ok(()),
-            State::Connecting => {
-                return match self.connack_deadline {
-                    Some(t) if now >= t => Err(Error::Timeout(AckKind::ConnAck)),
-                    _ => Ok(()),
-                };
-            }
-            State::Connected => {}
-        }
-        if let Some(t) = self.pingresp_deadline {
-            if now >= t {
-                return Err(Error::Timeout(AckKind::PingResp));
-            }
-        }
-        for e in self.store.outgoing.iter().filter(|e| !e.done) {
-            if now >= e.deadline {
-                return Err(Error::Timeout(match e.stage {
-                    Stage::AwaitPubAck => AckKind::PubAck,
-                    Stage::AwaitPubRec => AckKind::PubRec,
-                    Stage::AwaitPubComp => AckKind::PubComp,
-                }));
-            }
-        }
-        for r in self.store.requests.iter().filter(|r| !r.done) {
-            if now >= r.deadline {
-                return Err(Error::Timeout(match r.kind {
-                    RequestKind::Subscribe => AckKind::SubAck,
-                    RequestKind::Unsubscribe => AckKind::UnsubAck,
-                }));
-            }
-        }
-        if self.pingresp_deadline.is_none()
-            && !self.keep_alive.is_zero()
-            && now >= self.last_sent + self.keep_alive
-        {
-            self.ping(now)?;
-        }
-        Ok(())
-    }
+    // ---- commands -------------------------------------------------------
 
     /// Starts a connection: queues `connect` and waits for CONNACK until
     /// the connack timeout. Refused with [`Error::AlreadyConnected`] unless
-    /// [`Disconnected`](State::Disconnected). Anything queued from an earlier connection is
-    /// discarded; with `clean_session` so is the in-flight state.
+    /// [`Disconnected`](State::Disconnected). Anything queued or received
+    /// on an earlier connection is dropped; with `clean_session` the
+    /// in-flight messages are discarded too (each reported as
+    /// [`Event::Discarded`]).
     pub fn connect(&mut self, now: Instant, connect: &Connect<'_>) -> Result<()> {
-        if self.state != State::Disconnected {
-            // A second CONNECT on a connection is a protocol violation
-            // (MQTT-3.1.0-2); the caller must end the connection first.
-            return Err(Error::AlreadyConnected);
-        }
-        if connect.client_id.is_empty() && !connect.clean_session {
-            return Err(Error::EmptyClientId);
-        }
-        connect.validate()?;
-        // Anything left of an earlier connection (if the driver did not
-        // report its loss). PUBCOMPs never written: their ids stay in
-        // `incoming`.
-        self.connection_lost();
-        if connect.clean_session {
-            self.store.clear_inflight();
-            self.incoming.clear();
-        }
-        self.push(Encode::Connect(connect))?;
-        self.keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
-        self.clean_session = connect.clean_session;
-        self.state = State::Connecting;
-        self.connack_deadline = Some(now + self.timeouts.connack);
-        self.pingresp_deadline = None;
-        self.ping_deferred = false;
-        self.last_sent = now;
+        self.settle();
+        self.p.connect(now, connect)?;
+        self.drop_input();
         Ok(())
     }
 
@@ -455,93 +489,30 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// SUBSCRIBE / UNSUBSCRIBE requests are dropped: the subscription list
     /// already holds what they asked for.
     pub fn connection_lost(&mut self) {
-        self.state = State::Disconnected;
-        self.tx.clear();
-        self.releasing.clear();
-        self.connack_deadline = None;
-        self.pingresp_deadline = None;
-        self.ping_deferred = false;
-        self.resend_next = 0;
-        self.resend_end = 0;
-        self.store.collect();
-        self.store.clear_requests();
+        self.p.connection_lost();
+        self.drop_input();
     }
 
-    /// Queues DISCONNECT; once it is written the connection is over
-    /// (call [`connection_lost`](Self::connection_lost) after closing).
+    /// Queues DISCONNECT; once it is written the connection is over (close
+    /// the transport, MQTT-3.14.4-1).
     pub fn disconnect(&mut self) -> Result<()> {
-        if self.state == State::Disconnected {
-            return Err(Error::NotConnected);
-        }
-        self.push_bytes(&DISCONNECT)?;
-        self.state = State::Disconnected;
-        self.connack_deadline = None;
-        self.pingresp_deadline = None;
-        self.ping_deferred = false;
-        Ok(())
+        self.settle();
+        self.p.disconnect()
     }
 
     /// Queues a PINGREQ (unless one is already outstanding).
     pub fn ping(&mut self, now: Instant) -> Result<()> {
-        self.ready()?;
-        if self.pingresp_deadline.is_none() {
-            // A full queue (a large packet still being written, resends)
-            // defers the PINGREQ to `poll_transmit`; the PINGRESP deadline
-            // runs from now either way, so a stalled write still ends in a
-            // timeout instead of a wait without end.
-            self.ping_deferred = self.push_bytes(&PINGREQ).is_err();
-            self.pingresp_deadline = Some(now + self.timeouts.pingresp);
-        }
-        Ok(())
-    }
-
-    /// Whether a PINGREQ waits for its PINGRESP.
-    pub fn ping_outstanding(&self) -> bool {
-        self.pingresp_deadline.is_some()
+        self.settle();
+        self.p.ping(now)
     }
 
     /// Queues a PUBLISH. For QoS 1/2 the session picks the packet id (any
     /// `packet_id` in `publish` is ignored), keeps a copy until the
-    /// handshake completes, and returns the id.
+    /// handshake completes, and returns the id. A refused publish changes
+    /// nothing.
     pub fn publish(&mut self, now: Instant, publish: &Publish<'_>) -> Result<Option<u16>> {
-        self.ready()?;
-        self.collect();
-        let mut publish = *publish;
-        publish.dup = false;
-        if publish.qos == QoS::AtMostOnce {
-            publish.packet_id = None;
-            self.push(Encode::Publish(&publish))?;
-            return Ok(None);
-        }
-        if self.store.outgoing.is_full() {
-            return Err(Error::InflightFull);
-        }
-        let packet_id = self.allocate_packet_id()?;
-        publish.packet_id = Some(packet_id);
-        publish.validate()?;
-        let len = publish.encoded_len();
-        if len > self.store.free_bytes() {
-            return Err(Error::StoreFull);
-        }
-        self.check_resubscribe_room(&[], len)?;
-        self.check_tx_room(len)?;
-        let bytes = self.tx.push(Encode::Publish(&publish))?;
-        let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
-        let stage = if publish.qos == QoS::AtLeastOnce {
-            Stage::AwaitPubAck
-        } else {
-            Stage::AwaitPubRec
-        };
-        let entry = Outgoing {
-            packet_id,
-            stage,
-            deadline: now + self.timeouts.puback,
-            span,
-            done: false,
-        };
-        // Cannot fail: checked `is_full` above and nothing was collected since.
-        let _ = self.store.outgoing.push(entry);
-        Ok(Some(packet_id))
+        self.settle();
+        self.p.publish(now, publish)
     }
 
     /// Queues a SUBSCRIBE for `filters` and records them in the
@@ -551,178 +522,51 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// when the whole list would no longer fit the one SUBSCRIBE that
     /// re-sends it after a reconnect.
     pub fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {
-        self.ready()?;
-        self.collect();
-        let new = filters
-            .iter()
-            .filter(|s| self.store.find_subscription(s.filter).is_none())
-            .count();
-        if self.store.subscriptions.len() + new > SUBS {
-            return Err(Error::SubscriptionsFull);
-        }
-        let packet_id = self.allocate_packet_id()?;
-        let subscribe = Subscribe {
-            packet_id,
-            filters: SubscribeFilters::new(filters),
-        };
-        subscribe.validate()?;
-        let len = subscribe.encoded_len();
-        let filter_bytes: usize = filters.iter().map(|s| s.filter.len()).sum();
-        if len + filter_bytes > self.store.free_bytes() {
-            return Err(Error::StoreFull);
-        }
-        self.check_resubscribe_room(filters, 0)?;
-        let packet = Encode::Subscribe(&subscribe);
-        self.push_request(now, packet, packet_id, RequestKind::Subscribe)?;
-        for s in filters {
-            match self.store.find_subscription(s.filter) {
-                Some(i) => {
-                    let entry = &mut self.store.subscriptions[i];
-                    entry.qos = s.qos;
-                    entry.confirmed = false;
-                }
-                None => {
-                    // Room was checked above: neither can fail.
-                    if let Ok(span) = self.store.append(s.filter.as_bytes()) {
-                        let _ = self.store.subscriptions.push(Subscribed {
-                            qos: s.qos,
-                            span,
-                            confirmed: false,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(packet_id)
+        self.settle();
+        self.p.subscribe(now, filters)
     }
 
     /// Queues an UNSUBSCRIBE for `filters` and removes them from the
     /// subscription list. Returns the packet id; the answer comes as
     /// [`Event::Unsubscribed`].
     pub fn unsubscribe(&mut self, now: Instant, filters: &[&str]) -> Result<u16> {
-        self.ready()?;
-        self.collect();
-        let packet_id = self.allocate_packet_id()?;
-        let unsubscribe = Unsubscribe {
-            packet_id,
-            filters: UnsubscribeFilters::new(filters),
-        };
-        unsubscribe.validate()?;
-        let len = unsubscribe.encoded_len();
-        if len > self.store.free_bytes() {
-            return Err(Error::StoreFull);
+        self.settle();
+        self.p.unsubscribe(now, filters)
+    }
+
+    // ---- internals ------------------------------------------------------
+
+    /// What the last event left to do: drop its packet's bytes and queue
+    /// its acknowledgement.
+    fn settle(&mut self) {
+        if self.p.state == State::Disconnected {
+            self.drop_input();
+            return;
         }
-        let packet = Encode::Unsubscribe(&unsubscribe);
-        self.push_request(now, packet, packet_id, RequestKind::Unsubscribe)?;
-        for f in filters {
-            if let Some(i) = self.store.find_subscription(f) {
-                self.store.remove_subscription(i);
+        self.rx.consume(self.consume, self.skip);
+        self.consume = 0;
+        self.skip = 0;
+        if let Some(ack) = self.owed {
+            if self.p.push_control(&ack).is_ok() {
+                self.owed = None;
             }
         }
-        Ok(packet_id)
     }
 
-    /// Removes acknowledged entries, keeping the resend range on the
-    /// same entries (it indexes `store.outgoing`).
-    fn collect(&mut self) {
-        let done_before =
-            |end: usize, s: &Self| s.store.outgoing.iter().take(end).filter(|e| e.done).count();
-        let next = done_before(self.resend_next, self);
-        let end = done_before(self.resend_end, self);
-        self.store.collect();
-        self.resend_next -= next;
-        self.resend_end -= end;
+    fn drop_input(&mut self) {
+        self.rx.clear();
+        self.consume = 0;
+        self.skip = 0;
+        self.owed = None;
     }
+}
 
-    fn ready(&self) -> Result<()> {
-        if self.state != State::Connected {
-            return Err(Error::NotConnected);
-        }
-        Ok(())
-    }
-
-    /// Room for a packet of `len` bytes now. Without it the driver flushes
-    /// and retries, unless the packet is larger than the whole queue (the
-    /// same error: `has_room` is false then too, and the driver's retry
-    /// only when the queue was not empty tells the two apart).
-    fn check_tx_room(&self, len: usize) -> Result<()> {
-        if !self.tx.has_room(len) || self.is_resending() {
-            return Err(Error::TransmitBufferTooSmall { needed: len });
-        }
-        Ok(())
-    }
-
-    fn push(&mut self, packet: Encode<'_>) -> Result<()> {
-        self.check_tx_room(packet.encoded_len())?;
-        self.tx.push(packet)?;
-        Ok(())
-    }
-
-    /// Queues a packet without a body (PINGREQ, DISCONNECT).
-    fn push_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        self.check_tx_room(bytes.len())?;
-        self.tx.push_bytes(bytes)?;
-        Ok(())
-    }
-
-    /// Queues a PUBACK, PUBREC, PUBREL or PUBCOMP. Answers to the broker's
-    /// messages are not held back by the resends (`check_tx_room`): they
-    /// are not new traffic. A PUBREL is: PUBRELs go out in the order of
-    /// their PUBRECs (MQTT-4.6.0-2), and the resends hold older ones.
-    fn push_ack(&mut self, kind: PacketType, packet_id: u16) -> Result<()> {
-        if kind == PacketType::PubRel {
-            self.check_tx_room(ACK_LEN)?;
-        } else if !self.tx.has_room(ACK_LEN) {
-            return Err(Error::TransmitBufferTooSmall { needed: ACK_LEN });
-        }
-        self.tx.push_ack(kind, packet_id)?;
-        Ok(())
-    }
-
-    fn push_request(
-        &mut self,
-        now: Instant,
-        packet: Encode<'_>,
-        packet_id: u16,
-        kind: RequestKind,
-    ) -> Result<()> {
-        if self.store.requests.is_full() {
-            return Err(Error::InflightFull);
-        }
-        self.check_tx_room(packet.encoded_len())?;
-        let bytes = self.tx.push(packet)?;
-        let span = self
-            .store
-            .append(bytes)
-            .map_err(|StoreFull| Error::StoreFull)?;
-        self.add_request(now, packet_id, kind, span);
-        Ok(())
-    }
-
-    /// Records a request whose packet is queued and stored at `span`.
-    fn add_request(&mut self, now: Instant, packet_id: u16, kind: RequestKind, span: Span) {
-        let timeout = match kind {
-            RequestKind::Subscribe => self.timeouts.suback,
-            RequestKind::Unsubscribe => self.timeouts.unsuback,
-        };
-        let _ = self.store.requests.push(Request {
-            packet_id,
-            kind,
-            deadline: now + timeout,
-            span,
-            done: false,
-        });
-    }
-
-    fn allocate_packet_id(&mut self) -> Result<u16> {
-        // At most INFLIGHT * 2 ids are taken, far fewer than 65,535.
-        for _ in 0..=u16::MAX {
-            let id = self.next_packet_id;
-            self.next_packet_id = id.checked_add(1).unwrap_or(1);
-            if id != 0 && !self.store.id_in_use(id) {
-                return Ok(id);
-            }
-        }
-        Err(Error::InflightFull)
+/// The acknowledgement a delivered message owes: PUBACK for QoS 1, PUBREC
+/// for QoS 2.
+fn message_ack(qos: QoS, packet_id: Option<u16>) -> Option<[u8; ACK_LEN]> {
+    match qos {
+        QoS::AtMostOnce => None,
+        QoS::AtLeastOnce => codec::ack_bytes(PacketType::PubAck, packet_id?),
+        QoS::ExactlyOnce => codec::ack_bytes(PacketType::PubRec, packet_id?),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
+impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Whether a reconnect could still re-send the subscription list (with
     /// `extra` filters added) in one SUBSCRIBE once `more` store bytes are
     /// taken: the packet must fit the transmit buffer, and the store must
@@ -15,23 +15,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
         extra: &[Subscription<'_>],
         more: usize,
     ) -> Result<()> {
-        let mut payload = 0;
-        let mut filter_bytes = 0;
         let known = self.store.subscriptions.iter().map(|s| s.span.len);
         let new = extra
             .iter()
             .filter(|s| self.store.find_subscription(s.filter).is_none())
             .map(|s| s.filter.len());
-        for len in known.chain(new) {
-            payload += 2 + len + 1;
-            filter_bytes += len;
-        }
-        if payload == 0 {
+        if known.len() + new.clone().count() == 0 {
             return Ok(());
         }
-        let remaining = 2 + payload;
-        let len =
-            1 + crate::codec::varint_len(u32::try_from(remaining).unwrap_or(u32::MAX)) + remaining;
+        let filter_bytes: usize = known.clone().chain(new.clone()).sum();
+        let len = Subscribe::encoded_len_for(known.chain(new));
         if len > self.tx.capacity() {
             return Err(Error::TransmitBufferTooSmall { needed: len });
         }
@@ -39,7 +32,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
             .store
             .outgoing
             .iter()
-            .filter(|e| !e.done)
+            .filter(|e| e.status != Status::Done)
             .map(|e| e.span.len)
             .sum();
         if outgoing + filter_bytes + more + len > self.store.capacity() {
@@ -48,17 +41,15 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
         Ok(())
     }
 
-    pub(super) fn on_connack(&mut self, now: Instant, ack: ConnAck) -> Result<Event<'_>> {
+    pub(super) fn on_connack(&mut self, now: Instant, ack: ConnAck) -> Result<Connected, Closed> {
         self.connack_deadline = None;
-        // On an error the driver closes the connection and calls
-        // `connection_lost`, which ends the `Connecting` state.
         if ack.return_code != ConnectReturnCode::Accepted {
-            return Err(Error::Refused(ack.return_code));
+            return Err(Closed::Refused(ack.return_code));
         }
         if ack.session_present && self.clean_session {
             // MQTT-3.2.2-1: the broker must not claim a session we asked it
             // to discard; our state and its state cannot be reconciled.
-            return Err(Error::Protocol(PacketType::ConnAck));
+            return Err(Closed::Protocol(PacketType::ConnAck));
         }
         self.state = State::Connected;
         // `last_sent` stays: keep-alive counts from the CONNECT written.
@@ -67,113 +58,91 @@ impl<const INFLIGHT: usize, const SUBS: usize> Session<'_, INFLIGHT, SUBS> {
             // PUBREL and numbers its packets afresh: a kept id would make a
             // new message look like a duplicate and drop it.
             self.incoming.clear();
-            self.releasing.clear();
             // Nor any of our subscriptions.
             for sub in self.store.subscriptions.iter_mut() {
                 sub.confirmed = false;
             }
-            // Nor the QoS 2 messages past PUBREC: the broker that received
-            // them is gone (a restart without persistence). A PUBREL would
-            // name an id it never saw (some brokers drop the connection
-            // for that) and the message may never have been forwarded, so
-            // it is sent again from the start: at least once, because
-            // exactly once is impossible across a broker that forgot.
-            for e in self.store.outgoing.iter_mut() {
-                if e.stage == Stage::AwaitPubComp {
-                    e.stage = Stage::AwaitPubRec;
+            if self.options.republish_on_lost_session {
+                // The broker that received these QoS 2 messages is gone (a
+                // restart without persistence): the PUBLISH goes again, at
+                // least once, since exactly once is impossible across a
+                // broker that forgot.
+                for e in self.store.outgoing.iter_mut() {
+                    if e.stage == Stage::AwaitPubComp {
+                        e.stage = Stage::AwaitPubRec;
+                    }
                 }
             }
+            // Otherwise MQTT-4.4.0-1 to the letter: PUBREL is resent with
+            // its original id, whatever the broker says it remembers.
         }
-        let mut resubscribed = 0;
-        if self.store.subscriptions.iter().any(|s| !s.confirmed) {
-            resubscribed = self.resubscribe(now)?;
-        }
-        if self.clean_session {
-            self.resend_next = 0;
-            self.resend_end = 0;
+        let unconfirmed = self.store.subscriptions.iter().filter(|s| !s.confirmed);
+        let resubscribed = if self.options.resubscribe {
+            unconfirmed.count()
         } else {
-            self.resend_next = 0;
-            self.resend_end = self.store.outgoing.len();
-            // Their old deadlines ran out while disconnected: restart them
-            // (again when each is actually queued).
-            for e in self.store.outgoing.iter_mut() {
+            0
+        };
+        self.resubscribe = resubscribed > 0;
+        let mut resent = 0;
+        if !self.clean_session {
+            // MQTT-4.4.0-1: every unacknowledged PUBLISH and PUBREL again,
+            // in order, with its original id. Their deadlines restart when
+            // each is actually queued.
+            for e in self.store.outgoing.iter_mut().filter(|e| e.is_live()) {
+                e.send = true;
                 e.deadline = now + self.timeouts.puback;
+                resent += 1;
             }
         }
-        Ok(Event::Connected {
+        Ok(Connected {
             session_present: ack.session_present,
             resubscribed,
-            resending: self.resend_end,
+            resent,
         })
     }
 
-    /// One SUBSCRIBE with every filter of the subscription list that no
-    /// SUBACK of the current broker session has confirmed.
-    fn resubscribe(&mut self, now: Instant) -> Result<usize> {
+    /// Queues one SUBSCRIBE with every filter of the subscription list that
+    /// no SUBACK of the current broker session has confirmed, if it fits
+    /// now; `false` to try again when the transmit queue has drained.
+    pub(super) fn queue_resubscribe(&mut self, now: Instant) -> bool {
         if self.store.requests.is_full() {
-            return Err(Error::InflightFull);
+            // Only with INFLIGHT = 0, where nothing can be subscribed.
+            return true;
         }
-        let packet_id = self.allocate_packet_id()?;
+        let Ok(packet_id) = self.free_packet_id() else {
+            return true;
+        };
         // The filters borrow the store; encode them into the transmit
         // queue first, then copy the packet from there into the store.
-        let (count, start) = {
+        let start = {
             let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
             for s in self.store.subscriptions.iter().filter(|s| !s.confirmed) {
                 let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
                 let _ = list.push(Subscription { filter, qos: s.qos });
             }
+            if list.is_empty() {
+                return true;
+            }
             let subscribe = Subscribe {
                 packet_id,
                 filters: SubscribeFilters::new(&list),
             };
-            let len = subscribe.encoded_len();
-            if len > self.tx.capacity() {
-                return Err(Error::TransmitBufferTooSmall { needed: len });
+            if !self.tx.has_room(subscribe.encoded_len()) {
+                return false;
             }
             let start = self.tx.pending().len();
-            self.tx.push(Encode::Subscribe(&subscribe))?;
-            (list.len(), start)
+            if self.tx.push(Encode::Subscribe(&subscribe)).is_err() {
+                return true;
+            }
+            start
         };
+        self.take_packet_id(packet_id);
         let bytes = self.tx.pending().get(start..).unwrap_or(&[]);
-        let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
-        self.add_request(now, packet_id, RequestKind::Subscribe, span);
-        Ok(count)
-    }
-
-    /// Queues the resends that fit the transmit queue, from `resend_next`;
-    /// `poll_transmit` calls again each time the queue has drained.
-    pub(super) fn queue_resends(&mut self, now: Instant) {
-        while self.resend_next < self.resend_end {
-            let i = self.resend_next;
-            let Some(&entry) = self.store.outgoing.get(i) else {
-                self.resend_next = self.resend_end;
-                return;
-            };
-            let pushed = if entry.done {
-                true
-            } else if entry.stage == Stage::AwaitPubComp {
-                self.tx
-                    .push_ack(PacketType::PubRel, entry.packet_id)
-                    .is_ok()
-            } else {
-                // DUP marks the resend (MQTT-3.3.1-1); it stays set.
-                if let Some(first) = self.store.bytes_mut(entry.span).first_mut() {
-                    *first |= 0b1000;
-                }
-                let bytes = self.store.bytes(entry.span);
-                if self.tx.has_room(bytes.len()) {
-                    self.tx.push_bytes(bytes).is_ok()
-                } else {
-                    false
-                }
-            };
-            if !pushed {
-                return;
-            }
-            if let Some(e) = self.store.outgoing.get_mut(i) {
-                e.deadline = now + self.timeouts.puback;
-            }
-            self.resend_next += 1;
+        // Room was kept for it (`check_resubscribe_room`); without it the
+        // SUBACK is simply not matched to a request.
+        if let Ok(span) = self.store.append(bytes) {
+            self.add_request(now, packet_id, RequestKind::Subscribe, span);
         }
+        true
     }
 }

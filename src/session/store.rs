@@ -38,15 +38,35 @@ pub(crate) struct Span {
     pub(crate) len: usize,
 }
 
+/// Where an outgoing message's life is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// In flight: its handshake goes on.
+    Live,
+    /// Discarded by a clean-session connect; not yet reported.
+    Discarded,
+    /// Completed or reported discarded; removed at the next mutation of the
+    /// session, so an event can still borrow its bytes.
+    Done,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outgoing {
     pub(crate) packet_id: u16,
     pub(crate) stage: Stage,
     pub(crate) deadline: Instant,
     pub(crate) span: Span,
-    /// Acknowledged; removed at the next mutation of the session, so an
-    /// event can still borrow its bytes.
-    pub(crate) done: bool,
+    pub(crate) status: Status,
+    /// Its packet for the stage (the PUBLISH with DUP, or the PUBREL) must
+    /// be (re)sent, in store order, before new traffic: after a reconnect,
+    /// or a PUBREL that waits behind such resends (MQTT-4.6.0-2).
+    pub(crate) send: bool,
+}
+
+impl Outgoing {
+    pub(crate) fn is_live(&self) -> bool {
+        self.status == Status::Live
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,13 +92,24 @@ pub(crate) struct Subscribed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoreFull;
 
-#[derive(Debug)]
 pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     buf: &'b mut [u8],
     used: usize,
     pub(crate) outgoing: heapless::Vec<Outgoing, INFLIGHT>,
     pub(crate) requests: heapless::Vec<Request, INFLIGHT>,
     pub(crate) subscriptions: heapless::Vec<Subscribed, SUBS>,
+}
+
+impl<const INFLIGHT: usize, const SUBS: usize> core::fmt::Debug for Store<'_, INFLIGHT, SUBS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Store")
+            .field("capacity", &self.buf.len())
+            .field("used", &self.used)
+            .field("outgoing", &self.outgoing.len())
+            .field("requests", &self.requests.len())
+            .field("subscriptions", &self.subscriptions.len())
+            .finish()
+    }
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
@@ -144,7 +175,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
 
     /// Removes the entries marked done.
     pub(crate) fn collect(&mut self) {
-        while let Some(i) = self.outgoing.iter().position(|e| e.done) {
+        while let Some(i) = self
+            .outgoing
+            .iter()
+            .position(|e| e.status == Status::Done)
+        {
             let e = self.outgoing.remove(i);
             self.release(e.span);
         }
@@ -167,11 +202,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             .position(|s| self.bytes(s.span) == filter.as_bytes())
     }
 
-    pub(crate) fn clear_inflight(&mut self) {
-        while let Some(e) = self.outgoing.pop() {
-            self.release(e.span);
+    /// Marks every live outgoing message discarded (it is reported, then
+    /// removed) and drops the pending requests.
+    pub(crate) fn discard_inflight(&mut self) -> usize {
+        let mut n = 0;
+        for e in self.outgoing.iter_mut().filter(|e| e.is_live()) {
+            e.status = Status::Discarded;
+            e.send = false;
+            n += 1;
         }
         self.clear_requests();
+        n
     }
 
     pub(crate) fn clear_requests(&mut self) {

@@ -1,13 +1,13 @@
 //! The transmit queue: encoded packets waiting to be written, in a
 //! caller-supplied slice.
 
-use crate::codec::{Connect, EncodeError, PacketType, Publish, Subscribe, Unsubscribe};
+use crate::codec::{Connect, EncodeError, Publish, Subscribe, Unsubscribe};
 
 /// The packets the session encodes with the codec. Not [`Packet`]
 /// (crate::codec::Packet): matching on it would link the encoders of every
 /// packet type, server-side ones included, into firmware. The two-byte
-/// packets and the acknowledgements are written directly
-/// ([`TxQueue::push_bytes`], [`TxQueue::push_ack`]).
+/// packets and the acknowledgements are copied in as the codec's bytes
+/// ([`TxQueue::push_bytes`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Encode<'a> {
     Connect(&'a Connect<'a>),
@@ -39,7 +39,6 @@ impl Encode<'_> {
 /// Bytes `start..end` of `buf` are encoded packets not yet written.
 /// Written bytes are dropped from the front; the pending bytes move to the
 /// front only when a new packet would not fit behind them.
-#[derive(Debug)]
 pub(crate) struct TxQueue<'b> {
     buf: &'b mut [u8],
     start: usize,
@@ -49,6 +48,15 @@ pub(crate) struct TxQueue<'b> {
     /// gone out.
     queued: u64,
     written: u64,
+}
+
+impl core::fmt::Debug for TxQueue<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TxQueue")
+            .field("capacity", &self.buf.len())
+            .field("pending", &(self.end - self.start))
+            .finish()
+    }
 }
 
 impl<'b> TxQueue<'b> {
@@ -127,17 +135,6 @@ impl<'b> TxQueue<'b> {
         self.end = at + n;
         self.queued += n as u64;
         Ok(self.buf.get(at..at + n).unwrap_or(&[]))
-    }
-
-    /// Appends a PUBACK, PUBREC, PUBREL or PUBCOMP: four bytes, written
-    /// directly rather than through the codec's generic encoder.
-    pub(crate) fn push_ack(&mut self, kind: PacketType, packet_id: u16) -> Result<(), EncodeError> {
-        if packet_id == 0 {
-            return Err(EncodeError::PacketId);
-        }
-        let first = ((kind as u8) << 4) | kind.required_flags().unwrap_or(0);
-        let [hi, lo] = packet_id.to_be_bytes();
-        self.push_bytes(&[first, 2, hi, lo])
     }
 
     /// Appends raw, already encoded bytes (a stored packet being resent).

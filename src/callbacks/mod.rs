@@ -19,12 +19,12 @@
 //!
 //! struct App { temperature: Option<f32>, messages: u32 }
 //!
-//! fn temperature(ctx: &mut Context<'_, '_, App>, msg: &Message<'_>) {
+//! fn temperature(ctx: &mut Context<'_, App>, msg: &Message<'_>) {
 //!     let text = core::str::from_utf8(msg.payload).unwrap_or("");
 //!     ctx.user_data.temperature = text.parse().ok();
 //! }
 //!
-//! fn anything_else(ctx: &mut Context<'_, '_, App>, _msg: &Message<'_>) {
+//! fn anything_else(ctx: &mut Context<'_, App>, _msg: &Message<'_>) {
 //!     ctx.user_data.messages += 1;
 //! }
 //!
@@ -32,45 +32,26 @@
 //! callbacks.add_topic_callback("sensors/+/temperature", temperature).unwrap();
 //! ```
 
+mod outbox;
+
+pub use outbox::{Outbox, OutboxFull, Request};
+pub use crate::session::{Connected, Dropped};
+
 use crate::codec::{ConnectReturnCode, Publish, QoS, SubscribeReturnCode};
+use crate::session::Closed;
 use crate::topic;
 
-/// A received application message, as the callbacks see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Message<'a> {
-    /// The topic it was published to.
-    pub topic: &'a str,
-    /// The payload, borrowed from the receive buffer.
-    pub payload: &'a [u8],
-    /// The QoS it was delivered with.
-    pub qos: QoS,
-    /// Whether the broker delivered it as a retained message.
-    pub retain: bool,
-    /// Whether the broker marked it as a possible duplicate.
-    pub dup: bool,
-    /// Its packet id (QoS 1 and 2).
-    pub packet_id: Option<u16>,
-}
-
-impl<'a> From<Publish<'a>> for Message<'a> {
-    fn from(p: Publish<'a>) -> Self {
-        Self {
-            topic: p.topic,
-            payload: p.payload,
-            qos: p.qos,
-            retain: p.retain,
-            dup: p.dup,
-            packet_id: p.packet_id,
-        }
-    }
-}
+/// A received application message, as the callbacks see it: the PUBLISH
+/// itself, borrowed from the receive buffer (topic, payload, QoS, retain,
+/// dup and packet id).
+pub type Message<'a> = Publish<'a>;
 
 /// Why the connection ended, for `on_disconnect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisconnectReason {
-    /// [`Client::disconnect`](crate::Client::disconnect) was called.
+    /// [`Client::disconnect`](crate::Client::disconnect) or
+    /// [`Client::abort`](crate::Client::abort) was called.
     Requested,
     /// The transport failed or the broker closed it.
     ConnectionLost,
@@ -82,173 +63,38 @@ pub enum DisconnectReason {
     Refused(ConnectReturnCode),
 }
 
-/// What `on_connect` learns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Connected {
-    /// The session-present flag exactly as the broker sent it.
-    pub session_present: bool,
-    /// The CONNACK return code (always `Accepted` here; refusals are errors
-    /// and reach `on_disconnect`).
-    pub return_code: ConnectReturnCode,
-    /// Filters re-subscribed automatically because the broker had no
-    /// session for us.
-    pub resubscribed: usize,
-    /// Unacknowledged messages resent with DUP (clean session off).
-    pub resent: usize,
-}
-
-/// A request a callback queued; the client carries it out afterwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Request<'a> {
-    /// Publish a message.
-    Publish {
-        /// Topic name.
-        topic: &'a str,
-        /// Payload.
-        payload: &'a [u8],
-        /// QoS.
-        qos: QoS,
-        /// Retain flag.
-        retain: bool,
-    },
-    /// Subscribe to one filter.
-    Subscribe {
-        /// Topic filter.
-        filter: &'a str,
-        /// Requested QoS.
-        qos: QoS,
-    },
-    /// Unsubscribe from one filter.
-    Unsubscribe {
-        /// Topic filter.
-        filter: &'a str,
-    },
-}
-
-/// The outbox has no room for the request; nothing was queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct OutboxFull;
-
-impl core::fmt::Display for OutboxFull {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("callback outbox is full")
-    }
-}
-
-/// Requests queued by callbacks, in a caller-supplied slice.
-///
-/// Each request takes 8 bytes plus its topic and payload. The client sends
-/// them, oldest first, after the callback that queued them returns.
-#[derive(Debug)]
-pub struct Outbox<'b> {
-    buf: &'b mut [u8],
-    len: usize,
-}
-
-const ENTRY_HEADER: usize = 8;
-const OP_PUBLISH: u8 = 0;
-const OP_SUBSCRIBE: u8 = 1;
-const OP_UNSUBSCRIBE: u8 = 2;
-
-impl<'b> Outbox<'b> {
-    /// An empty outbox over `buf`.
-    pub fn new(buf: &'b mut [u8]) -> Self {
-        Self { buf, len: 0 }
-    }
-
-    /// Whether no request is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Queues `request`, or returns [`OutboxFull`] and queues nothing.
-    pub fn push(&mut self, request: Request<'_>) -> Result<(), OutboxFull> {
-        let (op, flags, topic, payload) = match request {
-            Request::Publish {
-                topic,
-                payload,
-                qos,
-                retain,
-            } => (
-                OP_PUBLISH,
-                qos as u8 | (u8::from(retain) << 2),
-                topic,
-                payload,
-            ),
-            Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
-            Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
-        };
-        let topic_len = u16::try_from(topic.len()).map_err(|_| OutboxFull)?;
-        let payload_len = u32::try_from(payload.len()).map_err(|_| OutboxFull)?;
-        let total = ENTRY_HEADER + topic.len() + payload.len();
-        let dst = self
-            .buf
-            .get_mut(self.len..self.len + total)
-            .ok_or(OutboxFull)?;
-        let (head, rest) = dst.split_at_mut(ENTRY_HEADER);
-        head[0] = op;
-        head[1] = flags;
-        head[2..4].copy_from_slice(&topic_len.to_le_bytes());
-        head[4..8].copy_from_slice(&payload_len.to_le_bytes());
-        let (t, p) = rest.split_at_mut(topic.len());
-        t.copy_from_slice(topic.as_bytes());
-        p.copy_from_slice(payload);
-        self.len += total;
-        Ok(())
-    }
-
-    /// The oldest request and its size in bytes, without removing it.
-    pub fn front(&self) -> Option<(Request<'_>, usize)> {
-        let data = self.buf.get(..self.len)?;
-        let head = data.get(..ENTRY_HEADER)?;
-        let topic_len = usize::from(u16::from_le_bytes([head[2], head[3]]));
-        let payload_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let total = ENTRY_HEADER + topic_len + payload_len;
-        let body = data.get(ENTRY_HEADER..total)?;
-        let (topic, payload) = body.split_at(topic_len);
-        let topic = core::str::from_utf8(topic).ok()?;
-        let qos = QoS::from_bits(head[1] & 0b11).unwrap_or(QoS::AtMostOnce);
-        let request = match head[0] {
-            OP_PUBLISH => Request::Publish {
-                topic,
-                payload,
-                qos,
-                retain: head[1] & 0b100 != 0,
-            },
-            OP_SUBSCRIBE => Request::Subscribe { filter: topic, qos },
-            _ => Request::Unsubscribe { filter: topic },
-        };
-        Some((request, total))
-    }
-
-    /// Removes the oldest request, `size` bytes as [`front`](Self::front) said.
-    pub fn pop_front(&mut self, size: usize) {
-        let size = size.min(self.len);
-        self.buf.copy_within(size..self.len, 0);
-        self.len -= size;
-    }
-
-    /// Drops every queued request.
-    pub fn clear(&mut self) {
-        self.len = 0;
+impl From<Closed> for DisconnectReason {
+    fn from(reason: Closed) -> Self {
+        match reason {
+            Closed::Timeout(_) => Self::Timeout,
+            Closed::Malformed(_) | Closed::Protocol(_) => Self::ProtocolError,
+            Closed::Refused(code) => Self::Refused(code),
+        }
     }
 }
 
 /// What a callback gets: the user data, and a way to queue requests.
-pub struct Context<'c, 'b, U> {
+pub struct Context<'c, U> {
     /// The client's user data (MiniMQTT's `user_data`).
     pub user_data: &'c mut U,
-    outbox: &'c mut Outbox<'b>,
+    outbox: &'c mut [u8],
+    queued: &'c mut usize,
 }
 
-impl<'c, 'b, U> Context<'c, 'b, U> {
+impl<'c, U> Context<'c, U> {
     /// A context over `user_data` and `outbox`: for drivers and tests that
     /// call callbacks themselves.
-    pub fn new(user_data: &'c mut U, outbox: &'c mut Outbox<'b>) -> Self {
-        Self { user_data, outbox }
+    pub fn new(user_data: &'c mut U, outbox: &'c mut Outbox<'_>) -> Self {
+        let (outbox, queued) = outbox.borrow();
+        Self {
+            user_data,
+            outbox,
+            queued,
+        }
+    }
+
+    fn push(&mut self, request: Request<'_>) -> Result<(), OutboxFull> {
+        outbox::push(self.outbox, self.queued, request)
     }
 
     /// Queues a publish, sent after the callback returns. Topic validity is
@@ -261,7 +107,7 @@ impl<'c, 'b, U> Context<'c, 'b, U> {
         qos: QoS,
         retain: bool,
     ) -> Result<(), OutboxFull> {
-        self.outbox.push(Request::Publish {
+        self.push(Request::Publish {
             topic,
             payload,
             qos,
@@ -272,29 +118,37 @@ impl<'c, 'b, U> Context<'c, 'b, U> {
     /// Queues a subscription, sent after the callback returns; its result
     /// reaches `on_subscribe`.
     pub fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(), OutboxFull> {
-        self.outbox.push(Request::Subscribe { filter, qos })
+        self.push(Request::Subscribe { filter, qos })
     }
 
     /// Queues an unsubscription, sent after the callback returns; its
     /// result reaches `on_unsubscribe`.
     pub fn unsubscribe(&mut self, filter: &str) -> Result<(), OutboxFull> {
-        self.outbox.push(Request::Unsubscribe { filter })
+        self.push(Request::Unsubscribe { filter })
     }
 }
 
+
 /// `on_connect(context, what the CONNACK said)`.
-pub type ConnectCallback<U> = fn(&mut Context<'_, '_, U>, Connected);
+pub type ConnectCallback<U> = fn(&mut Context<'_, U>, Connected);
 /// `on_disconnect(context, reason)`.
-pub type DisconnectCallback<U> = fn(&mut Context<'_, '_, U>, DisconnectReason);
+pub type DisconnectCallback<U> = fn(&mut Context<'_, U>, DisconnectReason);
 /// `on_subscribe(context, filter, granted QoS or failure, packet id)`.
-pub type SubscribeCallback<U> = fn(&mut Context<'_, '_, U>, &str, SubscribeReturnCode, u16);
+pub type SubscribeCallback<U> = fn(&mut Context<'_, U>, &str, SubscribeReturnCode, u16);
 /// `on_unsubscribe(context, filter, packet id)`.
-pub type UnsubscribeCallback<U> = fn(&mut Context<'_, '_, U>, &str, u16);
+pub type UnsubscribeCallback<U> = fn(&mut Context<'_, U>, &str, u16);
 /// `on_publish(context, topic, packet id)`: the message is complete
 /// (written for QoS 0, which has no packet id; PUBACK for 1; PUBCOMP for 2).
-pub type PublishCallback<U> = fn(&mut Context<'_, '_, U>, &str, Option<u16>);
+pub type PublishCallback<U> = fn(&mut Context<'_, U>, &str, Option<u16>);
 /// `on_message(context, message)` and per-topic callbacks.
-pub type MessageCallback<U> = fn(&mut Context<'_, '_, U>, &Message<'_>);
+pub type MessageCallback<U> = fn(&mut Context<'_, U>, &Message<'_>);
+/// `on_message_dropped(context, what was dropped)`: an incoming message
+/// too large for the receive buffer was skipped (and acknowledged when its
+/// packet id could be read).
+pub type DroppedCallback<U> = fn(&mut Context<'_, U>, &Dropped<'_>);
+/// `on_publish_discarded(context, topic, packet id)`: an outgoing QoS 1/2
+/// message will never complete; a clean-session connect discarded it.
+pub type DiscardedCallback<U> = fn(&mut Context<'_, U>, &str, u16);
 
 /// The callback registry: the six MiniMQTT callbacks and up to `ROUTES`
 /// per-topic callbacks. Filters are borrowed for `'r` (usually `'static`
@@ -306,6 +160,8 @@ pub struct Callbacks<'r, U, const ROUTES: usize = 8> {
     on_unsubscribe: Option<UnsubscribeCallback<U>>,
     on_publish: Option<PublishCallback<U>>,
     on_message: Option<MessageCallback<U>>,
+    on_message_dropped: Option<DroppedCallback<U>>,
+    on_publish_discarded: Option<DiscardedCallback<U>>,
     routes: heapless::Vec<(&'r str, MessageCallback<U>), ROUTES>,
 }
 
@@ -333,6 +189,8 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
             on_unsubscribe: None,
             on_publish: None,
             on_message: None,
+            on_message_dropped: None,
+            on_publish_discarded: None,
             routes: heapless::Vec::new(),
         }
     }
@@ -373,6 +231,20 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         self
     }
 
+    /// Sets `on_message_dropped`, told of every incoming message too large
+    /// for the receive buffer.
+    pub fn on_message_dropped(mut self, f: DroppedCallback<U>) -> Self {
+        self.on_message_dropped = Some(f);
+        self
+    }
+
+    /// Sets `on_publish_discarded`, told of every outgoing QoS 1/2 message
+    /// a clean-session connect discarded before it completed.
+    pub fn on_publish_discarded(mut self, f: DiscardedCallback<U>) -> Self {
+        self.on_publish_discarded = Some(f);
+        self
+    }
+
     /// Runs `f` for every message whose topic matches `filter`. A filter
     /// that already has a callback gets the new one.
     ///
@@ -409,7 +281,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
 
     /// Delivers `message` by the dispatch rule; returns how many topic
     /// callbacks matched (0 means `on_message` ran, if set).
-    pub fn dispatch_message(&self, ctx: &mut Context<'_, '_, U>, message: &Message<'_>) -> usize {
+    pub fn dispatch_message(&self, ctx: &mut Context<'_, U>, message: &Message<'_>) -> usize {
         let mut matched = 0;
         for (filter, f) in &self.routes {
             if topic::matches(filter, message.topic) {
@@ -425,13 +297,13 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         matched
     }
 
-    pub(crate) fn connected(&self, ctx: &mut Context<'_, '_, U>, info: Connected) {
+    pub(crate) fn connected(&self, ctx: &mut Context<'_, U>, info: Connected) {
         if let Some(f) = self.on_connect {
             f(ctx, info);
         }
     }
 
-    pub(crate) fn disconnected(&self, ctx: &mut Context<'_, '_, U>, reason: DisconnectReason) {
+    pub(crate) fn disconnected(&self, ctx: &mut Context<'_, U>, reason: DisconnectReason) {
         if let Some(f) = self.on_disconnect {
             f(ctx, reason);
         }
@@ -439,7 +311,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
 
     pub(crate) fn subscribed(
         &self,
-        ctx: &mut Context<'_, '_, U>,
+        ctx: &mut Context<'_, U>,
         filter: &str,
         code: SubscribeReturnCode,
         packet_id: u16,
@@ -449,15 +321,27 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         }
     }
 
-    pub(crate) fn unsubscribed(&self, ctx: &mut Context<'_, '_, U>, filter: &str, packet_id: u16) {
+    pub(crate) fn unsubscribed(&self, ctx: &mut Context<'_, U>, filter: &str, packet_id: u16) {
         if let Some(f) = self.on_unsubscribe {
             f(ctx, filter, packet_id);
         }
     }
 
+    pub(crate) fn dropped(&self, ctx: &mut Context<'_, U>, dropped: &Dropped<'_>) {
+        if let Some(f) = self.on_message_dropped {
+            f(ctx, dropped);
+        }
+    }
+
+    pub(crate) fn discarded(&self, ctx: &mut Context<'_, U>, topic: &str, packet_id: u16) {
+        if let Some(f) = self.on_publish_discarded {
+            f(ctx, topic, packet_id);
+        }
+    }
+
     pub(crate) fn published(
         &self,
-        ctx: &mut Context<'_, '_, U>,
+        ctx: &mut Context<'_, U>,
         topic: &str,
         packet_id: Option<u16>,
     ) {
@@ -491,7 +375,6 @@ impl core::fmt::Display for RouteError {
 
 impl core::error::Error for RouteError {}
 
-impl core::error::Error for OutboxFull {}
 
 #[cfg(test)]
 mod tests {
@@ -502,15 +385,15 @@ mod tests {
         calls: heapless::Vec<(&'static str, u8), 16>,
     }
 
-    fn a(ctx: &mut Context<'_, '_, Log>, _: &Message<'_>) {
+    fn a(ctx: &mut Context<'_, Log>, _: &Message<'_>) {
         ctx.user_data.calls.push(("a", 0)).unwrap();
     }
-    fn b(ctx: &mut Context<'_, '_, Log>, m: &Message<'_>) {
+    fn b(ctx: &mut Context<'_, Log>, m: &Message<'_>) {
         ctx.user_data.calls.push(("b", 0)).unwrap();
         ctx.publish("echo", m.payload, QoS::AtLeastOnce, true)
             .unwrap();
     }
-    fn general(ctx: &mut Context<'_, '_, Log>, _: &Message<'_>) {
+    fn general(ctx: &mut Context<'_, Log>, _: &Message<'_>) {
         ctx.user_data.calls.push(("general", 0)).unwrap();
     }
 

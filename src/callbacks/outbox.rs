@@ -1,0 +1,153 @@
+//! The bounded outbox where callbacks queue their requests: the client
+//! carries them out after the callback returns, so a callback never
+//! re-enters the client.
+
+use crate::codec::QoS;
+
+/// A request a callback queued; the client carries it out afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Request<'a> {
+    /// Publish a message.
+    Publish {
+        /// Topic name.
+        topic: &'a str,
+        /// Payload.
+        payload: &'a [u8],
+        /// QoS.
+        qos: QoS,
+        /// Retain flag.
+        retain: bool,
+    },
+    /// Subscribe to one filter.
+    Subscribe {
+        /// Topic filter.
+        filter: &'a str,
+        /// Requested QoS.
+        qos: QoS,
+    },
+    /// Unsubscribe from one filter.
+    Unsubscribe {
+        /// Topic filter.
+        filter: &'a str,
+    },
+}
+
+/// The outbox has no room for the request; nothing was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OutboxFull;
+
+impl core::fmt::Display for OutboxFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("callback outbox is full")
+    }
+}
+
+/// Requests queued by callbacks, in a caller-supplied slice.
+///
+/// Each request takes 8 bytes plus its topic and payload. The client sends
+/// them, oldest first, after the callback that queued them returns.
+#[derive(Debug)]
+pub struct Outbox<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+const ENTRY_HEADER: usize = 8;
+const OP_PUBLISH: u8 = 0;
+const OP_SUBSCRIBE: u8 = 1;
+const OP_UNSUBSCRIBE: u8 = 2;
+
+impl<'b> Outbox<'b> {
+    /// An empty outbox over `buf`.
+    pub fn new(buf: &'b mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// Whether no request is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues `request`, or returns [`OutboxFull`] and queues nothing.
+    pub fn push(&mut self, request: Request<'_>) -> Result<(), OutboxFull> {
+        push(self.buf, &mut self.len, request)
+    }
+
+    /// The queue as a [`Context`](super::Context) holds it: borrowed for
+    /// as long as the callback runs.
+    pub(crate) fn borrow(&mut self) -> (&mut [u8], &mut usize) {
+        (self.buf, &mut self.len)
+    }
+
+    /// The oldest request and its size in bytes, without removing it.
+    pub fn front(&self) -> Option<(Request<'_>, usize)> {
+        let data = self.buf.get(..self.len)?;
+        let head = data.get(..ENTRY_HEADER)?;
+        let topic_len = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        let payload_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let total = ENTRY_HEADER + topic_len + payload_len;
+        let body = data.get(ENTRY_HEADER..total)?;
+        let (topic, payload) = body.split_at(topic_len);
+        let topic = core::str::from_utf8(topic).ok()?;
+        let qos = QoS::from_bits(head[1] & 0b11).unwrap_or(QoS::AtMostOnce);
+        let request = match head[0] {
+            OP_PUBLISH => Request::Publish {
+                topic,
+                payload,
+                qos,
+                retain: head[1] & 0b100 != 0,
+            },
+            OP_SUBSCRIBE => Request::Subscribe { filter: topic, qos },
+            _ => Request::Unsubscribe { filter: topic },
+        };
+        Some((request, total))
+    }
+
+    /// Removes the oldest request, `size` bytes as [`front`](Self::front) said.
+    pub fn pop_front(&mut self, size: usize) {
+        let size = size.min(self.len);
+        self.buf.copy_within(size..self.len, 0);
+        self.len -= size;
+    }
+
+}
+
+
+/// Appends `request` behind the `len` bytes queued in `buf`.
+pub(crate) fn push(buf: &mut [u8], len: &mut usize, request: Request<'_>) -> Result<(), OutboxFull> {
+        let (op, flags, topic, payload) = match request {
+            Request::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            } => (
+                OP_PUBLISH,
+                qos as u8 | (u8::from(retain) << 2),
+                topic,
+                payload,
+            ),
+            Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
+            Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
+        };
+        let topic_len = u16::try_from(topic.len()).map_err(|_| OutboxFull)?;
+        let payload_len = u32::try_from(payload.len()).map_err(|_| OutboxFull)?;
+        let total = ENTRY_HEADER + topic.len() + payload.len();
+        let dst = buf
+            .get_mut(*len..*len + total)
+            .ok_or(OutboxFull)?;
+        let (head, rest) = dst.split_at_mut(ENTRY_HEADER);
+        head[0] = op;
+        head[1] = flags;
+        head[2..4].copy_from_slice(&topic_len.to_le_bytes());
+        head[4..8].copy_from_slice(&payload_len.to_le_bytes());
+        let (t, p) = rest.split_at_mut(topic.len());
+        t.copy_from_slice(topic.as_bytes());
+        p.copy_from_slice(payload);
+        *len += total;
+        Ok(())
+}
+
+impl core::error::Error for OutboxFull {}

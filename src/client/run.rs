@@ -1,0 +1,191 @@
+//! The connection's life: opening a transport and connecting, and the
+//! loops that keep a client connected by themselves.
+
+use super::*;
+
+impl<K, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
+    Client<'_, K, C, U, INFLIGHT, SUBS, ROUTES>
+where
+    K: Connector,
+    C: Clock,
+{
+    /// One connection attempt: closes the old transport if one is open,
+    /// opens a new one through the connector, sends CONNECT and waits for
+    /// CONNACK (at most the connack timeout), then runs `on_connect`.
+    /// Returns the session-present flag.
+    ///
+    /// With session present 0 and a non-empty subscription list (a
+    /// reconnect), the list is re-subscribed; with clean session off,
+    /// unacknowledged messages are resent; with clean session on, they are
+    /// discarded (`on_publish_discarded`). Messages arriving meanwhile are
+    /// dispatched. A refusal is [`Error::Refused`] with the return code
+    /// (and `on_disconnect` runs); a connector failure is
+    /// [`Error::ConnectFailed`]. [`run`](Self::run) retries by policy.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a dropped `connect` leaves the client offline or with a
+    /// half-done connection that the next call closes first.
+    pub async fn connect(&mut self) -> Res<bool, TransportError<K>> {
+        if self.session.state() == State::Connected {
+            return Err(Error::AlreadyConnected);
+        }
+        // Checked before any transport is opened: a CONNECT that can never
+        // be sent is the caller's error, not the network's.
+        let connect = connect_packet(&self.config, &self.generated_id);
+        connect.validate()?;
+        if connect.client_id.is_empty() && !connect.clean_session {
+            return Err(Error::EmptyClientId);
+        }
+        // The old transport goes before the new one is opened: a one-slot
+        // socket pool has room for only one.
+        if self.close_transport() {
+            self.notify_disconnect(DisconnectReason::ConnectionLost);
+        }
+        debug!("opening a connection");
+        let transport = match self.connector.connect().await {
+            Ok(transport) => transport,
+            Err(_e) => {
+                warning!("the connector failed");
+                #[cfg(feature = "log")]
+                ::log::warn!("connector error: {:?}", _e);
+                return Err(Error::ConnectFailed);
+            }
+        };
+        self.transport = Some(transport);
+        let now = self.clock.now();
+        let connect = connect_packet(&self.config, &self.generated_id);
+        if let Err(e) = self.session.connect(now, &connect) {
+            self.close_transport();
+            return Err(e.widen());
+        }
+        debug!("connecting");
+        self.drive(None, &|c| c.session.state() != State::Connecting)
+            .await?;
+        self.require_connected()?;
+        Ok(self.session_present)
+    }
+
+    /// Keeps the client connected for `timeout`: connects (and reconnects
+    /// after every lost connection, after the backoff delay), handles what
+    /// arrives, keeps the link alive, and returns what it handled. This is
+    /// MiniMQTT's `loop(timeout)` that also reconnects; call it in the
+    /// application's loop:
+    ///
+    /// ```no_run
+    /// # async fn demo<K: minimqtt::reconnect::Connector, C: minimqtt::time::Clock>(client: &mut minimqtt::Client<'_, K, C, ()>) -> Result<(), minimqtt::Error<<K::Transport as embedded_io_async::ErrorType>::Error>> {
+    /// use minimqtt::QoS;
+    /// use minimqtt::time::Duration;
+    ///
+    /// loop {
+    ///     client.run_for(Duration::from_secs(5)).await?;
+    ///     if client.is_connected() {
+    ///         // A failed publish means the connection just dropped:
+    ///         // the next `run_for` reconnects.
+    ///         let _ = client.publish("device/uptime", b"42", QoS::AtMostOnce, false).await;
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// Connection failures are not errors here: they reach `on_disconnect`
+    /// and the next attempt waits for the backoff. The errors end the
+    /// retrying: a permanent refusal ([`ConnectReturnCode::is_permanent`](crate::codec::ConnectReturnCode::is_permanent):
+    /// bad credentials, not authorised, identifier rejected, protocol
+    /// version), a [`Backoff::max_attempts`] that ran out (the last error),
+    /// or a CONNECT that can never be sent (e.g. [`Error::EmptyClientId`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as every call of the client: dropping it at any point
+    /// leaves the client offline or connected, never half-way.
+    pub async fn run_for(&mut self, timeout: Duration) -> Res<Handled, TransportError<K>> {
+        let deadline = self.clock.now() + timeout;
+        let mut handled = Handled::default();
+        loop {
+            let now = self.clock.now();
+            if self.session.state() != State::Connected {
+                if let Some(at) = self.retry_at.filter(|&at| at > now) {
+                    self.clock.sleep_until(at.min(deadline)).await;
+                    if at >= deadline {
+                        return Ok(handled);
+                    }
+                }
+                match self.connect().await {
+                    Ok(_) => {
+                        self.backoff.reset();
+                        self.retry_at = None;
+                    }
+                    Err(e) => self.retry_later(e)?,
+                }
+                continue;
+            }
+            if now >= deadline {
+                return Ok(handled);
+            }
+            match self.drive(Some(deadline), &|_| false).await {
+                Ok(h) => {
+                    handled.add(h);
+                    return Ok(handled);
+                }
+                Err(e) => self.retry_later(e)?,
+            }
+        }
+    }
+
+    /// [`run_for`](Self::run_for) without end: returns only with the error
+    /// that stopped the retrying.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`run_for`](Self::run_for).
+    pub async fn run(&mut self) -> Error<TransportError<K>> {
+        loop {
+            if let Err(e) = self.run_for(Duration::from_secs(3600)).await {
+                return e;
+            }
+        }
+    }
+
+    /// After a failed connection or attempt: when to try again, or the
+    /// error if trying again cannot help.
+    fn retry_later(&mut self, error: Error<TransportError<K>>) -> Res<(), TransportError<K>> {
+        let retry = match error {
+            Error::Refused(code) => !code.is_permanent(),
+            Error::ConnectFailed => true,
+            ref e => e.is_connection_lost(),
+        };
+        if !retry {
+            return Err(error);
+        }
+        // xorshift64*: the jitter needs spread, not secrecy.
+        self.random ^= self.random >> 12;
+        self.random ^= self.random << 25;
+        self.random ^= self.random >> 27;
+        let random = (self.random.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32;
+        let delay = self.backoff.next_delay(random);
+        if self.backoff.exhausted() {
+            return Err(error);
+        }
+        debug!("reconnecting in {} ms", delay.as_millis());
+        self.retry_at = Some(self.clock.now() + delay);
+        Ok(())
+    }
+}
+
+/// The CONNECT for `config`, with `generated` as the client id when the
+/// config has none.
+pub(super) fn connect_packet<'c>(config: &Config<'c>, generated: &'c str) -> crate::codec::Connect<'c> {
+    crate::codec::Connect {
+        clean_session: config.clean_session,
+        keep_alive: config.keep_alive_secs,
+        client_id: if config.client_id.is_empty() {
+            generated
+        } else {
+            config.client_id
+        },
+        will: config.will,
+        username: config.username,
+        password: config.password,
+    }
+}

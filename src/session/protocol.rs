@@ -1,0 +1,256 @@
+//! The protocol state the session keeps between packets and connections,
+//! and the commands that start and end a connection.
+
+use super::*;
+
+/// An incoming QoS 2 message between PUBREC and the PUBCOMP written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Incoming {
+    pub(crate) packet_id: u16,
+    /// The transmit-stream position just after its queued PUBCOMP: the id
+    /// is forgotten once the stream is written past it (MQTT-4.3.3-2), and
+    /// kept if the connection dies first, since the broker then never
+    /// learnt the message is complete and may send it again.
+    pub(crate) released: Option<u64>,
+}
+
+/// Everything but the receive buffer: split from it so that an event can
+/// borrow a received packet while the protocol state changes.
+#[derive(Debug)]
+pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
+    pub(crate) state: State,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) options: Options,
+    pub(crate) keep_alive: Duration,
+    pub(crate) clean_session: bool,
+    pub(crate) tx: TxQueue<'b>,
+    pub(crate) store: Store<'b, INFLIGHT, SUBS>,
+    pub(crate) incoming: heapless::Vec<Incoming, INFLIGHT>,
+    pub(crate) next_packet_id: u16,
+    pub(crate) last_sent: Instant,
+    pub(crate) connack_deadline: Option<Instant>,
+    /// A PINGREQ is queued or sent and its PINGRESP is due by then.
+    pub(crate) pingresp_deadline: Option<Instant>,
+    /// A PINGREQ is due but did not fit the transmit queue yet.
+    pub(crate) ping_deferred: bool,
+    /// A re-SUBSCRIBE of the unconfirmed filters waits for room to be queued.
+    pub(crate) resubscribe: bool,
+    /// Why the connection ended, until reported.
+    pub(crate) closed: Option<Closed>,
+    /// How the last outgoing messages ended, newest last.
+    pub(crate) outcomes: heapless::Deque<(u16, Outcome), INFLIGHT>,
+}
+
+impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
+    pub(crate) fn new(tx: &'b mut [u8], store: &'b mut [u8], timeouts: Timeouts) -> Self {
+        Self {
+            state: State::Disconnected,
+            timeouts,
+            options: Options::DEFAULT,
+            keep_alive: Duration::ZERO,
+            clean_session: true,
+            tx: TxQueue::new(tx),
+            store: Store::new(store),
+            incoming: heapless::Vec::new(),
+            next_packet_id: 1,
+            last_sent: Instant::default(),
+            connack_deadline: None,
+            pingresp_deadline: None,
+            ping_deferred: false,
+            resubscribe: false,
+            closed: None,
+            outcomes: heapless::Deque::new(),
+        }
+    }
+
+    pub(crate) fn connect(&mut self, now: Instant, connect: &Connect<'_>) -> Result<()> {
+        if self.state != State::Disconnected {
+            // A second CONNECT on a connection is a protocol violation
+            // (MQTT-3.1.0-2); the caller must end the connection first.
+            return Err(Error::AlreadyConnected);
+        }
+        if connect.client_id.is_empty() && !connect.clean_session {
+            return Err(Error::EmptyClientId);
+        }
+        connect.validate()?;
+        if connect.encoded_len() > self.tx.capacity() {
+            return Err(Error::TransmitBufferTooSmall {
+                needed: connect.encoded_len(),
+            });
+        }
+        // Anything left of an earlier connection (if the driver did not
+        // report its loss). PUBCOMPs never written: their ids stay.
+        self.connection_lost();
+        if connect.clean_session {
+            // Reported one by one as `Event::Discarded`, then removed.
+            self.store.discard_inflight();
+            self.incoming.clear();
+        }
+        self.push(Encode::Connect(connect))?;
+        self.keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
+        self.clean_session = connect.clean_session;
+        self.state = State::Connecting;
+        self.connack_deadline = Some(now + self.timeouts.connack);
+        self.last_sent = now;
+        self.closed = None;
+        Ok(())
+    }
+
+    /// Forgets the connection, not the session.
+    pub(crate) fn connection_lost(&mut self) {
+        self.state = State::Disconnected;
+        self.tx.clear();
+        for i in self.incoming.iter_mut() {
+            i.released = None;
+        }
+        self.connack_deadline = None;
+        self.pingresp_deadline = None;
+        self.ping_deferred = false;
+        self.resubscribe = false;
+        // What to resend is decided by the next CONNACK.
+        for e in self.store.outgoing.iter_mut() {
+            e.send = false;
+        }
+        self.store.collect();
+        self.store.clear_requests();
+    }
+
+    /// Ends the connection for `reason`, reported by the next poll.
+    pub(crate) fn lose(&mut self, reason: Closed) {
+        self.connection_lost();
+        self.closed = Some(reason);
+    }
+
+    pub(crate) fn disconnect(&mut self) -> Result<()> {
+        if self.state == State::Disconnected {
+            return Err(Error::NotConnected);
+        }
+        self.push_control(&codec::Disconnect::BYTES)?;
+        self.state = State::Disconnected;
+        self.connack_deadline = None;
+        self.pingresp_deadline = None;
+        self.ping_deferred = false;
+        Ok(())
+    }
+
+    pub(crate) fn ping(&mut self, now: Instant) -> Result<()> {
+        self.ready()?;
+        if self.pingresp_deadline.is_none() {
+            // A full queue (a large packet still being written) defers the
+            // PINGREQ to `poll_transmit`; the PINGRESP deadline runs from
+            // now either way, so a stalled write still ends in a timeout
+            // instead of a wait without end.
+            self.ping_deferred = self.push_control(&codec::PingReq::BYTES).is_err();
+            self.pingresp_deadline = Some(now + self.pingresp_wait());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> &[u8] {
+        if self.state == State::Connected {
+            if self.ping_deferred && self.tx.has_room(codec::PingReq::BYTES.len()) {
+                self.ping_deferred = self.push_control(&codec::PingReq::BYTES).is_err();
+            }
+            self.collect();
+            self.queue_sends(now);
+        }
+        self.tx.pending()
+    }
+
+    pub(crate) fn handle_transmit(&mut self, now: Instant, n: usize) {
+        if n > 0 {
+            self.tx.consume(n);
+            self.last_sent = now;
+            let written = self.tx.written();
+            self.incoming
+                .retain(|i| !matches!(i.released, Some(at) if at <= written));
+        }
+    }
+
+    pub(crate) fn ready(&self) -> Result<()> {
+        if self.state != State::Connected {
+            return Err(Error::NotConnected);
+        }
+        Ok(())
+    }
+
+    /// Removes the entries whose end was reported.
+    pub(crate) fn collect(&mut self) {
+        self.store.collect();
+    }
+
+    /// Whether `packet_id` is an incoming QoS 2 message awaiting PUBREL.
+    /// Not inlined: one search loop instead of one per caller in firmware.
+    #[inline(never)]
+    pub(crate) fn is_incoming(&self, packet_id: u16) -> bool {
+        self.incoming.iter().any(|i| i.packet_id == packet_id)
+    }
+
+    /// Records an incoming QoS 2 id until its PUBCOMP is written. MQTT
+    /// 3.1.1 lets a broker send any number of QoS 2 messages before
+    /// releasing them, so the set can fill; the oldest id is then
+    /// forgotten. Its PUBREL is still answered, and the only loss is
+    /// de-duplication of that one message, which matters only if the
+    /// broker sends it again (after a reconnect) before releasing it.
+    /// Refusing the message instead would stall the broker's flow until a
+    /// reconnect.
+    pub(crate) fn remember_incoming(&mut self, packet_id: u16) {
+        if self.is_incoming(packet_id) {
+            return;
+        }
+        // With INFLIGHT = 0 the set is full and empty at once: nothing to
+        // forget, and the id cannot be kept.
+        if self.incoming.is_full() && !self.incoming.is_empty() {
+            crate::fmt::warning!("incoming QoS 2 set full, forgetting the oldest id");
+            self.incoming.remove(0);
+        }
+        let _ = self.incoming.push(Incoming {
+            packet_id,
+            released: None,
+        });
+    }
+
+    /// Remembers how the outgoing message `packet_id` ended.
+    pub(crate) fn record(&mut self, packet_id: u16, outcome: Outcome) {
+        if self.outcomes.is_full() {
+            self.outcomes.pop_front();
+        }
+        let _ = self.outcomes.push_back((packet_id, outcome));
+    }
+
+    pub(crate) fn outcome(&self, packet_id: u16) -> Outcome {
+        if self
+            .store
+            .outgoing
+            .iter()
+            .any(|e| e.packet_id == packet_id && e.status != Status::Done)
+        {
+            return Outcome::Pending;
+        }
+        self.outcomes
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == packet_id)
+            .map_or(Outcome::Unknown, |&(_, o)| o)
+    }
+
+    /// The next id not taken by an entry still in the store; not yet taken.
+    pub(crate) fn free_packet_id(&self) -> Result<u16> {
+        let mut id = self.next_packet_id;
+        // At most INFLIGHT * 2 ids are taken, far fewer than 65,535.
+        for _ in 0..=u16::MAX {
+            if id != 0 && !self.store.id_in_use(id) {
+                return Ok(id);
+            }
+            id = id.checked_add(1).unwrap_or(1);
+        }
+        Err(Error::InflightFull)
+    }
+
+    /// Takes `id` from [`free_packet_id`](Self::free_packet_id), once the
+    /// request that needs it can no longer fail: a refused request changes
+    /// nothing.
+    pub(crate) fn take_packet_id(&mut self, id: u16) {
+        self.next_packet_id = id.checked_add(1).unwrap_or(1);
+    }
+}

@@ -1,0 +1,163 @@
+//! Time: the acknowledgement deadlines and keep-alive, as one list that
+//! both [`poll_timeout`](Protocol::poll_timeout) and
+//! [`handle_timeout`](Protocol::handle_timeout) walk.
+
+use super::*;
+
+/// How long the session waits for each acknowledgement.
+///
+/// ```
+/// use minimqtt::session::Timeouts;
+/// use minimqtt::time::Duration;
+///
+/// let timeouts = Timeouts {
+///     pingresp: Duration::from_secs(5),
+///     ..Timeouts::default()
+/// };
+/// assert_eq!(timeouts.connack, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Timeouts {
+    /// CONNACK after CONNECT (default 10 s).
+    pub connack: Duration,
+    /// SUBACK after SUBSCRIBE (default 10 s).
+    pub suback: Duration,
+    /// UNSUBACK after UNSUBSCRIBE (default 10 s).
+    pub unsuback: Duration,
+    /// PUBACK, PUBREC and PUBCOMP after the packet that asks for them
+    /// (default 10 s).
+    pub puback: Duration,
+    /// PINGRESP after PINGREQ (default 10 s). With a keep-alive K the wait
+    /// is the shorter of this and K: a broker that has not answered within
+    /// one keep-alive period is taken as gone.
+    pub pingresp: Duration,
+}
+
+impl Timeouts {
+    /// 10 s for every wait; `const`, so a `Config` can be built in a `const`.
+    pub const DEFAULT: Self = {
+        let ten = Duration::from_secs(10);
+        Self {
+            connack: ten,
+            suback: ten,
+            unsuback: ten,
+            puback: ten,
+            pingresp: ten,
+        }
+    };
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// A PINGREQ must go out.
+    Ping,
+    /// This acknowledgement never came: the connection is dead.
+    Lost(AckKind),
+}
+
+/// When a PINGREQ goes out after the last packet sent, for a keep-alive
+/// of `keep_alive`: early enough that it is *written* before the
+/// keep-alive has passed (MQTT-3.1.2-23), whatever the scheduling delays.
+/// A tenth of the period, at least half a second and at most half the
+/// period, is that margin.
+pub(crate) fn ping_interval(keep_alive: Duration) -> Duration {
+    let k = keep_alive.as_millis();
+    let margin = (k / 10).max(500).min(k / 2);
+    Duration::from_millis(k - margin)
+}
+
+impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
+    /// Every running deadline, in no particular order.
+    fn deadlines(&self) -> impl Iterator<Item = (Instant, Due)> + '_ {
+        let connecting = self.state == State::Connecting;
+        let connected = self.state == State::Connected;
+        let connack = self
+            .connack_deadline
+            .filter(|_| connecting)
+            .map(|t| (t, Due::Lost(AckKind::ConnAck)));
+        let ping = match self.pingresp_deadline {
+            Some(t) => Some((t, Due::Lost(AckKind::PingResp))),
+            None if !self.keep_alive.is_zero() => Some((
+                self.last_sent + ping_interval(self.keep_alive),
+                Due::Ping,
+            )),
+            None => None,
+        }
+        .filter(|_| connected);
+        let outgoing = self
+            .store
+            .outgoing
+            .iter()
+            .filter(move |e| connected && e.is_live())
+            .map(|e| {
+                let kind = match e.stage {
+                    Stage::AwaitPubAck => AckKind::PubAck,
+                    Stage::AwaitPubRec => AckKind::PubRec,
+                    Stage::AwaitPubComp => AckKind::PubComp,
+                };
+                (e.deadline, Due::Lost(kind))
+            });
+        let requests = self
+            .store
+            .requests
+            .iter()
+            .filter(move |r| connected && !r.done)
+            .map(|r| {
+                let kind = match r.kind {
+                    RequestKind::Subscribe => AckKind::SubAck,
+                    RequestKind::Unsubscribe => AckKind::UnsubAck,
+                };
+                (r.deadline, Due::Lost(kind))
+            });
+        connack.into_iter().chain(ping).chain(outgoing).chain(requests)
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) has work.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines().map(|(t, _)| t).min()
+    }
+
+    /// Acts on every deadline that has passed at `now`: an acknowledgement
+    /// that never came ends the connection, a keep-alive period without
+    /// sending queues a PINGREQ.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let mut ping = false;
+        let mut lost = None;
+        for (at, due) in self.deadlines() {
+            if now < at {
+                continue;
+            }
+            match due {
+                Due::Ping => ping = true,
+                Due::Lost(kind) => {
+                    lost = Some(kind);
+                    break;
+                }
+            }
+        }
+        if let Some(kind) = lost {
+            crate::fmt::warning!("acknowledgement timed out");
+            self.lose(Closed::Timeout(kind));
+        } else if ping {
+            // Cannot fail: connected, and no PINGREQ outstanding.
+            let _ = self.ping(now);
+        }
+    }
+
+    /// How long a PINGRESP may take.
+    pub(crate) fn pingresp_wait(&self) -> Duration {
+        if self.keep_alive.is_zero() {
+            self.timeouts.pingresp
+        } else {
+            self.timeouts.pingresp.min(self.keep_alive)
+        }
+    }
+}
