@@ -38,7 +38,7 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// Why the connection ended, until reported.
     pub(crate) closed: Option<Closed>,
     /// How the last outgoing messages ended, newest last.
-    pub(crate) outcomes: heapless::Deque<(u16, Outcome), INFLIGHT>,
+    pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
@@ -59,7 +59,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             ping_deferred: false,
             resubscribe: false,
             closed: None,
-            outcomes: heapless::Deque::new(),
+            outcomes: heapless::Vec::new(),
         }
     }
 
@@ -212,10 +212,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
 
     /// Remembers how the outgoing message `packet_id` ended.
     pub(crate) fn record(&mut self, packet_id: u16, outcome: Outcome) {
-        if self.outcomes.is_full() {
-            self.outcomes.pop_front();
+        // Oldest first; with INFLIGHT = 0 nothing is kept.
+        if self.outcomes.is_full() && !self.outcomes.is_empty() {
+            self.outcomes.remove(0);
         }
-        let _ = self.outcomes.push_back((packet_id, outcome));
+        let _ = self.outcomes.push((packet_id, outcome));
     }
 
     pub(crate) fn outcome(&self, packet_id: u16) -> Outcome {

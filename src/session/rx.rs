@@ -166,6 +166,12 @@ fn oversized(avail: &[u8], len: usize, capacity: usize) -> Result<Next<'_>, Malf
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
+    use std::string::String;
+    use std::vec::Vec;
+    use std::{format, vec};
+
     use super::*;
     use crate::codec::Publish;
 
@@ -185,11 +191,9 @@ mod tests {
 
     /// Feeds `stream` `chunk` bytes at a time, framing after each read,
     /// and returns the packets and drops it saw, as text.
-    fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> std::vec::Vec<std::string::String> {
-        extern crate std;
-        use std::format;
+    fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> Vec<String> {
         let mut rx = Rx::new(buf);
-        let mut seen = std::vec::Vec::new();
+        let mut seen = Vec::new();
         let mut fed = 0;
         loop {
             loop {
@@ -228,12 +232,7 @@ mod tests {
     fn one_byte_reads_frame_the_packet() {
         let (bytes, n) = publish(QoS::AtLeastOnce, b"hello");
         let mut buf = [0u8; 32];
-        assert_eq!(run(&bytes[..n], &mut buf, 1), [alloc_fmt("Publish", n)]);
-    }
-
-    fn alloc_fmt(kind: &str, n: usize) -> std::string::String {
-        extern crate std;
-        std::format!("{kind} {n}")
+        assert_eq!(run(&bytes[..n], &mut buf, 1), [format!("Publish {n}")]);
     }
 
     #[test]
@@ -244,16 +243,15 @@ mod tests {
         let mut buf = [0u8; 3];
         assert_eq!(
             run(&bytes[..n], &mut buf, 3),
-            [std::format!("dropped {n} None None")]
+            [format!("dropped {n} None None")]
         );
     }
 
     #[test]
     fn oversized_publish_is_skipped_with_its_topic_and_id() {
-        extern crate std;
         let (big, n) = publish(QoS::ExactlyOnce, &[7; 60]);
         let (small, m) = publish(QoS::AtMostOnce, b"x");
-        let mut stream = std::vec::Vec::new();
+        let mut stream = vec![];
         stream.extend_from_slice(&big[..n]);
         stream.extend_from_slice(&small[..m]);
         for chunk in [1, 5, 24] {
@@ -261,8 +259,8 @@ mod tests {
             assert_eq!(
                 run(&stream, &mut buf, chunk),
                 [
-                    std::format!("dropped {n} Some(\"a/b\") Some(9)"),
-                    std::format!("Publish {m}")
+                    format!("dropped {n} Some(\"a/b\") Some(9)"),
+                    format!("Publish {m}")
                 ],
                 "chunk {chunk}"
             );

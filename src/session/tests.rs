@@ -12,7 +12,9 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::codec::{SubscribeReturnCode as Code, UnsubAck};
+use crate::codec::{
+    PubAck, PubComp, PubRec, PubRel, ReturnCodes, SubscribeReturnCode as Code, UnsubAck,
+};
 
 type S = Session<'static, 4, 4>;
 type Res<T> = core::result::Result<T, Error<Infallible>>;
@@ -34,7 +36,7 @@ fn leak(len: usize) -> &'static mut [u8] {
 
 /// A session with `tx` transmit bytes and `store` store bytes.
 fn session_with<const I: usize, const N: usize>(tx: usize, store: usize) -> Session<'static, I, N> {
-    Session::new(leak(tx), leak(store), Timeouts::default())
+    Session::new(leak(4096), leak(tx), leak(store), Timeouts::default())
 }
 
 fn session() -> S {
@@ -52,7 +54,8 @@ fn connect_packet(clean_session: bool, keep_alive: u16) -> Connect<'static> {
     }
 }
 
-/// Encodes `packet`, decodes the bytes again and hands the result to the session.
+/// Encodes `packet`, hands its bytes to the session and returns the first
+/// event they produce; the end of the connection is an `Err`.
 fn feed<'s, const I: usize, const N: usize>(
     s: &'s mut Session<'static, I, N>,
     now: Instant,
@@ -60,10 +63,24 @@ fn feed<'s, const I: usize, const N: usize>(
 ) -> Res<Option<Event<'s>>> {
     let mut buf = vec![0u8; packet.encoded_len()];
     let n = packet.encode(&mut buf).expect("encode broker packet");
-    let bytes: &'static [u8] = Box::leak(buf.into_boxed_slice());
-    let (decoded, used) = Packet::decode(bytes).expect("decode broker packet");
-    assert_eq!(used, n);
-    s.handle_packet(now, decoded)
+    let space = s.receive_buffer();
+    assert!(space.len() >= n, "receive buffer too small for {packet:?}");
+    space[..n].copy_from_slice(&buf[..n]);
+    s.commit(n);
+    match s.poll_event(now) {
+        Some(Event::Closed(reason)) => Err(reason.into()),
+        other => Ok(other),
+    }
+}
+
+/// `handle_timeout` at `now`, with the end of the connection as an `Err`.
+fn timeout<const I: usize, const N: usize>(s: &mut Session<'static, I, N>, now: Instant) -> Res<()> {
+    s.handle_timeout(now);
+    match s.poll_event(now) {
+        Some(Event::Closed(reason)) => Err(reason.into()),
+        Some(other) => panic!("unexpected event {other:?}"),
+        None => Ok(()),
+    }
 }
 
 /// Feeds a packet that must be accepted without an event.
@@ -195,7 +212,7 @@ fn connect_at<const I: usize, const N: usize>(
     );
     assert!(matches!(
         feed(s, now, accepted()),
-        Ok(Some(Event::Connected { .. }))
+        Ok(Some(Event::Connected(_)))
     ));
     assert_eq!(s.state(), State::Connected);
 }
@@ -231,7 +248,7 @@ fn new_session_is_disconnected_and_idle() {
     let mut s = session();
     assert_eq!(s.state(), State::Disconnected);
     assert_eq!(s.poll_timeout(), None);
-    assert_eq!(s.handle_timeout(secs(3600)), Ok(()));
+    assert_eq!(timeout(&mut s, secs(3600)), Ok(()));
     assert!(s.poll_transmit(T0).is_empty());
     assert!(s.transmit_idle());
 }
@@ -257,11 +274,7 @@ fn connack_accepted_connects() {
     sent(&mut s, T0);
     assert_eq!(
         feed(&mut s, ms(20), accepted()),
-        Ok(Some(Event::Connected {
-            session_present: false,
-            resubscribed: 0,
-            resending: 0,
-        }))
+        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 0, resent: 0 })))
     );
     assert_eq!(s.state(), State::Connected);
     assert_eq!(s.poll_timeout(), None, "nothing pending, no keep-alive");
@@ -287,7 +300,7 @@ fn connack_refusals_are_errors_for_each_code() {
         );
         assert_ne!(s.state(), State::Connected, "{code:?}");
         assert_eq!(
-            s.handle_timeout(secs(60)),
+            timeout(&mut s, secs(60)),
             Ok(()),
             "no connack deadline left"
         );
@@ -313,11 +326,7 @@ fn connack_session_present_without_clean_session_is_reported() {
     s.connect(T0, &connect_packet(false, 0)).unwrap();
     assert_eq!(
         feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected {
-            session_present: true,
-            resubscribed: 0,
-            resending: 0,
-        }))
+        Ok(Some(Event::Connected(Connected { session_present: true, resubscribed: 0, resent: 0 })))
     );
 }
 
@@ -353,17 +362,20 @@ fn packets_before_connack_are_protocol_errors() {
         let mut s = session();
         s.connect(T0, &connect_packet(true, 0)).unwrap();
         assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
-        // Nothing answered it.
-        assert_eq!(sent(&mut s, T0), [Packet::Connect(connect_packet(true, 0))]);
+        // Nothing answered it: the connection is over, CONNECT included.
+        assert!(sent(&mut s, T0).is_empty());
+        assert_eq!(s.state(), State::Disconnected);
     }
 }
 
 #[test]
-fn packets_while_disconnected_are_protocol_errors() {
+fn input_while_disconnected_is_dropped() {
+    // No connection, so nothing can have come from a broker.
     for p in [accepted(), puback(1), Packet::PingResp] {
         let mut s = session();
-        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+        assert_eq!(feed(&mut s, T0, p), Ok(None));
         assert!(sent(&mut s, T0).is_empty());
+        assert_eq!(s.state(), State::Disconnected);
     }
 }
 
@@ -382,9 +394,9 @@ fn connack_timeout() {
     s.connect(ms(100), &connect_packet(true, 5)).unwrap();
     sent(&mut s, ms(100));
     assert_eq!(s.poll_timeout(), Some(ms(10_100)));
-    assert_eq!(s.handle_timeout(ms(10_099)), Ok(()));
+    assert_eq!(timeout(&mut s, ms(10_099)), Ok(()));
     assert_eq!(
-        s.handle_timeout(ms(10_100)),
+        timeout(&mut s, ms(10_100)),
         Err(Error::Timeout(AckKind::ConnAck))
     );
     // Keep-alive does not ping while connecting.
@@ -421,18 +433,33 @@ fn operations_need_a_connection() {
 // ------------------------------------------------------------- keep-alive
 
 #[test]
-fn pingreq_exactly_when_keep_alive_has_passed_since_last_sent() {
+fn pingreq_goes_out_before_keep_alive_has_passed_since_last_sent() {
     let mut s = session();
     s.connect(T0, &connect_packet(true, 10)).unwrap();
     sent(&mut s, T0); // CONNECT written at 0
-    // CONNACK is received, not sent: the keep-alive runs from CONNECT.
+    // CONNACK is received, not sent: the keep-alive runs from CONNECT. A
+    // tenth of it early (1 s of 10), so the broker never sees a gap of
+    // more than 10 s (MQTT-3.1.2-23).
     feed(&mut s, secs(3), accepted()).unwrap();
-    assert_eq!(s.poll_timeout(), Some(secs(10)));
-    assert_eq!(s.handle_timeout(ms(9_999)), Ok(()));
-    assert!(sent(&mut s, ms(9_999)).is_empty());
-    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    assert_eq!(s.poll_timeout(), Some(secs(9)));
+    assert_eq!(timeout(&mut s, ms(8_999)), Ok(()));
+    assert!(sent(&mut s, ms(8_999)).is_empty());
+    assert_eq!(timeout(&mut s, secs(9)), Ok(()));
     assert!(s.ping_outstanding());
-    assert_eq!(sent(&mut s, secs(10)), [Packet::PingReq]);
+    assert_eq!(sent(&mut s, secs(9)), [Packet::PingReq]);
+}
+
+#[test]
+fn the_ping_margin_is_a_tenth_of_the_keep_alive_within_bounds() {
+    use super::timers::ping_interval;
+    let d = Duration::from_millis;
+    assert_eq!(ping_interval(d(60_000)), d(54_000));
+    assert_eq!(ping_interval(d(10_000)), d(9_000));
+    // At least half a second early...
+    assert_eq!(ping_interval(d(2_000)), d(1_500));
+    // ...but never earlier than half the period.
+    assert_eq!(ping_interval(d(1_000)), d(500));
+    assert_eq!(ping_interval(d(65_535_000)), d(58_981_500));
 }
 
 #[test]
@@ -441,12 +468,12 @@ fn sending_anything_postpones_the_ping() {
     connect_at(&mut s, T0, true, 10);
     s.publish(secs(6), &msg("t", QoS::AtMostOnce)).unwrap();
     sent(&mut s, secs(6));
-    assert_eq!(s.poll_timeout(), Some(secs(16)));
-    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
-    assert_eq!(s.handle_timeout(ms(15_999)), Ok(()));
-    assert!(sent(&mut s, ms(15_999)).is_empty());
-    assert_eq!(s.handle_timeout(secs(16)), Ok(()));
-    assert_eq!(sent(&mut s, secs(16)), [Packet::PingReq]);
+    assert_eq!(s.poll_timeout(), Some(secs(15)));
+    assert_eq!(timeout(&mut s, secs(10)), Ok(()));
+    assert_eq!(timeout(&mut s, ms(14_999)), Ok(()));
+    assert!(sent(&mut s, ms(14_999)).is_empty());
+    assert_eq!(timeout(&mut s, secs(15)), Ok(()));
+    assert_eq!(sent(&mut s, secs(15)), [Packet::PingReq]);
 }
 
 #[test]
@@ -456,9 +483,9 @@ fn queued_but_unwritten_bytes_do_not_postpone_the_ping() {
     s.publish(secs(6), &msg("t", QoS::AtMostOnce)).unwrap();
     // Written 0 bytes: nothing was sent.
     s.handle_transmit(secs(6), 0);
-    assert_eq!(s.poll_timeout(), Some(secs(10)));
-    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
-    let out = sent(&mut s, secs(10));
+    assert_eq!(s.poll_timeout(), Some(secs(9)));
+    assert_eq!(timeout(&mut s, secs(9)), Ok(()));
+    let out = sent(&mut s, secs(9));
     assert_eq!(out.len(), 2);
     assert_eq!(out[1], Packet::PingReq);
 }
@@ -468,7 +495,7 @@ fn keep_alive_zero_never_pings() {
     let mut s = connected();
     for h in 1..=48 {
         assert_eq!(s.poll_timeout(), None);
-        assert_eq!(s.handle_timeout(secs(h * 3600)), Ok(()));
+        assert_eq!(timeout(&mut s, secs(h * 3600)), Ok(()));
         assert!(sent(&mut s, secs(h * 3600)).is_empty());
     }
     assert!(!s.ping_outstanding());
@@ -478,17 +505,17 @@ fn keep_alive_zero_never_pings() {
 fn pingresp_clears_the_outstanding_ping() {
     let mut s = session();
     connect_at(&mut s, T0, true, 10);
-    s.handle_timeout(secs(10)).unwrap();
-    assert_eq!(sent(&mut s, secs(10)), [Packet::PingReq]);
-    assert_eq!(s.poll_timeout(), Some(secs(20)), "the PINGRESP deadline");
+    timeout(&mut s, secs(9)).unwrap();
+    assert_eq!(sent(&mut s, secs(9)), [Packet::PingReq]);
+    assert_eq!(s.poll_timeout(), Some(secs(19)), "the PINGRESP deadline");
     assert_eq!(
         feed(&mut s, secs(11), Packet::PingResp),
         Ok(Some(Event::Pong))
     );
     assert!(!s.ping_outstanding());
-    // Next ping: keep-alive after the PINGREQ was written.
-    assert_eq!(s.poll_timeout(), Some(secs(20)));
-    assert_eq!(s.handle_timeout(secs(25)), Ok(()));
+    // Next ping: counted from the PINGREQ written.
+    assert_eq!(s.poll_timeout(), Some(secs(18)));
+    assert_eq!(timeout(&mut s, secs(25)), Ok(()));
     assert_eq!(sent(&mut s, secs(25)), [Packet::PingReq]);
 }
 
@@ -496,12 +523,12 @@ fn pingresp_clears_the_outstanding_ping() {
 fn missing_pingresp_times_out() {
     let mut s = session();
     connect_at(&mut s, T0, true, 10);
-    s.handle_timeout(secs(10)).unwrap();
+    timeout(&mut s, secs(10)).unwrap();
     sent(&mut s, secs(10));
-    assert_eq!(s.handle_timeout(ms(19_999)), Ok(()));
+    assert_eq!(timeout(&mut s, ms(19_999)), Ok(()));
     assert!(sent(&mut s, ms(19_999)).is_empty(), "no second PINGREQ");
     assert_eq!(
-        s.handle_timeout(secs(20)),
+        timeout(&mut s, secs(20)),
         Err(Error::Timeout(AckKind::PingResp))
     );
 }
@@ -572,9 +599,9 @@ fn puback_timeout() {
     s.publish(secs(1), &msg("t", QoS::AtLeastOnce)).unwrap();
     sent(&mut s, secs(1));
     assert_eq!(s.poll_timeout(), Some(secs(11)));
-    assert_eq!(s.handle_timeout(ms(10_999)), Ok(()));
+    assert_eq!(timeout(&mut s, ms(10_999)), Ok(()));
     assert_eq!(
-        s.handle_timeout(secs(11)),
+        timeout(&mut s, secs(11)),
         Err(Error::Timeout(AckKind::PubAck))
     );
 }
@@ -627,13 +654,17 @@ fn pubrec_and_pubcomp_timeouts() {
     s.publish(T0, &msg("t", QoS::ExactlyOnce)).unwrap();
     sent(&mut s, T0);
     assert_eq!(
-        s.handle_timeout(secs(10)),
+        timeout(&mut s, secs(10)),
         Err(Error::Timeout(AckKind::PubRec))
     );
+    // The timeout ended the connection; the same message on another one:
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::ExactlyOnce)).unwrap();
+    sent(&mut s, T0);
     feed_quiet(&mut s, secs(5), pubrec(1));
-    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    assert_eq!(timeout(&mut s, secs(10)), Ok(()));
     assert_eq!(
-        s.handle_timeout(secs(15)),
+        timeout(&mut s, secs(15)),
         Err(Error::Timeout(AckKind::PubComp))
     );
 }
@@ -673,20 +704,19 @@ fn incoming_qos0_is_delivered_and_needs_no_ack() {
         unreachable!()
     };
     assert_eq!(feed(&mut s, T0, p), Ok(Some(Event::Message(publish))));
-    s.acknowledge(QoS::AtMostOnce, None).unwrap();
     assert!(sent(&mut s, T0).is_empty());
 }
 
 #[test]
-fn incoming_qos1_then_acknowledge_sends_puback() {
+fn incoming_qos1_is_acknowledged_once_its_event_is_consumed() {
     let mut s = connected();
     let p = incoming(QoS::AtLeastOnce, Some(300), false);
     let Packet::Publish(publish) = p else {
         unreachable!()
     };
+    // The event borrows the session, so nothing can be written while it
+    // is alive; the next call queues the PUBACK.
     assert_eq!(feed(&mut s, T0, p), Ok(Some(Event::Message(publish))));
-    assert!(sent(&mut s, T0).is_empty(), "no ack before acknowledge");
-    s.acknowledge(QoS::AtLeastOnce, Some(300)).unwrap();
     assert_eq!(sent(&mut s, T0), [puback(300)]);
     // QoS 1 keeps no state: a DUP is delivered again.
     assert!(matches!(
@@ -707,7 +737,6 @@ fn incoming_qos2_handshake_delivers_once() {
         })))
     ));
     assert_eq!(s.incoming_pending(), 1);
-    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
     assert_eq!(sent(&mut s, T0), [pubrec(7)]);
     // The broker missed the PUBREC and resends: no second delivery.
     feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), true));
@@ -753,7 +782,18 @@ fn incoming_qos2_beyond_capacity_forgets_the_oldest() {
     }
     assert_eq!(
         sent(&mut s, T0),
-        [pubrec(2), pubrec(3), pubrec(4), pubrec(5)]
+        // The deliveries' acknowledgements, then the duplicates'.
+        [
+            pubrec(1),
+            pubrec(2),
+            pubrec(3),
+            pubrec(4),
+            pubrec(5),
+            pubrec(2),
+            pubrec(3),
+            pubrec(4),
+            pubrec(5)
+        ]
     );
     // The forgotten one is delivered again (the documented loss) and
     // remembered again, which forgets 2.
@@ -765,7 +805,7 @@ fn incoming_qos2_beyond_capacity_forgets_the_oldest() {
     // A PUBREL for a forgotten id is still answered.
     feed_quiet(&mut s, T0, pubrel(2));
     feed_quiet(&mut s, T0, pubrel(3));
-    assert_eq!(sent(&mut s, T0), [pubcomp(2), pubcomp(3)]);
+    assert_eq!(sent(&mut s, T0), [pubrec(1), pubcomp(2), pubcomp(3)]);
     assert_eq!(s.incoming_pending(), 3);
     // QoS 0 and 1 need no slot.
     assert!(matches!(
@@ -786,59 +826,126 @@ fn incoming_qos2_without_capacity_is_delivered_and_acknowledged() {
             feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), true)),
             Ok(Some(Event::Message(_)))
         ));
-        s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
     }
-    s.acknowledge_dropped(QoS::ExactlyOnce, 8).unwrap();
     assert_eq!(s.incoming_pending(), 0);
     feed_quiet(&mut s, T0, pubrel(7));
-    assert_eq!(
-        sent(&mut s, T0),
-        [pubrec(7), pubrec(7), pubrec(8), pubcomp(7)]
-    );
+    assert_eq!(sent(&mut s, T0), [pubrec(7), pubrec(7), pubcomp(7)]);
+}
+
+/// Feeds `bytes` through a receive buffer as small as the session's, as
+/// reads of at most `chunk` bytes, and describes every event.
+fn feed_bytes<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+    bytes: &[u8],
+    chunk: usize,
+) -> Vec<std::string::String> {
+    let mut seen = Vec::new();
+    let mut fed = 0;
+    loop {
+        while let Some(event) = s.poll_event(now) {
+            seen.push(std::format!("{event:?}"));
+        }
+        if fed == bytes.len() {
+            return seen;
+        }
+        let space = s.receive_buffer();
+        let k = space.len().min(chunk).min(bytes.len() - fed);
+        assert!(k > 0, "receive buffer full");
+        space[..k].copy_from_slice(&bytes[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+    }
+}
+
+fn encoded(packet: Packet<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; packet.encoded_len()];
+    packet.encode(&mut buf).expect("encode");
+    buf
+}
+
+/// A connected session whose receive buffer holds only 16 bytes.
+fn small_rx() -> Session<'static, 4, 4> {
+    let mut s = Session::new(leak(16), leak(256), leak(1024), Timeouts::default());
+    connect_at(&mut s, T0, true, 0);
+    s
+}
+
+fn big(qos: QoS, packet_id: Option<u16>) -> Vec<u8> {
+    encoded(Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: "in/t",
+        packet_id,
+        payload: &[b'x'; 40],
+    }))
 }
 
 #[test]
-fn unparsed_packets_are_dropped_or_refused_by_type_and_state() {
-    let mut s = session();
+fn oversized_packets_are_dropped_or_refused_by_type_and_state() {
+    let mut s = Session::<'static, 4, 4>::new(leak(16), leak(256), leak(1024), Timeouts::default());
     s.connect(T0, &connect_packet(true, 0)).unwrap();
+    let _ = sent(&mut s, T0);
     // Before CONNACK nothing else may come, however large.
     assert_eq!(
-        s.handle_unparsed(PacketType::Publish, Some((QoS::AtLeastOnce, 3))),
-        Err(Error::Protocol(PacketType::Publish))
+        feed_bytes(&mut s, T0, &big(QoS::AtLeastOnce, Some(3)), 16),
+        ["Closed(Protocol(Publish))"]
     );
-    let mut s = connected();
+    let mut s = small_rx();
     // A large PUBLISH is lost but acknowledged; a large SUBACK just lost.
+    let large_suback = encoded(suback(9, &[0; 20]));
+    let mut stream = big(QoS::AtLeastOnce, Some(3));
+    stream.extend_from_slice(&large_suback);
     assert_eq!(
-        s.handle_unparsed(PacketType::Publish, Some((QoS::AtLeastOnce, 3))),
-        Ok(())
+        feed_bytes(&mut s, T0, &stream, 5),
+        [
+            std::format!(
+                "Dropped(Dropped {{ len: 50, packet_type: Publish, topic: Some(\"in/t\"), qos: AtLeastOnce, packet_id: Some(3) }})"
+            ),
+            std::format!(
+                "Dropped(Dropped {{ len: {}, packet_type: SubAck, topic: None, qos: AtMostOnce, packet_id: None }})",
+                large_suback.len()
+            ),
+        ]
     );
-    assert_eq!(s.handle_unparsed(PacketType::SubAck, None), Ok(()));
     assert_eq!(sent(&mut s, T0), [puback(3)]);
-    // A second CONNACK, and what only clients send, are violations.
-    for t in [
-        PacketType::ConnAck,
-        PacketType::Connect,
-        PacketType::Subscribe,
-        PacketType::Unsubscribe,
-        PacketType::PingReq,
-        PacketType::Disconnect,
-    ] {
-        assert_eq!(s.handle_unparsed(t, None), Err(Error::Protocol(t)));
+    // A second CONNACK is a violation, however large.
+    let mut connack = vec![0x20, 20];
+    connack.extend_from_slice(&[0; 20]);
+    assert_eq!(
+        feed_bytes(&mut s, T0, &connack, 16),
+        ["Closed(Protocol(ConnAck))"]
+    );
+    // So is what only clients send, whatever its body.
+    for first in [0x10u8, 0x82, 0xa2, 0xc0, 0xe0] {
+        let mut s = small_rx();
+        let mut packet = vec![first, 20];
+        packet.extend_from_slice(&[0; 20]);
+        let t = PacketType::from_byte(first).unwrap();
+        assert_eq!(
+            feed_bytes(&mut s, T0, &packet, 16),
+            [std::format!("Closed(Protocol({t:?}))")]
+        );
     }
 }
 
 #[test]
-fn acknowledge_dropped_acks_and_remembers_qos2() {
-    let mut s = connected();
-    s.acknowledge_dropped(QoS::AtLeastOnce, 11).unwrap();
-    s.acknowledge_dropped(QoS::ExactlyOnce, 12).unwrap();
+fn dropped_messages_are_acknowledged_and_qos2_remembered() {
+    let mut s = small_rx();
+    let mut stream = big(QoS::AtLeastOnce, Some(11));
+    stream.extend_from_slice(&big(QoS::ExactlyOnce, Some(12)));
+    assert_eq!(feed_bytes(&mut s, T0, &stream, 7).len(), 2);
     assert_eq!(sent(&mut s, T0), [puback(11), pubrec(12)]);
     assert_eq!(s.incoming_pending(), 1);
     // A resend of the dropped QoS 2 message is not delivered.
     feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(12), true));
     assert_eq!(sent(&mut s, T0), [pubrec(12)]);
     // Dropping it again does not take a second slot.
-    s.acknowledge_dropped(QoS::ExactlyOnce, 12).unwrap();
+    assert_eq!(
+        feed_bytes(&mut s, T0, &big(QoS::ExactlyOnce, Some(12)), 16).len(),
+        1
+    );
     assert_eq!(s.incoming_pending(), 1);
 }
 
@@ -1005,17 +1112,17 @@ fn suback_and_unsuback_timeouts() {
     let mut s = connected();
     s.subscribe(secs(1), &[sub("a", QoS::AtMostOnce)]).unwrap();
     assert_eq!(s.poll_timeout(), Some(secs(11)));
-    assert_eq!(s.handle_timeout(ms(10_999)), Ok(()));
+    assert_eq!(timeout(&mut s, ms(10_999)), Ok(()));
     assert_eq!(
-        s.handle_timeout(secs(11)),
+        timeout(&mut s, secs(11)),
         Err(Error::Timeout(AckKind::SubAck))
     );
     let mut s = connected();
     s.unsubscribe(secs(2), &["a"]).unwrap();
     assert_eq!(s.poll_timeout(), Some(secs(12)));
-    assert_eq!(s.handle_timeout(ms(11_999)), Ok(()));
+    assert_eq!(timeout(&mut s, ms(11_999)), Ok(()));
     assert_eq!(
-        s.handle_timeout(secs(12)),
+        timeout(&mut s, secs(12)),
         Err(Error::Timeout(AckKind::UnsubAck))
     );
 }
@@ -1036,7 +1143,8 @@ fn poll_timeout_is_the_earliest_deadline() {
     feed(&mut s, secs(2), suback(2, &[0])).unwrap();
     assert_eq!(s.poll_timeout(), Some(secs(6)));
     feed(&mut s, secs(2), puback(1)).unwrap();
-    assert_eq!(s.poll_timeout(), Some(secs(62)), "only the keep-alive left");
+    // 2 + 60 - 6: a tenth of the keep-alive early.
+    assert_eq!(s.poll_timeout(), Some(secs(56)), "only the keep-alive left");
 }
 
 // ------------------------------------------------------------- packet ids
@@ -1044,7 +1152,7 @@ fn poll_timeout_is_the_earliest_deadline() {
 #[test]
 fn packet_ids_skip_zero_and_wrap() {
     let mut s = connected();
-    s.next_packet_id = 65534;
+    s.p.next_packet_id = 65534;
     assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(65534)));
     assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(65535)));
     assert_eq!(s.subscribe(T0, &[sub("t", QoS::AtMostOnce)]), Ok(1));
@@ -1062,7 +1170,7 @@ fn packet_ids_are_unique_among_those_in_flight() {
     s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap(); // 3
     feed(&mut s, T0, puback(3)).unwrap();
     // Wrap around onto ids 1 and 2, still taken.
-    s.next_packet_id = 65535;
+    s.p.next_packet_id = 65535;
     assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(65535)));
     assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(3)));
     assert_eq!(s.unsubscribe(T0, &["t"]), Ok(4));
@@ -1236,11 +1344,7 @@ fn reconnect_without_session_resubscribes_then_resends_in_order() {
     );
     assert_eq!(
         feed(&mut s, secs(31), accepted()),
-        Ok(Some(Event::Connected {
-            session_present: false,
-            resubscribed: 2,
-            resending: 3,
-        }))
+        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 2, resent: 3 })))
     );
     let out = sent(&mut s, secs(31));
     let filters = [sub("a/+", QoS::AtLeastOnce), sub("b", QoS::ExactlyOnce)];
@@ -1252,9 +1356,9 @@ fn reconnect_without_session_resubscribes_then_resends_in_order() {
                 filters: SubscribeFilters::new(&filters),
             }),
             wire_publish("m/1", QoS::AtLeastOnce, 3, true),
-            // The broker lost the session: the message past PUBREC starts
-            // over with its PUBLISH (the new broker never saw it).
-            wire_publish("m/2", QoS::ExactlyOnce, 4, true),
+            // MQTT-4.4.0-1 to the letter, even though the broker has no
+            // session: the message past PUBREC gets its PUBREL again.
+            pubrel(4),
             wire_publish("m/3", QoS::ExactlyOnce, 5, true),
         ]
     );
@@ -1265,9 +1369,6 @@ fn reconnect_without_session_resubscribes_then_resends_in_order() {
         Ok(Some(Event::Subscribed { packet_id: 6, .. }))
     ));
     // And the handshakes go on from there.
-    feed_quiet(&mut s, secs(32), pubcomp(4));
-    feed_quiet(&mut s, secs(32), pubrec(4));
-    assert_eq!(sent(&mut s, secs(32)), [pubrel(4)]);
     assert!(matches!(
         feed(&mut s, secs(32), pubcomp(4)),
         Ok(Some(Event::Published { packet_id: 4, .. }))
@@ -1280,17 +1381,79 @@ fn reconnect_without_session_resubscribes_then_resends_in_order() {
 }
 
 #[test]
+fn republish_on_lost_session_resends_the_publish_past_pubrec() {
+    let mut s = with_state_then_lost();
+    s.set_options(Options {
+        republish_on_lost_session: true,
+        ..Options::DEFAULT
+    });
+    s.connect(secs(30), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(30));
+    feed(&mut s, secs(31), accepted()).unwrap();
+    let out = sent(&mut s, secs(31));
+    assert_eq!(
+        out[1..],
+        [
+            wire_publish("m/1", QoS::AtLeastOnce, 3, true),
+            // The new broker never saw it: it starts over with its PUBLISH.
+            wire_publish("m/2", QoS::ExactlyOnce, 4, true),
+            wire_publish("m/3", QoS::ExactlyOnce, 5, true),
+        ]
+    );
+    // A PUBCOMP for the old handshake no longer matches; the new one does.
+    feed_quiet(&mut s, secs(32), pubcomp(4));
+    feed_quiet(&mut s, secs(32), pubrec(4));
+    assert_eq!(sent(&mut s, secs(32)), [pubrel(4)]);
+    // With the session kept, the option changes nothing.
+    let mut s = with_state_then_lost();
+    s.set_options(Options {
+        republish_on_lost_session: true,
+        ..Options::DEFAULT
+    });
+    s.connect(secs(30), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(30));
+    feed(&mut s, secs(31), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    assert_eq!(
+        sent(&mut s, secs(31)),
+        [
+            wire_publish("m/1", QoS::AtLeastOnce, 3, true),
+            pubrel(4),
+            wire_publish("m/3", QoS::ExactlyOnce, 5, true),
+        ]
+    );
+}
+
+#[test]
+fn resubscribe_can_be_turned_off() {
+    let mut s = with_state_then_lost();
+    s.set_options(Options {
+        resubscribe: false,
+        ..Options::DEFAULT
+    });
+    s.connect(secs(30), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(30));
+    assert_eq!(
+        feed(&mut s, secs(31), accepted()),
+        Ok(Some(Event::Connected(Connected {
+            session_present: false,
+            resubscribed: 0,
+            resent: 3
+        })))
+    );
+    let out = sent(&mut s, secs(31));
+    assert!(!out.iter().any(|p| matches!(p, Packet::Subscribe(_))), "{out:?}");
+    // The list is kept, for the application to use.
+    assert_eq!(s.subscriptions().count(), 2);
+}
+
+#[test]
 fn reconnect_with_session_present_resends_without_resubscribing() {
     let mut s = with_state_then_lost();
     s.connect(secs(30), &connect_packet(false, 0)).unwrap();
     sent(&mut s, secs(30));
     assert_eq!(
         feed(&mut s, secs(30), connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected {
-            session_present: true,
-            resubscribed: 0,
-            resending: 3,
-        }))
+        Ok(Some(Event::Connected(Connected { session_present: true, resubscribed: 0, resent: 3 })))
     );
     assert_eq!(
         sent(&mut s, secs(30)),
@@ -1324,11 +1487,11 @@ fn resend_deadlines_restart_at_connack() {
     feed(&mut s, secs(61), connack(true, ConnectReturnCode::Accepted)).unwrap();
     // The old deadlines (10 s) have long passed; the resends are not late.
     assert_eq!(s.poll_timeout(), Some(secs(71)));
-    assert_eq!(s.handle_timeout(secs(61)), Ok(()));
+    assert_eq!(timeout(&mut s, secs(61)), Ok(()));
     sent(&mut s, secs(62));
-    assert_eq!(s.handle_timeout(ms(71_999)), Ok(()));
+    assert_eq!(timeout(&mut s, ms(71_999)), Ok(()));
     assert_eq!(
-        s.handle_timeout(secs(72)),
+        timeout(&mut s, secs(72)),
         Err(Error::Timeout(AckKind::PubAck))
     );
 }
@@ -1340,13 +1503,18 @@ fn clean_session_drops_inflight_but_keeps_subscriptions() {
     assert_eq!(s2.inflight(), 0);
     assert_eq!(s2.incoming_pending(), 0);
     sent(&mut s2, secs(30));
+    // Each discarded message is reported once, before anything else.
+    let mut discarded = Vec::new();
+    while let Some(Event::Discarded { packet_id, .. }) = s2.poll_event(secs(30)) {
+        discarded.push(packet_id);
+    }
+    assert_eq!(discarded, [3, 4, 5]);
+    for id in [3, 4, 5] {
+        assert_eq!(s2.publish_outcome(id), Outcome::Discarded);
+    }
     assert_eq!(
         feed(&mut s2, secs(30), accepted()),
-        Ok(Some(Event::Connected {
-            session_present: false,
-            resubscribed: 2,
-            resending: 0,
-        }))
+        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 2, resent: 0 })))
     );
     let out = sent(&mut s2, secs(30));
     assert_eq!(out.len(), 1);
@@ -1366,7 +1534,6 @@ fn clean_session_drops_inflight_but_keeps_subscriptions() {
 fn incoming_qos2_state_survives_a_reconnect() {
     let mut s = persistent();
     feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(8), false)).unwrap();
-    s.acknowledge(QoS::ExactlyOnce, Some(8)).unwrap();
     s.connection_lost();
     s.connect(secs(5), &connect_packet(false, 0)).unwrap();
     sent(&mut s, secs(5));
@@ -1488,7 +1655,6 @@ fn the_broker_is_answered_while_resends_wait() {
         feed(&mut s, secs(1), incoming(QoS::AtLeastOnce, Some(5), false)),
         Ok(Some(Event::Message(_)))
     ));
-    assert_eq!(s.acknowledge(QoS::AtLeastOnce, Some(5)), Ok(()));
     assert_eq!(
         sent(&mut s, secs(1)),
         [
@@ -1552,7 +1718,7 @@ fn disconnect_queues_disconnect() {
         ]
     );
     assert_eq!(s.poll_timeout(), None);
-    assert_eq!(s.handle_timeout(secs(100)), Ok(()));
+    assert_eq!(timeout(&mut s, secs(100)), Ok(()));
     assert_eq!(s.inflight(), 1, "the session outlives the connection");
     assert_eq!(s.disconnect(), Err(Error::NotConnected));
 }
@@ -1605,11 +1771,7 @@ fn unconfirmed_subscription_is_resent_even_with_session_present() {
     sent(&mut s, secs(1));
     assert_eq!(
         feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected {
-            session_present: true,
-            resubscribed: 1,
-            resending: 0,
-        }))
+        Ok(Some(Event::Connected(Connected { session_present: true, resubscribed: 1, resent: 0 })))
     );
     let out = sent(&mut s, secs(1));
     let [Packet::Subscribe(subscribe)] = out[..] else {
@@ -1639,10 +1801,7 @@ fn refused_filter_is_not_resubscribed() {
     sent(&mut s, secs(1));
     assert!(matches!(
         feed(&mut s, secs(1), accepted()),
-        Ok(Some(Event::Connected {
-            resubscribed: 1,
-            ..
-        }))
+        Ok(Some(Event::Connected(Connected { resubscribed: 1, .. })))
     ));
     let out = sent(&mut s, secs(1));
     let [Packet::Subscribe(subscribe)] = out[..] else {
@@ -1677,10 +1836,7 @@ fn subscription_list_must_fit_one_resubscribe() {
     sent(&mut s, T0);
     assert!(matches!(
         feed(&mut s, T0, accepted()),
-        Ok(Some(Event::Connected {
-            resubscribed: 1,
-            ..
-        }))
+        Ok(Some(Event::Connected(Connected { resubscribed: 1, .. })))
     ));
     assert!(matches!(sent(&mut s, T0)[..], [Packet::Subscribe(_)]));
 }
@@ -1713,11 +1869,7 @@ fn store_keeps_room_for_the_resubscription() {
     sent(&mut s, T0);
     assert_eq!(
         feed(&mut s, T0, accepted()),
-        Ok(Some(Event::Connected {
-            session_present: false,
-            resubscribed: 2,
-            resending: 3,
-        }))
+        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 2, resent: 3 })))
     );
     assert_eq!(sent(&mut s, T0).len(), 4);
 }
@@ -1753,7 +1905,6 @@ fn pubrel_forgets_the_id_once_the_pubcomp_is_written() {
         feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
         Ok(Some(Event::Message(_)))
     ));
-    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
     assert_eq!(sent(&mut s, T0), [pubrec(7)]);
     feed_quiet(&mut s, T0, pubrel(7));
     // The PUBCOMP is queued, not written: 7 still marks a duplicate.
@@ -1782,7 +1933,6 @@ fn pubrel_forgets_the_id_once_the_pubcomp_is_written() {
 fn pubcomp_lost_with_the_connection_keeps_the_id() {
     let mut s = persistent();
     feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)).unwrap();
-    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
     sent(&mut s, T0);
     feed_quiet(&mut s, T0, pubrel(7));
     s.connection_lost();
@@ -1801,7 +1951,6 @@ fn pubcomp_lost_with_the_connection_keeps_the_id() {
 fn broker_without_session_drops_the_incoming_ids() {
     let mut s = persistent();
     feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)).unwrap();
-    s.acknowledge(QoS::ExactlyOnce, Some(7)).unwrap();
     s.connection_lost();
     s.connect(secs(1), &connect_packet(false, 0)).unwrap();
     assert_eq!(s.incoming_pending(), 1, "kept until the CONNACK says");
@@ -1826,7 +1975,7 @@ fn ping_waits_for_room_in_a_full_queue() {
     };
     assert_eq!(Packet::Publish(big).encoded_len(), 23);
     s.publish(ms(1), &big).unwrap();
-    assert_eq!(s.handle_timeout(secs(10)), Ok(()));
+    assert_eq!(timeout(&mut s, secs(10)), Ok(()));
     assert!(s.ping_outstanding());
     assert_eq!(
         s.poll_transmit(secs(10)).len(),
@@ -1837,7 +1986,7 @@ fn ping_waits_for_room_in_a_full_queue() {
     assert_eq!(sent(&mut s, secs(10)), [Packet::PingReq]);
     // The PINGRESP deadline ran from when the ping was due.
     assert_eq!(
-        s.handle_timeout(secs(20)),
+        timeout(&mut s, secs(20)),
         Err(Error::Timeout(AckKind::PingResp))
     );
 }
