@@ -18,8 +18,28 @@ mod broker;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use minimqtt::callbacks::{Connected, DisconnectReason};
+use minimqtt::codec::ConnectReturnCode;
 use minimqtt::time::{Duration, TokioClock};
-use minimqtt::{Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode};
+use minimqtt::{
+    Buffers, Callbacks, Client, Config, Connector, Context, Message, QoS, SubscribeReturnCode,
+};
+
+/// Opens a TCP connection to the broker for every connection attempt: the
+/// client owns the connection's life (first connection, reconnects).
+struct Tcp {
+    address: String,
+}
+
+impl Connector for Tcp {
+    type Transport = FromTokio<tokio::net::TcpStream>;
+    type Error = std::io::Error;
+
+    async fn connect(&mut self) -> Result<Self::Transport, std::io::Error> {
+        let socket = tokio::net::TcpStream::connect(&self.address).await?;
+        socket.set_nodelay(true)?;
+        Ok(FromTokio::new(socket))
+    }
+}
 
 /// MiniMQTT's `userdata`: here, what the walkthrough received.
 #[derive(Default)]
@@ -27,22 +47,24 @@ struct Walkthrough {
     received: Vec<String>,
 }
 
-type Ctx<'c, 'b> = Context<'c, 'b, Walkthrough>;
+type Ctx<'c> = Context<'c, Walkthrough>;
 
 // The six callbacks of the walkthrough, printing the same lines.
 
-fn connect(_ctx: &mut Ctx<'_, '_>, info: Connected) {
+fn connect(_ctx: &mut Ctx<'_>, info: Connected) {
     // This function will be called when the client is connected
     // successfully to the broker.
     println!("Connected to MQTT Broker!");
+    // on_connect runs only for an accepted connection: RC is always 0
+    // (a refusal reaches on_disconnect with its code).
     println!(
         "Flags: {}\n RC: {}",
         u8::from(info.session_present),
-        info.return_code as u8
+        ConnectReturnCode::Accepted as u8
     );
 }
 
-fn disconnect(_ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
+fn disconnect(_ctx: &mut Ctx<'_>, reason: DisconnectReason) {
     // This method is called when the client disconnects from the broker.
     println!("Disconnected from MQTT Broker!");
     if reason != DisconnectReason::Requested {
@@ -50,7 +72,7 @@ fn disconnect(_ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
     }
 }
 
-fn subscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, granted: SubscribeReturnCode, _pid: u16) {
+fn subscribe(_ctx: &mut Ctx<'_>, topic: &str, granted: SubscribeReturnCode, _pid: u16) {
     // This method is called when the client subscribes to a new feed.
     match granted {
         SubscribeReturnCode::Success(qos) => {
@@ -60,12 +82,12 @@ fn subscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, granted: SubscribeReturnCode, 
     }
 }
 
-fn unsubscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: u16) {
+fn unsubscribe(_ctx: &mut Ctx<'_>, topic: &str, pid: u16) {
     // This method is called when the client unsubscribes from a feed.
     println!("Unsubscribed from {topic} with PID {pid}");
 }
 
-fn publish(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: Option<u16>) {
+fn publish(_ctx: &mut Ctx<'_>, topic: &str, pid: Option<u16>) {
     // This method is called when the client publishes data to a feed.
     match pid {
         Some(pid) => println!("Published to {topic} with PID {pid}"),
@@ -74,7 +96,7 @@ fn publish(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: Option<u16>) {
 }
 
 /// The topic callback: our own message comes back through it.
-fn message(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let text = String::from_utf8_lossy(msg.payload);
     println!(
         "New message on topic {}: {text} (QoS {}, retain {}, PID {:?})",
@@ -104,9 +126,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     println!("Attempting to connect to {address}");
-    let socket = tokio::net::TcpStream::connect(&address).await?;
-    socket.set_nodelay(true)?;
-
     let mut buffers = Buffers::<2048, 2048, 2048, 512>::new();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -123,8 +142,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .on_subscribe(subscribe)
         .on_unsubscribe(unsubscribe)
         .on_publish(publish);
-    let mut client: Client<'_, _, _, Walkthrough> = Client::new(
-        FromTokio::new(socket),
+    let connector = Tcp {
+        address: address.clone(),
+    };
+    let mut client = Client::new(
+        connector,
         TokioClock::new(),
         config,
         buffers.slices(),
@@ -133,7 +155,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     client.add_topic_callback(&topic, message)?;
 
-    client.connect().await?;
+    // `run_for` connects (retrying with backoff while the broker is not
+    // up), keeps the link alive and reconnects if it drops.
+    while !client.is_connected() {
+        client.run_for(Duration::from_millis(100)).await?;
+    }
 
     println!("Subscribing to {topic}");
     client.subscribe(&topic, QoS::AtLeastOnce).await?;
@@ -147,7 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Our own message comes back through the subscription.
     while client.user_data().received.is_empty() {
-        client.poll(Duration::from_millis(100)).await?;
+        client.run_for(Duration::from_millis(100)).await?;
     }
 
     println!("Unsubscribing from {topic}");

@@ -35,9 +35,9 @@
 //! | `subscribe`, `subscribe_many` | yes | subscribed (SUBACK reaches `on_subscribe` later) or not at all |
 //! | `unsubscribe`, `unsubscribe_many` | yes | likewise |
 //! | `ping` | yes | the PINGREQ sent or not; the next `ping` waits for the outstanding one |
-//! | `disconnect` | yes, as documented | connected (dropped before DISCONNECT was queued) or disconnected with the DISCONNECT possibly half written: the transport must be replaced before `connect`; `on_disconnect` does not run |
-//! | `connect` | yes, on a fresh transport | connected (dropped after CONNACK), or a CONNECT sent or half sent: replace the transport, then `connect` again. `connect` again on the *same* transport is refused with `Error::AlreadyConnected` (a second CONNECT would break MQTT-3.1.0-2) |
-//! | `reconnect` | yes | connected, or not connected; calling it again opens a fresh transport |
+//! | `disconnect` | yes, as documented | connected (dropped before DISCONNECT was queued) or disconnected with the DISCONNECT possibly half written and the transport still open: the next `connect` closes it first; `on_disconnect` does not run |
+//! | `connect` | yes | connected (dropped after CONNACK), or a CONNECT sent or half sent: the next `connect` closes that transport and opens a new one (never a second CONNECT on one connection, MQTT-3.1.0-2) |
+//! | `run_for` | yes | connected, or not connected; calling it again connects through a fresh transport |
 
 mod common;
 
@@ -49,7 +49,7 @@ use std::task::Poll;
 use common::fake::*;
 use common::faults::{Faults, FaultyTransport};
 use minimqtt::callbacks::DisconnectReason;
-use minimqtt::reconnect::{Backoff, Connector};
+use minimqtt::reconnect::Backoff;
 use minimqtt::time::Duration as MDuration;
 use minimqtt::{Buffers, QoS, SubscribeReturnCode, Subscription};
 use tokio::task::JoinHandle;
@@ -136,11 +136,10 @@ fn dead() -> Faulty {
     FaultyTransport::new(pipe().0).0
 }
 
-/// Closes the client's end (`on_disconnect(ConnectionLost)` runs if it
-/// was connected) and collects what the broker read and how the stream
-/// ended.
+/// Closes the client's end (`on_disconnect(Requested)` runs if it was
+/// connected) and collects what the broker read and how the stream ended.
 async fn finish(c: &mut TestClient<'_, Faulty>, served: Served) -> (Vec<Rx>, ReadEnd) {
-    drop(c.replace_transport(dead()));
+    c.abort();
     let end = within("broker end", served.task).await.unwrap();
     let log = served.log.lock().unwrap().clone();
     (log, end)
@@ -545,7 +544,7 @@ async fn disconnect_is_cancel_safe() {
         }
         // A fresh transport: connect works again.
         let (t, again) = serve_pipe(link, Vec::new());
-        c.replace_transport(t);
+        c.connector_mut().push(t);
         within("connect", c.connect())
             .await
             .expect("connect after disconnect");
@@ -576,22 +575,17 @@ async fn connect_is_cancel_safe() {
         } else {
             assert!(done.is_none());
             assert!(c.user_data().connected.is_empty());
-            // Not on the same stream: that would be a second CONNECT.
-            assert_eq!(
-                within("connect on the same stream", c.connect())
-                    .await
-                    .map_err(|e| e.map_transport(drop)),
-                Err(minimqtt::Error::AlreadyConnected)
-            );
+            // Not on the same stream: that would be a second CONNECT. The
+            // next `connect` closes it and opens the next one.
             let (t, second) = serve_pipe(link, traffic());
-            drop(c.replace_transport(t));
+            c.connector_mut().push(t);
+            within("connect again", c.connect())
+                .await
+                .expect("connect again");
             let end = within("first broker", first.task).await.unwrap();
             assert!(!matches!(end, ReadEnd::Malformed(_)), "{end:?}");
             let log = first.log.lock().unwrap().clone();
             assert!(log.len() <= 1 && log.iter().all(|rx| matches!(rx, Rx::Connect { .. })));
-            within("connect again", c.connect())
-                .await
-                .expect("connect again");
             second
         };
         assert_eq!(c.user_data().connected.len(), 1);
@@ -610,61 +604,42 @@ async fn connect_is_cancel_safe() {
     .await;
 }
 
-/// Opens served pipes, keeping their broker tasks; the first attempt
-/// fails, so `reconnect` also sleeps (backoff) before the second.
-struct Pipes {
-    link: Link,
-    attempts: usize,
-    opened: Vec<Served>,
-}
-
-impl Connector for Pipes {
-    type Transport = Faulty;
-    type Error = ();
-    async fn connect(&mut self) -> Result<Faulty, ()> {
-        self.attempts += 1;
-        tokio::task::yield_now().await;
-        if self.attempts == 1 {
-            return Err(());
-        }
-        let (t, served) = serve_pipe(self.link, traffic());
-        self.opened.push(served);
-        Ok(t)
-    }
-}
-
-/// `reconnect` dropped at any point (while opening a transport, sleeping
-/// after the failed first attempt, or connecting): calling it again
-/// connects, and the connection it makes is fully usable.
+/// `run_for` dropped at any point (while opening a transport, sleeping
+/// after the failed first attempt, connecting, or running): calling it
+/// again connects, and the connection it makes is fully usable.
 #[tokio::test(start_paused = true)]
-async fn reconnect_is_cancel_safe() {
+async fn run_for_is_cancel_safe() {
     every_cancel_point(async |link, n| {
         let mut buffers = Bufs::new();
-        let mut c = client(dead(), config(), buffers.slices());
-        let mut pipes = Pipes {
-            link,
-            attempts: 0,
-            opened: Vec::new(),
-        };
-        let mut backoff = Backoff::new(MDuration::from_secs(1), MDuration::from_secs(8));
-        let done = cancel_after(n, c.reconnect(&mut pipes, &mut backoff, || 7)).await;
-        if let Some(r) = &done {
-            r.as_ref().expect("reconnect");
+        let mut cfg = config();
+        cfg.backoff = Backoff::new(MDuration::from_secs(1), MDuration::from_secs(8));
+        // The first attempt fails (the broker is gone), so `run_for` also
+        // sleeps out the backoff before the second.
+        let mut c = client(dead(), cfg, buffers.slices());
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            let (t, s) = serve_pipe(link, traffic());
+            c.connector_mut().push(t);
+            served.push(s);
         }
-        if !c.is_connected() {
-            within(
-                "reconnect again",
-                c.reconnect(&mut pipes, &mut backoff, || 7),
-            )
-            .await
-            .expect("reconnect again");
+        let done = cancel_after(n, c.run_for(MDuration::from_secs(5))).await;
+        if let Some(r) = &done {
+            r.as_ref().expect("run_for");
+        }
+        while !c.is_connected() {
+            within("run_for again", c.run_for(MDuration::from_secs(1)))
+                .await
+                .expect("run_for again");
         }
         settle(&mut c).await;
-        let last = pipes.opened.pop().unwrap();
+        // The first transport opened was the dead one.
+        let current = c.connector_mut().opened() - 2;
+        c.connector_mut().clear();
+        let last = served.remove(current);
         let (log, end) = finish(&mut c, last).await;
         assert_eq!(end, ReadEnd::Eof);
         assert_traffic_once(&c, &log);
-        for earlier in pipes.opened {
+        for earlier in served {
             let end = within("earlier", earlier.task).await.unwrap();
             assert!(!matches!(end, ReadEnd::Malformed(_)), "{end:?}");
         }

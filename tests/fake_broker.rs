@@ -645,10 +645,10 @@ async fn duplicate_qos1_publish_is_delivered_again_with_dup() {
 }
 
 /// A PUBLISH larger than the receive buffer (256 bytes here) is skipped:
-/// `poll` returns `Error::MessageTooLarge { len }` (not a connection
-/// error), the QoS 1 message is still acknowledged with PUBACK so the
-/// broker does not redeliver it forever (§4.3.2), and the next message is
-/// delivered normally.
+/// `on_message_dropped` gets its length and topic, `poll` does not fail
+/// (the connection is healthy), the QoS 1 message is still acknowledged
+/// with PUBACK so the broker does not redeliver it forever (§4.3.2), and
+/// the next message is delivered normally.
 #[tokio::test(start_paused = true)]
 async fn oversize_qos1_publish_is_acknowledged_and_skipped() {
     let big = publish("big", &[0xab; 1000], QoS::AtLeastOnce, Some(21));
@@ -659,18 +659,13 @@ async fn oversize_qos1_publish_is_acknowledged_and_skipped() {
     let mut c = client(io, config(), buffers.slices());
     connect(&mut c, &mut broker, false).await;
     broker.send(&bytes).await;
-    let err = within("poll", c.poll(POLL)).await.unwrap_err();
-    assert!(
-        matches!(err, Error::MessageTooLarge { len } if len == big.len()),
-        "{err:?}"
-    );
-    assert!(!err.is_connection_lost());
-    assert!(c.is_connected());
     let handled = within("poll", c.poll(POLL)).await.unwrap();
-    assert_eq!(handled.messages, 1);
+    assert_eq!((handled.messages, handled.dropped), (1, 1));
+    assert!(c.is_connected());
     assert_eq!(broker.recv().await, Rx::PubAck(21));
     assert_eq!(broker.recv().await, Rx::PubAck(22));
     let log = c.user_data();
+    assert_eq!(log.dropped, [(big.len(), Some("big".to_owned()))]);
     assert_eq!(log.messages.len(), 1);
     assert_eq!(log.messages[0].topic, "small");
     assert!(log.disconnected.is_empty());
@@ -691,22 +686,19 @@ async fn oversize_qos2_and_qos0_publishes_are_skipped_across_reads() {
     bytes.extend(&q0);
     bytes.extend(pubrel(5));
     bytes.extend(publish("fine", b"!", QoS::AtMostOnce, None));
-    let mut errors = Vec::new();
     let (_, ()) = tokio::join!(
         async {
             while c.user_data().messages.is_empty() {
-                if let Err(e) = c.poll(POLL).await {
-                    errors.push(e.map_transport(|e| e.kind()));
-                }
+                c.poll(POLL).await.expect("poll");
             }
         },
         broker.send_bytewise(&bytes)
     );
     assert_eq!(
-        errors,
+        c.user_data().dropped,
         [
-            Error::MessageTooLarge { len: q2.len() },
-            Error::MessageTooLarge { len: q0.len() }
+            (q2.len(), Some("big2".to_owned())),
+            (q0.len(), Some("big0".to_owned()))
         ]
     );
     assert!(c.is_connected());
@@ -718,9 +710,9 @@ async fn oversize_qos2_and_qos0_publishes_are_skipped_across_reads() {
 
 /// A PUBLISH whose packet id lies beyond the receive buffer (its topic
 /// alone is longer than the buffer) cannot be acknowledged: the id never
-/// fits in memory. It is skipped with `MessageTooLarge` and *not*
-/// acknowledged (the documented limit); the broker will redeliver it, and
-/// the connection stays usable.
+/// fits in memory. It is reported without a topic and *not* acknowledged
+/// (the documented limit); the broker will redeliver it, and the
+/// connection stays usable.
 #[tokio::test(start_paused = true)]
 async fn oversize_publish_with_unreachable_id_is_skipped_unacknowledged() {
     let topic = "t".repeat(400);
@@ -732,9 +724,8 @@ async fn oversize_publish_with_unreachable_id_is_skipped_unacknowledged() {
     let mut c = client(io, config(), buffers.slices());
     connect(&mut c, &mut broker, false).await;
     broker.send(&bytes).await;
-    let err = within("poll", c.poll(POLL)).await.unwrap_err();
-    assert!(matches!(err, Error::MessageTooLarge { len } if len == big.len()));
     assert_eq!(within("poll", c.poll(POLL)).await.unwrap().messages, 1);
+    assert_eq!(c.user_data().dropped, [(big.len(), None)]);
     broker.expect_silence(SECOND).await;
     assert!(c.is_connected());
 }

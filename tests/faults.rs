@@ -23,7 +23,6 @@ use common::fake::*;
 use common::faults::{FaultHandle, Faults, FaultyTransport};
 use embedded_io_async::ErrorKind;
 use minimqtt::callbacks::{Connected, DisconnectReason};
-use minimqtt::codec::ConnectReturnCode;
 use minimqtt::session::Timeouts;
 use minimqtt::time::Duration as MDuration;
 use minimqtt::{AckKind, Config, Error, QoS, Subscription};
@@ -130,8 +129,7 @@ async fn resume(
     extra: &[(&str, QoS)],
 ) {
     let (io, _h, mut broker) = faulty_pipe();
-    let old = c.replace_transport(io);
-    drop(old);
+    c.connector_mut().push(io);
     broker.send(&connack(session_present, 0)).await;
     let present = within("reconnect", c.connect()).await.expect("reconnect");
     assert_eq!(present, session_present);
@@ -180,7 +178,6 @@ async fn resume(
         info,
         Connected {
             session_present,
-            return_code: ConnectReturnCode::Accepted,
             resubscribed: resubscribe.len(),
             resent: 4,
         }
@@ -324,13 +321,12 @@ async fn write_error_mid_publish_keeps_the_message() {
         c.user_data().disconnected,
         [DisconnectReason::ConnectionLost]
     );
-    drop(c.replace_transport(FaultyTransport::new(pipe().0).0));
     assert!(matches!(
         broker.read().await,
         Err(ReadEnd::EofMidPacket { partial: 3 })
     ));
     let (io, _h, mut broker) = faulty_pipe();
-    c.replace_transport(io);
+    c.connector_mut().push(io);
     broker.send(&connack(true, 0)).await;
     within("connect", c.connect()).await.unwrap();
     broker.expect_connect().await;
@@ -494,7 +490,7 @@ async fn write_stalled_mid_packet_is_resent_whole() {
     assert_eq!(start.elapsed(), Duration::from_secs(10));
     assert_eq!(c.user_data().disconnected, [DisconnectReason::Timeout]);
     let (io, _h, mut fresh) = faulty_pipe();
-    drop(c.replace_transport(io));
+    c.connector_mut().push(io);
     assert_eq!(
         broker.read().await,
         Err(ReadEnd::EofMidPacket { partial: 5 })
@@ -664,7 +660,7 @@ async fn clean_session_reconnect_resubscribes_and_resends_nothing() {
         Err(Error::ConnectionClosed)
     );
     let (io, _h, mut broker) = faulty_pipe();
-    c.replace_transport(io);
+    c.connector_mut().push(io);
     broker.connack().await;
     within("connect", c.connect()).await.unwrap();
     let (_, clean, _) = broker.expect_connect().await;
@@ -683,11 +679,11 @@ async fn clean_session_reconnect_resubscribes_and_resends_nothing() {
     assert_eq!((info.resubscribed, info.resent), (2, 0));
 }
 
-fn echo_qos1(ctx: &mut minimqtt::Context<'_, '_, Log>, _m: &minimqtt::Message<'_>) {
+fn echo_qos1(ctx: &mut minimqtt::Context<'_, Log>, _m: &minimqtt::Message<'_>) {
     ctx.publish("echo", b"x", QoS::AtLeastOnce, false).unwrap();
 }
 
-fn echo_qos0(ctx: &mut minimqtt::Context<'_, '_, Log>, _m: &minimqtt::Message<'_>) {
+fn echo_qos0(ctx: &mut minimqtt::Context<'_, Log>, _m: &minimqtt::Message<'_>) {
     ctx.publish("echo", b"x", QoS::AtMostOnce, false).unwrap();
 }
 
@@ -710,7 +706,7 @@ async fn callback_publish_is_not_sent_twice_after_a_write_error() {
     broker.close();
     assert!(within("poll", c.poll(POLL)).await.is_err());
     let (io, mut broker) = pipe();
-    c.replace_transport(io);
+    c.connector_mut().push(io);
     connect(&mut c, &mut broker, true).await;
     within("poll", c.poll(POLL)).await.unwrap();
     let mut publishes = Vec::new();
@@ -738,7 +734,7 @@ async fn callback_qos0_publish_is_at_most_once_after_a_write_error() {
     broker.close();
     assert!(within("poll", c.poll(POLL)).await.is_err());
     let (io, mut broker) = pipe();
-    c.replace_transport(io);
+    c.connector_mut().push(io);
     connect(&mut c, &mut broker, false).await;
     within("poll", c.poll(POLL)).await.unwrap();
     broker.expect_silence(Duration::from_millis(100)).await;
@@ -752,9 +748,9 @@ async fn callback_qos0_publish_is_at_most_once_after_a_write_error() {
 async fn a_window_of_zero_refuses_qos1_instead_of_waiting() {
     let (io, mut broker) = pipe();
     let mut buffers = SmallBuffers::new();
-    let mut c: minimqtt::Client<'_, Pipe, minimqtt::time::TokioClock, Log, 0> =
-        minimqtt::Client::new(
-            io,
+    let mut c: minimqtt::Client<'_, Queue<Pipe>, minimqtt::time::TokioClock, Log, 0> =
+        minimqtt::Client::with_capacity(
+            Queue::with(io),
             minimqtt::time::TokioClock::new(),
             config(),
             buffers.slices(),

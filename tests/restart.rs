@@ -1,5 +1,5 @@
 //! Broker restarts in the middle of QoS 1 and QoS 2 publish streams: the
-//! clients reconnect by themselves ([`Client::reconnect`]) and nothing the
+//! clients reconnect by themselves ([`Client::run_for`]) and nothing the
 //! client is responsible for is lost or doubled.
 //!
 //! rumqttd keeps nothing across a restart (no persistence): a message it
@@ -112,8 +112,6 @@ fn pubcomps(written: &[Vec<u8>]) -> Vec<Vec<u16>> {
         .collect()
 }
 
-type Transport = Recording;
-
 #[derive(Default)]
 struct Publisher {
     /// Packet id to message index, for the messages in flight.
@@ -140,18 +138,18 @@ struct Subscriber {
     written: Rc<RefCell<Vec<Vec<u8>>>>,
 }
 
-fn pub_connected(ctx: &mut Context<'_, '_, Publisher>, info: Connected) {
+fn pub_connected(ctx: &mut Context<'_, Publisher>, info: Connected) {
     ctx.user_data.connects.push(info);
 }
 
-fn pub_published(ctx: &mut Context<'_, '_, Publisher>, _topic: &str, pid: Option<u16>) {
+fn pub_published(ctx: &mut Context<'_, Publisher>, _topic: &str, pid: Option<u16>) {
     if let Some(index) = pid.and_then(|pid| ctx.user_data.in_flight.remove(&pid)) {
         *ctx.user_data.completed.entry(index).or_default() += 1;
     }
 }
 
 fn sub_subscribed(
-    ctx: &mut Context<'_, '_, Subscriber>,
+    ctx: &mut Context<'_, Subscriber>,
     _filter: &str,
     code: minimqtt::SubscribeReturnCode,
     _pid: u16,
@@ -162,7 +160,7 @@ fn sub_subscribed(
 }
 
 fn sub_disconnected(
-    ctx: &mut Context<'_, '_, Subscriber>,
+    ctx: &mut Context<'_, Subscriber>,
     reason: minimqtt::callbacks::DisconnectReason,
 ) {
     let _ = &ctx.user_data.subscribed;
@@ -171,14 +169,14 @@ fn sub_disconnected(
     }
 }
 
-fn sub_connected(ctx: &mut Context<'_, '_, Subscriber>, info: Connected) {
+fn sub_connected(ctx: &mut Context<'_, Subscriber>, info: Connected) {
     if std::env::var("RESTART_DEBUG").is_ok() {
         eprintln!("subscriber connected: {info:?}");
     }
     ctx.user_data.connects.push(info);
 }
 
-fn sub_message(ctx: &mut Context<'_, '_, Subscriber>, msg: &Message<'_>) {
+fn sub_message(ctx: &mut Context<'_, Subscriber>, msg: &Message<'_>) {
     let index: usize = std::str::from_utf8(msg.payload)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -214,6 +212,7 @@ fn fast_backoff() -> Backoff {
 fn client_config(client_id: &str) -> Config<'_> {
     Config {
         clean_session: false,
+        backoff: fast_backoff(),
         keep_alive_secs: 5,
         timeouts: minimqtt::session::Timeouts {
             connack: Duration::from_secs(2),
@@ -235,22 +234,13 @@ async fn run_publisher(
     ready: impl Fn() -> bool,
     progress: Rc<Cell<usize>>,
 ) -> Publisher {
-    let mut connector = Tcp::new(addr);
-    let mut backoff = fast_backoff();
-    let mut seed = 0x2545_f491u32;
-    let mut random = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed
-    };
+    let connector = Tcp::new(addr);
     let mut buffers = Buffers::<512, 512, 4096, 64>::new();
     let callbacks = Callbacks::new()
         .on_connect(pub_connected)
         .on_publish(pub_published);
-    let first = connector.connect().await.expect("broker is up");
-    let mut client: Client<'_, Transport, TokioClock, Publisher> = Client::new(
-        first,
+    let mut client = Client::new(
+        connector,
         TokioClock::new(),
         client_config("restart-publisher"),
         buffers.slices(),
@@ -277,7 +267,7 @@ async fn run_publisher(
         }
         if !client.is_connected() {
             client
-                .reconnect(&mut connector, &mut backoff, &mut random)
+                .run_for(Duration::from_millis(5))
                 .await
                 .expect("reconnects: backoff retries forever");
             continue;
@@ -330,13 +320,8 @@ async fn run_subscriber(
     generation: Rc<Cell<u32>>,
     stop: impl Fn(&Subscriber) -> bool,
 ) -> Subscriber {
-    let mut connector = Tcp::new(addr);
-    let mut backoff = fast_backoff();
-    let mut seed = 0x9e37_79b9u32;
-    let mut random = move || {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        seed
-    };
+    let connector = Tcp::new(addr);
+    let written = connector.written.clone();
     let mut buffers = Buffers::<512, 512, 1024, 64>::new();
     let mut callbacks = Callbacks::new()
         .on_connect(sub_connected)
@@ -345,13 +330,12 @@ async fn run_subscriber(
     callbacks
         .add_topic_callback("restart/+", sub_message)
         .unwrap();
-    let first = connector.connect().await.expect("broker is up");
     // INFLIGHT 128: mosquitto 2.0 does not bound QoS 2 messages awaiting
     // PUBREL by its max_inflight_messages; in this restart storm up to 91
     // were outstanding at once. The set of those ids must not overflow for
     // exactly-once across reconnects (see the `Client` docs on `INFLIGHT`).
-    let mut client: Client<'_, Transport, TokioClock, Subscriber, 128> = Client::new(
-        first,
+    let mut client: Client<'_, Tcp, TokioClock, Subscriber, 128> = Client::with_capacity(
+        connector,
         TokioClock::new(),
         client_config("restart-subscriber"),
         buffers.slices(),
@@ -359,7 +343,7 @@ async fn run_subscriber(
         Subscriber {
             subscribed,
             generation,
-            written: connector.written.clone(),
+            written,
             ..Subscriber::default()
         },
     );
@@ -379,10 +363,7 @@ async fn run_subscriber(
         .expect("subscribes");
     while !stop(client.user_data()) {
         if !client.is_connected() {
-            if let Err(e) = client
-                .reconnect(&mut connector, &mut backoff, &mut random)
-                .await
-            {
+            if let Err(e) = client.run_for(Duration::from_millis(5)).await {
                 panic!("subscriber reconnect: {e}");
             }
             continue;

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::time::Duration as StdDuration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use minimqtt::callbacks::{Connected, DisconnectReason};
-use minimqtt::codec::{ConnectReturnCode, varint_len};
+use minimqtt::callbacks::{Connected, DisconnectReason, Dropped};
+use minimqtt::codec::varint_len;
 use minimqtt::session::Timeouts;
 use minimqtt::time::{Duration, TokioClock};
 use minimqtt::{
@@ -68,7 +68,7 @@ impl Env {
 
 pub type Tcp = FromTokio<TcpStream>;
 pub type Net = Transport<Tcp>;
-pub type TestClient = Client<'static, Net, TokioClock, Recorder>;
+pub type TestClient = Client<'static, TcpConnector, TokioClock, Recorder>;
 
 /// Which message callback ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,16 @@ pub enum Ev {
         pid: Option<u16>,
     },
     Message(Msg),
+    /// `on_message_dropped`: a message too large for the receive buffer.
+    Dropped {
+        len: usize,
+        topic: Option<String>,
+    },
+    /// `on_publish_discarded`.
+    Discarded {
+        topic: String,
+        pid: u16,
+    },
 }
 
 impl Ev {
@@ -123,7 +133,6 @@ impl Ev {
     pub fn connected(session_present: bool) -> Ev {
         Ev::Connect(Connected {
             session_present,
-            return_code: ConnectReturnCode::Accepted,
             resubscribed: 0,
             resent: 0,
         })
@@ -209,20 +218,20 @@ pub struct Recorder {
     pub reactions: Vec<Reaction>,
 }
 
-type Ctx<'c, 'b> = Context<'c, 'b, Recorder>;
+type Ctx<'c> = Context<'c, Recorder>;
 
-fn on_connect(ctx: &mut Ctx<'_, '_>, info: Connected) {
+fn on_connect(ctx: &mut Ctx<'_>, info: Connected) {
     ctx.user_data.events.push(Ev::Connect(info));
     for (filter, qos) in ctx.user_data.subscribe_on_connect.clone() {
         ctx.subscribe(&filter, qos).expect("outbox has room");
     }
 }
 
-fn on_disconnect(ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
+fn on_disconnect(ctx: &mut Ctx<'_>, reason: DisconnectReason) {
     ctx.user_data.events.push(Ev::Disconnect(reason));
 }
 
-fn on_subscribe(ctx: &mut Ctx<'_, '_>, filter: &str, code: SubscribeReturnCode, pid: u16) {
+fn on_subscribe(ctx: &mut Ctx<'_>, filter: &str, code: SubscribeReturnCode, pid: u16) {
     assert_ne!(pid, 0, "on_subscribe with packet id 0");
     ctx.user_data.events.push(Ev::Subscribe {
         filter: filter.into(),
@@ -231,7 +240,7 @@ fn on_subscribe(ctx: &mut Ctx<'_, '_>, filter: &str, code: SubscribeReturnCode, 
     });
 }
 
-fn on_unsubscribe(ctx: &mut Ctx<'_, '_>, filter: &str, pid: u16) {
+fn on_unsubscribe(ctx: &mut Ctx<'_>, filter: &str, pid: u16) {
     assert_ne!(pid, 0, "on_unsubscribe with packet id 0");
     ctx.user_data.events.push(Ev::Unsubscribe {
         filter: filter.into(),
@@ -239,14 +248,28 @@ fn on_unsubscribe(ctx: &mut Ctx<'_, '_>, filter: &str, pid: u16) {
     });
 }
 
-fn on_publish(ctx: &mut Ctx<'_, '_>, topic: &str, pid: Option<u16>) {
+fn on_publish(ctx: &mut Ctx<'_>, topic: &str, pid: Option<u16>) {
     ctx.user_data.events.push(Ev::Publish {
         topic: topic.into(),
         pid,
     });
 }
 
-fn record_message(ctx: &mut Ctx<'_, '_>, via: Via, msg: &Message<'_>) {
+fn on_message_dropped(ctx: &mut Ctx<'_>, dropped: &Dropped<'_>) {
+    ctx.user_data.events.push(Ev::Dropped {
+        len: dropped.len,
+        topic: dropped.topic.map(String::from),
+    });
+}
+
+fn on_publish_discarded(ctx: &mut Ctx<'_>, topic: &str, pid: u16) {
+    ctx.user_data.events.push(Ev::Discarded {
+        topic: topic.into(),
+        pid,
+    });
+}
+
+fn record_message(ctx: &mut Ctx<'_>, via: Via, msg: &Message<'_>) {
     // Checked here, so events need not carry broker-chosen packet ids.
     assert_eq!(
         msg.packet_id.is_some(),
@@ -279,12 +302,12 @@ fn record_message(ctx: &mut Ctx<'_, '_>, via: Via, msg: &Message<'_>) {
     }
 }
 
-fn on_message(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+fn on_message(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     record_message(ctx, Via::OnMessage, msg);
 }
 
 /// The n-th topic callback.
-fn route<const N: usize>(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+fn route<const N: usize>(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     record_message(ctx, Via::Route(N), msg);
 }
 
@@ -292,9 +315,11 @@ const ROUTES: [minimqtt::callbacks::MessageCallback<Recorder>; 8] = [
     route::<0>, route::<1>, route::<2>, route::<3>, route::<4>, route::<5>, route::<6>, route::<7>,
 ];
 
-/// All six MiniMQTT callbacks, recording.
+/// All the callbacks, recording.
 pub fn recording_callbacks() -> Callbacks<'static, Recorder> {
     Callbacks::new()
+        .on_message_dropped(on_message_dropped)
+        .on_publish_discarded(on_publish_discarded)
         .on_connect(on_connect)
         .on_disconnect(on_disconnect)
         .on_subscribe(on_subscribe)
@@ -387,13 +412,49 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
 
 /// A fresh TCP connection to the broker, wrapped in the env's mode.
 pub async fn open(env: &Env, seed: u64) -> (Net, StatsHandle) {
-    let socket = within("TCP connect", TcpStream::connect(env.addr))
+    let stats = StatsHandle::default();
+    let transport = connect_tcp(env, seed, stats.clone())
         .await
         .expect("TCP connect");
-    socket.set_nodelay(true).expect("nodelay");
-    let transport = Transport::new(FromTokio::new(socket), env.mode, seed);
-    let stats = transport.stats();
     (transport, stats)
+}
+
+async fn connect_tcp(env: &Env, seed: u64, stats: StatsHandle) -> std::io::Result<Net> {
+    let socket = within("TCP connect", TcpStream::connect(env.addr)).await?;
+    socket.set_nodelay(true)?;
+    Ok(Transport::with_stats(
+        FromTokio::new(socket),
+        env.mode,
+        seed,
+        stats,
+    ))
+}
+
+/// Opens a TCP connection to the env's broker for every attempt, each with
+/// the next seed, recording into one [`StatsHandle`] that starts over with
+/// every connection.
+#[derive(Debug)]
+pub struct TcpConnector {
+    env: Env,
+    seed: u64,
+    pub connections: u64,
+    stats: StatsHandle,
+}
+
+impl minimqtt::Connector for TcpConnector {
+    type Transport = Net;
+    type Error = std::io::Error;
+
+    async fn connect(&mut self) -> Result<Net, std::io::Error> {
+        self.connections += 1;
+        self.stats.reset();
+        let seed = if self.connections == 1 {
+            self.seed
+        } else {
+            self.seed ^ self.connections
+        };
+        connect_tcp(&self.env, seed, self.stats.clone()).await
+    }
 }
 
 /// Panics unless `actual` holds exactly the events of `expected`, in any
@@ -417,12 +478,8 @@ pub fn assert_unordered(actual: &[Ev], expected: &[Ev]) {
 /// One client under test with its recorder and transport statistics.
 pub struct Peer {
     pub client: TestClient,
-    /// Statistics of the current transport (replaced on reconnect).
+    /// Statistics of the current connection (they start over with each).
     pub stats: StatsHandle,
-    env: Env,
-    seed: u64,
-    connections: u64,
-    next_route: usize,
 }
 
 impl std::ops::Deref for Peer {
@@ -451,23 +508,22 @@ impl Peer {
         recorder: Recorder,
     ) -> Peer {
         let seed = seed_of(config.client_id);
-        let (transport, stats) = open(env, seed).await;
+        let stats = StatsHandle::default();
+        let connector = TcpConnector {
+            env: *env,
+            seed,
+            connections: 0,
+            stats: stats.clone(),
+        };
         let client = Client::new(
-            transport,
+            connector,
             TokioClock::new(),
             config,
             sizes.leak(),
             recording_callbacks(),
             recorder,
         );
-        Peer {
-            client,
-            stats,
-            env: *env,
-            seed,
-            connections: 1,
-            next_route: 0,
-        }
+        Peer { client, stats }
     }
 
     /// A connected client with default config and buffers; its `on_connect`
@@ -492,20 +548,17 @@ impl Peer {
 
     /// Adds the next topic callback; returns how its messages are marked.
     pub fn route(&mut self, filter: &str) -> Via {
-        let n = self.next_route;
-        self.next_route += 1;
+        let n = self.client.callbacks_mut().topic_callbacks();
         self.client
             .add_topic_callback(leak(filter), ROUTES[n])
             .expect("add topic callback");
         Via::Route(n)
     }
 
-    /// Puts in a new TCP connection (same mode, next seed); not connected.
+    /// Drops the connection without DISCONNECT (the next `connect` opens a
+    /// new one, same mode, next seed).
     pub async fn new_connection(&mut self) {
-        self.connections += 1;
-        let (transport, stats) = open(&self.env, self.seed ^ self.connections).await;
-        drop(self.client.replace_transport(transport));
-        self.stats = stats;
+        self.client.abort();
     }
 
     pub fn events(&self) -> &[Ev] {

@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use minimqtt::callbacks::{Connected, DisconnectReason};
+use minimqtt::callbacks::{Connected, DisconnectReason, Dropped};
 use minimqtt::codec::{ConnectReturnCode, DecodeError, Packet, PacketType, Publish};
 use minimqtt::time::TokioClock;
 use minimqtt::{
     BufferSlices, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode,
 };
+pub use super::connector::Queue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 
 /// The client's end of a pipe.
@@ -535,17 +536,21 @@ pub struct Log {
     pub subscribed: Vec<(String, SubscribeReturnCode, u16)>,
     pub unsubscribed: Vec<(String, u16)>,
     pub published: Vec<(String, Option<u16>)>,
+    /// `on_message_dropped`: length and topic.
+    pub dropped: Vec<(usize, Option<String>)>,
+    /// `on_publish_discarded`: topic and packet id.
+    pub discarded: Vec<(String, u16)>,
 }
 
-type Ctx<'c, 'b> = Context<'c, 'b, Log>;
+type Ctx<'c> = Context<'c, Log>;
 
-fn on_connect(ctx: &mut Ctx<'_, '_>, info: Connected) {
+fn on_connect(ctx: &mut Ctx<'_>, info: Connected) {
     ctx.user_data.connected.push(info);
 }
-fn on_disconnect(ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
+fn on_disconnect(ctx: &mut Ctx<'_>, reason: DisconnectReason) {
     ctx.user_data.disconnected.push(reason);
 }
-fn on_message(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) {
+fn on_message(ctx: &mut Ctx<'_>, m: &Message<'_>) {
     ctx.user_data.messages.push(Pub {
         topic: m.topic.to_owned(),
         payload: m.payload.to_vec(),
@@ -555,19 +560,28 @@ fn on_message(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) {
         packet_id: m.packet_id,
     });
 }
-fn on_subscribe(ctx: &mut Ctx<'_, '_>, filter: &str, code: SubscribeReturnCode, id: u16) {
+fn on_subscribe(ctx: &mut Ctx<'_>, filter: &str, code: SubscribeReturnCode, id: u16) {
     ctx.user_data.subscribed.push((filter.to_owned(), code, id));
 }
-fn on_unsubscribe(ctx: &mut Ctx<'_, '_>, filter: &str, id: u16) {
+fn on_unsubscribe(ctx: &mut Ctx<'_>, filter: &str, id: u16) {
     ctx.user_data.unsubscribed.push((filter.to_owned(), id));
 }
-fn on_publish(ctx: &mut Ctx<'_, '_>, topic: &str, id: Option<u16>) {
+fn on_publish(ctx: &mut Ctx<'_>, topic: &str, id: Option<u16>) {
     ctx.user_data.published.push((topic.to_owned(), id));
 }
 
-/// All six MiniMQTT callbacks, recording into [`Log`].
+fn on_message_dropped(ctx: &mut Ctx<'_>, d: &Dropped<'_>) {
+    ctx.user_data.dropped.push((d.len, d.topic.map(str::to_owned)));
+}
+fn on_publish_discarded(ctx: &mut Ctx<'_>, topic: &str, id: u16) {
+    ctx.user_data.discarded.push((topic.to_owned(), id));
+}
+
+/// Every callback, recording into [`Log`].
 pub fn recording_callbacks<'r>() -> Callbacks<'r, Log> {
     Callbacks::new()
+        .on_message_dropped(on_message_dropped)
+        .on_publish_discarded(on_publish_discarded)
         .on_connect(on_connect)
         .on_disconnect(on_disconnect)
         .on_message(on_message)
@@ -576,8 +590,9 @@ pub fn recording_callbacks<'r>() -> Callbacks<'r, Log> {
         .on_publish(on_publish)
 }
 
-/// The client the tests drive.
-pub type TestClient<'a, T> = Client<'a, T, TokioClock, Log>;
+/// The client the tests drive: it opens the transports queued in its
+/// [`Queue`] connector.
+pub type TestClient<'a, T> = Client<'a, Queue<T>, TokioClock, Log>;
 
 /// Small buffers, so oversize packets are easy to make: 256 bytes each
 /// way, 2 KiB of session store, 256 of outbox.
@@ -589,7 +604,8 @@ pub fn config() -> Config<'static> {
     Config::new("fake")
 }
 
-/// A client over `transport` with recording callbacks.
+/// A client with recording callbacks whose first connection is over
+/// `transport`; queue more with `client.connector_mut().push(..)`.
 pub fn client<'a, T>(
     transport: T,
     config: Config<'a>,
@@ -599,7 +615,7 @@ where
     T: embedded_io_async::Read + embedded_io_async::Write,
 {
     Client::new(
-        transport,
+        Queue::with(transport),
         TokioClock::new(),
         config,
         buffers,

@@ -2,6 +2,7 @@
 //! file). Each module is self-contained so an example can include one
 //! with `#[path = "..."]`.
 pub mod broker;
+pub mod connector;
 pub mod client;
 pub mod fake;
 pub mod faults;

@@ -172,6 +172,11 @@ impl StatsHandle {
     pub fn get(&self) -> MutexGuard<'_, Stats> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Starts over, for a new connection recorded through the same handle.
+    pub fn reset(&self) {
+        *self.get() = Stats::default();
+    }
 }
 
 /// The wrapper: an `embedded_io_async` stream over another one.
@@ -189,6 +194,11 @@ pub struct Transport<T> {
 impl<T> Transport<T> {
     /// Wraps `inner`; `seed` drives every random choice.
     pub fn new(inner: T, mode: Mode, seed: u64) -> Self {
+        Self::with_stats(inner, mode, seed, StatsHandle::default())
+    }
+
+    /// [`new`](Self::new), recording into `stats`.
+    pub fn with_stats(inner: T, mode: Mode, seed: u64, stats: StatsHandle) -> Self {
         Self {
             inner,
             mode,
@@ -196,7 +206,7 @@ impl<T> Transport<T> {
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             pending: VecDeque::new(),
             pending_since: None,
-            stats: StatsHandle::default(),
+            stats,
         }
     }
 
