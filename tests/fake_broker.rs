@@ -292,9 +292,12 @@ async fn valid_packets_before_a_malformed_one_are_still_delivered() {
         .collect();
     assert_eq!(payloads, [b"1".to_vec(), b"2".to_vec()]);
     assert_eq!(after.log.disconnected, [DisconnectReason::ProtocolError]);
-    // The PUBACK of the delivered QoS 1 message went out before the end.
-    assert_eq!(after.broker.recv().await, Rx::PubAck(3));
-    after.broker.expect_silence(SECOND).await;
+    // The connection ends at once (MQTT-4.8.0-1): the PUBACK of the
+    // delivered QoS 1 message may not have gone out, and the broker then
+    // sends it again, which at-least-once allows. Nothing else is written.
+    let (rest, end) = after.broker.drain().await;
+    assert!(rest.is_empty() || rest == [Rx::PubAck(3)], "{rest:?}");
+    assert_eq!(end, ReadEnd::Eof);
 }
 
 // ---------------------------------------------------------------------------

@@ -23,9 +23,9 @@ where
         let mut handled = Handled::default();
         loop {
             self.flush().await?;
-            if self.dispatch(&mut handled)? {
-                // Callbacks may have queued requests, and events may have
-                // queued acknowledgements: write them first.
+            if self.dispatch(&mut handled)? || !self.session.transmit_idle() {
+                // Callbacks may have queued requests, and the packets
+                // handled may have queued answers: write them first.
                 continue;
             }
             if done(self) || self.session.state() == State::Disconnected {
@@ -60,6 +60,7 @@ where
     fn dispatch(&mut self, handled: &mut Handled) -> Res<bool, TransportError<K>> {
         let now = self.clock.now();
         let mut any = false;
+        let received = self.session.packets_received();
         let closed = loop {
             let Client {
                 session,
@@ -82,14 +83,12 @@ where
                     callbacks.connected(&mut ctx, info);
                 }
                 Event::Message(message) => {
-                    handled.packets += 1;
                     handled.messages += 1;
                     callbacks.dispatch_message(&mut ctx, &message);
                 }
                 Event::Published {
                     topic, packet_id, ..
                 } => {
-                    handled.packets += 1;
                     callbacks.published(&mut ctx, topic, Some(packet_id));
                 }
                 Event::Discarded {
@@ -100,7 +99,6 @@ where
                     filters,
                     codes,
                 } => {
-                    handled.packets += 1;
                     let waited = *awaited == Some(packet_id);
                     for (sub, code) in filters.iter().zip(codes.iter()) {
                         if waited {
@@ -115,7 +113,7 @@ where
                         callbacks.unsubscribed(&mut ctx, filter, packet_id);
                     }
                 }
-                Event::Pong => handled.packets += 1,
+                Event::Pong => {}
                 Event::Dropped(dropped) => {
                     handled.packets += 1;
                     handled.dropped += 1;
@@ -124,6 +122,8 @@ where
                 Event::Closed(reason) => break Some(reason),
             }
         };
+        let packets = self.session.packets_received() - received;
+        handled.packets += usize::try_from(packets).unwrap_or(usize::MAX);
         match closed {
             Some(reason) => Err(self.closed(reason)),
             None => Ok(any),

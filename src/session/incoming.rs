@@ -93,10 +93,23 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     fn on_publish(&mut self, publish: Publish<'_>) -> Handled {
         if let (QoS::ExactlyOnce, Some(id)) = (publish.qos, publish.packet_id) {
-            if self.is_incoming(id) {
-                // Delivered already; the broker missed our PUBREC (§4.3.3).
-                self.push_ack(PacketType::PubRec, id);
-                return Handled::Nothing;
+            match self.incoming.iter().position(|i| i.packet_id == id) {
+                // Released on this connection and not marked as a resend
+                // (MQTT-3.3.1-1): the broker sent PUBREL, so a first attempt
+                // with the id is a new message (MQTT-4.3.3-2), even while
+                // our PUBCOMP is still queued.
+                Some(i)
+                    if !publish.dup
+                        && self.incoming.get(i).is_some_and(|e| e.released.is_some()) =>
+                {
+                    self.incoming.remove(i);
+                }
+                Some(_) => {
+                    // Delivered already; the broker missed our PUBREC (§4.3.3).
+                    self.push_ack(PacketType::PubRec, id);
+                    return Handled::Nothing;
+                }
+                None => {}
             }
             self.remember_incoming(id);
         }

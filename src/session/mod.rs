@@ -203,6 +203,8 @@ pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// The acknowledgement of the last delivered (or dropped) message,
     /// queued by the next call, or later if the transmit queue is full.
     owed: Option<[u8; ACK_LEN]>,
+    /// Packets received and handled, ever.
+    received: u64,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
@@ -220,6 +222,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             consume: 0,
             skip: 0,
             owed: None,
+            received: 0,
         }
     }
 
@@ -316,6 +319,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.p.outcome(packet_id)
     }
 
+    /// Packets received from the broker and handled (or skipped), ever.
+    pub fn packets_received(&self) -> u64 {
+        self.received
+    }
+
     /// Whether a PINGREQ waits for its PINGRESP.
     pub fn ping_outstanding(&self) -> bool {
         self.p.pingresp_deadline.is_some()
@@ -394,6 +402,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 Ok(Next::Incomplete) => break None,
                 Ok(Next::Packet(packet, len)) => {
                     offset += len;
+                    self.received += 1;
                     match self.p.handle(now, packet) {
                         Ok(Handled::Nothing) => {}
                         Ok(handled) => {
@@ -415,6 +424,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 }) => {
                     offset += here;
                     self.skip = len - here;
+                    self.received += 1;
                     match self.p.handle_dropped(packet_type, qos, packet_id) {
                         Ok(ack) => {
                             crate::fmt::warning!("skipping a packet of {} bytes", len);

@@ -296,10 +296,14 @@ pub async fn too_large(env: Env) {
             QoS::AtLeastOnce => vec![PacketType::PubAck],
             QoS::ExactlyOnce => vec![PacketType::PubRec],
         };
-        assert_eq!(
-            sub.stats.get().written_types()[acks_before..],
-            expected_ack,
-            "acknowledgement of the dropped message"
+        // (The PUBREL may already have come, and its PUBCOMP gone out.)
+        let written = sub.stats.get().written_types()[acks_before..].to_vec();
+        assert!(
+            written.starts_with(&expected_ack)
+                && written[expected_ack.len()..]
+                    .iter()
+                    .all(|t| *t == PacketType::PubComp),
+            "acknowledgement of the dropped message: {written:?}"
         );
         assert!(sub.events().is_empty(), "{:#?}", sub.events());
 
@@ -836,11 +840,13 @@ pub async fn keep_alive(env: Env) {
         let stats = peer.stats.get();
         let written = &stats.written;
         assert_eq!(written[1].packet_type, PacketType::Subscribe);
-        // One PINGREQ per elapsed period: 2 in 2.6 s (3 if the machine is
-        // so loaded that the loop overran).
+        // With a keep-alive of 1 s a PINGREQ goes out half a second after
+        // the last packet sent (the margin is at least 0.5 s): 5 in 2.6 s
+        // (4 or 6 if the machine is so loaded that the loop overran). No
+        // gap reaches the keep-alive (MQTT-3.1.2-23).
         let pings = &written[2..];
         assert!(
-            (2..=3).contains(&pings.len()),
+            (4..=6).contains(&pings.len()),
             "{:?}",
             stats.written_types()
         );
@@ -849,7 +855,7 @@ pub async fn keep_alive(env: Env) {
             assert_eq!(ping.packet_type, PacketType::PingReq);
             let gap = ping.at - last;
             assert!(
-                gap >= StdDuration::from_millis(990) && gap <= StdDuration::from_millis(1300),
+                gap >= StdDuration::from_millis(490) && gap < StdDuration::from_millis(1000),
                 "PINGREQ {gap:?} after the previous packet"
             );
             last = ping.at;
@@ -943,13 +949,10 @@ pub async fn persistent_session(env: Env) {
         )]
     );
 
-    // The connection is lost without DISCONNECT (the old socket is simply
-    // replaced): the session survives that too.
+    // The connection is dropped without DISCONNECT (`abort`): the session
+    // survives that too.
     peer.new_connection().await;
-    assert_eq!(
-        peer.take(),
-        [Ev::Disconnect(DisconnectReason::ConnectionLost)]
-    );
+    assert_eq!(peer.take(), [Ev::Disconnect(DisconnectReason::Requested)]);
     assert!(peer.connect_ok().await, "session present after a lost link");
     assert_eq!(peer.take(), [Ev::connected(true)]);
     publisher
