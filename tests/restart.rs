@@ -213,6 +213,13 @@ fn client_config(client_id: &str) -> Config<'_> {
     Config {
         clean_session: false,
         backoff: fast_backoff(),
+        // A restarted rumqttd has no session, and answers no PUBREL for an
+        // id it never saw: a QoS 2 message past PUBREC would never
+        // complete with MQTT-4.4.0-1's PUBREL. Its PUBLISH goes again.
+        options: minimqtt::session::Options {
+            republish_on_lost_session: true,
+            ..minimqtt::session::Options::DEFAULT
+        },
         keep_alive_secs: 5,
         timeouts: minimqtt::session::Timeouts {
             connack: Duration::from_secs(2),
