@@ -1,17 +1,22 @@
-//! Reconnecting: exponential backoff with jitter, and the [`Connector`]
-//! that opens a new transport for each attempt.
+//! Connecting and reconnecting: the [`Connector`] the client opens every
+//! transport through, and the exponential backoff with jitter that spaces
+//! its attempts.
 //!
-//! [`Client::reconnect`](crate::Client::reconnect) retries after network
-//! errors and after refusals that may pass (server unavailable); it stops
-//! at once on a permanent refusal (bad user name or password, not
-//! authorised, unacceptable protocol version, identifier rejected), since
-//! retrying the same CONNECT cannot help.
+//! [`Client::run`](crate::Client::run) and
+//! [`Client::run_for`](crate::Client::run_for) retry after network errors
+//! and after refusals that may pass (server unavailable); they stop at
+//! once on a permanent refusal (bad user name or password, not authorised,
+//! unacceptable protocol version, identifier rejected), since retrying the
+//! same CONNECT cannot help.
 
 use embedded_io_async::{Read, Write};
 
 use crate::time::Duration;
 
-/// Opens a new transport to the broker, for each connection attempt.
+/// Opens a new transport to the broker, for each connection attempt. The
+/// client drops the previous transport before it asks for a new one, so a
+/// connector over a pool with room for one socket (embassy-net's
+/// `TcpClient<'_, 1, ..>`) never finds its slot taken.
 ///
 /// ```
 /// use minimqtt::reconnect::Connector;

@@ -639,7 +639,10 @@ async fn mosquitto_restarts_keep_every_message() {
                                 && l.contains(&format!("(Mid: {pid},"))
                         })
                         .count();
-                    assert!(completed <= 1, "mosquitto completed {pid} {completed} times");
+                    assert!(
+                        completed <= 1,
+                        "mosquitto completed {pid} {completed} times"
+                    );
                     broker_duplicates += got as usize - 1;
                     continue;
                 }

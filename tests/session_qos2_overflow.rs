@@ -95,7 +95,7 @@ enum Broker {
 fn connection(
     s: &mut S<'_>,
     now: Instant,
-    broker: &mut Vec<(u16, Broker, bool)>,
+    broker: &mut [(u16, Broker, bool)],
     delivered: &mut HashMap<u16, u32>,
     broker_reads: bool,
     trace: &mut Vec<String>,
@@ -158,7 +158,9 @@ fn connection(
                             .find(|e| e.0 == a.packet_id && e.1 == Broker::AwaitPubRec)
                         {
                             e.1 = Broker::AwaitPubComp;
-                            burst.push(Packet::PubRel(PubRel { packet_id: a.packet_id }));
+                            burst.push(Packet::PubRel(PubRel {
+                                packet_id: a.packet_id,
+                            }));
                         }
                     }
                     Packet::PubComp(a) => {
@@ -205,8 +207,9 @@ fn burst_then_restart(count: u16) -> HashMap<u16, u32> {
     let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 256], [0u8; 256]);
     let mut s: S<'_> = Session::new(&mut rx, &mut tx, &mut store, Timeouts::default());
     let now = Instant::from_millis(0);
-    let mut broker: Vec<(u16, Broker, bool)> =
-        (1..=count).map(|id| (id, Broker::AwaitPubRec, false)).collect();
+    let mut broker: Vec<(u16, Broker, bool)> = (1..=count)
+        .map(|id| (id, Broker::AwaitPubRec, false))
+        .collect();
     let mut delivered = HashMap::new();
     let mut trace = Vec::new();
     // First connection: the burst, then the broker restarts (SIGTERM)

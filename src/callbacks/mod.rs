@@ -34,8 +34,8 @@
 
 mod outbox;
 
-pub use outbox::{Outbox, OutboxFull, Request};
 pub use crate::session::{Connected, Dropped};
+pub use outbox::{Outbox, OutboxFull, Request};
 
 use crate::codec::{ConnectReturnCode, Publish, QoS, SubscribeReturnCode};
 use crate::session::Closed;
@@ -127,7 +127,6 @@ impl<'c, U> Context<'c, U> {
         self.push(Request::Unsubscribe { filter })
     }
 }
-
 
 /// `on_connect(context, what the CONNACK said)`.
 pub type ConnectCallback<U> = fn(&mut Context<'_, U>, Connected);
@@ -339,12 +338,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         }
     }
 
-    pub(crate) fn published(
-        &self,
-        ctx: &mut Context<'_, U>,
-        topic: &str,
-        packet_id: Option<u16>,
-    ) {
+    pub(crate) fn published(&self, ctx: &mut Context<'_, U>, topic: &str, packet_id: Option<u16>) {
         if let Some(f) = self.on_publish {
             f(ctx, topic, packet_id);
         }
@@ -374,7 +368,6 @@ impl core::fmt::Display for RouteError {
 }
 
 impl core::error::Error for RouteError {}
-
 
 #[cfg(test)]
 mod tests {

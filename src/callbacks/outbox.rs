@@ -111,43 +111,43 @@ impl<'b> Outbox<'b> {
         self.buf.copy_within(size..self.len, 0);
         self.len -= size;
     }
-
 }
 
-
 /// Appends `request` behind the `len` bytes queued in `buf`.
-pub(crate) fn push(buf: &mut [u8], len: &mut usize, request: Request<'_>) -> Result<(), OutboxFull> {
-        let (op, flags, topic, payload) = match request {
-            Request::Publish {
-                topic,
-                payload,
-                qos,
-                retain,
-            } => (
-                OP_PUBLISH,
-                qos as u8 | (u8::from(retain) << 2),
-                topic,
-                payload,
-            ),
-            Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
-            Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
-        };
-        let topic_len = u16::try_from(topic.len()).map_err(|_| OutboxFull)?;
-        let payload_len = u32::try_from(payload.len()).map_err(|_| OutboxFull)?;
-        let total = ENTRY_HEADER + topic.len() + payload.len();
-        let dst = buf
-            .get_mut(*len..*len + total)
-            .ok_or(OutboxFull)?;
-        let (head, rest) = dst.split_at_mut(ENTRY_HEADER);
-        head[0] = op;
-        head[1] = flags;
-        head[2..4].copy_from_slice(&topic_len.to_le_bytes());
-        head[4..8].copy_from_slice(&payload_len.to_le_bytes());
-        let (t, p) = rest.split_at_mut(topic.len());
-        t.copy_from_slice(topic.as_bytes());
-        p.copy_from_slice(payload);
-        *len += total;
-        Ok(())
+pub(crate) fn push(
+    buf: &mut [u8],
+    len: &mut usize,
+    request: Request<'_>,
+) -> Result<(), OutboxFull> {
+    let (op, flags, topic, payload) = match request {
+        Request::Publish {
+            topic,
+            payload,
+            qos,
+            retain,
+        } => (
+            OP_PUBLISH,
+            qos as u8 | (u8::from(retain) << 2),
+            topic,
+            payload,
+        ),
+        Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
+        Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
+    };
+    let topic_len = u16::try_from(topic.len()).map_err(|_| OutboxFull)?;
+    let payload_len = u32::try_from(payload.len()).map_err(|_| OutboxFull)?;
+    let total = ENTRY_HEADER + topic.len() + payload.len();
+    let dst = buf.get_mut(*len..*len + total).ok_or(OutboxFull)?;
+    let (head, rest) = dst.split_at_mut(ENTRY_HEADER);
+    head[0] = op;
+    head[1] = flags;
+    head[2..4].copy_from_slice(&topic_len.to_le_bytes());
+    head[4..8].copy_from_slice(&payload_len.to_le_bytes());
+    let (t, p) = rest.split_at_mut(topic.len());
+    t.copy_from_slice(topic.as_bytes());
+    p.copy_from_slice(payload);
+    *len += total;
+    Ok(())
 }
 
 impl core::error::Error for OutboxFull {}

@@ -175,7 +175,10 @@ where
 
 /// The CONNECT for `config`, with `generated` as the client id when the
 /// config has none.
-pub(super) fn connect_packet<'c>(config: &Config<'c>, generated: &'c str) -> crate::codec::Connect<'c> {
+pub(super) fn connect_packet<'c>(
+    config: &Config<'c>,
+    generated: &'c str,
+) -> crate::codec::Connect<'c> {
     crate::codec::Connect {
         clean_session: config.clean_session,
         keep_alive: config.keep_alive_secs,

@@ -100,7 +100,10 @@ ack_packet!(
 /// ```
 pub const fn ack_bytes(kind: PacketType, packet_id: u16) -> Option<[u8; 4]> {
     let flags = match (kind, kind.required_flags()) {
-        (PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp, Some(f)) => f,
+        (
+            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp,
+            Some(f),
+        ) => f,
         _ => return None,
     };
     if packet_id == 0 {

@@ -80,9 +80,8 @@ mod tests;
 use core::convert::Infallible;
 
 use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, SubAck,
-    Subscribe, SubscribeFilters, SubscribeReturnCode, Subscription, Unsubscribe,
-    UnsubscribeFilters,
+    self, ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, SubAck, Subscribe,
+    SubscribeFilters, SubscribeReturnCode, Subscription, Unsubscribe, UnsubscribeFilters,
 };
 use crate::error::{AckKind, Error};
 use crate::time::{Duration, Instant};

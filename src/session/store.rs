@@ -175,11 +175,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
 
     /// Removes the entries marked done.
     pub(crate) fn collect(&mut self) {
-        while let Some(i) = self
-            .outgoing
-            .iter()
-            .position(|e| e.status == Status::Done)
-        {
+        while let Some(i) = self.outgoing.iter().position(|e| e.status == Status::Done) {
             let e = self.outgoing.remove(i);
             self.release(e.span);
         }

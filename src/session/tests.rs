@@ -74,7 +74,10 @@ fn feed<'s, const I: usize, const N: usize>(
 }
 
 /// `handle_timeout` at `now`, with the end of the connection as an `Err`.
-fn timeout<const I: usize, const N: usize>(s: &mut Session<'static, I, N>, now: Instant) -> Res<()> {
+fn timeout<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+) -> Res<()> {
     s.handle_timeout(now);
     match s.poll_event(now) {
         Some(Event::Closed(reason)) => Err(reason.into()),
@@ -274,7 +277,11 @@ fn connack_accepted_connects() {
     sent(&mut s, T0);
     assert_eq!(
         feed(&mut s, ms(20), accepted()),
-        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 0, resent: 0 })))
+        Ok(Some(Event::Connected(Connected {
+            session_present: false,
+            resubscribed: 0,
+            resent: 0
+        })))
     );
     assert_eq!(s.state(), State::Connected);
     assert_eq!(s.poll_timeout(), None, "nothing pending, no keep-alive");
@@ -326,7 +333,11 @@ fn connack_session_present_without_clean_session_is_reported() {
     s.connect(T0, &connect_packet(false, 0)).unwrap();
     assert_eq!(
         feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected(Connected { session_present: true, resubscribed: 0, resent: 0 })))
+        Ok(Some(Event::Connected(Connected {
+            session_present: true,
+            resubscribed: 0,
+            resent: 0
+        })))
     );
 }
 
@@ -900,8 +911,8 @@ fn oversized_packets_are_dropped_or_refused_by_type_and_state() {
     assert_eq!(
         feed_bytes(&mut s, T0, &stream, 5),
         [
-            std::format!(
-                "Dropped(Dropped {{ len: 50, packet_type: Publish, topic: Some(\"in/t\"), qos: AtLeastOnce, packet_id: Some(3) }})"
+            std::string::String::from(
+                "Dropped(Dropped { len: 50, packet_type: Publish, topic: Some(\"in/t\"), qos: AtLeastOnce, packet_id: Some(3) })"
             ),
             std::format!(
                 "Dropped(Dropped {{ len: {}, packet_type: SubAck, topic: None, qos: AtMostOnce, packet_id: None }})",
@@ -1344,7 +1355,11 @@ fn reconnect_without_session_resubscribes_then_resends_in_order() {
     );
     assert_eq!(
         feed(&mut s, secs(31), accepted()),
-        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 2, resent: 3 })))
+        Ok(Some(Event::Connected(Connected {
+            session_present: false,
+            resubscribed: 2,
+            resent: 3
+        })))
     );
     let out = sent(&mut s, secs(31));
     let filters = [sub("a/+", QoS::AtLeastOnce), sub("b", QoS::ExactlyOnce)];
@@ -1441,7 +1456,10 @@ fn resubscribe_can_be_turned_off() {
         })))
     );
     let out = sent(&mut s, secs(31));
-    assert!(!out.iter().any(|p| matches!(p, Packet::Subscribe(_))), "{out:?}");
+    assert!(
+        !out.iter().any(|p| matches!(p, Packet::Subscribe(_))),
+        "{out:?}"
+    );
     // The list is kept, for the application to use.
     assert_eq!(s.subscriptions().count(), 2);
 }
@@ -1453,7 +1471,11 @@ fn reconnect_with_session_present_resends_without_resubscribing() {
     sent(&mut s, secs(30));
     assert_eq!(
         feed(&mut s, secs(30), connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected(Connected { session_present: true, resubscribed: 0, resent: 3 })))
+        Ok(Some(Event::Connected(Connected {
+            session_present: true,
+            resubscribed: 0,
+            resent: 3
+        })))
     );
     assert_eq!(
         sent(&mut s, secs(30)),
@@ -1514,7 +1536,11 @@ fn clean_session_drops_inflight_but_keeps_subscriptions() {
     }
     assert_eq!(
         feed(&mut s2, secs(30), accepted()),
-        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 2, resent: 0 })))
+        Ok(Some(Event::Connected(Connected {
+            session_present: false,
+            resubscribed: 2,
+            resent: 0
+        })))
     );
     let out = sent(&mut s2, secs(30));
     assert_eq!(out.len(), 1);
@@ -1771,7 +1797,11 @@ fn unconfirmed_subscription_is_resent_even_with_session_present() {
     sent(&mut s, secs(1));
     assert_eq!(
         feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected(Connected { session_present: true, resubscribed: 1, resent: 0 })))
+        Ok(Some(Event::Connected(Connected {
+            session_present: true,
+            resubscribed: 1,
+            resent: 0
+        })))
     );
     let out = sent(&mut s, secs(1));
     let [Packet::Subscribe(subscribe)] = out[..] else {
@@ -1801,7 +1831,10 @@ fn refused_filter_is_not_resubscribed() {
     sent(&mut s, secs(1));
     assert!(matches!(
         feed(&mut s, secs(1), accepted()),
-        Ok(Some(Event::Connected(Connected { resubscribed: 1, .. })))
+        Ok(Some(Event::Connected(Connected {
+            resubscribed: 1,
+            ..
+        })))
     ));
     let out = sent(&mut s, secs(1));
     let [Packet::Subscribe(subscribe)] = out[..] else {
@@ -1836,7 +1869,10 @@ fn subscription_list_must_fit_one_resubscribe() {
     sent(&mut s, T0);
     assert!(matches!(
         feed(&mut s, T0, accepted()),
-        Ok(Some(Event::Connected(Connected { resubscribed: 1, .. })))
+        Ok(Some(Event::Connected(Connected {
+            resubscribed: 1,
+            ..
+        })))
     ));
     assert!(matches!(sent(&mut s, T0)[..], [Packet::Subscribe(_)]));
 }
@@ -1869,7 +1905,11 @@ fn store_keeps_room_for_the_resubscription() {
     sent(&mut s, T0);
     assert_eq!(
         feed(&mut s, T0, accepted()),
-        Ok(Some(Event::Connected(Connected { session_present: false, resubscribed: 2, resent: 3 })))
+        Ok(Some(Event::Connected(Connected {
+            session_present: false,
+            resubscribed: 2,
+            resent: 3
+        })))
     );
     assert_eq!(sent(&mut s, T0).len(), 4);
 }

@@ -85,10 +85,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .map(|t| (t, Due::Lost(AckKind::ConnAck)));
         let ping = match self.pingresp_deadline {
             Some(t) => Some((t, Due::Lost(AckKind::PingResp))),
-            None if !self.keep_alive.is_zero() => Some((
-                self.last_sent + ping_interval(self.keep_alive),
-                Due::Ping,
-            )),
+            None if !self.keep_alive.is_zero() => {
+                Some((self.last_sent + ping_interval(self.keep_alive), Due::Ping))
+            }
             None => None,
         }
         .filter(|_| connected);
@@ -117,7 +116,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 };
                 (r.deadline, Due::Lost(kind))
             });
-        connack.into_iter().chain(ping).chain(outgoing).chain(requests)
+        connack
+            .into_iter()
+            .chain(ping)
+            .chain(outgoing)
+            .chain(requests)
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) has work.

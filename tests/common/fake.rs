@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use super::connector::Queue;
 use embedded_io_adapters::tokio_1::FromTokio;
 use minimqtt::callbacks::{Connected, DisconnectReason, Dropped};
 use minimqtt::codec::{ConnectReturnCode, DecodeError, Packet, PacketType, Publish};
@@ -26,7 +27,6 @@ use minimqtt::time::TokioClock;
 use minimqtt::{
     BufferSlices, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode,
 };
-pub use super::connector::Queue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 
 /// The client's end of a pipe.
@@ -571,7 +571,9 @@ fn on_publish(ctx: &mut Ctx<'_>, topic: &str, id: Option<u16>) {
 }
 
 fn on_message_dropped(ctx: &mut Ctx<'_>, d: &Dropped<'_>) {
-    ctx.user_data.dropped.push((d.len, d.topic.map(str::to_owned)));
+    ctx.user_data
+        .dropped
+        .push((d.len, d.topic.map(str::to_owned)));
 }
 fn on_publish_discarded(ctx: &mut Ctx<'_>, topic: &str, id: u16) {
     ctx.user_data.discarded.push((topic.to_owned(), id));

@@ -2,8 +2,8 @@
 //! file). Each module is self-contained so an example can include one
 //! with `#[path = "..."]`.
 pub mod broker;
-pub mod connector;
 pub mod client;
+pub mod connector;
 pub mod fake;
 pub mod faults;
 pub mod mosquitto;
