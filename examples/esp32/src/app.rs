@@ -1,24 +1,25 @@
 //! The MQTT application: MiniMQTT's walkthrough with its six callbacks, then
 //! a long-running session that publishes a reading every
-//! [`reading::INTERVAL`], toggles the LED on commands, and reconnects with
-//! backoff whenever Wi-Fi or the broker goes away.
+//! [`reading::INTERVAL`] and toggles the LED on commands. The client itself
+//! reconnects, with jittered backoff, whenever Wi-Fi or the broker goes
+//! away (`Client::run_for`).
 
-use core::{convert::Infallible, fmt, fmt::Write as _};
+use core::{fmt, fmt::Write as _};
 
-use embassy_futures::select::{Either, select};
 use embassy_net::{Stack, dns::DnsSocket, tcp};
 use embassy_time::{Duration, Instant, Timer};
 use esp_hal::gpio::Output;
 use esp_println::println;
 use minimqtt::{
-    Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode,
+    Backoff, Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode,
     callbacks::{Connected, DisconnectReason},
+    codec::ConnectReturnCode,
     time::EmbassyClock,
 };
 use static_cell::ConstStaticCell;
 
 use crate::{
-    broker::{self, Link, Tcp},
+    broker::{Broker, Tcp},
     reading::{self, Reading},
     settings::Settings,
 };
@@ -28,11 +29,14 @@ use crate::{
 static BUFFERS: ConstStaticCell<Buffers<1024, 1024, 1024, 256>> =
     ConstStaticCell::new(Buffers::new());
 
-/// The first pause before reconnecting; it doubles after each failed
-/// attempt, up to [`MAX_BACKOFF`], and starts over once a connection is
-/// accepted.
-const MIN_BACKOFF: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(64);
+/// Reconnecting: the first pause is about 2 s; it doubles after each failed
+/// attempt, up to about 64 s (half fixed, half random, so devices that lost
+/// the broker together come back apart), and starts over once a connection
+/// is accepted.
+const BACKOFF: Backoff = Backoff::new(
+    minimqtt::time::Duration::from_secs(2),
+    minimqtt::time::Duration::from_secs(64),
+);
 
 /// How long the walkthrough waits for its own message to come back.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,28 +50,29 @@ pub struct Demo {
     echoed: bool,
 }
 
-type Mqtt<'a, 't> = Client<'a, Link<'t>, EmbassyClock, Demo>;
-type Ctx<'c, 'b> = Context<'c, 'b, Demo>;
+type Mqtt<'a, 'c, 'd> = Client<'a, Broker<'c, 'd>, EmbassyClock, Demo>;
+type Ctx<'c> = Context<'c, Demo>;
 type MqttError = minimqtt::Error<tcp::Error>;
 
 // The walkthrough's six callbacks, printing the same lines as the
 // CircuitPython original.
 
-fn connect(_ctx: &mut Ctx<'_, '_>, info: Connected) {
+fn connect(_ctx: &mut Ctx<'_>, info: Connected) {
     // This function will be called when the client is connected
     // successfully to the broker.
     println!("Connected to MQTT Broker!");
+    // on_connect runs only for an accepted connection: RC is always 0.
     println!(
         "Flags: {}\n RC: {}",
         u8::from(info.session_present),
-        info.return_code as u8
+        ConnectReturnCode::Accepted as u8
     );
     if info.resubscribed > 0 {
         println!("  (re-subscribing {} topic(s))", info.resubscribed);
     }
 }
 
-fn disconnect(_ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
+fn disconnect(_ctx: &mut Ctx<'_>, reason: DisconnectReason) {
     // This method is called when the client disconnects from the broker.
     println!("Disconnected from MQTT Broker!");
     if reason != DisconnectReason::Requested {
@@ -75,7 +80,7 @@ fn disconnect(_ctx: &mut Ctx<'_, '_>, reason: DisconnectReason) {
     }
 }
 
-fn subscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, granted: SubscribeReturnCode, _pid: u16) {
+fn subscribe(_ctx: &mut Ctx<'_>, topic: &str, granted: SubscribeReturnCode, _pid: u16) {
     // This method is called when the client subscribes to a new feed.
     match granted {
         SubscribeReturnCode::Success(qos) => {
@@ -85,12 +90,12 @@ fn subscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, granted: SubscribeReturnCode, 
     }
 }
 
-fn unsubscribe(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: u16) {
+fn unsubscribe(_ctx: &mut Ctx<'_>, topic: &str, pid: u16) {
     // This method is called when the client unsubscribes from a feed.
     println!("Unsubscribed from {} with PID {}", topic, pid);
 }
 
-fn publish(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: Option<u16>) {
+fn publish(_ctx: &mut Ctx<'_>, topic: &str, pid: Option<u16>) {
     // This method is called when the client publishes data to a feed.
     match pid {
         Some(pid) => println!("Published to {} with PID {}", topic, pid),
@@ -99,7 +104,7 @@ fn publish(_ctx: &mut Ctx<'_, '_>, topic: &str, pid: Option<u16>) {
 }
 
 /// The walkthrough's topic callback: our own message comes back through it.
-fn message(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     println!(
         "New message on topic {}: {} (QoS {}, retain {}, PID {:?})",
         msg.topic,
@@ -115,7 +120,7 @@ fn message(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
 /// toggles it. The new state is published back (retained) from inside the
 /// callback: the request waits in the client's outbox and goes out as soon
 /// as the callback returns.
-fn led_command(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
+fn led_command(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let led = &mut ctx.user_data.led;
     match msg.payload {
         b"on" | b"ON" | b"1" => led.set_high(),
@@ -138,26 +143,10 @@ fn led_command(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) {
     }
 }
 
-/// Why a connection to the broker ended.
-enum SessionEnd {
-    /// The client reported a connection error (`on_disconnect` has run).
-    Mqtt(MqttError),
-    /// Wi-Fi or DHCP went away under the connection.
-    NetworkLost,
-}
-
-impl fmt::Display for SessionEnd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SessionEnd::Mqtt(e) => write!(f, "{e}"),
-            SessionEnd::NetworkLost => f.write_str("network lost"),
-        }
-    }
-}
-
-/// Runs the MQTT client forever: connect, walkthrough (first connection
-/// only), then publish / poll until the connection ends, then reconnect
-/// with backoff.
+/// Runs the MQTT client forever: the walkthrough on the first connection,
+/// then a reading every [`reading::INTERVAL`] while `run_for` keeps the
+/// client connected in between: it connects, keeps the link alive, calls
+/// the callbacks, and after a lost connection reconnects by itself.
 ///
 /// `seed` is a random number for the client id (MiniMQTT also makes up a
 /// random one). The client, its session and its callbacks live across
@@ -174,6 +163,7 @@ pub async fn run(
         client_id_seed: Some(seed),
         username: settings.mqtt_username,
         password: settings.mqtt_password.map(str::as_bytes),
+        backoff: BACKOFF,
         ..Config::new("")
     };
     let callbacks = Callbacks::new()
@@ -187,8 +177,14 @@ pub async fn run(
         settings,
         echoed: false,
     };
-    let mut client: Mqtt<'_, '_> = Client::new(
-        Link::none(),
+    let broker = Broker {
+        stack,
+        dns,
+        tcp,
+        settings,
+    };
+    let mut client: Mqtt<'_, '_, '_> = Client::new(
+        broker,
         EmbassyClock,
         config,
         BUFFERS.take().slices(),
@@ -204,64 +200,22 @@ pub async fn run(
     }
     println!("MQTT client id {}", client.client_id());
 
-    let mut walkthrough_done = false;
-    let mut backoff = MIN_BACKOFF;
-    loop {
-        // Wi-Fi joined and DHCP done (again, after a drop).
-        stack.wait_config_up().await;
-        if let Some(config) = stack.config_v4() {
-            println!("DHCP: IP address {}", config.address);
-        }
-
-        match broker::connect(dns, tcp, settings).await {
-            Ok(connection) => {
-                // The old transport is `Link::none()` here (see below).
-                drop(client.replace_transport(Link::new(connection)));
-                let mut accepted = false;
-                let session = session(&mut client, settings, &mut walkthrough_done, &mut accepted);
-                let end = match select(session, stack.wait_config_down()).await {
-                    Either::First(Err(e)) => SessionEnd::Mqtt(e),
-                    Either::Second(()) => SessionEnd::NetworkLost,
-                };
-                if accepted {
-                    // The broker took us: start the backoff over.
-                    backoff = MIN_BACKOFF;
-                }
-                println!("Broker connection ended: {}", end);
-                // Close the TCP connection and give its buffers back
-                // before the next attempt.
-                drop(client.replace_transport(Link::none()));
-            }
-            Err(e) => println!("could not connect to broker: {}", e),
-        }
-        println!("Reconnecting in {} s", backoff.as_secs());
-        Timer::after(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-/// One connection: CONNECT, the walkthrough on the first one, then the
-/// reading / command loop until the connection fails. Never returns `Ok`.
-async fn session(
-    client: &mut Mqtt<'_, '_>,
-    settings: &Settings,
-    walkthrough_done: &mut bool,
-    accepted: &mut bool,
-) -> Result<Infallible, MqttError> {
     println!("Connecting to {}", settings.broker);
-    client.connect().await?;
-    *accepted = true;
-
-    if !*walkthrough_done {
-        walkthrough(client, settings).await?;
-        *walkthrough_done = true;
-        println!("Subscribing to {}", settings.command_topic);
-        client
-            .subscribe(settings.command_topic, QoS::AtLeastOnce)
-            .await?;
+    while !client.is_connected() {
+        keep_running(&mut client, Duration::from_millis(100)).await;
     }
-    // After a reconnect the client re-subscribed the command topic itself
-    // (clean session: the broker forgot it), as `on_connect` reported.
+    if let Err(e) = walkthrough(&mut client, settings).await {
+        println!("walkthrough: {}", e);
+    }
+    // Subscribed from now on, and re-subscribed by the client after every
+    // reconnect that finds no session on the broker.
+    println!("Subscribing to {}", settings.command_topic);
+    if client
+        .subscribe_later(settings.command_topic, QoS::AtLeastOnce)
+        .is_err()
+    {
+        println!("Outbox full: command topic not subscribed");
+    }
 
     println!(
         "Publishing a reading to {} every {} s; send on/off/toggle to {}",
@@ -278,36 +232,41 @@ async fn session(
             // 32 bytes always hold `uptime=` and a u64.
             let _ = write!(payload, "{reading}");
             // QoS 1: a missing PUBACK also tells a dead link (the TCP
-            // connection alone may not notice for minutes).
-            client
+            // connection alone may not notice for minutes). Offline, the
+            // reading is skipped: nothing queues without bound.
+            if let Err(e) = client
                 .publish(
                     settings.reading_topic,
                     payload.as_bytes(),
                     QoS::AtLeastOnce,
                     false,
                 )
-                .await?;
+                .await
+            {
+                println!("reading not published: {}", e);
+            }
             next += reading::INTERVAL;
         }
-        // MiniMQTT's `loop(timeout)`: incoming commands reach `led_command`,
-        // PUBACKs reach `on_publish`, and keep-alive pings go out.
-        let wait = next.saturating_duration_since(Instant::now());
-        match client
-            .poll(minimqtt::time::Duration::from_millis(wait.as_millis()))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.is_connection_lost() || !client.is_connected() => return Err(e),
-            // A message too large for the receive buffer was skipped; the
-            // connection is fine.
-            Err(e) => println!("MQTT: {}", e),
-        }
+        // MiniMQTT's `loop(timeout)` that also reconnects: incoming commands
+        // reach `led_command`, PUBACKs reach `on_publish`, keep-alive pings
+        // go out.
+        keep_running(&mut client, next.saturating_duration_since(Instant::now())).await;
+    }
+}
+
+/// `Client::run_for`: its only errors end the retrying (bad credentials,
+/// say); they are printed and the client tries again a minute later.
+async fn keep_running(client: &mut Mqtt<'_, '_, '_>, wait: Duration) {
+    let wait = minimqtt::time::Duration::from_millis(wait.as_millis());
+    if let Err(e) = client.run_for(wait).await {
+        println!("MQTT: {}; retrying in 60 s", e);
+        Timer::after(Duration::from_secs(60)).await;
     }
 }
 
 /// MiniMQTT's walkthrough: subscribe, publish, receive our own message
 /// through the topic callback, unsubscribe.
-async fn walkthrough(client: &mut Mqtt<'_, '_>, settings: &Settings) -> Result<(), MqttError> {
+async fn walkthrough(client: &mut Mqtt<'_, '_, '_>, settings: &Settings) -> Result<(), MqttError> {
     let topic = settings.topic;
     println!("Subscribing to {}", topic);
     client.subscribe(topic, QoS::AtLeastOnce).await?;

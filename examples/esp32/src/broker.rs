@@ -6,6 +6,7 @@
 use core::fmt;
 
 use embassy_net::{
+    Stack,
     dns::{self, DnsSocket},
     tcp::{
         self,
@@ -13,9 +14,8 @@ use embassy_net::{
     },
 };
 use embassy_time::{Duration, with_timeout};
-use embedded_io_async::{ErrorType, Read, Write};
 use esp_println::println;
-use minimqtt::net::ConnectError;
+use minimqtt::{Connector, net::ConnectError};
 
 use crate::settings::Settings;
 
@@ -34,6 +34,7 @@ pub type Connection<'t> = TcpConnection<'t, 1, TCP_TX, TCP_RX>;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why the broker could not be reached.
+#[derive(Debug)]
 pub enum Error {
     /// DNS or TCP failed (or `settings.broker` is not `host:port`).
     Net(ConnectError<dns::Error, tcp::Error>),
@@ -50,77 +51,41 @@ impl fmt::Display for Error {
     }
 }
 
-/// Resolves the broker's host name (an IP address is used as is) and opens
-/// a TCP connection to it.
-pub async fn connect<'t>(
-    dns: &DnsSocket<'_>,
-    tcp: &'t Tcp<'_>,
-    settings: &Settings,
-) -> Result<Connection<'t>, Error> {
-    println!("Opening TCP connection to {}...", settings.broker);
-    match with_timeout(
-        CONNECT_TIMEOUT,
-        minimqtt::net::connect(dns, tcp, settings.broker),
-    )
-    .await
-    {
-        Ok(Ok(connection)) => {
-            println!("TCP connection to broker open");
-            Ok(connection)
+/// Opens the connection to the broker for the client, for every attempt:
+/// waits for Wi-Fi and DHCP, resolves the broker's host name (an IP address
+/// is used as is) and opens a TCP connection from the one-slot [`Tcp`]
+/// pool. The client drops its old connection before it asks for a new one,
+/// so the slot is always free.
+pub struct Broker<'a, 'd> {
+    pub stack: Stack<'d>,
+    pub dns: &'a DnsSocket<'d>,
+    pub tcp: &'a Tcp<'d>,
+    pub settings: &'a Settings,
+}
+
+impl<'a, 'd> Connector for Broker<'a, 'd> {
+    type Transport = Connection<'a>;
+    type Error = Error;
+
+    async fn connect(&mut self) -> Result<Connection<'a>, Error> {
+        // Wi-Fi joined and DHCP done (again, after a drop).
+        self.stack.wait_config_up().await;
+        if let Some(config) = self.stack.config_v4() {
+            println!("DHCP: IP address {}", config.address);
         }
-        Ok(Err(e)) => Err(Error::Net(e)),
-        Err(_) => Err(Error::Timeout),
-    }
-}
-
-/// The MQTT client's transport: the connection to the broker, or nothing
-/// between two connections.
-///
-/// The client is built once and keeps its session (subscriptions, packet
-/// ids, callbacks, user data) across reconnects; each new TCP connection is
-/// handed to it with `Client::replace_transport`. Handing it `Link::none()`
-/// first drops the old connection, which gives its buffers back to the
-/// [`Tcp`] pool for the next one. Reading or writing with no connection is
-/// `tcp::Error::ConnectionReset`.
-pub struct Link<'t>(Option<Connection<'t>>);
-
-impl<'t> Link<'t> {
-    /// No connection.
-    pub const fn none() -> Self {
-        Self(None)
-    }
-
-    /// Over `connection`.
-    pub const fn new(connection: Connection<'t>) -> Self {
-        Self(Some(connection))
-    }
-}
-
-impl ErrorType for Link<'_> {
-    type Error = tcp::Error;
-}
-
-impl Read for Link<'_> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, tcp::Error> {
-        match &mut self.0 {
-            Some(connection) => connection.read(buf).await,
-            None => Err(tcp::Error::ConnectionReset),
-        }
-    }
-}
-
-impl Write for Link<'_> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, tcp::Error> {
-        match &mut self.0 {
-            Some(connection) => connection.write(buf).await,
-            None => Err(tcp::Error::ConnectionReset),
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), tcp::Error> {
-        match &mut self.0 {
-            Some(connection) => connection.flush().await,
-            None => Err(tcp::Error::ConnectionReset),
+        println!("Opening TCP connection to {}...", self.settings.broker);
+        match with_timeout(
+            CONNECT_TIMEOUT,
+            minimqtt::net::connect(self.dns, self.tcp, self.settings.broker),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => {
+                println!("TCP connection to broker open");
+                Ok(connection)
+            }
+            Ok(Err(e)) => Err(Error::Net(e)),
+            Err(_) => Err(Error::Timeout),
         }
     }
 }
