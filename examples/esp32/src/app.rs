@@ -6,7 +6,7 @@
 use core::{convert::Infallible, fmt, fmt::Write as _};
 
 use embassy_futures::select::{Either, select};
-use embassy_net::{Stack, dns::DnsSocket, tcp};
+use embassy_net::{Stack, dns::DnsSocket};
 use embassy_time::{Duration, Instant, Timer};
 use esp_hal::gpio::Output;
 use esp_println::println;
@@ -17,8 +17,13 @@ use minimqtt::{
 };
 use static_cell::ConstStaticCell;
 
+// Over TCP, or TLS with the `tls` feature: the same two names either way.
+#[cfg(not(feature = "tls"))]
+use crate::broker::{Link, connect as open};
+#[cfg(feature = "tls")]
+use crate::tls::{Link, connect as open};
 use crate::{
-    broker::{self, Link, Tcp},
+    broker::Tcp,
     reading::{self, Reading},
     settings::Settings,
 };
@@ -48,7 +53,7 @@ pub struct Demo {
 
 type Mqtt<'a, 't> = Client<'a, Link<'t>, EmbassyClock, Demo>;
 type Ctx<'c, 'b> = Context<'c, 'b, Demo>;
-type MqttError = minimqtt::Error<tcp::Error>;
+type MqttError = minimqtt::Error<<Link<'static> as embedded_io_async::ErrorType>::Error>;
 
 // The walkthrough's six callbacks, printing the same lines as the
 // CircuitPython original.
@@ -213,7 +218,7 @@ pub async fn run(
             println!("DHCP: IP address {}", config.address);
         }
 
-        match broker::connect(dns, tcp, settings).await {
+        match open(dns, tcp, settings).await {
             Ok(connection) => {
                 // The old transport is `Link::none()` here (see below).
                 drop(client.replace_transport(Link::new(connection)));

@@ -82,8 +82,11 @@ pub async fn connect<'t>(
 /// first drops the old connection, which gives its buffers back to the
 /// [`Tcp`] pool for the next one. Reading or writing with no connection is
 /// `tcp::Error::ConnectionReset`.
+// With `tls`, `crate::tls::Link` takes its place.
+#[cfg_attr(feature = "tls", allow(dead_code))]
 pub struct Link<'t>(Option<Connection<'t>>);
 
+#[cfg_attr(feature = "tls", allow(dead_code))]
 impl<'t> Link<'t> {
     /// No connection.
     pub const fn none() -> Self {
