@@ -15,6 +15,11 @@ const CI_MQTT_BROKER: &str = "test.mosquitto.org";
 
 const DEFAULT_TOPIC: &str = "minimqtt/demo";
 const DEFAULT_PORT: u16 = 1883;
+/// With the `tls` feature: MQTT over TLS.
+const DEFAULT_TLS_PORT: u16 = 8883;
+
+#[path = "build_tls.rs"]
+mod tls;
 
 fn main() {
     for var in [
@@ -28,6 +33,10 @@ fn main() {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
+    for var in tls::VARS {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=build_tls.rs");
     println!("cargo:rerun-if-changed=build.rs");
 
     let ci = env::var_os("CI").is_some();
@@ -63,6 +72,9 @@ fn main() {
         },
         None => (String::new(), DEFAULT_PORT),
     };
+    if tls::enabled() {
+        tls::settings(&host, ci, &mut errors);
+    }
     if topic.is_empty() || topic.contains(['+', '#']) {
         errors.push("MQTT_TOPIC must be a non-empty topic name without wildcards".into());
     }
@@ -151,6 +163,7 @@ fn split_host_port(broker: &str) -> Result<(String, u16), String> {
         return Err("expected a host name or IPv4 address, optionally with :port".into());
     }
     let port = match port {
+        None if tls::enabled() => DEFAULT_TLS_PORT,
         None => DEFAULT_PORT,
         Some(p) => match p.parse::<u16>() {
             Ok(0) | Err(_) => return Err(format!("invalid port {p:?}")),

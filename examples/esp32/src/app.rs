@@ -6,7 +6,7 @@
 
 use core::{fmt, fmt::Write as _};
 
-use embassy_net::{Stack, dns::DnsSocket, tcp};
+use embassy_net::{Stack, dns::DnsSocket};
 use embassy_time::{Duration, Instant, Timer};
 use esp_hal::gpio::Output;
 use esp_println::println;
@@ -18,6 +18,11 @@ use minimqtt::{
 };
 use static_cell::ConstStaticCell;
 
+// Over TCP, or TLS with the `tls` feature: the same names either way.
+#[cfg(not(feature = "tls"))]
+use crate::broker::{Connector as Link, TransportError, connector};
+#[cfg(feature = "tls")]
+use crate::tls::{Link, TransportError, connector};
 use crate::{
     broker::{Broker, Tcp},
     reading::{self, Reading},
@@ -50,9 +55,9 @@ pub struct Demo {
     echoed: bool,
 }
 
-type Mqtt<'a, 'c, 'd> = Client<'a, Broker<'c, 'd>, EmbassyClock, Demo>;
+type Mqtt<'a, 'c, 'd> = Client<'a, Link<'c, 'd>, EmbassyClock, Demo>;
 type Ctx<'c> = Context<'c, Demo>;
-type MqttError = minimqtt::Error<tcp::Error>;
+type MqttError = minimqtt::Error<TransportError>;
 
 // The walkthrough's six callbacks, printing the same lines as the
 // CircuitPython original.
@@ -184,7 +189,7 @@ pub async fn run(
         settings,
     };
     let mut client: Mqtt<'_, '_, '_> = Client::new(
-        broker,
+        connector(broker),
         EmbassyClock,
         config,
         BUFFERS.take().slices(),

@@ -15,7 +15,7 @@ use embassy_net::{
 };
 use embassy_time::{Duration, with_timeout};
 use esp_println::println;
-use minimqtt::{Connector, net::ConnectError};
+use minimqtt::net::ConnectError;
 
 use crate::settings::Settings;
 
@@ -29,6 +29,19 @@ pub const TCP_TX: usize = 1536;
 pub type Tcp<'d> = TcpClient<'d, 1, TCP_TX, TCP_RX>;
 /// What [`Tcp`] opens: an `embedded_io_async::Read + Write` stream.
 pub type Connection<'t> = TcpConnection<'t, 1, TCP_TX, TCP_RX>;
+
+/// The client's connector without TLS: [`Broker`] itself.
+#[cfg_attr(feature = "tls", allow(dead_code))]
+pub type Connector<'a, 'd> = Broker<'a, 'd>;
+/// Its transport's error.
+#[cfg_attr(feature = "tls", allow(dead_code))]
+pub type TransportError = tcp::Error;
+
+/// The client's connector without TLS.
+#[cfg_attr(feature = "tls", allow(dead_code))]
+pub fn connector<'a, 'd>(broker: Broker<'a, 'd>) -> Broker<'a, 'd> {
+    broker
+}
 
 /// Longest wait for the DNS lookup and the TCP handshake together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -63,7 +76,7 @@ pub struct Broker<'a, 'd> {
     pub settings: &'a Settings,
 }
 
-impl<'a, 'd> Connector for Broker<'a, 'd> {
+impl<'a, 'd> minimqtt::Connector for Broker<'a, 'd> {
     type Transport = Connection<'a>;
     type Error = Error;
 

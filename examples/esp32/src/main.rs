@@ -15,6 +15,8 @@ mod app;
 mod broker;
 mod reading;
 mod settings;
+#[cfg(feature = "tls")]
+mod tls;
 mod wifi;
 
 use embassy_executor::Spawner;
