@@ -1,43 +1,74 @@
 //! The sans-IO session driven by an arbitrary sequence of operations: broker
-//! packets (structured, with ids picked from what is in flight, or raw bytes
-//! through `Packet::decode_limited`), user calls with arbitrary arguments,
-//! time advancing, partial writes. Small capacities, so every "full" path
-//! is reached.
+//! bytes (structured packets, with ids picked from what is in flight, or raw
+//! bytes) read through `receive_buffer` / `commit` in chunks of any size,
+//! user calls with arbitrary arguments, time advancing (by a prompt driver
+//! that wakes at every `poll_timeout`, or by one that stalls), partial
+//! writes. Small capacities, so every "full" path is reached.
+//!
+//! The harness frames the broker's stream itself and uses
+//! `packets_received` to tell which packets each `poll_event` call handled:
+//! the last one is what the event is about, the others were handled
+//! without one. A model follows what the session must remember (outgoing
+//! messages and their stages, subscriptions, requests, incoming QoS 2 ids,
+//! owed acknowledgements) and predicts what each packet does.
 //!
 //! Checked after every step:
 //! - nothing panics;
-//! - in-flight packet ids are unique and non-zero, at most `INFLIGHT` of
-//!   them; at most `SUBS` subscriptions, each a valid, distinct filter;
+//! - the in-flight messages are the model's, ids unique and non-zero, in
+//!   order, with their stages, at most `INFLIGHT`; the subscription list is
+//!   the model's: at most `SUBS` valid, distinct filters;
+//! - every packet id the session takes is the one predicted (the next free
+//!   one), so a refused call did not take one; a refused call changes
+//!   neither the window nor the subscription list;
 //! - `poll_transmit` never returns more than the transmit buffer, and the
-//!   bytes written since `connect` decode as a sequence of client packets,
-//!   CONNECT first, nothing but CONNECT / acks / DISCONNECT before CONNACK;
+//!   bytes written since `connect` decode as client packets, CONNECT first,
+//!   only CONNECT / DISCONNECT before CONNACK;
 //! - `poll_timeout` is `Some` while connected with acks pending (or
-//!   keep-alive on), `None` when disconnected; `handle_timeout` before that
-//!   deadline changes nothing;
-//! - a refused user call leaves the in-flight messages and subscriptions as
-//!   they were; a successful one does what it says;
-//! - `Published` names a message that was in flight and is no longer;
-//!   `Subscribed` pairs as many codes as filters;
-//! - exactly once: a QoS 2 message id is delivered again only after its
-//!   PUBREL, its eviction from the full set, a clean session or a broker
-//!   that lost the session (a model kept a subset of the session's set);
-//! - an acceptable CONNACK on an idle connection connects: a failure there
-//!   (no room to re-subscribe) would repeat on every reconnect;
+//!   keep-alive on), `None` when disconnected; `handle_timeout` before it
+//!   changes nothing, and at it leaves no deadline at or before now;
+//! - each event is about the packet handled last, and that packet had to
+//!   produce it: `Connected` only for an acceptable CONNACK (which always
+//!   connects), `Published` for a message in flight at the acknowledged
+//!   stage, `Subscribed` pairing the request's filters with the codes,
+//!   `Dropped` for a packet too large with what could be read of it;
+//!   packets handled without an event must not have needed one; `Closed`
+//!   for exactly the violations predicted, timeouts only from
+//!   `handle_timeout` past a deadline;
+//! - after `Closed` the session is disconnected with nothing to transmit
+//!   and no deadline;
+//! - every outgoing QoS 1/2 message ends in exactly one `Published` or
+//!   `Discarded`; discards are reported first, once each, in order, and
+//!   `publish_outcome` then agrees;
+//! - every PUBACK / PUBREC / PUBCOMP written answers, in order, a `Message`
+//!   or `Dropped` event, a duplicate QoS 2 PUBLISH or a PUBREL; once all is
+//!   written, none is owed;
+//! - exactly once: the model keeps each incoming QoS 2 id from delivery
+//!   (or drop) until the PUBCOMP answering its PUBREL is written, except
+//!   that after that PUBREL a PUBLISH without DUP is a new message; a lost
+//!   connection makes every kept id a duplicate again; the oldest is
+//!   evicted past `INFLIGHT`; a clean session or a broker without our
+//!   session forgets them. A message is delivered exactly when the model
+//!   says it is new, and `incoming_pending` is the model's count;
 //! - after a reconnect the resends go first, in their original order, each
-//!   PUBLISH with DUP and the original topic, payload, QoS and id.
+//!   PUBLISH with DUP and the original topic, payload, QoS and id, the
+//!   PUBREL for a message past PUBREC (a PUBLISH instead with
+//!   `republish_on_lost_session` and no session on the broker), and the
+//!   re-subscription (when on) lists the unconfirmed filters;
+//! - keep-alive: while connected and driven promptly, no more than K passes
+//!   between packets written (the PINGREQ goes out a margin early).
 #![no_main]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use minimqtt::Error;
 use minimqtt::codec::{
-    ConnAck, Connect, ConnectReturnCode, DecodeError, Packet, PubAck, PubComp, PubRec, PubRel,
-    Publish, QoS, ReturnCodes, SubAck, Subscribe, SubscribeFilters, Subscription, UnsubAck,
-    Unsubscribe, UnsubscribeFilters,
+    ConnAck, Connect, ConnectReturnCode, DecodeError, FixedHeader, Packet, PacketType, PubAck,
+    PubComp, PubRec, PubRel, Publish, QoS, ReturnCodes, SubAck, Subscribe, SubscribeFilters,
+    Subscription, UnsubAck, Unsubscribe, UnsubscribeFilters,
 };
-use minimqtt::session::{Event, Session, Stage, State, Timeouts};
+use minimqtt::session::{Closed, Connected, Event, Options, Outcome, Session, Stage, State, Timeouts};
 use minimqtt::time::{Duration, Instant};
 use minimqtt::topic;
 
@@ -45,7 +76,7 @@ const INFLIGHT: usize = 4;
 const SUBS: usize = 4;
 const TX: usize = 96;
 const STORE: usize = 192;
-/// The receive limit: larger packets are `TooLarge`.
+/// The receive buffer: larger packets are dropped.
 const RX: usize = 128;
 
 const TOPICS: &[&str] = &["a", "a/b", "b/c", "c", "x/y/z", "a/+", "", "$SYS/x"];
@@ -100,6 +131,7 @@ enum Broker {
         retain: bool,
         topic: u8,
         id: Id,
+        /// Its length: past about 120 the packet outgrows the receive buffer.
         payload: u8,
     },
     PubAck(Id),
@@ -120,8 +152,8 @@ enum Broker {
 #[derive(Arbitrary, Debug)]
 enum Op {
     Broker(Broker),
-    /// The rest of a packet split over reads: these bytes are appended to
-    /// the receive buffer only.
+    /// Bytes that arrive and are read without polling events: the rest of
+    /// a packet split over reads, or input while disconnected.
     Partial(Vec<u8>),
     Connect {
         clean_session: bool,
@@ -134,6 +166,11 @@ enum Op {
         keep_alive: u8,
         session_present: bool,
     },
+    /// Applies from the next CONNACK.
+    Options {
+        resubscribe: bool,
+        republish: bool,
+    },
     Publish {
         qos: u8,
         topic: u8,
@@ -143,24 +180,20 @@ enum Op {
         id: u16,
     },
     Subscribe(Vec<(u8, u8)>),
-    /// One SUBSCRIBE per filter, each written.
+    /// One SUBSCRIBE per filter, each written and acknowledged.
     SubscribeEach(Vec<(u8, u8)>),
     Unsubscribe(Vec<u8>),
     Ping,
     Disconnect,
     ConnectionLost,
-    Acknowledge {
-        qos: u8,
-        id: Option<u16>,
-    },
-    AcknowledgeDropped {
-        qos: u8,
-        id: u16,
-    },
-    /// Milliseconds, times 16.
+    /// Milliseconds, times 16, with the driver waking at every deadline
+    /// and writing everything: the keep-alive is checked.
     Advance(u16),
-    /// Jump to `poll_timeout`.
+    /// Jump to `poll_timeout`, promptly.
     AdvanceToDeadline,
+    /// Milliseconds, times 16, in one jump with one `handle_timeout` at
+    /// the end and nothing written on the way: a driver that stalled.
+    Stall(u16),
     Transmit(u8),
     /// Write everything.
     Flush,
@@ -169,29 +202,260 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Input {
     timeouts: [u8; 5],
+    /// Bit 0: re-subscribing off; bit 1: republish on a lost session.
+    options: u8,
+    /// The largest read; 0: as much as fits.
+    chunk: u8,
     ops: Vec<Op>,
+}
+
+/// An event, copied out of the session's borrow.
+#[derive(Debug, Clone, PartialEq)]
+enum Ev {
+    Connected(Connected),
+    Message(Msg),
+    Published {
+        topic: String,
+        packet_id: u16,
+        qos: QoS,
+    },
+    Discarded {
+        topic: String,
+        packet_id: u16,
+        qos: QoS,
+    },
+    Subscribed {
+        packet_id: u16,
+        filters: Vec<(String, QoS)>,
+        codes: Vec<u8>,
+    },
+    Unsubscribed {
+        packet_id: u16,
+        filters: Vec<String>,
+    },
+    Pong,
+    Dropped(Skipped),
+    Closed(Closed),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Msg {
+    dup: bool,
+    qos: QoS,
+    retain: bool,
+    topic: String,
+    packet_id: Option<u16>,
+    payload: Vec<u8>,
+}
+
+impl Msg {
+    fn of(p: &Publish<'_>) -> Self {
+        Self {
+            dup: p.dup,
+            qos: p.qos,
+            retain: p.retain,
+            topic: p.topic.to_owned(),
+            packet_id: p.packet_id,
+            payload: p.payload.to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Skipped {
+    len: usize,
+    packet_type: PacketType,
+    topic: Option<String>,
+    qos: QoS,
+    packet_id: Option<u16>,
+}
+
+fn sub_list(filters: SubscribeFilters<'_>) -> Vec<(String, QoS)> {
+    filters.iter().map(|s| (s.filter.to_owned(), s.qos)).collect()
+}
+
+fn own(event: Event<'_>) -> Ev {
+    match event {
+        Event::Connected(c) => Ev::Connected(c),
+        Event::Message(p) => Ev::Message(Msg::of(&p)),
+        Event::Published {
+            topic,
+            packet_id,
+            qos,
+        } => Ev::Published {
+            topic: topic.to_owned(),
+            packet_id,
+            qos,
+        },
+        Event::Discarded {
+            topic,
+            packet_id,
+            qos,
+        } => Ev::Discarded {
+            topic: topic.to_owned(),
+            packet_id,
+            qos,
+        },
+        Event::Subscribed {
+            packet_id,
+            filters,
+            codes,
+        } => Ev::Subscribed {
+            packet_id,
+            filters: sub_list(filters),
+            codes: codes.iter().map(|c| c.to_u8()).collect(),
+        },
+        Event::Unsubscribed { packet_id, filters } => Ev::Unsubscribed {
+            packet_id,
+            filters: filters.iter().map(str::to_owned).collect(),
+        },
+        Event::Pong => Ev::Pong,
+        Event::Dropped(d) => Ev::Dropped(Skipped {
+            len: d.len,
+            packet_type: d.packet_type,
+            topic: d.topic.map(str::to_owned),
+            qos: d.qos,
+            packet_id: d.packet_id,
+        }),
+        Event::Closed(c) => Ev::Closed(c),
+    }
+}
+
+/// A packet of the broker's stream as the session must have framed it.
+#[derive(Debug)]
+enum Item {
+    /// A whole packet that fits the receive buffer: its bytes.
+    Packet(Vec<u8>),
+    /// A packet too large for it: its length and the bytes sent of it.
+    TooLarge { len: usize, bytes: Vec<u8> },
+}
+
+impl Item {
+    fn packet(&self) -> Option<Packet<'_>> {
+        match self {
+            Item::Packet(bytes) => Some(Packet::decode(bytes).expect("framed before").0),
+            Item::TooLarge { .. } => None,
+        }
+    }
+
+    fn packet_type(&self) -> PacketType {
+        let first = match self {
+            Item::Packet(b) | Item::TooLarge { bytes: b, .. } => b[0],
+        };
+        PacketType::from_byte(first).expect("framed before")
+    }
+
+    /// What the session can read of a packet too large for its buffer
+    /// (topic and id only if both fit), and its DUP flag.
+    fn dropped(&self) -> (Skipped, bool) {
+        let Item::TooLarge { len, bytes } = self else {
+            panic!("{self:?} is no dropped packet");
+        };
+        let header = FixedHeader::decode(bytes).expect("framed before");
+        let mut drop = Skipped {
+            len: *len,
+            packet_type: header.packet_type,
+            topic: None,
+            qos: QoS::AtMostOnce,
+            packet_id: None,
+        };
+        if header.packet_type != PacketType::Publish {
+            return (drop, false);
+        }
+        drop.qos = QoS::from_bits((header.flags >> 1) & 3).expect("valid flags");
+        let h = usize::from(header.header_len);
+        if h + 2 <= RX {
+            let topic_len = usize::from(u16::from_be_bytes([bytes[h], bytes[h + 1]]));
+            let topic_end = h + 2 + topic_len;
+            let id_end = topic_end + if drop.qos == QoS::AtMostOnce { 0 } else { 2 };
+            if id_end <= RX {
+                let topic = std::str::from_utf8(&bytes[h + 2..topic_end]).expect("topic read");
+                drop.topic = Some(topic.to_owned());
+                drop.packet_id = (drop.qos != QoS::AtMostOnce)
+                    .then(|| u16::from_be_bytes([bytes[topic_end], bytes[topic_end + 1]]));
+            }
+        }
+        (drop, header.flags & 0b1000 != 0)
+    }
+}
+
+/// An outgoing QoS 1/2 message as the model follows it.
+#[derive(Debug, Clone)]
+struct Out {
+    id: u16,
+    stage: Stage,
+    topic: String,
+    payload: Vec<u8>,
+    qos: QoS,
+    retain: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Sub {
+    filter: String,
+    qos: QoS,
+    /// Granted by a SUBACK of the current broker session.
+    confirmed: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Req {
+    Subscribe(Vec<(String, QoS)>),
+    Unsubscribe(Vec<String>),
+}
+
+/// An incoming QoS 2 id the session must remember.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    id: u16,
+    /// Released by a PUBREL on this connection: the sequence number of the
+    /// PUBCOMP that answered it; forgotten once that one is written.
+    released: Option<u64>,
 }
 
 struct Harness<'b> {
     s: Session<'b, INFLIGHT, SUBS>,
     now: Instant,
-    rx: Vec<u8>,
-    /// Bytes written since the transmit queue was last cleared.
+    chunk: usize,
+    options: Options,
+    /// Bytes the broker sent and the session has not read yet.
+    net: VecDeque<u8>,
+    /// Bytes the broker sent not yet framed by the harness (read or not),
+    /// and how much of them is the rest of a dropped packet.
+    inbox: Vec<u8>,
+    inbox_skip: usize,
+    /// Bytes written since the transmit queue was last cleared, after the
+    /// last whole packet.
     wire: Vec<u8>,
     /// Whether the next packet on the wire must be a CONNECT.
     expect_connect: bool,
     /// A CONNACK was accepted on this connection.
     connacked: bool,
-    /// Packet ids of SUBSCRIBE (with their filter counts) / UNSUBSCRIBE seen on the wire.
-    requests: Vec<(u16, Option<usize>)>,
+    /// The clean-session flag and keep-alive of the last CONNECT.
+    clean_session: bool,
+    keep_alive: u8,
+
+    // The model.
+    live: Vec<Out>,
+    /// Discarded by a clean-session connect, to be reported in this order.
+    to_discard: VecDeque<Out>,
+    subs: Vec<Sub>,
+    /// SUBSCRIBE / UNSUBSCRIBE waiting for their acknowledgement.
+    requests: BTreeMap<u16, Req>,
+    /// The filters the session must re-subscribe after the last CONNACK,
+    /// until its SUBSCRIBE is queued.
+    resub_expected: Option<Vec<(String, QoS)>>,
+    /// The last packet id the session took: it counts on from there.
+    last_id: u16,
+    incoming: Vec<Kept>,
+    /// Acknowledgements owed to the broker in the order they must be
+    /// written, with their sequence numbers.
+    acks: VecDeque<(PacketType, u16, u64)>,
+    ack_seq: u64,
+
+    /// Ids to pick broker packets' ids from.
+    seen_requests: Vec<(u16, Option<usize>)>,
     incoming_ids: Vec<u16>,
-    /// Model: incoming QoS 2 ids the session must still remember, oldest
-    /// first: delivered (or dropped) and neither released by a PUBREL,
-    /// nor evicted (the full set forgets its oldest), nor dropped by a
-    /// clean session or a broker without our session. Always a subset of what the session remembers (it
-    /// may keep an id longer, until its PUBCOMP is written), so a QoS 2
-    /// message delivered while its id is in here is delivered twice.
-    incoming_qos2: Vec<u16>,
     subscribe_counts: BTreeMap<u16, usize>,
     /// The resends expected after the last CONNACK, in order.
     resends: Vec<(u16, Stage)>,
@@ -200,11 +464,15 @@ struct Harness<'b> {
     pubrec_since_connack: BTreeSet<u16>,
     /// The CONNACK queued a re-subscription, which may precede the resends.
     resubscribe: bool,
-    /// The clean-session flag and keep-alive of the last CONNECT.
-    clean_session: bool,
-    keep_alive: u8,
-    /// What each QoS 1/2 publish carried: topic, payload, QoS, retain.
-    originals: BTreeMap<u16, (String, Vec<u8>, QoS, bool)>,
+
+    /// When the last byte was written.
+    last_write: Instant,
+    /// While connected and driven promptly: the time from which the next
+    /// packet must be written within the keep-alive.
+    ka_base: Option<Instant>,
+    /// `handle_timeout` was just called at or past a deadline: a
+    /// `Closed(Timeout)` may follow.
+    timeout_due: bool,
 }
 
 fn pick<T: Copy>(list: &[T], n: u8) -> Option<T> {
@@ -219,11 +487,11 @@ impl<'b> Harness<'b> {
     fn id(&self, id: Id) -> u16 {
         let picked = match id {
             Id::Inflight(n) => {
-                let ids: Vec<u16> = self.s.inflight_ids().map(|(id, _)| id).collect();
+                let ids: Vec<u16> = self.live.iter().map(|o| o.id).collect();
                 pick(&ids, n)
             }
             Id::Request(n) => {
-                let ids: Vec<u16> = self.requests.iter().map(|&(id, _)| id).collect();
+                let ids: Vec<u16> = self.seen_requests.iter().map(|&(id, _)| id).collect();
                 pick(&ids, n)
             }
             Id::Incoming(n) => pick(&self.incoming_ids, n),
@@ -241,8 +509,8 @@ impl<'b> Harness<'b> {
         let connect = connect_packet(true, 0, false);
         let packet = match b {
             Broker::Raw(bytes) => {
-                self.rx.extend_from_slice(&bytes);
-                self.receive();
+                self.send(&bytes);
+                self.pump();
                 return;
             }
             Broker::ConnAck {
@@ -295,6 +563,7 @@ impl<'b> Harness<'b> {
                 let packet_id = self.id(id);
                 codes_buf = codes
                     .iter()
+                    .take(64)
                     .map(|&c| [0x00, 0x01, 0x02, 0x80][usize::from(c % 4)])
                     .collect();
                 if let (true, Some(&n)) = (exact, self.subscribe_counts.get(&packet_id)) {
@@ -325,155 +594,509 @@ impl<'b> Harness<'b> {
         };
         let mut buf = vec![0u8; packet.encoded_len()];
         let n = packet.encode(&mut buf).expect("broker packets are valid");
-        self.rx.extend_from_slice(&buf[..n]);
-        self.receive();
+        self.send(&buf[..n]);
+        self.pump();
     }
 
-    /// Decodes and handles whatever whole packets the receive buffer holds.
-    fn receive(&mut self) {
-        loop {
-            let rx = std::mem::take(&mut self.rx);
-            match Packet::decode_limited(&rx, RX) {
-                Ok((packet, n)) => {
-                    let ok = self.handle(packet);
-                    self.rx = rx;
-                    if ok {
-                        self.rx.drain(..n);
-                    } else {
-                        self.lost();
-                        return;
-                    }
-                }
-                Err(DecodeError::Incomplete { .. }) => {
-                    self.rx = rx;
-                    return;
-                }
-                Err(DecodeError::Malformed(_)) | Err(DecodeError::TooLarge { .. }) => {
-                    self.lost();
-                    return;
-                }
+    /// The broker's bytes reach the transport (but are not read yet).
+    fn send(&mut self, bytes: &[u8]) {
+        self.net.extend(bytes.iter().copied());
+        let skip = self.inbox_skip.min(bytes.len());
+        self.inbox_skip -= skip;
+        self.inbox.extend_from_slice(&bytes[skip..]);
+    }
+
+    /// Reads one chunk into the receive buffer; false when nothing was read.
+    fn read(&mut self) -> bool {
+        let disconnected = self.s.state() == State::Disconnected;
+        let space = self.s.receive_buffer();
+        let k = space.len().min(self.chunk).min(self.net.len());
+        if k == 0 {
+            return false;
+        }
+        for (dst, b) in space.iter_mut().zip(self.net.drain(..k)) {
+            *dst = b;
+        }
+        self.s.commit(k);
+        if disconnected {
+            // No connection: the session drops them at its next call.
+            self.drop_input();
+        }
+        true
+    }
+
+    /// A driver's loop over input: events drained, then more read, as long
+    /// as either makes progress.
+    fn pump(&mut self) {
+        for _ in 0..100_000 {
+            while self.poll_one() {}
+            if self.s.state() == State::Disconnected {
+                self.drop_input();
+                return;
+            }
+            if !self.read() {
+                return;
             }
         }
     }
 
-    /// Handles one packet; false when the connection must close.
-    fn handle(&mut self, packet: Packet<'_>) -> bool {
-        if let Packet::PubRec(r) = packet {
-            self.pubrec_since_connack.insert(r.packet_id);
+    fn drop_input(&mut self) {
+        self.net.clear();
+        self.inbox.clear();
+        self.inbox_skip = 0;
+    }
+
+    /// The next packet of the broker's stream, which the session counted.
+    fn next_item(&mut self) -> Item {
+        match Packet::decode_limited(&self.inbox, RX) {
+            Ok((_, n)) => Item::Packet(self.inbox.drain(..n).collect()),
+            Err(DecodeError::TooLarge { len }) => {
+                let k = len.min(self.inbox.len());
+                self.inbox_skip = len - k;
+                Item::TooLarge {
+                    len,
+                    bytes: self.inbox.drain(..k).collect(),
+                }
+            }
+            Err(e) => panic!(
+                "the session counted a packet the stream does not hold: {e:?} in {:02x?}",
+                self.inbox
+            ),
         }
-        let before: Vec<u16> = self.s.inflight_ids().map(|(id, _)| id).collect();
+    }
+
+    /// One `poll_event`; false when it returned `None`.
+    fn poll_one(&mut self) -> bool {
         let state = self.s.state();
-        let released = match packet {
-            Packet::PubRel(rel) => Some(rel.packet_id),
-            _ => None,
-        };
-        let pending_before = self.s.incoming_pending();
-        let mut message = None;
-        let mut published = None;
-        let mut connected = None;
-        // An acceptable CONNACK on an idle connection must connect: a
-        // failure here would repeat on every reconnect.
-        let must_connect = match packet {
-            Packet::ConnAck(ack) => {
-                state == State::Connecting
-                    && self.s.transmit_idle()
-                    && ack.return_code == ConnectReturnCode::Accepted
-                    && !(ack.session_present && self.clean_session)
-            }
-            _ => false,
-        };
-        let ok = match self.s.handle_packet(self.now, packet) {
-            Err(e) => {
-                assert!(!must_connect, "an acceptable CONNACK failed: {e:?}");
+        let received = self.s.packets_received();
+        let event = self.s.poll_event(self.now).map(own);
+        let handled = self.s.packets_received() - received;
+        let items: Vec<Item> = (0..handled).map(|_| self.next_item()).collect();
+        match event {
+            None => {
+                for item in items {
+                    self.silent(state, item);
+                }
                 false
             }
-            Ok(None) => true,
-            Ok(Some(event)) => {
-                match event {
-                    Event::Connected {
-                        session_present,
-                        resubscribed,
-                        resending,
-                    } => {
-                        assert_eq!(state, State::Connecting);
-                        assert!(resubscribed <= SUBS);
-                        assert!(resending <= INFLIGHT);
-                        self.connacked = true;
-                        connected = Some((session_present, resubscribed));
-                    }
-                    Event::Message(p) => {
-                        assert_eq!(state, State::Connected);
-                        message = Some((p.qos, p.packet_id));
-                    }
-                    Event::Published { packet_id, .. } => {
-                        assert!(
-                            before.contains(&packet_id),
-                            "Published {packet_id} was not in flight"
-                        );
-                        published = Some(packet_id);
-                    }
-                    Event::Subscribed { filters, codes, .. } => {
-                        assert_eq!(filters.len(), codes.iter().count());
-                    }
-                    Event::Unsubscribed { filters, .. } => assert!(!filters.is_empty()),
-                    Event::Pong => {}
-                }
+            Some(event) => {
+                self.on_event(state, items, event);
                 true
             }
-        };
-        if let Some((session_present, resubscribed)) = connected {
-            if !session_present {
-                // A new broker session numbers its messages afresh.
-                self.incoming_qos2.clear();
-            }
-            self.resends = self.s.inflight_ids().collect();
-            self.pubrec_since_connack.clear();
-            self.resubscribe = resubscribed > 0;
         }
-        // After the event: a published message is no longer in flight.
-        let after: Vec<u16> = self.s.inflight_ids().map(|(id, _)| id).collect();
-        for id in &after {
-            assert!(before.contains(id), "an incoming packet put {id} in flight");
-        }
-        if let Some(id) = published {
-            assert!(!after.contains(&id), "{id} still in flight after Published");
-        }
-        // A PUBREL releases its id (the session may keep it until the
-        // PUBCOMP is written, which the model need not follow).
-        if let (Some(id), State::Connected) = (released, state) {
-            self.incoming_qos2.retain(|&x| x != id);
-        }
-        if let Some((q, id)) = message {
-            if let Some(id) = id {
-                self.incoming_ids.push(id);
-                if self.incoming_ids.len() > 8 {
-                    self.incoming_ids.remove(0);
-                }
-            }
-            if q == QoS::ExactlyOnce {
-                let id = id.expect("QoS 2 has an id");
-                assert!(
-                    !self.incoming_qos2.contains(&id),
-                    "QoS 2 message {id} delivered twice"
-                );
-                let evicted = pending_before == INFLIGHT && self.s.incoming_pending() == INFLIGHT;
-                self.remember(id, evicted);
-            }
-            // The driver acknowledges after delivering.
-            let _ = self.s.acknowledge(q, id);
-        }
-        ok
     }
 
-    /// The session remembered `id`; `evicted`: it may have forgotten its
-    /// oldest id to make room. The model's oldest is that one or one the
-    /// session still has: forgetting it keeps the model a subset.
-    fn remember(&mut self, id: u16, evicted: bool) {
-        if !self.incoming_qos2.contains(&id) {
-            if evicted && !self.incoming_qos2.is_empty() {
-                self.incoming_qos2.remove(0);
+    /// The connection's end the session must declare for `item` in
+    /// `state`, if any.
+    fn violation(&self, state: State, item: &Item) -> Option<Closed> {
+        let t = item.packet_type();
+        let Some(packet) = item.packet() else {
+            // Too large: skipped if it may come now, else a violation.
+            let ok = state == State::Connected && t != PacketType::ConnAck && t.sent_by_server();
+            return (!ok).then_some(Closed::Protocol(t));
+        };
+        match (state, packet) {
+            (_, p) if !p.packet_type().sent_by_server() => Some(Closed::Protocol(t)),
+            (State::Connecting, Packet::ConnAck(ack)) => {
+                if ack.return_code != ConnectReturnCode::Accepted {
+                    Some(Closed::Refused(ack.return_code))
+                } else if ack.session_present && self.clean_session {
+                    Some(Closed::Protocol(t))
+                } else {
+                    None
+                }
             }
-            self.incoming_qos2.push(id);
+            (State::Connected, Packet::ConnAck(_)) => Some(Closed::Protocol(t)),
+            (State::Connected, Packet::SubAck(ack)) => match self.requests.get(&ack.packet_id) {
+                Some(Req::Subscribe(f)) if f.len() != ack.return_codes.len() => {
+                    Some(Closed::Protocol(t))
+                }
+                _ => None,
+            },
+            (State::Connected, _) => None,
+            _ => Some(Closed::Protocol(t)),
+        }
+    }
+
+    /// Whether a QoS 2 PUBLISH with `id` is one already delivered.
+    fn is_duplicate(&self, id: u16, dup: bool) -> bool {
+        self.incoming
+            .iter()
+            .any(|k| k.id == id && (dup || k.released.is_none()))
+    }
+
+    /// A new QoS 2 message `id` was delivered (or dropped): kept as one.
+    fn keep_new(&mut self, id: u16) {
+        self.incoming.retain(|k| k.id != id);
+        if self.incoming.len() == INFLIGHT {
+            self.incoming.remove(0);
+        }
+        self.incoming.push(Kept { id, released: None });
+    }
+
+    fn owe(&mut self, kind: PacketType, id: u16) -> u64 {
+        self.ack_seq += 1;
+        self.acks.push_back((kind, id, self.ack_seq));
+        self.ack_seq
+    }
+
+    fn saw_incoming(&mut self, id: Option<u16>) {
+        if let Some(id) = id {
+            self.incoming_ids.push(id);
+            if self.incoming_ids.len() > 8 {
+                self.incoming_ids.remove(0);
+            }
+        }
+    }
+
+    /// A packet the session handled without an event: it must not have
+    /// needed one.
+    fn silent(&mut self, state: State, item: Item) {
+        assert_eq!(
+            self.violation(state, &item),
+            None,
+            "{item:?} in {state:?} went unanswered"
+        );
+        let Some(packet) = item.packet() else {
+            panic!("{item:?} dropped without an event");
+        };
+        match packet {
+            Packet::Publish(p) => {
+                assert_eq!(p.qos, QoS::ExactlyOnce, "{p:?} not delivered");
+                let id = p.packet_id.expect("QoS 2 has an id");
+                assert!(
+                    self.is_duplicate(id, p.dup),
+                    "new QoS 2 message {id} (dup {}) taken for a duplicate",
+                    p.dup
+                );
+                self.owe(PacketType::PubRec, id);
+            }
+            Packet::PubAck(PubAck { packet_id: id }) => assert!(
+                !self
+                    .live
+                    .iter()
+                    .any(|o| o.id == id && o.stage == Stage::AwaitPubAck),
+                "PUBACK {id} completed nothing"
+            ),
+            Packet::PubComp(PubComp { packet_id: id }) => assert!(
+                !self
+                    .live
+                    .iter()
+                    .any(|o| o.id == id && o.stage == Stage::AwaitPubComp),
+                "PUBCOMP {id} completed nothing"
+            ),
+            Packet::PubRec(PubRec { packet_id: id }) => {
+                self.pubrec_since_connack.insert(id);
+                if let Some(o) = self
+                    .live
+                    .iter_mut()
+                    .find(|o| o.id == id && o.stage != Stage::AwaitPubAck)
+                {
+                    o.stage = Stage::AwaitPubComp;
+                }
+            }
+            Packet::PubRel(PubRel { packet_id: id }) => {
+                let seq = self.owe(PacketType::PubComp, id);
+                if let Some(k) = self.incoming.iter_mut().find(|k| k.id == id) {
+                    k.released = Some(seq);
+                }
+            }
+            Packet::SubAck(ack) => assert!(
+                !matches!(self.requests.get(&ack.packet_id), Some(Req::Subscribe(_))),
+                "SUBACK {} unanswered",
+                ack.packet_id
+            ),
+            Packet::UnsubAck(ack) => assert!(
+                !matches!(
+                    self.requests.get(&ack.packet_id),
+                    Some(Req::Unsubscribe(_))
+                ),
+                "UNSUBACK {} unanswered",
+                ack.packet_id
+            ),
+            other => panic!("{other:?} handled without an event"),
+        }
+    }
+
+    fn on_event(&mut self, state: State, mut items: Vec<Item>, event: Ev) {
+        if let Some(front) = self.to_discard.front() {
+            assert!(
+                matches!(event, Ev::Discarded { packet_id, .. } if packet_id == front.id),
+                "{event:?} before the discard of {}",
+                front.id
+            );
+        }
+        if state == State::Disconnected {
+            assert!(
+                matches!(event, Ev::Discarded { .. } | Ev::Closed(_)),
+                "{event:?} while disconnected"
+            );
+        }
+        if let Ev::Closed(reason) = event {
+            // The packet handled last may be the violation.
+            let violator = match items.last() {
+                Some(last) if self.violation(state, last) == Some(reason) => items.pop(),
+                _ => None,
+            };
+            for item in items {
+                self.silent(state, item);
+            }
+            match reason {
+                Closed::Timeout(_) => {
+                    assert!(self.timeout_due, "{reason:?} without a deadline passed");
+                    assert!(violator.is_none());
+                }
+                Closed::Refused(_) => assert!(violator.is_some(), "{reason:?} unprovoked"),
+                Closed::Protocol(t) if violator.is_none() => {
+                    // Not counted: a packet only clients send.
+                    assert!(!t.sent_by_server(), "{reason:?} unprovoked");
+                    self.next_is_bad(reason);
+                }
+                Closed::Protocol(_) => {}
+                Closed::Malformed(_) => self.next_is_bad(reason),
+            }
+            self.ended();
+            assert_eq!(self.s.state(), State::Disconnected);
+            assert!(self.poll_tx().is_empty(), "bytes to send after {reason:?}");
+            assert_eq!(self.s.poll_timeout(), None, "a deadline after {reason:?}");
+            return;
+        }
+        // Every other event but a discard is about the packet handled last.
+        let last = match event {
+            Ev::Discarded { .. } => {
+                assert!(items.is_empty(), "packets handled before a discard");
+                None
+            }
+            _ => Some(items.pop().expect("an event without a packet")),
+        };
+        for item in items {
+            self.silent(state, item);
+        }
+        if let Some(last) = &last {
+            assert_eq!(self.violation(state, last), None, "{last:?} gave {event:?}");
+        }
+        let packet = last.as_ref().and_then(Item::packet);
+        match (event, packet) {
+            (Ev::Discarded { topic, packet_id, qos }, None) => {
+                let o = self
+                    .to_discard
+                    .pop_front()
+                    .expect("Discarded with nothing to discard");
+                assert_eq!((o.id, o.topic, o.qos), (packet_id, topic, qos));
+                assert_eq!(self.s.publish_outcome(packet_id), Outcome::Discarded);
+            }
+            (Ev::Connected(c), Some(Packet::ConnAck(ack))) => self.connected(c, ack),
+            (Ev::Message(m), Some(Packet::Publish(p))) => {
+                assert_eq!(state, State::Connected);
+                assert_eq!(m, Msg::of(&p), "the message differs from its PUBLISH");
+                self.saw_incoming(m.packet_id);
+                match (m.qos, m.packet_id) {
+                    (QoS::AtMostOnce, _) => {}
+                    (QoS::AtLeastOnce, Some(id)) => {
+                        self.owe(PacketType::PubAck, id);
+                    }
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        assert!(
+                            !self.is_duplicate(id, m.dup),
+                            "QoS 2 message {id} (dup {}) delivered twice",
+                            m.dup
+                        );
+                        self.keep_new(id);
+                        self.owe(PacketType::PubRec, id);
+                    }
+                    _ => panic!("{m:?} without an id"),
+                }
+            }
+            (Ev::Published { topic, packet_id, qos }, Some(packet)) => {
+                let (id, stage) = match packet {
+                    Packet::PubAck(a) => (a.packet_id, Stage::AwaitPubAck),
+                    Packet::PubComp(c) => (c.packet_id, Stage::AwaitPubComp),
+                    other => panic!("Published {packet_id} for {other:?}"),
+                };
+                assert_eq!(id, packet_id);
+                let i = self
+                    .live
+                    .iter()
+                    .position(|o| o.id == id)
+                    .unwrap_or_else(|| panic!("Published {id} was not in flight"));
+                let o = self.live.remove(i);
+                assert_eq!(o.stage, stage, "Published {id} at the wrong stage");
+                assert_eq!((o.topic, o.qos), (topic, qos));
+                assert_eq!(self.s.publish_outcome(id), Outcome::Completed);
+                assert!(
+                    self.s.inflight_ids().all(|(i, _)| i != id),
+                    "{id} still in flight after Published"
+                );
+            }
+            (
+                Ev::Subscribed {
+                    packet_id,
+                    filters,
+                    codes,
+                },
+                Some(Packet::SubAck(ack)),
+            ) => {
+                assert_eq!(ack.packet_id, packet_id);
+                assert_eq!(
+                    codes,
+                    ack.return_codes.iter().map(|c| c.to_u8()).collect::<Vec<_>>()
+                );
+                let Some(Req::Subscribe(asked)) = self.requests.remove(&packet_id) else {
+                    panic!("Subscribed {packet_id} for no SUBSCRIBE");
+                };
+                assert_eq!(filters, asked, "Subscribed {packet_id} names other filters");
+                assert_eq!(filters.len(), codes.len());
+                let granted: Vec<&str> = filters
+                    .iter()
+                    .zip(&codes)
+                    .filter(|(_, c)| **c != 0x80)
+                    .map(|((f, _), _)| f.as_str())
+                    .collect();
+                let refused: Vec<&str> = filters
+                    .iter()
+                    .zip(&codes)
+                    .filter(|(_, c)| **c == 0x80)
+                    .map(|((f, _), _)| f.as_str())
+                    .collect();
+                for s in &mut self.subs {
+                    if granted.contains(&s.filter.as_str()) {
+                        s.confirmed = true;
+                    }
+                }
+                self.subs.retain(|s| !refused.contains(&s.filter.as_str()));
+            }
+            (Ev::Unsubscribed { packet_id, filters }, Some(Packet::UnsubAck(ack))) => {
+                assert_eq!(ack.packet_id, packet_id);
+                let Some(Req::Unsubscribe(asked)) = self.requests.remove(&packet_id) else {
+                    panic!("Unsubscribed {packet_id} for no UNSUBSCRIBE");
+                };
+                assert_eq!(filters, asked);
+            }
+            (Ev::Pong, Some(Packet::PingResp)) => {
+                assert!(!self.s.ping_outstanding(), "a PINGRESP left the ping outstanding");
+            }
+            (Ev::Dropped(d), None) => {
+                let (want, dup) = last.as_ref().expect("checked above").dropped();
+                assert_eq!(d, want, "Dropped differs from the packet");
+                assert!(d.len > RX);
+                self.saw_incoming(d.packet_id);
+                match (d.qos, d.packet_id) {
+                    (QoS::AtLeastOnce, Some(id)) => {
+                        self.owe(PacketType::PubAck, id);
+                    }
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        // Acknowledged, so remembered as delivered: its
+                        // resend is a duplicate.
+                        if !self.is_duplicate(id, dup) {
+                            self.keep_new(id);
+                        }
+                        self.owe(PacketType::PubRec, id);
+                    }
+                    _ => {}
+                }
+            }
+            (event, packet) => panic!("{event:?} for {packet:?}"),
+        }
+    }
+
+    /// After a close not caused by a counted packet, the stream's next
+    /// packet is no valid server packet.
+    fn next_is_bad(&self, reason: Closed) {
+        if let Ok((p, _)) = Packet::decode_limited(&self.inbox, RX) {
+            assert!(
+                !p.packet_type().sent_by_server(),
+                "{reason:?} on a valid {p:?}"
+            );
+        }
+    }
+
+    fn connected(&mut self, c: Connected, ack: ConnAck) {
+        assert_eq!(c.session_present, ack.session_present);
+        assert_eq!(self.s.state(), State::Connected);
+        let options = *self.s.options();
+        assert_eq!(options, self.options);
+        if !c.session_present {
+            // A new broker session numbers its messages afresh and holds
+            // none of our subscriptions.
+            self.incoming.clear();
+            for s in &mut self.subs {
+                s.confirmed = false;
+            }
+            if options.republish_on_lost_session {
+                for o in &mut self.live {
+                    if o.stage == Stage::AwaitPubComp {
+                        o.stage = Stage::AwaitPubRec;
+                    }
+                }
+            }
+        }
+        let unconfirmed: Vec<(String, QoS)> = self
+            .subs
+            .iter()
+            .filter(|s| !s.confirmed)
+            .map(|s| (s.filter.clone(), s.qos))
+            .collect();
+        let resubscribed = if options.resubscribe {
+            unconfirmed.len()
+        } else {
+            0
+        };
+        assert_eq!(c.resubscribed, resubscribed, "filters re-subscribed");
+        let resent = if self.clean_session {
+            0
+        } else {
+            self.live.len()
+        };
+        assert_eq!(c.resent, resent, "messages resent");
+        self.resub_expected = (resubscribed > 0).then_some(unconfirmed);
+        self.connacked = true;
+        self.resends = if self.clean_session {
+            Vec::new()
+        } else {
+            self.live.iter().map(|o| (o.id, o.stage)).collect()
+        };
+        self.pubrec_since_connack.clear();
+        self.resubscribe = resubscribed > 0;
+        // Keep-alive counts from the CONNECT written; a CONNACK later than
+        // K leaves the PINGREQ due at once.
+        let k = Duration::from_secs(u64::from(self.keep_alive));
+        let late = Instant::from_millis(self.now.as_millis().saturating_sub(k.as_millis()));
+        self.ka_base = Some(self.last_write.max(late));
+    }
+
+    /// The connection is over: what it queued, received or owed is gone.
+    fn ended(&mut self) {
+        self.drop_input();
+        self.wire.clear();
+        self.expect_connect = false;
+        self.connacked = false;
+        self.acks.clear();
+        for k in &mut self.incoming {
+            k.released = None;
+        }
+        self.requests.clear();
+        self.resub_expected = None;
+        self.resends.clear();
+        self.resubscribe = false;
+        self.ka_base = None;
+    }
+
+    fn lost(&mut self) {
+        self.s.connection_lost();
+        self.ended();
+    }
+
+    /// The id the session must take next: the one after the last, skipping
+    /// 0 and the ids still in use.
+    fn expected_id(&self) -> u16 {
+        let mut id = self.last_id.checked_add(1).unwrap_or(1);
+        loop {
+            let used = self.live.iter().chain(&self.to_discard).any(|o| o.id == id)
+                || self.requests.contains_key(&id);
+            if id != 0 && !used {
+                return id;
+            }
+            id = id.checked_add(1).unwrap_or(1);
         }
     }
 
@@ -482,90 +1105,183 @@ impl<'b> Harness<'b> {
         let connect = connect_packet(clean_session, u16::from(keep_alive), empty_id);
         let state = self.s.state();
         let result = self.s.connect(self.now, &connect);
-        if result == Err(Error::EmptyClientId) {
-            assert!(empty_id && !clean_session);
-        } else if result == Err(Error::AlreadyConnected) {
-            assert_ne!(state, State::Disconnected);
-        } else {
-            // The transmit queue was cleared: a new transport.
-            self.rx.clear();
-            self.reset_wire(result.is_ok());
-            self.connacked = false;
-            if clean_session {
-                assert_eq!(self.s.inflight(), 0);
-                assert_eq!(self.s.incoming_pending(), 0);
-                self.incoming_qos2.clear();
-            }
-            if result.is_ok() {
+        match result {
+            Err(Error::EmptyClientId) => assert!(empty_id && !clean_session),
+            Err(Error::AlreadyConnected) => assert_ne!(state, State::Disconnected),
+            Err(e) => panic!("connect failed: {e:?}"),
+            Ok(()) => {
+                assert_eq!(state, State::Disconnected);
                 assert_eq!(self.s.state(), State::Connecting);
+                // A new transport: the old one's queue and input are gone.
+                self.ended();
+                self.expect_connect = true;
+                // The keep-alive counts from here until the CONNECT is written.
+                self.last_write = self.now;
                 self.clean_session = clean_session;
                 self.keep_alive = keep_alive;
+                if clean_session {
+                    self.to_discard.extend(self.live.drain(..));
+                    self.incoming.clear();
+                    assert_eq!(self.s.inflight(), 0);
+                    assert_eq!(self.s.incoming_pending(), 0);
+                }
             }
+        }
+        if result.is_err() {
+            assert_eq!(self.s.state(), state);
         }
         result.is_ok()
     }
 
     fn subscribe(&mut self, filters: &[Subscription<'_>]) -> Option<u16> {
-        let before: Vec<(String, QoS)> = self
-            .s
-            .subscriptions()
-            .map(|(f, q)| (f.to_owned(), q))
-            .collect();
+        let want = self.expected_id();
         match self.s.subscribe(self.now, filters) {
             Ok(id) => {
-                assert_ne!(id, 0);
+                assert_eq!(id, want, "SUBSCRIBE packet id");
                 assert!(self.s.request_pending(id));
+                self.last_id = id;
                 for f in filters {
-                    assert!(self.s.subscriptions().any(|(g, _)| g == f.filter));
+                    match self.subs.iter_mut().find(|s| s.filter == f.filter) {
+                        Some(s) => {
+                            s.qos = f.qos;
+                            s.confirmed = false;
+                        }
+                        None => self.subs.push(Sub {
+                            filter: f.filter.to_owned(),
+                            qos: f.qos,
+                            confirmed: false,
+                        }),
+                    }
                 }
+                let list = filters
+                    .iter()
+                    .map(|f| (f.filter.to_owned(), f.qos))
+                    .collect();
+                self.requests.insert(id, Req::Subscribe(list));
                 Some(id)
             }
+            // The list is compared with the model's after the step.
+            Err(_) => None,
+        }
+    }
+
+    fn unsubscribe(&mut self, filters: &[&str]) {
+        let want = self.expected_id();
+        if let Ok(id) = self.s.unsubscribe(self.now, filters) {
+            assert_eq!(id, want, "UNSUBSCRIBE packet id");
+            assert!(self.s.request_pending(id));
+            self.last_id = id;
+            self.subs.retain(|s| !filters.contains(&s.filter.as_str()));
+            let list = filters.iter().map(|&f| f.to_owned()).collect();
+            self.requests.insert(id, Req::Unsubscribe(list));
+        }
+    }
+
+    fn publish(&mut self, publish: &Publish<'_>) {
+        let want = self.expected_id();
+        let before: Vec<_> = self.s.inflight_ids().collect();
+        match self.s.publish(self.now, publish) {
+            Ok(None) => assert_eq!(publish.qos, QoS::AtMostOnce),
+            Ok(Some(id)) => {
+                assert_ne!(publish.qos, QoS::AtMostOnce);
+                assert_eq!(id, want, "PUBLISH packet id");
+                assert_eq!(self.s.publish_outcome(id), Outcome::Pending);
+                self.last_id = id;
+                self.live.push(Out {
+                    id,
+                    stage: if publish.qos == QoS::AtLeastOnce {
+                        Stage::AwaitPubAck
+                    } else {
+                        Stage::AwaitPubRec
+                    },
+                    topic: publish.topic.to_owned(),
+                    payload: publish.payload.to_vec(),
+                    qos: publish.qos,
+                    retain: publish.retain,
+                });
+            }
             Err(_) => {
-                let after: Vec<(String, QoS)> = self
-                    .s
-                    .subscriptions()
-                    .map(|(f, q)| (f.to_owned(), q))
-                    .collect();
-                assert_eq!(before, after, "a refused subscribe changed the list");
-                None
+                let after: Vec<_> = self.s.inflight_ids().collect();
+                assert_eq!(before, after, "a refused publish changed the window");
             }
         }
     }
 
-    fn flush(&mut self) {
-        for _ in 0..64 {
-            if self.s.poll_transmit(self.now).is_empty() {
-                break;
-            }
-            self.transmit(TX);
-        }
-    }
-
-    fn lost(&mut self) {
-        self.s.connection_lost();
-        self.rx.clear();
-        self.reset_wire(false);
-        self.connacked = false;
-    }
-
-    fn reset_wire(&mut self, expect_connect: bool) {
-        self.wire.clear();
-        self.resends.clear();
-        self.resubscribe = false;
-        self.expect_connect = expect_connect;
-    }
-
-    fn transmit(&mut self, n: usize) {
-        let pending = self.s.poll_transmit(self.now);
+    /// `poll_transmit`, noting the re-subscription once it is queued.
+    fn poll_tx(&mut self) -> Vec<u8> {
+        let pending = self.s.poll_transmit(self.now).to_vec();
         assert!(
             pending.len() <= TX,
             "poll_transmit returned {} bytes",
             pending.len()
         );
+        if let Some(expected) = self.resub_expected.clone() {
+            let mut stream = self.wire.clone();
+            stream.extend_from_slice(&pending);
+            let mut rest = &stream[..];
+            while let Ok((p, n)) = Packet::decode(rest) {
+                if let Packet::Subscribe(s) = p {
+                    if !self.requests.contains_key(&s.packet_id) {
+                        assert_eq!(sub_list(s.filters), expected, "the re-subscription");
+                        assert_eq!(s.packet_id, self.expected_id(), "re-SUBSCRIBE packet id");
+                        self.last_id = s.packet_id;
+                        self.requests.insert(s.packet_id, Req::Subscribe(expected));
+                        self.resub_expected = None;
+                        break;
+                    }
+                }
+                rest = &rest[n..];
+            }
+        }
+        pending
+    }
+
+    /// Writes everything, reading what the room freed lets in.
+    fn flush(&mut self) {
+        for _ in 0..64 {
+            if self.poll_tx().is_empty() {
+                if self.s.state() != State::Disconnected {
+                    assert!(self.acks.is_empty(), "acks owed, none queued: {:?}", self.acks);
+                }
+                return;
+            }
+            self.transmit(TX);
+            self.pump();
+        }
+    }
+
+    fn transmit(&mut self, n: usize) {
+        let pending = self.poll_tx();
+        if pending.is_empty() {
+            self.s.handle_transmit(self.now, 0);
+            return;
+        }
+        // More than pending is clamped: all of it was written.
         let k = n.min(pending.len());
-        self.wire.extend_from_slice(&pending[..k]);
         self.s.handle_transmit(self.now, n);
+        if k == 0 {
+            return;
+        }
+        self.wire.extend_from_slice(&pending[..k]);
+        if self.s.state() == State::Connected && self.keep_alive > 0 {
+            self.keep_alive_check("a packet written");
+            self.ka_base = Some(self.now);
+        }
+        self.last_write = self.now;
         self.check_wire();
+    }
+
+    fn keep_alive_check(&self, what: &str) {
+        let Some(base) = self.ka_base else { return };
+        if self.s.state() != State::Connected || self.keep_alive == 0 {
+            return;
+        }
+        let gap = (self.now - base).as_millis();
+        assert!(
+            gap <= u64::from(self.keep_alive) * 1000,
+            "{what} {gap} ms after the last, keep-alive {} s",
+            self.keep_alive
+        );
     }
 
     /// Every whole packet written decodes as a client packet.
@@ -586,17 +1302,12 @@ impl<'b> Harness<'b> {
                     "first packet {packet:?}"
                 );
                 self.expect_connect = false;
+            } else {
+                assert!(!matches!(packet, Packet::Connect(_)), "a second CONNECT");
             }
             if !self.connacked {
                 assert!(
-                    matches!(
-                        packet,
-                        Packet::Connect(_)
-                            | Packet::PubAck(_)
-                            | Packet::PubRec(_)
-                            | Packet::PubComp(_)
-                            | Packet::Disconnect
-                    ),
+                    matches!(packet, Packet::Connect(_) | Packet::Disconnect),
                     "{packet:?} before CONNACK"
                 );
             }
@@ -606,19 +1317,39 @@ impl<'b> Harness<'b> {
             match packet {
                 Packet::Subscribe(s) => {
                     self.subscribe_counts.insert(s.packet_id, s.filters.len());
-                    self.requests.push((s.packet_id, Some(s.filters.len())));
+                    self.seen_requests.push((s.packet_id, Some(s.filters.len())));
                 }
-                Packet::Unsubscribe(u) => self.requests.push((u.packet_id, None)),
+                Packet::Unsubscribe(u) => self.seen_requests.push((u.packet_id, None)),
                 Packet::Publish(p) => {
                     assert!(!(p.dup && p.qos == QoS::AtMostOnce));
+                    if let Some(o) = self.live.iter().find(|o| Some(o.id) == p.packet_id) {
+                        assert_eq!(
+                            (p.topic, p.payload, p.qos, p.retain),
+                            (o.topic.as_str(), o.payload.as_slice(), o.qos, o.retain),
+                            "PUBLISH {} differs from the original",
+                            o.id
+                        );
+                    }
+                }
+                Packet::PubAck(PubAck { packet_id: id })
+                | Packet::PubRec(PubRec { packet_id: id })
+                | Packet::PubComp(PubComp { packet_id: id }) => {
+                    let kind = packet.packet_type();
+                    let Some((want, want_id, seq)) = self.acks.pop_front() else {
+                        panic!("{packet:?} answers nothing");
+                    };
+                    assert_eq!((kind, id), (want, want_id), "acknowledgement out of order");
+                    // Written: the ids it released are forgotten.
+                    self.incoming
+                        .retain(|k| !k.released.is_some_and(|at| at <= seq));
                 }
                 Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                     panic!("the client sent a server packet {packet:?}")
                 }
                 _ => {}
             }
-            if self.requests.len() > 8 {
-                self.requests.remove(0);
+            if self.seen_requests.len() > 8 {
+                self.seen_requests.remove(0);
             }
         }
         self.wire = wire;
@@ -628,17 +1359,7 @@ impl<'b> Harness<'b> {
     /// Resends go first, in their original order, as they were sent.
     fn check_order(&mut self, packet: &Packet<'_>) {
         let resend = match *packet {
-            Packet::Publish(p) if p.dup => {
-                let id = p.packet_id.expect("DUP only with QoS > 0");
-                if let Some((topic, payload, qos, retain)) = self.originals.get(&id) {
-                    assert_eq!(
-                        (p.topic, p.payload, p.qos, p.retain),
-                        (topic.as_str(), payload.as_slice(), *qos, *retain),
-                        "resend {id} differs from the original"
-                    );
-                }
-                Some((id, false))
-            }
+            Packet::Publish(p) if p.dup => Some((p.packet_id.expect("DUP only with QoS > 0"), false)),
             Packet::PubRel(r) => Some((r.packet_id, true)),
             _ => None,
         };
@@ -663,14 +1384,11 @@ impl<'b> Harness<'b> {
         if matches!(packet, Packet::Subscribe(_)) {
             self.resubscribe = false;
         }
-        // A PINGREQ may go ahead: it reorders no message.
+        // A PINGREQ may go ahead: it reorders no message. So may a
+        // DISCONNECT: the resends it cuts off wait for the next connection.
         let new_traffic = matches!(
             packet,
-            Packet::Publish(_)
-                | Packet::PubRel(_)
-                | Packet::Subscribe(_)
-                | Packet::Unsubscribe(_)
-                | Packet::Disconnect
+            Packet::Publish(_) | Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_)
         ) && !first_subscribe;
         if new_traffic {
             for &(id, _) in &self.resends {
@@ -683,44 +1401,57 @@ impl<'b> Harness<'b> {
     }
 
     fn check(&mut self) {
-        let ids: Vec<u16> = self.s.inflight_ids().map(|(id, _)| id).collect();
+        let ids: Vec<(u16, Stage)> = self.s.inflight_ids().collect();
+        let model: Vec<(u16, Stage)> = self.live.iter().map(|o| (o.id, o.stage)).collect();
+        assert_eq!(ids, model, "the messages in flight");
         assert!(ids.len() <= INFLIGHT);
         assert_eq!(ids.len(), self.s.inflight());
-        let unique: BTreeSet<u16> = ids.iter().copied().collect();
+        let unique: BTreeSet<u16> = ids.iter().map(|&(id, _)| id).collect();
         assert_eq!(unique.len(), ids.len(), "duplicate in-flight ids {ids:?}");
         assert!(!unique.contains(&0), "packet id 0 in flight");
+        for o in &self.to_discard {
+            assert_eq!(self.s.publish_outcome(o.id), Outcome::Pending);
+        }
         let subs: Vec<(String, QoS)> = self
             .s
             .subscriptions()
             .map(|(f, q)| (f.to_owned(), q))
             .collect();
+        let model: Vec<(String, QoS)> = self
+            .subs
+            .iter()
+            .map(|s| (s.filter.clone(), s.qos))
+            .collect();
+        assert_eq!(subs, model, "the subscription list");
         assert!(subs.len() <= SUBS);
         let distinct: BTreeSet<&str> = subs.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(
-            distinct.len(),
-            subs.len(),
-            "duplicate subscriptions {subs:?}"
-        );
+        assert_eq!(distinct.len(), subs.len(), "duplicate subscriptions {subs:?}");
         for (f, _) in &subs {
             assert!(
                 topic::validate_filter(f).is_ok(),
                 "invalid filter {f:?} subscribed"
             );
         }
-        assert!(self.s.incoming_pending() <= INFLIGHT);
-        assert!(
-            self.s.incoming_pending() >= self.incoming_qos2.len(),
-            "incoming QoS 2 model"
+        for &id in self.requests.keys() {
+            assert!(self.s.request_pending(id), "request {id} forgotten");
+        }
+        assert_eq!(
+            self.s.incoming_pending(),
+            self.incoming.len(),
+            "incoming QoS 2 ids kept: model {:?}",
+            self.incoming
         );
+        assert_eq!(*self.s.options(), self.options);
+        assert_eq!(self.s.receive_capacity(), RX);
         match self.s.state() {
             State::Disconnected => assert_eq!(self.s.poll_timeout(), None),
-            State::Connecting => {}
+            State::Connecting => assert!(self.s.poll_timeout().is_some(), "no CONNACK deadline"),
             State::Connected => {
-                let requests = self
-                    .requests
-                    .iter()
-                    .any(|&(id, _)| self.s.request_pending(id));
-                if !ids.is_empty() || requests || self.s.ping_outstanding() || self.keep_alive > 0 {
+                if !ids.is_empty()
+                    || !self.requests.is_empty()
+                    || self.s.ping_outstanding()
+                    || self.keep_alive > 0
+                {
                     assert!(
                         self.s.poll_timeout().is_some(),
                         "acks pending without a deadline"
@@ -730,27 +1461,44 @@ impl<'b> Harness<'b> {
         }
     }
 
-    fn advance_to(&mut self, now: Instant) {
-        self.now = now.max(self.now);
+    /// `handle_timeout` at `now`, then the events it caused.
+    fn handle_timeout(&mut self) {
         let deadline = self.s.poll_timeout();
+        let state = self.s.state();
         let ping = self.s.ping_outstanding();
-        let tx_before = self.s.transmit_idle();
-        let result = self.s.handle_timeout(self.now);
-        if deadline.is_none_or(|d| self.now < d) {
-            assert_eq!(
-                result,
-                Ok(()),
-                "handle_timeout before its deadline {deadline:?}"
+        let idle = self.s.transmit_idle();
+        let due = deadline.is_some_and(|d| self.now >= d);
+        self.s.handle_timeout(self.now);
+        if due {
+            assert!(
+                self.s.poll_timeout().is_none_or(|d| d > self.now),
+                "a deadline left at {:?} after handle_timeout at {:?}",
+                self.s.poll_timeout(),
+                self.now
             );
-            assert_eq!(
-                self.s.ping_outstanding(),
-                ping,
-                "a ping before the deadline"
-            );
-            assert_eq!(self.s.transmit_idle(), tx_before);
+        } else {
+            assert_eq!(self.s.state(), state, "handle_timeout before {deadline:?}");
+            assert_eq!(self.s.ping_outstanding(), ping, "a ping before {deadline:?}");
+            assert_eq!(self.s.transmit_idle(), idle);
         }
-        if result.is_err() {
-            self.lost();
+        self.timeout_due = due;
+        self.pump();
+        self.timeout_due = false;
+    }
+
+    /// A prompt driver: everything is written before time passes, and it
+    /// wakes at every deadline up to `target`.
+    fn advance_to(&mut self, target: Instant) {
+        self.flush();
+        for _ in 0..256 {
+            let due = self.s.poll_timeout().filter(|&d| d <= target);
+            self.now = due.unwrap_or(target).max(self.now);
+            self.keep_alive_check("woken");
+            self.handle_timeout();
+            self.flush();
+            if due.is_none() {
+                return;
+            }
         }
     }
 }
@@ -767,6 +1515,7 @@ fn connect_packet(clean_session: bool, keep_alive: u16, empty_id: bool) -> Conne
 }
 
 fuzz_target!(|input: Input| {
+    let mut rx = [0u8; RX];
     let mut tx = [0u8; TX];
     let mut store = [0u8; STORE];
     let t = |b: u8| Duration::from_millis(u64::from(b.max(1)) * 100);
@@ -778,28 +1527,57 @@ fuzz_target!(|input: Input| {
         puback: t(puback),
         pingresp: t(pingresp),
     };
+    let options = Options {
+        resubscribe: input.options & 1 == 0,
+        republish_on_lost_session: input.options & 2 != 0,
+    };
+    let mut s = Session::new(&mut rx, &mut tx, &mut store, timeouts);
+    s.set_options(options);
     let mut h = Harness {
-        s: Session::new(&mut tx, &mut store, timeouts),
+        s,
         now: Instant::from_millis(0),
-        rx: Vec::new(),
+        chunk: match input.chunk {
+            0 => usize::MAX,
+            n => usize::from(n),
+        },
+        options,
+        net: VecDeque::new(),
+        inbox: Vec::new(),
+        inbox_skip: 0,
         wire: Vec::new(),
         expect_connect: false,
         connacked: false,
-        requests: Vec::new(),
+        clean_session: true,
+        keep_alive: 0,
+        live: Vec::new(),
+        to_discard: VecDeque::new(),
+        subs: Vec::new(),
+        requests: BTreeMap::new(),
+        resub_expected: None,
+        last_id: 0,
+        incoming: Vec::new(),
+        acks: VecDeque::new(),
+        ack_seq: 0,
+        seen_requests: Vec::new(),
         incoming_ids: Vec::new(),
-        incoming_qos2: Vec::new(),
         subscribe_counts: BTreeMap::new(),
         resends: Vec::new(),
         pubrec_since_connack: BTreeSet::new(),
         resubscribe: false,
-        clean_session: true,
-        keep_alive: 0,
-        originals: BTreeMap::new(),
+        last_write: Instant::from_millis(0),
+        ka_base: None,
+        timeout_due: false,
     };
     for op in input.ops.into_iter().take(256) {
         match op {
             Op::Broker(b) => h.broker(b),
-            Op::Partial(bytes) => h.rx.extend_from_slice(&bytes),
+            Op::Partial(bytes) => {
+                h.send(&bytes);
+                while h.read() {}
+                // Not polled: the next call finds the input unhandled.
+                h.check();
+                continue;
+            }
             Op::Connect {
                 clean_session,
                 keep_alive,
@@ -814,12 +1592,23 @@ fuzz_target!(|input: Input| {
             } => {
                 h.lost();
                 if h.connect(clean_session, keep_alive, false) {
+                    h.pump();
                     h.flush();
                     h.broker(Broker::ConnAck {
-                        session_present,
+                        session_present: session_present && !clean_session,
                         code: 0,
                     });
                 }
+            }
+            Op::Options {
+                resubscribe,
+                republish,
+            } => {
+                h.options = Options {
+                    resubscribe,
+                    republish_on_lost_session: republish,
+                };
+                h.s.set_options(h.options);
             }
             Op::Publish {
                 qos: q,
@@ -829,38 +1618,15 @@ fuzz_target!(|input: Input| {
                 dup,
                 id,
             } => {
-                let before: Vec<_> = h.s.inflight_ids().collect();
-                let q = qos(q);
                 let publish = Publish {
                     dup,
-                    qos: q,
+                    qos: qos(q),
                     retain,
                     topic: TOPICS[usize::from(topic) % TOPICS.len()],
                     packet_id: Some(id),
                     payload: &[0xaa; 255][..usize::from(payload)],
                 };
-                match h.s.publish(h.now, &publish) {
-                    Ok(None) => assert_eq!(q, QoS::AtMostOnce),
-                    Ok(Some(id)) => {
-                        h.originals.insert(
-                            id,
-                            (
-                                publish.topic.to_owned(),
-                                publish.payload.to_vec(),
-                                q,
-                                retain,
-                            ),
-                        );
-                        assert_ne!(q, QoS::AtMostOnce);
-                        assert_ne!(id, 0);
-                        assert!(h.s.publish_pending(id));
-                        assert!(before.iter().all(|&(b, _)| b != id), "id {id} reused");
-                    }
-                    Err(_) => {
-                        let after: Vec<_> = h.s.inflight_ids().collect();
-                        assert_eq!(before, after, "a refused publish changed the window");
-                    }
-                }
+                h.publish(&publish);
             }
             Op::Subscribe(list) => {
                 let filters: Vec<Subscription<'_>> = list
@@ -896,13 +1662,7 @@ fuzz_target!(|input: Input| {
                     .take(6)
                     .map(|&f| FILTERS[usize::from(f) % FILTERS.len()])
                     .collect();
-                if let Ok(id) = h.s.unsubscribe(h.now, &filters) {
-                    assert_ne!(id, 0);
-                    assert!(h.s.request_pending(id));
-                    for f in &filters {
-                        assert!(h.s.subscriptions().all(|(g, _)| g != *f));
-                    }
-                }
+                h.unsubscribe(&filters);
             }
             Op::Ping => {
                 if h.s.ping(h.now).is_ok() {
@@ -912,36 +1672,34 @@ fuzz_target!(|input: Input| {
             Op::Disconnect => {
                 if h.s.disconnect().is_ok() {
                     assert_eq!(h.s.state(), State::Disconnected);
+                    h.drop_input();
+                    h.ka_base = None;
                 }
             }
             Op::ConnectionLost => h.lost(),
-            Op::Acknowledge { qos: q, id } => {
-                let _ = h.s.acknowledge(qos(q), id);
-            }
-            Op::AcknowledgeDropped { qos: q, id } => {
-                let q = qos(q);
-                let before = h.s.incoming_pending();
-                let _ = h.s.acknowledge_dropped(q, id);
-                if q == QoS::ExactlyOnce {
-                    // Unchanged and full: a new id evicted one, or the id
-                    // was known; assuming eviction is the safe side.
-                    let evicted = before == INFLIGHT && h.s.incoming_pending() == INFLIGHT;
-                    h.remember(id, evicted);
-                }
-            }
             Op::Advance(ms) => {
-                let now = h.now + Duration::from_millis(u64::from(ms) * 16);
-                h.advance_to(now);
+                let target = h.now + Duration::from_millis(u64::from(ms) * 16);
+                h.advance_to(target);
             }
             Op::AdvanceToDeadline => {
-                let now =
+                let target =
                     h.s.poll_timeout()
-                        .unwrap_or(h.now + Duration::from_secs(3600));
-                h.advance_to(now);
+                        .unwrap_or(h.now + Duration::from_secs(3600))
+                        .max(h.now);
+                h.advance_to(target);
+            }
+            Op::Stall(ms) => {
+                if ms > 0 {
+                    h.ka_base = None;
+                }
+                h.now = h.now + Duration::from_millis(u64::from(ms) * 16);
+                h.handle_timeout();
             }
             Op::Transmit(n) => h.transmit(usize::from(n)),
             Op::Flush => h.flush(),
         }
+        // A driver drains the events after every call.
+        h.pump();
         h.check();
     }
 });
