@@ -27,6 +27,7 @@ mod client;
 pub mod codec;
 mod config;
 mod error;
+pub mod mailbox;
 pub mod net;
 pub mod reconnect;
 pub mod session;

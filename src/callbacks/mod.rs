@@ -32,7 +32,7 @@
 //! callbacks.add_topic_callback("sensors/+/temperature", temperature).unwrap();
 //! ```
 
-mod outbox;
+pub(crate) mod outbox;
 
 pub use crate::session::{Connected, Dropped};
 pub use outbox::{Outbox, OutboxFull, Request};

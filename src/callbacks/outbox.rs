@@ -83,26 +83,7 @@ impl<'b> Outbox<'b> {
 
     /// The oldest request and its size in bytes, without removing it.
     pub fn front(&self) -> Option<(Request<'_>, usize)> {
-        let data = self.buf.get(..self.len)?;
-        let head = data.get(..ENTRY_HEADER)?;
-        let topic_len = usize::from(u16::from_le_bytes([head[2], head[3]]));
-        let payload_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let total = ENTRY_HEADER + topic_len + payload_len;
-        let body = data.get(ENTRY_HEADER..total)?;
-        let (topic, payload) = body.split_at(topic_len);
-        let topic = core::str::from_utf8(topic).ok()?;
-        let qos = QoS::from_bits(head[1] & 0b11).unwrap_or(QoS::AtMostOnce);
-        let request = match head[0] {
-            OP_PUBLISH => Request::Publish {
-                topic,
-                payload,
-                qos,
-                retain: head[1] & 0b100 != 0,
-            },
-            OP_SUBSCRIBE => Request::Subscribe { filter: topic, qos },
-            _ => Request::Unsubscribe { filter: topic },
-        };
-        Some((request, total))
+        front(self.buf.get(..self.len)?)
     }
 
     /// Removes the oldest request, `size` bytes as [`front`](Self::front) said.
@@ -151,3 +132,26 @@ pub(crate) fn push(
 }
 
 impl core::error::Error for OutboxFull {}
+
+/// The first request of `data`, bytes queued by [`push`], and its size.
+pub(crate) fn front(data: &[u8]) -> Option<(Request<'_>, usize)> {
+    let head = data.get(..ENTRY_HEADER)?;
+    let topic_len = usize::from(u16::from_le_bytes([head[2], head[3]]));
+    let payload_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let total = ENTRY_HEADER + topic_len + payload_len;
+    let body = data.get(ENTRY_HEADER..total)?;
+    let (topic, payload) = body.split_at(topic_len);
+    let topic = core::str::from_utf8(topic).ok()?;
+    let qos = QoS::from_bits(head[1] & 0b11).unwrap_or(QoS::AtMostOnce);
+    let request = match head[0] {
+        OP_PUBLISH => Request::Publish {
+            topic,
+            payload,
+            qos,
+            retain: head[1] & 0b100 != 0,
+        },
+        OP_SUBSCRIBE => Request::Subscribe { filter: topic, qos },
+        _ => Request::Unsubscribe { filter: topic },
+    };
+    Some((request, total))
+}

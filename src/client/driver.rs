@@ -2,6 +2,8 @@
 //! racing reads and writes against the session's deadlines, and calling
 //! the callbacks for what the session reports.
 
+use embassy_futures::select::{Either3, select3};
+
 use super::*;
 use crate::session::Closed;
 
@@ -22,6 +24,9 @@ where
     ) -> Res<Handled, TransportError<K>> {
         let mut handled = Handled::default();
         loop {
+            if let Some(inbox) = self.inbox {
+                inbox.take_into(&mut self.outbox);
+            }
             self.flush().await?;
             if self.dispatch(&mut handled)? || !self.session.transmit_idle() {
                 // Callbacks may have queued requests, and the packets
@@ -42,12 +47,20 @@ where
             let Some(transport) = self.transport.as_mut() else {
                 return Err(Error::NotConnected);
             };
+            // Requests from other tasks wake the wait; unless some did not
+            // fit the outbox: they wait until flushing makes room.
+            let inbox = self.inbox.filter(|i| !i.has_requests());
+            let requests = core::future::poll_fn(|cx| match inbox {
+                Some(inbox) => inbox.poll_requests(cx),
+                None => core::task::Poll::Pending,
+            });
             let read = transport.read(self.session.receive_buffer());
-            match select(read, sleep_until(&self.clock, wake)).await {
-                Either::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
-                Either::First(Ok(n)) => self.session.commit(n),
-                Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
-                Either::Second(()) => self.expire()?,
+            match select3(read, sleep_until(&self.clock, wake), requests).await {
+                Either3::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
+                Either3::First(Ok(n)) => self.session.commit(n),
+                Either3::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+                Either3::Second(()) => self.expire()?,
+                Either3::Third(()) => {}
             }
         }
     }

@@ -15,6 +15,7 @@ use crate::codec::{Publish, QoS, SubscribeReturnCode, Subscription};
 use crate::config::{BufferSlices, Config, generate_client_id};
 use crate::error::Error;
 use crate::fmt::{debug, warning};
+use crate::mailbox::Inbox;
 use crate::reconnect::{Backoff, Connector};
 use crate::session::{Event, Outcome, Session, State};
 use crate::time::{Clock, Duration, Instant};
@@ -144,6 +145,8 @@ pub struct Client<
     backoff: Backoff,
     retry_at: Option<Instant>,
     random: u64,
+    /// Requests from other tasks.
+    inbox: Option<&'a dyn Inbox>,
 }
 
 impl<K: Connector, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
@@ -238,6 +241,7 @@ where
             handed_over: None,
             retry_at: None,
             random,
+            inbox: None,
         }
     }
 
@@ -302,6 +306,30 @@ where
     /// Removes the callback of `filter`; an error if it has none.
     pub fn remove_topic_callback(&mut self, filter: &str) -> Result<(), RouteError> {
         self.callbacks.remove_topic_callback(filter)
+    }
+
+    /// Takes requests from other tasks out of `mailbox` (a
+    /// [`Mailbox`](crate::mailbox::Mailbox), usually a `static`): the
+    /// client wakes when one arrives and sends it while connected, as if a
+    /// callback had queued it. Replaces any mailbox attached before.
+    ///
+    /// ```no_run
+    /// # async fn demo<K: minimqtt::reconnect::Connector, C: minimqtt::time::Clock>(mut client: minimqtt::Client<'static, K, C, ()>) {
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use minimqtt::mailbox::Mailbox;
+    /// use minimqtt::QoS;
+    ///
+    /// static MAILBOX: Mailbox<CriticalSectionRawMutex, 512> = Mailbox::new();
+    ///
+    /// client.attach(&MAILBOX);
+    /// // Any other task, any time:
+    /// let _ = MAILBOX.try_publish("alarm", b"door open", QoS::AtLeastOnce, false);
+    /// // The client's task:
+    /// let _ = client.run().await;
+    /// # }
+    /// ```
+    pub fn attach(&mut self, mailbox: &'a dyn Inbox) {
+        self.inbox = Some(mailbox);
     }
 
     /// Drops the connection without DISCONNECT, as a lost link would: the

@@ -1,0 +1,101 @@
+//! Other tasks publish and subscribe through a `Mailbox` while one task
+//! runs the client: the client wakes for their requests (it is waiting on
+//! the broker otherwise), sends them in order, and their results reach the
+//! callbacks; a full mailbox refuses a request with `MailboxFull` and
+//! queues nothing.
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::fake::*;
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use minimqtt::QoS;
+use minimqtt::mailbox::{Mailbox, MailboxFull};
+use minimqtt::time::Duration as MDuration;
+
+#[tokio::test(start_paused = true)]
+async fn another_task_publishes_and_subscribes_through_the_mailbox() {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mailbox: &'static Mailbox<NoopRawMutex, 128> = Box::leak(Box::new(Mailbox::new()));
+            let (io, mut broker) = pipe();
+            let buffers = Box::leak(Box::new(SmallBuffers::new()));
+            let mut c = client(io, config(), buffers.slices());
+            c.attach(mailbox);
+            connect(&mut c, &mut broker, false).await;
+            let stop = Rc::new(Cell::new(false));
+            // The client's task: nothing but `run_for`, waiting on the
+            // broker for a minute at a time.
+            let runner = tokio::task::spawn_local({
+                let stop = stop.clone();
+                async move {
+                    while !stop.get() {
+                        c.run_for(MDuration::from_secs(60)).await.unwrap();
+                    }
+                    c
+                }
+            });
+            // Another task, some time later.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let sent_at = tokio::time::Instant::now();
+            mailbox
+                .try_publish("from/task", b"hello", QoS::AtLeastOnce, false)
+                .unwrap();
+            mailbox.try_subscribe("to/task", QoS::AtMostOnce).unwrap();
+            let p = broker.expect_publish().await;
+            // Woken at once, not at the end of `run_for`'s minute.
+            assert_eq!(sent_at.elapsed(), Duration::ZERO);
+            assert_eq!(
+                (p.topic.as_str(), &p.payload[..]),
+                ("from/task", &b"hello"[..])
+            );
+            let (sub_id, filters) = broker.expect_subscribe().await;
+            assert_eq!(filters, [("to/task".to_owned(), QoS::AtMostOnce)]);
+            broker.send(&puback(p.packet_id.unwrap())).await;
+            broker.send(&suback(sub_id, &[0])).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(mailbox.is_empty());
+            stop.set(true);
+            let c = runner.await.unwrap();
+            let log = c.user_data();
+            assert_eq!(log.published, [("from/task".to_owned(), p.packet_id)]);
+            assert_eq!(log.subscribed.len(), 1);
+        })
+        .await;
+}
+
+/// Requests queued while the client is offline wait, bounded, and go out
+/// in order once it is connected.
+#[tokio::test(start_paused = true)]
+async fn requests_wait_while_offline_and_go_out_in_order() {
+    let mailbox: Mailbox<NoopRawMutex, 64> = Mailbox::new();
+    for i in 0..3u8 {
+        mailbox
+            .try_publish("q", &[b'0' + i], QoS::AtMostOnce, false)
+            .unwrap();
+    }
+    // 8 + 1 + 1 bytes each: a fourth of 40 bytes does not fit.
+    assert_eq!(
+        mailbox.try_publish("q", &[0; 40], QoS::AtMostOnce, false),
+        Err(MailboxFull)
+    );
+    assert_eq!(mailbox.len(), 3);
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    c.attach(&mailbox);
+    broker.connack().await;
+    within("run_for", c.run_for(MDuration::from_millis(100)))
+        .await
+        .unwrap();
+    broker.expect_connect().await;
+    for i in 0..3u8 {
+        assert_eq!(broker.expect_publish().await.payload, [b'0' + i]);
+    }
+    assert!(mailbox.is_empty());
+    assert_eq!(c.user_data().published.len(), 3);
+}
