@@ -121,10 +121,7 @@ impl<'a> Iterator for SubscribeIter<'a> {
 }
 
 fn subscription(input: &[u8]) -> BodyResult<'_, Subscription<'_>> {
-    let (input, filter) = string::utf8(input)?;
-    if let Err(e) = topic::validate_filter(filter) {
-        return fail(Malformed::TopicFilter(e));
-    }
+    let (input, filter) = string::topic_filter(input)?;
     let (input, options) = byte(input)?;
     // The upper six bits are reserved (§3.8.3.1); QoS 3 is forbidden.
     match QoS::from_bits(options) {

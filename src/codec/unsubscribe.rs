@@ -4,11 +4,10 @@
 
 use core::fmt;
 
-use super::error::{BodyResult, fail};
+use super::error::BodyResult;
 use super::header::{self, PacketType};
 use super::subscribe::{check_filter, id_and_list};
 use super::{DecodeError, EncodeError, Malformed, Writer, prefixed_len, reserve, string};
-use crate::topic;
 
 /// The fixed-header flags UNSUBSCRIBE must carry (§3.10.1).
 const FLAGS: u8 = 0b0010;
@@ -101,19 +100,11 @@ impl<'a> Iterator for UnsubscribeIter<'a> {
             }
             // Validated when decoded, so a parse failure cannot happen; it ends the iteration.
             Repr::Wire(bytes) => {
-                let (rest, filter) = filter(bytes).ok()?;
+                let (rest, filter) = string::topic_filter(bytes).ok()?;
                 *bytes = rest;
                 Some(filter)
             }
         }
-    }
-}
-
-fn filter(input: &[u8]) -> BodyResult<'_, &str> {
-    let (input, filter) = string::utf8(input)?;
-    match topic::validate_filter(filter) {
-        Ok(()) => Ok((input, filter)),
-        Err(e) => fail(Malformed::TopicFilter(e)),
     }
 }
 
@@ -129,7 +120,7 @@ pub struct Unsubscribe<'a> {
 
 impl<'a> Unsubscribe<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> BodyResult<'a, Self> {
-        let (rest, (packet_id, payload)) = id_and_list(body, filter)?;
+        let (rest, (packet_id, payload)) = id_and_list(body, string::topic_filter)?;
         let filters = UnsubscribeFilters(Repr::Wire(payload));
         Ok((rest, Self { packet_id, filters }))
     }
