@@ -178,28 +178,27 @@ fn scan(bytes: &[u8], mut check: impl FnMut(usize) -> bool) -> bool {
         }
         true
     };
-    if bytes.len() < W {
+    let (Some(first), Some(last)) = (bytes.first_chunk::<W>(), bytes.last_chunk::<W>()) else {
         return bytes
             .iter()
             .enumerate()
             .all(|(i, &b)| b >= SCAN_LIMIT || check(i));
+    };
+    // The first word, the whole words after it, and the last word, which
+    // overlaps them and covers the rest. Topics of up to two words, the
+    // most common, take no loop.
+    if !word(0, first) {
+        return false;
     }
-    let mut at = 0;
-    let chunks = bytes.chunks_exact(W);
-    let partial = !chunks.remainder().is_empty();
-    for chunk in chunks {
-        if let Some(w) = chunk.first_chunk::<W>() {
-            if !word(at, w) {
-                return false;
-            }
+    let last_at = bytes.len() - W;
+    let mut at = W;
+    while at < last_at {
+        match bytes.get(at..).and_then(<[u8]>::first_chunk::<W>) {
+            Some(w) if word(at, w) => at += W,
+            _ => return false,
         }
-        at += W;
     }
-    // The last word, overlapping the previous one, covers the rest.
-    match bytes.last_chunk::<W>() {
-        Some(w) if partial => word(bytes.len() - W, w),
-        _ => true,
-    }
+    word(last_at, last)
 }
 
 /// True when no byte of `bytes` is NUL, `+` or `#`: with a non-empty,

@@ -38,7 +38,7 @@ pub(crate) fn utf8(input: &[u8]) -> BodyResult<'_, &str> {
 pub(crate) fn topic_name(input: &[u8]) -> BodyResult<'_, &str> {
     let (rest, bytes) = binary(input)?;
     if let Ok(s) = core::str::from_utf8(bytes) {
-        if !s.is_empty() && topic::name_chars_ok(bytes) {
+        if !s.is_empty() && topic::name_chars_ok(s.as_bytes()) {
             return Ok((rest, s));
         }
     }
@@ -63,7 +63,7 @@ fn topic_name_error(input: &[u8]) -> BodyResult<'_, &str> {
 pub(crate) fn topic_filter(input: &[u8]) -> BodyResult<'_, &str> {
     let (rest, bytes) = binary(input)?;
     if let Ok(s) = core::str::from_utf8(bytes) {
-        if !s.is_empty() && topic::filter_chars_ok(bytes) {
+        if !s.is_empty() && topic::filter_chars_ok(s.as_bytes()) {
             return Ok((rest, s));
         }
     }
