@@ -152,53 +152,57 @@ const SCAN_LIMIT: u8 = SINGLE_LEVEL + 1;
 
 /// True when `check(i)` holds for every index `i` of `bytes` whose byte is
 /// below [`SCAN_LIMIT`]. `check` may also be called for other indices (it
-/// must then hold), at most once per machine word and index.
+/// must then hold), and more than once for an index.
 ///
 /// A machine word at a time: in a word with no byte below the limit, which
 /// is most words of most topics, no byte is looked at on its own. Words are
 /// `usize`, not `u64`: on the 32-bit targets this crate is for, 64-bit
 /// arithmetic doubles the code.
 #[inline(always)]
-fn scan(bytes: &[u8], mut check: impl FnMut(usize) -> bool) -> bool {
+fn scan(bytes: &[u8], check: impl Fn(usize) -> bool) -> bool {
     const W: usize = core::mem::size_of::<usize>();
-    const ONES: usize = usize::from_ne_bytes([0x01; W]);
-    const HIGH: usize = ONES << 7;
-    const LIMIT: usize = ONES * SCAN_LIMIT as usize;
-    // The high bit of each byte below LIMIT is set, and maybe of bytes
+    // The high bit of each byte below the limit is set, and maybe of bytes
     // after one (a borrow), never of a byte before the first: little-endian
     // order makes the lowest set bit the first candidate.
-    let mut word = |at: usize, w: &[u8; W]| {
-        let x = usize::from_le_bytes(*w);
-        let mut low = x.wrapping_sub(LIMIT) & !x & HIGH;
-        while low != 0 {
-            if !check(at + low.trailing_zeros() as usize / 8) {
-                return false;
+    macro_rules! word {
+        ($int:ty, $at:expr, $w:expr) => {{
+            const ONES: $int = <$int>::from_ne_bytes([0x01; size_of::<$int>()]);
+            let x = <$int>::from_le_bytes(*$w);
+            let mut low = x.wrapping_sub(ONES * SCAN_LIMIT as $int) & !x & (ONES << 7);
+            let mut ok = true;
+            while low != 0 && ok {
+                ok = check($at + low.trailing_zeros() as usize / 8);
+                low &= low.wrapping_sub(1);
             }
-            low &= low.wrapping_sub(1);
-        }
-        true
-    };
+            ok
+        }};
+    }
+    let len = bytes.len();
     let (Some(first), Some(last)) = (bytes.first_chunk::<W>(), bytes.last_chunk::<W>()) else {
-        return bytes
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b >= SCAN_LIMIT || check(i));
+        // Shorter than a word: two half words, overlapping, or byte by byte.
+        return match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+            (Some(first), Some(last)) => word!(u32, 0, first) && word!(u32, len - 4, last),
+            _ => bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b >= SCAN_LIMIT || check(i)),
+        };
     };
     // The first word, the whole words after it, and the last word, which
     // overlaps them and covers the rest. Topics of up to two words, the
     // most common, take no loop.
-    if !word(0, first) {
+    if !word!(usize, 0, first) {
         return false;
     }
-    let last_at = bytes.len() - W;
+    let last_at = len - W;
     let mut at = W;
     while at < last_at {
         match bytes.get(at..).and_then(<[u8]>::first_chunk::<W>) {
-            Some(w) if word(at, w) => at += W,
+            Some(w) if word!(usize, at, w) => at += W,
             _ => return false,
         }
     }
-    word(last_at, last)
+    word!(usize, last_at, last)
 }
 
 /// True when no byte of `bytes` is NUL, `+` or `#`: with a non-empty,
@@ -214,7 +218,7 @@ pub(crate) fn name_chars_ok(bytes: &[u8]) -> bool {
 /// fills the last level: with a non-empty, well-formed UTF-8 string of at
 /// most 65,535 bytes, a valid topic filter. False exactly when
 /// [`filter_error`] finds an error.
-#[inline]
+#[inline(always)]
 pub(crate) fn filter_chars_ok(bytes: &[u8]) -> bool {
     let level_starts = |i: usize| match i.checked_sub(1) {
         None => true,

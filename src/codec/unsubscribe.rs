@@ -48,7 +48,8 @@ impl<'a> UnsubscribeFilters<'a> {
     }
 
     /// The filters of a stored UNSUBSCRIBE body (see [`super::stored`]).
-    /// Iterating checks each filter again and stops at a bad one.
+    /// Iterating checks the framing and the UTF-8 of each filter again
+    /// (the filter rules were checked by the encoder) and stops at a bad one.
     pub(crate) fn stored(body: &'a [u8]) -> Self {
         Self(Repr::Wire(body.get(2..).unwrap_or(&[])))
     }
@@ -98,9 +99,12 @@ impl<'a> Iterator for UnsubscribeIter<'a> {
                 *list = rest;
                 Some(*first)
             }
-            // Validated when decoded, so a parse failure cannot happen; it ends the iteration.
+            // Validated when decoded (or, stored, when encoded), so the
+            // filter rules are not checked again; the framing and the UTF-8,
+            // which a `&str` needs, are. A failure ends the iteration.
             Repr::Wire(bytes) => {
-                let (rest, filter) = string::topic_filter(bytes).ok()?;
+                let (rest, filter) = string::binary(bytes).ok()?;
+                let filter = core::str::from_utf8(filter).ok()?;
                 *bytes = rest;
                 Some(filter)
             }
