@@ -218,7 +218,10 @@ pub(crate) fn name_chars_ok(bytes: &[u8]) -> bool {
 /// fills the last level: with a non-empty, well-formed UTF-8 string of at
 /// most 65,535 bytes, a valid topic filter. False exactly when
 /// [`filter_error`] finds an error.
-#[inline(always)]
+///
+/// Not inlined: the SUBSCRIBE and UNSUBSCRIBE encoders and decoders and
+/// [`validate_filter`] share one copy, which keeps firmware small.
+#[inline(never)]
 pub(crate) fn filter_chars_ok(bytes: &[u8]) -> bool {
     let level_starts = |i: usize| match i.checked_sub(1) {
         None => true,

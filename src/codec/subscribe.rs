@@ -250,7 +250,7 @@ pub(crate) fn id_and_list<'a, T>(
 
 /// The checks an outgoing topic filter needs, shared with UNSUBSCRIBE:
 /// [`topic::validate_filter`]'s fast path, inlined into the encoders.
-#[inline(always)]
+#[inline]
 pub(crate) fn check_filter(filter: &str) -> Result<(), EncodeError> {
     let bytes = filter.as_bytes();
     if !bytes.is_empty() && bytes.len() <= topic::MAX_TOPIC_LEN && topic::filter_chars_ok(bytes) {
