@@ -7,8 +7,10 @@
 //! ```
 //!
 //! Cases: `loop` (the bare black-boxed loop, to subtract), `decode_publish32`,
-//! `floor_publish32`, `encode_publish32`, `decode_stream` and `floor_stream`
-//! (one iteration = the whole 10,000-packet stream). Run by `cargo bench`
+//! `floor_publish32`, `encode_publish32`, `decode_subscribe4` (decode a
+//! SUBSCRIBE of 4 filters and read each filter back), `encode_subscribe4`,
+//! `decode_stream` and `floor_stream` (one iteration = the whole
+//! 10,000-packet stream). Run by `cargo bench`
 //! without those arguments, it checks each case once and exits.
 
 mod common;
@@ -17,11 +19,13 @@ use std::hint::black_box;
 
 use minimqtt::codec::{Packet, QoS};
 
-const CASES: [&str; 6] = [
+const CASES: [&str; 8] = [
     "loop",
     "decode_publish32",
     "floor_publish32",
     "encode_publish32",
+    "decode_subscribe4",
+    "encode_subscribe4",
     "decode_stream",
     "floor_stream",
 ];
@@ -53,6 +57,21 @@ fn run(case: &str, iterations: u64) -> usize {
             let data = common::payload(32);
             let packet = Packet::Publish(common::publish(QoS::AtMostOnce, &data));
             let mut out = [0u8; 64];
+            for _ in 0..iterations {
+                sum += black_box(&packet).encode(black_box(&mut out)).unwrap_or(0);
+            }
+        }
+        "decode_subscribe4" => {
+            let bytes = common::encode(&common::subscribe4());
+            for _ in 0..iterations {
+                if let Ok((packet, n)) = Packet::decode(black_box(&bytes)) {
+                    sum += common::touch(&packet) + common::touch_filters(&packet) + n;
+                }
+            }
+        }
+        "encode_subscribe4" => {
+            let packet = common::subscribe4();
+            let mut out = [0u8; 128];
             for _ in 0..iterations {
                 sum += black_box(&packet).encode(black_box(&mut out)).unwrap_or(0);
             }

@@ -146,55 +146,108 @@ fn validate_common(topic: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// A machine word at a time, true when no byte of `bytes` is NUL, `+`, `#`
-/// or outside ASCII: the common topic name, which then needs no other check.
+/// Bytes below this one are the candidates the word scan reports: NUL, `#`
+/// (0x23) and `+` (0x2B) are among them; `/` (0x2F), digits and letters are not.
+const SCAN_LIMIT: u8 = SINGLE_LEVEL + 1;
+
+/// True when `check(i)` holds for every index `i` of `bytes` whose byte is
+/// below [`SCAN_LIMIT`]. `check` may also be called for other indices (it
+/// must then hold), and more than once for an index.
 ///
-/// Words are `usize`, not `u64`: on the 32-bit targets this crate is for,
-/// 64-bit arithmetic doubles the code. Not inlined: the decoder and
-/// [`validate_name`] share one copy.
-#[inline(never)]
-pub(crate) fn is_plain_name(bytes: &[u8]) -> bool {
+/// A machine word at a time: in a word with no byte below the limit, which
+/// is most words of most topics, no byte is looked at on its own. Words are
+/// `usize`, not `u64`: on the 32-bit targets this crate is for, 64-bit
+/// arithmetic doubles the code.
+#[inline(always)]
+fn scan(bytes: &[u8], check: impl Fn(usize) -> bool) -> bool {
     const W: usize = core::mem::size_of::<usize>();
-    const ONES: usize = usize::from_ne_bytes([0x01; W]);
-    const HIGH: usize = usize::from_ne_bytes([0x80; W]);
-    // Nonzero exactly when some byte of `v` is 0.
-    const fn zero_byte(v: usize) -> usize {
-        v.wrapping_sub(ONES) & !v & HIGH
+    // The high bit of each byte below the limit is set, and maybe of bytes
+    // after one (a borrow), never of a byte before the first: little-endian
+    // order makes the lowest set bit the first candidate.
+    macro_rules! word {
+        ($int:ty, $at:expr, $w:expr) => {{
+            const ONES: $int = <$int>::from_ne_bytes([0x01; size_of::<$int>()]);
+            let x = <$int>::from_le_bytes(*$w);
+            let mut low = x.wrapping_sub(ONES * SCAN_LIMIT as $int) & !x & (ONES << 7);
+            let mut ok = true;
+            while low != 0 && ok {
+                ok = check($at + low.trailing_zeros() as usize / 8);
+                low &= low.wrapping_sub(1);
+            }
+            ok
+        }};
     }
-    const fn bad(word: &[u8; W]) -> usize {
-        let x = usize::from_ne_bytes(*word);
-        (x & HIGH)
-            | zero_byte(x)
-            | zero_byte(x ^ (ONES * SINGLE_LEVEL as usize))
-            | zero_byte(x ^ (ONES * MULTI_LEVEL as usize))
+    let len = bytes.len();
+    let (Some(first), Some(last)) = (bytes.first_chunk::<W>(), bytes.last_chunk::<W>()) else {
+        // Shorter than a word: two half words, overlapping, or byte by byte.
+        return match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+            (Some(first), Some(last)) => word!(u32, 0, first) && word!(u32, len - 4, last),
+            _ => bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b >= SCAN_LIMIT || check(i)),
+        };
+    };
+    // The first word, the whole words after it, and the last word, which
+    // overlaps them and covers the rest. Topics of up to two words, the
+    // most common, take no loop.
+    if !word!(usize, 0, first) {
+        return false;
     }
-    if bytes.len() < W {
-        return bytes
-            .iter()
-            .all(|&b| b != 0 && b != SINGLE_LEVEL && b != MULTI_LEVEL && b.is_ascii());
-    }
-    let mut acc = 0;
-    let chunks = bytes.chunks_exact(W);
-    let partial = !chunks.remainder().is_empty();
-    for chunk in chunks {
-        if let Some(word) = chunk.first_chunk::<W>() {
-            acc |= bad(word);
+    let last_at = len - W;
+    let mut at = W;
+    while at < last_at {
+        match bytes.get(at..).and_then(<[u8]>::first_chunk::<W>) {
+            Some(w) if word!(usize, at, w) => at += W,
+            _ => return false,
         }
     }
-    // The last word, overlapping the previous one, covers the rest.
-    if partial {
-        if let Some(word) = bytes.last_chunk::<W>() {
-            acc |= bad(word);
+    word!(usize, last_at, last)
+}
+
+/// True when no byte of `bytes` is NUL, `+` or `#`: with a non-empty,
+/// well-formed UTF-8 string of at most 65,535 bytes, a valid topic name.
+#[inline]
+pub(crate) fn name_chars_ok(bytes: &[u8]) -> bool {
+    scan(bytes, |i| {
+        !matches!(bytes.get(i), Some(&(0 | SINGLE_LEVEL | MULTI_LEVEL)))
+    })
+}
+
+/// True when no byte of `bytes` is NUL, each `+` fills its level and a `#`
+/// fills the last level: with a non-empty, well-formed UTF-8 string of at
+/// most 65,535 bytes, a valid topic filter. False exactly when
+/// [`filter_error`] finds an error.
+///
+/// Not inlined: the SUBSCRIBE and UNSUBSCRIBE encoders and decoders and
+/// [`validate_filter`] share one copy, which keeps firmware small.
+#[inline(never)]
+pub(crate) fn filter_chars_ok(bytes: &[u8]) -> bool {
+    let level_starts = |i: usize| match i.checked_sub(1) {
+        None => true,
+        Some(before) => bytes.get(before) == Some(&SEPARATOR),
+    };
+    scan(bytes, |i| match bytes.get(i) {
+        Some(&0) => false,
+        Some(&SINGLE_LEVEL) => {
+            level_starts(i) && matches!(bytes.get(i + 1), None | Some(&SEPARATOR))
         }
-    }
-    acc == 0
+        Some(&MULTI_LEVEL) => level_starts(i) && i + 1 == bytes.len(),
+        _ => true,
+    })
 }
 
 /// The checks of [`TopicName::new`], for callers that keep a plain `&str`.
 pub fn validate_name(name: &str) -> Result<(), TopicError> {
-    if !name.is_empty() && name.len() <= MAX_TOPIC_LEN && is_plain_name(name.as_bytes()) {
+    if !name.is_empty() && name.len() <= MAX_TOPIC_LEN && name_chars_ok(name.as_bytes()) {
         return Ok(());
     }
+    name_error(name)
+}
+
+/// [`validate_name`] the long way, for its error.
+#[cold]
+pub(crate) fn name_error(name: &str) -> Result<(), TopicError> {
     validate_common(name)?;
     if name
         .as_bytes()
@@ -208,6 +261,15 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
 
 /// The checks of [`TopicFilter::new`], for callers that keep a plain `&str`.
 pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
+    if !filter.is_empty() && filter.len() <= MAX_TOPIC_LEN && filter_chars_ok(filter.as_bytes()) {
+        return Ok(());
+    }
+    filter_error(filter)
+}
+
+/// [`validate_filter`] the long way, level by level, for its error.
+#[cold]
+pub(crate) fn filter_error(filter: &str) -> Result<(), TopicError> {
     validate_common(filter)?;
     let mut levels = filter.as_bytes().split(|&b| b == SEPARATOR).peekable();
     while let Some(level) = levels.next() {
@@ -427,18 +489,112 @@ mod tests {
 }
 
 #[cfg(test)]
-mod plain_name_tests {
+mod fast_path_tests {
     use super::*;
     use proptest::prelude::*;
 
+    extern crate std;
+    use std::string::String;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Characters that stress the fast paths: the three rejected bytes,
+    /// the separator, the other bytes below the scan limit, bytes just above
+    /// it, controls, and multi-byte UTF-8 (U+FEFF, U+2713, an emoji).
+    fn topic_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            4 => Just('a'),
+            4 => Just('/'),
+            3 => Just('+'),
+            3 => Just('#'),
+            1 => Just('\0'),
+            1 => Just('$'),
+            1 => Just(' '),
+            1 => Just('*'),
+            1 => Just(','),
+            1 => Just('"'),
+            1 => Just('\u{1f}'),
+            1 => Just('\u{7f}'),
+            1 => Just('\u{80}'),
+            1 => Just('é'),
+            1 => Just('\u{feff}'),
+            1 => Just('✓'),
+            1 => Just('🦀'),
+            2 => proptest::char::range('\u{0}', '\u{30}'),
+        ]
+    }
+
+    fn topic() -> impl Strategy<Value = String> {
+        proptest::collection::vec(topic_char(), 0..40).prop_map(|v| v.into_iter().collect())
+    }
+
+    /// The rules of §4.7 on raw bytes, level by level, written the obvious way.
+    fn reference_filter_bytes(bytes: &[u8]) -> bool {
+        let levels: Vec<&[u8]> = bytes.split(|&b| b == b'/').collect();
+        !bytes.contains(&0)
+            && levels.iter().enumerate().all(|(i, level)| {
+                (!level.contains(&b'+') || *level == b"+")
+                    && (!level.contains(&b'#') || (*level == b"#" && i + 1 == levels.len()))
+            })
+    }
+
     proptest! {
         #[test]
-        fn plain_name_agrees_with_a_byte_loop(
-            bytes in proptest::collection::vec(
-                prop_oneof![Just(0u8), Just(b'+'), Just(b'#'), Just(0x80u8), Just(0xffu8), 0x01u8..0x7f], 0..40)
-        ) {
-            let expected = bytes.iter().all(|&b| b != 0 && b != b'+' && b != b'#' && b.is_ascii());
-            prop_assert_eq!(is_plain_name(&bytes), expected);
+        fn the_fast_filter_check_agrees_with_the_long_way(filter in topic()) {
+            prop_assert_eq!(validate_filter(&filter), filter_error(&filter), "{:?}", filter);
         }
+
+        #[test]
+        fn the_fast_name_check_agrees_with_the_long_way(name in topic()) {
+            prop_assert_eq!(validate_name(&name), name_error(&name), "{:?}", name);
+        }
+
+        #[test]
+        fn filter_chars_agree_with_a_level_loop_on_any_bytes(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(b'+'), Just(b'#'), Just(b'/'), Just(b'a'),
+                            Just(0x80u8), Just(0xffu8), any::<u8>()], 0..40)
+        ) {
+            prop_assert_eq!(filter_chars_ok(&bytes), reference_filter_bytes(&bytes), "{:?}", bytes);
+        }
+
+        #[test]
+        fn name_chars_agree_with_a_byte_loop_on_any_bytes(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(b'+'), Just(b'#'), Just(0x2au8), Just(0x2cu8),
+                            Just(0x80u8), Just(0xffu8), any::<u8>()], 0..40)
+        ) {
+            let expected = bytes.iter().all(|&b| b != 0 && b != b'+' && b != b'#');
+            prop_assert_eq!(name_chars_ok(&bytes), expected, "{:?}", bytes);
+        }
+    }
+
+    #[test]
+    fn wildcards_at_every_word_position_are_placed_exactly() {
+        // Each position of a 3-word filter, so every lane of the scan and the
+        // overlapping last word see a `+` and a `#`, alone and not.
+        for len in 1..=24 {
+            for at in 0..len {
+                for wildcard in ['+', '#'] {
+                    let mut chars: Vec<char> = std::iter::repeat_n('a', len).collect();
+                    chars[at] = wildcard;
+                    let filter: String = chars.iter().collect();
+                    prop_assert_eq_std(validate_filter(&filter), filter_error(&filter), &filter);
+                    let mut alone = chars.clone();
+                    if at > 0 {
+                        alone[at - 1] = '/';
+                    }
+                    if at + 1 < len {
+                        alone[at + 1] = '/';
+                    }
+                    let filter: String = alone.iter().collect();
+                    prop_assert_eq_std(validate_filter(&filter), filter_error(&filter), &filter);
+                }
+            }
+        }
+    }
+
+    fn prop_assert_eq_std(got: Result<(), TopicError>, want: Result<(), TopicError>, what: &str) {
+        assert_eq!(got, want, "{what:?}");
     }
 }

@@ -67,6 +67,48 @@ pub fn subscribe() -> Packet<'static> {
     })
 }
 
+/// The filters of the SUBSCRIBE instruction-count cases: one of each
+/// shape (`+` inside, `#` last, plain, `$SYS` with `#`), QoS mixed.
+pub const SUBSCRIBE4_FILTERS: [Subscription<'static>; 4] = [
+    Subscription {
+        filter: "sensors/+/temperature",
+        qos: QoS::AtLeastOnce,
+    },
+    Subscription {
+        filter: "home/#",
+        qos: QoS::AtMostOnce,
+    },
+    Subscription {
+        filter: "devices/0001/cmd",
+        qos: QoS::ExactlyOnce,
+    },
+    Subscription {
+        filter: "$SYS/broker/load/#",
+        qos: QoS::AtMostOnce,
+    },
+];
+
+/// The SUBSCRIBE of the instruction-count cases (4 filters, 77 bytes).
+pub fn subscribe4() -> Packet<'static> {
+    Packet::Subscribe(Subscribe {
+        packet_id: 42,
+        filters: SubscribeFilters::new(&SUBSCRIBE4_FILTERS),
+    })
+}
+
+/// Reads every filter of a decoded SUBSCRIBE, as a broker would.
+#[inline]
+pub fn touch_filters(packet: &Packet<'_>) -> usize {
+    match packet {
+        Packet::Subscribe(s) => s
+            .filters
+            .iter()
+            .map(|sub| sub.filter.len() + usize::from(sub.qos as u8))
+            .sum(),
+        _ => 0,
+    }
+}
+
 pub const SUBACK_CODES: [u8; 4] = [0x00, 0x01, 0x02, 0x80];
 
 pub fn suback() -> Packet<'static> {

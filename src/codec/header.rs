@@ -160,16 +160,11 @@ impl FixedHeader {
         let Some(&first) = buf.first() else {
             return Err(DecodeError::Incomplete { needed: 2 });
         };
-        let packet_type =
-            PacketType::from_byte(first).ok_or(DecodeError::Malformed(Malformed::PacketType))?;
         let flags = first & field::FLAGS_MASK;
-        match packet_type.required_flags() {
-            Some(required) if flags != required => {
-                return Err(DecodeError::Malformed(Malformed::HeaderFlags));
-            }
-            Some(_) => {}
-            None => check_publish_flags(flags)?,
-        }
+        let valid = VALID_FIRST_BYTES[usize::from(first >> field::TYPE_SHIFT)] >> flags & 1 != 0;
+        let (true, Some(packet_type)) = (valid, PacketType::from_byte(first)) else {
+            return Err(first_byte_error(first));
+        };
 
         let mut remaining_len: u32 = 0;
         for i in 0..field::VARINT_MAX_LEN {
@@ -196,16 +191,53 @@ impl FixedHeader {
     }
 }
 
-/// QoS 3 and DUP on a QoS 0 message are both forbidden by §3.3.1.
-fn check_publish_flags(flags: u8) -> Result<(), DecodeError> {
-    let qos = (flags >> 1) & 0b11;
-    if qos == 3 {
-        return Err(DecodeError::Malformed(Malformed::QoS));
+/// Why byte 0 of a fixed header is invalid, or `Ok` when it is valid: a
+/// reserved type, flags other than the type's (§2.2.2), or PUBLISH flags
+/// with QoS 3 or with DUP on QoS 0 (§3.3.1).
+const fn check_first_byte(first: u8) -> Result<(), Malformed> {
+    let Some(packet_type) = PacketType::from_byte(first) else {
+        return Err(Malformed::PacketType);
+    };
+    let flags = first & field::FLAGS_MASK;
+    match packet_type.required_flags() {
+        Some(required) if flags != required => Err(Malformed::HeaderFlags),
+        Some(_) => Ok(()),
+        None => {
+            let qos = (flags >> 1) & 0b11;
+            if qos == 3 {
+                Err(Malformed::QoS)
+            } else if qos == 0 && flags & 0b1000 != 0 {
+                Err(Malformed::HeaderFlags)
+            } else {
+                Ok(())
+            }
+        }
     }
-    if qos == 0 && flags & 0b1000 != 0 {
-        return Err(DecodeError::Malformed(Malformed::HeaderFlags));
+}
+
+/// [`check_first_byte`] for all 256 values, one bit each: bit `flags` of
+/// entry `type` is set when that byte 0 is valid. One load and a shift
+/// decide what the checks above would take a branch per type to decide.
+const VALID_FIRST_BYTES: [u16; 16] = {
+    let mut table = [0u16; 16];
+    let mut first = 0usize;
+    while first < 256 {
+        if check_first_byte(first as u8).is_ok() {
+            table[first >> field::TYPE_SHIFT] |= 1 << (first & field::FLAGS_MASK as usize);
+        }
+        first += 1;
     }
-    Ok(())
+    table
+};
+
+/// The error of an invalid byte 0.
+#[cold]
+fn first_byte_error(first: u8) -> DecodeError {
+    match check_first_byte(first) {
+        Err(why) => DecodeError::Malformed(why),
+        // Not reached: the table and the checks agree (a test walks all 256).
+        Ok(()) => DecodeError::Malformed(Malformed::PacketType),
+    }
 }
 
 /// How many bytes the varint encoding of `len` takes (1 to 4), for any
@@ -324,6 +356,29 @@ mod tests {
         assert_eq!(
             write(&mut buf, PacketType::Publish, 0, 268_435_456),
             Err(EncodeError::PacketTooLarge)
+        );
+    }
+
+    #[test]
+    fn every_first_byte_is_judged_as_the_rules_say() {
+        for first in 0..=255u8 {
+            let expected = match check_first_byte(first) {
+                Ok(()) => Err(DecodeError::Incomplete { needed: 1 }),
+                Err(why) => Err(DecodeError::Malformed(why)),
+            };
+            assert_eq!(FixedHeader::decode(&[first]), expected, "{first:#04x}");
+        }
+        assert_eq!(
+            FixedHeader::decode(&[0x36]),
+            Err(DecodeError::Malformed(Malformed::QoS))
+        );
+        assert_eq!(
+            FixedHeader::decode(&[0x38]),
+            Err(DecodeError::Malformed(Malformed::HeaderFlags))
+        );
+        assert_eq!(
+            FixedHeader::decode(&[0xf0]),
+            Err(DecodeError::Malformed(Malformed::PacketType))
         );
     }
 

@@ -60,7 +60,8 @@ impl<'a> SubscribeFilters<'a> {
     }
 
     /// The filters of a stored SUBSCRIBE body (see [`super::stored`]).
-    /// Iterating checks each filter again and stops at a bad one.
+    /// Iterating checks the framing and the UTF-8 of each filter again
+    /// (the filter rules were checked by the encoder) and stops at a bad one.
     pub(crate) fn stored(body: &'a [u8]) -> Self {
         Self(Repr::Wire(body.get(2..).unwrap_or(&[])))
     }
@@ -110,21 +111,23 @@ impl<'a> Iterator for SubscribeIter<'a> {
                 *list = rest;
                 Some(*first)
             }
-            // Validated when decoded, so a parse failure cannot happen; it ends the iteration.
+            // Validated when decoded (or, stored, when encoded), so the
+            // filter rules are not checked again; the framing and the UTF-8,
+            // which a `&str` needs, are. A failure ends the iteration.
             Repr::Wire(bytes) => {
-                let (rest, sub) = subscription(bytes).ok()?;
+                let (rest, filter) = string::binary(bytes).ok()?;
+                let filter = core::str::from_utf8(filter).ok()?;
+                let (&options, rest) = rest.split_first()?;
+                let qos = QoS::from_bits(options)?;
                 *bytes = rest;
-                Some(sub)
+                Some(Subscription { filter, qos })
             }
         }
     }
 }
 
 fn subscription(input: &[u8]) -> BodyResult<'_, Subscription<'_>> {
-    let (input, filter) = string::utf8(input)?;
-    if let Err(e) = topic::validate_filter(filter) {
-        return fail(Malformed::TopicFilter(e));
-    }
+    let (input, filter) = string::topic_filter(input)?;
     let (input, options) = byte(input)?;
     // The upper six bits are reserved (§3.8.3.1); QoS 3 is forbidden.
     match QoS::from_bits(options) {
@@ -179,26 +182,59 @@ impl<'a> Subscribe<'a> {
 
     /// Checks what §3.8 requires of an outgoing SUBSCRIBE.
     pub fn validate(&self) -> Result<(), EncodeError> {
+        self.checked_remaining_len().map(drop)
+    }
+
+    /// [`validate`](Self::validate), and the remaining length on the way:
+    /// one pass over the filters.
+    #[inline(always)]
+    fn checked_remaining_len(&self) -> Result<usize, EncodeError> {
         if self.packet_id == 0 {
             return Err(EncodeError::PacketId);
         }
-        if self.filters.is_empty() {
+        let mut len = 2;
+        let mut empty = true;
+        for sub in self.filters.iter() {
+            check_filter(sub.filter)?;
+            len += prefixed_len(sub.filter.len()) + 1;
+            empty = false;
+        }
+        if empty {
             return Err(EncodeError::NoFilters);
         }
-        self.filters.iter().try_for_each(|s| check_filter(s.filter))
+        Ok(len)
     }
 
     /// Encodes the packet into `buf`, returning its length. Writes nothing on error.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        self.validate()?;
-        let buf = reserve(buf, self.encoded_len())?;
-        let mut w = Writer::new(buf, PacketType::Subscribe, FLAGS, self.remaining_len());
+        let remaining_len = self.checked_remaining_len()?;
+        let len = header::packet_len(remaining_len);
+        let buf = reserve(buf, len)?;
+        let mut w = Writer::new(buf, PacketType::Subscribe, FLAGS, remaining_len);
         w.u16(self.packet_id);
+        // Each filter in one piece, straight into the rest of the buffer:
+        // its length, its bytes, its QoS. (The checks cannot fail: the
+        // filters are valid and the buffer has the length they add up to.)
+        let mut rest = w.into_rest()?;
         for sub in self.filters.iter() {
-            w.prefixed(sub.filter.as_bytes());
-            w.u8(sub.qos as u8);
+            let filter = sub.filter.as_bytes();
+            let Ok(filter_len) = u16::try_from(filter.len()) else {
+                return Err(EncodeError::StringTooLong);
+            };
+            let Some((field, tail)) = rest.split_at_mut_checked(prefixed_len(filter.len()) + 1)
+            else {
+                return Err(EncodeError::BufferTooSmall { needed: len });
+            };
+            if let Some((prefix, after)) = field.split_first_chunk_mut::<2>() {
+                *prefix = filter_len.to_be_bytes();
+                if let Some((qos, bytes)) = after.split_last_mut() {
+                    bytes.copy_from_slice(filter);
+                    *qos = sub.qos as u8;
+                }
+            }
+            rest = tail;
         }
-        w.finish()
+        Ok(len - rest.len())
     }
 }
 
@@ -221,8 +257,21 @@ pub(crate) fn id_and_list<'a, T>(
     Ok((rest, (packet_id, list)))
 }
 
-/// The checks an outgoing topic filter needs, shared with UNSUBSCRIBE.
+/// The checks an outgoing topic filter needs, shared with UNSUBSCRIBE:
+/// [`topic::validate_filter`]'s fast path, inlined into the encoders.
+#[inline]
 pub(crate) fn check_filter(filter: &str) -> Result<(), EncodeError> {
+    let bytes = filter.as_bytes();
+    if !bytes.is_empty() && bytes.len() <= topic::MAX_TOPIC_LEN && topic::filter_chars_ok(bytes) {
+        return Ok(());
+    }
+    filter_error(filter)
+}
+
+/// [`check_filter`]'s error, found the long way.
+#[cold]
+#[inline(never)]
+fn filter_error(filter: &str) -> Result<(), EncodeError> {
     match topic::validate_filter(filter) {
         Ok(()) => Ok(()),
         Err(TopicError::TooLong) => Err(EncodeError::StringTooLong),

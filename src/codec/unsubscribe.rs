@@ -4,11 +4,10 @@
 
 use core::fmt;
 
-use super::error::{BodyResult, fail};
+use super::error::BodyResult;
 use super::header::{self, PacketType};
 use super::subscribe::{check_filter, id_and_list};
 use super::{DecodeError, EncodeError, Malformed, Writer, prefixed_len, reserve, string};
-use crate::topic;
 
 /// The fixed-header flags UNSUBSCRIBE must carry (§3.10.1).
 const FLAGS: u8 = 0b0010;
@@ -49,7 +48,8 @@ impl<'a> UnsubscribeFilters<'a> {
     }
 
     /// The filters of a stored UNSUBSCRIBE body (see [`super::stored`]).
-    /// Iterating checks each filter again and stops at a bad one.
+    /// Iterating checks the framing and the UTF-8 of each filter again
+    /// (the filter rules were checked by the encoder) and stops at a bad one.
     pub(crate) fn stored(body: &'a [u8]) -> Self {
         Self(Repr::Wire(body.get(2..).unwrap_or(&[])))
     }
@@ -99,21 +99,16 @@ impl<'a> Iterator for UnsubscribeIter<'a> {
                 *list = rest;
                 Some(*first)
             }
-            // Validated when decoded, so a parse failure cannot happen; it ends the iteration.
+            // Validated when decoded (or, stored, when encoded), so the
+            // filter rules are not checked again; the framing and the UTF-8,
+            // which a `&str` needs, are. A failure ends the iteration.
             Repr::Wire(bytes) => {
-                let (rest, filter) = filter(bytes).ok()?;
+                let (rest, filter) = string::binary(bytes).ok()?;
+                let filter = core::str::from_utf8(filter).ok()?;
                 *bytes = rest;
                 Some(filter)
             }
         }
-    }
-}
-
-fn filter(input: &[u8]) -> BodyResult<'_, &str> {
-    let (input, filter) = string::utf8(input)?;
-    match topic::validate_filter(filter) {
-        Ok(()) => Ok((input, filter)),
-        Err(e) => fail(Malformed::TopicFilter(e)),
     }
 }
 
@@ -129,7 +124,7 @@ pub struct Unsubscribe<'a> {
 
 impl<'a> Unsubscribe<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> BodyResult<'a, Self> {
-        let (rest, (packet_id, payload)) = id_and_list(body, filter)?;
+        let (rest, (packet_id, payload)) = id_and_list(body, string::topic_filter)?;
         let filters = UnsubscribeFilters(Repr::Wire(payload));
         Ok((rest, Self { packet_id, filters }))
     }
