@@ -57,7 +57,7 @@ pub use error::{DecodeError, EncodeError, Malformed};
 pub use header::{FixedHeader, MAX_HEADER_LEN, MAX_REMAINING_LENGTH, PacketType, varint_len};
 pub use ping::{Disconnect, PingReq, PingResp};
 pub use publish::Publish;
-pub(crate) use publish::{Peek, mark_dup, peek_oversized};
+pub(crate) use publish::{Peek, mark_dup, peek_oversized, publish_dup};
 pub use suback::{ReturnCodes, SubAck, SubscribeReturnCode};
 pub use subscribe::{Subscribe, SubscribeFilters, SubscribeIter, Subscription};
 pub use unsubscribe::{Unsubscribe, UnsubscribeFilters, UnsubscribeIter};

@@ -172,6 +172,11 @@ pub(crate) fn mark_dup(packet: &mut [u8]) {
     }
 }
 
+/// The DUP flag in the fixed-header flags of a PUBLISH.
+pub(crate) const fn publish_dup(flags: u8) -> bool {
+    flags & flag::DUP != 0
+}
+
 /// The QoS in the fixed-header flags of a PUBLISH, or `None` for the
 /// forbidden 3.
 pub(crate) const fn flags_qos(flags: u8) -> Option<QoS> {

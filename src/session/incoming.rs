@@ -65,6 +65,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         &mut self,
         packet_type: PacketType,
         qos: QoS,
+        dup: bool,
         packet_id: Option<u16>,
     ) -> Result<Option<[u8; 4]>, Closed> {
         if self.state != State::Connected
@@ -85,7 +86,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             QoS::ExactlyOnce => {
                 // A resend of it is a duplicate, even though it was never
                 // delivered: it was acknowledged.
-                self.remember_incoming(id);
+                self.receive_qos2(id, dup);
                 Ok(codec::ack_bytes(PacketType::PubRec, id))
             }
         }
@@ -93,27 +94,32 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     fn on_publish(&mut self, publish: Publish<'_>) -> Handled {
         if let (QoS::ExactlyOnce, Some(id)) = (publish.qos, publish.packet_id) {
-            match self.incoming.iter().position(|i| i.packet_id == id) {
-                // Released on this connection and not marked as a resend
-                // (MQTT-3.3.1-1): the broker sent PUBREL, so a first attempt
-                // with the id is a new message (MQTT-4.3.3-2), even while
-                // our PUBCOMP is still queued.
-                Some(i)
-                    if !publish.dup
-                        && self.incoming.get(i).is_some_and(|e| e.released.is_some()) =>
-                {
-                    self.incoming.remove(i);
-                }
-                Some(_) => {
-                    // Delivered already; the broker missed our PUBREC (§4.3.3).
-                    self.push_ack(PacketType::PubRec, id);
-                    return Handled::Nothing;
-                }
-                None => {}
+            if !self.receive_qos2(id, publish.dup) {
+                // Delivered already; the broker missed our PUBREC (§4.3.3).
+                self.push_ack(PacketType::PubRec, id);
+                return Handled::Nothing;
             }
-            self.remember_incoming(id);
         }
         Handled::Message
+    }
+
+    /// Records an incoming QoS 2 message; `false` if it is a duplicate of
+    /// one already received.
+    fn receive_qos2(&mut self, packet_id: u16, dup: bool) -> bool {
+        match self.incoming.iter().position(|i| i.packet_id == packet_id) {
+            // Released on this connection and not marked as a resend
+            // (MQTT-3.3.1-1): the broker sent PUBREL, so a first attempt
+            // with the id is a new message (MQTT-4.3.3-2), even while our
+            // PUBCOMP is still queued. The old entry goes, or writing that
+            // PUBCOMP would forget the new message's id.
+            Some(i) if !dup && self.incoming.get(i).is_some_and(|e| e.released.is_some()) => {
+                self.incoming.remove(i);
+            }
+            Some(_) => return false,
+            None => {}
+        }
+        self.remember_incoming(packet_id);
+        true
     }
 
     fn on_pubrel(&mut self, packet_id: u16) {
@@ -193,6 +199,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let mut granted: heapless::Vec<usize, SUBS> = heapless::Vec::new();
         for (sub, code) in filters.iter().zip(ack.return_codes.iter()) {
             if let Some(j) = self.store.find_subscription(sub.filter) {
+                // A filter listed twice counts once, with its last code: the
+                // lists then hold distinct indices of the subscription list
+                // and cannot overflow.
+                refused.retain(|&k| k != j);
+                granted.retain(|&k| k != j);
                 let _ = match code {
                     SubscribeReturnCode::Failure => refused.push(j),
                     SubscribeReturnCode::Success(_) => granted.push(j),

@@ -418,13 +418,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     here,
                     packet_type,
                     qos,
+                    dup,
                     topic,
                     packet_id,
                 }) => {
                     offset += here;
                     self.skip = len - here;
                     self.received += 1;
-                    match self.p.handle_dropped(packet_type, qos, packet_id) {
+                    match self.p.handle_dropped(packet_type, qos, dup, packet_id) {
                         Ok(ack) => {
                             crate::fmt::warning!("skipping a packet of {} bytes", len);
                             self.owed = ack;

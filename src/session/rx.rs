@@ -24,6 +24,7 @@ pub(crate) enum Next<'a> {
         here: usize,
         packet_type: PacketType,
         qos: QoS,
+        dup: bool,
         topic: Option<&'a str>,
         packet_id: Option<u16>,
     },
@@ -159,6 +160,7 @@ fn oversized(avail: &[u8], len: usize, capacity: usize) -> Result<Next<'_>, Malf
         here: avail.len().min(len),
         packet_type: header.packet_type,
         qos,
+        dup: codec::publish_dup(header.flags),
         topic,
         packet_id,
     })

@@ -2030,3 +2030,50 @@ fn ping_waits_for_room_in_a_full_queue() {
         Err(Error::Timeout(AckKind::PingResp))
     );
 }
+
+// ------------------------------------------------- found by the fuzzer
+
+#[test]
+fn a_dropped_first_attempt_after_pubrel_is_remembered_as_new() {
+    let mut s = small_rx();
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(sent(&mut s, T0), [pubrec(7)]);
+    // Released, PUBCOMP queued and not written; then a new message with
+    // the id, too large for the buffer.
+    feed_quiet(&mut s, T0, pubrel(7));
+    assert_eq!(
+        feed_bytes(&mut s, T0, &big(QoS::ExactlyOnce, Some(7)), 16).len(),
+        1
+    );
+    assert_eq!(sent(&mut s, T0), [pubcomp(7), pubrec(7)]);
+    // Writing the old PUBCOMP did not forget the new message's id.
+    assert_eq!(s.incoming_pending(), 1);
+    feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), true));
+    assert_eq!(sent(&mut s, T0), [pubrec(7)]);
+}
+
+#[test]
+fn a_suback_for_a_filter_listed_many_times_counts_it_once() {
+    let mut s = connected();
+    let id = s.subscribe(T0, &[sub("x", QoS::AtMostOnce)]).unwrap();
+    sent(&mut s, T0);
+    feed(&mut s, T0, suback(id, &[0])).unwrap();
+    // More entries than SUBS (4), only one of them new; all refused.
+    let five = [
+        sub("x", QoS::AtLeastOnce),
+        sub("x", QoS::AtLeastOnce),
+        sub("x", QoS::AtLeastOnce),
+        sub("x", QoS::AtLeastOnce),
+        sub("a", QoS::AtLeastOnce),
+    ];
+    let id = s.subscribe(T0, &five).unwrap();
+    sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, T0, suback(id, &[0x80; 5])),
+        Ok(Some(Event::Subscribed { .. }))
+    ));
+    assert_eq!(s.subscriptions().count(), 0);
+}
