@@ -94,6 +94,40 @@ impl Add for Duration {
     }
 }
 
+impl From<core::time::Duration> for Duration {
+    /// Whole milliseconds, saturating past `u64::MAX` of them.
+    ///
+    /// ```
+    /// use minimqtt::time::Duration;
+    /// let d: Duration = core::time::Duration::from_micros(2_500).into();
+    /// assert_eq!(d, Duration::from_millis(2));
+    /// ```
+    fn from(d: core::time::Duration) -> Self {
+        Self(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<Duration> for core::time::Duration {
+    fn from(d: Duration) -> Self {
+        core::time::Duration::from_millis(d.0)
+    }
+}
+
+#[cfg(feature = "embassy-time")]
+impl From<embassy_time::Duration> for Duration {
+    /// Whole milliseconds.
+    fn from(d: embassy_time::Duration) -> Self {
+        Self(d.as_millis())
+    }
+}
+
+#[cfg(feature = "embassy-time")]
+impl From<Duration> for embassy_time::Duration {
+    fn from(d: Duration) -> Self {
+        embassy_time::Duration::from_millis(d.0)
+    }
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ms", self.0)

@@ -262,8 +262,7 @@ pub async fn run(
 /// `Client::run_for`: its only errors end the retrying (bad credentials,
 /// say); they are printed and the client tries again a minute later.
 async fn keep_running(client: &mut Mqtt<'_, '_, '_>, wait: Duration) {
-    let wait = minimqtt::time::Duration::from_millis(wait.as_millis());
-    if let Err(e) = client.run_for(wait).await {
+    if let Err(e) = client.run_for(wait.into()).await {
         println!("MQTT: {}; retrying in 60 s", e);
         Timer::after(Duration::from_secs(60)).await;
     }
