@@ -69,10 +69,12 @@ impl Handled {
 ///   returns [`Error::InflightFull`] instead. For incoming QoS 2 to stay
 ///   exactly-once across reconnects, `INFLIGHT` must be at least the
 ///   number of QoS 2 messages the broker may leave awaiting PUBREL to one
-///   client: past it the oldest unreleased id is forgotten, and a resend of
-///   that message after a reconnect would be delivered again. MQTT 3.1.1
-///   sets no limit; mosquitto 2.0 was seen with 91 outstanding while being
-///   restarted repeatedly (its `max_inflight_messages` does not bound them).
+///   client: past it the oldest unreleased id is forgotten, and if the
+///   connection then drops, the broker's resends after the reconnect can
+///   be delivered again (each one remembered forgets the next oldest).
+///   MQTT 3.1.1 sets no limit; mosquitto 2.0.11 was seen with 209
+///   outstanding for one subscriber while being restarted repeatedly (its
+///   `max_inflight_messages` does not bound them; fixed in 2.0.15).
 /// - `SUBS` (8): the subscription list re-sent after a reconnect.
 /// - `ROUTES` (8): per-topic callbacks.
 ///
