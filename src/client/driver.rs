@@ -82,7 +82,6 @@ where
                 outbox,
                 awaited,
                 granted,
-                session_present,
                 ..
             } = self;
             let Some(event) = session.poll_event(now) else {
@@ -91,10 +90,7 @@ where
             any = true;
             let mut ctx = Context::new(user_data, outbox);
             match event {
-                Event::Connected(info) => {
-                    *session_present = info.session_present;
-                    callbacks.connected(&mut ctx, info);
-                }
+                Event::Connected(info) => callbacks.connected(&mut ctx, info),
                 Event::Message(message) => {
                     handled.messages += 1;
                     callbacks.dispatch_message(&mut ctx, &message);

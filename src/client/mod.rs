@@ -137,7 +137,6 @@ pub struct Client<
     /// its SUBACK granted.
     awaited: Option<u16>,
     granted: heapless::Vec<SubscribeReturnCode, SUBS>,
-    session_present: bool,
     /// The outbox size of a QoS 0 publish from a callback that the session
     /// has queued. It stays in the outbox, where `on_publish` finds its
     /// topic, until written; it is never handed to the session twice.
@@ -239,7 +238,6 @@ where
             user_data,
             awaited: None,
             granted: heapless::Vec::new(),
-            session_present: false,
             handed_over: None,
             retry_at: None,
             random,

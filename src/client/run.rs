@@ -63,7 +63,7 @@ where
         self.drive(None, &|c| c.session.state() != State::Connecting)
             .await?;
         self.require_connected()?;
-        Ok(self.session_present)
+        Ok(self.session.session_present())
     }
 
     /// Keeps the client connected for `timeout`: connects (and reconnects

@@ -318,6 +318,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.p.outcome(packet_id)
     }
 
+    /// The session-present flag of the last accepted CONNACK.
+    pub fn session_present(&self) -> bool {
+        self.p.session_present
+    }
+
     /// Packets received from the broker and handled (or skipped), ever.
     pub fn packets_received(&self) -> u64 {
         self.received

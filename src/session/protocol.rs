@@ -37,6 +37,8 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) resubscribe: bool,
     /// Why the connection ended, until reported.
     pub(crate) closed: Option<Closed>,
+    /// The last accepted CONNACK's session-present flag.
+    pub(crate) session_present: bool,
     /// How the last outgoing messages ended, newest last.
     pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
 }
@@ -59,6 +61,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             ping_deferred: false,
             resubscribe: false,
             closed: None,
+            session_present: false,
             outcomes: heapless::Vec::new(),
         }
     }
