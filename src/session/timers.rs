@@ -69,9 +69,11 @@ enum Due {
 /// A tenth of the period, at least half a second and at most half the
 /// period, is that margin.
 pub(crate) fn ping_interval(keep_alive: Duration) -> Duration {
-    let k = keep_alive.as_millis();
+    // In u32 (a keep-alive is at most 65,535 s, 65,535,000 ms): a u64
+    // division is a library call of almost a kilobyte on 32-bit MCUs.
+    let k = u32::try_from(keep_alive.as_millis()).unwrap_or(u32::MAX);
     let margin = (k / 10).max(500).min(k / 2);
-    Duration::from_millis(k - margin)
+    Duration::from_millis(u64::from(k - margin))
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
