@@ -946,17 +946,22 @@ impl<'b> Harness<'b> {
                 };
                 assert_eq!(filters, asked, "Subscribed {packet_id} names other filters");
                 assert_eq!(filters.len(), codes.len());
-                let granted: Vec<&str> = filters
+                // A filter listed twice in one SUBSCRIBE counts once, with
+                // its last code: the later entry replaces the earlier one
+                // (MQTT-3.8.4-3).
+                let mut last: BTreeMap<&str, u8> = BTreeMap::new();
+                for ((f, _), c) in filters.iter().zip(&codes) {
+                    last.insert(f.as_str(), *c);
+                }
+                let granted: Vec<&str> = last
                     .iter()
-                    .zip(&codes)
                     .filter(|(_, c)| **c != 0x80)
-                    .map(|((f, _), _)| f.as_str())
+                    .map(|(f, _)| *f)
                     .collect();
-                let refused: Vec<&str> = filters
+                let refused: Vec<&str> = last
                     .iter()
-                    .zip(&codes)
                     .filter(|(_, c)| **c == 0x80)
-                    .map(|((f, _), _)| f.as_str())
+                    .map(|(f, _)| *f)
                     .collect();
                 for s in &mut self.subs {
                     if granted.contains(&s.filter.as_str()) {
