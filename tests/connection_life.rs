@@ -85,6 +85,17 @@ impl Connector for OneSlot {
     }
 }
 
+/// `run_for` in slices until the client is connected, as an application's
+/// loop would call it.
+async fn run_until_connected<K: Connector>(c: &mut Client<'_, K, TokioClock, Log>) {
+    within("run_for", async {
+        while !c.is_connected() {
+            c.run_for(MDuration::from_millis(100)).await.unwrap();
+        }
+    })
+    .await;
+}
+
 fn fast_backoff() -> Backoff {
     Backoff::new(MDuration::from_millis(100), MDuration::from_secs(1))
 }
@@ -170,12 +181,7 @@ async fn starts_offline_and_connects_when_the_broker_comes_up() {
     let (io, mut broker) = pipe();
     c.connector_mut().push(io);
     broker.connack().await;
-    within("run_for", async {
-        while !c.is_connected() {
-            c.run_for(MDuration::from_millis(100)).await.unwrap();
-        }
-    })
-    .await;
+    run_until_connected(&mut c).await;
     broker.expect_connect().await;
     assert_eq!(c.user_data().connected.len(), 1);
     assert!(c.user_data().disconnected.is_empty());
@@ -276,12 +282,7 @@ async fn server_unavailable_is_retried() {
     let (io2, mut broker2) = pipe();
     c.connector_mut().push(io2);
     broker2.connack().await;
-    within("run_for", async {
-        while !c.is_connected() {
-            c.run_for(MDuration::from_millis(100)).await.unwrap();
-        }
-    })
-    .await;
+    run_until_connected(&mut c).await;
     assert_eq!(
         c.user_data().disconnected,
         [DisconnectReason::Refused(code(3))]
@@ -508,12 +509,7 @@ async fn after_a_malformed_packet_the_next_connection_starts_clean() {
     let (io, mut broker) = pipe();
     c.connector_mut().push(io);
     broker.connack().await;
-    within("run_for", async {
-        while !c.is_connected() {
-            c.run_for(MDuration::from_millis(100)).await.unwrap();
-        }
-    })
-    .await;
+    run_until_connected(&mut c).await;
     broker.expect_connect().await;
     within("ping", async {
         let (pinged, ()) = tokio::join!(c.ping(), async {
