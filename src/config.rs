@@ -26,7 +26,7 @@ pub struct Config<'a> {
     /// every broker must accept, MQTT-3.1.3-5). When empty without a seed,
     /// the broker assigns one, which MQTT 3.1.1 allows only with clean
     /// session on: with it off, `connect` returns
-    /// [`Error::EmptyClientId`](crate::Error::EmptyClientId).
+    /// [`UsageError::EmptyClientId`](crate::UsageError::EmptyClientId).
     pub client_id: &'a str,
     /// A random value for generating the client id (from the chip's RNG,
     /// say); unused when `client_id` is set.

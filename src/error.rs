@@ -1,6 +1,11 @@
-//! The client's error type.
+//! The errors, grouped by who is at fault: the broker ([`BrokerError`]),
+//! a local capacity ([`ResourceError`]), the caller ([`UsageError`]), time
+//! ([`Error::Timeout`]) and the transport ([`Error::Transport`]).
+//!
+//! The session, which does no I/O, fails only with a [`SessionError`]
+//! (resources or usage); the client's [`Error`] adds the rest, and `?`
+//! converts between them.
 
-use core::convert::Infallible;
 use core::fmt;
 
 use crate::codec::{ConnectReturnCode, EncodeError, Malformed, PacketType};
@@ -26,18 +31,89 @@ pub enum AckKind {
     PingResp,
 }
 
-/// Everything that can go wrong, as a value.
+/// The broker broke the protocol or refused us. The connection is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// CONNACK refused the connection with this return code.
+    /// [`ConnectReturnCode::is_permanent`] says whether retrying can help.
+    Refused(ConnectReturnCode),
+    /// Bytes that are not a valid MQTT 3.1.1 packet.
+    Malformed(Malformed),
+    /// A valid packet MQTT 3.1.1 forbids at this point (a packet only
+    /// clients send, a second CONNACK, anything before CONNACK, a session
+    /// claimed after a clean-session CONNECT, a SUBACK whose code count
+    /// does not match).
+    Protocol(PacketType),
+}
+
+/// A capacity of the client is exhausted. Nothing was changed; the
+/// connection is up. Try again later (once acknowledgements free room), or
+/// give the client more room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ResourceError {
+    /// `INFLIGHT` messages or requests already wait for acknowledgements.
+    InflightFull,
+    /// The session store has no room for this message or filter (or for
+    /// re-subscribing every filter after a reconnect, with it).
+    StoreFull,
+    /// The subscription list is full (its `SUBS` capacity).
+    SubscriptionsFull,
+    /// The packet does not fit the transmit buffer (now, or ever: `needed`
+    /// is more than its capacity), or, for SUBSCRIBE, the one that
+    /// re-subscribes every filter after a reconnect would not.
+    TransmitBufferTooSmall {
+        /// Bytes the packet needs.
+        needed: usize,
+    },
+}
+
+/// The caller asked for something that cannot be done. Nothing was
+/// changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum UsageError {
+    /// No connection: connect first (or let `run_for` do it).
+    NotConnected,
+    /// `connect` on a connection that is up: MQTT allows one CONNECT per
+    /// network connection (MQTT-3.1.0-2).
+    AlreadyConnected,
+    /// The client id is empty while clean session is off (MQTT-3.1.3-7),
+    /// and no seed was given to generate one.
+    EmptyClientId,
+    /// The packet cannot be encoded: an invalid topic or filter, a string
+    /// too long, ...
+    Encode(EncodeError),
+}
+
+/// Why the sans-IO session refused a request: it does no I/O, so only a
+/// capacity or the caller can be at fault. Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SessionError {
+    /// A capacity is exhausted.
+    Resource(ResourceError),
+    /// The request cannot be done.
+    Usage(UsageError),
+}
+
+/// Everything that can go wrong in the client, as a value, grouped by who
+/// is at fault.
 ///
-/// The variants fall in two groups. *Connection* errors (the transport
-/// failed or closed, the broker broke the protocol or refused the
-/// connection, an acknowledgement timed out) mean the connection is gone:
-/// the client has already closed the transport and called `on_disconnect`,
-/// and the next [`connect`](crate::Client::connect) (or
-/// [`run`](crate::Client::run)) opens a new one. *Caller* errors (bad topic,
-/// a full window, not connected) change nothing and the connection stays
-/// up. [`Error::is_connection_lost`] tells the groups apart. Conditions
-/// that are not failures (a message too large for the receive buffer, a
-/// discarded message) are not errors at all: they reach their callbacks.
+/// *Connection* errors mean the connection is gone: the client has already
+/// closed the transport and run `on_disconnect`, and the next
+/// [`connect`](crate::Client::connect) (or [`run`](crate::Client::run))
+/// opens a new one. They are [`Transport`](Self::Transport),
+/// [`ConnectionClosed`](Self::ConnectionClosed), [`ConnectFailed`](Self::ConnectFailed),
+/// [`Broker`](Self::Broker) and [`Timeout`](Self::Timeout);
+/// [`Error::is_connection_lost`] tells them apart. [`Resource`](Self::Resource)
+/// and [`Usage`](Self::Usage) errors change nothing, and the connection
+/// stays up. Conditions that are not failures (a message too large for the
+/// receive buffer) are not errors: they reach their callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -46,43 +122,20 @@ pub enum Error<E> {
     Transport(E),
     /// The transport reached end of stream (a read or a write of 0 bytes).
     ConnectionClosed,
-    /// The broker refused the connection with this CONNACK return code.
-    Refused(ConnectReturnCode),
-    /// An acknowledgement did not arrive within its timeout.
-    Timeout(AckKind),
-    /// The broker sent bytes that are not a valid MQTT 3.1.1 packet.
-    Malformed(Malformed),
-    /// The broker sent a valid packet that MQTT 3.1.1 forbids at this point
-    /// (a CONNECT, a second CONNACK, a SUBACK whose code count does not match).
-    Protocol(PacketType),
-    /// No connection: call [`connect`](crate::Client::connect) first.
-    NotConnected,
-    /// `connect` on a connection that is up or being set up: MQTT allows one
-    /// CONNECT per network connection. Disconnect (or replace the
-    /// transport) first.
-    AlreadyConnected,
-    /// The packet could not be encoded (bad topic, too long, ...).
-    Encode(EncodeError),
-    /// `INFLIGHT` messages or requests already wait for acknowledgements.
-    InflightFull,
-    /// The session store slice has no room for this message or filter.
-    StoreFull,
-    /// The subscription list is full (its `SUBS` capacity).
-    SubscriptionsFull,
-    /// The packet is larger than the transmit buffer.
-    TransmitBufferTooSmall {
-        /// Bytes the packet needs.
-        needed: usize,
-    },
     /// The [`Connector`](crate::reconnect::Connector) could not open a
     /// transport (its own error has another type and is logged, not kept).
     ConnectFailed,
+    /// The broker broke the protocol or refused the connection.
+    Broker(BrokerError),
+    /// An acknowledgement (or PINGRESP) did not arrive within its timeout.
+    Timeout(AckKind),
+    /// A capacity is exhausted; nothing changed.
+    Resource(ResourceError),
+    /// The request cannot be done; nothing changed.
+    Usage(UsageError),
     /// [`wait_published`](crate::Client::wait_published): the message will
     /// never complete; a clean-session connect discarded it.
     Discarded,
-    /// The client id is empty while clean session is off
-    /// (MQTT-3.1.3-7), and no seed was given to generate one.
-    EmptyClientId,
 }
 
 impl<E> Error<E> {
@@ -92,11 +145,9 @@ impl<E> Error<E> {
             self,
             Self::Transport(_)
                 | Self::ConnectionClosed
-                | Self::Refused(_)
-                | Self::Timeout(_)
-                | Self::Malformed(_)
-                | Self::Protocol(_)
                 | Self::ConnectFailed
+                | Self::Broker(_)
+                | Self::Timeout(_)
         )
     }
 
@@ -105,28 +156,70 @@ impl<E> Error<E> {
         match self {
             Self::Transport(e) => Error::Transport(f(e)),
             Self::ConnectionClosed => Error::ConnectionClosed,
-            Self::Refused(c) => Error::Refused(c),
-            Self::Timeout(k) => Error::Timeout(k),
-            Self::Malformed(m) => Error::Malformed(m),
-            Self::Protocol(p) => Error::Protocol(p),
-            Self::NotConnected => Error::NotConnected,
-            Self::AlreadyConnected => Error::AlreadyConnected,
-            Self::Encode(e) => Error::Encode(e),
-            Self::InflightFull => Error::InflightFull,
-            Self::StoreFull => Error::StoreFull,
-            Self::SubscriptionsFull => Error::SubscriptionsFull,
-            Self::TransmitBufferTooSmall { needed } => Error::TransmitBufferTooSmall { needed },
-            Self::EmptyClientId => Error::EmptyClientId,
             Self::ConnectFailed => Error::ConnectFailed,
+            Self::Broker(e) => Error::Broker(e),
+            Self::Timeout(k) => Error::Timeout(k),
+            Self::Resource(e) => Error::Resource(e),
+            Self::Usage(e) => Error::Usage(e),
             Self::Discarded => Error::Discarded,
         }
     }
 }
 
-impl Error<Infallible> {
-    /// Widens a session error (which has no transport) to any transport.
-    pub fn widen<E>(self) -> Error<E> {
-        self.map_transport(|never| match never {})
+impl From<ResourceError> for SessionError {
+    fn from(e: ResourceError) -> Self {
+        Self::Resource(e)
+    }
+}
+
+impl From<UsageError> for SessionError {
+    fn from(e: UsageError) -> Self {
+        Self::Usage(e)
+    }
+}
+
+impl From<EncodeError> for UsageError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
+
+impl From<EncodeError> for SessionError {
+    fn from(e: EncodeError) -> Self {
+        Self::Usage(UsageError::Encode(e))
+    }
+}
+
+impl<E> From<SessionError> for Error<E> {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Resource(e) => Self::Resource(e),
+            SessionError::Usage(e) => Self::Usage(e),
+        }
+    }
+}
+
+impl<E> From<ResourceError> for Error<E> {
+    fn from(e: ResourceError) -> Self {
+        Self::Resource(e)
+    }
+}
+
+impl<E> From<UsageError> for Error<E> {
+    fn from(e: UsageError) -> Self {
+        Self::Usage(e)
+    }
+}
+
+impl<E> From<EncodeError> for Error<E> {
+    fn from(e: EncodeError) -> Self {
+        Self::Usage(UsageError::Encode(e))
+    }
+}
+
+impl<E> From<BrokerError> for Error<E> {
+    fn from(e: BrokerError) -> Self {
+        Self::Broker(e)
     }
 }
 
@@ -134,16 +227,53 @@ impl<E> From<Closed> for Error<E> {
     fn from(reason: Closed) -> Self {
         match reason {
             Closed::Timeout(kind) => Self::Timeout(kind),
-            Closed::Malformed(m) => Self::Malformed(m),
-            Closed::Protocol(t) => Self::Protocol(t),
-            Closed::Refused(code) => Self::Refused(code),
+            Closed::Malformed(m) => Self::Broker(BrokerError::Malformed(m)),
+            Closed::Protocol(t) => Self::Broker(BrokerError::Protocol(t)),
+            Closed::Refused(code) => Self::Broker(BrokerError::Refused(code)),
         }
     }
 }
 
-impl<E> From<EncodeError> for Error<E> {
-    fn from(e: EncodeError) -> Self {
-        Self::Encode(e)
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused(code) => write!(f, "connection refused: {code}"),
+            Self::Malformed(m) => write!(f, "malformed packet from the broker: {m}"),
+            Self::Protocol(t) => write!(f, "unexpected {t:?} from the broker"),
+        }
+    }
+}
+
+impl fmt::Display for ResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InflightFull => f.write_str("in-flight window is full"),
+            Self::StoreFull => f.write_str("session store is full"),
+            Self::SubscriptionsFull => f.write_str("subscription list is full"),
+            Self::TransmitBufferTooSmall { needed } => {
+                write!(f, "packet needs {needed} bytes of transmit buffer")
+            }
+        }
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotConnected => f.write_str("not connected"),
+            Self::AlreadyConnected => f.write_str("already connected"),
+            Self::EmptyClientId => f.write_str("empty client id with clean session off"),
+            Self::Encode(e) => write!(f, "cannot encode: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Resource(e) => e.fmt(f),
+            Self::Usage(e) => e.fmt(f),
+        }
     }
 }
 
@@ -152,24 +282,18 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
         match self {
             Self::Transport(e) => write!(f, "transport error: {e:?}"),
             Self::ConnectionClosed => f.write_str("connection closed by the peer"),
-            Self::Refused(code) => write!(f, "connection refused: {code}"),
-            Self::Timeout(kind) => write!(f, "no {kind:?} in time"),
-            Self::Malformed(m) => write!(f, "malformed packet from the broker: {m}"),
-            Self::Protocol(t) => write!(f, "unexpected {t:?} from the broker"),
-            Self::NotConnected => f.write_str("not connected"),
-            Self::AlreadyConnected => f.write_str("already connected"),
-            Self::Encode(e) => write!(f, "cannot encode: {e}"),
-            Self::InflightFull => f.write_str("in-flight window is full"),
-            Self::StoreFull => f.write_str("session store is full"),
-            Self::SubscriptionsFull => f.write_str("subscription list is full"),
-            Self::TransmitBufferTooSmall { needed } => {
-                write!(f, "packet needs {needed} bytes of transmit buffer")
-            }
-            Self::EmptyClientId => f.write_str("empty client id with clean session off"),
             Self::ConnectFailed => f.write_str("could not open a connection to the broker"),
+            Self::Broker(e) => e.fmt(f),
+            Self::Timeout(kind) => write!(f, "no {kind:?} in time"),
+            Self::Resource(e) => e.fmt(f),
+            Self::Usage(e) => e.fmt(f),
             Self::Discarded => f.write_str("the message was discarded with the session"),
         }
     }
 }
 
+impl core::error::Error for BrokerError {}
+impl core::error::Error for ResourceError {}
+impl core::error::Error for UsageError {}
+impl core::error::Error for SessionError {}
 impl<E: fmt::Debug> core::error::Error for Error<E> {}

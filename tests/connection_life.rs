@@ -15,6 +15,7 @@ use minimqtt::callbacks::DisconnectReason;
 use minimqtt::codec::{Malformed, PacketType};
 use minimqtt::reconnect::Backoff;
 use minimqtt::time::{Duration as MDuration, TokioClock};
+use minimqtt::{BrokerError, UsageError};
 use minimqtt::{Client, Config, Connector, Error, QoS};
 
 const MS: Duration = Duration::from_millis(1);
@@ -257,7 +258,7 @@ async fn a_permanent_refusal_is_returned_not_retried() {
     let result = within("run_for", c.run_for(MDuration::from_secs(3600))).await;
     assert_eq!(
         result.map_err(|e| e.map_transport(|e| e.kind())),
-        Err(Error::Refused(code(4)))
+        Err(Error::Broker(BrokerError::Refused(code(4))))
     );
     assert_eq!(
         c.user_data().disconnected,
@@ -336,7 +337,7 @@ async fn a_protocol_violation_in_poll_closes_before_returning() {
     let result = within("poll", c.poll(POLL)).await;
     assert_eq!(
         result.map_err(|e| e.map_transport(|e| e.kind())),
-        Err(Error::Protocol(PacketType::ConnAck))
+        Err(Error::Broker(BrokerError::Protocol(PacketType::ConnAck)))
     );
     assert!(c.transport_mut().is_none());
     assert_eq!(broker.drain().await, (vec![], ReadEnd::Eof));
@@ -347,7 +348,7 @@ async fn a_protocol_violation_in_poll_closes_before_returning() {
     // A later call is not a second disconnect.
     assert!(matches!(
         within("poll", c.poll(POLL)).await,
-        Err(Error::NotConnected)
+        Err(Error::Usage(UsageError::NotConnected))
     ));
     assert_eq!(c.user_data().disconnected.len(), 1);
 }
@@ -401,7 +402,7 @@ async fn disconnect_says_goodbye_and_abort_does_not() {
         c.abort();
         assert!(matches!(
             within("disconnect", c.disconnect()).await,
-            Err(Error::NotConnected)
+            Err(Error::Usage(UsageError::NotConnected))
         ));
         assert_eq!(c.user_data().disconnected.len(), 1);
     }
@@ -417,7 +418,7 @@ async fn connect_while_connected_is_refused() {
     connect(&mut c, &mut broker, false).await;
     assert!(matches!(
         within("connect", c.connect()).await,
-        Err(Error::AlreadyConnected)
+        Err(Error::Usage(UsageError::AlreadyConnected))
     ));
     assert!(c.is_connected());
     broker.expect_silence(Duration::from_millis(10)).await;
@@ -504,7 +505,9 @@ async fn after_a_malformed_packet_the_next_connection_starts_clean() {
     let result = within("poll", c.poll(POLL)).await;
     assert_eq!(
         result.map_err(|e| e.map_transport(|e| e.kind())),
-        Err(Error::Malformed(Malformed::RemainingLength))
+        Err(Error::Broker(BrokerError::Malformed(
+            Malformed::RemainingLength
+        )))
     );
     let (io, mut broker) = pipe();
     c.connector_mut().push(io);

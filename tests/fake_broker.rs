@@ -6,8 +6,8 @@
 //! Every case ends in one of two defined outcomes, never a panic or a hang
 //! (each test runs on tokio's paused clock, and every step is bounded):
 //!
-//! - **Connection error**: the call returns `Error::Malformed(..)`,
-//!   `Error::Protocol(..)`, `Error::Refused(..)` or `Error::IncomingFull`,
+//! - **Connection error**: the call returns `Error::Broker(BrokerError::Malformed(..))`,
+//!   `Error::Broker(BrokerError::Protocol(..))`, `Error::Broker(BrokerError::Refused(..))` or `Error::IncomingFull`,
 //!   `on_disconnect` runs once with the matching reason, and
 //!   `is_connected()` is false (MQTT 3.1.1 §4.8: on a protocol violation
 //!   the receiver closes the network connection).
@@ -24,6 +24,7 @@ use std::io::ErrorKind as IoKind;
 use std::time::Duration;
 
 use common::fake::*;
+use minimqtt::BrokerError;
 use minimqtt::callbacks::DisconnectReason;
 use minimqtt::codec::{Malformed, PacketType};
 use minimqtt::topic::TopicError;
@@ -114,13 +115,13 @@ async fn assert_tolerated(bytes: &[u8], packets: usize) -> (Log, Vec<Rx>) {
 async fn remaining_length_of_five_bytes_is_malformed() {
     assert_protocol_error(
         &[0x30, 0xff, 0xff, 0xff, 0xff, 0x01],
-        Error::Malformed(Malformed::RemainingLength),
+        Error::Broker(BrokerError::Malformed(Malformed::RemainingLength)),
     )
     .await;
     // Even when the stream stops after the fourth continuation byte.
     assert_protocol_error(
         &[0xd0, 0x80, 0x80, 0x80, 0x80],
-        Error::Malformed(Malformed::RemainingLength),
+        Error::Broker(BrokerError::Malformed(Malformed::RemainingLength)),
     )
     .await;
 }
@@ -130,13 +131,13 @@ async fn remaining_length_of_five_bytes_is_malformed() {
 async fn topic_with_invalid_utf8_is_malformed() {
     assert_protocol_error(
         &publish_raw(0, b"a/\xff\xfe", None, b"x"),
-        Error::Malformed(Malformed::Utf8),
+        Error::Broker(BrokerError::Malformed(Malformed::Utf8)),
     )
     .await;
     // An encoded surrogate (U+D800) is not UTF-8 either (MQTT-1.5.3-1).
     assert_protocol_error(
         &publish_raw(0, b"a/\xed\xa0\x80", None, b"x"),
-        Error::Malformed(Malformed::Utf8),
+        Error::Broker(BrokerError::Malformed(Malformed::Utf8)),
     )
     .await;
 }
@@ -146,7 +147,7 @@ async fn topic_with_invalid_utf8_is_malformed() {
 async fn topic_with_nul_is_malformed() {
     assert_protocol_error(
         &publish_raw(2, b"a\0b", Some(5), b"x"),
-        Error::Malformed(Malformed::NulCharacter),
+        Error::Broker(BrokerError::Malformed(Malformed::NulCharacter)),
     )
     .await;
 }
@@ -158,7 +159,12 @@ async fn topic_with_wildcard_or_empty_is_malformed() {
     for topic in [&b"a/+"[..], b"a/#", b"#"] {
         let after = connected_then(&publish_raw(0, topic, None, b"x")).await;
         assert!(
-            matches!(after.result, Err(Error::Malformed(Malformed::TopicName(_)))),
+            matches!(
+                after.result,
+                Err(Error::Broker(BrokerError::Malformed(Malformed::TopicName(
+                    _
+                ))))
+            ),
             "{topic:?}: {:?}",
             after.result
         );
@@ -166,7 +172,9 @@ async fn topic_with_wildcard_or_empty_is_malformed() {
     }
     assert_protocol_error(
         &publish_raw(0, b"", None, b"x"),
-        Error::Malformed(Malformed::TopicName(TopicError::Empty)),
+        Error::Broker(BrokerError::Malformed(Malformed::TopicName(
+            TopicError::Empty,
+        ))),
     )
     .await;
 }
@@ -187,7 +195,11 @@ async fn wrong_fixed_header_flags_are_malformed() {
         &[0x38, 0x04, 0x00, 0x01, b'a', b'x'], // QoS 0 PUBLISH with DUP
     ];
     for bytes in cases {
-        assert_protocol_error(bytes, Error::Malformed(Malformed::HeaderFlags)).await;
+        assert_protocol_error(
+            bytes,
+            Error::Broker(BrokerError::Malformed(Malformed::HeaderFlags)),
+        )
+        .await;
     }
 }
 
@@ -198,7 +210,7 @@ async fn qos_3_is_malformed() {
     for flags in [0x06, 0x07, 0x0e, 0x0f] {
         assert_protocol_error(
             &publish_raw(flags, b"a", Some(1), b"x"),
-            Error::Malformed(Malformed::QoS),
+            Error::Broker(BrokerError::Malformed(Malformed::QoS)),
         )
         .await;
     }
@@ -219,7 +231,11 @@ async fn packet_id_0_is_malformed() {
         suback(0, &[0]),
     ];
     for bytes in cases {
-        assert_protocol_error(&bytes, Error::Malformed(Malformed::PacketId)).await;
+        assert_protocol_error(
+            &bytes,
+            Error::Broker(BrokerError::Malformed(Malformed::PacketId)),
+        )
+        .await;
     }
 }
 
@@ -233,7 +249,11 @@ async fn reserved_packet_types_are_malformed() {
         &[0x0f, 0x02, 0, 1],
         &[0xff],
     ] {
-        assert_protocol_error(bytes, Error::Malformed(Malformed::PacketType)).await;
+        assert_protocol_error(
+            bytes,
+            Error::Broker(BrokerError::Malformed(Malformed::PacketType)),
+        )
+        .await;
     }
 }
 
@@ -244,19 +264,23 @@ async fn reserved_packet_types_are_malformed() {
 async fn body_length_mismatches_are_malformed() {
     assert_protocol_error(
         &[0x40, 0x03, 0x00, 0x01, 0x00],
-        Error::Malformed(Malformed::TrailingBytes),
+        Error::Broker(BrokerError::Malformed(Malformed::TrailingBytes)),
     )
     .await;
-    assert_protocol_error(&[0x40, 0x01, 0x01], Error::Malformed(Malformed::Truncated)).await;
+    assert_protocol_error(
+        &[0x40, 0x01, 0x01],
+        Error::Broker(BrokerError::Malformed(Malformed::Truncated)),
+    )
+    .await;
     assert_protocol_error(
         &[0xd0, 0x01, 0x00],
-        Error::Malformed(Malformed::TrailingBytes),
+        Error::Broker(BrokerError::Malformed(Malformed::TrailingBytes)),
     )
     .await;
     // Topic length 5, but only 1 byte of body left.
     assert_protocol_error(
         &[0x30, 0x03, 0x00, 0x05, b'a'],
-        Error::Malformed(Malformed::Truncated),
+        Error::Broker(BrokerError::Malformed(Malformed::Truncated)),
     )
     .await;
 }
@@ -268,11 +292,15 @@ async fn bad_suback_return_codes_are_malformed() {
     for code in [0x03, 0x04, 0x7f, 0x81, 0xff] {
         assert_protocol_error(
             &suback(1, &[code]),
-            Error::Malformed(Malformed::SubAckReturnCode),
+            Error::Broker(BrokerError::Malformed(Malformed::SubAckReturnCode)),
         )
         .await;
     }
-    assert_protocol_error(&suback(1, &[]), Error::Malformed(Malformed::NoFilters)).await;
+    assert_protocol_error(
+        &suback(1, &[]),
+        Error::Broker(BrokerError::Malformed(Malformed::NoFilters)),
+    )
+    .await;
 }
 
 /// A malformed packet behind valid ones in the same read: the valid ones
@@ -283,7 +311,10 @@ async fn valid_packets_before_a_malformed_one_are_still_delivered() {
     bytes.extend(publish("a", b"2", QoS::AtLeastOnce, Some(3)));
     bytes.extend([0x36, 0x04, 0x00, 0x01, b'a', 0x00]);
     let mut after = connected_then(&bytes).await;
-    assert_eq!(after.result, Err(Error::Malformed(Malformed::QoS)));
+    assert_eq!(
+        after.result,
+        Err(Error::Broker(BrokerError::Malformed(Malformed::QoS)))
+    );
     let payloads: Vec<_> = after
         .log
         .messages
@@ -301,13 +332,17 @@ async fn valid_packets_before_a_malformed_one_are_still_delivered() {
 }
 
 // ---------------------------------------------------------------------------
-// Valid packets at the wrong time: `Error::Protocol`.
+// Valid packets at the wrong time: `Error::Broker(BrokerError::Protocol)`.
 
 /// A second CONNACK is a protocol violation (§3.2: the server sends
 /// CONNACK once, in answer to CONNECT; MQTT-3.2.0-1).
 #[tokio::test(start_paused = true)]
 async fn second_connack_is_a_protocol_error() {
-    assert_protocol_error(&connack(false, 0), Error::Protocol(PacketType::ConnAck)).await;
+    assert_protocol_error(
+        &connack(false, 0),
+        Error::Broker(BrokerError::Protocol(PacketType::ConnAck)),
+    )
+    .await;
 }
 
 /// Packets only a client may send (Table 2.1 direction "Client to
@@ -335,7 +370,7 @@ async fn client_only_packets_from_the_broker_are_protocol_errors() {
         (vec![0xc0, 0x01, 0x00], PacketType::PingReq),
     ];
     for (bytes, kind) in cases {
-        assert_protocol_error(&bytes, Error::Protocol(kind)).await;
+        assert_protocol_error(&bytes, Error::Broker(BrokerError::Protocol(kind))).await;
     }
 }
 
@@ -365,7 +400,7 @@ async fn suback_with_the_wrong_number_of_codes_is_a_protocol_error() {
         });
         assert_eq!(
             result.map_err(|e| e.map_transport(|e| e.kind())),
-            Err(Error::Protocol(PacketType::SubAck)),
+            Err(Error::Broker(BrokerError::Protocol(PacketType::SubAck))),
             "codes {codes:?}"
         );
         assert_eq!(
@@ -399,7 +434,7 @@ async fn anything_before_connack_is_a_protocol_error() {
         let result = within("connect", c.connect()).await;
         assert_eq!(
             result.map_err(|e| e.map_transport(|e| e.kind())),
-            Err(Error::Protocol(kind))
+            Err(Error::Broker(BrokerError::Protocol(kind)))
         );
         assert_eq!(
             c.user_data().disconnected,
@@ -422,7 +457,7 @@ async fn session_present_with_clean_session_is_a_protocol_error() {
     let result = within("connect", c.connect()).await;
     assert_eq!(
         result.map_err(|e| e.map_transport(|e| e.kind())),
-        Err(Error::Protocol(PacketType::ConnAck))
+        Err(Error::Broker(BrokerError::Protocol(PacketType::ConnAck)))
     );
     assert_eq!(
         c.user_data().disconnected,
@@ -453,7 +488,7 @@ async fn bad_connacks_are_malformed() {
         let result = within("connect", c.connect()).await;
         assert_eq!(
             result.map_err(|e| e.map_transport(|e| e.kind())),
-            Err(Error::Malformed(why)),
+            Err(Error::Broker(BrokerError::Malformed(why))),
             "{bytes:02x?}"
         );
         assert_eq!(
@@ -464,7 +499,7 @@ async fn bad_connacks_are_malformed() {
     }
 }
 
-/// A refusing CONNACK (return codes 1-5, §3.2.2.3) is `Error::Refused`
+/// A refusing CONNACK (return codes 1-5, §3.2.2.3) is `Error::Broker(BrokerError::Refused)`
 /// with the code, and `on_disconnect` learns the code too.
 #[tokio::test(start_paused = true)]
 async fn refused_connack_reports_the_return_code() {
@@ -476,7 +511,7 @@ async fn refused_connack_reports_the_return_code() {
         let result = within("connect", c.connect()).await;
         assert_eq!(
             result.map_err(|e| e.map_transport(|e| e.kind())),
-            Err(Error::Refused(code(byte)))
+            Err(Error::Broker(BrokerError::Refused(code(byte))))
         );
         assert_eq!(
             c.user_data().disconnected,
@@ -955,7 +990,7 @@ async fn oversize_packet_before_connack_is_a_protocol_error() {
         let result = within("connect", c.connect()).await;
         assert_eq!(
             result.map_err(|e| e.map_transport(|e| e.kind())),
-            Err(Error::Protocol(kind))
+            Err(Error::Broker(BrokerError::Protocol(kind)))
         );
         assert_eq!(
             c.user_data().disconnected,

@@ -26,6 +26,7 @@ use minimqtt::callbacks::{Connected, DisconnectReason};
 use minimqtt::session::Timeouts;
 use minimqtt::time::Duration as MDuration;
 use minimqtt::{AckKind, Config, Error, QoS, Subscription};
+use minimqtt::{ResourceError, UsageError};
 use tokio::time::Instant;
 
 type Faulty = FaultyTransport<Pipe>;
@@ -241,8 +242,11 @@ where
         assert_eq!(c.user_data().disconnected.len(), 1);
         assert_eq!(c.session().inflight(), 4, "the session survives");
         // Nothing works until reconnected.
-        assert_eq!(c.ping().await, Err(Error::NotConnected));
-        assert_eq!(c.poll(POLL).await, Err(Error::NotConnected));
+        assert_eq!(c.ping().await, Err(Error::Usage(UsageError::NotConnected)));
+        assert_eq!(
+            c.poll(POLL).await,
+            Err(Error::Usage(UsageError::NotConnected))
+        );
         resume(&mut c, ids, session_present, extra).await;
     }
 }
@@ -752,7 +756,7 @@ async fn a_window_of_zero_refuses_qos1_instead_of_waiting() {
     broker.expect_connect().await;
     assert!(matches!(
         within("publish", c.publish("t", b"1", QoS::AtLeastOnce, false)).await,
-        Err(Error::InflightFull)
+        Err(Error::Resource(ResourceError::InflightFull))
     ));
     // The callback's QoS 1 request fails the same way and leaves the
     // outbox, so a later QoS 0 publish is not stuck behind it.
@@ -761,7 +765,7 @@ async fn a_window_of_zero_refuses_qos1_instead_of_waiting() {
         .await;
     assert!(matches!(
         within("poll", c.poll(POLL)).await,
-        Err(Error::InflightFull)
+        Err(Error::Resource(ResourceError::InflightFull))
     ));
     assert!(matches!(
         within("publish", c.publish("t", b"0", QoS::AtMostOnce, false)).await,

@@ -282,7 +282,12 @@ async fn run_publisher(
         if next < total && !ready() {
             match client.poll(Duration::from_millis(5)).await {
                 Ok(_) => {}
-                Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {}
+                Err(e)
+                    if e.is_connection_lost()
+                        || matches!(
+                            e,
+                            minimqtt::Error::Usage(minimqtt::UsageError::NotConnected)
+                        ) => {}
                 Err(e) => panic!("poll: {e}"),
             }
         } else if next < total {
@@ -298,7 +303,12 @@ async fn run_publisher(
                     progress.set(next);
                 }
                 Ok(None) => unreachable!("QoS 1 and 2 have packet ids"),
-                Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {}
+                Err(e)
+                    if e.is_connection_lost()
+                        || matches!(
+                            e,
+                            minimqtt::Error::Usage(minimqtt::UsageError::NotConnected)
+                        ) => {}
                 Err(e) => panic!("publish {next}: {e}"),
             }
             // Leave the restarts something to interrupt.
@@ -308,7 +318,12 @@ async fn run_publisher(
         } else {
             match client.poll(Duration::from_millis(50)).await {
                 Ok(_) => {}
-                Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {}
+                Err(e)
+                    if e.is_connection_lost()
+                        || matches!(
+                            e,
+                            minimqtt::Error::Usage(minimqtt::UsageError::NotConnected)
+                        ) => {}
                 Err(e) => panic!("poll: {e}"),
             }
         }
@@ -379,7 +394,13 @@ async fn run_subscriber(
         }
         match client.poll(Duration::from_millis(50)).await {
             Ok(_) => {}
-            Err(e) if e.is_connection_lost() || matches!(e, minimqtt::Error::NotConnected) => {
+            Err(e)
+                if e.is_connection_lost()
+                    || matches!(
+                        e,
+                        minimqtt::Error::Usage(minimqtt::UsageError::NotConnected)
+                    ) =>
+            {
                 if std::env::var("RESTART_DEBUG").is_ok() {
                     eprintln!("subscriber poll: {e}");
                 }

@@ -62,15 +62,17 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use minimqtt::Error;
 use minimqtt::codec::{
     ConnAck, Connect, ConnectReturnCode, DecodeError, FixedHeader, Packet, PacketType, PubAck,
     PubComp, PubRec, PubRel, Publish, QoS, ReturnCodes, SubAck, Subscribe, SubscribeFilters,
     Subscription, UnsubAck, Unsubscribe, UnsubscribeFilters,
 };
-use minimqtt::session::{Closed, Connected, Event, Options, Outcome, Session, Stage, State, Timeouts};
+use minimqtt::session::{
+    Closed, Connected, Event, Options, Outcome, Session, Stage, State, Timeouts,
+};
 use minimqtt::time::{Duration, Instant};
 use minimqtt::topic;
+use minimqtt::{SessionError, UsageError};
 
 const INFLIGHT: usize = 4;
 const SUBS: usize = 4;
@@ -271,7 +273,10 @@ struct Skipped {
 }
 
 fn sub_list(filters: SubscribeFilters<'_>) -> Vec<(String, QoS)> {
-    filters.iter().map(|s| (s.filter.to_owned(), s.qos)).collect()
+    filters
+        .iter()
+        .map(|s| (s.filter.to_owned(), s.qos))
+        .collect()
 }
 
 fn own(event: Event<'_>) -> Ev {
@@ -807,10 +812,7 @@ impl<'b> Harness<'b> {
                 ack.packet_id
             ),
             Packet::UnsubAck(ack) => assert!(
-                !matches!(
-                    self.requests.get(&ack.packet_id),
-                    Some(Req::Unsubscribe(_))
-                ),
+                !matches!(self.requests.get(&ack.packet_id), Some(Req::Unsubscribe(_))),
                 "UNSUBACK {} unanswered",
                 ack.packet_id
             ),
@@ -877,7 +879,14 @@ impl<'b> Harness<'b> {
         }
         let packet = last.as_ref().and_then(Item::packet);
         match (event, packet) {
-            (Ev::Discarded { topic, packet_id, qos }, None) => {
+            (
+                Ev::Discarded {
+                    topic,
+                    packet_id,
+                    qos,
+                },
+                None,
+            ) => {
                 let o = self
                     .to_discard
                     .pop_front()
@@ -907,7 +916,14 @@ impl<'b> Harness<'b> {
                     _ => panic!("{m:?} without an id"),
                 }
             }
-            (Ev::Published { topic, packet_id, qos }, Some(packet)) => {
+            (
+                Ev::Published {
+                    topic,
+                    packet_id,
+                    qos,
+                },
+                Some(packet),
+            ) => {
                 let (id, stage) = match packet {
                     Packet::PubAck(a) => (a.packet_id, Stage::AwaitPubAck),
                     Packet::PubComp(c) => (c.packet_id, Stage::AwaitPubComp),
@@ -939,7 +955,10 @@ impl<'b> Harness<'b> {
                 assert_eq!(ack.packet_id, packet_id);
                 assert_eq!(
                     codes,
-                    ack.return_codes.iter().map(|c| c.to_u8()).collect::<Vec<_>>()
+                    ack.return_codes
+                        .iter()
+                        .map(|c| c.to_u8())
+                        .collect::<Vec<_>>()
                 );
                 let Some(Req::Subscribe(asked)) = self.requests.remove(&packet_id) else {
                     panic!("Subscribed {packet_id} for no SUBSCRIBE");
@@ -978,7 +997,10 @@ impl<'b> Harness<'b> {
                 assert_eq!(filters, asked);
             }
             (Ev::Pong, Some(Packet::PingResp)) => {
-                assert!(!self.s.ping_outstanding(), "a PINGRESP left the ping outstanding");
+                assert!(
+                    !self.s.ping_outstanding(),
+                    "a PINGRESP left the ping outstanding"
+                );
             }
             (Ev::Dropped(d), None) => {
                 let (want, dup) = last.as_ref().expect("checked above").dropped();
@@ -1111,8 +1133,12 @@ impl<'b> Harness<'b> {
         let state = self.s.state();
         let result = self.s.connect(self.now, &connect);
         match result {
-            Err(Error::EmptyClientId) => assert!(empty_id && !clean_session),
-            Err(Error::AlreadyConnected) => assert_ne!(state, State::Disconnected),
+            Err(SessionError::Usage(UsageError::EmptyClientId)) => {
+                assert!(empty_id && !clean_session)
+            }
+            Err(SessionError::Usage(UsageError::AlreadyConnected)) => {
+                assert_ne!(state, State::Disconnected)
+            }
             Err(e) => panic!("connect failed: {e:?}"),
             Ok(()) => {
                 assert_eq!(state, State::Disconnected);
@@ -1246,7 +1272,11 @@ impl<'b> Harness<'b> {
         for _ in 0..64 {
             if self.poll_tx().is_empty() {
                 if self.s.state() != State::Disconnected {
-                    assert!(self.acks.is_empty(), "acks owed, none queued: {:?}", self.acks);
+                    assert!(
+                        self.acks.is_empty(),
+                        "acks owed, none queued: {:?}",
+                        self.acks
+                    );
                 }
                 return;
             }
@@ -1322,7 +1352,8 @@ impl<'b> Harness<'b> {
             match packet {
                 Packet::Subscribe(s) => {
                     self.subscribe_counts.insert(s.packet_id, s.filters.len());
-                    self.seen_requests.push((s.packet_id, Some(s.filters.len())));
+                    self.seen_requests
+                        .push((s.packet_id, Some(s.filters.len())));
                 }
                 Packet::Unsubscribe(u) => self.seen_requests.push((u.packet_id, None)),
                 Packet::Publish(p) => {
@@ -1364,7 +1395,9 @@ impl<'b> Harness<'b> {
     /// Resends go first, in their original order, as they were sent.
     fn check_order(&mut self, packet: &Packet<'_>) {
         let resend = match *packet {
-            Packet::Publish(p) if p.dup => Some((p.packet_id.expect("DUP only with QoS > 0"), false)),
+            Packet::Publish(p) if p.dup => {
+                Some((p.packet_id.expect("DUP only with QoS > 0"), false))
+            }
             Packet::PubRel(r) => Some((r.packet_id, true)),
             _ => None,
         };
@@ -1430,7 +1463,11 @@ impl<'b> Harness<'b> {
         assert_eq!(subs, model, "the subscription list");
         assert!(subs.len() <= SUBS);
         let distinct: BTreeSet<&str> = subs.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(distinct.len(), subs.len(), "duplicate subscriptions {subs:?}");
+        assert_eq!(
+            distinct.len(),
+            subs.len(),
+            "duplicate subscriptions {subs:?}"
+        );
         for (f, _) in &subs {
             assert!(
                 topic::validate_filter(f).is_ok(),
@@ -1483,7 +1520,11 @@ impl<'b> Harness<'b> {
             );
         } else {
             assert_eq!(self.s.state(), state, "handle_timeout before {deadline:?}");
-            assert_eq!(self.s.ping_outstanding(), ping, "a ping before {deadline:?}");
+            assert_eq!(
+                self.s.ping_outstanding(),
+                ping,
+                "a ping before {deadline:?}"
+            );
             assert_eq!(self.s.transmit_idle(), idle);
         }
         self.timeout_due = due;

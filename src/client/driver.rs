@@ -45,7 +45,7 @@ where
                 (a, b) => a.or(b),
             };
             let Some(transport) = self.transport.as_mut() else {
-                return Err(Error::NotConnected);
+                return Err(Error::Usage(UsageError::NotConnected));
             };
             // Requests from other tasks wake the wait; unless some did not
             // fit the outbox: they wait until flushing makes room.
@@ -198,12 +198,15 @@ where
                 Ok(()) => self.outbox.pop_front(size),
                 // Full for now: try again once acknowledgements free room
                 // (never, with a window of 0: then it is an error below).
-                Err(Error::InflightFull) if INFLIGHT > 0 => return Ok(()),
+                Err(SessionError::Resource(ResourceError::InflightFull)) if INFLIGHT > 0 => {
+                    return Ok(());
+                }
                 // Write what is queued, then try again.
-                Err(Error::TransmitBufferTooSmall { .. }) if !self.session.transmit_idle() => {}
+                Err(SessionError::Resource(ResourceError::TransmitBufferTooSmall { .. }))
+                    if !self.session.transmit_idle() => {}
                 Err(e) => {
                     self.outbox.pop_front(size);
-                    return Err(e.widen());
+                    return Err(e.into());
                 }
             }
         }
@@ -226,7 +229,7 @@ where
                 return if self.session.state() == State::Disconnected {
                     Ok(())
                 } else {
-                    Err(Error::NotConnected)
+                    Err(Error::Usage(UsageError::NotConnected))
                 };
             };
             let pending = self.session.poll_transmit(now);
@@ -259,13 +262,13 @@ where
     /// timeout.
     pub(super) async fn say_goodbye(&mut self) -> Res<(), TransportError<K>> {
         self.flush().await?;
-        self.session.disconnect().map_err(Error::widen)?;
+        self.session.disconnect()?;
         let limit = self.clock.now() + self.session.timeouts().pingresp;
         let timeout = Error::Timeout(crate::error::AckKind::PingResp);
         loop {
             let now = self.clock.now();
             let Some(transport) = self.transport.as_mut() else {
-                return Err(Error::NotConnected);
+                return Err(Error::Usage(UsageError::NotConnected));
             };
             let pending = self.session.poll_transmit(now);
             if pending.is_empty() {
@@ -295,7 +298,7 @@ where
         // The session ended the connection: its `Closed` event says why.
         let mut handled = Handled::default();
         self.dispatch(&mut handled)?;
-        Err(self.fail(Error::NotConnected))
+        Err(self.fail(Error::Usage(UsageError::NotConnected)))
     }
 
     /// Ends the connection for a reason the session gave.
@@ -310,9 +313,10 @@ where
     pub(super) fn fail(&mut self, error: Error<TransportError<K>>) -> Error<TransportError<K>> {
         if self.close_transport() {
             let reason = match error {
-                Error::Refused(code) => DisconnectReason::Refused(code),
+                Error::Broker(BrokerError::Refused(code)) => DisconnectReason::Refused(code),
                 Error::Timeout(_) => DisconnectReason::Timeout,
-                Error::Malformed(_) | Error::Protocol(_) => DisconnectReason::ProtocolError,
+                Error::Broker(BrokerError::Malformed(_))
+                | Error::Broker(BrokerError::Protocol(_)) => DisconnectReason::ProtocolError,
                 _ => DisconnectReason::ConnectionLost,
             };
             self.notify_disconnect(reason);

@@ -13,7 +13,7 @@ use crate::callbacks::{
 };
 use crate::codec::{Publish, QoS, SubscribeReturnCode, Subscription};
 use crate::config::{BufferSlices, Config, generate_client_id};
-use crate::error::Error;
+use crate::error::{BrokerError, Error, ResourceError, SessionError, UsageError};
 use crate::fmt::{debug, warning};
 use crate::mailbox::Inbox;
 use crate::reconnect::{Backoff, Connector};
@@ -66,7 +66,7 @@ impl Handled {
 ///   also pending (un)subscribe requests and incoming QoS 2 messages
 ///   awaiting their PUBCOMP, each counted separately. [`publish`](Self::publish)
 ///   waits while the window is full; [`try_publish`](Self::try_publish)
-///   returns [`Error::InflightFull`] instead. For incoming QoS 2 to stay
+///   returns [`ResourceError::InflightFull`](crate::ResourceError::InflightFull) instead. For incoming QoS 2 to stay
 ///   exactly-once across reconnects, `INFLIGHT` must be at least the
 ///   number of QoS 2 messages the broker may leave awaiting PUBREL to one
 ///   client: past it the oldest unreleased id is forgotten, and if the
@@ -351,7 +351,7 @@ where
     /// the transport is still open (the next call closes it).
     pub async fn disconnect(&mut self) -> Res<(), TransportError<K>> {
         if self.transport.is_none() {
-            return Err(Error::NotConnected);
+            return Err(Error::Usage(UsageError::NotConnected));
         }
         let result = self.say_goodbye().await;
         // MQTT-3.14.4-1: the client closes the network connection after
@@ -369,7 +369,7 @@ where
     /// this waits, handling incoming packets, until one completes; that wait
     /// is bounded by the puback timeout.
     ///
-    /// Not connected: [`Error::NotConnected`] at once; nothing is queued
+    /// Not connected: [`UsageError::NotConnected`](crate::UsageError::NotConnected) at once; nothing is queued
     /// while offline, so memory stays bounded. If the connection fails
     /// while a QoS 1/2 message is being written, the message is already
     /// in the session: `publish` still returns its id and the message is
@@ -396,7 +396,7 @@ where
         self.try_publish(topic, payload, qos, retain).await
     }
 
-    /// Like [`publish`](Self::publish), but returns [`Error::InflightFull`]
+    /// Like [`publish`](Self::publish), but returns [`ResourceError::InflightFull`](crate::ResourceError::InflightFull)
     /// instead of waiting when the window is full.
     ///
     /// # Cancel safety
@@ -412,7 +412,7 @@ where
         self.flush().await?;
         let publish = Publish::new(topic, payload, qos, retain);
         let now = self.clock.now();
-        let packet_id = self.session.publish(now, &publish).map_err(Error::widen)?;
+        let packet_id = self.session.publish(now, &publish)?;
         if let Err(e) = self.flush_transmit().await {
             // A QoS 1/2 message is in the session now: it is resent after
             // the next connect (clean session off), so report its id, not
@@ -449,7 +449,7 @@ where
         match self.session.publish_outcome(packet_id) {
             Outcome::Completed | Outcome::Unknown => Ok(()),
             Outcome::Discarded => Err(Error::Discarded),
-            Outcome::Pending => Err(Error::NotConnected),
+            Outcome::Pending => Err(Error::Usage(UsageError::NotConnected)),
         }
     }
 
@@ -486,7 +486,7 @@ where
     ) -> Res<heapless::Vec<SubscribeReturnCode, SUBS>, TransportError<K>> {
         self.flush().await?;
         let now = self.clock.now();
-        let packet_id = self.session.subscribe(now, filters).map_err(Error::widen)?;
+        let packet_id = self.session.subscribe(now, filters)?;
         self.awaited = Some(packet_id);
         self.granted.clear();
         self.drive(None, &|c| !c.session.request_pending(packet_id))
@@ -529,10 +529,7 @@ where
     pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Res<u16, TransportError<K>> {
         self.flush().await?;
         let now = self.clock.now();
-        let packet_id = self
-            .session
-            .unsubscribe(now, filters)
-            .map_err(Error::widen)?;
+        let packet_id = self.session.unsubscribe(now, filters)?;
         self.drive(None, &|c| !c.session.request_pending(packet_id))
             .await?;
         self.require_connected()?;
@@ -548,7 +545,7 @@ where
     pub async fn ping(&mut self) -> Res<(), TransportError<K>> {
         self.flush().await?;
         let now = self.clock.now();
-        self.session.ping(now).map_err(Error::widen)?;
+        self.session.ping(now)?;
         self.drive(None, &|c| !c.session.ping_outstanding()).await?;
         self.require_connected()
     }
@@ -558,7 +555,7 @@ where
     /// keep-alive pings when due, and returns what it handled. It does not
     /// reconnect; [`run_for`](Self::run_for) does.
     ///
-    /// Errors: [`Error::NotConnected`], or the connection error that ended
+    /// Errors: [`UsageError::NotConnected`](crate::UsageError::NotConnected), or the connection error that ended
     /// the connection (the transport is closed and `on_disconnect` has run).
     ///
     /// # Cancel safety
@@ -574,7 +571,7 @@ where
         if self.session.state() == State::Connected {
             Ok(())
         } else {
-            Err(Error::NotConnected)
+            Err(Error::Usage(UsageError::NotConnected))
         }
     }
 }

@@ -18,7 +18,7 @@ where
     /// reconnect), the list is re-subscribed; with clean session off,
     /// unacknowledged messages are resent; with clean session on, they are
     /// discarded (`on_publish_discarded`). Messages arriving meanwhile are
-    /// dispatched. A refusal is [`Error::Refused`] with the return code
+    /// dispatched. A refusal is [`BrokerError::Refused`](crate::BrokerError::Refused) with the return code
     /// (and `on_disconnect` runs); a connector failure is
     /// [`Error::ConnectFailed`]. [`run`](Self::run) retries by policy.
     ///
@@ -28,14 +28,14 @@ where
     /// half-done connection that the next call closes first.
     pub async fn connect(&mut self) -> Res<bool, TransportError<K>> {
         if self.session.state() == State::Connected {
-            return Err(Error::AlreadyConnected);
+            return Err(Error::Usage(UsageError::AlreadyConnected));
         }
         // Checked before any transport is opened: a CONNECT that can never
         // be sent is the caller's error, not the network's.
         let connect = connect_packet(&self.config, &self.generated_id);
         connect.validate()?;
         if connect.client_id.is_empty() && !connect.clean_session {
-            return Err(Error::EmptyClientId);
+            return Err(Error::Usage(UsageError::EmptyClientId));
         }
         // The old transport goes before the new one is opened: a one-slot
         // socket pool has room for only one.
@@ -57,7 +57,7 @@ where
         let connect = connect_packet(&self.config, &self.generated_id);
         if let Err(e) = self.session.connect(now, &connect) {
             self.close_transport();
-            return Err(e.widen());
+            return Err(e.into());
         }
         debug!("connecting");
         self.drive(None, &|c| c.session.state() != State::Connecting)
@@ -93,7 +93,7 @@ where
     /// retrying: a permanent refusal ([`ConnectReturnCode::is_permanent`](crate::codec::ConnectReturnCode::is_permanent):
     /// bad credentials, not authorised, identifier rejected, protocol
     /// version), a [`Backoff::max_attempts`] that ran out (the last error),
-    /// or a CONNECT that can never be sent (e.g. [`Error::EmptyClientId`]).
+    /// or a CONNECT that can never be sent (e.g. [`UsageError::EmptyClientId`](crate::UsageError::EmptyClientId)).
     ///
     /// # Cancel safety
     ///
@@ -151,7 +151,7 @@ where
     /// error if trying again cannot help.
     fn retry_later(&mut self, error: Error<TransportError<K>>) -> Res<(), TransportError<K>> {
         let retry = match error {
-            Error::Refused(code) => !code.is_permanent(),
+            Error::Broker(BrokerError::Refused(code)) => !code.is_permanent(),
             Error::ConnectFailed => true,
             ref e => e.is_connection_lost(),
         };

@@ -77,13 +77,11 @@ mod tx;
 #[cfg(test)]
 mod tests;
 
-use core::convert::Infallible;
-
 use crate::codec::{
     self, ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, SubAck, Subscribe,
     SubscribeFilters, SubscribeReturnCode, Subscription, Unsubscribe, UnsubscribeFilters,
 };
-use crate::error::{AckKind, Error};
+use crate::error::{AckKind, ResourceError, SessionError, UsageError};
 use crate::time::{Duration, Instant};
 
 pub use event::{Closed, Connected, Dropped, Event, State};
@@ -96,7 +94,7 @@ use rx::{Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
 use tx::{Encode, TxQueue};
 
-type Result<T, E = Error<Infallible>> = core::result::Result<T, E>;
+type Result<T, E = SessionError> = core::result::Result<T, E>;
 
 /// The length of PUBACK, PUBREC, PUBREL and PUBCOMP: the room the session
 /// keeps in the transmit queue before it handles a packet.
@@ -487,7 +485,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     // ---- commands -------------------------------------------------------
 
     /// Starts a connection: queues `connect` and waits for CONNACK until
-    /// the connack timeout. Refused with [`Error::AlreadyConnected`] unless
+    /// the connack timeout. Refused with [`UsageError::AlreadyConnected`] unless
     /// [`Disconnected`](State::Disconnected). Anything queued or received
     /// on an earlier connection is dropped; with `clean_session` the
     /// in-flight messages are discarded too (each reported as
@@ -533,7 +531,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Queues a SUBSCRIBE for `filters` and records them in the
     /// subscription list (replacing the QoS of filters already there).
     /// Returns the packet id; the answer comes as [`Event::Subscribed`].
-    /// Refused ([`Error::TransmitBufferTooSmall`] / [`Error::StoreFull`])
+    /// Refused ([`ResourceError::TransmitBufferTooSmall`] / [`ResourceError::StoreFull`])
     /// when the whole list would no longer fit the one SUBSCRIBE that
     /// re-sends it after a reconnect.
     pub fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {

@@ -15,19 +15,22 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Ok(None);
         }
         if self.store.outgoing.is_full() {
-            return Err(Error::InflightFull);
+            return Err(SessionError::Resource(ResourceError::InflightFull));
         }
         let packet_id = self.free_packet_id()?;
         publish.packet_id = Some(packet_id);
         publish.validate()?;
         let len = publish.encoded_len();
         if len > self.store.free_bytes() {
-            return Err(Error::StoreFull);
+            return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         self.check_resubscribe_room(&[], len)?;
         self.check_tx_room(len)?;
         let bytes = self.tx.push(Encode::Publish(&publish))?;
-        let span = self.store.append(bytes).map_err(|_| Error::StoreFull)?;
+        let span = self
+            .store
+            .append(bytes)
+            .map_err(|_| SessionError::Resource(ResourceError::StoreFull))?;
         let stage = if publish.qos == QoS::AtLeastOnce {
             Stage::AwaitPubAck
         } else {
@@ -54,7 +57,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .filter(|s| self.store.find_subscription(s.filter).is_none())
             .count();
         if self.store.subscriptions.len() + new > SUBS {
-            return Err(Error::SubscriptionsFull);
+            return Err(SessionError::Resource(ResourceError::SubscriptionsFull));
         }
         let packet_id = self.free_packet_id()?;
         let subscribe = Subscribe {
@@ -65,7 +68,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let len = subscribe.encoded_len();
         let filter_bytes: usize = filters.iter().map(|s| s.filter.len()).sum();
         if len + filter_bytes > self.store.free_bytes() {
-            return Err(Error::StoreFull);
+            return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         self.check_resubscribe_room(filters, 0)?;
         let packet = Encode::Subscribe(&subscribe);
@@ -104,7 +107,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         unsubscribe.validate()?;
         let len = unsubscribe.encoded_len();
         if len > self.store.free_bytes() {
-            return Err(Error::StoreFull);
+            return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         let packet = Encode::Unsubscribe(&unsubscribe);
         self.push_request(now, packet, packet_id, RequestKind::Unsubscribe)?;
@@ -128,7 +131,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// driver's retry only when the queue was not empty tells the two apart).
     pub(crate) fn check_tx_room(&self, len: usize) -> Result<()> {
         if !self.tx.has_room(len) || self.is_resending() {
-            return Err(Error::TransmitBufferTooSmall { needed: len });
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall { needed: len },
+            ));
         }
         Ok(())
     }
@@ -144,9 +149,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// are not new traffic.
     pub(crate) fn push_control(&mut self, bytes: &[u8]) -> Result<()> {
         if !self.tx.has_room(bytes.len()) {
-            return Err(Error::TransmitBufferTooSmall {
-                needed: bytes.len(),
-            });
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall {
+                    needed: bytes.len(),
+                },
+            ));
         }
         self.tx.push_bytes(bytes)?;
         Ok(())
@@ -169,14 +176,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         kind: RequestKind,
     ) -> Result<()> {
         if self.store.requests.is_full() {
-            return Err(Error::InflightFull);
+            return Err(SessionError::Resource(ResourceError::InflightFull));
         }
         self.check_tx_room(packet.encoded_len())?;
         let bytes = self.tx.push(packet)?;
         let span = self
             .store
             .append(bytes)
-            .map_err(|StoreFull| Error::StoreFull)?;
+            .map_err(|StoreFull| SessionError::Resource(ResourceError::StoreFull))?;
         self.add_request(now, packet_id, kind, span);
         self.take_packet_id(packet_id);
         Ok(())

@@ -70,16 +70,18 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         if self.state != State::Disconnected {
             // A second CONNECT on a connection is a protocol violation
             // (MQTT-3.1.0-2); the caller must end the connection first.
-            return Err(Error::AlreadyConnected);
+            return Err(SessionError::Usage(UsageError::AlreadyConnected));
         }
         if connect.client_id.is_empty() && !connect.clean_session {
-            return Err(Error::EmptyClientId);
+            return Err(SessionError::Usage(UsageError::EmptyClientId));
         }
         connect.validate()?;
         if connect.encoded_len() > self.tx.capacity() {
-            return Err(Error::TransmitBufferTooSmall {
-                needed: connect.encoded_len(),
-            });
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall {
+                    needed: connect.encoded_len(),
+                },
+            ));
         }
         // Anything left of an earlier connection (if the driver did not
         // report its loss). PUBCOMPs never written: their ids stay.
@@ -126,7 +128,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
 
     pub(crate) fn disconnect(&mut self) -> Result<()> {
         if self.state == State::Disconnected {
-            return Err(Error::NotConnected);
+            return Err(SessionError::Usage(UsageError::NotConnected));
         }
         self.push_control(&codec::Disconnect::BYTES)?;
         self.state = State::Disconnected;
@@ -172,7 +174,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
 
     pub(crate) fn ready(&self) -> Result<()> {
         if self.state != State::Connected {
-            return Err(Error::NotConnected);
+            return Err(SessionError::Usage(UsageError::NotConnected));
         }
         Ok(())
     }
@@ -248,7 +250,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             }
             id = id.checked_add(1).unwrap_or(1);
         }
-        Err(Error::InflightFull)
+        Err(SessionError::Resource(ResourceError::InflightFull))
     }
 
     /// Takes `id` from [`free_packet_id`](Self::free_packet_id), once the

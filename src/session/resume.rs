@@ -26,7 +26,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let filter_bytes: usize = known.clone().chain(new.clone()).sum();
         let len = Subscribe::encoded_len_for(known.chain(new));
         if len > self.tx.capacity() {
-            return Err(Error::TransmitBufferTooSmall { needed: len });
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall { needed: len },
+            ));
         }
         let outgoing: usize = self
             .store
@@ -36,7 +38,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .map(|e| e.span.len)
             .sum();
         if outgoing + filter_bytes + more + len > self.store.capacity() {
-            return Err(Error::StoreFull);
+            return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         Ok(())
     }

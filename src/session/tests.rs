@@ -11,10 +11,13 @@ use std::boxed::Box;
 use std::vec;
 use std::vec::Vec;
 
+use core::convert::Infallible;
+
 use super::*;
 use crate::codec::{
     PubAck, PubComp, PubRec, PubRel, ReturnCodes, SubscribeReturnCode as Code, UnsubAck,
 };
+use crate::error::{BrokerError, Error};
 
 type S = Session<'static, 4, 4>;
 type Res<T> = core::result::Result<T, Error<Infallible>>;
@@ -303,7 +306,7 @@ fn connack_refusals_are_errors_for_each_code() {
         sent(&mut s, T0);
         assert_eq!(
             feed(&mut s, T0, connack(false, code)),
-            Err(Error::Refused(code))
+            Err(Error::Broker(BrokerError::Refused(code)))
         );
         assert_ne!(s.state(), State::Connected, "{code:?}");
         assert_eq!(
@@ -322,7 +325,7 @@ fn connack_session_present_with_clean_session_is_protocol_error() {
     s.connect(T0, &connect_packet(true, 0)).unwrap();
     assert_eq!(
         feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)),
-        Err(Error::Protocol(PacketType::ConnAck))
+        Err(Error::Broker(BrokerError::Protocol(PacketType::ConnAck)))
     );
     assert_ne!(s.state(), State::Connected);
 }
@@ -348,7 +351,10 @@ fn empty_client_id_needs_clean_session() {
         client_id: "",
         ..connect_packet(false, 0)
     };
-    assert_eq!(s.connect(T0, &connect), Err(Error::EmptyClientId));
+    assert_eq!(
+        s.connect(T0, &connect),
+        Err(SessionError::Usage(UsageError::EmptyClientId))
+    );
     assert_eq!(s.state(), State::Disconnected);
     let connect = Connect {
         client_id: "",
@@ -372,7 +378,10 @@ fn packets_before_connack_are_protocol_errors() {
     for p in packets {
         let mut s = session();
         s.connect(T0, &connect_packet(true, 0)).unwrap();
-        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+        assert_eq!(
+            feed(&mut s, T0, p),
+            Err(Error::Broker(BrokerError::Protocol(p.packet_type())))
+        );
         // Nothing answered it: the connection is over, CONNECT included.
         assert!(sent(&mut s, T0).is_empty());
         assert_eq!(s.state(), State::Disconnected);
@@ -395,7 +404,7 @@ fn second_connack_is_protocol_error() {
     let mut s = connected();
     assert_eq!(
         feed(&mut s, T0, accepted()),
-        Err(Error::Protocol(PacketType::ConnAck))
+        Err(Error::Broker(BrokerError::Protocol(PacketType::ConnAck)))
     );
 }
 
@@ -420,21 +429,30 @@ fn operations_need_a_connection() {
     let check = |s: &mut S| {
         assert_eq!(
             s.publish(T0, &msg("t", QoS::AtMostOnce)),
-            Err(Error::NotConnected)
+            Err(SessionError::Usage(UsageError::NotConnected))
         );
         assert_eq!(
             s.publish(T0, &msg("t", QoS::AtLeastOnce)),
-            Err(Error::NotConnected)
+            Err(SessionError::Usage(UsageError::NotConnected))
         );
         assert_eq!(
             s.subscribe(T0, &[sub("t", QoS::AtMostOnce)]),
-            Err(Error::NotConnected)
+            Err(SessionError::Usage(UsageError::NotConnected))
         );
-        assert_eq!(s.unsubscribe(T0, &["t"]), Err(Error::NotConnected));
-        assert_eq!(s.ping(T0), Err(Error::NotConnected));
+        assert_eq!(
+            s.unsubscribe(T0, &["t"]),
+            Err(SessionError::Usage(UsageError::NotConnected))
+        );
+        assert_eq!(
+            s.ping(T0),
+            Err(SessionError::Usage(UsageError::NotConnected))
+        );
     };
     check(&mut s);
-    assert_eq!(s.disconnect(), Err(Error::NotConnected));
+    assert_eq!(
+        s.disconnect(),
+        Err(SessionError::Usage(UsageError::NotConnected))
+    );
     s.connect(T0, &connect_packet(true, 0)).unwrap();
     check(&mut s);
     assert_eq!(s.inflight(), 0);
@@ -1043,7 +1061,7 @@ fn suback_with_wrong_number_of_codes_is_protocol_error() {
         sent(&mut s, T0);
         assert_eq!(
             feed(&mut s, T0, suback(1, codes)),
-            Err(Error::Protocol(PacketType::SubAck))
+            Err(Error::Broker(BrokerError::Protocol(PacketType::SubAck)))
         );
     }
 }
@@ -1065,7 +1083,7 @@ fn subscription_list_full() {
     }
     assert_eq!(
         s.subscribe(T0, &[sub("d", QoS::AtMostOnce), sub("e", QoS::AtMostOnce)]),
-        Err(Error::SubscriptionsFull)
+        Err(SessionError::Resource(ResourceError::SubscriptionsFull))
     );
     // An existing filter takes no new slot.
     s.subscribe(T0, &[sub("a", QoS::AtLeastOnce), sub("d", QoS::AtMostOnce)])
@@ -1073,7 +1091,7 @@ fn subscription_list_full() {
     assert_eq!(s.subscriptions().count(), 4);
     assert_eq!(
         s.subscribe(T0, &[sub("e", QoS::AtMostOnce)]),
-        Err(Error::SubscriptionsFull)
+        Err(SessionError::Resource(ResourceError::SubscriptionsFull))
     );
 }
 
@@ -1082,10 +1100,16 @@ fn invalid_filter_is_refused_without_state() {
     let mut s = connected();
     assert!(matches!(
         s.subscribe(T0, &[sub("a/#/b", QoS::AtMostOnce)]),
-        Err(Error::Encode(_))
+        Err(SessionError::Usage(UsageError::Encode(_)))
     ));
-    assert!(matches!(s.subscribe(T0, &[]), Err(Error::Encode(_))));
-    assert!(matches!(s.unsubscribe(T0, &["+x"]), Err(Error::Encode(_))));
+    assert!(matches!(
+        s.subscribe(T0, &[]),
+        Err(SessionError::Usage(UsageError::Encode(_)))
+    ));
+    assert!(matches!(
+        s.unsubscribe(T0, &["+x"]),
+        Err(SessionError::Usage(UsageError::Encode(_)))
+    ));
     assert_eq!(s.subscriptions().count(), 0);
     assert!(sent(&mut s, T0).is_empty());
     assert_eq!(s.poll_timeout(), None);
@@ -1204,7 +1228,7 @@ fn inflight_full_and_freed_by_an_ack() {
     assert!(!s.can_publish());
     assert_eq!(
         s.publish(T0, &msg("t", QoS::ExactlyOnce)),
-        Err(Error::InflightFull)
+        Err(SessionError::Resource(ResourceError::InflightFull))
     );
     // QoS 0 needs no slot.
     assert_eq!(s.publish(T0, &msg("t", QoS::AtMostOnce)), Ok(None));
@@ -1226,10 +1250,13 @@ fn requests_have_their_own_window() {
         s.unsubscribe(T0, &["x"]).unwrap();
         assert!(s.request_pending(i + 1));
     }
-    assert_eq!(s.unsubscribe(T0, &["x"]), Err(Error::InflightFull));
+    assert_eq!(
+        s.unsubscribe(T0, &["x"]),
+        Err(SessionError::Resource(ResourceError::InflightFull))
+    );
     assert_eq!(
         s.subscribe(T0, &[sub("x", QoS::AtMostOnce)]),
-        Err(Error::InflightFull)
+        Err(SessionError::Resource(ResourceError::InflightFull))
     );
     assert_eq!(
         s.subscriptions().count(),
@@ -1255,13 +1282,19 @@ fn store_full() {
     );
     assert_eq!(s.publish(T0, &p), Ok(Some(1)));
     assert_eq!(s.publish(T0, &p), Ok(Some(2)));
-    assert_eq!(s.publish(T0, &p), Err(Error::StoreFull));
+    assert_eq!(
+        s.publish(T0, &p),
+        Err(SessionError::Resource(ResourceError::StoreFull))
+    );
     assert_eq!(s.inflight(), 2);
     assert_eq!(
         s.subscribe(T0, &[sub("f", QoS::AtMostOnce)]),
-        Err(Error::StoreFull)
+        Err(SessionError::Resource(ResourceError::StoreFull))
     );
-    assert_eq!(s.unsubscribe(T0, &["f"]), Err(Error::StoreFull));
+    assert_eq!(
+        s.unsubscribe(T0, &["f"]),
+        Err(SessionError::Resource(ResourceError::StoreFull))
+    );
     assert_eq!(s.subscriptions().count(), 0);
     assert_eq!(
         sent(&mut s, T0).len(),
@@ -1285,7 +1318,9 @@ fn transmit_buffer_too_small() {
     let needed = Packet::Publish(big).encoded_len();
     assert_eq!(
         s.publish(T0, &big),
-        Err(Error::TransmitBufferTooSmall { needed })
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { needed }
+        ))
     );
     let big1 = Publish {
         payload: &[0; 30],
@@ -1293,7 +1328,9 @@ fn transmit_buffer_too_small() {
     };
     assert!(matches!(
         s.publish(T0, &big1),
-        Err(Error::TransmitBufferTooSmall { .. })
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { .. }
+        ))
     ));
     assert_eq!(s.inflight(), 0, "a refused publish keeps no state");
     // One that fits an empty buffer but not behind what is queued.
@@ -1301,7 +1338,9 @@ fn transmit_buffer_too_small() {
     let id = s.publish(T0, &p).unwrap().unwrap();
     assert!(matches!(
         s.publish(T0, &p),
-        Err(Error::TransmitBufferTooSmall { .. })
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { .. }
+        ))
     ));
     assert_eq!(ids(&s), [(id, Stage::AwaitPubAck)]);
     // After writing, it fits.
@@ -1610,15 +1649,21 @@ fn new_traffic_waits_for_the_resends() {
     assert!(s.is_resending(), "two more to go");
     assert!(matches!(
         s.publish(secs(1), &msg("new", QoS::AtMostOnce)),
-        Err(Error::TransmitBufferTooSmall { .. })
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { .. }
+        ))
     ));
     assert!(matches!(
         s.publish(secs(1), &msg("new", QoS::AtLeastOnce)),
-        Err(Error::TransmitBufferTooSmall { .. })
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { .. }
+        ))
     ));
     assert!(matches!(
         s.subscribe(secs(1), &[sub("new", QoS::AtMostOnce)]),
-        Err(Error::TransmitBufferTooSmall { .. })
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { .. }
+        ))
     ));
     assert_eq!(s.inflight(), 3);
     assert_eq!(s.subscriptions().count(), 0);
@@ -1746,7 +1791,10 @@ fn disconnect_queues_disconnect() {
     assert_eq!(s.poll_timeout(), None);
     assert_eq!(timeout(&mut s, secs(100)), Ok(()));
     assert_eq!(s.inflight(), 1, "the session outlives the connection");
-    assert_eq!(s.disconnect(), Err(Error::NotConnected));
+    assert_eq!(
+        s.disconnect(),
+        Err(SessionError::Usage(UsageError::NotConnected))
+    );
 }
 
 #[test]
@@ -1767,12 +1815,18 @@ fn server_only_packets_are_protocol_errors() {
     ];
     for p in packets {
         let mut s = connected();
-        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+        assert_eq!(
+            feed(&mut s, T0, p),
+            Err(Error::Broker(BrokerError::Protocol(p.packet_type())))
+        );
         assert!(sent(&mut s, T0).is_empty());
         // Also while connecting.
         let mut s = session();
         s.connect(T0, &connect_packet(true, 0)).unwrap();
-        assert_eq!(feed(&mut s, T0, p), Err(Error::Protocol(p.packet_type())));
+        assert_eq!(
+            feed(&mut s, T0, p),
+            Err(Error::Broker(BrokerError::Protocol(p.packet_type())))
+        );
     }
 }
 
@@ -1859,7 +1913,9 @@ fn subscription_list_must_fit_one_resubscribe() {
     feed(&mut s, T0, suback(id, &[0])).unwrap();
     assert_eq!(
         s.subscribe(T0, &[sub("aaaaaaaaaaaaaaaa/2", QoS::AtMostOnce)]),
-        Err(Error::TransmitBufferTooSmall { needed: 46 })
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { needed: 46 }
+        ))
     );
     assert_eq!(s.subscriptions().count(), 1);
     assert!(sent(&mut s, T0).is_empty());
@@ -1890,13 +1946,13 @@ fn store_keeps_room_for_the_resubscription() {
     }
     assert_eq!(
         s.publish(T0, &msg("t", QoS::AtLeastOnce)),
-        Err(Error::StoreFull)
+        Err(SessionError::Resource(ResourceError::StoreFull))
     );
     // Its 17-byte SUBSCRIBE fits the 21 free bytes now, but the list
     // would not be re-sent.
     assert_eq!(
         s.subscribe(T0, &[sub("ddddd", QoS::AtMostOnce)]),
-        Err(Error::StoreFull)
+        Err(SessionError::Resource(ResourceError::StoreFull))
     );
     assert!(s.subscribe(T0, &[sub("dddd", QoS::AtMostOnce)]).is_ok());
     sent(&mut s, T0);
@@ -1920,12 +1976,12 @@ fn connect_on_a_live_connection_is_already_connected() {
     s.connect(T0, &connect_packet(true, 0)).unwrap();
     assert_eq!(
         s.connect(T0, &connect_packet(true, 0)),
-        Err(Error::AlreadyConnected)
+        Err(SessionError::Usage(UsageError::AlreadyConnected))
     );
     feed(&mut s, T0, accepted()).unwrap();
     assert_eq!(
         s.connect(T0, &connect_packet(false, 0)),
-        Err(Error::AlreadyConnected)
+        Err(SessionError::Usage(UsageError::AlreadyConnected))
     );
     assert_eq!(s.state(), State::Connected);
     assert_eq!(

@@ -11,6 +11,7 @@ use std::time::Duration as StdDuration;
 
 use minimqtt::callbacks::DisconnectReason;
 use minimqtt::codec::{ConnectReturnCode, PacketType};
+use minimqtt::{BrokerError, UsageError};
 use minimqtt::{Error, LastWill, QoS, SubscribeReturnCode, Subscription};
 
 use super::*;
@@ -67,7 +68,7 @@ pub async fn walkthrough(env: Env) {
     assert_eq!(peer.take(), [Ev::Disconnect(DisconnectReason::Requested)]);
     assert!(matches!(
         peer.poll_once(StdDuration::from_millis(10)).await,
-        Err(Error::NotConnected)
+        Err(Error::Usage(UsageError::NotConnected))
     ));
     assert_eq!(
         peer.stats.get().written_types(),
@@ -483,7 +484,10 @@ async fn expect_refused(env: &Env, config: minimqtt::Config<'static>) {
     let mut peer = Peer::new(env, config, Sizes::default()).await;
     let result = within("connect", peer.client.connect()).await;
     match (env.kind, result) {
-        (BrokerKind::Mosquitto, Err(Error::Refused(ConnectReturnCode::NotAuthorized))) => {
+        (
+            BrokerKind::Mosquitto,
+            Err(Error::Broker(BrokerError::Refused(ConnectReturnCode::NotAuthorized))),
+        ) => {
             assert_eq!(
                 peer.take(),
                 [Ev::Disconnect(DisconnectReason::Refused(
@@ -502,11 +506,11 @@ async fn expect_refused(env: &Env, config: minimqtt::Config<'static>) {
     assert!(!peer.is_connected());
     assert!(matches!(
         peer.poll_once(StdDuration::from_millis(10)).await,
-        Err(Error::NotConnected)
+        Err(Error::Usage(UsageError::NotConnected))
     ));
     assert!(matches!(
         peer.publish("x", b"", QoS::AtLeastOnce, false).await,
-        Err(Error::NotConnected)
+        Err(Error::Usage(UsageError::NotConnected))
     ));
 }
 
