@@ -47,7 +47,10 @@ struct App {
 fn on_message(ctx: &mut Context<'_, App>, msg: &Message<'_>) {
     let text = core::str::from_utf8(msg.payload).unwrap_or("<not UTF-8>");
     hprintln!("received on {} at {:?}: {}", msg.topic, msg.qos, text);
-    match MESSAGES.iter().position(|(payload, _)| *payload == msg.payload) {
+    match MESSAGES
+        .iter()
+        .position(|(payload, _)| *payload == msg.payload)
+    {
         Some(i) if msg.topic == TOPIC => ctx.user_data.echoed[i] = true,
         _ => ctx.user_data.unexpected += 1,
     }
@@ -88,7 +91,14 @@ async fn mqtt(connector: UartConnector, clock: SysTickClock) -> Result<(), &'sta
         keep_alive_secs: 30,
         ..Config::new(CLIENT_ID)
     };
-    let mut client = Client::new(connector, clock, config, buffers.slices(), callbacks, App::default());
+    let mut client = Client::new(
+        connector,
+        clock,
+        config,
+        buffers.slices(),
+        callbacks,
+        App::default(),
+    );
 
     let session_present = client.connect().await.map_err(|e| report("connect", e))?;
     hprintln!("connected (session present: {})", session_present);
@@ -108,12 +118,19 @@ async fn mqtt(connector: UartConnector, clock: SysTickClock) -> Result<(), &'sta
             .await
             .map_err(|e| report("publish", e))?
             .ok_or("a QoS 1/2 publish got no packet id")?;
-        client.wait_published(id).await.map_err(|e| report("wait_published", e))?;
+        client
+            .wait_published(id)
+            .await
+            .map_err(|e| report("wait_published", e))?;
         hprintln!("published at {:?} (packet id {}), acknowledged", qos, id);
     }
 
+    // Both echoes, and the end of the QoS 2 one's handshake: a QoS 2
+    // message is delivered when its PUBLISH arrives, but the broker's
+    // PUBREL, and our PUBCOMP, come after. Disconnecting before them would
+    // leave the broker with a delivery it never saw completed.
     let deadline = clock.now() + ECHO_TIMEOUT;
-    while !client.user_data().echoed.iter().all(|&e| e) {
+    while !client.user_data().echoed.iter().all(|&e| e) || client.session().incoming_pending() > 0 {
         if clock.now() >= deadline {
             return Err("the echoes did not all come back in time");
         }
@@ -126,7 +143,10 @@ async fn mqtt(connector: UartConnector, clock: SysTickClock) -> Result<(), &'sta
         return Err("an unexpected message arrived");
     }
 
-    client.disconnect().await.map_err(|e| report("disconnect", e))?;
+    client
+        .disconnect()
+        .await
+        .map_err(|e| report("disconnect", e))?;
     hprintln!("disconnected");
     Ok(())
 }
