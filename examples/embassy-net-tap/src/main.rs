@@ -8,9 +8,10 @@
 //! one socket: every reconnect succeeds only because the client drops the
 //! old connection before it asks the connector for a new one.
 //!
-//! Usage: `minimqtt-embassy-net-tap <tap> <broker-ip> <client-ip>`, run
-//! inside a network namespace where `<tap>` exists, is up, and carries
-//! `<broker-ip>/24` on the kernel's side. `tests/netns.rs` creates that
+//! Usage: `minimqtt-embassy-net-tap <tap> <broker-ip> <client-ip> <dir>`,
+//! run inside a network namespace where `<tap>` exists, is up, and carries
+//! `<broker-ip>/24` on the kernel's side; mosquitto's config and log go
+//! into `<dir>/mosquitto`. `tests/netns.rs` creates that
 //! namespace and runs this program in it; run that test, not this program
 //! (`cargo test` in this directory, as root). The broker is started here,
 //! so it lives in the same namespace; nothing is sent to any address but
@@ -170,8 +171,8 @@ async fn net_task(mut runner: Runner<'static, TunTapDevice>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, tap, broker_ip, client_ip] = args.as_slice() else {
-        eprintln!("usage: minimqtt-embassy-net-tap <tap> <broker-ip> <client-ip>");
+    let [_, tap, broker_ip, client_ip, dir] = args.as_slice() else {
+        eprintln!("usage: minimqtt-embassy-net-tap <tap> <broker-ip> <client-ip> <dir>");
         std::process::exit(2);
     };
     let broker_ip: Ipv4Addr = broker_ip.parse().expect("broker IPv4 address");
@@ -184,7 +185,8 @@ fn main() {
         .expect("tokio runtime");
     let tasks = tokio::task::LocalSet::new();
     let started = std::time::Instant::now();
-    tasks.block_on(&runtime, scenario(tap, broker_ip, client_ip));
+    let dir = std::path::Path::new(dir).join("mosquitto");
+    tasks.block_on(&runtime, scenario(tap, broker_ip, client_ip, dir));
     println!(
         "embassy-net on {tap}: {} connections across {RESTARTS} broker restarts, all assertions held, in {:.1} s",
         RESTARTS + 1,
@@ -192,7 +194,7 @@ fn main() {
     );
 }
 
-async fn scenario(tap: &str, broker_ip: Ipv4Addr, client_ip: Ipv4Addr) {
+async fn scenario(tap: &str, broker_ip: Ipv4Addr, client_ip: Ipv4Addr, dir: std::path::PathBuf) {
     let mut device =
         TunTapDevice::new(tap).unwrap_or_else(|e| panic!("open TAP device {tap}: {e}"));
     // Locally administered, unicast.
@@ -214,7 +216,7 @@ async fn scenario(tap: &str, broker_ip: Ipv4Addr, client_ip: Ipv4Addr) {
     tokio::task::spawn_local(net_task(runner));
     stack.wait_config_up().await;
 
-    let mut broker = Mosquitto::start(broker_ip).await;
+    let mut broker = Mosquitto::start(broker_ip, dir).await;
 
     static TCP_STATE: StaticCell<TcpClientState<1, TCP_TX, TCP_RX>> = StaticCell::new();
     static TCP: StaticCell<Tcp> = StaticCell::new();

@@ -47,9 +47,10 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Writes a config that listens on `ip:1883` only and starts the
-    /// broker; returns once it is listening.
-    pub async fn start(ip: Ipv4Addr) -> Mosquitto {
+    /// Writes a config that listens on `ip:1883` only into `dir` (created,
+    /// removed on drop) and starts the broker; returns once it is
+    /// listening.
+    pub async fn start(ip: Ipv4Addr, dir: PathBuf) -> Mosquitto {
         let binary = [
             "/usr/sbin/mosquitto",
             "/usr/local/sbin/mosquitto",
@@ -59,9 +60,6 @@ impl Mosquitto {
         .map(PathBuf::from)
         .find(|path| path.is_file())
         .expect("mosquitto is not installed");
-        let dir =
-            std::env::temp_dir().join(format!("minimqtt-tap-mosquitto-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create mosquitto's directory");
         let config = [
             format!("listener 1883 {ip}"),

@@ -27,6 +27,16 @@ use std::time::{Duration, Instant};
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 const TAP: &str = "mqtap0";
 
+/// A directory of our own (the program's output, mosquitto's config and
+/// log), removed on drop: the program cannot clean up if it is killed.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A network namespace of our own, deleted on drop.
 struct Namespace {
     name: String,
@@ -137,7 +147,9 @@ fn mqtt_over_embassy_net_on_a_tap_device_through_broker_restarts() {
         return skip_or_fail(&format!("cannot set up a TAP device in {name} ({e})"));
     }
 
-    let output_path: PathBuf = std::env::temp_dir().join(format!("{name}.out"));
+    let dir = TempDir(std::env::temp_dir().join(&name));
+    fs::create_dir_all(&dir.0).expect("create the test's directory");
+    let output_path = dir.0.join("output.txt");
     let output = fs::File::create(&output_path).expect("create the program's output file");
     let started = Instant::now();
     let mut child = Command::new("ip")
@@ -147,7 +159,8 @@ fn mqtt_over_embassy_net_on_a_tap_device_through_broker_restarts() {
             &name,
             env!("CARGO_BIN_EXE_minimqtt-embassy-net-tap"),
         ])
-        .args([TAP, broker_ip.as_str(), client_ip.as_str()])
+        .args([TAP, &broker_ip, &client_ip])
+        .arg(&dir.0)
         .stdin(Stdio::null())
         .stdout(output.try_clone().expect("clone the output file"))
         .stderr(output)
@@ -166,11 +179,11 @@ fn mqtt_over_embassy_net_on_a_tap_device_through_broker_restarts() {
     };
     let elapsed = started.elapsed();
     let printed = fs::read_to_string(&output_path).unwrap_or_default();
-    let _ = fs::remove_file(&output_path);
     println!("--- minimqtt-embassy-net-tap in {name} ({broker_ip} <- {client_ip})\n{printed}");
     println!("run time {:.1} s", elapsed.as_secs_f64());
 
     drop(namespace);
+    drop(dir);
     assert!(
         !Namespace::exists(&name),
         "network namespace {name} is still there"
