@@ -11,11 +11,10 @@
 //! Usage: `minimqtt-embassy-net-tap <tap> <broker-ip> <client-ip> <dir>`,
 //! run inside a network namespace where `<tap>` exists, is up, and carries
 //! `<broker-ip>/24` on the kernel's side; mosquitto's config and log go
-//! into `<dir>/mosquitto`. `tests/netns.rs` creates that
-//! namespace and runs this program in it; run that test, not this program
-//! (`cargo test` in this directory, as root). The broker is started here,
-//! so it lives in the same namespace; nothing is sent to any address but
-//! `<broker-ip>`.
+//! into `<dir>/mosquitto`. `tests/netns.rs` creates that namespace and
+//! runs this program in it; run that test, not this program (`cargo test`
+//! in this directory, as root). The broker is started here, so it lives in
+//! the same namespace; nothing is sent to any address but `<broker-ip>`.
 //!
 //! Panics (exit status 101) on the first assertion that fails.
 
@@ -114,7 +113,7 @@ struct Broker {
 }
 
 #[derive(Debug)]
-#[allow(dead_code)] // Read through Debug when the client logs a failure.
+#[allow(dead_code)] // Read only through Debug, when printed.
 enum ConnectError {
     Tcp(embassy_net::tcp::Error),
     Timeout,
