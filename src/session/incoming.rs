@@ -152,6 +152,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             e.status = Status::Done;
             e.send = false;
         }
+        self.store.finished = true;
         self.record(packet_id, Outcome::Completed);
         Handled::Published(i)
     }
@@ -174,6 +175,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // carries the PUBREL in its place.
         if e.send || resending {
             e.send = true;
+            self.sends_pending = true;
         } else {
             self.push_ack(PacketType::PubRel, packet_id);
         }
@@ -224,6 +226,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         if let Some(r) = self.store.requests.get_mut(i) {
             r.done = true;
+            self.store.finished = true;
         }
         Ok(Handled::Subscribed(i))
     }
@@ -236,6 +239,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         };
         if let Some(r) = self.store.requests.get_mut(i) {
             r.done = true;
+            self.store.finished = true;
         }
         Handled::Unsubscribed(i)
     }
@@ -288,6 +292,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let e = self.store.outgoing.get_mut(i)?;
         e.status = Status::Done;
         let id = e.packet_id;
+        self.store.finished = true;
         self.record(id, Outcome::Discarded);
         Some(i)
     }

@@ -122,7 +122,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Whether resends (or the re-SUBSCRIBE) queued at CONNACK still wait
     /// to be queued; new traffic goes after them.
     pub(crate) fn is_resending(&self) -> bool {
-        self.resubscribe || self.store.outgoing.iter().any(|e| e.send && e.is_live())
+        self.resubscribe
+            || (self.sends_pending && self.store.outgoing.iter().any(|e| e.send && e.is_live()))
     }
 
     /// Room for a new packet of `len` bytes now. Without it the driver
@@ -215,6 +216,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// PUBLISH (with DUP) or PUBREL, oldest first (MQTT-4.6.0-1, -2).
     /// `poll_transmit` calls again as the queue drains.
     pub(crate) fn queue_sends(&mut self, now: Instant) {
+        if !self.resubscribe && !self.sends_pending {
+            return;
+        }
         if self.resubscribe {
             if !self.queue_resubscribe(now) {
                 return;
@@ -249,5 +253,6 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 e.deadline = now + self.timeouts.puback;
             }
         }
+        self.sends_pending = false;
     }
 }

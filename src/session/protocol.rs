@@ -35,6 +35,9 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) ping_deferred: bool,
     /// A re-SUBSCRIBE of the unconfirmed filters waits for room to be queued.
     pub(crate) resubscribe: bool,
+    /// Some outgoing entry may have its `send` flag set: only then does
+    /// [`is_resending`](Self::is_resending) scan the window.
+    pub(crate) sends_pending: bool,
     /// Why the connection ended, until reported.
     pub(crate) closed: Option<Closed>,
     /// The last accepted CONNACK's session-present flag.
@@ -60,6 +63,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             pingresp_deadline: None,
             ping_deferred: false,
             resubscribe: false,
+            sends_pending: false,
             closed: None,
             session_present: false,
             outcomes: heapless::Vec::new(),
@@ -112,6 +116,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.pingresp_deadline = None;
         self.ping_deferred = false;
         self.resubscribe = false;
+        self.sends_pending = false;
         // What to resend is decided by the next CONNACK.
         for e in self.store.outgoing.iter_mut() {
             e.send = false;

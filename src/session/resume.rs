@@ -96,6 +96,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 e.deadline = now + self.timeouts.puback;
                 resent += 1;
             }
+            self.sends_pending = resent > 0;
         }
         Ok(Connected {
             session_present: ack.session_present,

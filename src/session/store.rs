@@ -95,6 +95,9 @@ pub(crate) struct StoreFull;
 pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     buf: &'b mut [u8],
     used: usize,
+    /// An entry was marked done since the last [`collect`](Self::collect):
+    /// without one, `collect` (called before most operations) scans nothing.
+    pub(crate) finished: bool,
     pub(crate) outgoing: heapless::Vec<Outgoing, INFLIGHT>,
     pub(crate) requests: heapless::Vec<Request, INFLIGHT>,
     pub(crate) subscriptions: heapless::Vec<Subscribed, SUBS>,
@@ -117,6 +120,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         Self {
             buf,
             used: 0,
+            finished: false,
             outgoing: heapless::Vec::new(),
             requests: heapless::Vec::new(),
             subscriptions: heapless::Vec::new(),
@@ -175,6 +179,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
 
     /// Removes the entries marked done.
     pub(crate) fn collect(&mut self) {
+        if !self.finished {
+            return;
+        }
+        self.finished = false;
         while let Some(i) = self.outgoing.iter().position(|e| e.status == Status::Done) {
             let e = self.outgoing.remove(i);
             self.release(e.span);
