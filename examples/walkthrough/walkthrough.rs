@@ -13,9 +13,7 @@
 //! topic callback, unsubscribes and disconnects; every callback prints its
 //! line like the Python original.
 
-#[path = "../tests/common/broker.rs"]
-mod broker;
-
+use minimqtt_test_broker as broker;
 use embedded_io_adapters::tokio_1::FromTokio;
 use minimqtt::callbacks::{Connected, DisconnectReason};
 use minimqtt::time::{Duration, TokioClock};
