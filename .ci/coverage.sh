@@ -14,13 +14,15 @@
 #   profile formats change between LLVM majors.
 # - rustup's llvm-tools-preview component is not used: only Debian's llvm-N
 #   packages are assumed to be reachable. Debian 12 has up to llvm-22.
-# - The nightly here is built on LLVM 23, for which there is no Debian
-#   llvm-cov; the stable compiler is built on LLVM 22. So the stable
-#   compiler is used with RUSTC_BOOTSTRAP=1, which lets it accept the
-#   unstable flag, and Debian's llvm-22 reads its profiles. The LLVM major
-#   is read from `rustc -vV`, so a newer stable picks its own llvm-N.
-# - Doctests are left out: cargo llvm-cov --doctests needs more nightly
-#   features, and doctests are examples, not the protocol's tests.
+# - The nightly here (1.101, 2026-10-29) is built on LLVM 23 and writes raw
+#   profiles of format 11; Debian's newest, llvm-22's llvm-profdata, reads
+#   format 10 and refuses them ("raw profile version mismatch"). The stable
+#   compiler (1.95) is built on LLVM 22. So the stable compiler is used,
+#   with RUSTC_BOOTSTRAP=1 to let it accept the unstable flag, and Debian's
+#   llvm-22 reads its profiles. The LLVM major is read from `rustc -vV`, so
+#   a newer stable picks its own llvm-N.
+# - Doctests are left out (cargo llvm-cov counts them only with its
+#   unstable --doctests): they are examples, not the protocol's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
