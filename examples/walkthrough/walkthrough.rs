@@ -13,11 +13,11 @@
 //! topic callback, unsubscribes and disconnects; every callback prints its
 //! line like the Python original.
 
-use minimqtt_test_broker as broker;
 use embedded_io_adapters::tokio_1::FromTokio;
 use minimqtt::callbacks::{Connected, DisconnectReason};
 use minimqtt::time::{Duration, TokioClock};
 use minimqtt::{Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode};
+use minimqtt_test_broker as broker;
 
 /// MiniMQTT's `userdata`: here, what the walkthrough received.
 #[derive(Default)]
