@@ -5,19 +5,21 @@
 //! MQTT_BROKER=test.mosquitto.org:1883 cargo run --example walkthrough
 //! ```
 //!
-//! Environment: `MQTT_BROKER` (`host[:port]`; unset starts an in-process
-//! rumqttd on a free loopback port), `MQTT_USERNAME`, `MQTT_PASSWORD`,
-//! `MQTT_TOPIC` (default `minimqtt/walkthrough`).
+//! Environment: `MQTT_BROKER` (`host[:port]`; unset starts the small
+//! in-process broker of `broker.rs` on a free loopback port),
+//! `MQTT_USERNAME`, `MQTT_PASSWORD`, `MQTT_TOPIC` (default
+//! `minimqtt/walkthrough`).
 //!
 //! It connects, subscribes, publishes, receives its own message through a
 //! topic callback, unsubscribes and disconnects; every callback prints its
 //! line like the Python original.
 
+mod broker;
+
 use embedded_io_adapters::tokio_1::FromTokio;
 use minimqtt::callbacks::{Connected, DisconnectReason};
 use minimqtt::time::{Duration, TokioClock};
 use minimqtt::{Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode};
-use minimqtt_test_broker as broker;
 
 /// MiniMQTT's `userdata`: here, what the walkthrough received.
 #[derive(Default)]
