@@ -1,6 +1,41 @@
 //! A `no_std`, zero-allocation, transport-agnostic async MQTT 3.1.1 client
 //! with the callbacks of CircuitPython's MiniMQTT.
 //!
+//! Every layer works on the caller's bytes. Here the wire format alone
+//! encodes a PUBLISH into a stack buffer, decodes it back without copying
+//! its topic or payload, and routes it by topic filter:
+//!
+//! ```
+//! use minimqtt::codec::{Packet, Publish, QoS};
+//! use minimqtt::topic::{TopicFilter, TopicName};
+//!
+//! let mut buf = [0u8; 64];
+//! let publish = Publish {
+//!     dup: false,
+//!     qos: QoS::AtLeastOnce,
+//!     retain: false,
+//!     topic: "sensors/0001/temp",
+//!     packet_id: Some(1),
+//!     payload: b"21.5",
+//! };
+//! let n = Packet::Publish(publish).encode(&mut buf)?;
+//! assert_eq!(buf[0], 0x32); // PUBLISH, QoS 1
+//!
+//! let (packet, used) = Packet::decode(&buf[..n])?;
+//! assert_eq!(used, n);
+//! let Packet::Publish(received) = packet else { unreachable!() };
+//! assert_eq!(received.payload, b"21.5");
+//!
+//! let filter = TopicFilter::new("sensors/+/temp")?;
+//! assert!(filter.matches(&TopicName::new(received.topic)?));
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+//!
+//! The async [`Client`] does the same over a socket, keeps the protocol's
+//! promises (acknowledgements, keep-alive, resends after a reconnect) and
+//! calls your callbacks; its docs show it connected, subscribed and
+//! publishing.
+//!
 //! - [`Client`] drives the protocol over any `embedded_io_async::Read +
 //!   Write` stream (embassy-net's `TcpSocket`, a TLS stream, tokio through
 //!   `embedded-io-adapters`) and calls the [`callbacks`].
@@ -17,6 +52,9 @@
 //! # Features
 #![doc = document_features::document_features!()]
 #![no_std]
+// docs.rs builds with `--cfg docsrs` on nightly, so feature-gated items
+// are shown with the feature that enables them.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

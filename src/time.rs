@@ -179,6 +179,7 @@ impl<C: Clock + ?Sized> Clock for &C {
 
 /// A [`Clock`] on `embassy-time` (feature `embassy-time`), for firmware.
 #[cfg(feature = "embassy-time")]
+#[cfg_attr(docsrs, doc(cfg(feature = "embassy-time")))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EmbassyClock;
 
@@ -196,6 +197,7 @@ impl Clock for EmbassyClock {
 /// A [`Clock`] on tokio's timer (feature `tokio`), for programs on an
 /// operating system. Its epoch is the moment it was created.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     start: tokio::time::Instant,

@@ -417,4 +417,6 @@ pub(crate) const fn prefixed_len(len: usize) -> usize {
 }
 
 #[cfg(test)]
+mod api_tests;
+#[cfg(test)]
 mod tests;

@@ -5,15 +5,15 @@
 //! MQTT_BROKER=test.mosquitto.org:1883 cargo run --example walkthrough
 //! ```
 //!
-//! Environment: `MQTT_BROKER` (`host[:port]`; unset starts an in-process
-//! rumqttd on a free loopback port), `MQTT_USERNAME`, `MQTT_PASSWORD`,
-//! `MQTT_TOPIC` (default `minimqtt/walkthrough`).
+//! Environment: `MQTT_BROKER` (`host[:port]`; unset starts the small
+//! in-process broker of `broker.rs` on a free loopback port),
+//! `MQTT_USERNAME`, `MQTT_PASSWORD`, `MQTT_TOPIC` (default
+//! `minimqtt/walkthrough`).
 //!
 //! It connects, subscribes, publishes, receives its own message through a
 //! topic callback, unsubscribes and disconnects; every callback prints its
 //! line like the Python original.
 
-#[path = "../tests/common/broker.rs"]
 mod broker;
 
 use embedded_io_adapters::tokio_1::FromTokio;
