@@ -2133,3 +2133,27 @@ fn a_suback_for_a_filter_listed_many_times_counts_it_once() {
     ));
     assert_eq!(s.subscriptions().count(), 0);
 }
+
+// ------------------------------------------------------------ formatting
+
+#[test]
+fn closed_reasons_and_the_session_print_what_matters() {
+    use std::format;
+    let reasons = [
+        Closed::Timeout(AckKind::PubAck),
+        Closed::Malformed(crate::codec::Malformed::QoS),
+        Closed::Protocol(PacketType::ConnAck),
+        Closed::Refused(ConnectReturnCode::NotAuthorized),
+    ];
+    let texts: Vec<_> = reasons.iter().map(|r| format!("{r}")).collect();
+    assert!(texts[0].contains("PubAck"), "{texts:?}");
+    assert!(texts[1].starts_with("malformed"), "{texts:?}");
+    assert!(texts[2].contains("ConnAck"), "{texts:?}");
+    assert!(texts[3].starts_with("connection refused"), "{texts:?}");
+    // A session's `Debug` shows sizes and counts, not its buffers' bytes.
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap();
+    let debug = format!("{s:?}");
+    assert!(debug.contains("capacity"), "{debug}");
+    assert!(debug.len() < 2_000, "{} bytes of Debug", debug.len());
+}

@@ -157,3 +157,36 @@ impl<'b> TxQueue<'b> {
         (self.end - self.start).saturating_add(len) <= self.buf.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_bytes_move_to_the_front_only_when_a_push_needs_it() {
+        let mut buf = [0u8; 8];
+        let mut tx = TxQueue::new(&mut buf);
+        tx.push_bytes(&[1, 2, 3, 4, 5]).unwrap();
+        tx.consume(3);
+        assert_eq!(tx.pending(), [4, 5]);
+        // 2 pending + 5 fit in 8 only after compacting.
+        tx.push_bytes(&[6, 7, 8, 9, 10]).unwrap();
+        assert_eq!(tx.pending(), [4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!((tx.queued(), tx.written()), (10, 3));
+        // Too much: refused whole, nothing changed.
+        assert_eq!(
+            tx.push_bytes(&[0, 0]),
+            Err(EncodeError::BufferTooSmall { needed: 9 })
+        );
+        assert!(!tx.has_room(2));
+        assert_eq!(tx.pending(), [4, 5, 6, 7, 8, 9, 10]);
+        // A transport claiming more than it was given is clamped.
+        tx.consume(100);
+        assert!(tx.is_empty());
+        assert_eq!(tx.written(), 10);
+        // Dropped bytes count as gone: positions stay consistent.
+        tx.push_bytes(&[1]).unwrap();
+        tx.clear();
+        assert_eq!((tx.queued(), tx.written(), tx.capacity()), (11, 11, 8));
+    }
+}
