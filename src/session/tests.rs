@@ -2157,3 +2157,103 @@ fn closed_reasons_and_the_session_print_what_matters() {
     assert!(debug.contains("capacity"), "{debug}");
     assert!(debug.len() < 2_000, "{} bytes of Debug", debug.len());
 }
+
+// ------------------------------------------- back-pressure from the queue
+
+/// Writes at most `n` bytes of what is queued, as a slow transport would.
+fn write_some<const I: usize, const N: usize>(s: &mut Session<'static, I, N>, n: usize) {
+    let pending = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n.min(pending));
+}
+
+#[test]
+fn a_full_transmit_queue_holds_back_the_next_packet_and_its_acknowledgement() {
+    // 34 bytes of transmit queue: a 31-byte QoS 1 PUBLISH leaves room for
+    // no 4-byte acknowledgement.
+    let mut s: S = session_with(34, 1024);
+    connect_at(&mut s, T0, true, 0);
+    s.publish(T0, &msg("abcdefghijklmnopqrs", QoS::AtLeastOnce))
+        .unwrap();
+    assert!(!s.p.tx.has_room(ACK_LEN));
+    // A QoS 1 message arrives: not framed until there is room to answer it.
+    let received = s.packets_received();
+    let bytes = encoded(incoming(QoS::AtLeastOnce, Some(5), false));
+    let space = s.receive_buffer();
+    space[..bytes.len()].copy_from_slice(&bytes);
+    s.commit(bytes.len());
+    assert_eq!(s.poll_event(T0), None);
+    assert_eq!(s.packets_received(), received);
+    // Writing the PUBLISH makes the room.
+    write_some(&mut s, 100);
+    assert!(matches!(s.poll_event(T0), Some(Event::Message(_))));
+    assert_eq!(s.poll_event(T0), None);
+    assert_eq!(sent(&mut s, T0), [puback(5)]);
+}
+
+#[test]
+fn an_acknowledgement_that_does_not_fit_yet_waits_and_blocks_the_next_event() {
+    let mut s: S = session_with(64, 1024);
+    connect_at(&mut s, T0, true, 0);
+    // Two QoS 1 messages in one read.
+    let mut bytes = encoded(incoming(QoS::AtLeastOnce, Some(1), false));
+    bytes.extend(encoded(incoming(QoS::AtLeastOnce, Some(2), false)));
+    let space = s.receive_buffer();
+    space[..bytes.len()].copy_from_slice(&bytes);
+    s.commit(bytes.len());
+    assert!(matches!(s.poll_event(T0), Some(Event::Message(_))));
+    // The next call (a callback's publish, say) queues the first PUBACK
+    // before its own packet, which fills the queue.
+    s.publish(
+        T0,
+        &msg(
+            "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijk",
+            QoS::AtMostOnce,
+        ),
+    )
+    .unwrap();
+    // No room to answer the second message: it waits, unframed.
+    assert_eq!(s.poll_event(T0), None);
+    assert!(!s.transmit_idle());
+    let out = sent(&mut s, T0);
+    assert_eq!(out[0], puback(1));
+    assert!(matches!(s.poll_event(T0), Some(Event::Message(_))));
+    assert_eq!(sent(&mut s, T0), [puback(2)]);
+}
+
+#[test]
+fn a_resubscription_waits_for_room_behind_what_is_queued() {
+    let mut s = with_state_then_lost();
+    s.connect(secs(30), &connect_packet(false, 0)).unwrap();
+    // CONNECT not written yet: the re-SUBSCRIBE (and the resends) wait.
+    let connect_len = s.poll_transmit(secs(30)).len();
+    assert!(matches!(
+        feed(&mut s, secs(31), accepted()),
+        Ok(Some(Event::Connected(_)))
+    ));
+    assert!(s.is_resending());
+    assert_eq!(
+        s.publish(secs(31), &msg("new", QoS::AtMostOnce)),
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { needed: 14 }
+        ))
+    );
+    s.handle_transmit(secs(31), connect_len);
+    let out = sent(&mut s, secs(31));
+    assert!(matches!(out[0], Packet::Subscribe(_)), "{out:?}");
+    assert!(!s.is_resending());
+}
+
+#[test]
+fn without_capacity_for_requests_nothing_is_resubscribed() {
+    let mut s: Session<'static, 0, 4> = session_with(256, 1024);
+    connect_at(&mut s, T0, false, 0);
+    assert_eq!(
+        s.subscribe(T0, &[sub("a", QoS::AtMostOnce)]),
+        Err(SessionError::Resource(ResourceError::InflightFull))
+    );
+    s.connection_lost();
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    sent(&mut s, T0);
+    feed(&mut s, T0, accepted()).unwrap();
+    assert!(sent(&mut s, T0).is_empty());
+}
