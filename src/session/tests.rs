@@ -2257,3 +2257,67 @@ fn without_capacity_for_requests_nothing_is_resubscribed() {
     feed(&mut s, T0, accepted()).unwrap();
     assert!(sent(&mut s, T0).is_empty());
 }
+
+#[test]
+fn a_pubrec_for_a_message_already_resent_waits_behind_the_resends() {
+    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+    connect_at(&mut s, T0, false, 0);
+    for id in 1..=3 {
+        assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(id)));
+        sent(&mut s, T0);
+    }
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    // Room for one resend at a time: the first goes out, then its PUBREC
+    // comes while the other two still wait.
+    let first = s.poll_transmit(secs(1)).len();
+    s.handle_transmit(secs(1), first);
+    feed_quiet(&mut s, secs(1), pubrec(1));
+    assert!(s.is_resending());
+    assert_eq!(
+        sent(&mut s, secs(1)),
+        [
+            pubrel(1),
+            wire_publish("t", QoS::ExactlyOnce, 2, true),
+            wire_publish("t", QoS::ExactlyOnce, 3, true),
+        ]
+    );
+}
+
+#[test]
+fn a_resubscription_that_does_not_fit_behind_connect_goes_out_after_it() {
+    let mut s: S = session_with(24, 1024);
+    connect_at(&mut s, T0, false, 0);
+    s.subscribe(
+        T0,
+        &[sub("a/+", QoS::AtLeastOnce), sub("b", QoS::AtMostOnce)],
+    )
+    .unwrap();
+    sent(&mut s, T0);
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    // CONNECT queued and not written when the CONNACK (no session) comes.
+    let connect = s.poll_transmit(secs(1)).len();
+    feed(&mut s, secs(1), accepted()).unwrap();
+    assert_eq!(s.poll_transmit(secs(1)).len(), connect, "no room yet");
+    assert!(s.is_resending());
+    s.handle_transmit(secs(1), connect);
+    let out = sent(&mut s, secs(1));
+    assert!(matches!(out[..], [Packet::Subscribe(_)]), "{out:?}");
+    assert!(!s.is_resending());
+}
+
+#[test]
+fn a_connect_larger_than_the_transmit_buffer_is_refused() {
+    let mut s: S = session_with(8, 64);
+    assert_eq!(
+        s.connect(T0, &connect_packet(true, 0)),
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { needed: 15 }
+        ))
+    );
+    assert_eq!(s.state(), State::Disconnected);
+    assert!(s.poll_transmit(T0).is_empty());
+}
