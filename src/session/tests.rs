@@ -2321,3 +2321,47 @@ fn a_connect_larger_than_the_transmit_buffer_is_refused() {
     assert_eq!(s.state(), State::Disconnected);
     assert!(s.poll_transmit(T0).is_empty());
 }
+
+#[test]
+fn acknowledgements_of_the_wrong_kind_for_a_pending_request_are_ignored() {
+    let mut s = connected();
+    let sub_id = s.subscribe(T0, &[sub("a", QoS::AtMostOnce)]).unwrap();
+    let unsub_id = s.unsubscribe(T0, &["b"]).unwrap();
+    let q1 = s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap().unwrap();
+    sent(&mut s, T0);
+    // An UNSUBACK naming the SUBSCRIBE, a PUBREC for a QoS 1 message.
+    feed_quiet(&mut s, T0, unsuback(sub_id));
+    feed_quiet(&mut s, T0, pubrec(q1));
+    assert!(s.request_pending(sub_id));
+    assert_eq!(ids(&s), [(q1, Stage::AwaitPubAck)]);
+    // The UNSUBACK for the UNSUBSCRIBE, found past the SUBSCRIBE.
+    assert!(matches!(
+        feed(&mut s, T0, unsuback(unsub_id)),
+        Ok(Some(Event::Unsubscribed { .. }))
+    ));
+    // A timeout check while the answered request is still in the store.
+    assert_eq!(timeout(&mut s, secs(5)), Ok(()));
+    assert!(!s.request_pending(unsub_id));
+}
+
+#[test]
+fn a_pubrel_resend_waits_for_room_behind_a_publish_resend() {
+    let mut s: Session<'static, 4, 4> = session_with(16, 1024);
+    connect_at(&mut s, T0, false, 0);
+    for id in 1..=2 {
+        assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(id)));
+        sent(&mut s, T0);
+    }
+    feed_quiet(&mut s, T0, pubrec(2));
+    assert_eq!(sent(&mut s, T0), [pubrel(2)]);
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    // The PUBLISH of 1 (14 bytes) leaves no room for the PUBREL of 2.
+    let first = s.poll_transmit(secs(1)).len();
+    assert_eq!(first, 14);
+    assert!(s.is_resending());
+    s.handle_transmit(secs(1), first);
+    assert_eq!(sent(&mut s, secs(1)), [pubrel(2)]);
+}
