@@ -140,18 +140,17 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     fn on_complete(&mut self, packet_id: u16, stage: Stage) -> Handled {
         // An ack for an id we never used, or for the wrong stage, is
         // ignored: a broker resending after a reconnect can produce one.
-        let Some(i) = self
+        let found = self
             .store
             .outgoing
-            .iter()
-            .position(|e| e.packet_id == packet_id && e.stage == stage && e.is_live())
-        else {
+            .iter_mut()
+            .enumerate()
+            .find(|(_, e)| e.packet_id == packet_id && e.stage == stage && e.is_live());
+        let Some((i, e)) = found else {
             return Handled::Nothing;
         };
-        if let Some(e) = self.store.outgoing.get_mut(i) {
-            e.status = Status::Done;
-            e.send = false;
-        }
+        e.status = Status::Done;
+        e.send = false;
         self.store.finished = true;
         self.record(packet_id, Outcome::Completed);
         Handled::Published(i)
@@ -182,17 +181,18 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     fn on_suback(&mut self, ack: SubAck<'_>) -> Result<Handled, Closed> {
-        let Some(i) = self.store.requests.iter().position(|r| {
+        let found = self.store.requests.iter_mut().enumerate().find(|(_, r)| {
             r.packet_id == ack.packet_id && r.kind == RequestKind::Subscribe && !r.done
-        }) else {
+        });
+        let Some((i, r)) = found else {
             return Ok(Handled::Nothing);
         };
-        let Some(span) = self.store.requests.get(i).map(|r| r.span) else {
-            return Ok(Handled::Nothing);
-        };
-        let Some(filters) = self.stored_filters(span) else {
-            return Ok(Handled::Nothing);
-        };
+        // Answered, whatever follows: a SUBACK that does not match ends the
+        // connection, and the request with it.
+        r.done = true;
+        let span = r.span;
+        self.store.finished = true;
+        let filters = self.stored_filters(span);
         if filters.len() != ack.return_codes.len() {
             return Err(Closed::Protocol(PacketType::SubAck));
         }
@@ -224,23 +224,18 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 self.store.remove_subscription(j);
             }
         }
-        if let Some(r) = self.store.requests.get_mut(i) {
-            r.done = true;
-            self.store.finished = true;
-        }
         Ok(Handled::Subscribed(i))
     }
 
     fn on_unsuback(&mut self, packet_id: u16) -> Handled {
-        let Some(i) = self.store.requests.iter().position(|r| {
+        let found = self.store.requests.iter_mut().enumerate().find(|(_, r)| {
             r.packet_id == packet_id && r.kind == RequestKind::Unsubscribe && !r.done
-        }) else {
+        });
+        let Some((i, r)) = found else {
             return Handled::Nothing;
         };
-        if let Some(r) = self.store.requests.get_mut(i) {
-            r.done = true;
-            self.store.finished = true;
-        }
+        r.done = true;
+        self.store.finished = true;
         Handled::Unsubscribed(i)
     }
 
@@ -265,7 +260,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                     packet_id: r.packet_id,
                     // Removing refused filters may have moved the stored
                     // request's bytes (not its index): read its span now.
-                    filters: self.stored_filters(r.span)?,
+                    filters: self.stored_filters(r.span),
                     codes: ack.return_codes,
                 }
             }
@@ -315,8 +310,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// The filters of the stored SUBSCRIBE at `span`.
-    fn stored_filters(&self, span: Span) -> Option<SubscribeFilters<'_>> {
-        let (_, body) = codec::stored(self.store.bytes(span))?;
-        Some(SubscribeFilters::stored(body))
+    fn stored_filters(&self, span: Span) -> SubscribeFilters<'_> {
+        // The session encoded these bytes itself: they frame. (If they
+        // did not, an empty list is the harmless answer.)
+        let body = codec::stored(self.store.bytes(span)).map_or(&[][..], |(_, body)| body);
+        SubscribeFilters::stored(body)
     }
 }

@@ -74,12 +74,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let packet = Encode::Subscribe(&subscribe);
         self.push_request(now, packet, packet_id, RequestKind::Subscribe)?;
         for s in filters {
-            match self.store.find_subscription(s.filter) {
-                Some(i) => {
-                    if let Some(entry) = self.store.subscriptions.get_mut(i) {
-                        entry.qos = s.qos;
-                        entry.confirmed = false;
-                    }
+            let known = self.store.find_subscription(s.filter);
+            match known.and_then(|i| self.store.subscriptions.get_mut(i)) {
+                Some(entry) => {
+                    entry.qos = s.qos;
+                    entry.confirmed = false;
                 }
                 None => {
                     // Room was checked above: neither can fail.
