@@ -222,8 +222,11 @@ where
     /// deadline, so this relies on the transport's cancel safety.
     pub(super) async fn flush_transmit(&mut self) -> Res<(), TransportError<K>> {
         let mut wrote = false;
+        // One clock read for the usual case, one write that takes all; read
+        // again only after a partial write or a deadline. A write stamped a
+        // little early only brings the next PINGREQ forward.
+        let mut now = self.clock.now();
         loop {
-            let now = self.clock.now();
             let wake = self.session.poll_timeout();
             let Some(transport) = self.transport.as_mut() else {
                 return if self.session.state() == State::Disconnected {
@@ -240,19 +243,28 @@ where
                 match select(transport.flush(), sleep_until(&self.clock, wake)).await {
                     Either::First(Ok(())) => return Ok(()),
                     Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
-                    Either::Second(()) => self.expire()?,
+                    Either::Second(()) => {
+                        self.expire()?;
+                        now = self.clock.now();
+                    }
                 }
                 continue;
             }
+            let len = pending.len();
             match select(transport.write(pending), sleep_until(&self.clock, wake)).await {
                 Either::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
                 Either::First(Ok(n)) => {
-                    let now = self.clock.now();
+                    if n < len {
+                        now = self.clock.now();
+                    }
                     self.session.handle_transmit(now, n);
                     wrote = true;
                 }
                 Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
-                Either::Second(()) => self.expire()?,
+                Either::Second(()) => {
+                    self.expire()?;
+                    now = self.clock.now();
+                }
             }
         }
     }
