@@ -36,11 +36,15 @@
 //! calls your callbacks; its docs show it connected, subscribed and
 //! publishing.
 //!
-//! - [`Client`] drives the protocol over any `embedded_io_async::Read +
-//!   Write` stream (embassy-net's `TcpSocket`, a TLS stream, tokio through
-//!   `embedded-io-adapters`) and calls the [`callbacks`].
-//! - [`session::Session`] is the protocol itself, sans I/O: packet ids,
-//!   in-flight messages, keep-alive, re-subscription, resends.
+//! - [`Client`] owns the connection's life: it opens every transport (any
+//!   `embedded_io_async::Read + Write` stream: embassy-net's `TcpSocket`, a
+//!   TLS stream, tokio through `embedded-io-adapters`) through a
+//!   [`Connector`], closes it on every fatal condition, reconnects by
+//!   policy ([`Client::run_for`]), and calls the [`callbacks`]. Other tasks
+//!   reach it through a [`mailbox::Mailbox`].
+//! - [`session::Session`] is the protocol itself, sans I/O: framing,
+//!   packet ids, in-flight messages, keep-alive, re-subscription, resends;
+//!   bytes and time in, bytes and events out.
 //! - [`codec`] encodes and decodes every MQTT 3.1.1 packet, borrowing from
 //!   the caller's bytes; [`topic`] validates and matches topics.
 //! - [`net`] opens the TCP connection by host name through
