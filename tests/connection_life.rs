@@ -523,3 +523,35 @@ async fn after_a_malformed_packet_the_next_connection_starts_clean() {
     })
     .await;
 }
+
+fn publish_to_an_invalid_topic(ctx: &mut minimqtt::Context<'_, Log>, m: &minimqtt::Message<'_>) {
+    ctx.user_data.subscribed.push((
+        m.topic.to_owned(),
+        minimqtt::SubscribeReturnCode::Failure,
+        0,
+    ));
+    ctx.publish("bad/#", b"x", QoS::AtMostOnce, false).unwrap();
+}
+
+/// A callback's request the session refuses (a publish to a topic with a
+/// wildcard) is dropped: `run_for` goes on, and so does the connection.
+#[tokio::test(start_paused = true)]
+async fn a_refused_callback_request_does_not_end_run_for() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    c.add_topic_callback("in", publish_to_an_invalid_topic)
+        .unwrap();
+    connect(&mut c, &mut broker, false).await;
+    broker
+        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+        .await;
+    within("run_for", c.run_for(MDuration::from_secs(1)))
+        .await
+        .expect("not an error for run_for");
+    assert!(c.is_connected());
+    // The callback ran (it notes itself in the log), and nothing was sent.
+    assert_eq!(c.user_data().subscribed.len(), 1);
+    broker.expect_silence(Duration::from_millis(10)).await;
+    assert!(c.user_data().disconnected.is_empty());
+}

@@ -89,7 +89,9 @@ where
     /// ```
     ///
     /// Connection failures are not errors here: they reach `on_disconnect`
-    /// and the next attempt waits for the backoff. The errors end the
+    /// and the next attempt waits for the backoff. Nor is a request queued
+    /// by a callback or a [`Mailbox`](crate::mailbox::Mailbox) that the
+    /// session refuses (an invalid topic, say): it is dropped and logged. The errors end the
     /// retrying: a permanent refusal ([`ConnectReturnCode::is_permanent`](crate::codec::ConnectReturnCode::is_permanent):
     /// bad credentials, not authorised, identifier rejected, protocol
     /// version), a [`Backoff::max_attempts`] that ran out (the last error),
@@ -127,6 +129,13 @@ where
                 Ok(h) => {
                     handled.add(h);
                     return Ok(handled);
+                }
+                // A callback's request the session refused (an invalid
+                // topic, a full store): it is dropped, the connection is
+                // fine, and retrying cannot help. The loop goes on.
+                Err(e) if !e.is_connection_lost() && self.is_connected() => {
+                    warning!("a queued request was refused");
+                    let _ = e;
                 }
                 Err(e) => self.retry_later(e)?,
             }
