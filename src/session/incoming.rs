@@ -67,7 +67,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         qos: QoS,
         dup: bool,
         packet_id: Option<u16>,
-    ) -> Result<Option<[u8; 4]>, Closed> {
+    ) -> Result<Option<[u8; ACK_LEN]>, Closed> {
         if self.state != State::Connected
             || packet_type == PacketType::ConnAck
             || !packet_type.sent_by_server()
@@ -77,19 +77,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if packet_type != PacketType::Publish {
             return Ok(None);
         }
-        let Some(id) = packet_id else {
-            return Ok(None);
-        };
-        match qos {
-            QoS::AtMostOnce => Ok(None),
-            QoS::AtLeastOnce => Ok(codec::ack_bytes(PacketType::PubAck, id)),
-            QoS::ExactlyOnce => {
-                // A resend of it is a duplicate, even though it was never
-                // delivered: it was acknowledged.
-                self.receive_qos2(id, dup);
-                Ok(codec::ack_bytes(PacketType::PubRec, id))
-            }
+        if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
+            // A resend of it is a duplicate, even though it was never
+            // delivered: it was acknowledged.
+            self.receive_qos2(id, dup);
         }
+        Ok(message_ack(qos, packet_id))
     }
 
     fn on_publish(&mut self, publish: Publish<'_>) -> Handled {

@@ -455,8 +455,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             Ok((handled, packet)) => self.p.event(handled, packet),
             Err(reason) => {
                 // The rest of the input goes at the next call (`settle`).
-                self.p.lose(reason);
-                self.p.closed = None;
+                self.p.connection_lost();
                 Some(Event::Closed(reason))
             }
         }

@@ -148,15 +148,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// DISCONNECT and the acknowledgements of the broker's packets, which
     /// are not new traffic.
     pub(crate) fn push_control(&mut self, bytes: &[u8]) -> Result<()> {
-        if !self.tx.has_room(bytes.len()) {
-            return Err(SessionError::Resource(
-                ResourceError::TransmitBufferTooSmall {
-                    needed: bytes.len(),
-                },
-            ));
-        }
-        self.tx.push_bytes(bytes)?;
-        Ok(())
+        self.tx.push_bytes(bytes).map_err(|_| {
+            SessionError::Resource(ResourceError::TransmitBufferTooSmall {
+                needed: bytes.len(),
+            })
+        })
     }
 
     /// Queues the acknowledgement `kind` of `packet_id`. The session frames
@@ -232,17 +228,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 continue;
             }
             let queued = if entry.stage == Stage::AwaitPubComp {
-                match codec::ack_bytes(PacketType::PubRel, entry.packet_id) {
-                    Some(bytes) if self.tx.has_room(bytes.len()) => {
-                        self.tx.push_bytes(&bytes).is_ok()
-                    }
-                    _ => false,
-                }
+                codec::ack_bytes(PacketType::PubRel, entry.packet_id)
+                    .is_some_and(|bytes| self.tx.push_bytes(&bytes).is_ok())
             } else {
                 // DUP marks the resend (MQTT-3.3.1-1); it stays set.
                 codec::mark_dup(self.store.bytes_mut(entry.span));
                 let bytes = self.store.bytes(entry.span);
-                self.tx.has_room(bytes.len()) && self.tx.push_bytes(bytes).is_ok()
+                self.tx.push_bytes(bytes).is_ok()
             };
             if !queued {
                 return;

@@ -158,7 +158,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
 
     pub(crate) fn poll_transmit(&mut self, now: Instant) -> &[u8] {
         if self.state == State::Connected {
-            if self.ping_deferred && self.tx.has_room(codec::PingReq::BYTES.len()) {
+            if self.ping_deferred {
                 self.ping_deferred = self.push_control(&codec::PingReq::BYTES).is_err();
             }
             self.collect();
@@ -189,13 +189,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.store.collect();
     }
 
-    /// Whether `packet_id` is an incoming QoS 2 message awaiting PUBREL.
-    /// Not inlined: one search loop instead of one per caller in firmware.
-    #[inline(never)]
-    pub(crate) fn is_incoming(&self, packet_id: u16) -> bool {
-        self.incoming.iter().any(|i| i.packet_id == packet_id)
-    }
-
     /// Records an incoming QoS 2 id until its PUBCOMP is written. MQTT
     /// 3.1.1 lets a broker send any number of QoS 2 messages before
     /// releasing them, so the set can fill; the oldest id is then
@@ -204,10 +197,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     /// broker sends it again (after a reconnect) before releasing it.
     /// Refusing the message instead would stall the broker's flow until a
     /// reconnect.
+    /// The caller ([`receive_qos2`](Self::receive_qos2)) has just searched
+    /// the set, so `packet_id` is not in it.
     pub(crate) fn remember_incoming(&mut self, packet_id: u16) {
-        if self.is_incoming(packet_id) {
-            return;
-        }
         // With INFLIGHT = 0 the set is full and empty at once: nothing to
         // forget, and the id cannot be kept.
         if self.incoming.is_full() && !self.incoming.is_empty() {

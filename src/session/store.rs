@@ -208,15 +208,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
 
     /// Marks every live outgoing message discarded (it is reported, then
     /// removed) and drops the pending requests.
-    pub(crate) fn discard_inflight(&mut self) -> usize {
-        let mut n = 0;
+    pub(crate) fn discard_inflight(&mut self) {
         for e in self.outgoing.iter_mut().filter(|e| e.is_live()) {
             e.status = Status::Discarded;
             e.send = false;
-            n += 1;
         }
         self.clear_requests();
-        n
     }
 
     pub(crate) fn clear_requests(&mut self) {

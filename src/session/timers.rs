@@ -1,6 +1,8 @@
-//! Time: the acknowledgement deadlines and keep-alive, as one list that
-//! both [`poll_timeout`](Protocol::poll_timeout) and
-//! [`handle_timeout`](Protocol::handle_timeout) walk.
+//! Time: the acknowledgement deadlines and keep-alive. The keep-alive
+//! rule is written once ([`keep_alive_deadline`](Protocol::keep_alive_deadline));
+//! [`handle_timeout`](Protocol::handle_timeout) walks every deadline as one
+//! list, [`poll_timeout`](Protocol::poll_timeout) the same ones in plain
+//! loops.
 
 use super::*;
 
@@ -77,6 +79,18 @@ pub(crate) fn ping_interval(keep_alive: Duration) -> Duration {
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
+    /// While connected: the PINGRESP awaited, or else the next PINGREQ
+    /// (none with a keep-alive of 0).
+    fn keep_alive_deadline(&self) -> Option<(Instant, Due)> {
+        match self.pingresp_deadline {
+            Some(t) => Some((t, Due::Lost(AckKind::PingResp))),
+            None if !self.keep_alive.is_zero() => {
+                Some((self.last_sent + ping_interval(self.keep_alive), Due::Ping))
+            }
+            None => None,
+        }
+    }
+
     /// Every running deadline, in no particular order.
     fn deadlines(&self) -> impl Iterator<Item = (Instant, Due)> + '_ {
         let connecting = self.state == State::Connecting;
@@ -85,14 +99,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .connack_deadline
             .filter(|_| connecting)
             .map(|t| (t, Due::Lost(AckKind::ConnAck)));
-        let ping = match self.pingresp_deadline {
-            Some(t) => Some((t, Due::Lost(AckKind::PingResp))),
-            None if !self.keep_alive.is_zero() => {
-                Some((self.last_sent + ping_interval(self.keep_alive), Due::Ping))
-            }
-            None => None,
-        }
-        .filter(|_| connected);
+        let ping = self.keep_alive_deadline().filter(|_| connected);
         let outgoing = self
             .store
             .outgoing
@@ -136,13 +143,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             State::Disconnected => None,
             State::Connecting => self.connack_deadline,
             State::Connected => {
-                let mut next = match self.pingresp_deadline {
-                    Some(t) => Some(t),
-                    None if !self.keep_alive.is_zero() => {
-                        Some(self.last_sent + ping_interval(self.keep_alive))
-                    }
-                    None => None,
-                };
+                let mut next = self.keep_alive_deadline().map(|(t, _)| t);
                 let mut earliest = |t: Instant| {
                     if next.is_none_or(|n| t < n) {
                         next = Some(t);
