@@ -99,3 +99,74 @@ async fn requests_wait_while_offline_and_go_out_in_order() {
     assert!(mailbox.is_empty());
     assert_eq!(c.user_data().published.len(), 3);
 }
+
+/// A request queued while the client is stuck in a write (the broker is
+/// slow to read) goes out as soon as that write ends, not at the next
+/// packet or keep-alive.
+#[tokio::test(start_paused = true)]
+async fn a_request_queued_during_a_write_is_sent_when_the_write_ends() {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mailbox: &'static Mailbox<NoopRawMutex, 512> = Box::leak(Box::new(Mailbox::new()));
+            // 32 bytes of room: the first publish blocks in `write`.
+            let (io, mut broker) = pipe_with_capacity(32);
+            let buffers = Box::leak(Box::new(SmallBuffers::new()));
+            let mut c = client(io, config(), buffers.slices());
+            c.attach(mailbox);
+            connect(&mut c, &mut broker, false).await;
+            let stop = Rc::new(Cell::new(false));
+            let runner = tokio::task::spawn_local({
+                let stop = stop.clone();
+                async move {
+                    while !stop.get() {
+                        c.run_for(MDuration::from_secs(60)).await.unwrap();
+                    }
+                    c
+                }
+            });
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            mailbox
+                .try_publish("first", &[1; 150], QoS::AtMostOnce, false)
+                .unwrap();
+            // The client takes it and blocks writing it.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert!(mailbox.is_empty());
+            mailbox
+                .try_publish("second", b"2", QoS::AtMostOnce, false)
+                .unwrap();
+            let queued_at = tokio::time::Instant::now();
+            assert_eq!(broker.expect_publish().await.topic, "first");
+            assert_eq!(broker.expect_publish().await.topic, "second");
+            // Not at the keep-alive's PINGREQ 49 s later.
+            assert!(queued_at.elapsed() < Duration::from_secs(1));
+            stop.set(true);
+            let c = runner.await.unwrap();
+            assert_eq!(c.user_data().published.len(), 2);
+        })
+        .await;
+}
+
+/// `Handled::packets` counts an UNSUBACK once, like every other packet.
+#[tokio::test(start_paused = true)]
+async fn an_unsuback_is_counted_once() {
+    let mailbox: Mailbox<NoopRawMutex, 64> = Mailbox::new();
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    c.attach(&mailbox);
+    connect(&mut c, &mut broker, false).await;
+    mailbox.try_unsubscribe("t").unwrap();
+    let handled = within("poll", c.poll(MDuration::from_millis(10)))
+        .await
+        .unwrap();
+    assert_eq!(handled.packets, 0);
+    let (id, filters) = broker.expect_unsubscribe().await;
+    assert_eq!(filters, ["t"]);
+    broker.send(&unsuback(id)).await;
+    let handled = within("poll", c.poll(MDuration::from_millis(10)))
+        .await
+        .unwrap();
+    assert_eq!(handled.packets, 1);
+    assert_eq!(c.user_data().unsubscribed.len(), 1);
+}

@@ -28,7 +28,9 @@ where
                 inbox.take_into(&mut self.outbox);
             }
             self.flush().await?;
-            if self.dispatch(&mut handled)? || !self.session.transmit_idle() {
+            // No await from here to the wait: one reading serves.
+            let now = self.clock.now();
+            if self.dispatch(now, &mut handled)? || !self.session.transmit_idle() {
                 // Callbacks may have queued requests, and the packets
                 // handled may have queued answers: write them first.
                 continue;
@@ -36,9 +38,12 @@ where
             if done(self) || self.session.state() == State::Disconnected {
                 return Ok(handled);
             }
-            let now = self.clock.now();
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(handled);
+            }
+            // Requests another task queued while this one was writing.
+            if self.inbox.is_some_and(|i| i.take_into(&mut self.outbox)) {
+                continue;
             }
             let wake = match (self.session.poll_timeout(), deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -47,8 +52,9 @@ where
             let Some(transport) = self.transport.as_mut() else {
                 return Err(Error::Usage(UsageError::NotConnected));
             };
-            // Requests from other tasks wake the wait; unless some did not
-            // fit the outbox: they wait until flushing makes room.
+            // Requests from other tasks wake the wait; unless some are left
+            // that did not fit the outbox: they wait until flushing makes
+            // room.
             let inbox = self.inbox.filter(|i| !i.has_requests());
             let requests = core::future::poll_fn(|cx| match inbox {
                 Some(inbox) => inbox.poll_requests(cx),
@@ -59,7 +65,7 @@ where
                 Either3::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
                 Either3::First(Ok(n)) => self.session.commit(n),
                 Either3::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
-                Either3::Second(()) => self.expire()?,
+                Either3::Second(()) => self.expire(self.clock.now())?,
                 Either3::Third(()) => {}
             }
         }
@@ -70,8 +76,7 @@ where
     // Not inlined: inside `drive`'s state machine this synchronous code
     // compiles larger.
     #[inline(never)]
-    fn dispatch(&mut self, handled: &mut Handled) -> Res<bool, TransportError<K>> {
-        let now = self.clock.now();
+    fn dispatch(&mut self, now: Instant, handled: &mut Handled) -> Res<bool, TransportError<K>> {
         let mut any = false;
         let received = self.session.packets_received();
         let closed = loop {
@@ -117,14 +122,12 @@ where
                     }
                 }
                 Event::Unsubscribed { packet_id, filters } => {
-                    handled.packets += 1;
                     for filter in filters.iter() {
                         callbacks.unsubscribed(&mut ctx, filter, packet_id);
                     }
                 }
                 Event::Pong => {}
                 Event::Dropped(dropped) => {
-                    handled.packets += 1;
                     handled.dropped += 1;
                     callbacks.dropped(&mut ctx, &dropped);
                 }
@@ -244,8 +247,8 @@ where
                     Either::First(Ok(())) => return Ok(()),
                     Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
                     Either::Second(()) => {
-                        self.expire()?;
                         now = self.clock.now();
+                        self.expire(now)?;
                     }
                 }
                 continue;
@@ -262,8 +265,8 @@ where
                 }
                 Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
                 Either::Second(()) => {
-                    self.expire()?;
                     now = self.clock.now();
+                    self.expire(now)?;
                 }
             }
         }
@@ -301,39 +304,35 @@ where
 
     /// A deadline of the session passed: an expired acknowledgement ends
     /// the connection, a due keep-alive queues PINGREQ.
-    pub(super) fn expire(&mut self) -> Res<(), TransportError<K>> {
-        let now = self.clock.now();
+    pub(super) fn expire(&mut self, now: Instant) -> Res<(), TransportError<K>> {
         self.session.handle_timeout(now);
         if self.session.state() != State::Disconnected {
             return Ok(());
         }
         // The session ended the connection: its `Closed` event says why.
         let mut handled = Handled::default();
-        self.dispatch(&mut handled)?;
+        self.dispatch(now, &mut handled)?;
         Err(self.fail(Error::Usage(UsageError::NotConnected)))
     }
 
     /// Ends the connection for a reason the session gave.
     fn closed(&mut self, reason: Closed) -> Error<TransportError<K>> {
-        if self.close_transport() {
-            self.notify_disconnect(reason.into());
-        }
+        self.drop_connection(reason.into());
         reason.into()
     }
 
-    /// Ends the connection after a transport error and tells `on_disconnect`.
+    /// Ends the connection after the transport failed (the reasons the
+    /// session gives go through [`closed`](Self::closed)).
     pub(super) fn fail(&mut self, error: Error<TransportError<K>>) -> Error<TransportError<K>> {
+        self.drop_connection(DisconnectReason::ConnectionLost);
+        error
+    }
+
+    /// Closes the transport, and tells `on_disconnect` if one was open.
+    pub(super) fn drop_connection(&mut self, reason: DisconnectReason) {
         if self.close_transport() {
-            let reason = match error {
-                Error::Broker(BrokerError::Refused(code)) => DisconnectReason::Refused(code),
-                Error::Timeout(_) => DisconnectReason::Timeout,
-                Error::Broker(BrokerError::Malformed(_))
-                | Error::Broker(BrokerError::Protocol(_)) => DisconnectReason::ProtocolError,
-                _ => DisconnectReason::ConnectionLost,
-            };
             self.notify_disconnect(reason);
         }
-        error
     }
 
     /// Drops the transport and forgets the connection: in the session, and

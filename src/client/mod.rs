@@ -36,14 +36,6 @@ pub struct Handled {
     pub dropped: usize,
 }
 
-impl Handled {
-    fn add(&mut self, other: Handled) {
-        self.packets += other.packets;
-        self.messages += other.messages;
-        self.dropped += other.dropped;
-    }
-}
-
 /// An MQTT 3.1.1 client. It opens its transports (any
 /// `embedded_io_async::Read + Write` byte stream: TCP, TLS, a UART)
 /// through the connector `K`, reads the time from the clock `C`, and
@@ -337,9 +329,7 @@ where
     /// ([`DisconnectReason::Requested`]) if a connection was open. The
     /// session is kept.
     pub fn abort(&mut self) {
-        if self.close_transport() {
-            self.notify_disconnect(DisconnectReason::Requested);
-        }
+        self.drop_connection(DisconnectReason::Requested);
     }
 
     /// Sends DISCONNECT, closes the transport and runs `on_disconnect`. The
@@ -356,9 +346,7 @@ where
         let result = self.say_goodbye().await;
         // MQTT-3.14.4-1: the client closes the network connection after
         // DISCONNECT, whether or not it could be written.
-        if self.close_transport() {
-            self.notify_disconnect(DisconnectReason::Requested);
-        }
+        self.drop_connection(DisconnectReason::Requested);
         result
     }
 

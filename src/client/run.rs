@@ -32,16 +32,10 @@ where
         }
         // Checked before any transport is opened: a CONNECT that can never
         // be sent is the caller's error, not the network's.
-        let connect = connect_packet(&self.config, &self.generated_id);
-        connect.validate()?;
-        if connect.client_id.is_empty() && !connect.clean_session {
-            return Err(Error::Usage(UsageError::EmptyClientId));
-        }
+        crate::session::check_connect(&connect_packet(&self.config, &self.generated_id))?;
         // The old transport goes before the new one is opened: a one-slot
         // socket pool has room for only one.
-        if self.close_transport() {
-            self.notify_disconnect(DisconnectReason::ConnectionLost);
-        }
+        self.drop_connection(DisconnectReason::ConnectionLost);
         debug!("opening a connection");
         let transport = match self.connector.connect().await {
             Ok(transport) => transport,
@@ -103,14 +97,13 @@ where
     /// leaves the client offline or connected, never half-way.
     pub async fn run_for(&mut self, timeout: Duration) -> Res<Handled, TransportError<K>> {
         let deadline = self.clock.now() + timeout;
-        let mut handled = Handled::default();
         loop {
             let now = self.clock.now();
             if self.session.state() != State::Connected {
                 if let Some(at) = self.retry_at.filter(|&at| at > now) {
                     self.clock.sleep_until(at.min(deadline)).await;
                     if at >= deadline {
-                        return Ok(handled);
+                        return Ok(Handled::default());
                     }
                 }
                 match self.connect().await {
@@ -123,13 +116,10 @@ where
                 continue;
             }
             if now >= deadline {
-                return Ok(handled);
+                return Ok(Handled::default());
             }
             match self.drive(Some(deadline), &|_| false).await {
-                Ok(h) => {
-                    handled.add(h);
-                    return Ok(handled);
-                }
+                Ok(handled) => return Ok(handled),
                 // A callback's request the session refused (an invalid
                 // topic, a full store): it is dropped, the connection is
                 // fine, and retrying cannot help. The loop goes on.

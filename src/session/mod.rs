@@ -90,6 +90,7 @@ pub use timers::Timeouts;
 
 use incoming::Handled;
 use protocol::Protocol;
+pub(crate) use protocol::check_connect;
 use rx::{Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
 use tx::{Encode, TxQueue};

@@ -76,10 +76,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             // (MQTT-3.1.0-2); the caller must end the connection first.
             return Err(SessionError::Usage(UsageError::AlreadyConnected));
         }
-        if connect.client_id.is_empty() && !connect.clean_session {
-            return Err(SessionError::Usage(UsageError::EmptyClientId));
-        }
-        connect.validate()?;
+        check_connect(connect)?;
         if connect.encoded_len() > self.tx.capacity() {
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall {
@@ -256,4 +253,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     pub(crate) fn take_packet_id(&mut self, id: u16) {
         self.next_packet_id = id.checked_add(1).unwrap_or(1);
     }
+}
+
+/// Whether `connect` may be sent at all: its fields are valid, and an
+/// empty client id asks for a clean session (MQTT-3.1.3-7). The client
+/// checks this before opening a transport too.
+pub(crate) fn check_connect(connect: &Connect<'_>) -> Result<()> {
+    if connect.client_id.is_empty() && !connect.clean_session {
+        return Err(SessionError::Usage(UsageError::EmptyClientId));
+    }
+    connect.validate()?;
+    Ok(())
 }
