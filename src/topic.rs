@@ -260,6 +260,9 @@ pub(crate) fn name_error(name: &str) -> Result<(), TopicError> {
 }
 
 /// The checks of [`TopicFilter::new`], for callers that keep a plain `&str`.
+// Inlined: the fast path is a few instructions, and the encoders call it
+// once per filter; the error path stays out of line.
+#[inline]
 pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
     if !filter.is_empty() && filter.len() <= MAX_TOPIC_LEN && filter_chars_ok(filter.as_bytes()) {
         return Ok(());

@@ -59,7 +59,7 @@ impl<'a> Publish<'a> {
 
     /// The topic and QoS of a stored PUBLISH (see [`super::stored`]).
     pub(crate) fn stored_topic(flags: u8, body: &'a [u8]) -> Option<(&'a str, QoS)> {
-        let qos = QoS::from_bits((flags >> flag::QOS_SHIFT) & flag::QOS_MASK)?;
+        let qos = flags_qos(flags)?;
         let (_, topic) = string::binary(body).ok()?;
         Some((core::str::from_utf8(topic).ok()?, qos))
     }
@@ -71,7 +71,7 @@ impl<'a> Publish<'a> {
     #[inline(always)]
     pub(crate) fn parse(flags: u8, body: &'a [u8]) -> BodyResult<'a, Self> {
         let (rest, topic) = string::topic_name(body)?;
-        let Some(qos) = QoS::from_bits((flags >> flag::QOS_SHIFT) & flag::QOS_MASK) else {
+        let Some(qos) = flags_qos(flags) else {
             return fail(Malformed::QoS);
         };
         let (payload, packet_id) = match qos {
@@ -84,7 +84,7 @@ impl<'a> Publish<'a> {
         Ok((
             &[],
             Self {
-                dup: flags & flag::DUP != 0,
+                dup: publish_dup(flags),
                 qos,
                 retain: flags & flag::RETAIN != 0,
                 topic,

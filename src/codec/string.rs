@@ -50,7 +50,9 @@ pub(crate) fn topic_name(input: &[u8]) -> BodyResult<'_, &str> {
 #[inline(never)]
 fn topic_name_error(input: &[u8]) -> BodyResult<'_, &str> {
     let (rest, s) = utf8(input)?;
-    if let Err(e) = topic::validate_name(s) {
+    // The fast check failed: straight to the one that names the error (a
+    // field is at most 65,535 bytes, the longest topic allowed).
+    if let Err(e) = topic::name_error(s) {
         return fail(Malformed::TopicName(e));
     }
     Ok((rest, s))
@@ -75,7 +77,7 @@ pub(crate) fn topic_filter(input: &[u8]) -> BodyResult<'_, &str> {
 #[inline(never)]
 fn topic_filter_error(input: &[u8]) -> BodyResult<'_, &str> {
     let (rest, s) = utf8(input)?;
-    if let Err(e) = topic::validate_filter(s) {
+    if let Err(e) = topic::filter_error(s) {
         return fail(Malformed::TopicFilter(e));
     }
     Ok((rest, s))

@@ -213,8 +213,10 @@ impl<'a> Subscribe<'a> {
         let mut w = Writer::new(buf, PacketType::Subscribe, FLAGS, remaining_len);
         w.u16(self.packet_id);
         // Each filter in one piece, straight into the rest of the buffer:
-        // its length, its bytes, its QoS. (The checks cannot fail: the
-        // filters are valid and the buffer has the length they add up to.)
+        // its length, its bytes, its QoS. Not `Writer::prefixed` and
+        // `Writer::u8`: their bounds checks per field cost this encode about
+        // 10 % more instructions. (The checks here cannot fail: the filters
+        // are valid and the buffer has the length they add up to.)
         let mut rest = w.into_rest()?;
         for sub in self.filters.iter() {
             let filter = sub.filter.as_bytes();
@@ -258,23 +260,11 @@ pub(crate) fn id_and_list<'a, T>(
 }
 
 /// The checks an outgoing topic filter needs, shared with UNSUBSCRIBE:
-/// [`topic::validate_filter`]'s fast path, inlined into the encoders.
+/// [`topic::validate_filter`], whose fast path inlines into the encoders.
 #[inline]
 pub(crate) fn check_filter(filter: &str) -> Result<(), EncodeError> {
-    let bytes = filter.as_bytes();
-    if !bytes.is_empty() && bytes.len() <= topic::MAX_TOPIC_LEN && topic::filter_chars_ok(bytes) {
-        return Ok(());
-    }
-    filter_error(filter)
-}
-
-/// [`check_filter`]'s error, found the long way.
-#[cold]
-#[inline(never)]
-fn filter_error(filter: &str) -> Result<(), EncodeError> {
-    match topic::validate_filter(filter) {
-        Ok(()) => Ok(()),
-        Err(TopicError::TooLong) => Err(EncodeError::StringTooLong),
-        Err(e) => Err(EncodeError::TopicFilter(e)),
-    }
+    topic::validate_filter(filter).map_err(|e| match e {
+        TopicError::TooLong => EncodeError::StringTooLong,
+        e => EncodeError::TopicFilter(e),
+    })
 }
