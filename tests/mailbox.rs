@@ -16,6 +16,27 @@ use minimqtt::QoS;
 use minimqtt::mailbox::{Mailbox, MailboxFull};
 use minimqtt::time::Duration as MDuration;
 
+/// The client's task: nothing but `run_for`, waiting on the broker for a
+/// minute at a time, until `stop` is set; it hands the client back.
+fn run_in_its_task(
+    mut c: TestClient<'static, Pipe>,
+) -> (
+    Rc<Cell<bool>>,
+    tokio::task::JoinHandle<TestClient<'static, Pipe>>,
+) {
+    let stop = Rc::new(Cell::new(false));
+    let runner = tokio::task::spawn_local({
+        let stop = stop.clone();
+        async move {
+            while !stop.get() {
+                c.run_for(MDuration::from_secs(60)).await.unwrap();
+            }
+            c
+        }
+    });
+    (stop, runner)
+}
+
 #[tokio::test(start_paused = true)]
 async fn another_task_publishes_and_subscribes_through_the_mailbox() {
     let local = tokio::task::LocalSet::new();
@@ -27,18 +48,7 @@ async fn another_task_publishes_and_subscribes_through_the_mailbox() {
             let mut c = client(io, config(), buffers.slices());
             c.attach(mailbox);
             connect(&mut c, &mut broker, false).await;
-            let stop = Rc::new(Cell::new(false));
-            // The client's task: nothing but `run_for`, waiting on the
-            // broker for a minute at a time.
-            let runner = tokio::task::spawn_local({
-                let stop = stop.clone();
-                async move {
-                    while !stop.get() {
-                        c.run_for(MDuration::from_secs(60)).await.unwrap();
-                    }
-                    c
-                }
-            });
+            let (stop, runner) = run_in_its_task(c);
             // Another task, some time later.
             tokio::time::sleep(Duration::from_secs(5)).await;
             let sent_at = tokio::time::Instant::now();
@@ -115,16 +125,7 @@ async fn a_request_queued_during_a_write_is_sent_when_the_write_ends() {
             let mut c = client(io, config(), buffers.slices());
             c.attach(mailbox);
             connect(&mut c, &mut broker, false).await;
-            let stop = Rc::new(Cell::new(false));
-            let runner = tokio::task::spawn_local({
-                let stop = stop.clone();
-                async move {
-                    while !stop.get() {
-                        c.run_for(MDuration::from_secs(60)).await.unwrap();
-                    }
-                    c
-                }
-            });
+            let (stop, runner) = run_in_its_task(c);
             tokio::time::sleep(Duration::from_secs(5)).await;
             mailbox
                 .try_publish("first", &[1; 150], QoS::AtMostOnce, false)
