@@ -51,7 +51,8 @@ pub struct Config<'a> {
     /// How long to wait for each acknowledgement.
     pub timeouts: Timeouts,
     /// Re-subscribing after a reconnect, and what happens to QoS 2
-    /// messages when the broker lost the session.
+    /// messages when the broker lost the session. (`stream` is always on
+    /// in a client: each route says whether it takes streams.)
     pub options: Options,
     /// How [`run`](crate::Client::run) and
     /// [`run_for`](crate::Client::run_for) space their connection attempts

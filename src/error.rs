@@ -69,6 +69,9 @@ pub enum ResourceError {
         /// Bytes the packet needs.
         needed: usize,
     },
+    /// `INFLIGHT` acknowledgements are already deferred: redeem an
+    /// [`AckToken`](crate::session::AckToken) first.
+    AcksFull,
 }
 
 /// The caller asked for something that cannot be done. Nothing was
@@ -88,6 +91,12 @@ pub enum UsageError {
     /// The packet cannot be encoded: an invalid topic or filter, a string
     /// too long, ...
     Encode(EncodeError),
+    /// No acknowledgement to defer: the message just delivered is QoS 0,
+    /// or its acknowledgement was already deferred or queued.
+    NothingToDefer,
+    /// The [`AckToken`](crate::session::AckToken) belongs to a connection
+    /// that is gone: nothing was sent, and the broker resends the message.
+    StaleAck,
 }
 
 /// Why the sans-IO session refused a request: it does no I/O, so only a
@@ -253,6 +262,7 @@ impl fmt::Display for ResourceError {
             Self::TransmitBufferTooSmall { needed } => {
                 write!(f, "packet needs {needed} bytes of transmit buffer")
             }
+            Self::AcksFull => f.write_str("too many deferred acknowledgements"),
         }
     }
 }
@@ -264,6 +274,8 @@ impl fmt::Display for UsageError {
             Self::AlreadyConnected => f.write_str("already connected"),
             Self::EmptyClientId => f.write_str("empty client id with clean session off"),
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
+            Self::NothingToDefer => f.write_str("no acknowledgement to defer"),
+            Self::StaleAck => f.write_str("acknowledgement token of a lost connection"),
         }
     }
 }

@@ -44,6 +44,7 @@ use embassy_sync::waitqueue::WakerRegistration;
 
 use crate::callbacks::{Outbox, Request, outbox};
 use crate::codec::QoS;
+use crate::session::AckToken;
 
 /// The mailbox has no room for the request; nothing was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +129,23 @@ impl<M: RawMutex, const N: usize> Mailbox<M, N> {
     /// reaches `on_unsubscribe`.
     pub fn try_unsubscribe(&self, filter: &str) -> Result<(), MailboxFull> {
         self.push(Request::Unsubscribe { filter })
+    }
+
+    /// Queues the redemption of a deferred acknowledgement's token (see
+    /// [`Context::defer_ack`](crate::callbacks::Context::defer_ack)), or
+    /// hands the token back when the mailbox is full.
+    pub fn try_ack(&self, token: AckToken) -> Result<(), (MailboxFull, AckToken)> {
+        self.state.lock(|s| {
+            let mut s = s.borrow_mut();
+            let State { buf, len, waker } = &mut *s;
+            // Checked first: a refused token goes back to the caller.
+            if buf.len().saturating_sub(*len) < outbox::ACK_SIZE {
+                return Err((MailboxFull, token));
+            }
+            let _ = outbox::push(buf, len, Request::Ack(token));
+            waker.wake();
+            Ok(())
+        })
     }
 
     /// Requests queued and not yet taken by the client.

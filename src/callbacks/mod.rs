@@ -34,10 +34,11 @@
 
 pub(crate) mod outbox;
 
-pub use crate::session::{Connected, Dropped};
+pub use crate::session::{AckToken, Connected, Dropped, Part, Stream};
 pub use outbox::{Outbox, OutboxFull, Request};
 
 use crate::codec::{ConnectReturnCode, Publish, QoS, SubscribeReturnCode};
+use crate::error::{ResourceError, SessionError, UsageError};
 use crate::session::Closed;
 use crate::topic;
 
@@ -79,6 +80,25 @@ pub struct Context<'c, U> {
     pub user_data: &'c mut U,
     outbox: &'c mut [u8],
     queued: &'c mut usize,
+    defer: Defer,
+}
+
+/// Whether the message being delivered may have its acknowledgement
+/// deferred, and whether a callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Defer {
+    /// Not a QoS 1/2 message (or not a message at all).
+    No,
+    /// Deferred ones already fill the session's queue.
+    Full,
+    /// It may: this is the token the session will hand out.
+    May {
+        packet_id: u16,
+        qos: QoS,
+        connection: u32,
+    },
+    /// A callback took the token.
+    Taken,
 }
 
 impl<'c, U> Context<'c, U> {
@@ -90,7 +110,69 @@ impl<'c, U> Context<'c, U> {
             user_data,
             outbox,
             queued,
+            defer: Defer::No,
         }
+    }
+
+    /// A context whose callback may defer the message's acknowledgement.
+    pub(crate) fn with_defer(mut self, defer: Defer) -> Self {
+        self.defer = defer;
+        self
+    }
+
+    /// Whether a callback deferred the acknowledgement.
+    pub(crate) fn deferred(&self) -> bool {
+        self.defer == Defer::Taken
+    }
+
+    /// Defers the acknowledgement of the message being delivered (QoS 1/2;
+    /// in a message callback, or a stream callback at [`Part::End`]) until
+    /// the returned token is redeemed with [`ack`](Self::ack),
+    /// [`Client::ack`](crate::Client::ack) or
+    /// [`Mailbox::try_ack`](crate::mailbox::Mailbox::try_ack): after the
+    /// application has stored or processed it. Acknowledgements of later
+    /// messages wait behind it, in order (MQTT-4.6.0-2/3); at most
+    /// `INFLIGHT` can be deferred at once, and while that many are, no
+    /// further QoS 1/2 message is delivered.
+    ///
+    /// Errors: [`UsageError::NothingToDefer`] for QoS 0, outside a message
+    /// callback, or when another callback of the same message took the
+    /// token; [`ResourceError::AcksFull`] when `INFLIGHT` are deferred.
+    /// Either way the acknowledgement goes out as usual.
+    ///
+    /// ```
+    /// use minimqtt::callbacks::{AckToken, Context, Message};
+    ///
+    /// struct App { pending: Option<AckToken> }
+    ///
+    /// fn store_then_ack(ctx: &mut Context<'_, App>, _msg: &Message<'_>) {
+    ///     // Hand the payload to the storage task; it redeems the token.
+    ///     ctx.user_data.pending = ctx.defer_ack().ok();
+    /// }
+    /// ```
+    pub fn defer_ack(&mut self) -> Result<AckToken, SessionError> {
+        match self.defer {
+            Defer::May {
+                packet_id,
+                qos,
+                connection,
+            } => {
+                self.defer = Defer::Taken;
+                Ok(AckToken {
+                    packet_id,
+                    qos,
+                    connection,
+                })
+            }
+            Defer::Full => Err(SessionError::Resource(ResourceError::AcksFull)),
+            Defer::No | Defer::Taken => Err(SessionError::Usage(UsageError::NothingToDefer)),
+        }
+    }
+
+    /// Redeems a deferred acknowledgement's token: its PUBACK / PUBREC is
+    /// sent after the callback returns.
+    pub fn ack(&mut self, token: AckToken) -> Result<(), OutboxFull> {
+        self.push(Request::Ack(token))
     }
 
     fn push(&mut self, request: Request<'_>) -> Result<(), OutboxFull> {
@@ -141,6 +223,54 @@ pub type UnsubscribeCallback<U> = fn(&mut Context<'_, U>, &str, u16);
 pub type PublishCallback<U> = fn(&mut Context<'_, U>, &str, Option<u16>);
 /// `on_message(context, message)` and per-topic callbacks.
 pub type MessageCallback<U> = fn(&mut Context<'_, U>, &Message<'_>);
+/// A streaming topic callback: `(context, one part of a message)`. It sees
+/// [`Part::Start`], the [`Part::Chunk`]s in order, then [`Part::End`] (or
+/// [`Part::Aborted`] if the connection ends first).
+pub type StreamCallback<U> = fn(&mut Context<'_, U>, &Stream<'_>);
+
+/// How a per-topic callback takes its messages.
+///
+/// A message *fits* when the whole PUBLISH fits in the receive buffer;
+/// one that does not can be *streamed* when its header (topic, packet id)
+/// fits with room to spare: its payload passes through the buffer in
+/// chunks as it arrives. A message that does not fit and that no matching
+/// route streams is skipped, acknowledged and reported to
+/// `on_message_dropped`.
+pub enum Route<U> {
+    /// Whole messages only: those that fit.
+    Whole(MessageCallback<U>),
+    /// Every message as a stream: one that fits comes as
+    /// [`Part::Start`], one [`Part::Chunk`] (none for an empty payload),
+    /// [`Part::End`].
+    Stream(StreamCallback<U>),
+    /// Whole messages to the first callback when they fit, streams to the
+    /// second when they do not.
+    WholeOrStream(MessageCallback<U>, StreamCallback<U>),
+}
+
+impl<U> Clone for Route<U> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<U> Copy for Route<U> {}
+
+impl<U> Route<U> {
+    fn whole(&self) -> Option<MessageCallback<U>> {
+        match *self {
+            Self::Whole(f) | Self::WholeOrStream(f, _) => Some(f),
+            Self::Stream(_) => None,
+        }
+    }
+
+    fn stream(&self) -> Option<StreamCallback<U>> {
+        match *self {
+            Self::Stream(s) | Self::WholeOrStream(_, s) => Some(s),
+            Self::Whole(_) => None,
+        }
+    }
+}
 /// `on_message_dropped(context, what was dropped)`: an incoming message
 /// too large for the receive buffer was skipped (and acknowledged when its
 /// packet id could be read).
@@ -161,7 +291,7 @@ pub struct Callbacks<'r, U, const ROUTES: usize = 8> {
     on_message: Option<MessageCallback<U>>,
     on_message_dropped: Option<DroppedCallback<U>>,
     on_publish_discarded: Option<DiscardedCallback<U>>,
-    routes: heapless::Vec<(&'r str, MessageCallback<U>), ROUTES>,
+    routes: heapless::Vec<(&'r str, Route<U>), ROUTES>,
 }
 
 impl<U, const ROUTES: usize> Default for Callbacks<'_, U, ROUTES> {
@@ -254,12 +384,50 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         filter: &'r str,
         f: MessageCallback<U>,
     ) -> Result<(), RouteError> {
+        self.add_route(filter, Route::Whole(f))
+    }
+
+    /// Streams every message whose topic matches `filter` to `f`, in
+    /// parts: what [`Route::Stream`] says. Errors as for
+    /// [`add_topic_callback`](Self::add_topic_callback).
+    ///
+    /// ```
+    /// use minimqtt::callbacks::{Callbacks, Context, Part, Stream};
+    ///
+    /// #[derive(Default)]
+    /// struct Ota { received: usize, complete: bool }
+    ///
+    /// fn firmware(ctx: &mut Context<'_, Ota>, s: &Stream<'_>) {
+    ///     match s.part {
+    ///         Part::Start => *ctx.user_data = Ota::default(),
+    ///         Part::Chunk { data, .. } => ctx.user_data.received += data.len(),
+    ///         Part::End => ctx.user_data.complete = ctx.user_data.received == s.len,
+    ///         Part::Aborted => ctx.user_data.received = 0,
+    ///     }
+    /// }
+    ///
+    /// let mut callbacks: Callbacks<'_, Ota> = Callbacks::new();
+    /// callbacks.add_stream_callback("device/42/firmware", firmware).unwrap();
+    /// ```
+    pub fn add_stream_callback(
+        &mut self,
+        filter: &'r str,
+        f: StreamCallback<U>,
+    ) -> Result<(), RouteError> {
+        self.add_route(filter, Route::Stream(f))
+    }
+
+    /// Adds a per-topic callback of any [`Route`] kind. A filter that
+    /// already has one gets the new one.
+    pub fn add_route(&mut self, filter: &'r str, route: Route<U>) -> Result<(), RouteError> {
         topic::validate_filter(filter).map_err(RouteError::InvalidFilter)?;
-        if let Some(route) = self.routes.iter_mut().find(|(r, _)| *r == filter) {
-            route.1 = f;
+        if let Some(r) = self.routes.iter_mut().find(|(r, _)| *r == filter) {
+            r.1 = route;
             return Ok(());
         }
-        self.routes.push((filter, f)).map_err(|_| RouteError::Full)
+        self.routes
+            .push((filter, route))
+            .map_err(|_| RouteError::Full)
     }
 
     /// Removes the callback of `filter`; [`RouteError::Unknown`] if it has none.
@@ -282,15 +450,36 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
     /// callbacks matched (0 means `on_message` ran, if set).
     pub fn dispatch_message(&self, ctx: &mut Context<'_, U>, message: &Message<'_>) -> usize {
         let mut matched = 0;
-        for (filter, f) in &self.routes {
-            if topic::matches(filter, message.topic) {
-                f(ctx, message);
-                matched += 1;
+        for (filter, route) in &self.routes {
+            if !topic::matches(filter, message.topic) {
+                continue;
+            }
+            matched += 1;
+            match (route.whole(), route.stream()) {
+                (Some(f), _) => f(ctx, message),
+                (None, Some(s)) => whole_as_stream(ctx, s, message),
+                (None, None) => {}
             }
         }
         if matched == 0 {
             if let Some(f) = self.on_message {
                 f(ctx, message);
+            }
+        }
+        matched
+    }
+
+    /// Hands a part of a streamed message to every matching route that
+    /// takes streams; returns how many did (0 at [`Part::Start`]: nobody
+    /// wants it, skip it).
+    pub fn dispatch_stream(&self, ctx: &mut Context<'_, U>, stream: &Stream<'_>) -> usize {
+        let mut matched = 0;
+        for (filter, route) in &self.routes {
+            if let Some(s) = route.stream() {
+                if topic::matches(filter, stream.topic) {
+                    s(ctx, stream);
+                    matched += 1;
+                }
             }
         }
         matched
@@ -343,6 +532,36 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
             f(ctx, topic, packet_id);
         }
     }
+}
+
+/// A message that fits, in the parts a streaming route expects. Only the
+/// end may defer the acknowledgement, as for a streamed message.
+fn whole_as_stream<U>(ctx: &mut Context<'_, U>, s: StreamCallback<U>, m: &Message<'_>) {
+    let defer = core::mem::replace(&mut ctx.defer, Defer::No);
+    let part = |ctx: &mut Context<'_, U>, part| {
+        let stream = Stream {
+            topic: m.topic,
+            qos: m.qos,
+            retain: m.retain,
+            dup: m.dup,
+            packet_id: m.packet_id,
+            len: m.payload.len(),
+            part,
+        };
+        s(ctx, &stream);
+    };
+    part(ctx, Part::Start);
+    if !m.payload.is_empty() {
+        part(
+            ctx,
+            Part::Chunk {
+                offset: 0,
+                data: m.payload,
+            },
+        );
+    }
+    ctx.defer = defer;
+    part(ctx, Part::End);
 }
 
 /// Why a topic callback could not be added or removed.

@@ -3,9 +3,10 @@
 //! re-enters the client.
 
 use crate::codec::QoS;
+use crate::session::AckToken;
 
 /// A request a callback queued; the client carries it out afterwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Request<'a> {
     /// Publish a message.
@@ -31,6 +32,8 @@ pub enum Request<'a> {
         /// Topic filter.
         filter: &'a str,
     },
+    /// Send a deferred acknowledgement.
+    Ack(AckToken),
 }
 
 /// The outbox has no room for the request; nothing was queued.
@@ -58,6 +61,9 @@ const ENTRY_HEADER: usize = 8;
 const OP_PUBLISH: u8 = 0;
 const OP_SUBSCRIBE: u8 = 1;
 const OP_UNSUBSCRIBE: u8 = 2;
+const OP_ACK: u8 = 3;
+/// The bytes a [`Request::Ack`] takes.
+pub(crate) const ACK_SIZE: usize = ENTRY_HEADER;
 
 impl<'b> Outbox<'b> {
     /// An empty outbox over `buf`.
@@ -114,6 +120,17 @@ pub(crate) fn push(
         ),
         Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
         Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
+        // No topic or payload: the packet id and the connection take
+        // their length fields.
+        Request::Ack(token) => {
+            let dst = buf.get_mut(*len..*len + ENTRY_HEADER).ok_or(OutboxFull)?;
+            dst[0] = OP_ACK;
+            dst[1] = token.qos as u8;
+            dst[2..4].copy_from_slice(&token.packet_id.to_le_bytes());
+            dst[4..8].copy_from_slice(&token.connection.to_le_bytes());
+            *len += ENTRY_HEADER;
+            return Ok(());
+        }
     };
     let topic_len = u16::try_from(topic.len()).map_err(|_| OutboxFull)?;
     let payload_len = u32::try_from(payload.len()).map_err(|_| OutboxFull)?;
@@ -136,13 +153,21 @@ impl core::error::Error for OutboxFull {}
 /// The first request of `data`, bytes queued by [`push`], and its size.
 pub(crate) fn front(data: &[u8]) -> Option<(Request<'_>, usize)> {
     let head = data.get(..ENTRY_HEADER)?;
+    let qos = QoS::from_bits(head[1] & 0b11).unwrap_or(QoS::AtMostOnce);
+    if head[0] == OP_ACK {
+        let token = AckToken {
+            qos,
+            packet_id: u16::from_le_bytes([head[2], head[3]]),
+            connection: u32::from_le_bytes([head[4], head[5], head[6], head[7]]),
+        };
+        return Some((Request::Ack(token), ENTRY_HEADER));
+    }
     let topic_len = usize::from(u16::from_le_bytes([head[2], head[3]]));
     let payload_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
     let total = ENTRY_HEADER + topic_len + payload_len;
     let body = data.get(ENTRY_HEADER..total)?;
     let (topic, payload) = body.split_at(topic_len);
     let topic = core::str::from_utf8(topic).ok()?;
-    let qos = QoS::from_bits(head[1] & 0b11).unwrap_or(QoS::AtMostOnce);
     let request = match head[0] {
         OP_PUBLISH => Request::Publish {
             topic,

@@ -5,6 +5,8 @@
 use embassy_futures::select::{Either3, select3};
 
 use super::*;
+use crate::callbacks::{Dropped, Part};
+use crate::codec::PacketType;
 use crate::session::Closed;
 
 impl<K, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
@@ -89,17 +91,50 @@ where
                 granted,
                 ..
             } = self;
+            let acks = session.ack_state();
             let Some(event) = session.poll_event(now) else {
                 break None;
             };
             any = true;
             let mut ctx = Context::new(user_data, outbox);
+            // What the session must do once the event is consumed.
+            let mut defer = false;
+            let mut skip = false;
             match event {
                 Event::Connected(info) => callbacks.connected(&mut ctx, info),
                 Event::Message(message) => {
                     handled.messages += 1;
+                    let mut ctx = ctx.with_defer(acks.offer(message.qos, message.packet_id));
                     callbacks.dispatch_message(&mut ctx, &message);
+                    defer = ctx.deferred();
                 }
+                Event::Stream(stream) => match stream.part {
+                    Part::Start => {
+                        if callbacks.dispatch_stream(&mut ctx, &stream) == 0 {
+                            // No route streams it: skipped and reported as
+                            // any message too large is.
+                            handled.dropped += 1;
+                            skip = true;
+                            let dropped = Dropped {
+                                len: stream.packet_len(),
+                                packet_type: PacketType::Publish,
+                                topic: Some(stream.topic),
+                                qos: stream.qos,
+                                packet_id: stream.packet_id,
+                            };
+                            callbacks.dropped(&mut ctx, &dropped);
+                        }
+                    }
+                    Part::End => {
+                        handled.messages += 1;
+                        let mut ctx = ctx.with_defer(acks.offer(stream.qos, stream.packet_id));
+                        callbacks.dispatch_stream(&mut ctx, &stream);
+                        defer = ctx.deferred();
+                    }
+                    Part::Chunk { .. } | Part::Aborted => {
+                        callbacks.dispatch_stream(&mut ctx, &stream);
+                    }
+                },
                 Event::Published {
                     topic, packet_id, ..
                 } => {
@@ -132,6 +167,13 @@ where
                     callbacks.dropped(&mut ctx, &dropped);
                 }
                 Event::Closed(reason) => break Some(reason),
+            }
+            if defer {
+                // Cannot fail: `ack_state` said there was room.
+                let _ = session.defer_ack();
+            }
+            if skip {
+                session.skip_stream();
             }
         };
         let packets = self.session.packets_received() - received;
@@ -192,6 +234,14 @@ where
                     .map(|_| ()),
                 Request::Unsubscribe { filter } => {
                     self.session.unsubscribe(now, &[filter]).map(|_| ())
+                }
+                Request::Ack(token) => {
+                    // A token of a lost connection sends nothing: its
+                    // message comes again. Not worth an error.
+                    if self.session.ack(token).is_err() {
+                        crate::fmt::debug!("stale acknowledgement token dropped");
+                    }
+                    Ok(())
                 }
             };
             match result {
@@ -341,6 +391,13 @@ where
     pub(super) fn close_transport(&mut self) -> bool {
         let had = self.transport.take().is_some();
         self.session.connection_lost();
+        if self.session.is_streaming() {
+            // The only event of a lost connection: the stream's abort.
+            if let Some(Event::Stream(stream)) = self.session.poll_event(Instant::default()) {
+                let mut ctx = Context::new(&mut self.user_data, &mut self.outbox);
+                self.callbacks.dispatch_stream(&mut ctx, &stream);
+            }
+        }
         if let Some(size) = self.handed_over.take() {
             self.outbox.pop_front(size);
         }

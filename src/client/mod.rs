@@ -17,7 +17,7 @@ use crate::error::{BrokerError, Error, ResourceError, SessionError, UsageError};
 use crate::fmt::{debug, warning};
 use crate::mailbox::Inbox;
 use crate::reconnect::{Backoff, Connector};
-use crate::session::{Event, Outcome, Session, State};
+use crate::session::{AckToken, Event, Outcome, Session, State};
 use crate::time::{Clock, Duration, Instant};
 
 mod driver;
@@ -208,7 +208,12 @@ where
             _ => heapless::String::new(),
         };
         let mut session = Session::new(buffers.rx, buffers.tx, buffers.store, config.timeouts);
-        session.set_options(config.options);
+        // Streaming is chosen per route ([`Route`](crate::callbacks::Route)):
+        // a message no route streams is skipped at its start.
+        session.set_options(crate::session::Options {
+            stream: true,
+            ..config.options
+        });
         // The jitter's seed: the client id differs between devices, so
         // devices that lost the broker together come back apart even
         // without a random seed.
@@ -439,6 +444,19 @@ where
             Outcome::Discarded => Err(Error::Discarded),
             Outcome::Pending => Err(Error::Usage(UsageError::NotConnected)),
         }
+    }
+
+    /// Redeems a token from [`Context::defer_ack`](crate::callbacks::Context::defer_ack):
+    /// the message's PUBACK / PUBREC (and those queued behind it) goes out
+    /// with the next client call that writes ([`poll`](Self::poll),
+    /// [`run`](Self::run), ...). Other tasks use
+    /// [`Mailbox::try_ack`](crate::mailbox::Mailbox::try_ack).
+    ///
+    /// Errors: [`UsageError::StaleAck`] if the token's connection is gone;
+    /// nothing is sent, and the broker resends the message.
+    pub fn ack(&mut self, token: AckToken) -> Res<(), TransportError<K>> {
+        self.session.ack(token)?;
+        Ok(())
     }
 
     /// Subscribes to one filter; returns what the broker granted

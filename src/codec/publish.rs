@@ -177,6 +177,11 @@ pub(crate) const fn publish_dup(flags: u8) -> bool {
     flags & flag::DUP != 0
 }
 
+/// The RETAIN flag in the fixed-header flags of a PUBLISH.
+pub(crate) const fn publish_retain(flags: u8) -> bool {
+    flags & flag::RETAIN != 0
+}
+
 /// The QoS in the fixed-header flags of a PUBLISH, or `None` for the
 /// forbidden 3.
 pub(crate) const fn flags_qos(flags: u8) -> Option<QoS> {
@@ -193,6 +198,9 @@ pub(crate) enum Peek<'a> {
         qos: QoS,
         topic: Option<&'a str>,
         packet_id: Option<u16>,
+        /// Where the payload starts, when the topic (and the packet id
+        /// its QoS needs) fit: the header a streamed message keeps.
+        payload_at: Option<usize>,
     },
     /// The bytes that would tell have not all arrived yet.
     NeedMore,
@@ -216,6 +224,7 @@ pub(crate) fn peek_oversized(
         qos,
         topic: None,
         packet_id: None,
+        payload_at: None,
     };
     if h + 2 > capacity {
         return unknown;
@@ -248,5 +257,6 @@ pub(crate) fn peek_oversized(
         qos,
         topic,
         packet_id,
+        payload_at: Some(id_end),
     }
 }

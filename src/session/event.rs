@@ -85,6 +85,61 @@ pub struct Dropped<'a> {
     pub packet_id: Option<u16>,
 }
 
+/// A message too large for the receive buffer, delivered in parts as its
+/// bytes arrive ([`Options::stream`](super::Options::stream)): one
+/// [`Part::Start`], [`Part::Chunk`]s in order, then [`Part::End`], or
+/// [`Part::Aborted`] if the connection ends first. Every part carries the
+/// message's header, kept in the receive buffer while it streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stream<'a> {
+    /// The topic name.
+    pub topic: &'a str,
+    /// The delivery guarantee.
+    pub qos: QoS,
+    /// The RETAIN flag.
+    pub retain: bool,
+    /// The DUP flag: the broker may have sent it before.
+    pub dup: bool,
+    /// The packet id (QoS 1/2).
+    pub packet_id: Option<u16>,
+    /// The payload's length, all chunks together.
+    pub len: usize,
+    /// Which part this is.
+    pub part: Part<'a>,
+}
+
+impl Stream<'_> {
+    /// The whole PUBLISH packet's length on the wire, header included.
+    pub fn packet_len(&self) -> usize {
+        let id = if self.qos == QoS::AtMostOnce { 0 } else { 2 };
+        crate::codec::packet_len(2 + self.topic.len() + id + self.len)
+    }
+}
+
+/// One part of a [`Stream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Part<'a> {
+    /// The header has arrived; chunks follow.
+    Start,
+    /// The payload bytes from `offset` on, as they arrived.
+    Chunk {
+        /// Where `data` starts in the payload.
+        offset: usize,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The last chunk has been delivered. The PUBACK / PUBREC is queued by
+    /// the next call on the session, once this part has been consumed.
+    End,
+    /// The connection ended before the last chunk: throw away what was
+    /// received. A QoS 1/2 message was not acknowledged, so the broker
+    /// sends it again (from the start) after a reconnect with clean
+    /// session off; a QoS 0 message is lost.
+    Aborted,
+}
+
 /// What happened, from [`Session::poll_event`](super::Session::poll_event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -131,6 +186,8 @@ pub enum Event<'a> {
     },
     /// A PINGRESP.
     Pong,
+    /// A part of a message streamed through the receive buffer.
+    Stream(Stream<'a>),
     /// A packet too large for the receive buffer was skipped. The
     /// connection goes on.
     Dropped(Dropped<'a>),

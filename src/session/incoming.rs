@@ -13,6 +13,9 @@ pub(crate) enum Handled {
     Connected(Connected),
     /// The PUBLISH is an application message to deliver.
     Message,
+    /// The PUBLISH is a resend of this QoS 2 message, delivered already:
+    /// PUBREC it again (§4.3.3), unless its PUBREC is still to come.
+    Duplicate(u16),
     /// The outgoing entry at this index completed.
     Published(usize),
     /// The request at this index was acknowledged.
@@ -59,15 +62,15 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// A packet too large to buffer was skipped: the same rules as for one
-    /// that fitted, and the acknowledgement a QoS 1/2 PUBLISH needs, to be
-    /// queued once the event is consumed.
+    /// that fitted. `true` if it is a QoS 1/2 PUBLISH that owes its
+    /// acknowledgement, to be queued once the event is consumed.
     pub(crate) fn handle_dropped(
         &mut self,
         packet_type: PacketType,
         qos: QoS,
         dup: bool,
         packet_id: Option<u16>,
-    ) -> Result<Option<[u8; ACK_LEN]>, Closed> {
+    ) -> Result<bool, Closed> {
         if self.state != State::Connected
             || packet_type == PacketType::ConnAck
             || !packet_type.sent_by_server()
@@ -75,42 +78,47 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(Closed::Protocol(packet_type));
         }
         if packet_type != PacketType::Publish {
-            return Ok(None);
+            return Ok(false);
         }
         if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
             // A resend of it is a duplicate, even though it was never
             // delivered: it was acknowledged.
             self.receive_qos2(id, dup);
         }
-        Ok(message_ack(qos, packet_id))
+        Ok(qos != QoS::AtMostOnce && packet_id.is_some())
     }
 
     fn on_publish(&mut self, publish: Publish<'_>) -> Handled {
         if let (QoS::ExactlyOnce, Some(id)) = (publish.qos, publish.packet_id) {
             if !self.receive_qos2(id, publish.dup) {
                 // Delivered already; the broker missed our PUBREC (§4.3.3).
-                self.push_ack(PacketType::PubRec, id);
-                return Handled::Nothing;
+                return Handled::Duplicate(id);
             }
         }
         Handled::Message
     }
 
+    /// Whether an incoming QoS 2 PUBLISH is a resend of one delivered
+    /// already.
+    pub(crate) fn is_duplicate(&self, packet_id: u16, dup: bool) -> bool {
+        // Released on this connection and not marked as a resend
+        // (MQTT-3.3.1-1): the broker sent PUBREL, so a first attempt with
+        // the id is a new message (MQTT-4.3.3-2), even while our PUBCOMP
+        // is still queued.
+        self.incoming
+            .iter()
+            .any(|i| i.packet_id == packet_id && (dup || i.released.is_none()))
+    }
+
     /// Records an incoming QoS 2 message; `false` if it is a duplicate of
     /// one already received.
-    fn receive_qos2(&mut self, packet_id: u16, dup: bool) -> bool {
-        match self.incoming.iter().position(|i| i.packet_id == packet_id) {
-            // Released on this connection and not marked as a resend
-            // (MQTT-3.3.1-1): the broker sent PUBREL, so a first attempt
-            // with the id is a new message (MQTT-4.3.3-2), even while our
-            // PUBCOMP is still queued. The old entry goes, or writing that
-            // PUBCOMP would forget the new message's id.
-            Some(i) if !dup && self.incoming.get(i).is_some_and(|e| e.released.is_some()) => {
-                self.incoming.remove(i);
-            }
-            Some(_) => return false,
-            None => {}
+    pub(crate) fn receive_qos2(&mut self, packet_id: u16, dup: bool) -> bool {
+        if self.is_duplicate(packet_id, dup) {
+            return false;
         }
+        // A released entry of the id goes, or writing its PUBCOMP would
+        // forget the new message's id.
+        self.incoming.retain(|i| i.packet_id != packet_id);
         self.remember_incoming(packet_id);
         true
     }
@@ -238,7 +246,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             (Handled::Nothing, _) => return None,
             (Handled::Connected(info), _) => Event::Connected(info),
             (Handled::Message, Packet::Publish(publish)) => Event::Message(publish),
-            (Handled::Message, _) => return None,
+            (Handled::Message | Handled::Duplicate(_), _) => return None,
             (Handled::Published(i), _) => {
                 let (topic, packet_id, qos) = self.outgoing_topic(i)?;
                 Event::Published {

@@ -64,6 +64,7 @@
 //! session, and also when it has one but a filter's SUBACK never arrived
 //! ([`Options::resubscribe`]).
 
+mod acks;
 mod event;
 mod incoming;
 mod outgoing;
@@ -84,10 +85,12 @@ use crate::codec::{
 use crate::error::{AckKind, ResourceError, SessionError, UsageError};
 use crate::time::{Duration, Instant};
 
-pub use event::{Closed, Connected, Dropped, Event, State};
+pub use acks::AckToken;
+pub use event::{Closed, Connected, Dropped, Event, Part, State, Stream};
 pub use store::Stage;
 pub use timers::Timeouts;
 
+use acks::Acks;
 use incoming::Handled;
 use protocol::Protocol;
 pub(crate) use protocol::check_connect;
@@ -127,13 +130,19 @@ pub struct Options {
     /// least once instead, possibly twice: exactly once is impossible
     /// across a broker that forgot.
     pub republish_on_lost_session: bool,
+    /// Deliver a PUBLISH too large for the receive buffer in parts as its
+    /// bytes arrive ([`Event::Stream`]) when its header (topic and packet
+    /// id) fits with room to spare, instead of skipping it
+    /// ([`Event::Dropped`]) (default off; the client turns it on).
+    pub stream: bool,
 }
 
 impl Options {
-    /// Re-subscribe on, republish off.
+    /// Re-subscribe on, republish off, streaming off.
     pub const DEFAULT: Self = Self {
         resubscribe: true,
         republish_on_lost_session: false,
+        stream: false,
     };
 }
 
@@ -198,11 +207,39 @@ pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// event may borrow them until then.
     consume: usize,
     skip: usize,
-    /// The acknowledgement of the last delivered (or dropped) message,
-    /// queued by the next call, or later if the transmit queue is full.
-    owed: Option<[u8; ACK_LEN]>,
+    /// Acknowledgements of delivered (or dropped) messages: the last one,
+    /// queued by the next call (or later, if the transmit queue is full),
+    /// and the deferred ones.
+    acks: Acks<INFLIGHT>,
+    /// The message streaming through the receive buffer.
+    stream: Option<Streaming>,
     /// Packets received and handled, ever.
     received: u64,
+}
+
+/// A message streaming through the receive buffer: its header is held at
+/// the front of the buffer, its payload passes behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Streaming {
+    /// The header's length: fixed header, topic, packet id.
+    header: usize,
+    /// Where the topic is in the header.
+    topic_at: usize,
+    topic_len: usize,
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    packet_id: Option<u16>,
+    /// The payload's length.
+    len: usize,
+    /// Payload bytes handed out so far.
+    offset: usize,
+    /// Bytes of the last chunk still buffered behind the header (kept
+    /// while the end is reported, since packets may follow them).
+    tail: usize,
+    /// [`Part::End`] or [`Part::Aborted`] was reported: the header goes at
+    /// the next call.
+    over: bool,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
@@ -219,7 +256,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             p: Protocol::new(tx, store, timeouts),
             consume: 0,
             skip: 0,
-            owed: None,
+            acks: Acks::new(),
+            stream: None,
             received: 0,
         }
     }
@@ -327,6 +365,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.received
     }
 
+    /// Whether a message is streaming through the receive buffer (its end
+    /// or abort not yet reported).
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_some_and(|s| !s.over)
+    }
+
     /// Whether a PINGREQ waits for its PINGRESP.
     pub fn ping_outstanding(&self) -> bool {
         self.p.pingresp_deadline.is_some()
@@ -341,7 +385,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 
     /// Whether nothing waits to be written.
     pub fn transmit_idle(&self) -> bool {
-        self.p.tx.is_empty() && !self.p.is_resending() && self.owed.is_none()
+        self.p.tx.is_empty() && !self.p.is_resending() && !self.acks.has_ready()
     }
 
     // ---- input ----------------------------------------------------------
@@ -384,14 +428,20 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     #[must_use]
     pub fn poll_event(&mut self, now: Instant) -> Option<Event<'_>> {
         self.settle();
+        if self.stream.is_some_and(|s| !s.over) && self.p.state == State::Disconnected {
+            return self.stream_event(Part::Aborted);
+        }
         if let Some(reason) = self.p.closed.take() {
             return Some(Event::Closed(reason));
         }
         if let Some(i) = self.p.next_discarded() {
             return self.p.discarded_event(i);
         }
-        if self.p.state == State::Disconnected || self.owed.is_some() {
+        if self.p.state == State::Disconnected || self.acks.is_owing() {
             return None;
+        }
+        if self.stream.is_some() {
+            return self.poll_stream(now);
         }
         // The packets are framed with shared borrows of the receive buffer,
         // and dropped from it only at the next call: the event may borrow
@@ -408,9 +458,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     self.received += 1;
                     match self.p.handle(now, packet) {
                         Ok(Handled::Nothing) => {}
+                        Ok(Handled::Duplicate(id)) => {
+                            if !self.acks.waiting(id) {
+                                self.p.push_ack(PacketType::PubRec, id);
+                            }
+                        }
                         Ok(handled) => {
                             if let (Handled::Message, Packet::Publish(p)) = (handled, packet) {
-                                self.owed = message_ack(p.qos, p.packet_id);
+                                self.acks.owe(p.qos, p.packet_id);
                             }
                             break Some(Ok((handled, packet)));
                         }
@@ -425,14 +480,57 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     dup,
                     topic,
                     packet_id,
+                    retain,
+                    payload_at,
                 }) => {
+                    self.received += 1;
+                    if let (true, Some(topic), Some(header)) =
+                        (self.p.options.stream, topic, payload_at)
+                    {
+                        if self.p.state == State::Connected
+                            && packet_type == PacketType::Publish
+                            && (qos == QoS::AtMostOnce || packet_id.is_some())
+                        {
+                            if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
+                                if self.p.is_duplicate(id, dup) || self.acks.waiting(id) {
+                                    // Delivered already: skipped, and
+                                    // acknowledged again unless that is
+                                    // still to come (§4.3.3).
+                                    self.consume = offset + here;
+                                    self.skip = len - here;
+                                    if !self.acks.waiting(id) {
+                                        self.acks.owe(qos, packet_id);
+                                    }
+                                    return None;
+                                }
+                            }
+                            self.consume = offset;
+                            let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
+                            let stream = Streaming {
+                                header,
+                                topic_at: header - id_len - topic.len(),
+                                topic_len: topic.len(),
+                                qos,
+                                retain,
+                                dup,
+                                packet_id,
+                                len: len - header,
+                                offset: 0,
+                                tail: 0,
+                                over: false,
+                            };
+                            self.stream = Some(stream);
+                            return Some(Event::Stream(stream.event(topic, Part::Start)));
+                        }
+                    }
                     offset += here;
                     self.skip = len - here;
-                    self.received += 1;
                     match self.p.handle_dropped(packet_type, qos, dup, packet_id) {
-                        Ok(ack) => {
+                        Ok(owed) => {
                             crate::fmt::warning!("skipping a packet of {} bytes", len);
-                            self.owed = ack;
+                            if owed {
+                                self.acks.owe(qos, packet_id);
+                            }
                             self.consume = offset;
                             return Some(Event::Dropped(Dropped {
                                 len,
@@ -460,6 +558,63 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 Some(Event::Closed(reason))
             }
         }
+    }
+
+    /// The next part of the streaming message: a chunk of what has
+    /// arrived, or its end.
+    fn poll_stream(&mut self, now: Instant) -> Option<Event<'_>> {
+        let s = self.stream.as_mut()?;
+        if s.over {
+            return None;
+        }
+        if s.offset == s.len {
+            s.over = true;
+            if let (QoS::ExactlyOnce, Some(id)) = (s.qos, s.packet_id) {
+                // Recorded only now: a stream cut short is not delivered,
+                // so its resend must not count as a duplicate.
+                self.p.receive_qos2(id, s.dup);
+            }
+            self.acks.owe(s.qos, s.packet_id);
+            return self.stream_event(Part::End);
+        }
+        let data = self.rx.after_hold();
+        let n = data.len().min(s.len - s.offset);
+        if n == 0 {
+            return None;
+        }
+        let offset = s.offset;
+        s.offset += n;
+        s.tail = n;
+        // Bytes arriving prove the broker alive: a PINGRESP queued behind
+        // a long message must not time the connection out.
+        if let Some(due) = self.p.pingresp_deadline {
+            self.p.pingresp_deadline = Some(due.max(now + self.p.pingresp_wait()));
+        }
+        let data = data.get(..n)?;
+        let topic = self.held_topic();
+        let s = self.stream?;
+        Some(Event::Stream(s.event(topic, Part::Chunk { offset, data })))
+    }
+
+    /// An event about the streaming message, its topic read from the
+    /// held header. Ends the stream for [`Part::Aborted`].
+    fn stream_event(&mut self, part: Part<'static>) -> Option<Event<'_>> {
+        let s = self.stream.as_mut()?;
+        if part == Part::Aborted {
+            s.over = true;
+        }
+        let s = *s;
+        Some(Event::Stream(s.event(self.held_topic(), part)))
+    }
+
+    fn held_topic(&self) -> &str {
+        let Some(s) = self.stream else { return "" };
+        let bytes = self.rx.held().get(s.topic_at..s.topic_at + s.topic_len);
+        // Checked when the stream started; read again because the buffer
+        // is borrowed anew for each part.
+        bytes
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// Bytes waiting to be written, after queueing what is due (the
@@ -547,39 +702,117 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.p.unsubscribe(now, filters)
     }
 
-    // ---- internals ------------------------------------------------------
+    /// Defers the acknowledgement of the message just delivered
+    /// ([`Event::Message`] or the [`Part::End`] of a stream): call it before
+    /// any other call on the session. The PUBACK / PUBREC goes out when
+    /// the token is redeemed with [`ack`](Self::ack); acknowledgements of
+    /// later messages wait behind it, so the broker sees them in order
+    /// (MQTT-4.6.0-2/3).
+    ///
+    /// Refused with [`UsageError::NothingToDefer`] for QoS 0 (or after
+    /// another call), and with [`ResourceError::AcksFull`] when `INFLIGHT`
+    /// are already deferred; the acknowledgement then goes out as usual.
+    /// While deferred ones fill the queue, no further QoS 1/2 message is
+    /// delivered: redeem tokens within the keep-alive, or the broker's
+    /// PINGRESP waits behind them.
+    pub fn defer_ack(&mut self) -> Result<AckToken> {
+        self.acks.defer()
+    }
 
-    /// What the last event left to do: drop its packet's bytes and queue
-    /// its acknowledgement.
-    fn settle(&mut self) {
-        if self.p.state == State::Disconnected {
-            self.drop_input();
+    /// What a callback of the next message may be offered.
+    pub(crate) fn ack_state(&self) -> acks::AckState {
+        self.acks.state()
+    }
+
+    /// Redeems a token from [`defer_ack`](Self::defer_ack): its
+    /// acknowledgement (and those waiting behind it) is queued. A token of
+    /// an earlier connection is refused with [`UsageError::StaleAck`] and
+    /// sends nothing.
+    pub fn ack(&mut self, token: AckToken) -> Result<()> {
+        self.settle();
+        self.acks.redeem(token)?;
+        self.settle();
+        Ok(())
+    }
+
+    /// Skips the rest of the streaming message (after its [`Part::Start`],
+    /// or any chunk): its remaining bytes are thrown away as they arrive,
+    /// and a QoS 1/2 message is acknowledged as a dropped one is. Nothing
+    /// happens without a stream.
+    pub fn skip_stream(&mut self) {
+        self.settle();
+        let Some(s) = self.stream.take() else {
+            return;
+        };
+        if s.over {
             return;
         }
+        // A last chunk handed out is still buffered (`tail`).
+        let left = s.len - s.offset + s.tail;
+        let buffered = self.rx.after_hold().len().min(left);
+        self.rx.release(buffered, left - buffered);
+        if let Ok(true) = self
+            .p
+            .handle_dropped(PacketType::Publish, s.qos, s.dup, s.packet_id)
+        {
+            self.acks.owe(s.qos, s.packet_id);
+        }
+    }
+
+    // ---- internals ------------------------------------------------------
+
+    /// What the last event left to do: drop its packet's bytes (or the
+    /// streamed chunk's) and queue its acknowledgement.
+    fn settle(&mut self) {
         self.rx.consume(self.consume, self.skip);
         self.consume = 0;
         self.skip = 0;
-        if let Some(ack) = self.owed {
-            if self.p.push_control(&ack).is_ok() {
-                self.owed = None;
+        if let Some(s) = &mut self.stream {
+            if s.over {
+                self.rx.release(s.tail, 0);
+                self.stream = None;
+            } else {
+                self.rx.hold(s.header);
+                if s.offset < s.len && s.tail > 0 {
+                    // A chunk was handed out: all the bytes behind the
+                    // header were payload.
+                    self.rx.truncate_to_hold();
+                    s.tail = 0;
+                }
             }
         }
+        if self.p.state == State::Disconnected {
+            // Keep the header of a stream whose abort is not reported yet.
+            if self.stream.is_none() {
+                self.drop_input();
+            } else {
+                self.acks.clear();
+            }
+            return;
+        }
+        let p = &mut self.p;
+        self.acks.drain(|ack| p.push_control(ack).is_ok());
     }
 
     fn drop_input(&mut self) {
         self.rx.clear();
         self.consume = 0;
         self.skip = 0;
-        self.owed = None;
+        self.stream = None;
+        self.acks.clear();
     }
 }
 
-/// The acknowledgement a delivered message owes: PUBACK for QoS 1, PUBREC
-/// for QoS 2.
-fn message_ack(qos: QoS, packet_id: Option<u16>) -> Option<[u8; ACK_LEN]> {
-    match qos {
-        QoS::AtMostOnce => None,
-        QoS::AtLeastOnce => codec::ack_bytes(PacketType::PubAck, packet_id?),
-        QoS::ExactlyOnce => codec::ack_bytes(PacketType::PubRec, packet_id?),
+impl Streaming {
+    fn event<'a>(&self, topic: &'a str, part: Part<'a>) -> Stream<'a> {
+        Stream {
+            topic,
+            qos: self.qos,
+            retain: self.retain,
+            dup: self.dup,
+            packet_id: self.packet_id,
+            len: self.len,
+            part,
+        }
     }
 }

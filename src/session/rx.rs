@@ -27,6 +27,10 @@ pub(crate) enum Next<'a> {
         dup: bool,
         topic: Option<&'a str>,
         packet_id: Option<u16>,
+        retain: bool,
+        /// Where its payload starts, when everything before it fits in
+        /// the buffer with room to spare: it can be streamed.
+        payload_at: Option<usize>,
     },
     /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
     /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
@@ -42,6 +46,9 @@ pub(crate) struct Rx<'b> {
     end: usize,
     /// Bytes of an oversized packet still to be thrown away as they arrive.
     skip: usize,
+    /// Bytes at the front kept while a message streams: its header, which
+    /// its events borrow the topic from. Payload bytes land after them.
+    hold: usize,
 }
 
 impl core::fmt::Debug for Rx<'_> {
@@ -50,6 +57,7 @@ impl core::fmt::Debug for Rx<'_> {
             .field("capacity", &self.buf.len())
             .field("buffered", &(self.end - self.start))
             .field("skip", &self.skip)
+            .field("hold", &self.hold)
             .finish()
     }
 }
@@ -61,6 +69,7 @@ impl<'b> Rx<'b> {
             start: 0,
             end: 0,
             skip: 0,
+            hold: 0,
         }
     }
 
@@ -73,6 +82,39 @@ impl<'b> Rx<'b> {
         self.start = 0;
         self.end = 0;
         self.skip = 0;
+        self.hold = 0;
+    }
+
+    /// Keeps the first `len` buffered bytes (a streamed message's header)
+    /// until [`release`](Self::release).
+    pub(crate) fn hold(&mut self, len: usize) {
+        self.hold = len;
+    }
+
+    /// The held header.
+    pub(crate) fn held(&self) -> &[u8] {
+        self.buf
+            .get(self.start..self.start.saturating_add(self.hold))
+            .unwrap_or(&[])
+    }
+
+    /// The bytes buffered after the held header.
+    pub(crate) fn after_hold(&self) -> &[u8] {
+        self.buf
+            .get(self.start.saturating_add(self.hold)..self.end)
+            .unwrap_or(&[])
+    }
+
+    /// Drops every byte after the held header: payload handed out.
+    pub(crate) fn truncate_to_hold(&mut self) {
+        self.end = self.end.min(self.start.saturating_add(self.hold));
+    }
+
+    /// Drops the held header and the first `n` bytes after it, then skips
+    /// `skip` more as they arrive: the streamed message is over.
+    pub(crate) fn release(&mut self, n: usize, skip: usize) {
+        let held = core::mem::take(&mut self.hold);
+        self.consume(held.saturating_add(n), skip);
     }
 
     /// The free space to read into. Never empty while a partial packet
@@ -142,18 +184,19 @@ impl<'b> Rx<'b> {
 fn oversized(avail: &[u8], len: usize, capacity: usize) -> Result<Next<'_>, Malformed> {
     // `TooLarge` comes only after the fixed header decoded.
     let header = FixedHeader::decode(avail).map_err(|_| Malformed::Truncated)?;
-    let (qos, topic, packet_id) = if header.packet_type == PacketType::Publish {
+    let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {
         match codec::peek_oversized(header, avail, capacity) {
             Peek::Known {
                 qos,
                 topic,
                 packet_id,
-            } => (qos, topic, packet_id),
+                payload_at,
+            } => (qos, topic, packet_id, payload_at),
             Peek::NeedMore => return Ok(Next::Incomplete),
             Peek::Malformed(m) => return Err(m),
         }
     } else {
-        (QoS::AtMostOnce, None, None)
+        (QoS::AtMostOnce, None, None, None)
     };
     Ok(Next::Dropped {
         len,
@@ -163,6 +206,10 @@ fn oversized(avail: &[u8], len: usize, capacity: usize) -> Result<Next<'_>, Malf
         dup: codec::publish_dup(header.flags),
         topic,
         packet_id,
+        retain: codec::publish_retain(header.flags),
+        // At least one payload byte must fit beside the header, or the
+        // stream could never move.
+        payload_at: payload_at.filter(|&at| at < capacity),
     })
 }
 

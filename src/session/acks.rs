@@ -1,0 +1,223 @@
+//! Acknowledgements of incoming messages, in the order their PUBLISHes
+//! arrived (MQTT-4.6.0-2, MQTT-4.6.0-3), some of them deferred by the
+//! application until it has stored or processed the message.
+//!
+//! The last delivered message's PUBACK / PUBREC is *owed*: queued by the
+//! next call on the session, unless the application defers it first
+//! ([`Session::defer_ack`](super::Session::defer_ack)). A deferred one waits
+//! in a FIFO until its [`AckToken`] is redeemed; every acknowledgement
+//! after it waits behind it, so the broker sees them in order.
+
+use crate::codec::{self, PacketType, QoS};
+
+/// The right to send one deferred acknowledgement, from
+/// [`Session::defer_ack`](super::Session::defer_ack) (or a callback's
+/// [`Context::defer_ack`](crate::callbacks::Context::defer_ack)). Redeem it
+/// once the message is stored or processed; the broker considers the
+/// message delivered only then. Not `Clone`: one token, one
+/// acknowledgement.
+///
+/// A token outlives its connection harmlessly: redeeming it then sends
+/// nothing ([`UsageError::StaleAck`](crate::error::UsageError::StaleAck)).
+/// A QoS 1 message is then resent by the broker after a reconnect (clean
+/// session off) and delivered again; a QoS 2 message is not delivered
+/// again (exactly once), and the session acknowledges the resend itself.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AckToken {
+    pub(crate) packet_id: u16,
+    pub(crate) qos: QoS,
+    pub(crate) connection: u32,
+}
+
+impl AckToken {
+    /// The message's packet id.
+    pub fn packet_id(&self) -> u16 {
+        self.packet_id
+    }
+
+    /// The message's QoS (1: PUBACK, 2: PUBREC).
+    pub fn qos(&self) -> QoS {
+        self.qos
+    }
+}
+
+/// What a message callback may be offered, read before the message's
+/// event (which borrows the session).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AckState {
+    connection: u32,
+    room: bool,
+}
+
+impl AckState {
+    /// The offer for a message of this QoS and packet id.
+    pub(crate) fn offer(self, qos: QoS, packet_id: Option<u16>) -> crate::callbacks::Defer {
+        use crate::callbacks::Defer;
+        match (qos, packet_id) {
+            (QoS::AtMostOnce, _) | (_, None) => Defer::No,
+            _ if !self.room => Defer::Full,
+            (qos, Some(packet_id)) => Defer::May {
+                packet_id,
+                qos,
+                connection: self.connection,
+            },
+        }
+    }
+}
+
+/// One acknowledgement in the FIFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Queued {
+    packet_id: u16,
+    qos: QoS,
+    /// Its token was redeemed (or it never had one): it may go.
+    ready: bool,
+}
+
+/// The owed acknowledgement and the FIFO of deferred ones.
+#[derive(Debug)]
+pub(crate) struct Acks<const N: usize> {
+    /// The last delivered message's acknowledgement, until the next call.
+    owed: Option<(u16, QoS)>,
+    /// `owed` was set by the last `poll_event`: it may still be deferred.
+    fresh: bool,
+    // A `Vec`, not a `Deque`: `Deque` needs N > 0, and a window of 0 is
+    // allowed. N is small; removing from the front is cheap.
+    queue: heapless::Vec<Queued, N>,
+    /// Counts connections, so a token of an earlier one is refused.
+    connection: u32,
+}
+
+impl<const N: usize> Acks<N> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            owed: None,
+            fresh: false,
+            queue: heapless::Vec::new(),
+            connection: 0,
+        }
+    }
+
+    /// The message just delivered owes this acknowledgement (none at QoS 0).
+    pub(crate) fn owe(&mut self, qos: QoS, packet_id: Option<u16>) {
+        if let (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
+            self.owed = Some((id, qos));
+            self.fresh = true;
+        }
+    }
+
+    pub(crate) fn state(&self) -> AckState {
+        AckState {
+            connection: self.connection,
+            room: !self.queue.is_full(),
+        }
+    }
+
+    /// Whether an owed acknowledgement has not been queued yet: no
+    /// further message may be delivered until it is.
+    pub(crate) fn is_owing(&self) -> bool {
+        self.owed.is_some()
+    }
+
+    /// Whether the session has an acknowledgement of this id waiting: a
+    /// resend of its message must not be acknowledged ahead of it.
+    pub(crate) fn waiting(&self, packet_id: u16) -> bool {
+        self.owed.is_some_and(|(id, _)| id == packet_id)
+            || self.queue.iter().any(|q| q.packet_id == packet_id)
+    }
+
+    /// Whether an acknowledgement is ready to be written.
+    pub(crate) fn has_ready(&self) -> bool {
+        self.queue.first().is_some_and(|q| q.ready)
+            || (self.owed.is_some() && self.queue.is_empty())
+    }
+
+    /// Takes the owed acknowledgement into the FIFO, deferred.
+    pub(crate) fn defer(&mut self) -> Result<AckToken, crate::error::SessionError> {
+        use crate::error::{ResourceError, SessionError, UsageError};
+        let Some((packet_id, qos)) = self.owed.filter(|_| self.fresh) else {
+            return Err(SessionError::Usage(UsageError::NothingToDefer));
+        };
+        let entry = Queued {
+            packet_id,
+            qos,
+            ready: false,
+        };
+        if self.queue.push(entry).is_err() {
+            return Err(SessionError::Resource(ResourceError::AcksFull));
+        }
+        self.owed = None;
+        self.fresh = false;
+        Ok(AckToken {
+            packet_id,
+            qos,
+            connection: self.connection,
+        })
+    }
+
+    /// Marks the token's acknowledgement ready to go.
+    pub(crate) fn redeem(&mut self, token: AckToken) -> Result<(), crate::error::SessionError> {
+        use crate::error::{SessionError, UsageError};
+        let stale = SessionError::Usage(UsageError::StaleAck);
+        if token.connection != self.connection {
+            return Err(stale);
+        }
+        let entry = self
+            .queue
+            .iter_mut()
+            .find(|q| !q.ready && q.packet_id == token.packet_id && q.qos == token.qos)
+            .ok_or(stale)?;
+        entry.ready = true;
+        Ok(())
+    }
+
+    /// Hands every acknowledgement that may go, in order, to `push` while
+    /// it accepts them (the transmit queue has room).
+    pub(crate) fn drain(&mut self, mut push: impl FnMut(&[u8]) -> bool) {
+        self.fresh = false;
+        while let Some(q) = self.queue.first().copied().filter(|q| q.ready) {
+            if !push(&ack_bytes(q.packet_id, q.qos)) {
+                return;
+            }
+            self.queue.remove(0);
+        }
+        let Some((id, qos)) = self.owed else {
+            return;
+        };
+        if self.queue.is_empty() {
+            if push(&ack_bytes(id, qos)) {
+                self.owed = None;
+            }
+        } else {
+            // Behind a deferred one: it waits its turn.
+            let entry = Queued {
+                packet_id: id,
+                qos,
+                ready: true,
+            };
+            if self.queue.push(entry).is_ok() {
+                self.owed = None;
+            }
+        }
+    }
+
+    /// The connection is gone: nothing owed or deferred can be sent any
+    /// more, and the tokens handed out are stale.
+    pub(crate) fn clear(&mut self) {
+        self.owed = None;
+        self.fresh = false;
+        self.queue.clear();
+        self.connection = self.connection.wrapping_add(1);
+    }
+}
+
+/// PUBACK for QoS 1, PUBREC for QoS 2.
+fn ack_bytes(packet_id: u16, qos: QoS) -> [u8; super::ACK_LEN] {
+    let kind = match qos {
+        QoS::ExactlyOnce => PacketType::PubRec,
+        _ => PacketType::PubAck,
+    };
+    // A packet id of 0 never reaches here: the codec refuses it.
+    codec::ack_bytes(kind, packet_id).unwrap_or_default()
+}
