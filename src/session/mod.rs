@@ -653,12 +653,16 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     /// Forgets the connection (the transport failed or was closed) and
-    /// keeps the session for the next [`connect`](Self::connect). Pending
+    /// keeps the session for the next [`connect`](Self::connect). A stream
+    /// in progress is reported aborted by the next
+    /// [`poll_event`](Self::poll_event). Pending
     /// SUBSCRIBE / UNSUBSCRIBE requests are dropped: the subscription list
     /// already holds what they asked for.
     pub fn connection_lost(&mut self) {
         self.p.connection_lost();
-        self.drop_input();
+        // Drops the input, but the header of a stream whose abort is
+        // still to be reported.
+        self.settle();
     }
 
     /// Queues DISCONNECT; once it is written the connection is over (close

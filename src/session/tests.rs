@@ -2365,3 +2365,6 @@ fn a_pubrel_resend_waits_for_room_behind_a_publish_resend() {
     s.handle_transmit(secs(1), first);
     assert_eq!(sent(&mut s, secs(1)), [pubrel(2)]);
 }
+
+#[path = "stream_tests.rs"]
+mod stream;

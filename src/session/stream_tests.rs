@@ -1,0 +1,400 @@
+//! Streaming messages larger than the receive buffer, and deferred
+//! acknowledgements.
+
+use super::*;
+
+/// What a test saw of a stream, and the other events around it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    starts: Vec<(std::string::String, usize, Option<u16>, bool)>,
+    payload: Vec<u8>,
+    /// Where the current stream's payload starts in `payload`.
+    at: usize,
+    ends: usize,
+    aborts: usize,
+    other: Vec<std::string::String>,
+}
+
+/// Feeds `bytes` in pieces of `sizes` (cycled), consuming every event.
+fn stream_bytes<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+    bytes: &[u8],
+    sizes: &[usize],
+) -> Seen {
+    let mut seen = Seen::default();
+    let mut fed = 0;
+    let mut i = 0;
+    loop {
+        drain_events(s, now, &mut seen);
+        if fed == bytes.len() {
+            return seen;
+        }
+        let space = s.receive_buffer();
+        let k = space
+            .len()
+            .min(sizes[i % sizes.len()])
+            .min(bytes.len() - fed);
+        i += 1;
+        assert!(k > 0, "receive buffer full");
+        space[..k].copy_from_slice(&bytes[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+    }
+}
+
+fn drain_events<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+    seen: &mut Seen,
+) {
+    while let Some(event) = s.poll_event(now) {
+        match event {
+            Event::Stream(st) => match st.part {
+                Part::Start => {
+                    seen.at = seen.payload.len();
+                    seen.starts
+                        .push((st.topic.into(), st.len, st.packet_id, st.dup));
+                }
+                Part::Chunk { offset, data } => {
+                    assert_eq!(offset, seen.payload.len() - seen.at, "chunks out of order");
+                    assert!(offset + data.len() <= st.len);
+                    assert_eq!(st.topic, seen.starts.last().unwrap().0);
+                    seen.payload.extend_from_slice(data);
+                }
+                Part::End => {
+                    assert_eq!(seen.payload.len() - seen.at, st.len);
+                    seen.ends += 1;
+                }
+                Part::Aborted => {
+                    seen.aborts += 1;
+                    seen.payload.truncate(seen.at);
+                }
+            },
+            other => seen.other.push(std::format!("{other:?}")),
+        }
+    }
+}
+
+fn streaming_session<const I: usize>(rx: usize, clean: bool) -> Session<'static, I, 4> {
+    let mut s = Session::new(leak(rx), leak(256), leak(1024), Timeouts::default());
+    s.set_options(Options {
+        stream: true,
+        ..Options::DEFAULT
+    });
+    connect_at(&mut s, T0, clean, 0);
+    s
+}
+
+fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn large(topic: &str, qos: QoS, packet_id: Option<u16>, dup: bool, payload: &[u8]) -> Vec<u8> {
+    encoded(Packet::Publish(Publish {
+        dup,
+        qos,
+        retain: true,
+        topic,
+        packet_id,
+        payload,
+    }))
+}
+
+#[test]
+fn a_large_message_streams_through_a_small_buffer_in_any_split() {
+    let body = payload(1000);
+    for sizes in [&[1usize][..], &[3, 64, 1, 17], &[64], &[1000]] {
+        let mut s = streaming_session::<4>(48, true);
+        let wire = large("ota/image", QoS::AtLeastOnce, Some(7), false, &body);
+        let seen = stream_bytes(&mut s, T0, &wire, sizes);
+        assert_eq!(
+            seen.starts,
+            [("ota/image".into(), 1000, Some(7), false)],
+            "{sizes:?}"
+        );
+        assert_eq!(seen.payload, body);
+        assert_eq!(seen.ends, 1);
+        assert!(seen.other.is_empty(), "{:?}", seen.other);
+        // Acknowledged once, after the end was consumed.
+        assert_eq!(sent(&mut s, T0), [puback(7)]);
+        assert!(!s.is_streaming());
+    }
+}
+
+#[test]
+fn packets_around_a_stream_are_handled_in_order() {
+    let mut s = streaming_session::<4>(40, true);
+    let body = payload(300);
+    let mut wire = encoded(Packet::PingResp);
+    wire.extend_from_slice(&large("big", QoS::AtMostOnce, None, false, &body));
+    wire.extend_from_slice(&encoded(incoming(QoS::AtLeastOnce, Some(3), false)));
+    wire.extend_from_slice(&large("big", QoS::ExactlyOnce, Some(4), false, &body));
+    // One read brings the end of the first stream and the next packets.
+    let seen = stream_bytes(&mut s, T0, &wire, &[29, 40]);
+    assert_eq!(seen.starts.len(), 2);
+    assert_eq!(seen.ends, 2);
+    assert_eq!(seen.payload.len(), 600);
+    assert_eq!(seen.other.len(), 2, "{:?}", seen.other);
+    assert_eq!(seen.other[0], "Pong");
+    assert!(seen.other[1].starts_with("Message("), "{:?}", seen.other);
+    assert_eq!(sent(&mut s, T0), [puback(3), pubrec(4)]);
+    assert_eq!(s.incoming_pending(), 1);
+}
+
+#[test]
+fn a_header_without_room_to_spare_is_dropped_not_streamed() {
+    // The 16-byte buffer holds the fixed header, topic and id (10 bytes)
+    // of this message; with a 10-byte topic they fill it, leaving no room
+    // for payload: dropped, but its id is read and acknowledged.
+    let mut s = streaming_session::<4>(16, true);
+    let wire = large("in/t", QoS::AtLeastOnce, Some(2), false, &payload(40));
+    assert_eq!(stream_bytes(&mut s, T0, &wire, &[5]).starts.len(), 1);
+    let wire = large("abcdefghij", QoS::AtLeastOnce, Some(3), false, &payload(40));
+    let seen = stream_bytes(&mut s, T0, &wire, &[5]);
+    assert!(seen.starts.is_empty());
+    assert!(seen.other[0].starts_with("Dropped("), "{:?}", seen.other);
+    assert_eq!(sent(&mut s, T0), [puback(2), puback(3)]);
+}
+
+#[test]
+fn a_skipped_stream_is_acknowledged_and_the_next_packet_frames() {
+    let body = payload(200);
+    for sizes in [&[7usize][..], &[200], &[1]] {
+        let mut s = streaming_session::<4>(32, true);
+        let mut wire = large("nobody/wants", QoS::ExactlyOnce, Some(9), false, &body);
+        wire.extend_from_slice(&encoded(incoming(QoS::AtMostOnce, None, false)));
+        let mut fed = 0;
+        let mut skipped = false;
+        let mut messages = 0;
+        loop {
+            while let Some(event) = s.poll_event(T0) {
+                match event {
+                    Event::Stream(st) => {
+                        assert_eq!(st.part, Part::Start);
+                        skipped = true;
+                        s.skip_stream();
+                    }
+                    Event::Message(_) => messages += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            if fed == wire.len() {
+                break;
+            }
+            let space = s.receive_buffer();
+            let k = space.len().min(sizes[0]).min(wire.len() - fed);
+            space[..k].copy_from_slice(&wire[fed..fed + k]);
+            s.commit(k);
+            fed += k;
+        }
+        assert!(skipped && messages == 1, "{sizes:?}: {messages}");
+        // Acknowledged as a dropped message is, and remembered.
+        assert_eq!(sent(&mut s, T0), [pubrec(9)]);
+        assert_eq!(s.incoming_pending(), 1);
+    }
+}
+
+#[test]
+fn a_stream_cut_short_is_aborted_and_delivered_again_exactly_once() {
+    let body = payload(500);
+    let mut s = streaming_session::<4>(64, false);
+    let wire = large("fw", QoS::ExactlyOnce, Some(21), false, &body);
+    let seen = stream_bytes(&mut s, T0, &wire[..300], &[50]);
+    assert_eq!(seen.starts.len(), 1);
+    assert!(s.is_streaming());
+    // The link drops mid-stream.
+    s.connection_lost();
+    let mut aborted = seen;
+    drain_events(&mut s, T0, &mut aborted);
+    assert_eq!(aborted.aborts, 1);
+    assert!(aborted.payload.is_empty());
+    assert_eq!(s.poll_event(T0), None);
+    // No PUBREC went out, and the id is not taken as delivered.
+    assert_eq!(s.incoming_pending(), 0);
+    connect_at(&mut s, T0, false, 0);
+    let again = large("fw", QoS::ExactlyOnce, Some(21), true, &body);
+    let seen = stream_bytes(&mut s, T0, &again, &[33]);
+    assert_eq!(seen.starts, [("fw".into(), 500, Some(21), true)]);
+    assert_eq!(seen.payload, body);
+    assert_eq!(sent(&mut s, T0), [pubrec(21)]);
+    // Delivered: a further resend is skipped, PUBREC'd, not delivered.
+    let seen = stream_bytes(&mut s, T0, &again, &[33]);
+    assert_eq!(seen, Seen::default());
+    assert_eq!(sent(&mut s, T0), [pubrec(21)]);
+    feed_quiet(&mut s, T0, pubrel(21));
+    assert_eq!(sent(&mut s, T0), [pubcomp(21)]);
+}
+
+#[test]
+fn a_timeout_mid_stream_reports_the_abort_before_the_close() {
+    let mut s = streaming_session::<4>(64, true);
+    s.publish(T0, &msg("out", QoS::AtLeastOnce)).unwrap();
+    let _ = sent(&mut s, T0);
+    let wire = large("fw", QoS::AtLeastOnce, Some(1), false, &payload(500));
+    let _ = stream_bytes(&mut s, T0, &wire[..100], &[50]);
+    s.handle_timeout(secs(11));
+    let first = std::format!("{:?}", s.poll_event(secs(11)));
+    assert!(first.contains("Aborted"), "{first}");
+    assert_eq!(
+        s.poll_event(secs(11)),
+        Some(Event::Closed(Closed::Timeout(AckKind::PubAck)))
+    );
+    assert_eq!(s.poll_event(secs(11)), None);
+}
+
+#[test]
+fn chunks_keep_a_pingresp_wait_alive() {
+    let mut s = Session::<'static, 4, 4>::new(leak(64), leak(256), leak(1024), Timeouts::default());
+    s.set_options(Options {
+        stream: true,
+        ..Options::DEFAULT
+    });
+    connect_at(&mut s, T0, true, 60);
+    s.ping(T0).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(s.poll_timeout(), Some(secs(10)));
+    let wire = large("fw", QoS::AtMostOnce, None, false, &payload(500));
+    let _ = stream_bytes(&mut s, secs(8), &wire[..200], &[50]);
+    // Still streaming at 8 s: the PINGRESP queued behind it may be late.
+    assert_eq!(s.poll_timeout(), Some(secs(18)));
+}
+
+// ------------------------------------------------ deferred acknowledgements
+
+fn deliver<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    qos: QoS,
+    id: u16,
+) -> bool {
+    matches!(
+        feed(s, T0, incoming(qos, Some(id), false)),
+        Ok(Some(Event::Message(_)))
+    )
+}
+
+#[test]
+fn deferred_acknowledgements_go_out_in_publish_order() {
+    let mut s = connected();
+    assert!(deliver(&mut s, QoS::AtLeastOnce, 1));
+    let one = s.defer_ack().unwrap();
+    assert_eq!((one.packet_id(), one.qos()), (1, QoS::AtLeastOnce));
+    // Only the message just delivered, once.
+    assert_eq!(
+        s.defer_ack(),
+        Err(SessionError::Usage(UsageError::NothingToDefer))
+    );
+    assert!(deliver(&mut s, QoS::ExactlyOnce, 2));
+    assert!(deliver(&mut s, QoS::AtLeastOnce, 3));
+    let three = s.defer_ack().unwrap();
+    assert!(deliver(&mut s, QoS::AtLeastOnce, 4));
+    // 2 and 4 wait behind 1 (MQTT-4.6.0-2/3).
+    assert_eq!(sent(&mut s, T0), []);
+    assert!(!s.transmit_idle() || s.poll_transmit(T0).is_empty());
+    s.ack(one).unwrap();
+    assert_eq!(sent(&mut s, T0), [puback(1), pubrec(2)]);
+    s.ack(three).unwrap();
+    assert_eq!(sent(&mut s, T0), [puback(3), puback(4)]);
+    // QoS 0 has nothing to defer.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::AtMostOnce, None, false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(
+        s.defer_ack(),
+        Err(SessionError::Usage(UsageError::NothingToDefer))
+    );
+}
+
+#[test]
+fn a_full_deferral_queue_holds_back_delivery_until_a_token_is_redeemed() {
+    let mut s = connected();
+    let mut tokens = Vec::new();
+    for id in 1..=4 {
+        assert!(deliver(&mut s, QoS::AtLeastOnce, id));
+        tokens.push(s.defer_ack().unwrap());
+    }
+    assert!(deliver(&mut s, QoS::AtLeastOnce, 5));
+    assert_eq!(
+        s.defer_ack(),
+        Err(SessionError::Resource(ResourceError::AcksFull))
+    );
+    // Message 6 is buffered but not delivered: 5's PUBACK has no place.
+    let wire = encoded(incoming(QoS::AtLeastOnce, Some(6), false));
+    let space = s.receive_buffer();
+    space[..wire.len()].copy_from_slice(&wire);
+    s.commit(wire.len());
+    assert_eq!(s.poll_event(T0), None);
+    s.ack(tokens.remove(0)).unwrap();
+    assert!(matches!(s.poll_event(T0), Some(Event::Message(_))));
+    assert_eq!(sent(&mut s, T0), [puback(1)]);
+    for t in tokens {
+        s.ack(t).unwrap();
+    }
+    assert_eq!(
+        sent(&mut s, T0),
+        [puback(2), puback(3), puback(4), puback(5), puback(6)]
+    );
+}
+
+#[test]
+fn a_token_of_a_lost_connection_sends_nothing() {
+    let mut s = persistent();
+    assert!(deliver(&mut s, QoS::AtLeastOnce, 8));
+    let token = s.defer_ack().unwrap();
+    s.connection_lost();
+    connect_at(&mut s, T0, false, 0);
+    assert_eq!(s.ack(token), Err(SessionError::Usage(UsageError::StaleAck)));
+    assert_eq!(sent(&mut s, T0), []);
+    // The resend is delivered again (QoS 1: at least once) and can be
+    // deferred again.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(8), true)),
+        Ok(Some(Event::Message(_)))
+    ));
+    let token = s.defer_ack().unwrap();
+    s.ack(token).unwrap();
+    assert_eq!(sent(&mut s, T0), [puback(8)]);
+}
+
+#[test]
+fn a_qos2_resend_waits_for_its_deferred_pubrec() {
+    let mut s = connected();
+    assert!(deliver(&mut s, QoS::ExactlyOnce, 5));
+    let token = s.defer_ack().unwrap();
+    // The broker resends before our PUBREC: not delivered, not answered
+    // ahead of the deferred PUBREC.
+    feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(5), true));
+    assert_eq!(sent(&mut s, T0), []);
+    s.ack(token).unwrap();
+    assert_eq!(sent(&mut s, T0), [pubrec(5)]);
+}
+
+#[test]
+fn the_end_of_a_stream_can_defer_its_acknowledgement() {
+    let mut s = streaming_session::<4>(40, true);
+    let wire = large("fw", QoS::AtLeastOnce, Some(12), false, &payload(100));
+    let mut fed = 0;
+    let mut token = None;
+    while fed < wire.len() || token.is_none() {
+        while let Some(event) = s.poll_event(T0) {
+            if let Event::Stream(Stream {
+                part: Part::End, ..
+            }) = event
+            {
+                token = Some(s.defer_ack().unwrap());
+                break;
+            }
+        }
+        if fed < wire.len() {
+            let space = s.receive_buffer();
+            let k = space.len().min(wire.len() - fed);
+            space[..k].copy_from_slice(&wire[fed..fed + k]);
+            s.commit(k);
+            fed += k;
+        }
+    }
+    assert_eq!(sent(&mut s, T0), []);
+    s.ack(token.unwrap()).unwrap();
+    assert_eq!(sent(&mut s, T0), [puback(12)]);
+}
