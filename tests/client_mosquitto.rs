@@ -113,6 +113,7 @@ per_mode!(
     keep_alive,
     keep_alive_zero,
     persistent_session,
+    streamed,
 );
 
 /// Merged reads and partial writes against mosquitto too, on the scenario

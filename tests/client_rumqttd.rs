@@ -82,4 +82,5 @@ per_mode!(
     callback_requests,
     keep_alive,
     persistent_session,
+    streamed,
 );

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration as StdDuration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use minimqtt::callbacks::{Connected, DisconnectReason, Dropped};
+use minimqtt::callbacks::{Connected, DisconnectReason, Dropped, Part, Route, Stream};
 use minimqtt::codec::varint_len;
 use minimqtt::session::Timeouts;
 use minimqtt::time::{Duration, TokioClock};
@@ -126,6 +126,20 @@ pub enum Ev {
         topic: String,
         pid: u16,
     },
+    /// A stream route saw a whole message, start to end (`payload` is
+    /// what its chunks added up to; `whole` if it came as a message that
+    /// fitted the receive buffer).
+    Streamed {
+        via: Via,
+        topic: String,
+        payload: Vec<u8>,
+        qos: QoS,
+    },
+    /// A stream route saw a message aborted after `received` bytes.
+    StreamAborted {
+        topic: String,
+        received: usize,
+    },
 }
 
 impl Ev {
@@ -216,6 +230,12 @@ pub struct Recorder {
     /// `on_connect` queues these subscriptions through its [`Context`].
     pub subscribe_on_connect: Vec<(String, QoS)>,
     pub reactions: Vec<Reaction>,
+    /// The payload of the message streaming now, per stream route.
+    pub streaming: Vec<Option<Vec<u8>>>,
+    /// Stream routes defer the acknowledgement of messages on these
+    /// topics; the tokens wait here.
+    pub defer_topics: Vec<String>,
+    pub tokens: Vec<minimqtt::session::AckToken>,
 }
 
 type Ctx<'c> = Context<'c, Recorder>;
@@ -310,6 +330,61 @@ fn on_message(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 fn route<const N: usize>(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     record_message(ctx, Via::Route(N), msg);
 }
+
+fn record_stream(ctx: &mut Ctx<'_>, n: usize, s: &Stream<'_>) {
+    let slots = &mut ctx.user_data.streaming;
+    if slots.len() <= n {
+        slots.resize(n + 1, None);
+    }
+    match s.part {
+        Part::Start => {
+            assert!(slots[n].is_none(), "a start inside a stream: {s:?}");
+            slots[n] = Some(Vec::with_capacity(s.len));
+        }
+        Part::Chunk { offset, data } => {
+            let got = slots[n].as_mut().expect("a chunk without a start");
+            assert_eq!(offset, got.len(), "chunk out of order");
+            assert!(offset + data.len() <= s.len, "chunk past the end");
+            got.extend_from_slice(data);
+        }
+        Part::End => {
+            let payload = slots[n].take().expect("an end without a start");
+            assert_eq!(payload.len(), s.len);
+            ctx.user_data.events.push(Ev::Streamed {
+                via: Via::Route(n),
+                topic: s.topic.into(),
+                payload,
+                qos: s.qos,
+            });
+            if ctx.user_data.defer_topics.iter().any(|t| t == s.topic) {
+                let token = ctx.defer_ack().expect("defer");
+                ctx.user_data.tokens.push(token);
+            }
+        }
+        Part::Aborted => {
+            let received = slots[n].take().map_or(0, |p| p.len());
+            ctx.user_data.events.push(Ev::StreamAborted {
+                topic: s.topic.into(),
+                received,
+            });
+        }
+    }
+}
+
+fn stream_route<const N: usize>(ctx: &mut Ctx<'_>, s: &Stream<'_>) {
+    record_stream(ctx, N, s);
+}
+
+const STREAM_ROUTES: [minimqtt::callbacks::StreamCallback<Recorder>; 8] = [
+    stream_route::<0>,
+    stream_route::<1>,
+    stream_route::<2>,
+    stream_route::<3>,
+    stream_route::<4>,
+    stream_route::<5>,
+    stream_route::<6>,
+    stream_route::<7>,
+];
 
 const ROUTES: [minimqtt::callbacks::MessageCallback<Recorder>; 8] = [
     route::<0>, route::<1>, route::<2>, route::<3>, route::<4>, route::<5>, route::<6>, route::<7>,
@@ -552,6 +627,23 @@ impl Peer {
         self.client
             .add_topic_callback(leak(filter), ROUTES[n])
             .expect("add topic callback");
+        Via::Route(n)
+    }
+
+    /// Adds the next topic callback with a stream callback of `kind`
+    /// ("stream": streams only; "both": whole messages that fit, streams
+    /// otherwise); returns how its events are marked.
+    pub fn stream_route(&mut self, filter: &str, kind: &str) -> Via {
+        let n = self.client.callbacks_mut().topic_callbacks();
+        let route = match kind {
+            "stream" => Route::Stream(STREAM_ROUTES[n]),
+            "both" => Route::WholeOrStream(ROUTES[n], STREAM_ROUTES[n]),
+            other => panic!("route kind {other}"),
+        };
+        self.client
+            .callbacks_mut()
+            .add_route(leak(filter), route)
+            .expect("add route");
         Via::Route(n)
     }
 

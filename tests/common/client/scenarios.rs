@@ -988,3 +988,117 @@ pub async fn keep_alive_zero(env: Env) {
     assert_eq!(peer.stats.get().written_types(), [PacketType::Connect]);
     peer.disconnect_ok().await;
 }
+
+/// Messages larger than the receive buffer reach stream routes in chunks,
+/// at every QoS; a whole-or-stream route gets small messages whole and
+/// large ones streamed; a whole-only route's large message is dropped and
+/// acknowledged; a message that fits reaches a stream route as one chunk;
+/// a deferred acknowledgement goes out only when its token is redeemed.
+pub async fn streamed(env: Env) {
+    let small = Sizes {
+        rx: 256,
+        ..Sizes::default()
+    };
+    let mut sub = Peer::connected_with(&env, config("stream-sub"), small).await;
+    let big_tx = Sizes {
+        tx: 20 * 1024,
+        store: 40 * 1024,
+        ..Sizes::default()
+    };
+    let mut publisher = Peer::connected_with(&env, config("stream-pub"), big_tx).await;
+    let ota = sub.stream_route("ota/#", "stream");
+    let mixed = sub.stream_route("mixed/#", "both");
+    sub.route("whole/#");
+    for filter in ["ota/#", "mixed/#", "whole/#"] {
+        sub.subscribe_ok(filter, QoS::ExactlyOnce).await;
+    }
+    sub.take();
+
+    for qos in QOS {
+        let topic = leak(format!("ota/q{}", qos as u8));
+        let body = payload(16 * 1024, qos as u8);
+        publisher.publish_ok(topic, &body, qos, false).await;
+        sub.poll_events("a streamed message", 1).await;
+        assert_eq!(
+            sub.take(),
+            [Ev::Streamed {
+                via: ota,
+                topic: topic.into(),
+                payload: body,
+                qos: env.delivered(qos, QoS::ExactlyOnce),
+            }]
+        );
+    }
+
+    let qos1 = env.delivered(QoS::AtLeastOnce, QoS::ExactlyOnce);
+    // rumqttd delivers at the granted QoS: PUBREC, not PUBACK.
+    let ack = match qos1 {
+        QoS::ExactlyOnce => PacketType::PubRec,
+        _ => PacketType::PubAck,
+    };
+    publisher
+        .publish_ok("mixed/small", b"tiny", QoS::AtLeastOnce, false)
+        .await;
+    sub.poll_events("a small message", 1).await;
+    assert_eq!(sub.take(), [Ev::msg(mixed, "mixed/small", b"tiny", qos1)]);
+    let body = payload(5000, 9);
+    publisher
+        .publish_ok("mixed/large", &body, QoS::AtLeastOnce, false)
+        .await;
+    sub.poll_events("a large message", 1).await;
+    assert_eq!(
+        sub.take(),
+        [Ev::Streamed {
+            via: mixed,
+            topic: "mixed/large".into(),
+            payload: body.clone(),
+            qos: qos1,
+        }]
+    );
+
+    let acks = sub.stats.get().count_written(ack);
+    publisher
+        .publish_ok("whole/large", &body, QoS::AtLeastOnce, false)
+        .await;
+    sub.poll_events("a dropped message", 1).await;
+    assert_eq!(
+        sub.take(),
+        [Ev::Dropped {
+            len: publish_len("whole/large", qos1, body.len()),
+            topic: Some("whole/large".into()),
+        }]
+    );
+    sub.poll_until_stats("its PUBACK", |s| s.count_written(ack) == acks + 1)
+        .await;
+
+    publisher
+        .publish_ok("ota/small", b"fits", QoS::AtMostOnce, false)
+        .await;
+    sub.poll_events("a message that fits", 1).await;
+    assert_eq!(
+        sub.take(),
+        [Ev::Streamed {
+            via: ota,
+            topic: "ota/small".into(),
+            payload: b"fits".to_vec(),
+            qos: env.delivered(QoS::AtMostOnce, QoS::ExactlyOnce),
+        }]
+    );
+
+    // Deferred: no PUBACK until the token is redeemed.
+    sub.recorder_mut().defer_topics.push("ota/deferred".into());
+    let acks = sub.stats.get().count_written(ack);
+    publisher
+        .publish_ok("ota/deferred", &body, QoS::AtLeastOnce, false)
+        .await;
+    sub.poll_events("a deferred message", 1).await;
+    assert!(matches!(&sub.take()[..], [Ev::Streamed { .. }]));
+    assert_eq!(sub.idle(QUIET).await, []);
+    assert_eq!(sub.stats.get().count_written(ack), acks);
+    let token = sub.recorder_mut().tokens.pop().expect("a token");
+    sub.client.ack(token).expect("ack");
+    sub.poll_until_stats("the deferred PUBACK", |s| s.count_written(ack) == acks + 1)
+        .await;
+    sub.disconnect_ok().await;
+    publisher.disconnect_ok().await;
+}
