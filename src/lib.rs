@@ -77,7 +77,7 @@ pub mod time;
 pub mod topic;
 
 pub use callbacks::{Callbacks, Context, Message};
-pub use client::{Client, Handled};
+pub use client::{Client, FromFn, Handled, PayloadSource, payload_from_fn};
 pub use codec::{LastWill, QoS, SubscribeReturnCode, Subscription};
 pub use config::{BufferSlices, Buffers, Config, generate_client_id};
 pub use error::{AckKind, BrokerError, Error, ResourceError, SessionError, UsageError};

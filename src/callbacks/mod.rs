@@ -228,6 +228,29 @@ pub type MessageCallback<U> = fn(&mut Context<'_, U>, &Message<'_>);
 /// [`Part::Aborted`] if the connection ends first).
 pub type StreamCallback<U> = fn(&mut Context<'_, U>, &Stream<'_>);
 
+/// `on_resend_payload(user data, which payload, buffer) -> bytes copied`:
+/// a streamed QoS 1/2 message ([`Client::publish_from`](crate::Client::publish_from))
+/// is resent after a reconnect, and its payload is needed again. Copy the
+/// bytes from `request.offset` on into the buffer (as many as fit) and
+/// return how many; they must be the bytes first sent. Return 0 if the
+/// payload is gone: the message is then discarded and the connection
+/// ends.
+pub type ResendCallback<U> = fn(&mut U, &PayloadRequest<'_>, &mut [u8]) -> usize;
+
+/// Which payload [`ResendCallback`] must supply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PayloadRequest<'a> {
+    /// The message's topic.
+    pub topic: &'a str,
+    /// Its packet id.
+    pub packet_id: u16,
+    /// Where the bytes asked for start in the payload.
+    pub offset: usize,
+    /// The payload's whole length.
+    pub len: usize,
+}
+
 /// How a per-topic callback takes its messages.
 ///
 /// A message *fits* when the whole PUBLISH fits in the receive buffer;
@@ -291,6 +314,7 @@ pub struct Callbacks<'r, U, const ROUTES: usize = 8> {
     on_message: Option<MessageCallback<U>>,
     on_message_dropped: Option<DroppedCallback<U>>,
     on_publish_discarded: Option<DiscardedCallback<U>>,
+    on_resend_payload: Option<ResendCallback<U>>,
     routes: heapless::Vec<(&'r str, Route<U>), ROUTES>,
 }
 
@@ -320,6 +344,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
             on_message: None,
             on_message_dropped: None,
             on_publish_discarded: None,
+            on_resend_payload: None,
             routes: heapless::Vec::new(),
         }
     }
@@ -372,6 +397,29 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
     pub fn on_publish_discarded(mut self, f: DiscardedCallback<U>) -> Self {
         self.on_publish_discarded = Some(f);
         self
+    }
+
+    /// Sets `on_resend_payload`, which supplies the payload of a streamed
+    /// QoS 1/2 message again when it is resent after a reconnect. Without
+    /// it such messages are discarded at the reconnect.
+    pub fn on_resend_payload(mut self, f: ResendCallback<U>) -> Self {
+        self.on_resend_payload = Some(f);
+        self
+    }
+
+    /// Whether `on_resend_payload` is set.
+    pub(crate) fn resends_payloads(&self) -> bool {
+        self.on_resend_payload.is_some()
+    }
+
+    pub(crate) fn resend_payload(
+        &self,
+        user_data: &mut U,
+        request: &PayloadRequest<'_>,
+        buf: &mut [u8],
+    ) -> usize {
+        self.on_resend_payload
+            .map_or(0, |f| f(user_data, request, buf))
     }
 
     /// Runs `f` for every message whose topic matches `filter`. A filter

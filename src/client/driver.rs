@@ -188,7 +188,15 @@ where
     /// requests.
     pub(super) async fn flush(&mut self) -> Res<(), TransportError<K>> {
         loop {
-            let written = self.flush_transmit().await;
+            let mut written = self.flush_transmit().await;
+            // A resent streamed message's payload, asked of the
+            // application again; then what waited behind it.
+            while written.is_ok() && self.session.payload_due().is_some() {
+                written = self.write_payload(None).await;
+                if written.is_ok() {
+                    written = self.flush_transmit().await;
+                }
+            }
             // Still set after an error only if the connection survived it
             // (`close_transport` pops the entry with the lost bytes).
             if let Some(size) = self.handed_over.take() {
@@ -416,7 +424,7 @@ where
 }
 
 /// Sleeps until `wake`, or forever without one.
-async fn sleep_until<C: Clock>(clock: &C, wake: Option<Instant>) {
+pub(super) async fn sleep_until<C: Clock>(clock: &C, wake: Option<Instant>) {
     match wake {
         Some(t) => clock.sleep_until(t).await,
         None => core::future::pending().await,

@@ -21,7 +21,10 @@ use crate::session::{AckToken, Event, Outcome, Session, State};
 use crate::time::{Clock, Duration, Instant};
 
 mod driver;
+mod payload;
 mod run;
+
+pub use payload::{FromFn, PayloadSource, payload_from_fn};
 
 /// What a [`Client::poll`] (or [`run_for`](Client::run_for)) handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

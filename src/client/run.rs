@@ -49,6 +49,11 @@ where
         self.transport = Some(transport);
         let now = self.clock.now();
         let connect = connect_packet(&self.config, &self.generated_id);
+        // Streamed messages can be resent only if something supplies
+        // their payload again.
+        let mut options = *self.session.options();
+        options.resend_streamed = self.callbacks.resends_payloads();
+        self.session.set_options(options);
         if let Err(e) = self.session.connect(now, &connect) {
             self.close_transport();
             return Err(e.into());

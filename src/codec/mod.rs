@@ -322,6 +322,15 @@ pub(crate) fn stored(buf: &[u8]) -> Option<(FixedHeader, &[u8])> {
     Some((header, body))
 }
 
+/// The fixed header of a packet the session stored, and as much of its
+/// body as is stored: all of it, or the head of a streamed PUBLISH.
+pub(crate) fn stored_head(buf: &[u8]) -> Option<(FixedHeader, &[u8])> {
+    let header = FixedHeader::decode(buf).ok()?;
+    let body = buf.get(usize::from(header.header_len)..)?;
+    let len = body.len().min(header.remaining_len as usize);
+    Some((header, body.get(..len)?))
+}
+
 /// Reserves `len` bytes for a packet in `buf`: the atomic-encode check that
 /// every `encode` makes before it writes anything.
 pub(crate) fn reserve(buf: &mut [u8], len: usize) -> Result<&mut [u8], EncodeError> {

@@ -150,6 +150,55 @@ impl<'a> Publish<'a> {
     }
 }
 
+impl Publish<'_> {
+    /// The length of what [`encode_head`](Self::encode_head) writes for a
+    /// payload of `payload_len` bytes.
+    pub fn head_len(&self, payload_len: usize) -> usize {
+        let id_len = if self.qos == QoS::AtMostOnce { 0 } else { 2 };
+        let before = prefixed_len(self.topic.len()) + id_len;
+        header::packet_len(before + payload_len) - payload_len
+    }
+
+    /// Encodes everything but the payload of a PUBLISH whose payload is
+    /// `payload_len` bytes long (`self.payload` is ignored): the fixed
+    /// header counts the whole payload, which the caller writes right
+    /// after, in pieces, straight to the transport. Returns the length;
+    /// writes nothing on error.
+    ///
+    /// ```
+    /// use minimqtt::codec::{Publish, QoS};
+    ///
+    /// let p = Publish::new("fw/image", b"", QoS::AtMostOnce, false);
+    /// let mut head = [0u8; 16];
+    /// let n = p.encode_head(1000, &mut head).unwrap();
+    /// let mut whole = head[..n].to_vec();
+    /// whole.extend_from_slice(&[7; 1000]);
+    /// let (got, len) = Publish::decode(&whole).unwrap();
+    /// assert_eq!((got.payload.len(), len), (1000, n + 1000));
+    /// ```
+    pub fn encode_head(&self, payload_len: usize, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let head = Publish {
+            payload: &[],
+            ..*self
+        };
+        head.validate()?;
+        let remaining = head.remaining_len().saturating_add(payload_len);
+        if remaining > super::MAX_REMAINING_LENGTH as usize {
+            return Err(EncodeError::PacketTooLarge);
+        }
+        let len = self.head_len(payload_len);
+        let buf = buf
+            .get_mut(..len)
+            .ok_or(EncodeError::BufferTooSmall { needed: len })?;
+        let mut w = Writer::new(buf, PacketType::Publish, head.flags(), remaining);
+        w.prefixed(head.topic.as_bytes());
+        if let Some(id) = head.packet_id {
+            w.u16(id);
+        }
+        w.finish()
+    }
+}
+
 /// The checks an outgoing topic name needs, shared with CONNECT's will.
 #[inline]
 pub(crate) fn check_name(name: &str) -> Result<(), EncodeError> {

@@ -278,6 +278,19 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         })
     }
 
+    /// Discards the outgoing message `packet_id`: it will never complete.
+    pub(crate) fn discard(&mut self, packet_id: u16) {
+        if let Some(e) = self
+            .store
+            .outgoing
+            .iter_mut()
+            .find(|e| e.packet_id == packet_id && e.is_live())
+        {
+            e.status = Status::Discarded;
+            e.send = false;
+        }
+    }
+
     /// Marks the oldest discarded message reported and returns its index.
     pub(crate) fn next_discarded(&mut self) -> Option<usize> {
         let i = self
@@ -303,9 +316,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// The topic, packet id and QoS of the stored outgoing entry `i`.
-    fn outgoing_topic(&self, i: usize) -> Option<(&str, u16, QoS)> {
+    pub(crate) fn outgoing_topic(&self, i: usize) -> Option<(&str, u16, QoS)> {
         let e = self.store.outgoing.get(i)?;
-        let (header, body) = codec::stored(self.store.bytes(e.span))?;
+        // The head only, for a streamed message: enough for the topic.
+        let (header, body) = codec::stored_head(self.store.bytes(e.span))?;
         let (topic, qos) = Publish::stored_topic(header.flags, body)?;
         Some((topic, e.packet_id, qos))
     }

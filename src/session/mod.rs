@@ -92,7 +92,7 @@ pub use timers::Timeouts;
 
 use acks::Acks;
 use incoming::Handled;
-use protocol::Protocol;
+use protocol::{PayloadOut, Protocol};
 pub(crate) use protocol::check_connect;
 use rx::{Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
@@ -135,6 +135,12 @@ pub struct Options {
     /// id) fits with room to spare, instead of skipping it
     /// ([`Event::Dropped`]) (default off; the client turns it on).
     pub stream: bool,
+    /// After a reconnect, resend streamed QoS 1/2 messages
+    /// ([`Session::publish_streamed`]) by asking for their payload again
+    /// (default on). Off: they are discarded at CONNACK
+    /// ([`Event::Discarded`]); the client turns it off when no
+    /// payload source for resends is registered.
+    pub resend_streamed: bool,
 }
 
 impl Options {
@@ -143,6 +149,7 @@ impl Options {
         resubscribe: true,
         republish_on_lost_session: false,
         stream: false,
+        resend_streamed: true,
     };
 }
 
@@ -150,6 +157,18 @@ impl Default for Options {
     fn default() -> Self {
         Self::DEFAULT
     }
+}
+
+/// A streamed payload to write, from [`Session::payload_due`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PayloadDue {
+    /// Payload bytes written so far: where the next piece starts.
+    pub offset: usize,
+    /// The payload's whole length.
+    pub len: usize,
+    /// The message's packet id (QoS 1/2).
+    pub packet_id: Option<u16>,
 }
 
 /// How an outgoing QoS 1/2 message ended, from [`Session::publish_outcome`].
@@ -385,7 +404,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 
     /// Whether nothing waits to be written.
     pub fn transmit_idle(&self) -> bool {
-        self.p.tx.is_empty() && !self.p.is_resending() && !self.acks.has_ready()
+        self.p.tx.is_empty()
+            && !self.p.is_resending()
+            && !self.acks.has_ready()
+            && self.p.payload.is_none()
     }
 
     // ---- input ----------------------------------------------------------
@@ -684,7 +706,91 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// nothing.
     pub fn publish(&mut self, now: Instant, publish: &Publish<'_>) -> Result<Option<u16>> {
         self.settle();
-        self.p.publish(now, publish)
+        self.p.publish(now, publish, None)
+    }
+
+    /// Queues the head of a PUBLISH whose payload, `len` bytes, is too large
+    /// for the transmit buffer (`publish.payload` is ignored): the fixed
+    /// header counts the whole payload, and once the head is written
+    /// [`payload_due`](Self::payload_due) asks for the payload, which the
+    /// driver writes straight to the transport, in pieces, reporting each
+    /// with [`handle_payload`](Self::handle_payload). Bytes queued after
+    /// the head wait until the payload is written; one payload at a time
+    /// ([`ResourceError::TransmitBufferTooSmall`] while another is due).
+    ///
+    /// QoS 1/2: the store keeps the head only; a resend after a reconnect
+    /// asks for the payload again (see [`Options::resend_streamed`]).
+    pub fn publish_streamed(
+        &mut self,
+        now: Instant,
+        publish: &Publish<'_>,
+        len: usize,
+    ) -> Result<Option<u16>> {
+        self.settle();
+        self.p.publish(now, publish, Some(len))
+    }
+
+    /// The streamed payload to write now, if its head has been written
+    /// (and nothing else may be written until it has).
+    pub fn payload_due(&self) -> Option<PayloadDue> {
+        let p = self.p.payload?;
+        let due = self.p.state == State::Connected && self.p.tx.written() == p.at;
+        due.then_some(PayloadDue {
+            offset: p.offset,
+            len: p.len,
+            packet_id: p.packet_id,
+        })
+    }
+
+    /// Free space of the transmit buffer, to put pieces of a streamed
+    /// payload together before writing them, and the topic of the
+    /// streamed QoS 1/2 message (for a resend, whose caller is gone).
+    pub fn payload_buffer(&mut self) -> (&mut [u8], Option<&str>) {
+        let store = &self.p.store;
+        let topic = self.p.payload.and_then(|p| p.packet_id).and_then(|id| {
+            let e = store
+                .outgoing
+                .iter()
+                .find(|e| e.packet_id == id && e.is_live())?;
+            let (header, body) = codec::stored_head(store.bytes(e.span))?;
+            Publish::stored_topic(header.flags, body).map(|(topic, _)| topic)
+        });
+        (self.p.tx.spare(), topic)
+    }
+
+    /// `n` bytes of the due payload were written at `now`.
+    pub fn handle_payload(&mut self, now: Instant, n: usize) {
+        if let Some(p) = &mut self.p.payload {
+            p.offset = p.offset.saturating_add(n).min(p.len);
+            if n > 0 {
+                self.p.last_sent = now;
+            }
+            if p.offset == p.len {
+                self.p.payload = None;
+            }
+        }
+    }
+
+    /// The application cannot supply the rest of the due payload: the
+    /// message is discarded ([`Event::Discarded`] for QoS 1/2), and the
+    /// connection must end, since a packet cannot be taken back half sent.
+    pub fn abandon_payload(&mut self) {
+        if let Some(id) = self.p.payload.and_then(|p| p.packet_id) {
+            self.p.discard(id);
+        }
+        self.connection_lost();
+    }
+
+    /// The topic of the outgoing QoS 1/2 message `packet_id`, while it is
+    /// in flight.
+    pub fn outgoing_topic(&self, packet_id: u16) -> Option<&str> {
+        let i = self
+            .p
+            .store
+            .outgoing
+            .iter()
+            .position(|e| e.packet_id == packet_id && e.status != Status::Done)?;
+        self.p.outgoing_topic(i).map(|(topic, _, _)| topic)
     }
 
     /// Queues a SUBSCRIBE for `filters` and records them in the

@@ -4,14 +4,35 @@
 use super::*;
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
-    pub(crate) fn publish(&mut self, now: Instant, publish: &Publish<'_>) -> Result<Option<u16>> {
+    /// Queues a PUBLISH, whole (`payload_len` `None`), or its head only
+    /// with the payload of `payload_len` bytes to come from the driver.
+    pub(crate) fn publish(
+        &mut self,
+        now: Instant,
+        publish: &Publish<'_>,
+        payload_len: Option<usize>,
+    ) -> Result<Option<u16>> {
         self.ready()?;
         self.collect();
         let mut publish = *publish;
         publish.dup = false;
+        let encode = |p| match payload_len {
+            None => Encode::Publish(p),
+            Some(len) => Encode::PublishHead(p, len),
+        };
+        if payload_len.is_some() && self.payload.is_some() {
+            // One payload at a time goes straight to the transport: this
+            // one waits until the current one is written.
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall {
+                    needed: publish.head_len(0),
+                },
+            ));
+        }
         if publish.qos == QoS::AtMostOnce {
             publish.packet_id = None;
-            self.push(Encode::Publish(&publish))?;
+            self.push(encode(&publish))?;
+            self.start_payload(payload_len, None);
             return Ok(None);
         }
         if self.store.outgoing.is_full() {
@@ -20,13 +41,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let packet_id = self.free_packet_id()?;
         publish.packet_id = Some(packet_id);
         publish.validate()?;
-        let len = publish.encoded_len();
+        let len = encode(&publish).encoded_len();
         if len > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         self.check_resubscribe_room(&[], len)?;
         self.check_tx_room(len)?;
-        let bytes = self.tx.push(Encode::Publish(&publish))?;
+        let bytes = self.tx.push(encode(&publish))?;
         let span = self
             .store
             .append(bytes)
@@ -44,9 +65,23 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             span,
             status: Status::Live,
             send: false,
+            payload: payload_len.unwrap_or(0),
         });
         self.take_packet_id(packet_id);
+        self.start_payload(payload_len, Some(packet_id));
         Ok(Some(packet_id))
+    }
+
+    /// The head just queued is followed by a payload of `len` bytes.
+    fn start_payload(&mut self, len: Option<usize>, packet_id: Option<u16>) {
+        if let Some(len) = len {
+            self.payload = Some(PayloadOut {
+                at: self.tx.queued(),
+                offset: 0,
+                len,
+                packet_id,
+            });
+        }
     }
 
     pub(crate) fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {
@@ -227,6 +262,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             if !entry.send || !entry.is_live() {
                 continue;
             }
+            let streamed = entry.payload > 0 && entry.stage != Stage::AwaitPubComp;
+            if streamed && self.payload.is_some() {
+                // Behind another payload still to be written.
+                return;
+            }
             let queued = if entry.stage == Stage::AwaitPubComp {
                 codec::ack_bytes(PacketType::PubRel, entry.packet_id)
                     .is_some_and(|bytes| self.tx.push_bytes(&bytes).is_ok())
@@ -238,6 +278,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             };
             if !queued {
                 return;
+            }
+            if streamed {
+                self.start_payload(Some(entry.payload), Some(entry.packet_id));
             }
             if let Some(e) = self.store.outgoing.get_mut(i) {
                 e.send = false;

@@ -14,6 +14,18 @@ pub(crate) struct Incoming {
     pub(crate) released: Option<u64>,
 }
 
+/// The payload of a streamed PUBLISH, written by the driver straight to
+/// the transport once its head is: bytes queued behind the head wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PayloadOut {
+    /// The transmit-stream position just after the head.
+    pub(crate) at: u64,
+    /// Payload bytes written so far.
+    pub(crate) offset: usize,
+    pub(crate) len: usize,
+    pub(crate) packet_id: Option<u16>,
+}
+
 /// Everything but the receive buffer: split from it so that an event can
 /// borrow a received packet while the protocol state changes.
 #[derive(Debug)]
@@ -44,6 +56,8 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) session_present: bool,
     /// How the last outgoing messages ended, newest last.
     pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
+    /// A streamed payload due after its head.
+    pub(crate) payload: Option<PayloadOut>,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
@@ -67,6 +81,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             closed: None,
             session_present: false,
             outcomes: heapless::Vec::new(),
+            payload: None,
         }
     }
 
@@ -114,6 +129,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.ping_deferred = false;
         self.resubscribe = false;
         self.sends_pending = false;
+        self.payload = None;
         // What to resend is decided by the next CONNACK.
         for e in self.store.outgoing.iter_mut() {
             e.send = false;
@@ -159,9 +175,22 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                 self.ping_deferred = self.push_control(&codec::PingReq::BYTES).is_err();
             }
             self.collect();
-            self.queue_sends(now);
+            if self.payload.is_none() {
+                self.queue_sends(now);
+            }
         }
-        self.tx.pending()
+        let pending = self.tx.pending();
+        match self.payload {
+            // Up to the head of the streamed PUBLISH; nothing after it
+            // until its payload is written.
+            Some(p) => {
+                let before = p.at.saturating_sub(self.tx.written());
+                pending
+                    .get(..usize::try_from(before).unwrap_or(usize::MAX).min(pending.len()))
+                    .unwrap_or(&[])
+            }
+            None => pending,
+        }
     }
 
     pub(crate) fn handle_transmit(&mut self, now: Instant, n: usize) {

@@ -92,6 +92,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // in order, with its original id. Their deadlines restart when
             // each is actually queued.
             for e in self.store.outgoing.iter_mut().filter(|e| e.is_live()) {
+                if e.payload > 0 && e.stage != Stage::AwaitPubComp && !self.options.resend_streamed
+                {
+                    // Nobody can supply its payload again.
+                    e.status = Status::Discarded;
+                    continue;
+                }
                 e.send = true;
                 e.deadline = now + self.timeouts.puback;
                 resent += 1;

@@ -61,6 +61,9 @@ pub(crate) struct Outgoing {
     /// be (re)sent, in store order, before new traffic: after a reconnect,
     /// or a PUBREL that waits behind such resends (MQTT-4.6.0-2).
     pub(crate) send: bool,
+    /// A streamed PUBLISH: `span` holds its head only, and its payload
+    /// of this many bytes is asked of the application again to resend it.
+    pub(crate) payload: usize,
 }
 
 impl Outgoing {

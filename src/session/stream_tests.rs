@@ -398,3 +398,158 @@ fn the_end_of_a_stream_can_defer_its_acknowledgement() {
     s.ack(token.unwrap()).unwrap();
     assert_eq!(sent(&mut s, T0), [puback(12)]);
 }
+
+// ------------------------------------------------------ streamed publishes
+
+/// Writes what `poll_transmit` allows, then the due payload from `body`
+/// in pieces of `piece`; returns the bytes on the wire.
+fn write_streamed<const I: usize, const N: usize>(
+    s: &mut Session<'static, I, N>,
+    now: Instant,
+    body: &[u8],
+    piece: usize,
+) -> Vec<u8> {
+    let mut wire = Vec::new();
+    loop {
+        let pending = s.poll_transmit(now);
+        if !pending.is_empty() {
+            let n = pending.len();
+            wire.extend_from_slice(pending);
+            s.handle_transmit(now, n);
+            continue;
+        }
+        let Some(due) = s.payload_due() else {
+            return wire;
+        };
+        let (buf, _) = s.payload_buffer();
+        let n = buf.len().min(piece).min(due.len - due.offset);
+        assert!(n > 0);
+        wire.extend_from_slice(&body[due.offset..due.offset + n]);
+        s.handle_payload(now, n);
+    }
+}
+
+#[test]
+fn a_streamed_publish_writes_its_head_then_the_payload_before_anything_else() {
+    let mut s = connected();
+    let body = payload(5000);
+    let head = Publish::new("fw/img", &[], QoS::AtMostOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, body.len()), Ok(None));
+    // A second payload waits for the first.
+    assert!(s.publish_streamed(T0, &head, 10).is_err());
+    let head_len = s.poll_transmit(T0).len();
+    assert_eq!(head_len, head.head_len(5000));
+    assert_eq!(s.payload_due(), None, "head not written yet");
+    s.handle_transmit(T0, head_len);
+    // A PINGREQ queued now goes after the payload.
+    s.ping(T0).unwrap();
+    assert_eq!(s.poll_transmit(T0), &[] as &[u8]);
+    assert_eq!(
+        s.payload_due(),
+        Some(PayloadDue {
+            offset: 0,
+            len: 5000,
+            packet_id: None
+        })
+    );
+    assert!(!s.transmit_idle());
+    let mut wire = encoded_head(&head, 5000);
+    wire.extend(write_streamed(&mut s, secs(1), &body, 700));
+    let packets = split(Box::leak(wire.into_boxed_slice()));
+    assert_eq!(
+        packets,
+        [
+            Packet::Publish(Publish {
+                payload: Box::leak(body.clone().into_boxed_slice()),
+                ..head
+            }),
+            Packet::PingReq
+        ]
+    );
+    assert!(s.transmit_idle());
+}
+
+fn encoded_head(head: &Publish<'_>, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; head.head_len(len)];
+    let n = head.encode_head(len, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn a_streamed_qos1_publish_is_resent_with_its_payload_asked_again() {
+    let mut s = persistent();
+    let body = payload(3000);
+    let head = Publish::new("fw/img", &[], QoS::AtLeastOnce, true);
+    assert_eq!(s.publish_streamed(T0, &head, body.len()), Ok(Some(1)));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    s.handle_payload(T0, 1000);
+    // Cut mid-payload.
+    s.connection_lost();
+    assert_eq!(s.payload_due(), None);
+    connect_at(&mut s, T0, false, 0);
+    // Resent from the start, DUP set, same id; the topic is known for
+    // whoever supplies the payload now.
+    let _ = s.poll_transmit(T0);
+    let wire = {
+        let mut w = Vec::new();
+        let pending = s.poll_transmit(T0);
+        w.extend_from_slice(pending);
+        let n = pending.len();
+        s.handle_transmit(T0, n);
+        assert_eq!(s.payload_buffer().1, Some("fw/img"));
+        w.extend(write_streamed(&mut s, T0, &body, 512));
+        w
+    };
+    let packets = split(Box::leak(wire.into_boxed_slice()));
+    assert_eq!(
+        packets,
+        [Packet::Publish(Publish {
+            dup: true,
+            packet_id: Some(1),
+            payload: Box::leak(body.clone().into_boxed_slice()),
+            ..head
+        })]
+    );
+    assert!(matches!(
+        feed(&mut s, T0, puback(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+}
+
+#[test]
+fn streamed_messages_without_a_payload_source_are_discarded_at_reconnect() {
+    let mut s = persistent();
+    s.set_options(Options {
+        resend_streamed: false,
+        ..Options::DEFAULT
+    });
+    let head = Publish::new("fw/img", &[], QoS::ExactlyOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 100), Ok(Some(1)));
+    let _ = write_streamed(&mut s, T0, &payload(100), 100);
+    s.connection_lost();
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    let _ = sent(&mut s, T0);
+    let events = feed_bytes(&mut s, T0, &encoded(accepted()), 64);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[1].starts_with("Discarded"), "{events:?}");
+    assert_eq!(s.publish_outcome(1), Outcome::Discarded);
+    assert_eq!(sent(&mut s, T0), []);
+}
+
+#[test]
+fn an_abandoned_payload_discards_the_message_and_ends_the_connection() {
+    let mut s = persistent();
+    let head = Publish::new("fw/img", &[], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 100), Ok(Some(1)));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    s.abandon_payload();
+    assert_eq!(s.state(), State::Disconnected);
+    assert!(matches!(
+        s.poll_event(T0),
+        Some(Event::Discarded { packet_id: 1, .. })
+    ));
+    assert_eq!(s.publish_outcome(1), Outcome::Discarded);
+}

@@ -12,6 +12,9 @@ use crate::codec::{Connect, EncodeError, Publish, Subscribe, Unsubscribe};
 pub(crate) enum Encode<'a> {
     Connect(&'a Connect<'a>),
     Publish(&'a Publish<'a>),
+    /// A PUBLISH without its payload, which is this long and written
+    /// straight to the transport after it.
+    PublishHead(&'a Publish<'a>, usize),
     Subscribe(&'a Subscribe<'a>),
     Unsubscribe(&'a Unsubscribe<'a>),
 }
@@ -21,6 +24,7 @@ impl Encode<'_> {
         match self {
             Self::Connect(p) => p.encoded_len(),
             Self::Publish(p) => p.encoded_len(),
+            Self::PublishHead(p, len) => p.head_len(len),
             Self::Subscribe(p) => p.encoded_len(),
             Self::Unsubscribe(p) => p.encoded_len(),
         }
@@ -30,6 +34,7 @@ impl Encode<'_> {
         match self {
             Self::Connect(p) => p.encode(buf),
             Self::Publish(p) => p.encode(buf),
+            Self::PublishHead(p, len) => p.encode_head(len, buf),
             Self::Subscribe(p) => p.encode(buf),
             Self::Unsubscribe(p) => p.encode(buf),
         }
@@ -150,6 +155,17 @@ impl<'b> TxQueue<'b> {
         self.end = at + bytes.len();
         self.queued += bytes.len() as u64;
         Ok(())
+    }
+
+    /// The free space behind the pending bytes, moved to the front
+    /// first: where a streamed payload's pieces are put together.
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.buf.get_mut(self.end..).unwrap_or(&mut [])
     }
 
     /// Whether `len` more bytes would fit (after compacting).
