@@ -204,3 +204,101 @@ async fn qos2_cut_mid_stream_is_delivered_exactly_once() {
         "{seen:?}"
     );
 }
+
+/// The publisher's image, resent from its user data.
+// The callback type is `fn(&mut U, ..)`, and `U` is the `Vec`.
+#[allow(clippy::ptr_arg)]
+fn resend_payload(
+    image: &mut Vec<u8>,
+    request: &minimqtt::callbacks::PayloadRequest<'_>,
+    buf: &mut [u8],
+) -> usize {
+    assert_eq!(request.topic, "big/sent");
+    assert_eq!(request.len, image.len());
+    let rest = &image[request.offset..];
+    let n = rest.len().min(buf.len());
+    buf[..n].copy_from_slice(&rest[..n]);
+    n
+}
+
+#[tokio::test]
+async fn a_streamed_publish_cut_mid_payload_is_resent_whole() {
+    let Some(mosquitto) = Mosquitto::start().await else {
+        return;
+    };
+    let addr = mosquitto.addr();
+    let body = payload(200_000);
+
+    let mut sub_buffers = Buffers::<512, 256, 1024, 64>::new();
+    let mut callbacks: Callbacks<'_, App> = Callbacks::new();
+    callbacks.add_stream_callback("big/#", on_stream).unwrap();
+    let mut sub = Client::new(
+        Faulty {
+            addr,
+            handles: Vec::new(),
+        },
+        TokioClock::new(),
+        Config::new("resend-sub"),
+        sub_buffers.slices(),
+        callbacks,
+        App {
+            expected: body.clone(),
+            ..App::default()
+        },
+    );
+    sub.connect().await.expect("connect");
+    sub.subscribe("big/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+
+    // The publisher's buffers are far smaller than the message.
+    let mut pub_buffers = Buffers::<256, 512, 1024, 64>::new();
+    let mut publisher = Client::new(
+        Faulty {
+            addr,
+            handles: Vec::new(),
+        },
+        TokioClock::new(),
+        config("resend-pub"),
+        pub_buffers.slices(),
+        Callbacks::new().on_resend_payload(resend_payload),
+        body.clone(),
+    );
+    publisher.connect().await.expect("publisher connect");
+    let handle = publisher.connector_mut().handles[0].clone();
+    let at = handle.written() + 70_000;
+    handle.set(|f| f.write_error_after = Some((at, embedded_io_async::ErrorKind::BrokenPipe)));
+    let cut = publisher
+        .publish_from(
+            "big/sent",
+            body.len(),
+            QoS::AtLeastOnce,
+            false,
+            &mut &body[..],
+        )
+        .await;
+    assert!(matches!(cut, Err(Error::Transport(_))), "{cut:?}");
+    // The reconnect resends it, DUP set, its payload asked again.
+    assert!(
+        publisher.connect().await.expect("reconnect"),
+        "session present"
+    );
+    publisher.wait_published(1).await.expect("completed");
+
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(5);
+    while sub.user_data().seen.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no delivery");
+        sub.poll(Duration::from_millis(100)).await.expect("poll");
+    }
+    sub.poll(Duration::from_millis(200)).await.expect("poll");
+    assert_eq!(
+        sub.user_data().seen,
+        [Seen::Complete {
+            payload_ok: true,
+            dup: false
+        }]
+    );
+    sub.disconnect().await.expect("disconnect");
+    publisher.disconnect().await.expect("disconnect");
+    mosquitto.assert_no_protocol_errors();
+}

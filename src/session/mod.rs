@@ -92,8 +92,8 @@ pub use timers::Timeouts;
 
 use acks::Acks;
 use incoming::Handled;
-use protocol::{PayloadOut, Protocol};
 pub(crate) use protocol::check_connect;
+use protocol::{PayloadOut, Protocol};
 use rx::{Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
 use tx::{Encode, TxQueue};

@@ -186,7 +186,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             Some(p) => {
                 let before = p.at.saturating_sub(self.tx.written());
                 pending
-                    .get(..usize::try_from(before).unwrap_or(usize::MAX).min(pending.len()))
+                    .get(
+                        ..usize::try_from(before)
+                            .unwrap_or(usize::MAX)
+                            .min(pending.len()),
+                    )
                     .unwrap_or(&[])
             }
             None => pending,
