@@ -1,0 +1,221 @@
+//! Application-controlled acknowledgement through the client, against the
+//! scripted broker: a callback defers a message's PUBACK and the token is
+//! redeemed later (by another callback, by another task through the
+//! mailbox, or by the application); acknowledgements keep the order of
+//! their PUBLISHes; a token of a lost connection sends nothing. Also: a
+//! stream cut by the broker reaches its callback as aborted, and a payload
+//! source that runs dry discards its message.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake::*;
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use minimqtt::callbacks::{AckToken, Part, Stream};
+use minimqtt::mailbox::Mailbox;
+use minimqtt::time::{Duration as MDuration, TokioClock};
+use minimqtt::{Callbacks, Client, Context, Error, Message, QoS, UsageError, payload_from_fn};
+
+#[derive(Default)]
+struct App {
+    tokens: Vec<AckToken>,
+    /// Message payloads that ask for their ack to be deferred.
+    defer: Vec<Vec<u8>>,
+    /// Redeem every held token when a message with this payload arrives.
+    redeem_on: Option<Vec<u8>>,
+    parts: Vec<String>,
+    discarded: Vec<u16>,
+}
+
+type App2<'a> = Client<'a, Queue<Pipe>, TokioClock, App>;
+
+fn on_message(ctx: &mut Context<'_, App>, m: &Message<'_>) {
+    if ctx.user_data.defer.iter().any(|p| p == m.payload) {
+        let token = ctx.defer_ack().expect("defer");
+        ctx.user_data.tokens.push(token);
+    }
+    if ctx.user_data.redeem_on.as_deref() == Some(m.payload) {
+        for token in std::mem::take(&mut ctx.user_data.tokens) {
+            ctx.ack(token).expect("outbox room");
+        }
+    }
+}
+
+fn on_stream(ctx: &mut Context<'_, App>, s: &Stream<'_>) {
+    let part = match s.part {
+        Part::Start => format!("start {} {}", s.topic, s.len),
+        Part::Chunk { offset, data } => format!("chunk {offset} {}", data.len()),
+        Part::End => "end".into(),
+        Part::Aborted => format!("aborted {}", s.topic),
+    };
+    ctx.user_data.parts.push(part);
+}
+
+fn on_discarded(ctx: &mut Context<'_, App>, _topic: &str, packet_id: u16) {
+    ctx.user_data.discarded.push(packet_id);
+}
+
+fn app_client(io: Pipe, buffers: &'static mut SmallBuffers, app: App) -> App2<'static> {
+    let mut callbacks = Callbacks::new()
+        .on_message(on_message)
+        .on_publish_discarded(on_discarded);
+    callbacks.add_stream_callback("big/#", on_stream).unwrap();
+    Client::new(
+        Queue::with(io),
+        TokioClock::new(),
+        config(),
+        buffers.slices(),
+        callbacks,
+        app,
+    )
+}
+
+async fn connected(app: App) -> (App2<'static>, FakeBroker) {
+    let (io, mut broker) = pipe();
+    let buffers = Box::leak(Box::new(SmallBuffers::new()));
+    let mut c = app_client(io, buffers, app);
+    broker.connack().await;
+    within("connect", c.connect()).await.expect("connect");
+    broker.expect_connect().await;
+    (c, broker)
+}
+
+async fn poll(c: &mut App2<'_>) {
+    within("poll", c.poll(MDuration::from_millis(100)))
+        .await
+        .expect("poll");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deferred_puback_holds_back_later_ones_until_redeemed_by_a_callback() {
+    let app = App {
+        defer: vec![b"one".to_vec()],
+        redeem_on: Some(b"three".to_vec()),
+        ..App::default()
+    };
+    let (mut c, mut broker) = connected(app).await;
+    broker
+        .send(&publish("t", b"one", QoS::AtLeastOnce, Some(1)))
+        .await;
+    broker
+        .send(&publish("t", b"two", QoS::ExactlyOnce, Some(2)))
+        .await;
+    poll(&mut c).await;
+    // Neither: PUBREC 2 waits behind the deferred PUBACK 1.
+    broker.expect_silence(Duration::from_secs(1)).await;
+    assert_eq!(c.user_data().tokens.len(), 1);
+    // A QoS 0 message whose callback redeems the token.
+    broker
+        .send(&publish("t", b"three", QoS::AtMostOnce, None))
+        .await;
+    poll(&mut c).await;
+    broker.expect(Rx::PubAck(1)).await;
+    broker.expect(Rx::PubRec(2)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_task_redeems_a_token_through_the_mailbox() {
+    let mailbox: &'static Mailbox<NoopRawMutex, 64> = Box::leak(Box::new(Mailbox::new()));
+    let app = App {
+        defer: vec![b"store me".to_vec()],
+        ..App::default()
+    };
+    let (mut c, mut broker) = connected(app).await;
+    c.attach(mailbox);
+    broker
+        .send(&publish("t", b"store me", QoS::AtLeastOnce, Some(7)))
+        .await;
+    poll(&mut c).await;
+    broker.expect_silence(Duration::from_secs(1)).await;
+    let token = c.user_data_mut().tokens.pop().expect("a token");
+    assert_eq!((token.packet_id(), token.qos()), (7, QoS::AtLeastOnce));
+    mailbox.try_ack(token).expect("room");
+    poll(&mut c).await;
+    broker.expect(Rx::PubAck(7)).await;
+    // A full mailbox hands the token back.
+    let small: &'static Mailbox<NoopRawMutex, 4> = Box::leak(Box::new(Mailbox::new()));
+    c.user_data_mut().defer.push(b"again".to_vec());
+    broker
+        .send(&publish("t", b"again", QoS::AtLeastOnce, Some(8)))
+        .await;
+    poll(&mut c).await;
+    let token = c.user_data_mut().tokens.pop().expect("a token");
+    let (_, token) = small.try_ack(token).expect_err("no room");
+    c.ack(token).expect("ack");
+    poll(&mut c).await;
+    broker.expect(Rx::PubAck(8)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_of_a_lost_connection_is_refused_and_sends_nothing() {
+    let app = App {
+        defer: vec![b"x".to_vec()],
+        ..App::default()
+    };
+    let (mut c, mut broker) = connected(app).await;
+    broker
+        .send(&publish("t", b"x", QoS::AtLeastOnce, Some(3)))
+        .await;
+    poll(&mut c).await;
+    let token = c.user_data_mut().tokens.pop().expect("a token");
+    c.abort();
+    let (io, mut broker2) = pipe();
+    c.connector_mut().push(io);
+    broker2.connack().await;
+    within("reconnect", c.connect()).await.expect("reconnect");
+    broker2.expect_connect().await;
+    assert!(matches!(
+        c.ack(token),
+        Err(Error::Usage(UsageError::StaleAck))
+    ));
+    poll(&mut c).await;
+    broker2.expect_silence(Duration::from_secs(1)).await;
+    drop(broker);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_cut_by_the_broker_is_reported_aborted() {
+    let (mut c, mut broker) = connected(App::default()).await;
+    let big = publish("big/file", &[7; 1000], QoS::AtLeastOnce, Some(4));
+    broker.send(&big[..600]).await;
+    poll(&mut c).await;
+    broker.close();
+    let err = within("poll", c.poll(MDuration::from_millis(100))).await;
+    assert!(matches!(err, Err(Error::ConnectionClosed)), "{err:?}");
+    let parts = &c.user_data().parts;
+    assert_eq!(
+        parts.first().map(String::as_str),
+        Some("start big/file 1000")
+    );
+    assert_eq!(parts.last().map(String::as_str), Some("aborted big/file"));
+    assert!(parts.iter().all(|p| p != "end"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_payload_source_that_runs_dry_discards_its_message() {
+    let (mut c, mut broker) = connected(App::default()).await;
+    let mut source = payload_from_fn(|offset, buf: &mut [u8]| {
+        if offset >= 1000 {
+            return 0;
+        }
+        buf.fill(1);
+        buf.len().min(1000 - offset)
+    });
+    let result = within(
+        "publish_from",
+        c.publish_from("out/big", 5000, QoS::AtLeastOnce, false, &mut source),
+    )
+    .await;
+    assert!(matches!(result, Err(Error::Discarded)), "{result:?}");
+    assert!(!c.is_connected());
+    // The broker saw the head and 1,000 bytes, then the end of the stream.
+    let (_, end) = broker.drain().await;
+    assert_ne!(end, ReadEnd::Eof, "cut mid-packet");
+    // Reported at the next connect's first pass.
+    let (io, mut broker2) = pipe();
+    c.connector_mut().push(io);
+    broker2.connack().await;
+    within("reconnect", c.connect()).await.expect("reconnect");
+    assert_eq!(c.user_data().discarded, [1]);
+}
