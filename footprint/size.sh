@@ -38,6 +38,10 @@ for target in "${targets[@]}"; do
         rustup target add "$target" >/dev/null
     echo "building footprint programs for $target" >&2
     (cd "$here" && cargo build --quiet --release --target "$target" --bins)
+    # The same client with large-message streaming (minimqtt's `streaming`
+    # feature, on by default outside this crate).
+    (cd "$here" && cargo build --quiet --release --target "$target" --bin client \
+        --features streaming --target-dir "$here/target/streaming")
 done
 
 esp32_elf="$root/examples/esp32/target/riscv32imc-unknown-none-elf/release/minimqtt-esp32"
@@ -118,6 +122,12 @@ for program in "${programs[@]}"; do
         [[ $program == client ]] && label="client (full async Client)"
         row "$label" "$target" "$here/target/$target/release/$program"
     done
+    if [[ $program == client ]]; then
+        for target in "${targets[@]}"; do
+            row "client, \`streaming\` feature" "$target" \
+                "$here/target/streaming/$target/release/client"
+        done
+    fi
 done
 if [[ -f "$esp32_elf" ]]; then
     row "ESP32-C3 firmware (examples/esp32)" "riscv32imc-unknown-none-elf" "$esp32_elf"

@@ -412,6 +412,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         self.on_resend_payload.is_some()
     }
 
+    #[cfg(feature = "streaming")]
     pub(crate) fn resend_payload(
         &self,
         user_data: &mut U,
@@ -432,7 +433,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         filter: &'r str,
         f: MessageCallback<U>,
     ) -> Result<(), RouteError> {
-        self.add_route(filter, Route::Whole(f))
+        self.insert_route(filter, Route::Whole(f))
     }
 
     /// Streams every message whose topic matches `filter` to `f`, in
@@ -457,17 +458,23 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
     /// let mut callbacks: Callbacks<'_, Ota> = Callbacks::new();
     /// callbacks.add_stream_callback("device/42/firmware", firmware).unwrap();
     /// ```
+    #[cfg(feature = "streaming")]
     pub fn add_stream_callback(
         &mut self,
         filter: &'r str,
         f: StreamCallback<U>,
     ) -> Result<(), RouteError> {
-        self.add_route(filter, Route::Stream(f))
+        self.insert_route(filter, Route::Stream(f))
     }
 
     /// Adds a per-topic callback of any [`Route`] kind. A filter that
     /// already has one gets the new one.
+    #[cfg(feature = "streaming")]
     pub fn add_route(&mut self, filter: &'r str, route: Route<U>) -> Result<(), RouteError> {
+        self.insert_route(filter, route)
+    }
+
+    fn insert_route(&mut self, filter: &'r str, route: Route<U>) -> Result<(), RouteError> {
         topic::validate_filter(filter).map_err(RouteError::InvalidFilter)?;
         if let Some(r) = self.routes.iter_mut().find(|(r, _)| *r == filter) {
             r.1 = route;
@@ -505,8 +512,9 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
             matched += 1;
             match (route.whole(), route.stream()) {
                 (Some(f), _) => f(ctx, message),
-                (None, Some(s)) => whole_as_stream(ctx, s, message),
-                (None, None) => {}
+                // Without the feature no stream route can be added.
+                (None, Some(s)) if cfg!(feature = "streaming") => whole_as_stream(ctx, s, message),
+                _ => {}
             }
         }
         if matched == 0 {

@@ -108,6 +108,7 @@ where
                     callbacks.dispatch_message(&mut ctx, &message);
                     defer = ctx.deferred();
                 }
+                Event::Stream(_) if !cfg!(feature = "streaming") => {}
                 Event::Stream(stream) => match stream.part {
                     Part::Start => {
                         if callbacks.dispatch_stream(&mut ctx, &stream) == 0 {
@@ -188,9 +189,12 @@ where
     /// requests.
     pub(super) async fn flush(&mut self) -> Res<(), TransportError<K>> {
         loop {
+            #[cfg_attr(not(feature = "streaming"), allow(unused_mut))]
             let mut written = self.flush_transmit().await;
             // A resent streamed message's payload, asked of the
-            // application again; then what waited behind it.
+            // application again; then what waited behind it. (`#[cfg]`:
+            // an await point in dead code still costs its state.)
+            #[cfg(feature = "streaming")]
             while written.is_ok() && self.session.payload_due().is_some() {
                 written = self.write_payload(None).await;
                 if written.is_ok() {
@@ -399,7 +403,7 @@ where
     pub(super) fn close_transport(&mut self) -> bool {
         let had = self.transport.take().is_some();
         self.session.connection_lost();
-        if self.session.is_streaming() {
+        if cfg!(feature = "streaming") && self.session.is_streaming() {
             // The only event of a lost connection: the stream's abort.
             if let Some(Event::Stream(stream)) = self.session.poll_event(Instant::default()) {
                 let mut ctx = Context::new(&mut self.user_data, &mut self.outbox);

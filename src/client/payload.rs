@@ -3,8 +3,11 @@
 //! the transport in pieces, put together in the transmit buffer's free
 //! space.
 
+#[cfg(feature = "streaming")]
 use super::driver::sleep_until;
+#[cfg(feature = "streaming")]
 use super::*;
+#[cfg(feature = "streaming")]
 use crate::callbacks::PayloadRequest;
 
 /// Where a streamed payload comes from ([`Client::publish_from`], and
@@ -61,6 +64,7 @@ impl<F: FnMut(usize, &mut [u8]) -> usize> PayloadSource for FromFn<F> {
     }
 }
 
+#[cfg(feature = "streaming")]
 impl<K, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
     Client<'_, K, C, U, INFLIGHT, SUBS, ROUTES>
 where

@@ -462,7 +462,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if self.p.state == State::Disconnected || self.acks.is_owing() {
             return None;
         }
-        if self.stream.is_some() {
+        // `cfg!`, not `#[cfg]`: without the feature no stream ever starts,
+        // and the code of both is left out of the build.
+        if cfg!(feature = "streaming") && self.stream.is_some() {
             return self.poll_stream(now);
         }
         // The packets are framed with shared borrows of the receive buffer,
@@ -506,9 +508,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     payload_at,
                 }) => {
                     self.received += 1;
-                    if let (true, Some(topic), Some(header)) =
-                        (self.p.options.stream, topic, payload_at)
-                    {
+                    let stream = cfg!(feature = "streaming") && self.p.options.stream;
+                    if let (true, Some(topic), Some(header)) = (stream, topic, payload_at) {
                         if self.p.state == State::Connected
                             && packet_type == PacketType::Publish
                             && (qos == QoS::AtMostOnce || packet_id.is_some())
@@ -720,6 +721,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     ///
     /// QoS 1/2: the store keeps the head only; a resend after a reconnect
     /// asks for the payload again (see [`Options::resend_streamed`]).
+    #[cfg(feature = "streaming")]
     pub fn publish_streamed(
         &mut self,
         now: Instant,
@@ -877,7 +879,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.rx.consume(self.consume, self.skip);
         self.consume = 0;
         self.skip = 0;
-        if let Some(s) = &mut self.stream {
+        if let Some(s) = self.stream.as_mut().filter(|_| cfg!(feature = "streaming")) {
             if s.over {
                 self.rx.release(s.tail, 0);
                 self.stream = None;

@@ -17,8 +17,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let mut publish = *publish;
         publish.dup = false;
         let encode = |p| match payload_len {
-            None => Encode::Publish(p),
-            Some(len) => Encode::PublishHead(p, len),
+            Some(len) if cfg!(feature = "streaming") => Encode::PublishHead(p, len),
+            _ => Encode::Publish(p),
         };
         if payload_len.is_some() && self.payload.is_some() {
             // One payload at a time goes straight to the transport: this

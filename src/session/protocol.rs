@@ -180,7 +180,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             }
         }
         let pending = self.tx.pending();
-        match self.payload {
+        let payload = self.payload.filter(|_| cfg!(feature = "streaming"));
+        match payload {
             // Up to the head of the streamed PUBLISH; nothing after it
             // until its payload is written.
             Some(p) => {

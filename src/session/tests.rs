@@ -2366,5 +2366,6 @@ fn a_pubrel_resend_waits_for_room_behind_a_publish_resend() {
     assert_eq!(sent(&mut s, secs(1)), [pubrel(2)]);
 }
 
+#[cfg(feature = "streaming")]
 #[path = "stream_tests.rs"]
 mod stream;
