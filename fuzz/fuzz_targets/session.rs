@@ -68,20 +68,33 @@ use minimqtt::codec::{
     Subscription, UnsubAck, Unsubscribe, UnsubscribeFilters,
 };
 use minimqtt::session::{
-    Closed, Connected, Event, Options, Outcome, Session, Stage, State, Timeouts,
+    AckToken, Closed, Connected, Event, Options, Outcome, Part, Session, Stage, State, Timeouts,
 };
 use minimqtt::time::{Duration, Instant};
 use minimqtt::topic;
-use minimqtt::{SessionError, UsageError};
+use minimqtt::{ResourceError, SessionError, UsageError};
 
 const INFLIGHT: usize = 4;
 const SUBS: usize = 4;
 const TX: usize = 96;
 const STORE: usize = 192;
-/// The receive buffer: larger packets are dropped.
+/// The largest receive buffer (the input picks one of 16 to 128 bytes):
+/// larger packets are dropped, or streamed.
 const RX: usize = 128;
+/// The largest payload of a message meant to outgrow the receive buffer.
+const LARGE: usize = 3000;
 
 const TOPICS: &[&str] = &["a", "a/b", "b/c", "c", "x/y/z", "a/+", "", "$SYS/x"];
+/// Topics of large messages: whether the header fits the receive buffer
+/// with room to spare (streamed) depends on both lengths.
+const LARGE_TOPICS: &[&str] = &[
+    "a",
+    "ota/fw",
+    "x/y/z",
+    "sensors/0123456789",
+    "ota/images/0123456789abcdef/0123456789abcdef/part",
+    "ota/images/0123456789abcdef/0123456789abcdef/0123456789abcdef/0123456789abcdef/part",
+];
 const FILTERS: &[&str] = &[
     "a",
     "a/b",
@@ -149,6 +162,20 @@ enum Broker {
     PingResp,
     /// A packet only a client may send.
     ServerOnly(u8),
+    /// A PUBLISH meant to outgrow the receive buffer: `len` (modulo
+    /// `LARGE`) bytes of a pattern picked by `seed`.
+    Large {
+        qos: u8,
+        dup: bool,
+        retain: bool,
+        topic: u8,
+        id: Id,
+        len: u16,
+        seed: u8,
+    },
+    /// One of the last QoS 1/2 PUBLISHes sent again as the broker resends
+    /// it: DUP set, the same topic, id and payload.
+    Resend(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -168,11 +195,26 @@ enum Op {
         keep_alive: u8,
         session_present: bool,
     },
-    /// Applies from the next CONNACK.
+    /// Applies from the next CONNACK (streaming: from the next packet).
     Options {
         resubscribe: bool,
         republish: bool,
+        stream: bool,
     },
+    /// How the driver answers the events to come, one bit per decision,
+    /// used in turn: `defer`, whether to defer the acknowledgement of a
+    /// message just delivered (or its stream's end, or a drop or skip);
+    /// `skip`, whether to skip a stream after its start or a chunk.
+    Policy {
+        defer: u8,
+        skip: u8,
+    },
+    /// Redeems the n-th token held (perhaps of an earlier connection).
+    Ack(u8),
+    /// `defer_ack` with nothing just delivered.
+    DeferAck,
+    /// `skip_stream` between calls, then maybe `defer_ack`.
+    SkipStream,
     Publish {
         qos: u8,
         topic: u8,
@@ -204,10 +246,13 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Input {
     timeouts: [u8; 5],
-    /// Bit 0: re-subscribing off; bit 1: republish on a lost session.
+    /// Bit 0: re-subscribing off; bit 1: republish on a lost session;
+    /// bit 2: streaming on.
     options: u8,
     /// The largest read; 0: as much as fits.
     chunk: u8,
+    /// The receive buffer: 16 to 128 bytes (0: 128).
+    rx: u8,
     ops: Vec<Op>,
 }
 
@@ -237,7 +282,29 @@ enum Ev {
     },
     Pong,
     Dropped(Skipped),
+    Stream(StreamEv),
     Closed(Closed),
+}
+
+/// A part of a streamed message, with the header every part carries.
+#[derive(Debug, Clone, PartialEq)]
+struct StreamEv {
+    topic: String,
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    packet_id: Option<u16>,
+    len: usize,
+    packet_len: usize,
+    part: PartEv,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum PartEv {
+    Start,
+    Chunk { offset: usize, data: Vec<u8> },
+    End,
+    Aborted,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -322,6 +389,24 @@ fn own(event: Event<'_>) -> Ev {
             qos: d.qos,
             packet_id: d.packet_id,
         }),
+        Event::Stream(st) => Ev::Stream(StreamEv {
+            topic: st.topic.to_owned(),
+            qos: st.qos,
+            retain: st.retain,
+            dup: st.dup,
+            packet_id: st.packet_id,
+            len: st.len,
+            packet_len: st.packet_len(),
+            part: match st.part {
+                Part::Start => PartEv::Start,
+                Part::Chunk { offset, data } => PartEv::Chunk {
+                    offset,
+                    data: data.to_vec(),
+                },
+                Part::End => PartEv::End,
+                Part::Aborted => PartEv::Aborted,
+            },
+        }),
         Event::Closed(c) => Ev::Closed(c),
     }
 }
@@ -350,9 +435,11 @@ impl Item {
         PacketType::from_byte(first).expect("framed before")
     }
 
-    /// What the session can read of a packet too large for its buffer
-    /// (topic and id only if both fit), and its DUP flag.
-    fn dropped(&self) -> (Skipped, bool) {
+    /// What the session can read of a packet too large for its buffer of
+    /// `rx` bytes (topic and id only if both fit), its DUP flag, and where
+    /// its payload starts when a payload byte fits behind the header too
+    /// (it can be streamed).
+    fn dropped(&self, rx: usize) -> (Skipped, bool, Option<usize>) {
         let Item::TooLarge { len, bytes } = self else {
             panic!("{self:?} is no dropped packet");
         };
@@ -365,22 +452,24 @@ impl Item {
             packet_id: None,
         };
         if header.packet_type != PacketType::Publish {
-            return (drop, false);
+            return (drop, false, None);
         }
         drop.qos = QoS::from_bits((header.flags >> 1) & 3).expect("valid flags");
         let h = usize::from(header.header_len);
-        if h + 2 <= RX {
+        let mut payload_at = None;
+        if h + 2 <= rx {
             let topic_len = usize::from(u16::from_be_bytes([bytes[h], bytes[h + 1]]));
             let topic_end = h + 2 + topic_len;
             let id_end = topic_end + if drop.qos == QoS::AtMostOnce { 0 } else { 2 };
-            if id_end <= RX {
+            if id_end <= rx {
+                payload_at = (id_end < rx).then_some(id_end);
                 let topic = std::str::from_utf8(&bytes[h + 2..topic_end]).expect("topic read");
                 drop.topic = Some(topic.to_owned());
                 drop.packet_id = (drop.qos != QoS::AtMostOnce)
                     .then(|| u16::from_be_bytes([bytes[topic_end], bytes[topic_end + 1]]));
             }
         }
-        (drop, header.flags & 0b1000 != 0)
+        (drop, header.flags & 0b1000 != 0, payload_at)
     }
 }
 
@@ -418,10 +507,64 @@ struct Kept {
     released: Option<u64>,
 }
 
+/// A PUBACK / PUBREC owed for a message delivered (or dropped, or its
+/// stream ended or skipped): these go through the session's FIFO of
+/// acknowledgements, in delivery order, held back by a deferred one.
+#[derive(Debug, Clone, Copy)]
+struct Pend {
+    kind: PacketType,
+    id: u16,
+    seq: u64,
+    /// Deferred, its token not redeemed yet: it and all behind it wait.
+    deferred: bool,
+    /// When nothing deferred was left ahead of it (the sequence number
+    /// then): queued for writing at the next call, behind every direct
+    /// acknowledgement owed before.
+    free_at: Option<u64>,
+    /// After a DISCONNECT: written only if it found room before.
+    optional: bool,
+}
+
+/// A PUBCOMP, or the PUBREC of a duplicate, queued as its packet is
+/// handled, ahead of the deferred acknowledgements.
+#[derive(Debug, Clone, Copy)]
+struct Direct {
+    kind: PacketType,
+    id: u16,
+    seq: u64,
+    /// The last `Pend` free when it was owed: those go first.
+    after: u64,
+}
+
+/// The message streaming through the receive buffer, as the model sees it.
+#[derive(Debug, Clone)]
+struct Streaming {
+    /// Its header as `Part::Start` reported it; every part repeats it.
+    head: StreamEv,
+    /// The packet's bytes as sent so far.
+    bytes: Vec<u8>,
+    /// Where its payload starts in `bytes`.
+    header: usize,
+    /// Payload bytes delivered.
+    offset: usize,
+}
+
+/// An incoming QoS 1/2 PUBLISH the broker sent, to resend.
+#[derive(Debug, Clone)]
+struct SentPublish {
+    qos: QoS,
+    retain: bool,
+    topic: &'static str,
+    id: u16,
+    payload: Vec<u8>,
+}
+
 struct Harness<'b> {
     s: Session<'b, INFLIGHT, SUBS>,
     now: Instant,
     chunk: usize,
+    /// The receive buffer's size.
+    rx: usize,
     options: Options,
     /// Bytes the broker sent and the session has not read yet.
     net: VecDeque<u8>,
@@ -453,10 +596,26 @@ struct Harness<'b> {
     /// The last packet id the session took: it counts on from there.
     last_id: u16,
     incoming: Vec<Kept>,
-    /// Acknowledgements owed to the broker in the order they must be
-    /// written, with their sequence numbers.
-    acks: VecDeque<(PacketType, u16, u64)>,
+    /// Acknowledgements owed to the broker: for delivered messages, in the
+    /// order they must be written; and the others, in theirs. Each has a
+    /// sequence number, counted in the order they were owed.
+    pend: VecDeque<Pend>,
+    direct: VecDeque<Direct>,
     ack_seq: u64,
+    /// The `Pend` just owed, which `defer_ack` may take now, and whether
+    /// it must (a message or a stream's end, rather than a drop or skip).
+    fresh: Option<(u64, bool)>,
+    /// Tokens held: each with the connection it came from and its `Pend`.
+    tokens: Vec<(AckToken, u64, u64)>,
+    /// Counts connections: a token of an earlier one is stale.
+    epoch: u64,
+    /// The driver's answers to come (see `Op::Policy`).
+    defer_bits: u8,
+    skip_bits: u8,
+    /// The message streaming, from its start to its end, abort or skip.
+    stream: Option<Streaming>,
+    /// The last QoS 1/2 PUBLISHes the broker sent.
+    sent_publishes: Vec<SentPublish>,
 
     /// Ids to pick broker packets' ids from.
     seen_requests: Vec<(u16, Option<usize>)>,
@@ -478,6 +637,21 @@ struct Harness<'b> {
     /// `handle_timeout` was just called at or past a deadline: a
     /// `Closed(Timeout)` may follow.
     timeout_due: bool,
+}
+
+/// A payload whose every byte tells where it is, so chunks out of place,
+/// repeated or lost show.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 8) ^ usize::from(seed)) as u8)
+        .collect()
+}
+
+/// The next answer of a driver's policy (see `Op::Policy`).
+fn decide(bits: &mut u8) -> bool {
+    let yes = *bits & 1 != 0;
+    *bits = bits.rotate_right(1);
+    yes
 }
 
 fn pick<T: Copy>(list: &[T], n: u8) -> Option<T> {
@@ -507,6 +681,7 @@ impl<'b> Harness<'b> {
 
     fn broker(&mut self, b: Broker) {
         let mut codes_buf: Vec<u8>;
+        let payload_buf: Vec<u8>;
         let subs = [Subscription {
             filter: "a",
             qos: QoS::AtMostOnce,
@@ -536,17 +711,60 @@ impl<'b> Harness<'b> {
             } => {
                 let q = qos(q);
                 let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                let topic = if topic::validate_name(topic).is_ok() {
+                    topic
+                } else {
+                    "t"
+                };
+                let payload = &[0x55; 255][..usize::from(payload)];
+                let packet_id = (q != QoS::AtMostOnce).then(|| self.id(id));
+                self.sent_publish(q, retain, topic, packet_id, payload);
                 Packet::Publish(Publish {
                     dup: dup && q != QoS::AtMostOnce,
                     qos: q,
                     retain,
-                    topic: if topic::validate_name(topic).is_ok() {
-                        topic
-                    } else {
-                        "t"
-                    },
-                    packet_id: (q != QoS::AtMostOnce).then(|| self.id(id)),
-                    payload: &[0x55; 255][..usize::from(payload)],
+                    topic,
+                    packet_id,
+                    payload,
+                })
+            }
+            Broker::Large {
+                qos: q,
+                dup,
+                retain,
+                topic,
+                id,
+                len,
+                seed,
+            } => {
+                let q = qos(q);
+                let topic = LARGE_TOPICS[usize::from(topic) % LARGE_TOPICS.len()];
+                payload_buf = pattern(usize::from(len) % LARGE, seed);
+                let packet_id = (q != QoS::AtMostOnce).then(|| self.id(id));
+                self.sent_publish(q, retain, topic, packet_id, &payload_buf);
+                Packet::Publish(Publish {
+                    dup: dup && q != QoS::AtMostOnce,
+                    qos: q,
+                    retain,
+                    topic,
+                    packet_id,
+                    payload: &payload_buf,
+                })
+            }
+            Broker::Resend(n) => {
+                if self.sent_publishes.is_empty() {
+                    return;
+                }
+                let i = usize::from(n) % self.sent_publishes.len();
+                let p = self.sent_publishes[i].clone();
+                payload_buf = p.payload;
+                Packet::Publish(Publish {
+                    dup: true,
+                    qos: p.qos,
+                    retain: p.retain,
+                    topic: p.topic,
+                    packet_id: Some(p.id),
+                    payload: &payload_buf,
                 })
             }
             Broker::PubAck(id) => Packet::PubAck(PubAck {
@@ -603,11 +821,37 @@ impl<'b> Harness<'b> {
         self.pump();
     }
 
+    /// Notes a QoS 1/2 PUBLISH the broker sent, to resend it later.
+    fn sent_publish(
+        &mut self,
+        qos: QoS,
+        retain: bool,
+        topic: &'static str,
+        id: Option<u16>,
+        payload: &[u8],
+    ) {
+        let Some(id) = id else { return };
+        self.sent_publishes.push(SentPublish {
+            qos,
+            retain,
+            topic,
+            id,
+            payload: payload.to_vec(),
+        });
+        if self.sent_publishes.len() > 8 {
+            self.sent_publishes.remove(0);
+        }
+    }
+
     /// The broker's bytes reach the transport (but are not read yet).
     fn send(&mut self, bytes: &[u8]) {
         self.net.extend(bytes.iter().copied());
         let skip = self.inbox_skip.min(bytes.len());
         self.inbox_skip -= skip;
+        // The rest of the packet framed last: if it streams, its chunks.
+        if let Some(st) = &mut self.stream {
+            st.bytes.extend_from_slice(&bytes[..skip]);
+        }
         self.inbox.extend_from_slice(&bytes[skip..]);
     }
 
@@ -653,7 +897,7 @@ impl<'b> Harness<'b> {
 
     /// The next packet of the broker's stream, which the session counted.
     fn next_item(&mut self) -> Item {
-        match Packet::decode_limited(&self.inbox, RX) {
+        match Packet::decode_limited(&self.inbox, self.rx) {
             Ok((_, n)) => Item::Packet(self.inbox.drain(..n).collect()),
             Err(DecodeError::TooLarge { len }) => {
                 let k = len.min(self.inbox.len());
@@ -677,17 +921,132 @@ impl<'b> Harness<'b> {
         let event = self.s.poll_event(self.now).map(own);
         let handled = self.s.packets_received() - received;
         let items: Vec<Item> = (0..handled).map(|_| self.next_item()).collect();
+        self.fresh = None;
         match event {
             None => {
                 for item in items {
                     self.silent(state, item);
                 }
+                if let Some(st) = &self.stream {
+                    assert!(
+                        st.offset < st.head.len,
+                        "all of {:?} delivered, no End",
+                        st.head
+                    );
+                }
+                assert_eq!(self.s.is_streaming(), self.stream.is_some());
                 false
             }
             Some(event) => {
+                let start_or_chunk = matches!(
+                    &event,
+                    Ev::Stream(st) if matches!(st.part, PartEv::Start | PartEv::Chunk { .. })
+                );
                 self.on_event(state, items, event);
+                assert_eq!(self.s.is_streaming(), self.stream.is_some());
+                // The driver's answer, before any other call.
+                if start_or_chunk && decide(&mut self.skip_bits) {
+                    self.skip();
+                }
+                if self.fresh.is_some() && decide(&mut self.defer_bits) {
+                    self.defer();
+                }
+                self.fresh = None;
                 true
             }
+        }
+    }
+
+    /// `skip_stream`: the rest of the message is thrown away, and it is
+    /// acknowledged as a dropped one is.
+    fn skip(&mut self) {
+        let state = self.s.state();
+        self.s.skip_stream();
+        self.fresh = None;
+        assert!(!self.s.is_streaming(), "still streaming after skip_stream");
+        let Some(st) = self.stream.take() else {
+            return;
+        };
+        if state != State::Connected {
+            // Its abort was still to come: nothing to acknowledge.
+            return;
+        }
+        let seq = match (st.head.qos, st.head.packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => self.owe_pend(PacketType::PubAck, id),
+            (QoS::ExactlyOnce, Some(id)) => {
+                assert!(!self.is_duplicate(id, st.head.dup));
+                self.keep_new(id);
+                self.owe_pend(PacketType::PubRec, id)
+            }
+            _ => return,
+        };
+        self.fresh = Some((seq, false));
+    }
+
+    /// `defer_ack` right after a delivery (or none).
+    fn defer(&mut self) {
+        let fresh = self.fresh.take();
+        let result = self.s.defer_ack();
+        let Some((seq, must)) = fresh else {
+            assert_eq!(
+                result,
+                Err(SessionError::Usage(UsageError::NothingToDefer)),
+                "defer_ack with nothing just delivered"
+            );
+            return;
+        };
+        let i = self
+            .pend
+            .iter()
+            .position(|p| p.seq == seq)
+            .expect("the fresh acknowledgement is owed");
+        // Queued in the session now: the deferred ones and all behind them
+        // surely; the free ones too if no room had let them out.
+        let surely = self.pend.iter().skip_while(|p| !p.deferred).count();
+        let maybe = self.pend.len() - 1;
+        match result {
+            Ok(token) => {
+                assert!(surely < INFLIGHT, "{surely} deferred and one more");
+                let p = &mut self.pend[i];
+                let qos = match p.kind {
+                    PacketType::PubAck => QoS::AtLeastOnce,
+                    _ => QoS::ExactlyOnce,
+                };
+                assert_eq!((token.packet_id(), token.qos()), (p.id, qos), "{p:?}");
+                p.deferred = true;
+                p.free_at = None;
+                self.tokens.push((token, self.epoch, seq));
+            }
+            Err(SessionError::Resource(ResourceError::AcksFull)) => {
+                assert!(maybe >= INFLIGHT, "AcksFull with {maybe} waiting");
+            }
+            Err(SessionError::Usage(UsageError::NothingToDefer)) if !must => {}
+            Err(e) => panic!("defer_ack of {:?}: {e:?}", self.pend[i]),
+        }
+    }
+
+    /// `ack` with the n-th token held.
+    fn redeem(&mut self, n: u8) {
+        if self.tokens.is_empty() {
+            return;
+        }
+        let (token, epoch, seq) = self.tokens.remove(usize::from(n) % self.tokens.len());
+        let result = self.s.ack(token);
+        if epoch != self.epoch {
+            assert_eq!(result, Err(SessionError::Usage(UsageError::StaleAck)));
+            return;
+        }
+        assert_eq!(result, Ok(()), "a token of this connection refused");
+        let p = self
+            .pend
+            .iter_mut()
+            .find(|p| p.seq == seq)
+            .expect("a token's acknowledgement is owed");
+        assert!(p.deferred);
+        p.deferred = false;
+        let now = self.ack_seq;
+        for p in self.pend.iter_mut().take_while(|p| !p.deferred) {
+            p.free_at.get_or_insert(now);
         }
     }
 
@@ -739,10 +1098,52 @@ impl<'b> Harness<'b> {
         self.incoming.push(Kept { id, released: None });
     }
 
-    fn owe(&mut self, kind: PacketType, id: u16) -> u64 {
+    /// A delivered message's acknowledgement, through the FIFO.
+    fn owe_pend(&mut self, kind: PacketType, id: u16) -> u64 {
         self.ack_seq += 1;
-        self.acks.push_back((kind, id, self.ack_seq));
+        let free = !self.pend.iter().any(|p| p.deferred);
+        self.pend.push_back(Pend {
+            kind,
+            id,
+            seq: self.ack_seq,
+            deferred: false,
+            free_at: free.then_some(self.ack_seq),
+            optional: false,
+        });
         self.ack_seq
+    }
+
+    /// An acknowledgement queued as its packet is handled.
+    fn owe_direct(&mut self, kind: PacketType, id: u16) -> u64 {
+        self.ack_seq += 1;
+        let after = self
+            .pend
+            .iter()
+            .take_while(|p| !p.deferred)
+            .last()
+            .map_or(0, |p| p.seq);
+        self.direct.push_back(Direct {
+            kind,
+            id,
+            seq: self.ack_seq,
+            after,
+        });
+        self.ack_seq
+    }
+
+    /// Whether the session holds an acknowledgement of `id` back (the
+    /// deferred ones and those behind them): a resend gets none of its own.
+    fn waiting(&self, id: u16) -> bool {
+        self.pend
+            .iter()
+            .skip_while(|p| !p.deferred)
+            .any(|p| p.id == id)
+    }
+
+    /// Whether a packet too large for the receive buffer streams.
+    fn streams(&self, state: State, item: &Item) -> bool {
+        let (_, _, payload_at) = item.dropped(self.rx);
+        self.options.stream && state == State::Connected && payload_at.is_some()
     }
 
     fn saw_incoming(&mut self, id: Option<u16>) {
@@ -763,7 +1164,24 @@ impl<'b> Harness<'b> {
             "{item:?} in {state:?} went unanswered"
         );
         let Some(packet) = item.packet() else {
-            panic!("{item:?} dropped without an event");
+            // A QoS 2 resend that would stream, delivered already: skipped,
+            // acknowledged (through the FIFO) unless that is still to come.
+            let (d, dup, _) = item.dropped(self.rx);
+            assert!(
+                self.streams(state, &item) && d.qos == QoS::ExactlyOnce,
+                "{item:?} dropped without an event"
+            );
+            let id = d.packet_id.expect("QoS 2 has an id");
+            let waiting = self.waiting(id);
+            assert!(
+                self.is_duplicate(id, dup) || waiting,
+                "new streamed QoS 2 message {id} (dup {dup}) taken for a duplicate"
+            );
+            self.saw_incoming(Some(id));
+            if !waiting {
+                self.owe_pend(PacketType::PubRec, id);
+            }
+            return;
         };
         match packet {
             Packet::Publish(p) => {
@@ -774,7 +1192,9 @@ impl<'b> Harness<'b> {
                     "new QoS 2 message {id} (dup {}) taken for a duplicate",
                     p.dup
                 );
-                self.owe(PacketType::PubRec, id);
+                if !self.waiting(id) {
+                    self.owe_direct(PacketType::PubRec, id);
+                }
             }
             Packet::PubAck(PubAck { packet_id: id }) => assert!(
                 !self
@@ -801,7 +1221,7 @@ impl<'b> Harness<'b> {
                 }
             }
             Packet::PubRel(PubRel { packet_id: id }) => {
-                let seq = self.owe(PacketType::PubComp, id);
+                let seq = self.owe_direct(PacketType::PubComp, id);
                 if let Some(k) = self.incoming.iter_mut().find(|k| k.id == id) {
                     k.released = Some(seq);
                 }
@@ -821,6 +1241,14 @@ impl<'b> Harness<'b> {
     }
 
     fn on_event(&mut self, state: State, mut items: Vec<Item>, event: Ev) {
+        if let Some(st) = &self.stream {
+            // Nothing comes between a stream's start and its end or abort.
+            assert!(
+                matches!(&event, Ev::Stream(e) if e.part != PartEv::Start),
+                "{event:?} inside the stream of {:?}",
+                st.head
+            );
+        }
         if let Some(front) = self.to_discard.front() {
             assert!(
                 matches!(event, Ev::Discarded { packet_id, .. } if packet_id == front.id),
@@ -830,9 +1258,21 @@ impl<'b> Harness<'b> {
         }
         if state == State::Disconnected {
             assert!(
-                matches!(event, Ev::Discarded { .. } | Ev::Closed(_)),
+                matches!(
+                    &event,
+                    Ev::Discarded { .. }
+                        | Ev::Closed(_)
+                        | Ev::Stream(StreamEv {
+                            part: PartEv::Aborted,
+                            ..
+                        })
+                ),
                 "{event:?} while disconnected"
             );
+        }
+        if let Ev::Stream(st) = event {
+            self.on_stream(state, items, st);
+            return;
         }
         if let Ev::Closed(reason) = event {
             // The packet handled last may be the violation.
@@ -902,7 +1342,8 @@ impl<'b> Harness<'b> {
                 match (m.qos, m.packet_id) {
                     (QoS::AtMostOnce, _) => {}
                     (QoS::AtLeastOnce, Some(id)) => {
-                        self.owe(PacketType::PubAck, id);
+                        let seq = self.owe_pend(PacketType::PubAck, id);
+                        self.fresh = Some((seq, true));
                     }
                     (QoS::ExactlyOnce, Some(id)) => {
                         assert!(
@@ -911,7 +1352,8 @@ impl<'b> Harness<'b> {
                             m.dup
                         );
                         self.keep_new(id);
-                        self.owe(PacketType::PubRec, id);
+                        let seq = self.owe_pend(PacketType::PubRec, id);
+                        self.fresh = Some((seq, true));
                     }
                     _ => panic!("{m:?} without an id"),
                 }
@@ -1003,33 +1445,130 @@ impl<'b> Harness<'b> {
                 );
             }
             (Ev::Dropped(d), None) => {
-                let (want, dup) = last.as_ref().expect("checked above").dropped();
+                let last = last.as_ref().expect("checked above");
+                let (want, dup, _) = last.dropped(self.rx);
                 assert_eq!(d, want, "Dropped differs from the packet");
-                assert!(d.len > RX);
+                assert!(d.len > self.rx);
+                assert!(
+                    !self.streams(state, last),
+                    "{d:?} dropped, not streamed, with streaming on"
+                );
                 self.saw_incoming(d.packet_id);
-                match (d.qos, d.packet_id) {
-                    (QoS::AtLeastOnce, Some(id)) => {
-                        self.owe(PacketType::PubAck, id);
-                    }
+                let seq = match (d.qos, d.packet_id) {
+                    (QoS::AtLeastOnce, Some(id)) => self.owe_pend(PacketType::PubAck, id),
                     (QoS::ExactlyOnce, Some(id)) => {
                         // Acknowledged, so remembered as delivered: its
                         // resend is a duplicate.
                         if !self.is_duplicate(id, dup) {
                             self.keep_new(id);
                         }
-                        self.owe(PacketType::PubRec, id);
+                        self.owe_pend(PacketType::PubRec, id)
                     }
-                    _ => {}
-                }
+                    _ => return,
+                };
+                self.fresh = Some((seq, false));
             }
             (event, packet) => panic!("{event:?} for {packet:?}"),
+        }
+    }
+
+    /// A part of a streamed message.
+    fn on_stream(&mut self, state: State, mut items: Vec<Item>, ev: StreamEv) {
+        if ev.part != PartEv::Start {
+            assert!(items.is_empty(), "packets handled for {ev:?}");
+            let st = self
+                .stream
+                .as_mut()
+                .unwrap_or_else(|| panic!("{ev:?} without a start"));
+            let head = StreamEv {
+                part: PartEv::Start,
+                ..ev.clone()
+            };
+            assert_eq!(head, st.head, "a part's header differs from the start's");
+        }
+        match ev.part {
+            PartEv::Start => {
+                let last = items.pop().expect("a start without a packet");
+                for item in items {
+                    self.silent(state, item);
+                }
+                assert_eq!(state, State::Connected);
+                assert_eq!(self.violation(state, &last), None);
+                let Item::TooLarge { len, bytes } = last else {
+                    panic!("{ev:?} for {last:?}, which fits");
+                };
+                let item = Item::TooLarge { len, bytes };
+                assert!(self.streams(state, &item), "{ev:?} for {item:?}");
+                let (d, dup, payload_at) = item.dropped(self.rx);
+                let header = payload_at.expect("streams");
+                let Item::TooLarge { bytes, .. } = item else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    (Some(ev.topic.clone()), ev.qos, ev.packet_id, ev.dup),
+                    (d.topic, d.qos, d.packet_id, dup),
+                    "the start differs from the packet"
+                );
+                assert_eq!(ev.retain, bytes[0] & 1 != 0, "RETAIN");
+                assert_eq!((ev.packet_len, ev.len), (len, len - header));
+                if let (QoS::ExactlyOnce, Some(id)) = (ev.qos, ev.packet_id) {
+                    assert!(
+                        !self.is_duplicate(id, ev.dup) && !self.waiting(id),
+                        "QoS 2 message {id} (dup {}) streamed again",
+                        ev.dup
+                    );
+                }
+                self.saw_incoming(ev.packet_id);
+                self.stream = Some(Streaming {
+                    head: ev,
+                    bytes,
+                    header,
+                    offset: 0,
+                });
+            }
+            PartEv::Chunk { offset, data } => {
+                let st = self.stream.as_mut().expect("checked above");
+                assert_eq!(offset, st.offset, "chunks not contiguous");
+                assert!(!data.is_empty(), "an empty chunk");
+                let end = offset + data.len();
+                assert!(end <= st.head.len, "a chunk past the end");
+                let sent = st
+                    .bytes
+                    .get(st.header + offset..st.header + end)
+                    .unwrap_or_else(|| panic!("a chunk of bytes not sent yet"));
+                assert!(sent == data, "chunk at {offset} differs from the payload");
+                st.offset = end;
+            }
+            PartEv::End => {
+                let st = self.stream.take().expect("checked above");
+                assert_eq!(st.offset, st.head.len, "End before the last chunk");
+                assert_eq!(state, State::Connected);
+                let seq = match (st.head.qos, st.head.packet_id) {
+                    (QoS::AtMostOnce, _) => return,
+                    (QoS::AtLeastOnce, Some(id)) => self.owe_pend(PacketType::PubAck, id),
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        assert!(
+                            !self.is_duplicate(id, st.head.dup),
+                            "QoS 2 message {id} delivered twice"
+                        );
+                        self.keep_new(id);
+                        self.owe_pend(PacketType::PubRec, id)
+                    }
+                    _ => panic!("{:?} without an id", st.head),
+                };
+                self.fresh = Some((seq, true));
+            }
+            PartEv::Aborted => {
+                assert_eq!(state, State::Disconnected, "aborted while connected");
+                self.stream = None;
+            }
         }
     }
 
     /// After a close not caused by a counted packet, the stream's next
     /// packet is no valid server packet.
     fn next_is_bad(&self, reason: Closed) {
-        if let Ok((p, _)) = Packet::decode_limited(&self.inbox, RX) {
+        if let Ok((p, _)) = Packet::decode_limited(&self.inbox, self.rx) {
             assert!(
                 !p.packet_type().sent_by_server(),
                 "{reason:?} on a valid {p:?}"
@@ -1097,7 +1636,11 @@ impl<'b> Harness<'b> {
         self.wire.clear();
         self.expect_connect = false;
         self.connacked = false;
-        self.acks.clear();
+        // Nothing owed or deferred is sent any more; tokens go stale.
+        self.pend.clear();
+        self.direct.clear();
+        self.fresh = None;
+        self.epoch += 1;
         for k in &mut self.incoming {
             k.released = None;
         }
@@ -1150,6 +1693,9 @@ impl<'b> Harness<'b> {
                 self.last_write = self.now;
                 self.clean_session = clean_session;
                 self.keep_alive = keep_alive;
+                // Any stream is gone with the input (its abort was
+                // reported: the driver polls after `connection_lost`).
+                assert!(self.stream.is_none(), "an abort never reported");
                 if clean_session {
                     self.to_discard.extend(self.live.drain(..));
                     self.incoming.clear();
@@ -1273,9 +1819,10 @@ impl<'b> Harness<'b> {
             if self.poll_tx().is_empty() {
                 if self.s.state() != State::Disconnected {
                     assert!(
-                        self.acks.is_empty(),
-                        "acks owed, none queued: {:?}",
-                        self.acks
+                        self.direct.is_empty() && self.pend.front().is_none_or(|p| p.deferred),
+                        "acks owed, none queued: {:?} {:?}",
+                        self.pend,
+                        self.direct
                     );
                 }
                 return;
@@ -1370,14 +1917,7 @@ impl<'b> Harness<'b> {
                 Packet::PubAck(PubAck { packet_id: id })
                 | Packet::PubRec(PubRec { packet_id: id })
                 | Packet::PubComp(PubComp { packet_id: id }) => {
-                    let kind = packet.packet_type();
-                    let Some((want, want_id, seq)) = self.acks.pop_front() else {
-                        panic!("{packet:?} answers nothing");
-                    };
-                    assert_eq!((kind, id), (want, want_id), "acknowledgement out of order");
-                    // Written: the ids it released are forgotten.
-                    self.incoming
-                        .retain(|k| !k.released.is_some_and(|at| at <= seq));
+                    self.ack_written(packet.packet_type(), id);
                 }
                 Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                     panic!("the client sent a server packet {packet:?}")
@@ -1390,6 +1930,46 @@ impl<'b> Harness<'b> {
         }
         self.wire = wire;
         self.wire.drain(..used);
+    }
+
+    /// An acknowledgement written: the next one owed for a delivered
+    /// message (not deferred, and after the direct ones owed before it
+    /// went free), or the next direct one (after the delivered ones free
+    /// when it was owed).
+    fn ack_written(&mut self, kind: PacketType, id: u16) {
+        // After a DISCONNECT, those that found no room are never written.
+        if self
+            .pend
+            .front()
+            .is_some_and(|p| p.optional && (p.kind, p.id) != (kind, id))
+        {
+            self.pend.clear();
+        }
+        let direct_first = self.direct.front().map_or(u64::MAX, |d| d.seq);
+        if let Some(p) = self.pend.front().copied() {
+            let free = p.free_at.is_some_and(|at| at < direct_first);
+            if (p.kind, p.id) == (kind, id) && !p.deferred && free {
+                self.pend.pop_front();
+                return;
+            }
+        }
+        let pend_first = self.pend.front().map_or(u64::MAX, |p| p.seq);
+        let Some(d) = self.direct.front().copied() else {
+            panic!(
+                "{kind:?} {id} answers nothing (owed: {:?})",
+                self.pend
+            );
+        };
+        assert!(
+            (d.kind, d.id) == (kind, id) && d.after < pend_first,
+            "{kind:?} {id} out of order: owed {:?} {:?}",
+            self.pend,
+            self.direct
+        );
+        self.direct.pop_front();
+        // Written: the ids it released are forgotten.
+        self.incoming
+            .retain(|k| !k.released.is_some_and(|at| at <= d.seq));
     }
 
     /// Resends go first, in their original order, as they were sent.
@@ -1484,7 +2064,8 @@ impl<'b> Harness<'b> {
             self.incoming
         );
         assert_eq!(*self.s.options(), self.options);
-        assert_eq!(self.s.receive_capacity(), RX);
+        assert_eq!(self.s.receive_capacity(), self.rx);
+        assert_eq!(self.s.is_streaming(), self.stream.is_some());
         match self.s.state() {
             State::Disconnected => assert_eq!(self.s.poll_timeout(), None),
             State::Connecting => assert!(self.s.poll_timeout().is_some(), "no CONNACK deadline"),
@@ -1561,7 +2142,11 @@ fn connect_packet(clean_session: bool, keep_alive: u16, empty_id: bool) -> Conne
 }
 
 fuzz_target!(|input: Input| {
-    let mut rx = [0u8; RX];
+    let rx_len = match input.rx {
+        0 => RX,
+        n => 16 + usize::from(n) % (RX - 15),
+    };
+    let mut rx = vec![0u8; rx_len];
     let mut tx = [0u8; TX];
     let mut store = [0u8; STORE];
     let t = |b: u8| Duration::from_millis(u64::from(b.max(1)) * 100);
@@ -1576,6 +2161,8 @@ fuzz_target!(|input: Input| {
     let options = Options {
         resubscribe: input.options & 1 == 0,
         republish_on_lost_session: input.options & 2 != 0,
+        stream: input.options & 4 != 0,
+        resend_streamed: true,
     };
     let mut s = Session::new(&mut rx, &mut tx, &mut store, timeouts);
     s.set_options(options);
@@ -1586,6 +2173,7 @@ fuzz_target!(|input: Input| {
             0 => usize::MAX,
             n => usize::from(n),
         },
+        rx: rx_len,
         options,
         net: VecDeque::new(),
         inbox: Vec::new(),
@@ -1602,8 +2190,16 @@ fuzz_target!(|input: Input| {
         resub_expected: None,
         last_id: 0,
         incoming: Vec::new(),
-        acks: VecDeque::new(),
+        pend: VecDeque::new(),
+        direct: VecDeque::new(),
         ack_seq: 0,
+        fresh: None,
+        tokens: Vec::new(),
+        epoch: 0,
+        defer_bits: 0,
+        skip_bits: 0,
+        stream: None,
+        sent_publishes: Vec::new(),
         seen_requests: Vec::new(),
         incoming_ids: Vec::new(),
         subscribe_counts: BTreeMap::new(),
@@ -1637,6 +2233,8 @@ fuzz_target!(|input: Input| {
                 session_present,
             } => {
                 h.lost();
+                // The abort of a stream cut short, first.
+                h.pump();
                 if h.connect(clean_session, keep_alive, false) {
                     h.pump();
                     h.flush();
@@ -1649,12 +2247,28 @@ fuzz_target!(|input: Input| {
             Op::Options {
                 resubscribe,
                 republish,
+                stream,
             } => {
                 h.options = Options {
                     resubscribe,
                     republish_on_lost_session: republish,
+                    stream,
+                    ..h.options
                 };
                 h.s.set_options(h.options);
+            }
+            Op::Policy { defer, skip } => {
+                h.defer_bits = defer;
+                h.skip_bits = skip;
+            }
+            Op::Ack(n) => h.redeem(n),
+            Op::DeferAck => h.defer(),
+            Op::SkipStream => {
+                h.skip();
+                if decide(&mut h.defer_bits) {
+                    h.defer();
+                }
+                h.fresh = None;
             }
             Op::Publish {
                 qos: q,
@@ -1720,6 +2334,14 @@ fuzz_target!(|input: Input| {
                     assert_eq!(h.s.state(), State::Disconnected);
                     h.drop_input();
                     h.ka_base = None;
+                    // The acknowledgements free went ahead of the
+                    // DISCONNECT if they found room; the others never go.
+                    h.pend.retain(|p| p.free_at.is_some());
+                    for p in &mut h.pend {
+                        p.optional = true;
+                    }
+                    h.fresh = None;
+                    h.epoch += 1;
                 }
             }
             Op::ConnectionLost => h.lost(),
