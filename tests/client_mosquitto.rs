@@ -130,4 +130,14 @@ mod more_modes {
     async fn round_trip_self_partial_writes() {
         run(Mode::PartialWrites, scenarios::round_trip_self).await
     }
+
+    #[tokio::test]
+    async fn streamed_one_byte() {
+        run(Mode::OneByte, scenarios::streamed).await
+    }
+
+    #[tokio::test]
+    async fn streamed_partial_writes() {
+        run(Mode::PartialWrites, scenarios::streamed).await
+    }
 }

@@ -698,6 +698,25 @@ impl Peer {
         pid
     }
 
+    /// Publishes with `publish_from` (the payload streamed through the
+    /// transmit buffer) and, for QoS 1/2, waits until it completes.
+    pub async fn publish_from_ok(&mut self, topic: &str, payload: &[u8], qos: QoS) -> Option<u16> {
+        let mut source = payload;
+        let pid = within(
+            "publish_from",
+            self.client
+                .publish_from(topic, payload.len(), qos, false, &mut source),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("publish_from {topic}: {e:?}"));
+        if let Some(pid) = pid {
+            within("wait_published", self.client.wait_published(pid))
+                .await
+                .unwrap_or_else(|e| panic!("wait_published {pid}: {e:?}"));
+        }
+        pid
+    }
+
     /// One `poll`, bounded.
     pub async fn poll_once(
         &mut self,

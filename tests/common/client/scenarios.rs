@@ -1000,12 +1000,9 @@ pub async fn streamed(env: Env) {
         ..Sizes::default()
     };
     let mut sub = Peer::connected_with(&env, config("stream-sub"), small).await;
-    let big_tx = Sizes {
-        tx: 20 * 1024,
-        store: 40 * 1024,
-        ..Sizes::default()
-    };
-    let mut publisher = Peer::connected_with(&env, config("stream-pub"), big_tx).await;
+    // The publisher's buffers (1 KiB) are far smaller than the messages:
+    // it streams them with `publish_from`.
+    let mut publisher = Peer::connected(&env, "stream-pub").await;
     let ota = sub.stream_route("ota/#", "stream");
     let mixed = sub.stream_route("mixed/#", "both");
     sub.route("whole/#");
@@ -1017,7 +1014,7 @@ pub async fn streamed(env: Env) {
     for qos in QOS {
         let topic = leak(format!("ota/q{}", qos as u8));
         let body = payload(16 * 1024, qos as u8);
-        publisher.publish_ok(topic, &body, qos, false).await;
+        publisher.publish_from_ok(topic, &body, qos).await;
         sub.poll_events("a streamed message", 1).await;
         assert_eq!(
             sub.take(),
@@ -1043,7 +1040,7 @@ pub async fn streamed(env: Env) {
     assert_eq!(sub.take(), [Ev::msg(mixed, "mixed/small", b"tiny", qos1)]);
     let body = payload(5000, 9);
     publisher
-        .publish_ok("mixed/large", &body, QoS::AtLeastOnce, false)
+        .publish_from_ok("mixed/large", &body, QoS::AtLeastOnce)
         .await;
     sub.poll_events("a large message", 1).await;
     assert_eq!(
@@ -1058,7 +1055,7 @@ pub async fn streamed(env: Env) {
 
     let acks = sub.stats.get().count_written(ack);
     publisher
-        .publish_ok("whole/large", &body, QoS::AtLeastOnce, false)
+        .publish_from_ok("whole/large", &body, QoS::AtLeastOnce)
         .await;
     sub.poll_events("a dropped message", 1).await;
     assert_eq!(
@@ -1089,7 +1086,7 @@ pub async fn streamed(env: Env) {
     sub.recorder_mut().defer_topics.push("ota/deferred".into());
     let acks = sub.stats.get().count_written(ack);
     publisher
-        .publish_ok("ota/deferred", &body, QoS::AtLeastOnce, false)
+        .publish_from_ok("ota/deferred", &body, QoS::AtLeastOnce)
         .await;
     sub.poll_events("a deferred message", 1).await;
     assert!(matches!(&sub.take()[..], [Ev::Streamed { .. }]));
