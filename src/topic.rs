@@ -221,7 +221,8 @@ pub(crate) fn name_chars_ok(bytes: &[u8]) -> bool {
 ///
 /// Not inlined: the decoders, the UNSUBSCRIBE encoder and
 /// [`validate_filter`] share one copy, which keeps firmware small. The
-/// SUBSCRIBE encoder has the other one ([`filter_chars_ok_inline`]).
+/// SUBSCRIBE encoder of 64-bit targets has the other one
+/// ([`filter_chars_ok_inline`]).
 #[inline(never)]
 pub(crate) fn filter_chars_ok(bytes: &[u8]) -> bool {
     filter_chars_ok_inline(bytes)

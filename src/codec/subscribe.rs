@@ -216,7 +216,7 @@ impl<'a> Subscribe<'a> {
 
     /// Encodes the packet into `buf`, returning its length. Writes nothing on error.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        let remaining_len = self.checked_remaining_len(check_filter_inline)?;
+        let remaining_len = self.checked_remaining_len(check_filter_for_encode)?;
         let len = header::packet_len(remaining_len);
         let buf = reserve(buf, len)?;
         let header_len = header::write(buf, PacketType::Subscribe, FLAGS, remaining_len)?;
@@ -289,11 +289,13 @@ pub(crate) fn check_filter(filter: &str) -> Result<(), EncodeError> {
     topic::validate_filter(filter).map_err(filter_error)
 }
 
-/// [`check_filter`] with the byte scan inlined, for the SUBSCRIBE encoder:
-/// the call it saves is some 8 instructions a filter (benches/callgrind.sh).
-/// `validate` keeps the shared copy, so firmware holds two copies, not three.
+/// [`check_filter`] with the byte scan inlined, for the SUBSCRIBE encoder
+/// on 64-bit targets: the call it saves is some 8 instructions a filter
+/// (benches/callgrind.sh). Microcontrollers, 32-bit, keep the one shared
+/// copy of the scan instead: the second one costs 360 to 600 bytes of flash.
+#[cfg(target_pointer_width = "64")]
 #[inline(always)]
-fn check_filter_inline(filter: &str) -> Result<(), EncodeError> {
+fn check_filter_for_encode(filter: &str) -> Result<(), EncodeError> {
     let bytes = filter.as_bytes();
     if !bytes.is_empty()
         && bytes.len() <= topic::MAX_TOPIC_LEN
@@ -303,6 +305,9 @@ fn check_filter_inline(filter: &str) -> Result<(), EncodeError> {
     }
     check_filter(filter)
 }
+
+#[cfg(not(target_pointer_width = "64"))]
+use check_filter as check_filter_for_encode;
 
 fn filter_error(e: TopicError) -> EncodeError {
     match e {
