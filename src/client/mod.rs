@@ -209,9 +209,9 @@ where
         };
         let mut session = Session::new(buffers.rx, buffers.tx, buffers.store, config.timeouts);
         session.set_options(config.options);
-        // The jitter's seed: `Config::seed`, the one random input, and the
-        // client id, which differs between devices, so devices that lost
-        // the broker together come back apart even without a random seed.
+        // The jitter's seed: the client id differs between devices, so
+        // devices that lost the broker together come back apart even
+        // without a random seed.
         let random = fnv1a(config.client_id.as_bytes())
             ^ config.seed.unwrap_or(0)
             ^ fnv1a(generated_id.as_bytes())
