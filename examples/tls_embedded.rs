@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Tcp(settings.address.clone()),
         &settings.server_name,
         &ca,
-        rand_core::OsRng,
+        rand_core_06::OsRng,
         &buffers,
     );
     if let Some((certificate, key)) = &client_cert {

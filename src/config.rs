@@ -20,17 +20,20 @@ use crate::session::{Options, Timeouts};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Config<'a> {
-    /// The client identifier. When empty and
-    /// [`client_id_seed`](Self::client_id_seed) is set, the client generates
-    /// one of 23 characters (`minimqtt` and 15 hex digits, only characters
-    /// every broker must accept, MQTT-3.1.3-5). When empty without a seed,
-    /// the broker assigns one, which MQTT 3.1.1 allows only with clean
-    /// session on: with it off, `connect` returns
+    /// The client identifier. When empty and [`seed`](Self::seed) is set,
+    /// the client generates one of 23 characters (`minimqtt` and 15 hex
+    /// digits, only characters every broker must accept, MQTT-3.1.3-5).
+    /// When empty without a seed, the broker assigns one, which MQTT 3.1.1
+    /// allows only with clean session on: with it off, `connect` returns
     /// [`UsageError::EmptyClientId`](crate::UsageError::EmptyClientId).
     pub client_id: &'a str,
-    /// A random value for generating the client id (from the chip's RNG,
-    /// say); unused when `client_id` is set.
-    pub client_id_seed: Option<u64>,
+    /// The client's one random input (set it with
+    /// [`with_rng`](Self::with_rng)): it generates the client id when
+    /// `client_id` is empty, and seeds the jitter of the reconnect
+    /// [`backoff`](Self::backoff). Without it, the jitter is seeded from
+    /// the client id alone: devices with different ids still spread out,
+    /// but each one's delays are the same on every run.
+    pub seed: Option<u64>,
     /// Keep-alive in seconds (default 60). A PINGREQ goes out a little
     /// before this long has passed since the last packet sent (a tenth of
     /// it early, at least half a second), so the broker never sees a gap
@@ -67,7 +70,7 @@ impl<'a> Config<'a> {
     pub const fn new(client_id: &'a str) -> Self {
         Self {
             client_id,
-            client_id_seed: None,
+            seed: None,
             keep_alive_secs: 60,
             clean_session: true,
             username: None,
@@ -76,6 +79,32 @@ impl<'a> Config<'a> {
             timeouts: Timeouts::DEFAULT,
             options: Options::DEFAULT,
             backoff: Backoff::DEFAULT,
+        }
+    }
+}
+
+impl Config<'_> {
+    /// The same settings with [`seed`](Self::seed) drawn from `rng`: one
+    /// `u64`, for the generated client id and the reconnect jitter alike.
+    ///
+    /// ```
+    /// use minimqtt::Config;
+    /// # struct ChipRng(u64);
+    /// # impl rand_core::RngCore for ChipRng {
+    /// #     fn next_u32(&mut self) -> u32 { self.next_u64() as u32 }
+    /// #     fn next_u64(&mut self) -> u64 { self.0 += 1; self.0 }
+    /// #     fn fill_bytes(&mut self, dst: &mut [u8]) { rand_core::impls::fill_bytes_via_next(self, dst) }
+    /// # }
+    /// # let mut rng = ChipRng(41);
+    /// // `rng`: any `rand_core::RngCore` (0.9), such as the chip's RNG.
+    /// let config = Config::new("").with_rng(&mut rng);
+    /// assert_eq!(config.seed, Some(42));
+    /// ```
+    #[must_use]
+    pub fn with_rng(self, rng: &mut impl rand_core::RngCore) -> Self {
+        Self {
+            seed: Some(rng.next_u64()),
+            ..self
         }
     }
 }

@@ -219,22 +219,91 @@ pub(crate) fn name_chars_ok(bytes: &[u8]) -> bool {
 /// most 65,535 bytes, a valid topic filter. False exactly when
 /// [`filter_error`] finds an error.
 ///
-/// Not inlined: the SUBSCRIBE and UNSUBSCRIBE encoders and decoders and
-/// [`validate_filter`] share one copy, which keeps firmware small.
+/// Not inlined: the decoders, the UNSUBSCRIBE encoder and
+/// [`validate_filter`] share one copy, which keeps firmware small. The
+/// SUBSCRIBE encoder of 64-bit targets has the other one
+/// ([`filter_chars_ok_inline`]).
 #[inline(never)]
 pub(crate) fn filter_chars_ok(bytes: &[u8]) -> bool {
-    let level_starts = |i: usize| match i.checked_sub(1) {
-        None => true,
-        Some(before) => bytes.get(before) == Some(&SEPARATOR),
-    };
-    scan(bytes, |i| match bytes.get(i) {
-        Some(&0) => false,
-        Some(&SINGLE_LEVEL) => {
-            level_starts(i) && matches!(bytes.get(i + 1), None | Some(&SEPARATOR))
+    filter_chars_ok_inline(bytes)
+}
+
+/// [`filter_chars_ok`], inlined. The scan of [`scan`], arranged for
+/// filters, which unlike names usually hold a candidate (a wildcard): the
+/// first and the last word are tested with one branch, and a candidate is
+/// judged by its two neighbours only when it is NUL, `+` or `#`.
+#[inline(always)]
+pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
+    const W: usize = size_of::<usize>();
+    let len = bytes.len();
+    // The byte at `i`, found below SCAN_LIMIT by a word test (or, after a
+    // borrow, `,`), is allowed where it is.
+    let allowed = |i: usize| -> bool {
+        match bytes.get(i) {
+            Some(&0) => false,
+            Some(&c @ (SINGLE_LEVEL | MULTI_LEVEL)) => {
+                (i == 0 || bytes.get(i.wrapping_sub(1)) == Some(&SEPARATOR))
+                    && match bytes.get(i + 1) {
+                        None => true,
+                        Some(&next) => c == SINGLE_LEVEL && next == SEPARATOR,
+                    }
+            }
+            _ => true,
         }
-        Some(&MULTI_LEVEL) => level_starts(i) && i + 1 == bytes.len(),
-        _ => true,
-    })
+    };
+    // The high bit of each byte below SCAN_LIMIT, and maybe of a byte right
+    // after one (a borrow), in the word `$w`: as in `scan`.
+    macro_rules! candidates {
+        ($int:ty, $w:expr) => {{
+            const ONES: $int = <$int>::from_ne_bytes([0x01; size_of::<$int>()]);
+            let x = <$int>::from_le_bytes(*$w);
+            x.wrapping_sub(ONES * SCAN_LIMIT as $int) & !x & (ONES << 7)
+        }};
+    }
+    // Returns false from the function at the first candidate not allowed;
+    // little-endian, so the lowest set bit is the first byte.
+    macro_rules! check {
+        ($mask:expr, $at:expr) => {{
+            let mut mask = $mask;
+            while mask != 0 {
+                if !allowed($at + mask.trailing_zeros() as usize / 8) {
+                    return false;
+                }
+                mask &= mask.wrapping_sub(1);
+            }
+        }};
+    }
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<W>(), bytes.last_chunk::<W>()) {
+        // The whole words between the first and the last, which overlaps
+        // them and covers the rest. A byte in two words is checked twice.
+        let last_at = len - W;
+        let mut at = W;
+        while at < last_at {
+            if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<W>) {
+                check!(candidates!(usize, word), at);
+            }
+            at += W;
+        }
+        let (head, tail) = (candidates!(usize, first), candidates!(usize, last));
+        if head | tail != 0 {
+            check!(head, 0);
+            check!(tail, last_at);
+        }
+        true
+    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        // Shorter than a word (64-bit targets): two half words, overlapping.
+        let (head, tail) = (candidates!(u32, first), candidates!(u32, last));
+        if head | tail != 0 {
+            check!(head, 0);
+            check!(tail, len - 4);
+        }
+        true
+    } else {
+        bytes
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b >= SCAN_LIMIT || allowed(i))
+    }
 }
 
 /// The checks of [`TopicName::new`], for callers that keep a plain `&str`.
@@ -594,6 +663,52 @@ mod fast_path_tests {
                     prop_assert_eq_std(validate_filter(&filter), filter_error(&filter), &filter);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn both_copies_of_the_filter_scan_judge_edge_cases_like_the_long_way() {
+        let cases = [
+            ("#", Ok(())),
+            ("+", Ok(())),
+            ("/", Ok(())),
+            ("sport/#", Ok(())),
+            ("sport/+/player1", Ok(())),
+            ("+/+/+", Ok(())),
+            ("//+//", Ok(())),
+            ("$SYS/#", Ok(())),
+            ("a,+", Err(TopicError::SingleLevelWildcard)),
+            ("$,/+", Ok(())),
+            ("ünïcode/+/✓", Ok(())),
+            ("🦀/#", Ok(())),
+            ("€+", Err(TopicError::SingleLevelWildcard)),
+            ("✓/#/✓", Err(TopicError::MultiLevelWildcard)),
+            ("sport/#/x", Err(TopicError::MultiLevelWildcard)),
+            ("sport/tennis#", Err(TopicError::MultiLevelWildcard)),
+            ("#/", Err(TopicError::MultiLevelWildcard)),
+            ("##", Err(TopicError::MultiLevelWildcard)),
+            ("+#", Err(TopicError::MultiLevelWildcard)),
+            ("#+", Err(TopicError::MultiLevelWildcard)),
+            ("a+", Err(TopicError::SingleLevelWildcard)),
+            ("+a", Err(TopicError::SingleLevelWildcard)),
+            ("sensors/+temperature", Err(TopicError::SingleLevelWildcard)),
+            ("sensors/temperature+", Err(TopicError::SingleLevelWildcard)),
+            ("\0", Err(TopicError::NulCharacter)),
+            ("ab\0", Err(TopicError::NulCharacter)),
+            ("abcdefg\0", Err(TopicError::NulCharacter)),
+            ("a/b/c/d/e/f/g/h/\0/i", Err(TopicError::NulCharacter)),
+            ("ü\0", Err(TopicError::NulCharacter)),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(validate_filter(filter), expected, "{filter:?}");
+            assert_eq!(filter_error(filter), expected, "{filter:?}");
+            let bytes = filter.as_bytes();
+            assert_eq!(filter_chars_ok(bytes), expected.is_ok(), "{filter:?}");
+            assert_eq!(
+                filter_chars_ok_inline(bytes),
+                expected.is_ok(),
+                "{filter:?}"
+            );
         }
     }
 

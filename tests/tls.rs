@@ -32,7 +32,7 @@ use minimqtt::time::{Duration, TokioClock};
 use minimqtt::{Buffers, Callbacks, Client, Config, Context, Message, QoS};
 use mosquitto::{Mosquitto, MosquittoOptions};
 use p256::pkcs8::DecodePrivateKey;
-use rand_core::OsRng;
+use rand_core_06::OsRng;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };

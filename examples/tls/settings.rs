@@ -76,7 +76,7 @@ pub async fn run<K: Connector>(connector: K, settings: &Settings) -> Result<(), 
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let config = Config {
-        client_id_seed: Some(seed),
+        seed: Some(seed),
         ..Config::new(&settings.client_id)
     };
     let callbacks = Callbacks::new().on_connect(connected);

@@ -131,7 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as u64;
     let config = Config {
-        client_id_seed: Some(seed),
+        seed: Some(seed),
         username: username.as_deref(),
         password: password.as_deref().map(str::as_bytes),
         ..Config::new("")

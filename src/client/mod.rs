@@ -206,7 +206,7 @@ where
         callbacks: Callbacks<'a, U, ROUTES>,
         user_data: U,
     ) -> Self {
-        let generated_id = match (config.client_id.is_empty(), config.client_id_seed) {
+        let generated_id = match (config.client_id.is_empty(), config.seed) {
             (true, Some(seed)) => generate_client_id(seed),
             _ => heapless::String::new(),
         };
@@ -221,7 +221,7 @@ where
         // devices that lost the broker together come back apart even
         // without a random seed.
         let random = fnv1a(config.client_id.as_bytes())
-            ^ config.client_id_seed.unwrap_or(0)
+            ^ config.seed.unwrap_or(0)
             ^ fnv1a(generated_id.as_bytes())
             // xorshift never leaves 0.
             | 1;

@@ -192,6 +192,117 @@ fn subscribe_filters_iterate_compare_and_print_alike_decoded_or_built() {
     assert!(format!("{built:?}").contains("\"a/b\""));
 }
 
+/// Filters for the SUBSCRIBE encoder's own copy of the filter scan: one
+/// of each shape the scan treats apart (shorter than 4 bytes, than a word,
+/// two words, more), wildcards at the edges of the words, empty levels,
+/// multi-byte UTF-8 and U+0000.
+const ENCODER_FILTERS: &[&str] = &[
+    "#",
+    "+",
+    "/",
+    "//",
+    "+/+",
+    "/+",
+    "#/",
+    "##",
+    "++",
+    "a#",
+    "+a",
+    "a+",
+    "\0",
+    "a\0",
+    "home/#",
+    "home/+",
+    "home+/x",
+    "sport/#/x",
+    "sport/tennis#",
+    "sport/+x/a",
+    "sport//+//#",
+    "$SYS/broker/load/#",
+    "sensors/+/temperature",
+    "sensors/+temperature",
+    "sensors/+/temperature/#",
+    "sensors/+/temperature#",
+    "devices/0001/cmd",
+    "devices/0001/cmd\0",
+    "a,b/$,/+",
+    "ünïcode/+/✓",
+    "ünïcode+/✓",
+    "🦀/#",
+    "€/+/€",
+    "€+/€",
+    "a/b/c/d/e/f/g/h/i/j/k/l/+/m",
+    "a/b/c/d/e/f/g/h/i/j/k/l/#/m",
+    "a/b/c/d/e/f/g/h/i/j/k/\0/m",
+];
+
+#[test]
+fn the_subscribe_encoder_checks_filters_like_validate() {
+    for &filter in ENCODER_FILTERS {
+        let list = [Subscription {
+            filter,
+            qos: QoS::AtLeastOnce,
+        }];
+        let subscribe = Subscribe {
+            packet_id: 9,
+            filters: SubscribeFilters::new(&list),
+        };
+        let expected = crate::topic::validate_filter(filter).map_err(EncodeError::TopicFilter);
+        assert_eq!(subscribe.validate(), expected, "{filter:?}");
+        let mut buf = [0xa5; 64];
+        match subscribe.encode(&mut buf) {
+            Ok(n) => {
+                assert_eq!(expected, Ok(()), "{filter:?}");
+                let (decoded, used) = Subscribe::decode(&buf[..n]).unwrap();
+                assert_eq!((decoded, used), (subscribe, n), "{filter:?}");
+            }
+            Err(e) => {
+                assert_eq!(Err(e), expected, "{filter:?}");
+                assert!(buf.iter().all(|&b| b == 0xa5), "{filter:?} wrote on error");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bad_filter_after_good_ones_fails_the_subscribe_before_any_write() {
+    let list = [
+        Subscription {
+            filter: "sensors/+/temperature",
+            qos: QoS::AtLeastOnce,
+        },
+        Subscription {
+            filter: "sport/#/x",
+            qos: QoS::AtMostOnce,
+        },
+    ];
+    let subscribe = Subscribe {
+        packet_id: 9,
+        filters: SubscribeFilters::new(&list),
+    };
+    let mut buf = [0xa5; 64];
+    assert_eq!(
+        subscribe.encode(&mut buf),
+        Err(EncodeError::TopicFilter(TopicError::MultiLevelWildcard))
+    );
+    assert!(buf.iter().all(|&b| b == 0xa5));
+}
+
+#[test]
+fn a_decoded_subscribe_encodes_to_the_same_bytes() {
+    let (subscribe, n) = Subscribe::decode(wire::SUBSCRIBE).unwrap();
+    assert_eq!(subscribe.validate(), Ok(()));
+    assert_eq!(subscribe.encoded_len(), n);
+    let mut buf = [0xa5; 64];
+    assert_eq!(subscribe.encode(&mut buf), Ok(n));
+    assert_eq!(&buf[..n], wire::SUBSCRIBE);
+    assert!(buf[n..].iter().all(|&b| b == 0xa5));
+    assert_eq!(
+        subscribe.encode(&mut buf[..n - 1]),
+        Err(EncodeError::BufferTooSmall { needed: n })
+    );
+}
+
 #[test]
 fn unsubscribe_filters_iterate_compare_and_print_alike_decoded_or_built() {
     let (unsubscribe, _) = Unsubscribe::decode(wire::UNSUBSCRIBE).unwrap();

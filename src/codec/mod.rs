@@ -403,15 +403,6 @@ impl<'b> Writer<'b> {
         }
     }
 
-    /// The rest of the buffer, after what was written, for an encoder that
-    /// writes the rest itself; or the first error.
-    pub(crate) fn into_rest(self) -> Result<&'b mut [u8], EncodeError> {
-        match self.error {
-            None => Ok(self.buf.get_mut(self.pos..).unwrap_or_default()),
-            Some(e) => Err(e),
-        }
-    }
-
     /// Bytes written, or the first error.
     pub(crate) fn finish(self) -> Result<usize, EncodeError> {
         match self.error {

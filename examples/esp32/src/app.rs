@@ -153,8 +153,9 @@ fn led_command(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 /// client connected in between: it connects, keeps the link alive, calls
 /// the callbacks, and after a lost connection reconnects by itself.
 ///
-/// `seed` is a random number for the client id (MiniMQTT also makes up a
-/// random one). The client, its session and its callbacks live across
+/// `seed` is a random number, the client's one random input: it makes up
+/// the client id (MiniMQTT also makes up a random one) and spreads out the
+/// reconnect attempts (`Config::seed`). The client, its session and its callbacks live across
 /// reconnects; only the TCP connection is replaced.
 pub async fn run(
     stack: Stack<'_>,
@@ -165,7 +166,7 @@ pub async fn run(
     seed: u64,
 ) -> ! {
     let config = Config {
-        client_id_seed: Some(seed),
+        seed: Some(seed),
         username: settings.mqtt_username,
         password: settings.mqtt_password.map(str::as_bytes),
         backoff: BACKOFF,

@@ -105,7 +105,8 @@ async fn main(spawner: Spawner) -> ! {
     // no answer) is aborted after this long.
     tcp.set_timeout(Some(TCP_TIMEOUT));
 
-    // MiniMQTT makes up a random client id; so does minimqtt, from this seed.
-    let client_id_seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
-    app::run(stack, &dns, &tcp, led, &SETTINGS, client_id_seed).await
+    // MiniMQTT makes up a random client id; so does minimqtt, from this
+    // seed, which also spreads out its reconnect attempts.
+    let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
+    app::run(stack, &dns, &tcp, led, &SETTINGS, seed).await
 }
