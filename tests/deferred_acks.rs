@@ -26,11 +26,21 @@ struct App {
     redeem_on: Option<Vec<u8>>,
     parts: Vec<String>,
     discarded: Vec<u16>,
+    /// Defer every QoS 1/2 message; refusals are recorded.
+    defer_all: bool,
+    refused: Vec<String>,
 }
 
 type App2<'a> = Client<'a, Queue<Pipe>, TokioClock, App>;
 
 fn on_message(ctx: &mut Context<'_, App>, m: &Message<'_>) {
+    if ctx.user_data.defer_all {
+        match ctx.defer_ack() {
+            Ok(token) => ctx.user_data.tokens.push(token),
+            Err(e) => ctx.user_data.refused.push(format!("{e:?}")),
+        }
+        return;
+    }
     if ctx.user_data.defer.iter().any(|p| p == m.payload) {
         let token = ctx.defer_ack().expect("defer");
         ctx.user_data.tokens.push(token);
@@ -218,4 +228,34 @@ async fn a_payload_source_that_runs_dry_discards_its_message() {
     broker2.connack().await;
     within("reconnect", c.connect()).await.expect("reconnect");
     assert_eq!(c.user_data().discarded, [1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_deferral_queue_refuses_the_next_and_keeps_the_order() {
+    let app = App {
+        defer_all: true,
+        ..App::default()
+    };
+    let (mut c, mut broker) = connected(app).await;
+    // INFLIGHT (8) can be deferred; the 9th is refused, and its PUBACK
+    // waits behind theirs.
+    for id in 1..=9u16 {
+        broker
+            .send(&publish("t", b"m", QoS::AtLeastOnce, Some(id)))
+            .await;
+    }
+    poll(&mut c).await;
+    assert_eq!(c.user_data().tokens.len(), 8);
+    assert_eq!(c.user_data().refused, ["Resource(AcksFull)"]);
+    broker.expect_silence(Duration::from_secs(1)).await;
+    // Redeemed out of order, acknowledged in order.
+    let mut tokens = std::mem::take(&mut c.user_data_mut().tokens);
+    tokens.reverse();
+    for token in tokens {
+        c.ack(token).expect("ack");
+    }
+    poll(&mut c).await;
+    for id in 1..=9u16 {
+        broker.expect(Rx::PubAck(id)).await;
+    }
 }

@@ -107,10 +107,13 @@ impl<const N: usize> Acks<N> {
         }
     }
 
+    /// Read before the next `poll_event`, whose `drain` may move the owed
+    /// acknowledgement into the queue: counting it makes the room offered
+    /// a promise `defer` keeps.
     pub(crate) fn state(&self) -> AckState {
         AckState {
             connection: self.connection,
-            room: !self.queue.is_full(),
+            room: self.queue.len() + usize::from(self.owed.is_some()) < N,
         }
     }
 
