@@ -17,7 +17,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let mut publish = *publish;
         publish.dup = false;
         let encode = |p| match payload_len {
-            Some(len) if cfg!(feature = "streaming") => Encode::PublishHead(p, len),
+            #[cfg(feature = "streaming")]
+            Some(len) => Encode::PublishHead(p, len),
             _ => Encode::Publish(p),
         };
         if payload_len.is_some() && self.payload.is_some() {

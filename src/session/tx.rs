@@ -14,6 +14,7 @@ pub(crate) enum Encode<'a> {
     Publish(&'a Publish<'a>),
     /// A PUBLISH without its payload, which is this long and written
     /// straight to the transport after it.
+    #[cfg(feature = "streaming")]
     PublishHead(&'a Publish<'a>, usize),
     Subscribe(&'a Subscribe<'a>),
     Unsubscribe(&'a Unsubscribe<'a>),
@@ -24,6 +25,7 @@ impl Encode<'_> {
         match self {
             Self::Connect(p) => p.encoded_len(),
             Self::Publish(p) => p.encoded_len(),
+            #[cfg(feature = "streaming")]
             Self::PublishHead(p, len) => p.head_len(len),
             Self::Subscribe(p) => p.encoded_len(),
             Self::Unsubscribe(p) => p.encoded_len(),
@@ -34,6 +36,7 @@ impl Encode<'_> {
         match self {
             Self::Connect(p) => p.encode(buf),
             Self::Publish(p) => p.encode(buf),
+            #[cfg(feature = "streaming")]
             Self::PublishHead(p, len) => p.encode_head(len, buf),
             Self::Subscribe(p) => p.encode(buf),
             Self::Unsubscribe(p) => p.encode(buf),
