@@ -761,6 +761,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     /// `n` bytes of the due payload were written at `now`.
+    ///
+    /// While a payload is being written nothing is read, so the session
+    /// waits for no acknowledgement then: its only deadline is write
+    /// progress (none for the pingresp wait ends the connection with
+    /// [`AckKind::PingResp`]), and every acknowledgement deadline restarts
+    /// when the payload is done.
     pub fn handle_payload(&mut self, now: Instant, n: usize) {
         if let Some(p) = &mut self.p.payload {
             p.offset = p.offset.saturating_add(n).min(p.len);
@@ -769,6 +775,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             }
             if p.offset == p.len {
                 self.p.payload = None;
+                self.p.payload_written(now);
             }
         }
     }

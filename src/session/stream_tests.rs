@@ -553,3 +553,34 @@ fn an_abandoned_payload_discards_the_message_and_ends_the_connection() {
     ));
     assert_eq!(s.publish_outcome(1), Outcome::Discarded);
 }
+
+#[test]
+fn while_a_payload_is_written_only_write_progress_has_a_deadline() {
+    let mut s = connected();
+    s.publish(T0, &msg("other", QoS::AtLeastOnce)).unwrap();
+    let _ = sent(&mut s, T0);
+    let head = Publish::new("fw/img", &[], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 4000), Ok(Some(2)));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    // A slow link: 1,000 bytes every 8 s, past both PUBACK deadlines
+    // (10 s), which cannot be read while the payload is written.
+    for step in 1..=3 {
+        let now = secs(8 * step);
+        assert_eq!(timeout(&mut s, now), Ok(()));
+        s.handle_payload(now, 1000);
+        assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(10)));
+    }
+    s.handle_payload(secs(30), 1000);
+    // Done: the acknowledgement waits start again.
+    assert_eq!(s.poll_timeout(), Some(secs(40)));
+    assert_eq!(timeout(&mut s, secs(39)), Ok(()));
+    // A payload whose writing stalls ends the connection.
+    let mut s = connected();
+    assert_eq!(s.publish_streamed(T0, &head, 4000), Ok(Some(1)));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    s.handle_payload(secs(1), 100);
+    assert_eq!(s.poll_timeout(), Some(secs(11)));
+    assert!(timeout(&mut s, secs(11)).is_err());
+}

@@ -91,10 +91,37 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
     }
 
+    /// While a streamed payload is written nothing is read: the one
+    /// deadline then is write progress.
+    fn payload_deadline(&self) -> Option<Instant> {
+        if !cfg!(feature = "streaming") || self.state != State::Connected {
+            return None;
+        }
+        self.payload.map(|_| self.last_sent + self.pingresp_wait())
+    }
+
+    /// The payload is written: acknowledgements could not be read while
+    /// it was, so their waits start again.
+    pub(crate) fn payload_written(&mut self, now: Instant) {
+        let ack = now + self.timeouts.puback;
+        for e in self.store.outgoing.iter_mut() {
+            e.deadline = e.deadline.max(ack);
+        }
+        let request = now + self.timeouts.suback.max(self.timeouts.unsuback);
+        for r in self.store.requests.iter_mut() {
+            r.deadline = r.deadline.max(request);
+        }
+        if let Some(due) = self.pingresp_deadline {
+            self.pingresp_deadline = Some(due.max(now + self.pingresp_wait()));
+        }
+    }
+
     /// Every running deadline, in no particular order.
     fn deadlines(&self) -> impl Iterator<Item = (Instant, Due)> + '_ {
+        let writing = self.payload_deadline();
         let connecting = self.state == State::Connecting;
-        let connected = self.state == State::Connected;
+        let connected = self.state == State::Connected && writing.is_none();
+        let writing = writing.map(|t| (t, Due::Lost(AckKind::PingResp)));
         let connack = self
             .connack_deadline
             .filter(|_| connecting)
@@ -127,6 +154,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             });
         connack
             .into_iter()
+            .chain(writing)
             .chain(ping)
             .chain(outgoing)
             .chain(requests)
@@ -139,6 +167,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // asks for this once or twice a message, over a window of up to
         // INFLIGHT entries, and the iterator chain cost several times more
         // instructions per entry.
+        if let Some(t) = self.payload_deadline() {
+            return Some(t);
+        }
         match self.state {
             State::Disconnected => None,
             State::Connecting => self.connack_deadline,
