@@ -608,11 +608,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         let offset = s.offset;
         s.offset += n;
         s.tail = n;
-        // Bytes arriving prove the broker alive: a PINGRESP queued behind
-        // a long message must not time the connection out.
-        if let Some(due) = self.p.pingresp_deadline {
-            self.p.pingresp_deadline = Some(due.max(now + self.p.pingresp_wait()));
-        }
+        // Bytes arriving prove the broker alive: a PINGRESP or PUBACK
+        // queued behind a long message must not time the connection out.
+        self.p.restart_waits(now);
         let data = data.get(..n)?;
         let topic = self.held_topic();
         let s = self.stream?;
@@ -775,7 +773,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             }
             if p.offset == p.len {
                 self.p.payload = None;
-                self.p.payload_written(now);
+                self.p.restart_waits(now);
             }
         }
     }

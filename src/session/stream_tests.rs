@@ -584,3 +584,15 @@ fn while_a_payload_is_written_only_write_progress_has_a_deadline() {
     assert_eq!(s.poll_timeout(), Some(secs(11)));
     assert!(timeout(&mut s, secs(11)).is_err());
 }
+
+#[test]
+fn chunks_keep_acknowledgement_waits_alive() {
+    let mut s = streaming_session::<4>(64, true);
+    s.publish(T0, &msg("out", QoS::AtLeastOnce)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(s.poll_timeout(), Some(secs(10)));
+    let wire = large("fw", QoS::AtMostOnce, None, false, &payload(500));
+    let _ = stream_bytes(&mut s, secs(9), &wire[..200], &[50]);
+    // Our PUBACK is queued behind the long message: still waited for.
+    assert_eq!(s.poll_timeout(), Some(secs(19)));
+}

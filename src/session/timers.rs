@@ -100,9 +100,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         self.payload.map(|_| self.last_sent + self.pingresp_wait())
     }
 
-    /// The payload is written: acknowledgements could not be read while
-    /// it was, so their waits start again.
-    pub(crate) fn payload_written(&mut self, now: Instant) {
+    /// Acknowledgements could not arrive before `now` through no fault of
+    /// the broker's: a payload was being written (nothing was read), or a
+    /// long message was arriving (they queue behind it). Their waits
+    /// start again.
+    pub(crate) fn restart_waits(&mut self, now: Instant) {
         let ack = now + self.timeouts.puback;
         for e in self.store.outgoing.iter_mut() {
             e.deadline = e.deadline.max(ack);
