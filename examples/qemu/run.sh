@@ -13,7 +13,8 @@
 # 4. checks that the firmware exited with status 0 and printed PASS, and
 #    that mosquitto's log shows the whole exchange: CONNECT, SUBSCRIBE at
 #    QoS 2, a QoS 1 and a QoS 2 PUBLISH from the firmware, both delivered
-#    back to it with their handshakes, and a DISCONNECT; and no line where
+#    back to it with their handshakes, an 8 KiB PUBLISH out and back
+#    (through 512-byte buffers), and a DISCONNECT; and no line where
 #    mosquitto reports a protocol error;
 # 5. prints the flash and static RAM of the ELF and the stack high-water
 #    mark the firmware measured.
@@ -125,6 +126,9 @@ fail() {
 expect_log() { # description, fixed string
     grep -qF -- "$2" "$log" || fail "mosquitto's log has no $1 (\"$2\")"
 }
+expect_re() { # description, extended regular expression
+    grep -qE -- "$2" "$log" || fail "mosquitto's log has no $1 (/$2/)"
+}
 
 case $status in
     0) ;;
@@ -144,6 +148,9 @@ expect_log "QoS 2 delivery to the firmware" "Sending PUBLISH to $client_id (d0, 
 expect_log "PUBACK (QoS 1 delivery)" "Received PUBACK from $client_id"
 expect_log "PUBREC (QoS 2 delivery)" "Received PUBREC from $client_id"
 expect_log "PUBCOMP (QoS 2 delivery)" "Received PUBCOMP from $client_id"
+large="'minimqtt/qemu/large', \.\.\. \(8192 bytes\)\)"
+expect_re "the 8 KiB PUBLISH from the firmware" "Received PUBLISH from $client_id \(d0, q1, r0, m[0-9]+, $large"
+expect_re "its delivery back to the firmware" "Sending PUBLISH to $client_id \(d0, q1, r0, m[0-9]+, $large"
 expect_log "DISCONNECT" "Received DISCONNECT from $client_id"
 expect_log "a clean disconnect" "Client $client_id disconnected."
 # The lines mosquitto 2.0 writes when a client breaks MQTT 3.1.1 (as in

@@ -2,7 +2,10 @@
 //! the board's UART0, which QEMU connects to a mosquitto on the host
 //! (`-serial tcp:127.0.0.1:PORT`). On embassy's thread-mode executor, the
 //! firmware connects, subscribes to its echo topic, publishes one message
-//! at QoS 1 and one at QoS 2, waits until both come back, disconnects,
+//! at QoS 1 and one at QoS 2, waits until both come back, then sends an
+//! 8 KiB message through its 512-byte transmit buffer (`publish_from`) and
+//! receives it back streamed through its 512-byte receive buffer, checking
+//! every byte, disconnects,
 //! prints its stack high-water mark through semihosting, and ends QEMU
 //! with the semihosting exit call: status 0 if every step worked.
 //!
@@ -20,8 +23,11 @@ use core::panic::PanicInfo;
 use cortex_m_rt::{ExceptionFrame, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use embassy_executor::Spawner;
+use minimqtt::callbacks::{Part, Stream};
 use minimqtt::time::{Clock, Duration};
-use minimqtt::{Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode};
+use minimqtt::{
+    Buffers, Callbacks, Client, Config, Context, Message, QoS, SubscribeReturnCode, payload_from_fn,
+};
 
 use crate::clock::SysTickClock;
 use crate::uart::{UART0_BASE, Uart, UartConnector};
@@ -34,6 +40,15 @@ const MESSAGES: [(&[u8], QoS); 2] = [
     (b"hello from a Cortex-M4 at QoS 1", QoS::AtLeastOnce),
     (b"hello from a Cortex-M4 at QoS 2", QoS::ExactlyOnce),
 ];
+/// The large message: longer than every buffer, generated as it is sent.
+const LARGE_TOPIC: &str = "minimqtt/qemu/large";
+const LARGE_LEN: usize = 8192;
+
+/// Byte `i` of the large message.
+fn large_byte(i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 8)) as u8
+}
+
 /// How long the echoes may take once both publishes completed.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,6 +57,34 @@ const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 struct App {
     echoed: [bool; MESSAGES.len()],
     unexpected: usize,
+    /// The large message: bytes checked so far, chunks, and whether every
+    /// byte matched and the end came.
+    large_received: usize,
+    large_chunks: usize,
+    large_ok: bool,
+    large_done: bool,
+}
+
+fn on_large(ctx: &mut Context<'_, App>, s: &Stream<'_>) {
+    let app = &mut *ctx.user_data;
+    match s.part {
+        Part::Start => {
+            app.large_received = 0;
+            app.large_chunks = 0;
+            app.large_ok = s.len == LARGE_LEN;
+        }
+        Part::Chunk { offset, data } => {
+            app.large_ok &= offset == app.large_received
+                && data
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == large_byte(offset + i));
+            app.large_received += data.len();
+            app.large_chunks += 1;
+        }
+        Part::End => app.large_done = true,
+        Part::Aborted => app.large_ok = false,
+    }
 }
 
 fn on_message(ctx: &mut Context<'_, App>, msg: &Message<'_>) {
@@ -88,7 +131,10 @@ async fn main(_spawner: Spawner) {
 /// executor keeps in a static (so they are `.bss`, not stack).
 async fn mqtt(connector: UartConnector, clock: SysTickClock) -> Result<(), &'static str> {
     let mut buffers = Buffers::<512, 512, 512, 128>::new();
-    let callbacks = Callbacks::new().on_message(on_message);
+    let mut callbacks = Callbacks::new().on_message(on_message);
+    callbacks
+        .add_stream_callback(LARGE_TOPIC, on_large)
+        .map_err(|_| "add the stream route")?;
     let config = Config {
         keep_alive_secs: 30,
         ..Config::new(CLIENT_ID)
@@ -144,6 +190,47 @@ async fn mqtt(connector: UartConnector, clock: SysTickClock) -> Result<(), &'sta
     if client.user_data().unexpected != 0 {
         return Err("an unexpected message arrived");
     }
+
+    // A message far larger than both buffers, out and back at QoS 1.
+    client
+        .subscribe(LARGE_TOPIC, QoS::AtLeastOnce)
+        .await
+        .map_err(|e| report("subscribe", e))?;
+    let mut source = payload_from_fn(|offset, buf: &mut [u8]| {
+        let n = buf.len().min(LARGE_LEN.saturating_sub(offset));
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = large_byte(offset + i);
+        }
+        n
+    });
+    let id = client
+        .publish_from(LARGE_TOPIC, LARGE_LEN, QoS::AtLeastOnce, false, &mut source)
+        .await
+        .map_err(|e| report("publish_from", e))?
+        .ok_or("a QoS 1 publish got no packet id")?;
+    client
+        .wait_published(id)
+        .await
+        .map_err(|e| report("wait_published", e))?;
+    let deadline = clock.now() + ECHO_TIMEOUT;
+    while !client.user_data().large_done {
+        if clock.now() >= deadline {
+            return Err("the large message did not come back in time");
+        }
+        client
+            .poll(Duration::from_millis(100))
+            .await
+            .map_err(|e| report("poll", e))?;
+    }
+    let app = client.user_data();
+    if !app.large_ok || app.large_received != LARGE_LEN {
+        return Err("the large message came back wrong");
+    }
+    hprintln!(
+        "sent and received {} bytes through 512-byte buffers ({} chunks), every byte checked",
+        app.large_received as u32,
+        app.large_chunks as u32
+    );
 
     client
         .disconnect()
