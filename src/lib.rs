@@ -41,7 +41,11 @@
 //!   TLS stream, tokio through `embedded-io-adapters`) through a
 //!   [`Connector`], closes it on every fatal condition, reconnects by
 //!   policy ([`Client::run_for`]), and calls the [`callbacks`]. Other tasks
-//!   reach it through a [`mailbox::Mailbox`].
+//!   reach it through a [`mailbox::Mailbox`]. Messages larger than its
+//!   buffers stream through them in chunks, both ways (stream routes and
+//!   `Client::publish_from`, feature `streaming`), and a callback can hold
+//!   a message's acknowledgement until the application has stored it
+//!   ([`Context::defer_ack`]).
 //! - [`session::Session`] is the protocol itself, sans I/O: framing,
 //!   packet ids, in-flight messages, keep-alive, re-subscription, resends;
 //!   bytes and time in, bytes and events out.
