@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         Ok((packet, n)) => check_packet(data, &packet, n),
         Err(DecodeError::Incomplete { needed }) => {
             assert!(needed >= 1, "Incomplete asks for no bytes");
-            assert!(data.len() + needed <= MAX_PACKET_LEN, "needs more than any packet");
+            assert!(
+                data.len() + needed <= MAX_PACKET_LEN,
+                "needs more than any packet"
+            );
         }
         Err(DecodeError::Malformed(_)) => {}
         Err(e @ DecodeError::TooLarge { .. }) => panic!("decode without a limit gave {e:?}"),
@@ -35,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     // Back to back: must terminate, each step consuming 2..=rest.len() bytes.
     let mut rest = data;
     while let Ok((_, n)) = Packet::decode(rest) {
-        assert!((2..=rest.len()).contains(&n), "claimed {n} of {}", rest.len());
+        assert!(
+            (2..=rest.len()).contains(&n),
+            "claimed {n} of {}",
+            rest.len()
+        );
         rest = &rest[n..];
     }
     // The same with a limit, skipping packets that are too large.
@@ -56,14 +63,21 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_packet(data: &[u8], packet: &Packet<'_>, n: usize) {
-    assert!((2..=data.len()).contains(&n), "claimed {n} of {} bytes", data.len());
+    assert!(
+        (2..=data.len()).contains(&n),
+        "claimed {n} of {} bytes",
+        data.len()
+    );
 
     let len = packet.encoded_len();
     let mut buf = vec![0xa5; len + 1];
     let written = packet
         .encode(&mut buf)
         .unwrap_or_else(|e| panic!("decoded {packet:?} but encode failed: {e:?}"));
-    assert_eq!(written, len, "encoded_len disagrees with encode for {packet:?}");
+    assert_eq!(
+        written, len,
+        "encoded_len disagrees with encode for {packet:?}"
+    );
     assert_eq!(buf[len], 0xa5, "encode wrote past its length");
     let (again, m) = Packet::decode(&buf[..len]).expect("re-encoded packet decodes");
     assert_eq!(m, len);
@@ -71,14 +85,21 @@ fn check_packet(data: &[u8], packet: &Packet<'_>, n: usize) {
 
     let header = FixedHeader::decode(data).expect("a decoded packet has a header");
     if usize::from(header.header_len) == 1 + varint_len(header.remaining_len) {
-        assert_eq!(&buf[..len], &data[..n], "re-encoding differs from the input");
+        assert_eq!(
+            &buf[..len],
+            &data[..n],
+            "re-encoding differs from the input"
+        );
     }
 
     if n <= PREFIX_CHECK_MAX {
         for cut in 0..n {
             match Packet::decode(&data[..cut]) {
                 Err(DecodeError::Incomplete { needed }) => {
-                    assert!(needed >= 1 && needed <= n - cut, "needed {needed} at cut {cut} of {n}")
+                    assert!(
+                        needed >= 1 && needed <= n - cut,
+                        "needed {needed} at cut {cut} of {n}"
+                    )
                 }
                 other => panic!("prefix of {cut} of {n} bytes gave {other:?}"),
             }

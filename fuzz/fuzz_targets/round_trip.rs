@@ -111,7 +111,9 @@ fn id(raw: u16, sanitise: bool) -> u16 {
 }
 
 fn clean_text(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, '\0' | '+' | '#' | '/')).collect()
+    s.chars()
+        .filter(|c| !matches!(c, '\0' | '+' | '#' | '/'))
+        .collect()
 }
 
 /// A topic name (`wildcards == false`) or filter from levels. Sanitised:
@@ -130,11 +132,19 @@ fn topic(levels: &[Level], wildcards: bool, sanitise: bool) -> String {
         });
     }
     let joined = parts.join("/");
-    if sanitise && joined.is_empty() { "t".into() } else { joined }
+    if sanitise && joined.is_empty() {
+        "t".into()
+    } else {
+        joined
+    }
 }
 
 fn text(s: &str, sanitise: bool) -> String {
-    if sanitise { s.replace('\0', "") } else { s.to_owned() }
+    if sanitise {
+        s.replace('\0', "")
+    } else {
+        s.to_owned()
+    }
 }
 
 impl Store {
@@ -146,9 +156,18 @@ impl Store {
     fn new(spec: &Spec, sanitise: bool) -> Self {
         let mut store = Self::default();
         match spec {
-            Spec::Connect { client_id, will, username, password, .. } => {
+            Spec::Connect {
+                client_id,
+                will,
+                username,
+                password,
+                ..
+            } => {
                 store.push(text(client_id, sanitise));
-                store.push(will.as_ref().map_or(String::new(), |w| topic(&w.topic, false, sanitise)));
+                store.push(
+                    will.as_ref()
+                        .map_or(String::new(), |w| topic(&w.topic, false, sanitise)),
+                );
                 let mut user = username.as_deref().map(|u| text(u, sanitise));
                 if sanitise && password.is_some() && user.is_none() {
                     user = Some(String::new());
@@ -181,7 +200,13 @@ impl Store {
             Spec::SubAck { codes, .. } => {
                 store.codes = codes
                     .iter()
-                    .map(|&c| if sanitise { [0x00, 0x01, 0x02, 0x80][usize::from(c % 4)] } else { c })
+                    .map(|&c| {
+                        if sanitise {
+                            [0x00, 0x01, 0x02, 0x80][usize::from(c % 4)]
+                        } else {
+                            c
+                        }
+                    })
                     .collect();
                 if sanitise && store.codes.is_empty() {
                     store.codes.push(0x80);
@@ -202,7 +227,13 @@ fn build<'a>(
 ) -> Packet<'a> {
     let s = |i: usize| store.strings[i].as_str();
     match spec {
-        Spec::Connect { clean_session, keep_alive, will, password, .. } => Packet::Connect(Connect {
+        Spec::Connect {
+            clean_session,
+            keep_alive,
+            will,
+            password,
+            ..
+        } => Packet::Connect(Connect {
             clean_session: *clean_session,
             keep_alive: *keep_alive,
             client_id: s(0),
@@ -215,7 +246,10 @@ fn build<'a>(
             username: store.username.map(s),
             password: password.as_deref(),
         }),
-        Spec::ConnAck { session_present, code } => {
+        Spec::ConnAck {
+            session_present,
+            code,
+        } => {
             let return_code = ConnectReturnCode::from_u8(code % 6).expect("0..=5 are codes");
             Packet::ConnAck(ConnAck {
                 // A refusal with session present is forbidden (§3.2.2.2).
@@ -224,7 +258,14 @@ fn build<'a>(
                 return_code,
             })
         }
-        Spec::Publish { dup, qos: q, retain, packet_id, payload, .. } => {
+        Spec::Publish {
+            dup,
+            qos: q,
+            retain,
+            packet_id,
+            payload,
+            ..
+        } => {
             let q = qos(*q);
             let at_most_once = q == QoS::AtMostOnce;
             Packet::Publish(Publish {
@@ -241,11 +282,21 @@ fn build<'a>(
                 payload,
             })
         }
-        Spec::PubAck(i) => Packet::PubAck(PubAck { packet_id: id(*i, sanitise) }),
-        Spec::PubRec(i) => Packet::PubRec(PubRec { packet_id: id(*i, sanitise) }),
-        Spec::PubRel(i) => Packet::PubRel(PubRel { packet_id: id(*i, sanitise) }),
-        Spec::PubComp(i) => Packet::PubComp(PubComp { packet_id: id(*i, sanitise) }),
-        Spec::UnsubAck(i) => Packet::UnsubAck(UnsubAck { packet_id: id(*i, sanitise) }),
+        Spec::PubAck(i) => Packet::PubAck(PubAck {
+            packet_id: id(*i, sanitise),
+        }),
+        Spec::PubRec(i) => Packet::PubRec(PubRec {
+            packet_id: id(*i, sanitise),
+        }),
+        Spec::PubRel(i) => Packet::PubRel(PubRel {
+            packet_id: id(*i, sanitise),
+        }),
+        Spec::PubComp(i) => Packet::PubComp(PubComp {
+            packet_id: id(*i, sanitise),
+        }),
+        Spec::UnsubAck(i) => Packet::UnsubAck(UnsubAck {
+            packet_id: id(*i, sanitise),
+        }),
         Spec::Subscribe { packet_id, .. } => Packet::Subscribe(Subscribe {
             packet_id: id(*packet_id, sanitise),
             filters: SubscribeFilters::new(subscriptions),
@@ -269,17 +320,33 @@ fuzz_target!(|input: Input| {
     let subscriptions: Vec<Subscription<'_>> = store
         .subscriptions
         .iter()
-        .map(|&(i, qos)| Subscription { filter: &store.strings[i], qos })
+        .map(|&(i, qos)| Subscription {
+            filter: &store.strings[i],
+            qos,
+        })
         .collect();
-    let filters: Vec<&str> = store.filters.iter().map(|&i| store.strings[i].as_str()).collect();
-    let packet = build(&input.spec, input.sanitise, &store, &subscriptions, &filters);
+    let filters: Vec<&str> = store
+        .filters
+        .iter()
+        .map(|&i| store.strings[i].as_str())
+        .collect();
+    let packet = build(
+        &input.spec,
+        input.sanitise,
+        &store,
+        &subscriptions,
+        &filters,
+    );
 
     let len = packet.encoded_len();
     let mut buf = vec![0xa5u8; len + 1];
     let n = match packet.encode(&mut buf) {
         Ok(n) => n,
         Err(e) if !input.sanitise => {
-            assert!(buf.iter().all(|&b| b == 0xa5), "a failed encode ({e:?}) wrote bytes");
+            assert!(
+                buf.iter().all(|&b| b == 0xa5),
+                "a failed encode ({e:?}) wrote bytes"
+            );
             return;
         }
         Err(e) => panic!("valid packet {packet:?} failed to encode: {e:?}"),
@@ -306,7 +373,10 @@ fuzz_target!(|input: Input| {
     for cut in 0..n {
         match Packet::decode(&bytes[..cut]) {
             Err(DecodeError::Incomplete { needed }) => {
-                assert!(needed >= 1 && needed <= n - cut, "needed {needed} at cut {cut} of {n}")
+                assert!(
+                    needed >= 1 && needed <= n - cut,
+                    "needed {needed} at cut {cut} of {n}"
+                )
             }
             other => panic!("prefix of {cut} of {n} bytes gave {other:?}"),
         }
@@ -317,5 +387,8 @@ fuzz_target!(|input: Input| {
         packet.encode(&mut short),
         Err(EncodeError::BufferTooSmall { needed: n })
     );
-    assert!(short.iter().all(|&b| b == 0x5a), "a failed encode wrote bytes");
+    assert!(
+        short.iter().all(|&b| b == 0x5a),
+        "a failed encode wrote bytes"
+    );
 });

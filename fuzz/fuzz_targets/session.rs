@@ -55,7 +55,30 @@
 //!   `republish_on_lost_session` and no session on the broker), and the
 //!   re-subscription (when on) lists the unconfirmed filters;
 //! - keep-alive: while connected and driven promptly, no more than K passes
-//!   between packets written (the PINGREQ goes out a margin early).
+//!   between packets written (the PINGREQ goes out a margin early);
+//! - streaming (receive buffer of 16 to 128 bytes, messages up to 3 KB
+//!   sent whole or paused mid-packet): a PUBLISH too large for the buffer
+//!   streams exactly when streaming is on and its header fits with a byte
+//!   to spare (else `Dropped`); `Start` repeats the packet's header, chunks
+//!   follow contiguously from 0, each equal to the bytes the broker sent,
+//!   `End` exactly at the length, nothing else in between; a stream cut by
+//!   `connection_lost` or a timeout is `Aborted` (before the `Closed`), is
+//!   not acknowledged and streams again when resent; a QoS 2 message ends
+//!   at most once until released, a resend of it (or one whose PUBREC is
+//!   held back) is skipped silently; `skip_stream` (driver's choice after
+//!   `Start` or a chunk, or between calls) acknowledges it as a drop;
+//! - deferred acknowledgements (driver's choice after each delivery):
+//!   `defer_ack` gives a token for a message or a stream's end just
+//!   delivered (within `INFLIGHT` held back), `NothingToDefer` at any other
+//!   time; `ack` with a token of this connection queues it, one of an
+//!   earlier one is `StaleAck` and sends nothing. PUBACK / PUBREC of
+//!   delivered messages are written in delivery order (MQTT-4.6.0-2/3),
+//!   none before its token is redeemed; PUBCOMPs and the PUBRECs of
+//!   duplicates go as their packets are handled, after those free then;
+//!   once all is written, only deferred ones (and those behind) are owed.
+//!
+//! `FUZZ_TRACE=1` on a reproducer prints the operations, events and
+//! acknowledgements written.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -112,6 +135,17 @@ const FILTERS: &[&str] = &[
     "sensors/+/humidity/0123456789abcdef0123",
     "actuators/#",
 ];
+
+/// `FUZZ_TRACE=1` prints what happens, to follow a crash.
+static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some()) {
+            eprintln!($($arg)*);
+        }
+    };
+}
 
 fn qos(bits: u8) -> QoS {
     match bits % 3 {
@@ -172,6 +206,9 @@ enum Broker {
         id: Id,
         len: u16,
         seed: u8,
+        /// Where the broker's bytes pause (modulo the packet's length;
+        /// 0: no pause): the rest comes with `Op::Rest` or the next packet.
+        cut: u16,
     },
     /// One of the last QoS 1/2 PUBLISHes sent again as the broker resends
     /// it: DUP set, the same topic, id and payload.
@@ -215,6 +252,8 @@ enum Op {
     DeferAck,
     /// `skip_stream` between calls, then maybe `defer_ack`.
     SkipStream,
+    /// The rest of a packet the broker paused in.
+    Rest,
     Publish {
         qos: u8,
         topic: u8,
@@ -605,8 +644,8 @@ struct Harness<'b> {
     /// The `Pend` just owed, which `defer_ack` may take now, and whether
     /// it must (a message or a stream's end, rather than a drop or skip).
     fresh: Option<(u64, bool)>,
-    /// Tokens held: each with the connection it came from and its `Pend`.
-    tokens: Vec<(AckToken, u64, u64)>,
+    /// Tokens held: each with the connection it came from.
+    tokens: Vec<(AckToken, u64)>,
     /// Counts connections: a token of an earlier one is stale.
     epoch: u64,
     /// The driver's answers to come (see `Op::Policy`).
@@ -616,6 +655,8 @@ struct Harness<'b> {
     stream: Option<Streaming>,
     /// The last QoS 1/2 PUBLISHes the broker sent.
     sent_publishes: Vec<SentPublish>,
+    /// The rest of a packet the broker paused in.
+    held_back: Vec<u8>,
 
     /// Ids to pick broker packets' ids from.
     seen_requests: Vec<(u16, Option<usize>)>,
@@ -682,6 +723,9 @@ impl<'b> Harness<'b> {
     fn broker(&mut self, b: Broker) {
         let mut codes_buf: Vec<u8>;
         let payload_buf: Vec<u8>;
+        let mut cut = 0;
+        // The broker's stream is in order: a paused packet first.
+        self.rest();
         let subs = [Subscription {
             filter: "a",
             qos: QoS::AtMostOnce,
@@ -736,7 +780,9 @@ impl<'b> Harness<'b> {
                 id,
                 len,
                 seed,
+                cut: at,
             } => {
+                cut = usize::from(at);
                 let q = qos(q);
                 let topic = LARGE_TOPICS[usize::from(topic) % LARGE_TOPICS.len()];
                 payload_buf = pattern(usize::from(len) % LARGE, seed);
@@ -817,8 +863,19 @@ impl<'b> Harness<'b> {
         };
         let mut buf = vec![0u8; packet.encoded_len()];
         let n = packet.encode(&mut buf).expect("broker packets are valid");
-        self.send(&buf[..n]);
+        let cut = if cut % n == 0 { n } else { cut % n };
+        self.held_back = buf[cut..n].to_vec();
+        self.send(&buf[..cut]);
         self.pump();
+    }
+
+    /// The bytes of a paused packet arrive.
+    fn rest(&mut self) {
+        let rest = std::mem::take(&mut self.held_back);
+        if !rest.is_empty() {
+            self.send(&rest);
+            self.pump();
+        }
     }
 
     /// Notes a QoS 1/2 PUBLISH the broker sent, to resend it later.
@@ -890,6 +947,7 @@ impl<'b> Harness<'b> {
     }
 
     fn drop_input(&mut self) {
+        self.held_back.clear();
         self.net.clear();
         self.inbox.clear();
         self.inbox_skip = 0;
@@ -938,6 +996,7 @@ impl<'b> Harness<'b> {
                 false
             }
             Some(event) => {
+                trace!("  event {event:?}");
                 let start_or_chunk = matches!(
                     &event,
                     Ev::Stream(st) if matches!(st.part, PartEv::Start | PartEv::Chunk { .. })
@@ -962,6 +1021,7 @@ impl<'b> Harness<'b> {
     fn skip(&mut self) {
         let state = self.s.state();
         self.s.skip_stream();
+        trace!("  skip_stream");
         self.fresh = None;
         assert!(!self.s.is_streaming(), "still streaming after skip_stream");
         let Some(st) = self.stream.take() else {
@@ -987,6 +1047,7 @@ impl<'b> Harness<'b> {
     fn defer(&mut self) {
         let fresh = self.fresh.take();
         let result = self.s.defer_ack();
+        trace!("  defer_ack: {result:?}");
         let Some((seq, must)) = fresh else {
             assert_eq!(
                 result,
@@ -1002,7 +1063,12 @@ impl<'b> Harness<'b> {
             .expect("the fresh acknowledgement is owed");
         // Queued in the session now: the deferred ones and all behind them
         // surely; the free ones too if no room had let them out.
-        let surely = self.pend.iter().skip_while(|p| !p.deferred).count();
+        let surely = self
+            .pend
+            .iter()
+            .filter(|p| p.seq != seq)
+            .skip_while(|p| !p.deferred)
+            .count();
         let maybe = self.pend.len() - 1;
         match result {
             Ok(token) => {
@@ -1015,7 +1081,7 @@ impl<'b> Harness<'b> {
                 assert_eq!((token.packet_id(), token.qos()), (p.id, qos), "{p:?}");
                 p.deferred = true;
                 p.free_at = None;
-                self.tokens.push((token, self.epoch, seq));
+                self.tokens.push((token, self.epoch));
             }
             Err(SessionError::Resource(ResourceError::AcksFull)) => {
                 assert!(maybe >= INFLIGHT, "AcksFull with {maybe} waiting");
@@ -1030,19 +1096,26 @@ impl<'b> Harness<'b> {
         if self.tokens.is_empty() {
             return;
         }
-        let (token, epoch, seq) = self.tokens.remove(usize::from(n) % self.tokens.len());
+        let (token, epoch) = self.tokens.remove(usize::from(n) % self.tokens.len());
+        let kind = match token.qos() {
+            QoS::ExactlyOnce => PacketType::PubRec,
+            _ => PacketType::PubAck,
+        };
+        let id = token.packet_id();
         let result = self.s.ack(token);
+        trace!("  ack: {result:?}");
         if epoch != self.epoch {
             assert_eq!(result, Err(SessionError::Usage(UsageError::StaleAck)));
             return;
         }
         assert_eq!(result, Ok(()), "a token of this connection refused");
+        // Two deferred acknowledgements alike (a QoS 1 resend deferred
+        // again) are one packet on the wire: the token frees the first.
         let p = self
             .pend
             .iter_mut()
-            .find(|p| p.seq == seq)
+            .find(|p| p.deferred && (p.kind, p.id) == (kind, id))
             .expect("a token's acknowledgement is owed");
-        assert!(p.deferred);
         p.deferred = false;
         let now = self.ack_seq;
         for p in self.pend.iter_mut().take_while(|p| !p.deferred) {
@@ -1937,39 +2010,37 @@ impl<'b> Harness<'b> {
     /// went free), or the next direct one (after the delivered ones free
     /// when it was owed).
     fn ack_written(&mut self, kind: PacketType, id: u16) {
-        // After a DISCONNECT, those that found no room are never written.
-        if self
-            .pend
-            .front()
-            .is_some_and(|p| p.optional && (p.kind, p.id) != (kind, id))
-        {
-            self.pend.clear();
-        }
-        let direct_first = self.direct.front().map_or(u64::MAX, |d| d.seq);
-        if let Some(p) = self.pend.front().copied() {
-            let free = p.free_at.is_some_and(|at| at < direct_first);
-            if (p.kind, p.id) == (kind, id) && !p.deferred && free {
-                self.pend.pop_front();
-                return;
+        trace!("  written {kind:?} {id}");
+        loop {
+            let direct_first = self.direct.front().map_or(u64::MAX, |d| d.seq);
+            if let Some(p) = self.pend.front().copied() {
+                let free = p.free_at.is_some_and(|at| at < direct_first);
+                if (p.kind, p.id) == (kind, id) && !p.deferred && free {
+                    self.pend.pop_front();
+                    return;
+                }
             }
-        }
-        let pend_first = self.pend.front().map_or(u64::MAX, |p| p.seq);
-        let Some(d) = self.direct.front().copied() else {
+            let pend_first = self.pend.front().map_or(u64::MAX, |p| p.seq);
+            if let Some(d) = self.direct.front().copied() {
+                if (d.kind, d.id) == (kind, id) && d.after < pend_first {
+                    self.direct.pop_front();
+                    // Written: the ids it released are forgotten.
+                    self.incoming
+                        .retain(|k| !k.released.is_some_and(|at| at <= d.seq));
+                    return;
+                }
+            }
+            // After a DISCONNECT, those that found no room are never
+            // written (nor any behind them).
+            if self.pend.front().is_some_and(|p| p.optional) {
+                self.pend.clear();
+                continue;
+            }
             panic!(
-                "{kind:?} {id} answers nothing (owed: {:?})",
-                self.pend
+                "{kind:?} {id} out of order or answering nothing: owed {:?} {:?}",
+                self.pend, self.direct
             );
-        };
-        assert!(
-            (d.kind, d.id) == (kind, id) && d.after < pend_first,
-            "{kind:?} {id} out of order: owed {:?} {:?}",
-            self.pend,
-            self.direct
-        );
-        self.direct.pop_front();
-        // Written: the ids it released are forgotten.
-        self.incoming
-            .retain(|k| !k.released.is_some_and(|at| at <= d.seq));
+        }
     }
 
     /// Resends go first, in their original order, as they were sent.
@@ -2200,6 +2271,7 @@ fuzz_target!(|input: Input| {
         skip_bits: 0,
         stream: None,
         sent_publishes: Vec::new(),
+        held_back: Vec::new(),
         seen_requests: Vec::new(),
         incoming_ids: Vec::new(),
         subscribe_counts: BTreeMap::new(),
@@ -2211,6 +2283,7 @@ fuzz_target!(|input: Input| {
         timeout_due: false,
     };
     for op in input.ops.into_iter().take(256) {
+        trace!("{op:?}");
         match op {
             Op::Broker(b) => h.broker(b),
             Op::Partial(bytes) => {
@@ -2262,6 +2335,7 @@ fuzz_target!(|input: Input| {
                 h.skip_bits = skip;
             }
             Op::Ack(n) => h.redeem(n),
+            Op::Rest => h.rest(),
             Op::DeferAck => h.defer(),
             Op::SkipStream => {
                 h.skip();

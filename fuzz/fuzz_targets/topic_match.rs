@@ -96,22 +96,49 @@ fuzz_target!(|input: Input| {
 
     let filter_ok = topic::validate_filter(&filter).is_ok();
     let name_ok = topic::validate_name(&topic).is_ok();
-    assert_eq!(filter_ok, reference_valid_filter(&filter), "validate_filter({filter:?})");
-    assert_eq!(name_ok, reference_valid_name(&topic), "validate_name({topic:?})");
+    assert_eq!(
+        filter_ok,
+        reference_valid_filter(&filter),
+        "validate_filter({filter:?})"
+    );
+    assert_eq!(
+        name_ok,
+        reference_valid_name(&topic),
+        "validate_name({topic:?})"
+    );
     assert_eq!(TopicFilter::new(&filter).is_ok(), filter_ok);
     assert_eq!(TopicName::new(&topic).is_ok(), name_ok);
     // The other way round too: names and filters share one alphabet.
-    assert_eq!(topic::validate_filter(&topic).is_ok(), reference_valid_filter(&topic));
-    assert_eq!(topic::validate_name(&filter).is_ok(), reference_valid_name(&filter));
+    assert_eq!(
+        topic::validate_filter(&topic).is_ok(),
+        reference_valid_filter(&topic)
+    );
+    assert_eq!(
+        topic::validate_name(&filter).is_ok(),
+        reference_valid_name(&filter)
+    );
 
     if name_ok {
-        assert!(topic::validate_filter(&topic).is_ok(), "name {topic:?} is not a filter");
-        assert!(topic::matches(&topic, &topic), "{topic:?} does not match itself");
+        assert!(
+            topic::validate_filter(&topic).is_ok(),
+            "name {topic:?} is not a filter"
+        );
+        assert!(
+            topic::matches(&topic, &topic),
+            "{topic:?} does not match itself"
+        );
     }
     if filter_ok && name_ok {
         let expected = reference_matches(&filter, &topic);
-        assert_eq!(topic::matches(&filter, &topic), expected, "{filter:?} vs {topic:?}");
-        let (f, t) = (TopicFilter::new(&filter).unwrap(), TopicName::new(&topic).unwrap());
+        assert_eq!(
+            topic::matches(&filter, &topic),
+            expected,
+            "{filter:?} vs {topic:?}"
+        );
+        let (f, t) = (
+            TopicFilter::new(&filter).unwrap(),
+            TopicName::new(&topic).unwrap(),
+        );
         assert_eq!(f.matches(&t), expected);
     }
 });
