@@ -107,6 +107,13 @@ impl<const N: usize> Acks<N> {
         }
     }
 
+    /// A message skipped undelivered owes this acknowledgement: in order,
+    /// but nobody can defer it (the application never saw the message).
+    pub(crate) fn owe_undeliverable(&mut self, qos: QoS, packet_id: Option<u16>) {
+        self.owe(qos, packet_id);
+        self.fresh = false;
+    }
+
     /// Read before the next `poll_event`, whose `drain` may move the owed
     /// acknowledgement into the queue: counting it makes the room offered
     /// a promise `defer` keeps.

@@ -515,14 +515,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             && (qos == QoS::AtMostOnce || packet_id.is_some())
                         {
                             if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
-                                if self.p.is_duplicate(id, dup) || self.acks.waiting(id) {
+                                if self.p.is_duplicate(id, dup) {
                                     // Delivered already: skipped, and
-                                    // acknowledged again unless that is
+                                    // PUBREC'd again at once, as a resend
+                                    // that fits is, unless its PUBREC is
                                     // still to come (§4.3.3).
                                     self.consume = offset + here;
                                     self.skip = len - here;
                                     if !self.acks.waiting(id) {
-                                        self.acks.owe(qos, packet_id);
+                                        self.p.push_ack(PacketType::PubRec, id);
                                     }
                                     return None;
                                 }
@@ -552,7 +553,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         Ok(owed) => {
                             crate::fmt::warning!("skipping a packet of {} bytes", len);
                             if owed {
-                                self.acks.owe(qos, packet_id);
+                                self.acks.owe_undeliverable(qos, packet_id);
                             }
                             self.consume = offset;
                             return Some(Event::Dropped(Dropped {
@@ -663,7 +664,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Starts a connection: queues `connect` and waits for CONNACK until
     /// the connack timeout. Refused with [`UsageError::AlreadyConnected`] unless
     /// [`Disconnected`](State::Disconnected). Anything queued or received
-    /// on an earlier connection is dropped; with `clean_session` the
+    /// on an earlier connection is dropped (a stream's abort too, if
+    /// [`poll_event`](Self::poll_event) has not reported it); with `clean_session` the
     /// in-flight messages are discarded too (each reported as
     /// [`Event::Discarded`]).
     pub fn connect(&mut self, now: Instant, connect: &Connect<'_>) -> Result<()> {
@@ -872,7 +874,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             .p
             .handle_dropped(PacketType::Publish, s.qos, s.dup, s.packet_id)
         {
-            self.acks.owe(s.qos, s.packet_id);
+            self.acks.owe_undeliverable(s.qos, s.packet_id);
         }
     }
 
