@@ -427,3 +427,39 @@ fn every_error_has_its_own_text() {
         "buffer too small: need 9 bytes"
     );
 }
+
+#[test]
+fn a_publish_head_counts_the_payload_and_refuses_what_cannot_be_sent() {
+    let p = Publish::new("fw/image", b"ignored", QoS::AtLeastOnce, false);
+    // QoS 1 needs a packet id, as a whole PUBLISH does.
+    let mut buf = [0u8; 32];
+    assert_eq!(p.encode_head(10, &mut buf), Err(EncodeError::PacketId));
+    let p = Publish {
+        packet_id: Some(9),
+        ..p
+    };
+    // The remaining length counts topic, id and the whole payload.
+    let n = p.encode_head(200_000, &mut buf).unwrap();
+    assert_eq!(n, p.head_len(200_000));
+    assert_eq!(n, 1 + 3 + 2 + 8 + 2);
+    let header = FixedHeader::decode(&buf[..n]).unwrap();
+    assert_eq!(header.remaining_len as usize, 2 + 8 + 2 + 200_000);
+    // Too short a buffer writes nothing.
+    let mut short = [0xaa; 8];
+    assert_eq!(
+        p.encode_head(10, &mut short),
+        Err(EncodeError::BufferTooSmall { needed: 1 + 1 + 12 })
+    );
+    assert_eq!(short, [0xaa; 8]);
+    // Past the largest remaining length MQTT can carry.
+    assert_eq!(
+        p.encode_head(268_435_455, &mut buf),
+        Err(EncodeError::PacketTooLarge)
+    );
+    // A bad topic is refused as for a whole PUBLISH.
+    let bad = Publish::new("a/+", b"", QoS::AtMostOnce, false);
+    assert!(matches!(
+        bad.encode_head(1, &mut buf),
+        Err(EncodeError::TopicName(_))
+    ));
+}

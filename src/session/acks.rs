@@ -132,9 +132,9 @@ impl<const N: usize> Acks<N> {
 
     /// Whether the session has an acknowledgement of this id waiting: a
     /// resend of its message must not be acknowledged ahead of it.
+    /// (Asked while framing, when nothing is owed: only the queue counts.)
     pub(crate) fn waiting(&self, packet_id: u16) -> bool {
-        self.owed.is_some_and(|(id, _)| id == packet_id)
-            || self.queue.iter().any(|q| q.packet_id == packet_id)
+        self.queue.iter().any(|q| q.packet_id == packet_id)
     }
 
     /// Whether an acknowledgement is ready to be written.

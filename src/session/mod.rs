@@ -510,10 +510,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     self.received += 1;
                     let stream = cfg!(feature = "streaming") && self.p.options.stream;
                     if let (true, Some(topic), Some(header)) = (stream, topic, payload_at) {
-                        if self.p.state == State::Connected
-                            && packet_type == PacketType::Publish
-                            && (qos == QoS::AtMostOnce || packet_id.is_some())
-                        {
+                        // (A header that fits holds the packet id too.)
+                        if self.p.state == State::Connected && packet_type == PacketType::Publish {
                             if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
                                 if self.p.is_duplicate(id, dup) {
                                     // Delivered already: skipped, and

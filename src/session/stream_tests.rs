@@ -596,3 +596,185 @@ fn chunks_keep_acknowledgement_waits_alive() {
     // Our PUBACK is queued behind the long message: still waited for.
     assert_eq!(s.poll_timeout(), Some(secs(19)));
 }
+
+#[test]
+fn deferred_acknowledgements_wait_for_room_in_a_small_transmit_buffer() {
+    // 16 bytes: the CONNECT, then four acknowledgements at a time.
+    let mut s: Session<'static, 4, 4> = session_with(16, 1024);
+    connect_at(&mut s, T0, true, 60);
+    assert!(deliver(&mut s, QoS::AtLeastOnce, 1));
+    let one = s.defer_ack().unwrap();
+    for id in 2..=4 {
+        assert!(deliver(&mut s, QoS::AtLeastOnce, id));
+    }
+    assert!(s.transmit_idle(), "everything waits behind 1");
+    // A PINGREQ takes 2 of the 16 bytes: three acknowledgements fit.
+    s.ping(T0).unwrap();
+    s.ack(one).unwrap();
+    assert_eq!(s.poll_transmit(T0).len(), 14);
+    assert!(!s.transmit_idle(), "4 waits for room");
+    assert_eq!(
+        sent(&mut s, T0),
+        [Packet::PingReq, puback(1), puback(2), puback(3), puback(4)]
+    );
+    assert!(s.transmit_idle());
+}
+
+#[test]
+fn stream_and_payload_calls_out_of_turn_change_nothing() {
+    let mut s = streaming_session::<4>(64, true);
+    // No stream, no payload: nothing to skip, write or abandon.
+    s.skip_stream();
+    s.handle_payload(T0, 10);
+    assert_eq!(s.payload_due(), None);
+    assert_eq!(s.outgoing_topic(7), None);
+    assert_eq!(s.state(), State::Connected);
+    // Skipping a stream whose end was reported: nothing more to skip.
+    let wire = large("fw", QoS::AtMostOnce, None, false, &payload(100));
+    let mut fed = 0;
+    let mut ended = false;
+    while !ended {
+        let space = s.receive_buffer();
+        let k = space.len().min(wire.len() - fed);
+        space[..k].copy_from_slice(&wire[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+        while let Some(event) = s.poll_event(T0) {
+            if let Event::Stream(Stream {
+                part: Part::End, ..
+            }) = event
+            {
+                ended = true;
+                break;
+            }
+        }
+    }
+    s.skip_stream();
+    assert!(!s.is_streaming());
+    assert_eq!(feed(&mut s, T0, Packet::PingResp), Ok(Some(Event::Pong)));
+    // A QoS 0 payload abandoned: the connection ends, nothing to discard.
+    let head = Publish::new("fw/img", &[], QoS::AtMostOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 100), Ok(None));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    s.handle_payload(T0, 0);
+    assert!(s.payload_due().is_some());
+    s.abandon_payload();
+    assert_eq!(s.state(), State::Disconnected);
+    assert_eq!(s.poll_event(T0), None);
+}
+
+#[test]
+fn two_streamed_resends_go_one_payload_at_a_time() {
+    let mut s = persistent();
+    let head = Publish::new("fw/a", &[], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 50), Ok(Some(1)));
+    let _ = write_streamed(&mut s, T0, &payload(50), 50);
+    let head2 = Publish::new("fw/b", &[], QoS::ExactlyOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head2, 60), Ok(Some(2)));
+    let _ = write_streamed(&mut s, T0, &payload(60), 60);
+    // The QoS 2 one got its PUBREC: it resends PUBREL, no payload.
+    feed_quiet(&mut s, T0, pubrec(2));
+    let _ = sent(&mut s, T0);
+    let head3 = Publish::new("fw/c", &[], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head3, 70), Ok(Some(3)));
+    let _ = write_streamed(&mut s, T0, &payload(70), 70);
+    s.connection_lost();
+    connect_at(&mut s, T0, false, 0);
+    // 1's head, then its payload; only then PUBREL 2 and 3's head.
+    let first = s.poll_transmit(T0).len();
+    assert_eq!(first, head.head_len(50));
+    s.handle_transmit(T0, first);
+    assert_eq!(
+        s.payload_due().map(|d| (d.len, d.packet_id)),
+        Some((50, Some(1)))
+    );
+    assert_eq!(s.poll_transmit(T0), &[] as &[u8]);
+    s.handle_payload(T0, 50);
+    let mut wire = Vec::new();
+    let pending = s.poll_transmit(T0);
+    wire.extend_from_slice(pending);
+    let n = pending.len();
+    s.handle_transmit(T0, n);
+    assert_eq!(
+        s.payload_due().map(|d| (d.len, d.packet_id)),
+        Some((70, Some(3)))
+    );
+    wire.extend(write_streamed(&mut s, T0, &payload(70), 70));
+    let packets = split(Box::leak(wire.into_boxed_slice()));
+    assert_eq!(packets.len(), 2);
+    assert_eq!(packets[0], pubrel(2));
+    assert!(matches!(
+        packets[1],
+        Packet::Publish(Publish {
+            dup: true,
+            packet_id: Some(3),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn without_a_payload_source_a_streamed_message_past_pubrec_still_completes() {
+    let mut s = persistent();
+    s.set_options(Options {
+        resend_streamed: false,
+        ..Options::DEFAULT
+    });
+    let head = Publish::new("fw/img", &[], QoS::ExactlyOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 100), Ok(Some(1)));
+    let _ = write_streamed(&mut s, T0, &payload(100), 100);
+    feed_quiet(&mut s, T0, pubrec(1));
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    connect_at(&mut s, T0, false, 0);
+    // Its PUBREL needs no payload: resent, not discarded.
+    assert_eq!(sent(&mut s, T0), [pubrel(1)]);
+    assert!(matches!(
+        feed(&mut s, T0, pubcomp(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+}
+
+#[test]
+fn a_resent_stream_whose_pubrec_is_deferred_is_skipped_without_another() {
+    let mut s = streaming_session::<4>(48, false);
+    let body = payload(300);
+    let wire = large("fw", QoS::ExactlyOnce, Some(5), false, &body);
+    let mut fed = 0;
+    let mut token = None;
+    while token.is_none() {
+        let space = s.receive_buffer();
+        let k = space.len().min(wire.len() - fed);
+        space[..k].copy_from_slice(&wire[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+        while let Some(event) = s.poll_event(T0) {
+            if let Event::Stream(Stream {
+                part: Part::End, ..
+            }) = event
+            {
+                token = Some(s.defer_ack().unwrap());
+                break;
+            }
+        }
+    }
+    // The broker resends it (DUP): skipped, no PUBREC ahead of ours.
+    let again = large("fw", QoS::ExactlyOnce, Some(5), true, &body);
+    let seen = stream_bytes(&mut s, T0, &again, &[40]);
+    assert_eq!(seen, Seen::default());
+    assert_eq!(sent(&mut s, T0), []);
+    s.ack(token.unwrap()).unwrap();
+    assert_eq!(sent(&mut s, T0), [pubrec(5)]);
+}
+
+#[test]
+fn chunks_restart_the_wait_of_a_pending_subscribe() {
+    let mut s = streaming_session::<4>(64, true);
+    s.subscribe(T0, &[sub("a/b", QoS::AtMostOnce)]).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(s.poll_timeout(), Some(secs(10)));
+    let wire = large("fw", QoS::AtMostOnce, None, false, &payload(500));
+    let _ = stream_bytes(&mut s, secs(6), &wire[..200], &[50]);
+    assert_eq!(s.poll_timeout(), Some(secs(16)));
+}
