@@ -49,6 +49,8 @@ mod string;
 mod suback;
 mod subscribe;
 mod unsubscribe;
+#[cfg(feature = "v5")]
+pub mod v5;
 
 pub use ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck, ack_bytes};
 pub use connack::{ConnAck, ConnectReturnCode};
@@ -366,6 +368,17 @@ impl<'b> Writer<'b> {
             Err(e) => (0, Some(e)),
         };
         Self { buf, pos, error }
+    }
+
+    /// A writer at the start of `buf`, for an encoder that writes its own
+    /// fixed header: MQTT 5's AUTH has a packet type [`PacketType`] lacks.
+    #[cfg(feature = "v5")]
+    pub(crate) fn raw(buf: &'b mut [u8]) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            error: None,
+        }
     }
 
     pub(crate) fn bytes(&mut self, bytes: &[u8]) {
