@@ -247,7 +247,10 @@ fn props_in<'a>(list: &'a [RawProp], ctx: Ctx, sanitise: bool) -> Vec<Property<'
         let property = view(p);
         let id = property.id();
         let repeatable = id == 0x26 || (id == 0x0b && ctx == Ctx::Publish);
-        let fits = allowed(ctx).contains(&id) && (repeatable || out.iter().all(|q| q.id() != id));
+        let fits = allowed(ctx).contains(&id)
+            && (repeatable || out.iter().all(|q| q.id() != id))
+            // Authentication Data only after its method (§3.1.2.11.10).
+            && (id != 0x16 || out.iter().any(|q| q.id() == 0x15));
         if fits || !sanitise {
             out.push(property);
         }

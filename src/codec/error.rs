@@ -120,6 +120,10 @@ pub enum Malformed {
     /// MQTT-3.8.3-4).
     #[cfg(feature = "v5")]
     SharedNoLocal,
+    /// MQTT 5: Authentication Data without an Authentication Method
+    /// (§3.1.2.11.10, §3.2.2.3.18, §3.15.2.2.3).
+    #[cfg(feature = "v5")]
+    AuthenticationData,
 }
 
 impl fmt::Display for Malformed {
@@ -179,6 +183,8 @@ impl fmt::Display for Malformed {
             Self::RetainHandling => "retain handling 3",
             #[cfg(feature = "v5")]
             Self::SharedNoLocal => "no local on a shared subscription",
+            #[cfg(feature = "v5")]
+            Self::AuthenticationData => "authentication data without a method",
         };
         f.write_str(what)
     }
@@ -276,6 +282,9 @@ pub enum EncodeError {
     /// (MQTT-3.2.2-6).
     #[cfg(feature = "v5")]
     SessionPresent,
+    /// MQTT 5: Authentication Data without an Authentication Method.
+    #[cfg(feature = "v5")]
+    AuthenticationData,
 }
 
 impl fmt::Display for EncodeError {
@@ -308,6 +317,8 @@ impl fmt::Display for EncodeError {
             Self::SharedNoLocal => f.write_str("no local on a shared subscription"),
             #[cfg(feature = "v5")]
             Self::SessionPresent => f.write_str("session present on a refused connection"),
+            #[cfg(feature = "v5")]
+            Self::AuthenticationData => f.write_str("authentication data without a method"),
         }
     }
 }

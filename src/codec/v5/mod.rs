@@ -325,6 +325,40 @@ impl<'a> Packet<'a> {
     }
 }
 
+macro_rules! decode_as {
+    ($($name:ident),*) => {
+        $(
+            impl<'a> $name<'a> {
+                /// Decodes a whole packet of this type from the start of
+                /// `buf`; see [`Packet::decode`]. Any other packet type is
+                /// [`Malformed::PacketType`].
+                pub fn decode(buf: &'a [u8]) -> Result<(Self, usize), DecodeError> {
+                    match Packet::decode(buf)? {
+                        (Packet::$name(p), n) => Ok((p, n)),
+                        _ => Err(Malformed::PacketType.into()),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+decode_as!(
+    Connect,
+    ConnAck,
+    Publish,
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect,
+    Auth
+);
+
 /// Frames the packet at the start of `buf`: its type, its flags, its body
 /// (exactly the remaining length) and its whole length.
 fn frame(buf: &[u8], max_packet_len: usize) -> Result<(PacketType, u8, &[u8], usize), DecodeError> {

@@ -407,6 +407,13 @@ impl Context {
     }
 }
 
+/// Whether the identifiers `seen` in a list have Authentication Data
+/// without an Authentication Method, which is a Protocol Error wherever
+/// the data may appear (§3.1.2.11.10, §3.2.2.3.18, §3.15.2.2.3).
+const fn data_without_method(seen: u64) -> bool {
+    seen & (1 << id::AUTHENTICATION_DATA) != 0 && seen & (1 << id::AUTHENTICATION_METHOD) == 0
+}
+
 /// Why a property may not stand where it is.
 enum Refusal {
     NotAllowed,
@@ -603,6 +610,9 @@ impl<'a> Properties<'a> {
             }
             list = after;
         }
+        if data_without_method(seen) {
+            return Err(Malformed::AuthenticationData);
+        }
         Ok((rest, Self(Repr::Wire(bytes))))
     }
 
@@ -633,6 +643,9 @@ impl<'a> Properties<'a> {
                 Err(Refusal::Duplicate) => return Err(EncodeError::DuplicateProperty(id)),
             }
             property.check()?;
+        }
+        if data_without_method(seen) {
+            return Err(EncodeError::AuthenticationData);
         }
         let len = self.content_len();
         if len > MAX_REMAINING_LENGTH as usize {

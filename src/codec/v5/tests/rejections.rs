@@ -180,6 +180,32 @@ fn property_values_out_of_range() {
 }
 
 #[test]
+fn authentication_data_needs_a_method() {
+    let data_alone = [0x16, 0, 1, 7];
+    assert_eq!(
+        malformed(&connect_with(&data_alone)),
+        Malformed::AuthenticationData
+    );
+    assert_eq!(
+        malformed(&connack_with(&data_alone)),
+        Malformed::AuthenticationData
+    );
+    let auth = packet(0xf0, &[&[0x18][..], &props(&data_alone)].concat());
+    assert_eq!(malformed(&auth), Malformed::AuthenticationData);
+    // Either order is fine once the method is there.
+    let both = [&data_alone[..], &[0x15, 0, 1, b'm']].concat();
+    assert!(Packet::decode(&connect_with(&both)).is_ok());
+    let list = [Property::AuthenticationData(b"x")];
+    refused(
+        Packet::Auth(Auth {
+            reason_code: ReasonCode::ContinueAuthentication,
+            properties: Properties::new(&list),
+        }),
+        EncodeError::AuthenticationData,
+    );
+}
+
+#[test]
 fn malformed_strings_and_string_pairs() {
     use Malformed as M;
     assert_eq!(malformed(&publish_with(&[0x03, 0, 1, 0xff])), M::Utf8);

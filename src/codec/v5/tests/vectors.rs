@@ -404,3 +404,21 @@ fn packets_over_the_limit_are_too_large_before_the_body_arrives() {
         Err(DecodeError::TooLarge { len: 131 })
     );
 }
+
+#[test]
+fn per_type_decoders_refuse_other_types() {
+    assert_eq!(PubAck::decode(&[0x40, 2, 0, 1]), Ok((PubAck::new(1), 4)));
+    assert_eq!(
+        PubAck::decode(&[0x50, 2, 0, 1]),
+        Err(Malformed::PacketType.into())
+    );
+    assert_eq!(Auth::decode(&[0xf0, 0]), Ok((Auth::new(), 2)));
+    assert_eq!(
+        Disconnect::decode(&[0xf0, 0]),
+        Err(Malformed::PacketType.into())
+    );
+    assert_eq!(
+        Publish::decode(&[0x30]),
+        Err(DecodeError::Incomplete { needed: 1 })
+    );
+}
