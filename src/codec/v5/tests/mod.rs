@@ -9,6 +9,7 @@ use std::vec::Vec;
 
 use super::*;
 
+mod api;
 mod properties;
 mod rejections;
 mod round_trip;
