@@ -5,6 +5,10 @@
 //! return codes are iterators over those bytes. Nothing is copied and nothing
 //! is allocated. Encoding writes into a caller's `&mut [u8]`.
 //!
+//! MQTT 5.0 has a codec of its own beside this one, `codec::v5` (feature `v5`),
+//! under the same contract; it shares the fixed header, string and topic
+//! checks with this one.
+//!
 //! # Contract
 //!
 //! - [`Packet::decode`] never panics, whatever the input. It frames first (the
