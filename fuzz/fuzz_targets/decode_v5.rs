@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         Ok((packet, n)) => check_packet(data, &packet, n),
         Err(DecodeError::Incomplete { needed }) => {
             assert!(needed >= 1, "Incomplete asks for no bytes");
-            assert!(data.len() + needed <= MAX_PACKET_LEN, "needs more than any packet");
+            assert!(
+                data.len() + needed <= MAX_PACKET_LEN,
+                "needs more than any packet"
+            );
         }
         Err(DecodeError::Malformed(_)) => {}
         Err(e @ DecodeError::TooLarge { .. }) => panic!("decode without a limit gave {e:?}"),
@@ -42,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
 
     let mut rest = data;
     while let Ok((_, n)) = Packet::decode(rest) {
-        assert!((2..=rest.len()).contains(&n), "claimed {n} of {}", rest.len());
+        assert!(
+            (2..=rest.len()).contains(&n),
+            "claimed {n} of {}",
+            rest.len()
+        );
         rest = &rest[n..];
     }
 });
@@ -60,14 +67,21 @@ fn has_short_forms(packet: &Packet<'_>) -> bool {
 }
 
 fn check_packet(data: &[u8], packet: &Packet<'_>, n: usize) {
-    assert!((2..=data.len()).contains(&n), "claimed {n} of {} bytes", data.len());
+    assert!(
+        (2..=data.len()).contains(&n),
+        "claimed {n} of {} bytes",
+        data.len()
+    );
 
     let len = packet.encoded_len();
     let mut buf = vec![0xa5; len + 1];
     let written = packet
         .encode(&mut buf)
         .unwrap_or_else(|e| panic!("decoded {packet:?} but encode failed: {e:?}"));
-    assert_eq!(written, len, "encoded_len disagrees with encode for {packet:?}");
+    assert_eq!(
+        written, len,
+        "encoded_len disagrees with encode for {packet:?}"
+    );
     assert_eq!(buf[len], 0xa5, "encode wrote past its length");
     let (again, m) = Packet::decode(&buf[..len]).expect("re-encoded packet decodes");
     assert_eq!(m, len);
@@ -85,7 +99,10 @@ fn check_packet(data: &[u8], packet: &Packet<'_>, n: usize) {
         for cut in 0..n {
             match Packet::decode(&data[..cut]) {
                 Err(DecodeError::Incomplete { needed }) => {
-                    assert!(needed >= 1 && needed <= n - cut, "needed {needed} at cut {cut} of {n}")
+                    assert!(
+                        needed >= 1 && needed <= n - cut,
+                        "needed {needed} at cut {cut} of {n}"
+                    )
                 }
                 other => panic!("prefix of {cut} of {n} bytes gave {other:?}"),
             }

@@ -152,16 +152,22 @@ fn allowed(ctx: Ctx) -> &'static [u8] {
 }
 
 const IDS: [u8; 27] = [
-    0x01, 0x02, 0x03, 0x08, 0x09, 0x0b, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a,
-    0x1c, 0x1f, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a,
+    0x01, 0x02, 0x03, 0x08, 0x09, 0x0b, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1c,
+    0x1f, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a,
 ];
 
 fn clean_text(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, '\0' | '+' | '#' | '/')).collect()
+    s.chars()
+        .filter(|c| !matches!(c, '\0' | '+' | '#' | '/'))
+        .collect()
 }
 
 fn text(s: &str, sanitise: bool) -> String {
-    if sanitise { s.replace('\0', "") } else { s.to_owned() }
+    if sanitise {
+        s.replace('\0', "")
+    } else {
+        s.to_owned()
+    }
 }
 
 fn topic(levels: &[Level], wildcards: bool, sanitise: bool) -> String {
@@ -177,7 +183,11 @@ fn topic(levels: &[Level], wildcards: bool, sanitise: bool) -> String {
         });
     }
     let joined = parts.join("/");
-    if sanitise && joined.is_empty() { "t".into() } else { joined }
+    if sanitise && joined.is_empty() {
+        "t".into()
+    } else {
+        joined
+    }
 }
 
 /// A property's fields repaired into a valid value of its kind.
@@ -279,7 +289,9 @@ fn reason(byte: u8, packet_type: PacketType, sanitise: bool) -> ReasonCode {
             .find(|c| c.is_valid_for(packet_type))
             .unwrap_or(ReasonCode::Success)
     } else {
-        (byte..=255).find_map(ReasonCode::from_u8).unwrap_or(ReasonCode::Success)
+        (byte..=255)
+            .find_map(ReasonCode::from_u8)
+            .unwrap_or(ReasonCode::Success)
     }
 }
 
@@ -302,7 +314,10 @@ fn check(packet: &Packet<'_>, sanitise: bool) {
     let n = match packet.encode(&mut buf) {
         Ok(n) => n,
         Err(e) if !sanitise => {
-            assert!(buf.iter().all(|&b| b == 0xa5), "a failed encode ({e:?}) wrote bytes");
+            assert!(
+                buf.iter().all(|&b| b == 0xa5),
+                "a failed encode ({e:?}) wrote bytes"
+            );
             return;
         }
         Err(e) => panic!("valid packet {packet:?} failed to encode: {e:?}"),
@@ -323,26 +338,46 @@ fn check(packet: &Packet<'_>, sanitise: bool) {
     for cut in 0..n {
         match Packet::decode(&bytes[..cut]) {
             Err(DecodeError::Incomplete { needed }) => {
-                assert!(needed >= 1 && needed <= n - cut, "needed {needed} at cut {cut} of {n}")
+                assert!(
+                    needed >= 1 && needed <= n - cut,
+                    "needed {needed} at cut {cut} of {n}"
+                )
             }
             other => panic!("prefix of {cut} of {n} bytes gave {other:?}"),
         }
     }
     let mut short = vec![0x5au8; n - 1];
-    assert_eq!(packet.encode(&mut short), Err(EncodeError::BufferTooSmall { needed: n }));
-    assert!(short.iter().all(|&b| b == 0x5a), "a failed encode wrote bytes");
+    assert_eq!(
+        packet.encode(&mut short),
+        Err(EncodeError::BufferTooSmall { needed: n })
+    );
+    assert!(
+        short.iter().all(|&b| b == 0x5a),
+        "a failed encode wrote bytes"
+    );
 }
 
 fuzz_target!(|input: Input| {
     let s = input.sanitise;
     let fix = |list: &[RawProp]| list.iter().map(|p| repair(p, s)).collect::<Vec<_>>();
     match &input.spec {
-        Spec::Connect { clean_start, keep_alive, props, client_id, will, username, password } => {
+        Spec::Connect {
+            clean_start,
+            keep_alive,
+            props,
+            client_id,
+            will,
+            username,
+            password,
+        } => {
             let props = fix(props);
             let client_id = text(client_id, s);
             let username = username.as_deref().map(|u| text(u, s));
             let will_props = will.as_ref().map(|w| fix(&w.props)).unwrap_or_default();
-            let will_topic = will.as_ref().map(|w| topic(&w.topic, false, s)).unwrap_or_default();
+            let will_topic = will
+                .as_ref()
+                .map(|w| topic(&w.topic, false, s))
+                .unwrap_or_default();
             let list = props_in(&props, Ctx::Connect, s);
             let will_list = props_in(&will_props, Ctx::Will, s);
             let packet = Packet::Connect(Connect {
@@ -362,7 +397,11 @@ fuzz_target!(|input: Input| {
             });
             check(&packet, s);
         }
-        Spec::ConnAck { session_present, code, props } => {
+        Spec::ConnAck {
+            session_present,
+            code,
+            props,
+        } => {
             let props = fix(props);
             let list = props_in(&props, Ctx::ConnAck, s);
             let reason_code = reason(*code, PacketType::ConnAck, s);
@@ -373,7 +412,16 @@ fuzz_target!(|input: Input| {
             });
             check(&packet, s);
         }
-        Spec::Publish { dup, qos: q, retain, topic: levels, by_alias, packet_id, props, payload } => {
+        Spec::Publish {
+            dup,
+            qos: q,
+            retain,
+            topic: levels,
+            by_alias,
+            packet_id,
+            props,
+            payload,
+        } => {
             let props = fix(props);
             let list = props_in(&props, Ctx::Publish, s);
             let properties = Properties::new(&list);
@@ -398,7 +446,12 @@ fuzz_target!(|input: Input| {
             });
             check(&packet, s);
         }
-        Spec::Ack { kind, packet_id, code, props } => {
+        Spec::Ack {
+            kind,
+            packet_id,
+            code,
+            props,
+        } => {
             let props = fix(props);
             let list = props_in(&props, Ctx::Ack, s);
             let properties = Properties::new(&list);
@@ -427,11 +480,17 @@ fuzz_target!(|input: Input| {
             };
             check(&packet, s);
         }
-        Spec::Subscribe { packet_id, props, filters } => {
+        Spec::Subscribe {
+            packet_id,
+            props,
+            filters,
+        } => {
             let props = fix(props);
             let list = props_in(&props, Ctx::Subscribe, s);
-            let mut names: Vec<(String, u8)> =
-                filters.iter().map(|(levels, o)| (topic(levels, true, s), *o)).collect();
+            let mut names: Vec<(String, u8)> = filters
+                .iter()
+                .map(|(levels, o)| (topic(levels, true, s), *o))
+                .collect();
             if s && names.is_empty() {
                 names.push(("#".into(), 0));
             }
@@ -449,7 +508,11 @@ fuzz_target!(|input: Input| {
             });
             check(&packet, s);
         }
-        Spec::Unsubscribe { packet_id, props, filters } => {
+        Spec::Unsubscribe {
+            packet_id,
+            props,
+            filters,
+        } => {
             let props = fix(props);
             let list = props_in(&props, Ctx::Unsubscribe, s);
             let mut names: Vec<String> = filters.iter().map(|l| topic(l, true, s)).collect();
@@ -464,9 +527,22 @@ fuzz_target!(|input: Input| {
             });
             check(&packet, s);
         }
-        Spec::SubAck { packet_id, props, codes } | Spec::UnsubAck { packet_id, props, codes } => {
+        Spec::SubAck {
+            packet_id,
+            props,
+            codes,
+        }
+        | Spec::UnsubAck {
+            packet_id,
+            props,
+            codes,
+        } => {
             let sub = matches!(input.spec, Spec::SubAck { .. });
-            let packet_type = if sub { PacketType::SubAck } else { PacketType::UnsubAck };
+            let packet_type = if sub {
+                PacketType::SubAck
+            } else {
+                PacketType::UnsubAck
+            };
             let props = fix(props);
             let list = props_in(&props, Ctx::Ack, s);
             let mut reasons: Vec<ReasonCode> =
@@ -477,9 +553,17 @@ fuzz_target!(|input: Input| {
             let (packet_id, properties) = (id(*packet_id, s), Properties::new(&list));
             let reason_codes = ReasonCodes::new(&reasons);
             let packet = if sub {
-                Packet::SubAck(SubAck { packet_id, properties, reason_codes })
+                Packet::SubAck(SubAck {
+                    packet_id,
+                    properties,
+                    reason_codes,
+                })
             } else {
-                Packet::UnsubAck(UnsubAck { packet_id, properties, reason_codes })
+                Packet::UnsubAck(UnsubAck {
+                    packet_id,
+                    properties,
+                    reason_codes,
+                })
             };
             check(&packet, s);
         }
