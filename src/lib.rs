@@ -50,7 +50,8 @@
 //!   packet ids, in-flight messages, keep-alive, re-subscription, resends;
 //!   bytes and time in, bytes and events out.
 //! - [`codec`] encodes and decodes every MQTT 3.1.1 packet, borrowing from
-//!   the caller's bytes; [`topic`] validates and matches topics.
+//!   the caller's bytes, and `codec::v5` (feature `v5`) every MQTT 5.0
+//!   packet; [`topic`] validates and matches topics.
 //! - [`net`] opens the TCP connection by host name through
 //!   `embedded-nal-async`.
 //!

@@ -59,6 +59,71 @@ pub enum Malformed {
     Truncated,
     /// Bytes are left over after the last field of the body.
     TrailingBytes,
+    /// MQTT 5: a Variable Byte Integer (a property length, a property
+    /// identifier, a Subscription Identifier or the remaining length) does
+    /// not use the fewest bytes that can hold its value (§1.5.5,
+    /// MQTT-1.5.5-1).
+    #[cfg(feature = "v5")]
+    NonMinimalVarint,
+    /// MQTT 5: a Variable Byte Integer inside the body (a property length,
+    /// a property identifier or a Subscription Identifier) has a fifth byte
+    /// (§1.5.5).
+    #[cfg(feature = "v5")]
+    VariableByteInteger,
+    /// MQTT 5: the property length runs past the end of the packet, or a
+    /// property runs past the end of its property list (§2.2.2.1).
+    #[cfg(feature = "v5")]
+    PropertyLength,
+    /// MQTT 5: a property identifier the specification does not define
+    /// (§2.2.2.2).
+    #[cfg(feature = "v5")]
+    UnknownProperty(u32),
+    /// MQTT 5: a property that may appear only once appears again (every
+    /// property but User Property, and Subscription Identifier in PUBLISH).
+    #[cfg(feature = "v5")]
+    DuplicateProperty(u8),
+    /// MQTT 5: a property this packet (or a will) may not carry (§2.2.2.2).
+    #[cfg(feature = "v5")]
+    PropertyNotAllowed(u8),
+    /// MQTT 5: a property value out of its range: a boolean byte other than
+    /// 0 or 1, Maximum QoS above 1, or a Receive Maximum, Maximum Packet
+    /// Size or Topic Alias of 0.
+    #[cfg(feature = "v5")]
+    PropertyValue(u8),
+    /// MQTT 5: a Subscription Identifier of 0 (§3.3.2.3.8, §3.8.2.1.2).
+    #[cfg(feature = "v5")]
+    SubscriptionIdentifier,
+    /// MQTT 5: a Response Topic that is not a valid topic name, such as one
+    /// with a wildcard (§3.3.2.3.5, MQTT-3.3.2-14).
+    #[cfg(feature = "v5")]
+    ResponseTopic(TopicError),
+    /// MQTT 5: a User Property whose name or value is not a well-formed
+    /// UTF-8 string without U+0000 (§1.5.7).
+    #[cfg(feature = "v5")]
+    StringPair,
+    /// MQTT 5: a reason code this packet type may not carry (§2.4 and the
+    /// packet's own section).
+    #[cfg(feature = "v5")]
+    ReasonCode(u8),
+    /// MQTT 5: the CONNECT protocol version is not 5 (§3.1.2.2).
+    #[cfg(feature = "v5")]
+    ProtocolVersion,
+    /// MQTT 5: the reserved bits 6 and 7 of a subscription's options are
+    /// set (§3.8.3.1).
+    #[cfg(feature = "v5")]
+    SubscriptionOptions,
+    /// MQTT 5: a subscription's Retain Handling is the reserved value 3
+    /// (§3.8.3.1).
+    #[cfg(feature = "v5")]
+    RetainHandling,
+    /// MQTT 5: No Local set on a shared subscription (§3.8.3.1,
+    /// MQTT-3.8.3-4).
+    #[cfg(feature = "v5")]
+    SharedNoLocal,
+    /// MQTT 5: Authentication Data without an Authentication Method
+    /// (§3.1.2.11.10, §3.2.2.3.18, §3.15.2.2.3).
+    #[cfg(feature = "v5")]
+    AuthenticationData,
 }
 
 impl fmt::Display for Malformed {
@@ -84,6 +149,42 @@ impl fmt::Display for Malformed {
             Self::ConnectFlags => "inconsistent CONNECT flags",
             Self::Truncated => "body shorter than its fields",
             Self::TrailingBytes => "trailing bytes after the body",
+            #[cfg(feature = "v5")]
+            Self::NonMinimalVarint => "variable byte integer longer than it needs to be",
+            #[cfg(feature = "v5")]
+            Self::VariableByteInteger => "variable byte integer longer than 4 bytes",
+            #[cfg(feature = "v5")]
+            Self::PropertyLength => "properties run past their length",
+            #[cfg(feature = "v5")]
+            Self::UnknownProperty(id) => return write!(f, "unknown property {id:#04x}"),
+            #[cfg(feature = "v5")]
+            Self::DuplicateProperty(id) => return write!(f, "property {id:#04x} repeated"),
+            #[cfg(feature = "v5")]
+            Self::PropertyNotAllowed(id) => {
+                return write!(f, "property {id:#04x} not allowed here");
+            }
+            #[cfg(feature = "v5")]
+            Self::PropertyValue(id) => return write!(f, "property {id:#04x} out of range"),
+            #[cfg(feature = "v5")]
+            Self::SubscriptionIdentifier => "subscription identifier 0",
+            #[cfg(feature = "v5")]
+            Self::ResponseTopic(e) => return write!(f, "invalid response topic: {e}"),
+            #[cfg(feature = "v5")]
+            Self::StringPair => "malformed user property",
+            #[cfg(feature = "v5")]
+            Self::ReasonCode(code) => {
+                return write!(f, "reason code {code:#04x} not allowed here");
+            }
+            #[cfg(feature = "v5")]
+            Self::ProtocolVersion => "protocol version is not 5",
+            #[cfg(feature = "v5")]
+            Self::SubscriptionOptions => "reserved subscription option bits set",
+            #[cfg(feature = "v5")]
+            Self::RetainHandling => "retain handling 3",
+            #[cfg(feature = "v5")]
+            Self::SharedNoLocal => "no local on a shared subscription",
+            #[cfg(feature = "v5")]
+            Self::AuthenticationData => "authentication data without a method",
         };
         f.write_str(what)
     }
@@ -155,6 +256,35 @@ pub enum EncodeError {
     ReturnCode,
     /// A password without a user name, which MQTT 3.1.1 forbids (§3.1.2.9).
     PasswordWithoutUsername,
+    /// MQTT 5: a property that may appear only once is in the list twice.
+    #[cfg(feature = "v5")]
+    DuplicateProperty(u8),
+    /// MQTT 5: a property this packet (or a will) may not carry.
+    #[cfg(feature = "v5")]
+    PropertyNotAllowed(u8),
+    /// MQTT 5: a property value out of its range (see
+    /// [`Malformed::PropertyValue`]).
+    #[cfg(feature = "v5")]
+    PropertyValue(u8),
+    /// MQTT 5: a Subscription Identifier of 0 or above 268,435,455.
+    #[cfg(feature = "v5")]
+    SubscriptionIdentifier,
+    /// MQTT 5: a Response Topic that is not a valid topic name.
+    #[cfg(feature = "v5")]
+    ResponseTopic(TopicError),
+    /// MQTT 5: a reason code this packet type may not carry.
+    #[cfg(feature = "v5")]
+    ReasonCode(u8),
+    /// MQTT 5: No Local set on a shared subscription (MQTT-3.8.3-4).
+    #[cfg(feature = "v5")]
+    SharedNoLocal,
+    /// MQTT 5: session present on a CONNACK that refuses the connection
+    /// (MQTT-3.2.2-6).
+    #[cfg(feature = "v5")]
+    SessionPresent,
+    /// MQTT 5: Authentication Data without an Authentication Method.
+    #[cfg(feature = "v5")]
+    AuthenticationData,
 }
 
 impl fmt::Display for EncodeError {
@@ -171,6 +301,24 @@ impl fmt::Display for EncodeError {
             Self::NoFilters => f.write_str("no topic filter"),
             Self::ReturnCode => f.write_str("invalid SUBACK return code"),
             Self::PasswordWithoutUsername => f.write_str("password without user name"),
+            #[cfg(feature = "v5")]
+            Self::DuplicateProperty(id) => write!(f, "property {id:#04x} repeated"),
+            #[cfg(feature = "v5")]
+            Self::PropertyNotAllowed(id) => write!(f, "property {id:#04x} not allowed here"),
+            #[cfg(feature = "v5")]
+            Self::PropertyValue(id) => write!(f, "property {id:#04x} out of range"),
+            #[cfg(feature = "v5")]
+            Self::SubscriptionIdentifier => f.write_str("subscription identifier out of range"),
+            #[cfg(feature = "v5")]
+            Self::ResponseTopic(e) => write!(f, "invalid response topic: {e}"),
+            #[cfg(feature = "v5")]
+            Self::ReasonCode(code) => write!(f, "reason code {code:#04x} not allowed here"),
+            #[cfg(feature = "v5")]
+            Self::SharedNoLocal => f.write_str("no local on a shared subscription"),
+            #[cfg(feature = "v5")]
+            Self::SessionPresent => f.write_str("session present on a refused connection"),
+            #[cfg(feature = "v5")]
+            Self::AuthenticationData => f.write_str("authentication data without a method"),
         }
     }
 }

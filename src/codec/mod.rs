@@ -5,6 +5,10 @@
 //! return codes are iterators over those bytes. Nothing is copied and nothing
 //! is allocated. Encoding writes into a caller's `&mut [u8]`.
 //!
+//! MQTT 5.0 has a codec of its own beside this one, `codec::v5` (feature `v5`),
+//! under the same contract; it shares the fixed header, string and topic
+//! checks with this one.
+//!
 //! # Contract
 //!
 //! - [`Packet::decode`] never panics, whatever the input. It frames first (the
@@ -49,6 +53,8 @@ mod string;
 mod suback;
 mod subscribe;
 mod unsubscribe;
+#[cfg(feature = "v5")]
+pub mod v5;
 
 pub use ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck, ack_bytes};
 pub use connack::{ConnAck, ConnectReturnCode};
@@ -366,6 +372,17 @@ impl<'b> Writer<'b> {
             Err(e) => (0, Some(e)),
         };
         Self { buf, pos, error }
+    }
+
+    /// A writer at the start of `buf`, for an encoder that writes its own
+    /// fixed header: MQTT 5's AUTH has a packet type [`PacketType`] lacks.
+    #[cfg(feature = "v5")]
+    pub(crate) fn raw(buf: &'b mut [u8]) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            error: None,
+        }
     }
 
     pub(crate) fn bytes(&mut self, bytes: &[u8]) {

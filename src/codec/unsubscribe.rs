@@ -47,6 +47,13 @@ impl<'a> UnsubscribeFilters<'a> {
         self.iter().next().is_none()
     }
 
+    /// Filters already checked on the wire: MQTT 5's UNSUBSCRIBE has the
+    /// same list after its properties.
+    #[cfg(feature = "v5")]
+    pub(crate) const fn wire(bytes: &'a [u8]) -> Self {
+        Self(Repr::Wire(bytes))
+    }
+
     /// The filters of a stored UNSUBSCRIBE body (see [`super::stored`]).
     /// Iterating checks the framing and the UTF-8 of each filter again
     /// (the filter rules were checked by the encoder) and stops at a bad one.
