@@ -152,6 +152,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         };
         e.status = Status::Done;
         e.send = false;
+        timers::deadline_gone(&self.earliest_ack, e.deadline);
         self.store.finished = true;
         self.record(packet_id, Outcome::Completed);
         Handled::Published(i)
@@ -169,7 +170,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return;
         };
         e.stage = Stage::AwaitPubComp;
-        e.deadline = now + self.timeouts.puback;
+        let old = core::mem::replace(&mut e.deadline, now + self.timeouts.puback);
+        timers::deadline_gone(&self.earliest_ack, old);
         // PUBRELs go out in the order of their PUBRECs (MQTT-4.6.0-2) and
         // after the resends queued before them. A resend still to come
         // carries the PUBREL in its place.
@@ -191,6 +193,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // Answered, whatever follows: a SUBACK that does not match ends the
         // connection, and the request with it.
         r.done = true;
+        timers::deadline_gone(&self.earliest_ack, r.deadline);
         let span = r.span;
         self.store.finished = true;
         let filters = self.stored_filters(span);
@@ -236,6 +239,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Handled::Nothing;
         };
         r.done = true;
+        timers::deadline_gone(&self.earliest_ack, r.deadline);
         self.store.finished = true;
         Handled::Unsubscribed(i)
     }
@@ -288,6 +292,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         {
             e.status = Status::Discarded;
             e.send = false;
+            timers::deadline_gone(&self.earliest_ack, e.deadline);
         }
     }
 

@@ -58,11 +58,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         } else {
             Stage::AwaitPubRec
         };
+        let deadline = now + self.timeouts.puback;
+        self.deadline_added(deadline);
         // Cannot fail: checked `is_full` above and nothing was collected since.
         let _ = self.store.outgoing.push(Outgoing {
             packet_id,
             stage,
-            deadline: now + self.timeouts.puback,
+            deadline,
             span,
             status: Status::Live,
             send: false,
@@ -233,6 +235,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             RequestKind::Subscribe => self.timeouts.suback,
             RequestKind::Unsubscribe => self.timeouts.unsuback,
         };
+        self.deadline_added(now + timeout);
         let _ = self.store.requests.push(Request {
             packet_id,
             kind,
@@ -287,6 +290,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 e.send = false;
                 e.deadline = now + self.timeouts.puback;
             }
+            self.earliest_ack.set(None);
         }
         self.sends_pending = false;
     }

@@ -58,6 +58,14 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
     /// A streamed payload due after its head.
     pub(crate) payload: Option<PayloadOut>,
+    /// The earliest acknowledgement deadline of the window and the
+    /// pending requests, once computed (`None`: to be computed again).
+    /// The driver asks for the next deadline several times a message;
+    /// scanning a window of a hundred each time was most of a QoS 1
+    /// message's cost. Kept up to date where a deadline starts, ends or
+    /// moves ([`deadline_added`](Self::deadline_added),
+    /// [`timers::deadline_gone`]).
+    pub(crate) earliest_ack: timers::EarliestAck,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
@@ -82,6 +90,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             session_present: false,
             outcomes: heapless::Vec::new(),
             payload: None,
+            earliest_ack: core::cell::Cell::new(None),
         }
     }
 
@@ -130,6 +139,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.resubscribe = false;
         self.sends_pending = false;
         self.payload = None;
+        self.earliest_ack.set(None);
         // What to resend is decided by the next CONNACK.
         for e in self.store.outgoing.iter_mut() {
             e.send = false;

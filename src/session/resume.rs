@@ -45,6 +45,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     pub(super) fn on_connack(&mut self, now: Instant, ack: ConnAck) -> Result<Connected, Closed> {
         self.connack_deadline = None;
+        // Resends restart their deadlines, discards end theirs.
+        self.earliest_ack.set(None);
         if ack.return_code != ConnectReturnCode::Accepted {
             return Err(Closed::Refused(ack.return_code));
         }

@@ -105,6 +105,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// long message was arriving (they queue behind it). Their waits
     /// start again.
     pub(crate) fn restart_waits(&mut self, now: Instant) {
+        self.earliest_ack.set(None);
         let ack = now + self.timeouts.puback;
         for e in self.store.outgoing.iter_mut() {
             e.deadline = e.deadline.max(ack);
@@ -176,27 +177,73 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             State::Disconnected => None,
             State::Connecting => self.connack_deadline,
             State::Connected => {
-                let mut next = self.keep_alive_deadline().map(|(t, _)| t);
-                let mut earliest = |t: Instant| {
-                    if next.is_none_or(|n| t < n) {
-                        next = Some(t);
+                let ping = self.keep_alive_deadline().map(|(t, _)| t);
+                let acks = match self.earliest_ack.get() {
+                    Some(known) => {
+                        // Tests and the fuzzer hold the cache to the scan.
+                        debug_assert_eq!(known, self.scan_ack_deadlines(), "stale earliest ack");
+                        known
+                    }
+                    None => {
+                        let scanned = self.scan_ack_deadlines();
+                        self.earliest_ack.set(Some(scanned));
+                        scanned
                     }
                 };
-                for e in &self.store.outgoing {
-                    if e.is_live() {
-                        earliest(e.deadline);
-                    }
+                match (ping, acks) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
                 }
-                for r in &self.store.requests {
-                    if !r.done {
-                        earliest(r.deadline);
-                    }
-                }
-                next
             }
         }
     }
 
+    /// The earliest deadline of a live outgoing message or a pending
+    /// request.
+    fn scan_ack_deadlines(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut earliest = |t: Instant| {
+            if next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        for e in &self.store.outgoing {
+            if e.is_live() {
+                earliest(e.deadline);
+            }
+        }
+        for r in &self.store.requests {
+            if !r.done {
+                earliest(r.deadline);
+            }
+        }
+        next
+    }
+
+    /// An acknowledgement deadline `t` started.
+    pub(crate) fn deadline_added(&self, t: Instant) {
+        if let Some(known) = self.earliest_ack.get() {
+            if known.is_none_or(|k| t < k) {
+                self.earliest_ack.set(Some(Some(t)));
+            }
+        }
+    }
+}
+
+/// The earliest acknowledgement deadline as
+/// [`Protocol::earliest_ack`] keeps it.
+pub(crate) type EarliestAck = core::cell::Cell<Option<Option<Instant>>>;
+
+/// An acknowledgement deadline `t` ended or moved later: if it was the
+/// earliest, the next one is found again when asked for. (On the field,
+/// not the protocol, so it can be called while an entry is borrowed.)
+pub(crate) fn deadline_gone(earliest: &EarliestAck, t: Instant) {
+    if earliest.get() == Some(Some(t)) {
+        earliest.set(None);
+    }
+}
+
+impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Acts on every deadline that has passed at `now`: an acknowledgement
     /// that never came ends the connection, a keep-alive period without
     /// sending queues a PINGREQ.
