@@ -182,6 +182,13 @@ impl<const N: usize> Acks<N> {
         Ok(())
     }
 
+    /// Whether nothing is owed or deferred: the common case, checked
+    /// before [`drain`](Self::drain) at every call on the session.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.owed.is_none() && self.queue.is_empty()
+    }
+
     /// Hands every acknowledgement that may go, in order, to `push` while
     /// it accepts them (the transmit queue has room).
     pub(crate) fn drain(&mut self, mut push: impl FnMut(&[u8]) -> bool) {

@@ -907,8 +907,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             }
             return;
         }
-        let p = &mut self.p;
-        self.acks.drain(|ack| p.push_control(ack).is_ok());
+        if !self.acks.is_idle() {
+            let p = &mut self.p;
+            self.acks.drain(|ack| p.push_control(ack).is_ok());
+        }
     }
 
     fn drop_input(&mut self) {
