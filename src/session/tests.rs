@@ -2369,3 +2369,49 @@ fn a_pubrel_resend_waits_for_room_behind_a_publish_resend() {
 #[cfg(feature = "streaming")]
 #[path = "stream_tests.rs"]
 mod stream;
+
+#[test]
+fn acknowledgements_out_of_order_find_their_own_entries() {
+    let mut s = connected();
+    assert_eq!(s.publish(T0, &msg("a", QoS::ExactlyOnce)), Ok(Some(1)));
+    assert_eq!(s.publish(T0, &msg("b", QoS::ExactlyOnce)), Ok(Some(2)));
+    let _ = sent(&mut s, T0);
+    // The second's PUBREC first: it is the one released.
+    feed_quiet(&mut s, secs(1), pubrec(2));
+    assert_eq!(sent(&mut s, secs(1)), [pubrel(2)]);
+    feed_quiet(&mut s, secs(1), pubrec(1));
+    assert_eq!(sent(&mut s, secs(1)), [pubrel(1)]);
+    assert!(matches!(
+        feed(&mut s, secs(2), pubcomp(2)),
+        Ok(Some(Event::Published { packet_id: 2, .. }))
+    ));
+    assert!(matches!(
+        feed(&mut s, secs(2), pubcomp(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    // Two SUBSCRIBEs and two UNSUBSCRIBEs, answered last first.
+    assert_eq!(s.subscribe(T0, &[sub("x", QoS::AtMostOnce)]), Ok(3));
+    assert_eq!(s.subscribe(T0, &[sub("y", QoS::AtMostOnce)]), Ok(4));
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, secs(3), suback(4, &[0])),
+        Ok(Some(Event::Subscribed { packet_id: 4, .. }))
+    ));
+    assert!(matches!(
+        feed(&mut s, secs(3), suback(3, &[0])),
+        Ok(Some(Event::Subscribed { packet_id: 3, .. }))
+    ));
+    assert_eq!(s.unsubscribe(T0, &["x"]), Ok(5));
+    assert_eq!(s.unsubscribe(T0, &["y"]), Ok(6));
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, secs(4), unsuback(6)),
+        Ok(Some(Event::Unsubscribed { packet_id: 6, .. }))
+    ));
+    assert!(matches!(
+        feed(&mut s, secs(4), unsuback(5)),
+        Ok(Some(Event::Unsubscribed { packet_id: 5, .. }))
+    ));
+    // Nothing left to wait for.
+    assert_eq!(s.poll_timeout(), None);
+}
