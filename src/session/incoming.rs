@@ -175,9 +175,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // PUBRELs go out in the order of their PUBRECs (MQTT-4.6.0-2) and
         // after the resends queued before them. A resend still to come
         // carries the PUBREL in its place.
-        if e.send || resending {
-            e.send = true;
+        if e.send {
             self.sends_pending = true;
+        } else if resending {
+            // Resent already, while other resends (or PUBRELs) still wait:
+            // its PUBREL goes behind them. (One per live entry: it fits.)
+            let _ = self.late_rels.push(packet_id);
         } else {
             self.push_ack(PacketType::PubRel, packet_id);
         }

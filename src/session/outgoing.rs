@@ -160,6 +160,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// to be queued; new traffic goes after them.
     pub(crate) fn is_resending(&self) -> bool {
         self.resubscribe
+            || !self.late_rels.is_empty()
             || (self.sends_pending && self.store.outgoing.iter().any(|e| e.send && e.is_live()))
     }
 
@@ -250,7 +251,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// PUBLISH (with DUP) or PUBREL, oldest first (MQTT-4.6.0-1, -2).
     /// `poll_transmit` calls again as the queue drains.
     pub(crate) fn queue_sends(&mut self, now: Instant) {
-        if !self.resubscribe && !self.sends_pending {
+        if !self.resubscribe && !self.sends_pending && self.late_rels.is_empty() {
             return;
         }
         if self.resubscribe {
@@ -293,5 +294,22 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             self.earliest_ack.set(None);
         }
         self.sends_pending = false;
+        // Then the PUBRELs of PUBRECs that came in the meantime, in their
+        // order (MQTT-4.6.0-4).
+        while let Some(&id) = self.late_rels.first() {
+            let due = self
+                .store
+                .outgoing
+                .iter()
+                .any(|e| e.packet_id == id && e.is_live() && e.stage == Stage::AwaitPubComp);
+            if due {
+                let queued = codec::ack_bytes(PacketType::PubRel, id)
+                    .is_some_and(|bytes| self.tx.push_bytes(&bytes).is_ok());
+                if !queued {
+                    return;
+                }
+            }
+            self.late_rels.remove(0);
+        }
     }
 }

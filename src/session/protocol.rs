@@ -58,6 +58,9 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
     /// A streamed payload due after its head.
     pub(crate) payload: Option<PayloadOut>,
+    /// PUBRELs whose PUBREC came while resends still waited to be queued:
+    /// they go behind those, in PUBREC order.
+    pub(crate) late_rels: heapless::Vec<u16, INFLIGHT>,
     /// The earliest acknowledgement deadline of the window and the
     /// pending requests, once computed (`None`: to be computed again).
     /// The driver asks for the next deadline several times a message;
@@ -90,6 +93,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             session_present: false,
             outcomes: heapless::Vec::new(),
             payload: None,
+            late_rels: heapless::Vec::new(),
             earliest_ack: core::cell::Cell::new(None),
         }
     }
@@ -138,6 +142,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.ping_deferred = false;
         self.resubscribe = false;
         self.sends_pending = false;
+        self.late_rels.clear();
         self.payload = None;
         self.earliest_ack.set(None);
         // What to resend is decided by the next CONNACK.

@@ -2276,12 +2276,15 @@ fn a_pubrec_for_a_message_already_resent_waits_behind_the_resends() {
     s.handle_transmit(secs(1), first);
     feed_quiet(&mut s, secs(1), pubrec(1));
     assert!(s.is_resending());
+    // The PUBREL goes behind the resends still waiting (it once took the
+    // entry's place among them, which could put PUBRELs out of PUBREC
+    // order, MQTT-4.6.0-4: see the next test).
     assert_eq!(
         sent(&mut s, secs(1)),
         [
-            pubrel(1),
             wire_publish("t", QoS::ExactlyOnce, 2, true),
             wire_publish("t", QoS::ExactlyOnce, 3, true),
+            pubrel(1),
         ]
     );
 }
@@ -2414,4 +2417,35 @@ fn acknowledgements_out_of_order_find_their_own_entries() {
     ));
     // Nothing left to wait for.
     assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn a_pubrec_during_resends_releases_behind_them_in_pubrec_order() {
+    // Room for one of these PUBLISHes at a time.
+    let mut s: S = session_with(32, 1024);
+    connect_at(&mut s, T0, false, 0);
+    let body = [7u8; 20];
+    for topic in ["a", "b", "c"] {
+        let p = Publish::new(topic, &body, QoS::ExactlyOnce, false);
+        assert!(s.publish(T0, &p).unwrap().is_some());
+        let _ = sent(&mut s, T0);
+    }
+    s.connection_lost();
+    connect_at(&mut s, T0, false, 0);
+    // The first two resends go out; the third waits for room.
+    for _ in 0..2 {
+        let n = s.poll_transmit(T0).len();
+        assert_eq!(n, 27);
+        s.handle_transmit(T0, n);
+    }
+    // Their PUBRECs come, the second first, while resend 3 still waits.
+    feed_quiet(&mut s, T0, pubrec(2));
+    feed_quiet(&mut s, T0, pubrec(1));
+    let wire = sent(&mut s, T0);
+    let resend3 = Packet::Publish(Publish {
+        dup: true,
+        packet_id: Some(3),
+        ..Publish::new("c", &body, QoS::ExactlyOnce, false)
+    });
+    assert_eq!(wire, [resend3, pubrel(2), pubrel(1)]);
 }
