@@ -76,6 +76,21 @@
 //!   none before its token is redeemed; PUBCOMPs and the PUBRECs of
 //!   duplicates go as their packets are handled, after those free then;
 //!   once all is written, only deferred ones (and those behind) are owed.
+//! - streamed publishes (`publish_streamed`, payloads up to 3 KB written by
+//!   the driver in pieces of its choice through `payload_buffer` and
+//!   `handle_payload`, or abandoned): the broker reassembles head and
+//!   payload, so every check above on what is written applies, and the
+//!   payload is exactly the one generated. `poll_transmit` stops exactly
+//!   at a streamed head (what is written always ends on a packet boundary
+//!   or there), and returns nothing while the payload is due;
+//!   `payload_due` is the model's (from offset 0, a resend's with DUP and
+//!   its id, one at a time); a second `publish_streamed` is refused while
+//!   one is queued; while due, the one deadline is the last write plus the
+//!   PINGRESP wait, and once complete no deadline is nearer than its
+//!   timeout; `payload_buffer` names the message's topic; an abandoned
+//!   payload ends the connection and discards its QoS 1/2 message (one
+//!   `Discarded`); without `resend_streamed` a streamed message not past
+//!   PUBREC is discarded at CONNACK, one past it still gets its PUBREL.
 //!
 //! `FUZZ_TRACE=1` on a reproducer prints the operations, events and
 //! acknowledgements written.
@@ -91,7 +106,8 @@ use minimqtt::codec::{
     Subscription, UnsubAck, Unsubscribe, UnsubscribeFilters,
 };
 use minimqtt::session::{
-    AckToken, Closed, Connected, Event, Options, Outcome, Part, Session, Stage, State, Timeouts,
+    AckToken, Closed, Connected, Event, Options, Outcome, Part, PayloadDue, Session, Stage, State,
+    Timeouts,
 };
 use minimqtt::time::{Duration, Instant};
 use minimqtt::topic;
@@ -237,6 +253,7 @@ enum Op {
         resubscribe: bool,
         republish: bool,
         stream: bool,
+        resend_streamed: bool,
     },
     /// How the driver answers the events to come, one bit per decision,
     /// used in turn: `defer`, whether to defer the acknowledgement of a
@@ -280,13 +297,26 @@ enum Op {
     Transmit(u8),
     /// Write everything.
     Flush,
+    /// `publish_streamed` of `len` (modulo `LARGE`) bytes of a pattern
+    /// picked by `seed`; from now on payloads are written in pieces of at
+    /// most `piece` bytes (0: as much as is asked).
+    PublishStreamed {
+        qos: u8,
+        topic: u8,
+        retain: bool,
+        len: u16,
+        seed: u8,
+        piece: u8,
+    },
+    /// `abandon_payload`, whether a payload is due or not.
+    AbandonPayload,
 }
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     timeouts: [u8; 5],
     /// Bit 0: re-subscribing off; bit 1: republish on a lost session;
-    /// bit 2: streaming on.
+    /// bit 2: streaming on; bit 3: resending streamed messages off.
     options: u8,
     /// The largest read; 0: as much as fits.
     chunk: u8,
@@ -521,6 +551,24 @@ struct Out {
     payload: Vec<u8>,
     qos: QoS,
     retain: bool,
+    /// Published with `publish_streamed` (a payload of at least a byte):
+    /// the store keeps its head only.
+    streamed: bool,
+}
+
+/// The payload of a streamed PUBLISH queued, as the model follows it: set
+/// when its head is queued (a resend's shows in `poll_transmit`), gone
+/// when all of it is written or the connection ends.
+#[derive(Debug, Clone)]
+struct Due {
+    payload: Vec<u8>,
+    packet_id: Option<u16>,
+    topic: String,
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    /// Payload bytes written.
+    offset: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -678,6 +726,11 @@ struct Harness<'b> {
     /// `handle_timeout` was just called at or past a deadline: a
     /// `Closed(Timeout)` may follow.
     timeout_due: bool,
+    timeouts: Timeouts,
+    /// The streamed payload queued (see `Due`).
+    due: Option<Due>,
+    /// The largest piece of a payload the driver writes at once.
+    piece: usize,
 }
 
 /// A payload whose every byte tells where it is, so chunks out of place,
@@ -693,6 +746,21 @@ fn decide(bits: &mut u8) -> bool {
     let yes = *bits & 1 != 0;
     *bits = bits.rotate_right(1);
     yes
+}
+
+/// The lengths of a PUBLISH's head (fixed header, topic, id) and of the
+/// whole packet, once `bytes` hold its head.
+fn publish_head(bytes: &[u8]) -> Option<(usize, usize)> {
+    let header = FixedHeader::decode(bytes).ok()?;
+    if header.packet_type != PacketType::Publish {
+        return None;
+    }
+    let h = usize::from(header.header_len);
+    let topic = bytes.get(h..h + 2)?;
+    let id = if header.flags & 0b0110 == 0 { 0 } else { 2 };
+    let head = h + 2 + usize::from(u16::from_be_bytes([topic[0], topic[1]])) + id;
+    let total = h + usize::try_from(header.remaining_len).ok()?;
+    (bytes.len() >= head).then_some((head, total))
 }
 
 fn pick<T: Copy>(list: &[T], n: u8) -> Option<T> {
@@ -1322,7 +1390,15 @@ impl<'b> Harness<'b> {
                 st.head
             );
         }
-        if let Some(front) = self.to_discard.front() {
+        let aborted = matches!(
+            &event,
+            Ev::Stream(StreamEv {
+                part: PartEv::Aborted,
+                ..
+            })
+        );
+        // An abandoned payload: the abort of a stream cut short comes first.
+        if let (Some(front), false) = (self.to_discard.front(), aborted) {
             assert!(
                 matches!(event, Ev::Discarded { packet_id, .. } if packet_id == front.id),
                 "{event:?} before the discard of {}",
@@ -1669,6 +1745,18 @@ impl<'b> Harness<'b> {
                 }
             }
         }
+        if !self.clean_session && !options.resend_streamed {
+            // Nobody can supply their payloads again: discarded, in order.
+            let (gone, kept): (Vec<Out>, Vec<Out>) = std::mem::take(&mut self.live)
+                .into_iter()
+                .partition(|o| o.streamed && o.stage != Stage::AwaitPubComp);
+            self.live = kept;
+            trace!(
+                "  discarding {:?}",
+                gone.iter().map(|o| o.id).collect::<Vec<_>>()
+            );
+            self.to_discard.extend(gone);
+        }
         let unconfirmed: Vec<(String, QoS)> = self
             .subs
             .iter()
@@ -1722,6 +1810,7 @@ impl<'b> Harness<'b> {
         self.resends.clear();
         self.resubscribe = false;
         self.ka_base = None;
+        self.due = None;
     }
 
     fn lost(&mut self) {
@@ -1848,6 +1937,7 @@ impl<'b> Harness<'b> {
                     payload: publish.payload.to_vec(),
                     qos: publish.qos,
                     retain: publish.retain,
+                    streamed: false,
                 });
             }
             Err(_) => {
@@ -1855,6 +1945,75 @@ impl<'b> Harness<'b> {
                 assert_eq!(before, after, "a refused publish changed the window");
             }
         }
+    }
+
+    fn publish_streamed(&mut self, publish: &Publish<'_>, payload: Vec<u8>) {
+        let want = self.expected_id();
+        let before: Vec<_> = self.s.inflight_ids().collect();
+        let state = self.s.state();
+        let queued = self.due.is_some();
+        let deadline = self.s.poll_timeout();
+        let result = self.s.publish_streamed(self.now, publish, payload.len());
+        if result.is_ok() && deadline.is_none_or(|t| t > self.now) {
+            // Nothing was overdue: a new message makes nothing overdue.
+            let next = self.s.poll_timeout();
+            assert!(
+                next.is_none_or(|t| t > self.now),
+                "a deadline at {next:?}, passed already, for a streamed publish at {:?}",
+                self.now
+            );
+        }
+        trace!("  publish_streamed {} bytes: {result:?}", payload.len());
+        let packet_id = match result {
+            Ok(None) => {
+                assert_eq!(publish.qos, QoS::AtMostOnce);
+                None
+            }
+            Ok(Some(id)) => {
+                assert_ne!(publish.qos, QoS::AtMostOnce);
+                assert_eq!(id, want, "PUBLISH packet id");
+                assert_eq!(self.s.publish_outcome(id), Outcome::Pending);
+                self.last_id = id;
+                self.live.push(Out {
+                    id,
+                    stage: if publish.qos == QoS::AtLeastOnce {
+                        Stage::AwaitPubAck
+                    } else {
+                        Stage::AwaitPubRec
+                    },
+                    topic: publish.topic.to_owned(),
+                    payload: payload.clone(),
+                    qos: publish.qos,
+                    retain: publish.retain,
+                    streamed: !payload.is_empty(),
+                });
+                Some(id)
+            }
+            Err(e) => {
+                if queued && state == State::Connected {
+                    assert!(
+                        matches!(
+                            e,
+                            SessionError::Resource(ResourceError::TransmitBufferTooSmall { .. })
+                        ),
+                        "a second payload refused with {e:?}"
+                    );
+                }
+                let after: Vec<_> = self.s.inflight_ids().collect();
+                assert_eq!(before, after, "a refused publish changed the window");
+                return;
+            }
+        };
+        assert!(!queued, "a second payload queued behind {:?}", self.due);
+        self.due = Some(Due {
+            payload,
+            packet_id,
+            topic: publish.topic.to_owned(),
+            qos: publish.qos,
+            retain: publish.retain,
+            dup: false,
+            offset: 0,
+        });
     }
 
     /// `poll_transmit`, noting the re-subscription once it is queued.
@@ -1883,13 +2042,196 @@ impl<'b> Harness<'b> {
                 rest = &rest[n..];
             }
         }
+        self.check_head(&pending);
         pending
+    }
+
+    /// What `poll_transmit` returned ends where a packet does, or exactly
+    /// at the end of a streamed head: the model's payload, or a resend's,
+    /// which the model takes up here.
+    fn check_head(&mut self, pending: &[u8]) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut stream = self.wire.clone();
+        stream.extend_from_slice(pending);
+        let mut rest = &stream[..];
+        while let Ok((_, n)) = Packet::decode(rest) {
+            rest = &rest[n..];
+        }
+        if rest.is_empty() {
+            assert!(
+                self.due.as_ref().is_none_or(|d| d.payload.is_empty()),
+                "poll_transmit without the head of {:?}",
+                self.due
+            );
+            return;
+        }
+        let Some((head, total)) = publish_head(rest) else {
+            panic!("poll_transmit stopped inside a packet: {rest:02x?}");
+        };
+        assert_eq!(rest.len(), head, "poll_transmit went past a streamed head");
+        let mut whole = rest.to_vec();
+        whole.resize(total, 0);
+        let Ok((Packet::Publish(p), _)) = Packet::decode(&whole) else {
+            panic!("a streamed head that is no PUBLISH: {rest:02x?}");
+        };
+        let len = total - head;
+        if let Some(d) = &self.due {
+            assert_eq!(
+                (p.packet_id, p.dup, len, d.offset),
+                (d.packet_id, d.dup, d.payload.len(), 0),
+                "the head of {d:?}"
+            );
+            return;
+        }
+        // A resend, which asks for the payload again, from the start.
+        let id = p.packet_id.expect("a resent head has an id");
+        assert!(p.dup, "a streamed head {id} without DUP, nothing streamed");
+        assert!(
+            self.resends.iter().any(|&(i, _)| i == id),
+            "a streamed head {id} resent unexpected: {:?}",
+            self.resends
+        );
+        let o = self
+            .live
+            .iter()
+            .find(|o| o.id == id)
+            .unwrap_or_else(|| panic!("the streamed head of {id}, not in flight"));
+        assert!(
+            o.streamed && o.stage != Stage::AwaitPubComp,
+            "{o:?} resent as a streamed head"
+        );
+        assert_eq!(len, o.payload.len(), "the resent head of {id}'s length");
+        trace!("  resent streamed head {id}, {len} bytes due");
+        self.due = Some(Due {
+            payload: o.payload.clone(),
+            packet_id: Some(id),
+            topic: o.topic.clone(),
+            qos: o.qos,
+            retain: o.retain,
+            dup: true,
+            offset: 0,
+        });
+    }
+
+    /// How long a PINGRESP may take: the one deadline while a payload is due.
+    fn pingresp_wait(&self) -> Duration {
+        let k = Duration::from_secs(u64::from(self.keep_alive));
+        if self.keep_alive == 0 {
+            self.timeouts.pingresp
+        } else {
+            self.timeouts.pingresp.min(k)
+        }
+    }
+
+    /// Writes a piece of the due payload, at most `max` bytes (and the
+    /// driver's piece), as a driver does: put together in the spare room
+    /// of `payload_buffer`, then reported. False when none is due.
+    fn write_payload(&mut self, max: usize) -> bool {
+        let Some(due) = self.s.payload_due() else {
+            return false;
+        };
+        assert!(
+            self.poll_tx().is_empty(),
+            "bytes behind a streamed head while its payload is due"
+        );
+        let d = self
+            .due
+            .as_ref()
+            .unwrap_or_else(|| panic!("{due:?}, which the model does not know"));
+        assert_eq!(
+            due,
+            PayloadDue {
+                offset: d.offset,
+                len: d.payload.len(),
+                packet_id: d.packet_id,
+            }
+        );
+        let topic = d
+            .packet_id
+            .and_then(|id| self.live.iter().find(|o| o.id == id))
+            .map(|o| o.topic.clone());
+        let n = max.min(self.piece).min(due.len - due.offset);
+        let piece = d.payload[due.offset..due.offset + n].to_vec();
+        let packet_id = d.packet_id;
+        let (buf, t) = self.s.payload_buffer();
+        assert_eq!(t.map(str::to_owned), topic, "payload_buffer's topic");
+        if let Some(dst) = buf.get_mut(..n) {
+            dst.copy_from_slice(&piece);
+        }
+        if let Some(id) = packet_id {
+            assert_eq!(self.s.outgoing_topic(id).map(str::to_owned), topic);
+        }
+        self.s.handle_payload(self.now, n);
+        trace!("  payload {}+{n} of {}", due.offset, due.len);
+        self.wire.extend_from_slice(&piece);
+        if n > 0 {
+            if self.s.state() == State::Connected && self.keep_alive > 0 {
+                self.keep_alive_check("a payload piece written");
+                self.ka_base = Some(self.now);
+            }
+            self.last_write = self.now;
+        }
+        let d = self.due.as_mut().expect("checked above");
+        d.offset += n;
+        if d.offset < d.payload.len() {
+            assert_eq!(
+                self.s.payload_due(),
+                Some(PayloadDue {
+                    offset: d.offset,
+                    ..due
+                })
+            );
+            return true;
+        }
+        let d = self.due.take().expect("checked above");
+        assert_eq!(self.s.payload_due(), None, "all written, still due");
+        if !d.payload.is_empty() {
+            // The broker reassembles the message generated.
+            let (packet, used) = Packet::decode(&self.wire)
+                .unwrap_or_else(|e| panic!("head and payload are no packet: {e:?}"));
+            assert_eq!(used, self.wire.len(), "bytes behind a payload");
+            let Packet::Publish(p) = packet else {
+                panic!("a payload behind {packet:?}");
+            };
+            assert!(
+                (p.topic, p.qos, p.retain, p.dup, p.packet_id)
+                    == (d.topic.as_str(), d.qos, d.retain, d.dup, d.packet_id)
+                    && p.payload == d.payload.as_slice(),
+                "the streamed PUBLISH reassembled differs from {d:?}"
+            );
+        }
+        if n > 0 {
+            // Every wait starts again from now.
+            let t = self.timeouts;
+            let k = u64::from(self.keep_alive) * 1000;
+            let mut least = t
+                .puback
+                .min(t.suback.max(t.unsuback))
+                .min(self.pingresp_wait());
+            if k > 0 {
+                let margin = (k / 10).max(500).min(k / 2);
+                least = least.min(Duration::from_millis(k - margin));
+            }
+            let next = self.s.poll_timeout();
+            assert!(
+                next.is_none_or(|at| at >= self.now + least),
+                "a deadline at {next:?} right after the payload at {:?}",
+                self.now
+            );
+        }
+        self.check_wire();
+        true
     }
 
     /// Writes everything, reading what the room freed lets in.
     fn flush(&mut self) {
-        for _ in 0..64 {
+        for _ in 0..8192 {
             if self.poll_tx().is_empty() {
+                if self.write_payload(usize::MAX) {
+                    continue;
+                }
                 if self.s.state() != State::Disconnected {
                     assert!(
                         self.direct.is_empty() && self.pend.front().is_none_or(|p| p.deferred),
@@ -1908,12 +2250,16 @@ impl<'b> Harness<'b> {
     fn transmit(&mut self, n: usize) {
         let pending = self.poll_tx();
         if pending.is_empty() {
-            self.s.handle_transmit(self.now, 0);
+            if !self.write_payload(n) {
+                self.s.handle_transmit(self.now, 0);
+            }
             return;
         }
-        // More than pending is clamped: all of it was written.
+        // More than pending is clamped: all of it was written. Not past a
+        // streamed head, though: what follows it was never returned.
         let k = n.min(pending.len());
-        self.s.handle_transmit(self.now, n);
+        let claimed = if self.due.is_some() { k } else { n };
+        self.s.handle_transmit(self.now, claimed);
         if k == 0 {
             return;
         }
@@ -1924,6 +2270,12 @@ impl<'b> Harness<'b> {
         }
         self.last_write = self.now;
         self.check_wire();
+        if k == pending.len() && self.due.is_some() && self.s.state() == State::Connected {
+            assert!(
+                self.s.payload_due().is_some(),
+                "the head written, no payload due"
+            );
+        }
     }
 
     fn keep_alive_check(&self, what: &str) {
@@ -2137,6 +2489,30 @@ impl<'b> Harness<'b> {
         assert_eq!(*self.s.options(), self.options);
         assert_eq!(self.s.receive_capacity(), self.rx);
         assert_eq!(self.s.is_streaming(), self.stream.is_some());
+        if let Some(due) = self.s.payload_due() {
+            let d = self
+                .due
+                .as_ref()
+                .unwrap_or_else(|| panic!("{due:?}, which the model does not know"));
+            assert_eq!(
+                due,
+                PayloadDue {
+                    offset: d.offset,
+                    len: d.payload.len(),
+                    packet_id: d.packet_id,
+                }
+            );
+            assert_eq!(
+                self.s.poll_timeout(),
+                Some(self.last_write + self.pingresp_wait()),
+                "the deadline while a payload is due"
+            );
+        } else if let Some(d) = &self.due {
+            assert!(
+                self.s.state() != State::Connected || d.offset == 0,
+                "{d:?} begun, no longer due"
+            );
+        }
         match self.s.state() {
             State::Disconnected => assert_eq!(self.s.poll_timeout(), None),
             State::Connecting => assert!(self.s.poll_timeout().is_some(), "no CONNACK deadline"),
@@ -2233,7 +2609,7 @@ fuzz_target!(|input: Input| {
         resubscribe: input.options & 1 == 0,
         republish_on_lost_session: input.options & 2 != 0,
         stream: input.options & 4 != 0,
-        resend_streamed: true,
+        resend_streamed: input.options & 8 == 0,
     };
     let mut s = Session::new(&mut rx, &mut tx, &mut store, timeouts);
     s.set_options(options);
@@ -2281,6 +2657,9 @@ fuzz_target!(|input: Input| {
         last_write: Instant::from_millis(0),
         ka_base: None,
         timeout_due: false,
+        timeouts,
+        due: None,
+        piece: usize::MAX,
     };
     for op in input.ops.into_iter().take(256) {
         trace!("{op:?}");
@@ -2321,12 +2700,13 @@ fuzz_target!(|input: Input| {
                 resubscribe,
                 republish,
                 stream,
+                resend_streamed,
             } => {
                 h.options = Options {
                     resubscribe,
                     republish_on_lost_session: republish,
                     stream,
-                    ..h.options
+                    resend_streamed,
                 };
                 h.s.set_options(h.options);
             }
@@ -2439,6 +2819,48 @@ fuzz_target!(|input: Input| {
             }
             Op::Transmit(n) => h.transmit(usize::from(n)),
             Op::Flush => h.flush(),
+            Op::PublishStreamed {
+                qos: q,
+                topic,
+                retain,
+                len,
+                seed,
+                piece,
+            } => {
+                h.piece = match piece {
+                    0 => usize::MAX,
+                    n => usize::from(n),
+                };
+                let topics: Vec<&str> = TOPICS.iter().chain(LARGE_TOPICS).copied().collect();
+                let publish = Publish {
+                    // Ignored, like the payload: the session picks them.
+                    dup: seed & 1 != 0,
+                    qos: qos(q),
+                    retain,
+                    topic: topics[usize::from(topic) % topics.len()],
+                    packet_id: Some(u16::from(seed)),
+                    payload: &[0xee; 7],
+                };
+                h.publish_streamed(&publish, pattern(usize::from(len) % LARGE, seed));
+            }
+            Op::AbandonPayload => {
+                let due = h.due.take();
+                h.s.abandon_payload();
+                trace!(
+                    "  abandon_payload of {:?}",
+                    due.as_ref()
+                        .map(|d| (d.packet_id, d.offset, d.payload.len()))
+                );
+                assert_eq!(h.s.state(), State::Disconnected);
+                // Its QoS 1/2 message is discarded, once.
+                if let Some(id) = due.and_then(|d| d.packet_id) {
+                    if let Some(i) = h.live.iter().position(|o| o.id == id) {
+                        let o = h.live.remove(i);
+                        h.to_discard.push_back(o);
+                    }
+                }
+                h.ended();
+            }
         }
         // A driver drains the events after every call.
         h.pump();
