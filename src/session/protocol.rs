@@ -214,6 +214,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     }
 
     pub(crate) fn handle_transmit(&mut self, now: Instant, n: usize) {
+        // No more than `poll_transmit` handed out: with a streamed head
+        // queued, what follows it is not the driver's to claim yet.
+        let n = match self.payload.filter(|_| cfg!(feature = "streaming")) {
+            Some(p) => {
+                let before = p.at.saturating_sub(self.tx.written());
+                n.min(usize::try_from(before).unwrap_or(usize::MAX))
+            }
+            None => n,
+        };
         if n > 0 {
             self.tx.consume(n);
             self.last_sent = now;

@@ -778,3 +778,34 @@ fn chunks_restart_the_wait_of_a_pending_subscribe() {
     let _ = stream_bytes(&mut s, secs(6), &wire[..200], &[50]);
     assert_eq!(s.poll_timeout(), Some(secs(16)));
 }
+
+#[test]
+fn a_streamed_head_waits_under_the_usual_deadlines_until_written() {
+    let mut s = connected();
+    // Idle for a minute, then a streamed publish: nothing is overdue.
+    let later = secs(60);
+    let head = Publish::new("fw/img", &[], QoS::AtMostOnce, false);
+    assert_eq!(s.publish_streamed(later, &head, 100), Ok(None));
+    assert_eq!(
+        s.poll_timeout(),
+        None,
+        "no keep-alive, no acks: no deadline"
+    );
+    assert_eq!(timeout(&mut s, later), Ok(()));
+    // A driver claiming more than it was handed claims only the head.
+    let n = s.poll_transmit(later).len();
+    s.ping(later).unwrap();
+    s.handle_transmit(later, n + 2);
+    assert_eq!(
+        s.payload_due(),
+        Some(PayloadDue {
+            offset: 0,
+            len: 100,
+            packet_id: None
+        })
+    );
+    // Now the write-progress deadline runs, from the head's write.
+    assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(10)));
+    s.handle_payload(later, 100);
+    assert_eq!(sent(&mut s, later), [Packet::PingReq]);
+}

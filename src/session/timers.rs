@@ -97,7 +97,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if !cfg!(feature = "streaming") || self.state != State::Connected {
             return None;
         }
-        self.payload.map(|_| self.last_sent + self.pingresp_wait())
+        // From when its head is written: until then the queue ahead of it
+        // is written as any other, under the usual deadlines.
+        self.payload
+            .filter(|p| self.tx.written() >= p.at)
+            .map(|_| self.last_sent + self.pingresp_wait())
     }
 
     /// Acknowledgements could not arrive before `now` through no fault of
