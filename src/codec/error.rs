@@ -75,9 +75,11 @@ pub enum Malformed {
     #[cfg(feature = "v5")]
     PropertyLength,
     /// MQTT 5: a property identifier the specification does not define
-    /// (§2.2.2.2).
+    /// (§2.2.2.2); 255 stands for one above 255. (A byte, not the `u32` a
+    /// Variable Byte Integer can hold: a wider value would widen every
+    /// `Malformed` and slow the 3.1.1 decoder's hot path.)
     #[cfg(feature = "v5")]
-    UnknownProperty(u32),
+    UnknownProperty(u8),
     /// MQTT 5: a property that may appear only once appears again (every
     /// property but User Property, and Subscription Identifier in PUBLISH).
     #[cfg(feature = "v5")]

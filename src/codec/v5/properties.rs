@@ -762,7 +762,7 @@ fn pair(bytes: &[u8]) -> Result<((&str, &str), &[u8]), Malformed> {
 fn parse_one(bytes: &[u8]) -> Result<(Property<'_>, &[u8]), Malformed> {
     let (raw, rest) = varint::read_in(bytes, Malformed::PropertyLength)?;
     let Ok(byte_id) = u8::try_from(raw) else {
-        return Err(Malformed::UnknownProperty(raw));
+        return Err(Malformed::UnknownProperty(u8::MAX));
     };
     let byte = |rest| fixed::<1>(rest).map(|([v], rest)| (v, rest));
     let two = |rest| fixed::<2>(rest).map(|(v, rest)| (u16::from_be_bytes(v), rest));
@@ -811,6 +811,6 @@ fn parse_one(bytes: &[u8]) -> Result<(Property<'_>, &[u8]), Malformed> {
         id::SHARED_SUBSCRIPTION_AVAILABLE => {
             byte(rest).map(|(v, r)| (P::SharedSubscriptionAvailable(v), r))?
         }
-        _ => return Err(Malformed::UnknownProperty(raw)),
+        _ => return Err(Malformed::UnknownProperty(byte_id)),
     })
 }
