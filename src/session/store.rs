@@ -97,7 +97,14 @@ pub(crate) struct StoreFull;
 
 pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     buf: &'b mut [u8],
+    /// The end of the last entry's bytes.
     used: usize,
+    /// Bytes of released entries below `used`, reclaimed by
+    /// [`compact`](Self::compact) when an append needs them: releasing
+    /// the oldest of a hundred in-flight messages then moves nothing,
+    /// where moving every later entry down was a third of a QoS 1
+    /// message's cost.
+    garbage: usize,
     /// An entry was marked done since the last [`collect`](Self::collect):
     /// without one, `collect` (called before most operations) scans nothing.
     pub(crate) finished: bool,
@@ -111,6 +118,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> core::fmt::Debug for Store<'_, IN
         f.debug_struct("Store")
             .field("capacity", &self.buf.len())
             .field("used", &self.used)
+            .field("garbage", &self.garbage)
             .field("outgoing", &self.outgoing.len())
             .field("requests", &self.requests.len())
             .field("subscriptions", &self.subscriptions.len())
@@ -123,6 +131,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         Self {
             buf,
             used: 0,
+            garbage: 0,
             finished: false,
             outgoing: heapless::Vec::new(),
             requests: heapless::Vec::new(),
@@ -141,15 +150,19 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
     }
 
     pub(crate) fn free_bytes(&self) -> usize {
-        self.buf.len() - self.used
+        self.buf.len() - self.used + self.garbage
     }
 
     pub(crate) fn capacity(&self) -> usize {
         self.buf.len()
     }
 
-    /// Copies `bytes` behind the last entry.
+    /// Copies `bytes` behind the last entry (compacting first if only the
+    /// released bytes make room).
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<Span, StoreFull> {
+        if self.buf.len() - self.used < bytes.len() && self.garbage > 0 {
+            self.compact();
+        }
         let off = self.used;
         let dst = self.buf.get_mut(off..off + bytes.len()).ok_or(StoreFull)?;
         dst.copy_from_slice(bytes);
@@ -160,24 +173,54 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         })
     }
 
-    /// Frees `span`, moving every later entry down.
+    /// Frees `span`. Its bytes become garbage, reclaimed by the next
+    /// compaction; the last entry's just shorten the store.
     fn release(&mut self, span: Span) {
         let end = span.off + span.len;
         if end > self.used {
             return;
         }
-        self.buf.copy_within(end..self.used, span.off);
-        self.used -= span.len;
-        let shift = |s: &mut Span| {
-            if s.off >= end {
-                s.off -= span.len;
-            }
-        };
-        self.outgoing.iter_mut().for_each(|e| shift(&mut e.span));
-        self.requests.iter_mut().for_each(|e| shift(&mut e.span));
-        self.subscriptions
-            .iter_mut()
-            .for_each(|e| shift(&mut e.span));
+        if end == self.used {
+            self.used = span.off;
+        } else {
+            self.garbage += span.len;
+        }
+        if self.outgoing.is_empty() && self.requests.is_empty() && self.subscriptions.is_empty() {
+            self.used = 0;
+            self.garbage = 0;
+        }
+    }
+
+    /// Moves every entry down over the released bytes, keeping their
+    /// order: each list is in offset order (entries are appended and
+    /// removed, never reordered), so one merge of the three visits every
+    /// span once.
+    fn compact(&mut self) {
+        let (mut i, mut j, mut k) = (0, 0, 0);
+        let mut write = 0;
+        loop {
+            let a = self.outgoing.get(i).map(|e| e.span.off);
+            let b = self.requests.get(j).map(|e| e.span.off);
+            let c = self.subscriptions.get(k).map(|e| e.span.off);
+            let lowest = [a, b, c].into_iter().flatten().min();
+            let Some(lowest) = lowest else { break };
+            let span = if a == Some(lowest) {
+                i += 1;
+                self.outgoing.get_mut(i - 1).map(|e| &mut e.span)
+            } else if b == Some(lowest) {
+                j += 1;
+                self.requests.get_mut(j - 1).map(|e| &mut e.span)
+            } else {
+                k += 1;
+                self.subscriptions.get_mut(k - 1).map(|e| &mut e.span)
+            };
+            let Some(span) = span else { break };
+            self.buf.copy_within(span.off..span.off + span.len, write);
+            span.off = write;
+            write += span.len;
+        }
+        self.used = write;
+        self.garbage = 0;
     }
 
     /// Removes the entries marked done.
@@ -237,7 +280,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn release_moves_later_entries_down() {
+    fn a_released_entry_frees_its_bytes() {
         let mut buf = [0u8; 16];
         let mut store = Store::<'_, 4, 4>::new(&mut buf);
         let a = store.append(b"aaa").unwrap();
@@ -263,5 +306,53 @@ mod tests {
         assert_eq!(store.free_bytes(), 14);
         assert_eq!(store.append(&[0; 15]), Err(StoreFull));
         assert_eq!(store.find_subscription("bb"), Some(0));
+    }
+
+    #[test]
+    fn released_bytes_are_reclaimed_in_one_pass_keeping_every_entry() {
+        let mut buf = [0u8; 12];
+        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let sub = |span| Subscribed {
+            qos: QoS::AtMostOnce,
+            span,
+            confirmed: false,
+        };
+        // Interleaved: a filter, two messages, another filter.
+        let f1 = store.append(b"ff").unwrap();
+        store.subscriptions.push(sub(f1)).unwrap();
+        for (id, bytes) in [(1u16, &b"aaa"[..]), (2, &b"bbb"[..])] {
+            let span = store.append(bytes).unwrap();
+            store
+                .outgoing
+                .push(Outgoing {
+                    packet_id: id,
+                    stage: Stage::AwaitPubAck,
+                    deadline: crate::time::Instant::from_millis(0),
+                    span,
+                    status: Status::Live,
+                    send: false,
+                    payload: 0,
+                })
+                .unwrap();
+        }
+        let f2 = store.append(b"gg").unwrap();
+        store.subscriptions.push(sub(f2)).unwrap();
+        // The oldest message completes: nothing moves yet.
+        store.outgoing[0].status = Status::Done;
+        store.finished = true;
+        store.collect();
+        assert_eq!(store.free_bytes(), 5);
+        assert_eq!(store.bytes(store.subscriptions[1].span), b"gg");
+        // Five bytes fit only over the released ones: one compaction.
+        let e = store.append(b"eeeee").unwrap();
+        assert_eq!(store.bytes(e), b"eeeee");
+        assert_eq!(store.bytes(store.subscriptions[0].span), b"ff");
+        assert_eq!(store.bytes(store.outgoing[0].span), b"bbb");
+        assert_eq!(store.bytes(store.subscriptions[1].span), b"gg");
+        assert_eq!(store.free_bytes(), 0);
+        assert_eq!(store.append(b"x"), Err(StoreFull));
+        // The last entry's release just shortens the store.
+        store.release(e);
+        assert_eq!(store.free_bytes(), 5);
     }
 }
