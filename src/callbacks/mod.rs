@@ -40,6 +40,7 @@ pub use outbox::{Outbox, OutboxFull, Request};
 use crate::codec::{ConnectReturnCode, Publish, QoS, SubscribeReturnCode};
 use crate::error::{ResourceError, SessionError, UsageError};
 use crate::session::Closed;
+use crate::session::acks::AckState;
 use crate::topic;
 
 /// A received application message, as the callbacks see it: the PUBLISH
@@ -99,6 +100,22 @@ pub(crate) enum Defer {
     },
     /// A callback took the token.
     Taken,
+}
+
+impl Defer {
+    /// What a message of this QoS and packet id may be offered, given the
+    /// session's deferral state read before its event.
+    pub(crate) fn offer(state: AckState, qos: QoS, packet_id: Option<u16>) -> Self {
+        match (qos, packet_id) {
+            (QoS::AtMostOnce, _) | (_, None) => Self::No,
+            _ if !state.room => Self::Full,
+            (qos, Some(packet_id)) => Self::May {
+                packet_id,
+                qos,
+                connection: state.connection,
+            },
+        }
+    }
 }
 
 impl<'c, U> Context<'c, U> {

@@ -5,7 +5,7 @@
 use embassy_futures::select::{Either3, select3};
 
 use super::*;
-use crate::callbacks::{Dropped, Part};
+use crate::callbacks::{Defer, Dropped, Part};
 use crate::codec::PacketType;
 use crate::session::Closed;
 
@@ -104,7 +104,8 @@ where
                 Event::Connected(info) => callbacks.connected(&mut ctx, info),
                 Event::Message(message) => {
                     handled.messages += 1;
-                    let mut ctx = ctx.with_defer(acks.offer(message.qos, message.packet_id));
+                    let mut ctx =
+                        ctx.with_defer(Defer::offer(acks, message.qos, message.packet_id));
                     callbacks.dispatch_message(&mut ctx, &message);
                     defer = ctx.deferred();
                 }
@@ -128,7 +129,8 @@ where
                     }
                     Part::End => {
                         handled.messages += 1;
-                        let mut ctx = ctx.with_defer(acks.offer(stream.qos, stream.packet_id));
+                        let mut ctx =
+                            ctx.with_defer(Defer::offer(acks, stream.qos, stream.packet_id));
                         callbacks.dispatch_stream(&mut ctx, &stream);
                         defer = ctx.deferred();
                     }

@@ -42,28 +42,15 @@ impl AckToken {
     }
 }
 
-/// What a message callback may be offered, read before the message's
-/// event (which borrows the session).
+/// Whether the next message's acknowledgement could be deferred, read
+/// before its event (which borrows the session): the driver turns it into
+/// what the callbacks are offered.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AckState {
-    connection: u32,
-    room: bool,
-}
-
-impl AckState {
-    /// The offer for a message of this QoS and packet id.
-    pub(crate) fn offer(self, qos: QoS, packet_id: Option<u16>) -> crate::callbacks::Defer {
-        use crate::callbacks::Defer;
-        match (qos, packet_id) {
-            (QoS::AtMostOnce, _) | (_, None) => Defer::No,
-            _ if !self.room => Defer::Full,
-            (qos, Some(packet_id)) => Defer::May {
-                packet_id,
-                qos,
-                connection: self.connection,
-            },
-        }
-    }
+    /// The connection a token handed out now belongs to.
+    pub(crate) connection: u32,
+    /// Room for one more deferred acknowledgement.
+    pub(crate) room: bool,
 }
 
 /// One acknowledgement in the FIFO.

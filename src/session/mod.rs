@@ -64,7 +64,7 @@
 //! session, and also when it has one but a filter's SUBACK never arrived
 //! ([`Options::resubscribe`]).
 
-mod acks;
+pub(crate) mod acks;
 mod event;
 mod incoming;
 mod outgoing;
