@@ -46,6 +46,20 @@ pub enum BrokerError {
     /// claimed after a clean-session CONNECT, a SUBACK whose code count
     /// does not match).
     Protocol(PacketType),
+    /// MQTT 5: CONNACK refused the connection with this reason code.
+    /// [`ReasonCode::is_permanent_refusal`](crate::codec::v5::ReasonCode::is_permanent_refusal)
+    /// says whether retrying can help.
+    #[cfg(feature = "v5")]
+    RefusedV5(crate::codec::v5::ReasonCode),
+    /// MQTT 5: the broker ended the connection with DISCONNECT and this
+    /// reason code.
+    #[cfg(feature = "v5")]
+    Disconnected(crate::codec::v5::ReasonCode),
+    /// MQTT 5: the broker broke a rule with its own reason code (Receive
+    /// Maximum exceeded, Topic Alias invalid, Packet too large, an
+    /// unasked AUTH); see [`Closed::Violation`].
+    #[cfg(feature = "v5")]
+    Violation(crate::codec::v5::ReasonCode),
 }
 
 /// A capacity of the client is exhausted. Nothing was changed; the
@@ -72,6 +86,14 @@ pub enum ResourceError {
     /// `INFLIGHT` acknowledgements are already deferred: redeem an
     /// [`AckToken`](crate::session::AckToken) first.
     AcksFull,
+    /// MQTT 5: the packet is larger than the Maximum Packet Size the
+    /// broker's CONNACK set (MQTT-3.1.2-24: it must not be sent).
+    PacketTooLarge {
+        /// The packet's length.
+        len: usize,
+        /// The broker's maximum.
+        max: u32,
+    },
 }
 
 /// The caller asked for something that cannot be done. Nothing was
@@ -97,6 +119,59 @@ pub enum UsageError {
     /// The [`AckToken`](crate::session::AckToken) belongs to a connection
     /// that is gone: nothing was sent, and the broker resends the message.
     StaleAck,
+    /// The connection (its MQTT version, or what the broker's CONNACK
+    /// allows) or this build cannot do it.
+    Unsupported(Unsupported),
+}
+
+/// What [`UsageError::Unsupported`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// MQTT 5 in a build without the `v5` feature.
+    Mqtt5,
+    /// MQTT 5 data (properties, subscription options) on an MQTT 3.1.1
+    /// connection.
+    Mqtt5Only,
+    /// A QoS above the broker's Maximum QoS (MQTT-3.2.2-11).
+    QoS,
+    /// A retained message while the broker's Retain Available is 0
+    /// (MQTT-3.2.2-14).
+    Retain,
+    /// A wildcard filter while the broker's Wildcard Subscription
+    /// Available is 0.
+    WildcardSubscription,
+    /// A Subscription Identifier while the broker's Subscription
+    /// Identifier Available is 0, or in a PUBLISH (MQTT-3.3.4-6).
+    SubscriptionIdentifier,
+    /// A shared subscription while the broker's Shared Subscription
+    /// Available is 0.
+    SharedSubscription,
+    /// Topic Alias properties: the session does not assign or accept
+    /// aliases yet.
+    TopicAlias,
+    /// Enhanced authentication (an Authentication Method).
+    Authentication,
+    /// A streamed publish on an MQTT 5 connection.
+    StreamedPublish,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Mqtt5 => "MQTT 5 is not in this build (the `v5` feature)",
+            Self::Mqtt5Only => "MQTT 5 data on an MQTT 3.1.1 connection",
+            Self::QoS => "QoS above the broker's maximum",
+            Self::Retain => "the broker does not take retained messages",
+            Self::WildcardSubscription => "the broker does not take wildcard subscriptions",
+            Self::SubscriptionIdentifier => "subscription identifier not allowed here",
+            Self::SharedSubscription => "the broker does not take shared subscriptions",
+            Self::TopicAlias => "topic aliases are not supported",
+            Self::Authentication => "enhanced authentication is not supported",
+            Self::StreamedPublish => "streamed publish is not supported on MQTT 5",
+        })
+    }
 }
 
 /// Why the sans-IO session refused a request: it does no I/O, so only a
@@ -239,6 +314,12 @@ impl<E> From<Closed> for Error<E> {
             Closed::Malformed(m) => Self::Broker(BrokerError::Malformed(m)),
             Closed::Protocol(t) => Self::Broker(BrokerError::Protocol(t)),
             Closed::Refused(code) => Self::Broker(BrokerError::Refused(code)),
+            #[cfg(feature = "v5")]
+            Closed::RefusedV5(code) => Self::Broker(BrokerError::RefusedV5(code)),
+            #[cfg(feature = "v5")]
+            Closed::ServerDisconnect(code) => Self::Broker(BrokerError::Disconnected(code)),
+            #[cfg(feature = "v5")]
+            Closed::Violation(code) => Self::Broker(BrokerError::Violation(code)),
         }
     }
 }
@@ -249,6 +330,12 @@ impl fmt::Display for BrokerError {
             Self::Refused(code) => write!(f, "connection refused: {code}"),
             Self::Malformed(m) => write!(f, "malformed packet from the broker: {m}"),
             Self::Protocol(t) => write!(f, "unexpected {t:?} from the broker"),
+            #[cfg(feature = "v5")]
+            Self::RefusedV5(code) => write!(f, "connection refused: {code}"),
+            #[cfg(feature = "v5")]
+            Self::Disconnected(code) => write!(f, "disconnected by the broker: {code}"),
+            #[cfg(feature = "v5")]
+            Self::Violation(code) => write!(f, "broker broke an MQTT 5 rule: {code}"),
         }
     }
 }
@@ -263,6 +350,12 @@ impl fmt::Display for ResourceError {
                 write!(f, "packet needs {needed} bytes of transmit buffer")
             }
             Self::AcksFull => f.write_str("too many deferred acknowledgements"),
+            Self::PacketTooLarge { len, max } => {
+                write!(
+                    f,
+                    "packet of {len} bytes over the broker's maximum of {max}"
+                )
+            }
         }
     }
 }
@@ -276,6 +369,7 @@ impl fmt::Display for UsageError {
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::NothingToDefer => f.write_str("no acknowledgement to defer"),
             Self::StaleAck => f.write_str("acknowledgement token of a lost connection"),
+            Self::Unsupported(what) => what.fmt(f),
         }
     }
 }

@@ -171,14 +171,7 @@ async fn resume(
         assert_eq!(broker.recv().await, w);
     }
     let info = *c.user_data().connected.last().unwrap();
-    assert_eq!(
-        info,
-        Connected {
-            session_present,
-            resubscribed: resubscribe.len(),
-            resent: 4,
-        }
-    );
+    assert_eq!(info, Connected::new(session_present, resubscribe.len(), 4));
     // New traffic goes after the resends, with a fresh id.
     let e = c
         .publish("m/e", b"e", QoS::AtLeastOnce, false)

@@ -118,14 +118,14 @@ struct Publisher {
     in_flight: HashMap<u16, usize>,
     /// How often each message index completed (PUBACK / PUBCOMP).
     completed: HashMap<usize, u32>,
-    connects: Vec<Connected>,
+    connects: Vec<Connected<'static>>,
 }
 
 #[derive(Default)]
 struct Subscriber {
     /// (QoS, message index) to the number of times it arrived.
     received: HashMap<(u8, usize), u32>,
-    connects: Vec<Connected>,
+    connects: Vec<Connected<'static>>,
     /// The broker generation (bumped before each restart) whose SUBACK the
     /// subscriber last got. The publisher publishes only while it equals
     /// the current generation: a restarted broker without persistence drops
@@ -139,7 +139,7 @@ struct Subscriber {
 }
 
 fn pub_connected(ctx: &mut Context<'_, Publisher>, info: Connected) {
-    ctx.user_data.connects.push(info);
+    ctx.user_data.connects.push(info.without_properties());
 }
 
 fn pub_published(ctx: &mut Context<'_, Publisher>, _topic: &str, pid: Option<u16>) {
@@ -173,7 +173,7 @@ fn sub_connected(ctx: &mut Context<'_, Subscriber>, info: Connected) {
     if std::env::var("RESTART_DEBUG").is_ok() {
         eprintln!("subscriber connected: {info:?}");
     }
-    ctx.user_data.connects.push(info);
+    ctx.user_data.connects.push(info.without_properties());
 }
 
 fn sub_message(ctx: &mut Context<'_, Subscriber>, msg: &Message<'_>) {

@@ -34,19 +34,16 @@
 
 pub(crate) mod outbox;
 
-pub use crate::session::{AckToken, Connected, Dropped, Part, Stream};
+#[cfg(feature = "v5")]
+pub use crate::session::Reason;
+pub use crate::session::{AckToken, Connected, Dropped, Message, Part, Stream};
 pub use outbox::{Outbox, OutboxFull, Request};
 
-use crate::codec::{ConnectReturnCode, Publish, QoS, SubscribeReturnCode};
+use crate::codec::{ConnectReturnCode, QoS, SubscribeReturnCode};
 use crate::error::{ResourceError, SessionError, UsageError};
 use crate::session::Closed;
 use crate::session::acks::AckState;
 use crate::topic;
-
-/// A received application message, as the callbacks see it: the PUBLISH
-/// itself, borrowed from the receive buffer (topic, payload, QoS, retain,
-/// dup and packet id).
-pub type Message<'a> = Publish<'a>;
 
 /// Why the connection ended, for `on_disconnect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +60,13 @@ pub enum DisconnectReason {
     ProtocolError,
     /// The broker refused the connection.
     Refused(ConnectReturnCode),
+    /// MQTT 5: the broker refused the connection with this CONNACK
+    /// reason code.
+    #[cfg(feature = "v5")]
+    RefusedV5(crate::codec::v5::ReasonCode),
+    /// MQTT 5: the broker sent DISCONNECT with this reason code.
+    #[cfg(feature = "v5")]
+    ServerDisconnect(crate::codec::v5::ReasonCode),
 }
 
 impl From<Closed> for DisconnectReason {
@@ -71,6 +75,12 @@ impl From<Closed> for DisconnectReason {
             Closed::Timeout(_) => Self::Timeout,
             Closed::Malformed(_) | Closed::Protocol(_) => Self::ProtocolError,
             Closed::Refused(code) => Self::Refused(code),
+            #[cfg(feature = "v5")]
+            Closed::RefusedV5(code) => Self::RefusedV5(code),
+            #[cfg(feature = "v5")]
+            Closed::ServerDisconnect(code) => Self::ServerDisconnect(code),
+            #[cfg(feature = "v5")]
+            Closed::Violation(_) => Self::ProtocolError,
         }
     }
 }
@@ -82,6 +92,8 @@ pub struct Context<'c, U> {
     outbox: &'c mut [u8],
     queued: &'c mut usize,
     defer: Defer,
+    #[cfg(feature = "v5")]
+    reason: Option<Reason<'c>>,
 }
 
 /// Whether the message being delivered may have its acknowledgement
@@ -128,7 +140,42 @@ impl<'c, U> Context<'c, U> {
             outbox,
             queued,
             defer: Defer::No,
+            #[cfg(feature = "v5")]
+            reason: None,
         }
+    }
+
+    /// The MQTT 5 acknowledgement the next callback reports.
+    #[cfg(feature = "v5")]
+    pub(crate) fn set_reason(&mut self, reason: Reason<'c>) {
+        self.reason = Some(reason);
+    }
+
+    /// MQTT 5: the reason code of the acknowledgement `on_publish`,
+    /// `on_subscribe` (for its filter) or `on_unsubscribe` (for its
+    /// filter) reports. Below 0x80 success (e.g. 0x10 "no matching
+    /// subscribers" on a PUBACK), 0x80 and above failure (e.g. 0x87 "not
+    /// authorized"). `None` on MQTT 3.1.1 and in other callbacks.
+    ///
+    /// ```
+    /// use minimqtt::callbacks::Context;
+    ///
+    /// fn on_publish(ctx: &mut Context<'_, u32>, _topic: &str, _id: Option<u16>) {
+    ///     if ctx.reason_code().is_some_and(|code| code.is_error()) {
+    ///         *ctx.user_data += 1; // refused by the broker
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "v5")]
+    pub fn reason_code(&self) -> Option<crate::codec::v5::ReasonCode> {
+        self.reason.map(|r| r.code)
+    }
+
+    /// MQTT 5: the properties of that acknowledgement (Reason String,
+    /// User Properties); empty otherwise.
+    #[cfg(feature = "v5")]
+    pub fn properties(&self) -> crate::codec::v5::Properties<'c> {
+        self.reason.map(|r| r.properties).unwrap_or_default()
     }
 
     /// A context whose callback may defer the message's acknowledgement.
@@ -228,7 +275,7 @@ impl<'c, U> Context<'c, U> {
 }
 
 /// `on_connect(context, what the CONNACK said)`.
-pub type ConnectCallback<U> = fn(&mut Context<'_, U>, Connected);
+pub type ConnectCallback<U> = fn(&mut Context<'_, U>, Connected<'_>);
 /// `on_disconnect(context, reason)`.
 pub type DisconnectCallback<U> = fn(&mut Context<'_, U>, DisconnectReason);
 /// `on_subscribe(context, filter, granted QoS or failure, packet id)`.
@@ -558,7 +605,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         matched
     }
 
-    pub(crate) fn connected(&self, ctx: &mut Context<'_, U>, info: Connected) {
+    pub(crate) fn connected(&self, ctx: &mut Context<'_, U>, info: Connected<'_>) {
         if let Some(f) = self.on_connect {
             f(ctx, info);
         }
@@ -683,14 +730,7 @@ mod tests {
     }
 
     fn message(topic: &str) -> Message<'_> {
-        Message {
-            topic,
-            payload: b"hi",
-            qos: QoS::AtMostOnce,
-            retain: false,
-            dup: false,
-            packet_id: None,
-        }
+        Message::new(topic, b"hi")
     }
 
     #[test]

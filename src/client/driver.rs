@@ -139,8 +139,14 @@ where
                     }
                 },
                 Event::Published {
-                    topic, packet_id, ..
+                    topic,
+                    packet_id,
+                    #[cfg(feature = "v5")]
+                    reason,
+                    ..
                 } => {
+                    #[cfg(feature = "v5")]
+                    ctx.set_reason(reason);
                     callbacks.published(&mut ctx, topic, Some(packet_id));
                 }
                 Event::Discarded {
@@ -150,17 +156,41 @@ where
                     packet_id,
                     filters,
                     codes,
+                    #[cfg(feature = "v5")]
+                    properties,
                 } => {
                     let waited = *awaited == Some(packet_id);
+                    #[cfg(feature = "v5")]
+                    let mut reasons = codes.reason_codes();
                     for (sub, code) in filters.iter().zip(codes.iter()) {
                         if waited {
                             let _ = granted.push(code);
                         }
+                        #[cfg(feature = "v5")]
+                        ctx.set_reason(crate::session::Reason {
+                            code: reasons.next().unwrap_or_default(),
+                            properties,
+                        });
                         callbacks.subscribed(&mut ctx, sub.filter, code, packet_id);
                     }
                 }
-                Event::Unsubscribed { packet_id, filters } => {
+                Event::Unsubscribed {
+                    packet_id,
+                    filters,
+                    #[cfg(feature = "v5")]
+                    codes,
+                    #[cfg(feature = "v5")]
+                    properties,
+                } => {
+                    #[cfg(feature = "v5")]
+                    let mut reasons = codes.reason_codes();
                     for filter in filters.iter() {
+                        // MQTT 3.1.1's UNSUBACK has no codes: success.
+                        #[cfg(feature = "v5")]
+                        ctx.set_reason(crate::session::Reason {
+                            code: reasons.next().unwrap_or_default(),
+                            properties,
+                        });
                         callbacks.unsubscribed(&mut ctx, filter, packet_id);
                     }
                 }

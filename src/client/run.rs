@@ -156,6 +156,8 @@ where
     fn retry_later(&mut self, error: Error<TransportError<K>>) -> Res<(), TransportError<K>> {
         let retry = match error {
             Error::Broker(BrokerError::Refused(code)) => !code.is_permanent(),
+            #[cfg(feature = "v5")]
+            Error::Broker(BrokerError::RefusedV5(code)) => !code.is_permanent_refusal(),
             Error::ConnectFailed => true,
             ref e => e.is_connection_lost(),
         };

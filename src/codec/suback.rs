@@ -59,10 +59,27 @@ impl<'a> ReturnCodes<'a> {
 
     /// The codes in packet order. Invalid bytes, possible only in a value
     /// built with [`ReturnCodes::new`], end the iteration.
+    ///
+    /// An MQTT 5 SUBACK's failure codes (0x80 and above) are each
+    /// [`SubscribeReturnCode::Failure`]; [`reason_codes`](Self::reason_codes)
+    /// tells them apart.
     pub fn iter(&self) -> impl Iterator<Item = SubscribeReturnCode> + 'a {
+        self.0.iter().map_while(|&b| {
+            SubscribeReturnCode::from_u8(b).or(if b > FAILURE {
+                Some(SubscribeReturnCode::Failure)
+            } else {
+                None
+            })
+        })
+    }
+
+    /// The codes as MQTT 5 reason codes (what an MQTT 5 SUBACK or UNSUBACK
+    /// said of each filter). A byte that is not one ends the iteration.
+    #[cfg(feature = "v5")]
+    pub fn reason_codes(&self) -> impl Iterator<Item = super::v5::ReasonCode> + 'a {
         self.0
             .iter()
-            .map_while(|&b| SubscribeReturnCode::from_u8(b))
+            .map_while(|&b| super::v5::ReasonCode::from_u8(b))
     }
 
     /// The number of codes.

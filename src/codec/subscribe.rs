@@ -66,6 +66,15 @@ impl<'a> SubscribeFilters<'a> {
         Self(Repr::Wire(body.get(2..).unwrap_or(&[])))
     }
 
+    /// The filters of a stored MQTT 5 SUBSCRIBE body: after the packet id and
+    /// the properties. (MQTT 5's options byte carries the QoS in the bits
+    /// 3.1.1's requested-QoS byte does.)
+    #[cfg(feature = "v5")]
+    pub(crate) fn stored_v5(body: &'a [u8]) -> Self {
+        let list = body.get(2..).and_then(super::v5::after_properties);
+        Self(Repr::Wire(list.unwrap_or(&[])))
+    }
+
     fn payload_len(&self) -> usize {
         match self.0 {
             Repr::Wire(bytes) => bytes.len(),
@@ -118,7 +127,9 @@ impl<'a> Iterator for SubscribeIter<'a> {
                 let (rest, filter) = string::binary(bytes).ok()?;
                 let filter = core::str::from_utf8(filter).ok()?;
                 let (&options, rest) = rest.split_first()?;
-                let qos = QoS::from_bits(options)?;
+                // The QoS bits only: an MQTT 5 SUBSCRIBE the session
+                // stored keeps its other options in the same byte.
+                let qos = QoS::from_bits(options & 0x03)?;
                 *bytes = rest;
                 Some(Subscription { filter, qos })
             }

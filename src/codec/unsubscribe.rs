@@ -61,6 +61,15 @@ impl<'a> UnsubscribeFilters<'a> {
         Self(Repr::Wire(body.get(2..).unwrap_or(&[])))
     }
 
+    /// The filters of a stored MQTT 5 UNSUBSCRIBE body: after the packet id and
+    /// the properties. (MQTT 5's options byte carries the QoS in the bits
+    /// 3.1.1's requested-QoS byte does.)
+    #[cfg(feature = "v5")]
+    pub(crate) fn stored_v5(body: &'a [u8]) -> Self {
+        let list = body.get(2..).and_then(super::v5::after_properties);
+        Self(Repr::Wire(list.unwrap_or(&[])))
+    }
+
     fn payload_len(&self) -> usize {
         match self.0 {
             Repr::Wire(bytes) => bytes.len(),

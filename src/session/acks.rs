@@ -124,6 +124,16 @@ impl<const N: usize> Acks<N> {
         self.queue.iter().any(|q| q.packet_id == packet_id)
     }
 
+    /// QoS 1 messages delivered (or skipped) whose PUBACK is not queued
+    /// yet: with the QoS 2 ids awaiting PUBCOMP, what the broker counts
+    /// against the Receive Maximum we advertised (MQTT 5).
+    #[cfg(feature = "v5")]
+    pub(crate) fn qos1_unacked(&self) -> usize {
+        let queued = self.queue.iter().filter(|q| q.qos == QoS::AtLeastOnce);
+        let owed = self.owed.filter(|(_, qos)| *qos == QoS::AtLeastOnce);
+        queued.count() + usize::from(owed.is_some())
+    }
+
     /// Whether an acknowledgement is ready to be written.
     pub(crate) fn has_ready(&self) -> bool {
         self.queue.first().is_some_and(|q| q.ready)

@@ -2,11 +2,26 @@
 
 use core::fmt;
 
+#[cfg(feature = "v5")]
+use crate::codec::v5::{self, Properties, ReasonCode};
 use crate::codec::{
     ConnectReturnCode, Malformed, PacketType, Publish, QoS, ReturnCodes, SubscribeFilters,
     UnsubscribeFilters,
 };
 use crate::error::AckKind;
+
+/// The MQTT version a connection speaks, chosen at connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Version {
+    /// MQTT 3.1.1 (protocol level 4), the default.
+    #[default]
+    V3_1_1,
+    /// MQTT 5.0 (protocol level 5). Needs the `v5` feature: without it a
+    /// connect asking for it is refused
+    /// ([`UsageError::Unsupported`](crate::error::UsageError::Unsupported)).
+    V5,
+}
 
 /// Where the connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +38,7 @@ pub enum State {
 /// What an accepted CONNACK meant: `on_connect`'s argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Connected {
+pub struct Connected<'a> {
     /// The session-present flag exactly as the broker sent it.
     pub session_present: bool,
     /// Filters re-subscribed because the broker did not confirm them (it
@@ -33,6 +48,117 @@ pub struct Connected {
     /// Outgoing QoS 1/2 messages being resent (PUBLISH with DUP, or PUBREL
     /// past PUBREC), clean session off.
     pub resent: usize,
+    /// MQTT 5: the CONNACK's properties (Assigned Client Identifier,
+    /// Server Keep Alive, the broker's limits, Reason String, User
+    /// Properties, ...); empty on MQTT 3.1.1. The session applies the
+    /// limits itself (see [`Session::limits`](super::Session::limits)).
+    #[cfg(feature = "v5")]
+    pub properties: Properties<'a>,
+    #[cfg(not(feature = "v5"))]
+    #[doc(hidden)]
+    pub _life: core::marker::PhantomData<&'a ()>,
+}
+
+impl Connected<'_> {
+    /// The same without the properties, which borrow the receive buffer:
+    /// a value to keep after `on_connect` returns.
+    pub const fn without_properties(&self) -> Connected<'static> {
+        Connected::new(self.session_present, self.resubscribed, self.resent)
+    }
+
+    /// What a CONNACK with these flags reports, with no properties.
+    pub const fn new(session_present: bool, resubscribed: usize, resent: usize) -> Self {
+        Self {
+            session_present,
+            resubscribed,
+            resent,
+            #[cfg(feature = "v5")]
+            properties: Properties::EMPTY,
+            #[cfg(not(feature = "v5"))]
+            _life: core::marker::PhantomData,
+        }
+    }
+}
+
+/// A received application message, borrowed from the receive buffer: the
+/// PUBLISH as the callbacks see it.
+///
+/// ```
+/// use minimqtt::callbacks::Message;
+/// use minimqtt::codec::QoS;
+///
+/// let mut message = Message::new("sensor/0001/temp", b"21.5");
+/// message.qos = QoS::AtLeastOnce;
+/// assert_eq!(message.topic, "sensor/0001/temp");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Message<'a> {
+    /// The topic name (resolved from its Topic Alias on MQTT 5).
+    pub topic: &'a str,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// The delivery guarantee.
+    pub qos: QoS,
+    /// The RETAIN flag: a retained message the broker kept, sent because
+    /// of a new subscription.
+    pub retain: bool,
+    /// The DUP flag: the broker may have sent it before.
+    pub dup: bool,
+    /// The packet id (QoS 1/2).
+    pub packet_id: Option<u16>,
+    /// MQTT 5: the PUBLISH's properties (Message Expiry Interval, Payload
+    /// Format Indicator, Content Type, Response Topic, Correlation Data,
+    /// User Properties, Subscription Identifiers); empty on MQTT 3.1.1.
+    #[cfg(feature = "v5")]
+    pub properties: Properties<'a>,
+}
+
+impl<'a> Message<'a> {
+    /// A QoS 0 message with no flags and no properties.
+    pub const fn new(topic: &'a str, payload: &'a [u8]) -> Self {
+        Self {
+            topic,
+            payload,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            dup: false,
+            packet_id: None,
+            #[cfg(feature = "v5")]
+            properties: Properties::EMPTY,
+        }
+    }
+}
+
+impl<'a> From<Publish<'a>> for Message<'a> {
+    fn from(p: Publish<'a>) -> Self {
+        Self {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            packet_id: p.packet_id,
+            #[cfg(feature = "v5")]
+            properties: Properties::EMPTY,
+        }
+    }
+}
+
+#[cfg(feature = "v5")]
+impl<'a> From<v5::Publish<'a>> for Message<'a> {
+    fn from(p: v5::Publish<'a>) -> Self {
+        Self {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            packet_id: p.packet_id,
+            properties: p.properties,
+        }
+    }
 }
 
 /// Why the session ended the connection. The transport must be closed
@@ -52,6 +178,21 @@ pub enum Closed {
     Protocol(PacketType),
     /// The broker refused the connection with this CONNACK return code.
     Refused(ConnectReturnCode),
+    /// MQTT 5: the broker refused the connection with this CONNACK
+    /// reason code (0x80 or above).
+    #[cfg(feature = "v5")]
+    RefusedV5(ReasonCode),
+    /// MQTT 5: the broker sent DISCONNECT with this reason code (0x00 is
+    /// a normal disconnection, 0x80 and above an error such as 0x8B
+    /// server shutting down or 0x8E session taken over).
+    #[cfg(feature = "v5")]
+    ServerDisconnect(ReasonCode),
+    /// MQTT 5: the broker broke a limit or rule of MQTT 5 that has its
+    /// own reason code: 0x93 Receive Maximum exceeded, 0x94 Topic Alias
+    /// invalid, 0x95 Packet too large (over the Maximum Packet Size we
+    /// advertised), 0x82 Protocol Error (an AUTH nobody asked for).
+    #[cfg(feature = "v5")]
+    Violation(ReasonCode),
 }
 
 impl fmt::Display for Closed {
@@ -61,6 +202,12 @@ impl fmt::Display for Closed {
             Self::Malformed(m) => write!(f, "malformed packet from the broker: {m}"),
             Self::Protocol(t) => write!(f, "unexpected {t:?} from the broker"),
             Self::Refused(code) => write!(f, "connection refused: {code}"),
+            #[cfg(feature = "v5")]
+            Self::RefusedV5(code) => write!(f, "connection refused: {code}"),
+            #[cfg(feature = "v5")]
+            Self::ServerDisconnect(code) => write!(f, "disconnected by the broker: {code}"),
+            #[cfg(feature = "v5")]
+            Self::Violation(code) => write!(f, "broker broke an MQTT 5 rule: {code}"),
         }
     }
 }
@@ -145,11 +292,12 @@ pub enum Part<'a> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Event<'a> {
     /// CONNACK accepted.
-    Connected(Connected),
+    Connected(Connected<'a>),
     /// An application message to deliver. Its PUBACK / PUBREC is queued by
     /// the next call on the session, once this event has been consumed.
-    Message(Publish<'a>),
-    /// An outgoing QoS 1/2 message completed (PUBACK / PUBCOMP received).
+    Message(Message<'a>),
+    /// An outgoing QoS 1/2 message completed (PUBACK / PUBCOMP received;
+    /// on MQTT 5 also a PUBREC with a failure reason code).
     Published {
         /// Its topic.
         topic: &'a str,
@@ -157,6 +305,11 @@ pub enum Event<'a> {
         packet_id: u16,
         /// Its QoS.
         qos: QoS,
+        /// MQTT 5: the acknowledgement's outcome. Below 0x80 the broker
+        /// took the message (0x10 "no matching subscribers" included);
+        /// 0x80 and above it refused it. Always success on MQTT 3.1.1.
+        #[cfg(feature = "v5")]
+        reason: Reason<'a>,
     },
     /// An outgoing QoS 1/2 message that will never complete: a
     /// clean-session connect discarded it with the rest of the session.
@@ -174,8 +327,14 @@ pub enum Event<'a> {
         packet_id: u16,
         /// The filters as requested.
         filters: SubscribeFilters<'a>,
-        /// What the broker granted, one code per filter.
+        /// What the broker granted, one code per filter. On MQTT 5 these
+        /// are the SUBACK's reason codes:
+        /// [`ReturnCodes::reason_codes`] tells each failure apart.
         codes: ReturnCodes<'a>,
+        /// MQTT 5: the SUBACK's properties (Reason String, User
+        /// Properties); empty on MQTT 3.1.1.
+        #[cfg(feature = "v5")]
+        properties: Properties<'a>,
     },
     /// An UNSUBACK for one of our UNSUBSCRIBEs.
     Unsubscribed {
@@ -183,6 +342,15 @@ pub enum Event<'a> {
         packet_id: u16,
         /// The filters it removed.
         filters: UnsubscribeFilters<'a>,
+        /// MQTT 5: the UNSUBACK's reason codes, one per filter (0x00
+        /// success, 0x11 no subscription existed, 0x80 and above
+        /// failures), and its properties. On MQTT 3.1.1 the codes are
+        /// empty: every filter succeeded.
+        #[cfg(feature = "v5")]
+        codes: ReturnCodes<'a>,
+        /// See `codes`.
+        #[cfg(feature = "v5")]
+        properties: Properties<'a>,
     },
     /// A PINGRESP.
     Pong,
@@ -194,4 +362,16 @@ pub enum Event<'a> {
     /// The connection is over: close the transport. Nothing more comes
     /// from this connection; the session waits for the next connect.
     Closed(Closed),
+}
+
+/// MQTT 5: the outcome an acknowledgement reported, with its properties
+/// (Reason String, User Properties).
+#[cfg(feature = "v5")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Reason<'a> {
+    /// The reason code: below 0x80 success.
+    pub code: ReasonCode,
+    /// The packet's properties.
+    pub properties: Properties<'a>,
 }

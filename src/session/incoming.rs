@@ -10,7 +10,7 @@ use super::*;
 pub(crate) enum Handled {
     /// Nothing to report.
     Nothing,
-    Connected(Connected),
+    Connected(Connected<'static>),
     /// The PUBLISH is an application message to deliver.
     Message,
     /// The PUBLISH is a resend of this QoS 2 message, delivered already:
@@ -34,7 +34,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             (State::Connecting, Packet::ConnAck(ack)) => {
                 self.on_connack(now, ack).map(Handled::Connected)
             }
-            (State::Connected, Packet::Publish(publish)) => Ok(self.on_publish(publish)),
+            (State::Connected, Packet::Publish(p)) => {
+                Ok(self.on_publish(p.qos, p.packet_id, p.dup))
+            }
             (State::Connected, Packet::PubAck(ack)) => {
                 Ok(self.on_complete(ack.packet_id, Stage::AwaitPubAck))
             }
@@ -88,9 +90,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(qos != QoS::AtMostOnce && packet_id.is_some())
     }
 
-    fn on_publish(&mut self, publish: Publish<'_>) -> Handled {
-        if let (QoS::ExactlyOnce, Some(id)) = (publish.qos, publish.packet_id) {
-            if !self.receive_qos2(id, publish.dup) {
+    pub(crate) fn on_publish(&mut self, qos: QoS, packet_id: Option<u16>, dup: bool) -> Handled {
+        if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
+            if !self.receive_qos2(id, dup) {
                 // Delivered already; the broker missed our PUBREC (§4.3.3).
                 return Handled::Duplicate(id);
             }
@@ -123,7 +125,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         true
     }
 
-    fn on_pubrel(&mut self, packet_id: u16) {
+    pub(crate) fn on_pubrel(&mut self, packet_id: u16) {
         // Answer even for an unknown id: the broker may be retrying after
         // we lost the id across a reconnect (§4.3.3).
         self.push_ack(PacketType::PubComp, packet_id);
@@ -138,7 +140,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
     }
 
-    fn on_complete(&mut self, packet_id: u16, stage: Stage) -> Handled {
+    pub(crate) fn on_complete(&mut self, packet_id: u16, stage: Stage) -> Handled {
         // An ack for an id we never used, or for the wrong stage, is
         // ignored: a broker resending after a reconnect can produce one.
         let found = self
@@ -158,7 +160,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Handled::Published(i)
     }
 
-    fn on_pubrec(&mut self, now: Instant, packet_id: u16) {
+    pub(crate) fn on_pubrec(&mut self, now: Instant, packet_id: u16) {
         let resending = self.is_resending();
         let Some(e) = self
             .store
@@ -186,7 +188,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
     }
 
-    fn on_suback(&mut self, ack: SubAck<'_>) -> Result<Handled, Closed> {
+    pub(crate) fn on_suback(&mut self, ack: SubAck<'_>) -> Result<Handled, Closed> {
         let found = self.store.requests.iter_mut().enumerate().find(|(_, r)| {
             r.packet_id == ack.packet_id && r.kind == RequestKind::Subscribe && !r.done
         });
@@ -234,7 +236,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(Handled::Subscribed(i))
     }
 
-    fn on_unsuback(&mut self, packet_id: u16) -> Handled {
+    pub(crate) fn on_unsuback(&mut self, packet_id: u16) -> Handled {
         let found = self.store.requests.iter_mut().enumerate().find(|(_, r)| {
             r.packet_id == packet_id && r.kind == RequestKind::Unsubscribe && !r.done
         });
@@ -247,12 +249,36 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Handled::Unsubscribed(i)
     }
 
+    /// Handles one packet of the connection's version.
+    pub(crate) fn handle_any(
+        &mut self,
+        now: Instant,
+        packet: Any<'_>,
+        qos1_unacked: usize,
+    ) -> Result<Handled, Closed> {
+        let _ = qos1_unacked;
+        match packet {
+            Any::V3(p) => self.handle(now, p),
+            #[cfg(feature = "v5")]
+            Any::V5(p) => self.handle_v5(now, p, qos1_unacked),
+        }
+    }
+
+    /// The event for what [`handle_any`](Self::handle_any) reported.
+    pub(crate) fn event_any<'a>(&'a self, handled: Handled, packet: Any<'a>) -> Option<Event<'a>> {
+        match packet {
+            Any::V3(p) => self.event(handled, p),
+            #[cfg(feature = "v5")]
+            Any::V5(p) => self.event_v5(handled, p),
+        }
+    }
+
     /// The event for what [`handle`](Self::handle) reported about `packet`.
     pub(crate) fn event<'a>(&'a self, handled: Handled, packet: Packet<'a>) -> Option<Event<'a>> {
         Some(match (handled, packet) {
             (Handled::Nothing, _) => return None,
             (Handled::Connected(info), _) => Event::Connected(info),
-            (Handled::Message, Packet::Publish(publish)) => Event::Message(publish),
+            (Handled::Message, Packet::Publish(publish)) => Event::Message(publish.into()),
             (Handled::Message | Handled::Duplicate(_), _) => return None,
             (Handled::Published(i), _) => {
                 let (topic, packet_id, qos) = self.outgoing_topic(i)?;
@@ -260,6 +286,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                     topic,
                     packet_id,
                     qos,
+                    #[cfg(feature = "v5")]
+                    reason: Reason::default(),
                 }
             }
             (Handled::Subscribed(i), Packet::SubAck(ack)) => {
@@ -270,6 +298,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                     // request's bytes (not its index): read its span now.
                     filters: self.stored_filters(r.span),
                     codes: ack.return_codes,
+                    #[cfg(feature = "v5")]
+                    properties: codec::v5::Properties::EMPTY,
                 }
             }
             (Handled::Subscribed(_), _) => return None,
@@ -278,7 +308,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 let (_, body) = codec::stored(self.store.bytes(r.span))?;
                 Event::Unsubscribed {
                     packet_id: r.packet_id,
-                    filters: UnsubscribeFilters::stored(body),
+                    filters: self.stored_unsubscribe_filters(body),
+                    #[cfg(feature = "v5")]
+                    codes: codec::ReturnCodes::new(&[]),
+                    #[cfg(feature = "v5")]
+                    properties: codec::v5::Properties::EMPTY,
                 }
             }
             (Handled::Pong, _) => Event::Pong,
@@ -333,10 +367,25 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// The filters of the stored SUBSCRIBE at `span`.
-    fn stored_filters(&self, span: Span) -> SubscribeFilters<'_> {
+    pub(crate) fn stored_filters(&self, span: Span) -> SubscribeFilters<'_> {
         // The session encoded these bytes itself: they frame. (If they
         // did not, an empty list is the harmless answer.)
         let body = codec::stored(self.store.bytes(span)).map_or(&[][..], |(_, body)| body);
+        // Requests do not outlive their connection: the bytes are in
+        // its version.
+        #[cfg(feature = "v5")]
+        if self.version == Version::V5 {
+            return SubscribeFilters::stored_v5(body);
+        }
         SubscribeFilters::stored(body)
+    }
+
+    /// The filters of a stored UNSUBSCRIBE body.
+    pub(crate) fn stored_unsubscribe_filters<'a>(&self, body: &'a [u8]) -> UnsubscribeFilters<'a> {
+        #[cfg(feature = "v5")]
+        if self.version == Version::V5 {
+            return UnsubscribeFilters::stored_v5(body);
+        }
+        UnsubscribeFilters::stored(body)
     }
 }

@@ -74,9 +74,13 @@ mod rx;
 mod store;
 mod timers;
 mod tx;
+#[cfg(feature = "v5")]
+mod v5;
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "v5"))]
+mod v5_tests;
 
 use crate::codec::{
     self, ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, SubAck, Subscribe,
@@ -86,15 +90,20 @@ use crate::error::{AckKind, ResourceError, SessionError, UsageError};
 use crate::time::{Duration, Instant};
 
 pub use acks::AckToken;
-pub use event::{Closed, Connected, Dropped, Event, Part, State, Stream};
+#[cfg(feature = "v5")]
+pub use event::Reason;
+pub use event::{Closed, Connected, Dropped, Event, Message, Part, State, Stream, Version};
 pub use store::Stage;
 pub use timers::Timeouts;
+#[cfg(feature = "v5")]
+pub use v5::Limits;
 
 use acks::Acks;
 use incoming::Handled;
+use outgoing::{Filters, Props};
 pub(crate) use protocol::check_connect;
 use protocol::{PayloadOut, Protocol};
-use rx::{Next, Rx};
+use rx::{Any, Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
 use tx::{Encode, TxQueue};
 
@@ -331,13 +340,19 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 
     /// Whether another QoS 1/2 publish would fit the window right now.
     pub fn can_publish(&self) -> bool {
-        self.p.store.outgoing.len() < INFLIGHT
+        let room = self.p.store.outgoing.len() < INFLIGHT
             || self
                 .p
                 .store
                 .outgoing
                 .iter()
-                .any(|e| e.status == Status::Done)
+                .any(|e| e.status == Status::Done);
+        // MQTT 5: the broker's Receive Maximum may be the smaller window.
+        #[cfg(feature = "v5")]
+        if room && self.p.version == Version::V5 {
+            return self.inflight() < usize::from(self.p.limits.receive_maximum);
+        }
+        room
     }
 
     /// Incoming QoS 2 messages delivered and waiting for their PUBCOMP to
@@ -372,6 +387,18 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// How the outgoing message `packet_id` ended, or that it has not.
     pub fn publish_outcome(&self, packet_id: u16) -> Outcome {
         self.p.outcome(packet_id)
+    }
+
+    /// The MQTT version of the last connect.
+    pub fn version(&self) -> Version {
+        self.p.version
+    }
+
+    /// What the broker's CONNACK allows (MQTT 5); nothing is limited on
+    /// MQTT 3.1.1.
+    #[cfg(feature = "v5")]
+    pub fn limits(&self) -> &Limits {
+        &self.p.limits
     }
 
     /// The session-present flag of the last accepted CONNACK.
@@ -475,12 +502,23 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             if !self.p.tx.has_room(ACK_LEN) {
                 break None;
             }
-            match self.rx.frame_at(offset) {
+            match self.rx.frame_at(offset, self.p.version == Version::V5) {
                 Ok(Next::Incomplete) => break None,
+                #[cfg(feature = "v5")]
+                Ok(Next::Packet(_, len) | Next::Dropped { len, .. })
+                    if self.p.over_our_maximum(len) =>
+                {
+                    // Over the Maximum Packet Size we advertised
+                    // (MQTT-3.1.2-25).
+                    self.received += 1;
+                    break Some(Err(Closed::Violation(
+                        codec::v5::ReasonCode::PacketTooLarge,
+                    )));
+                }
                 Ok(Next::Packet(packet, len)) => {
                     offset += len;
                     self.received += 1;
-                    match self.p.handle(now, packet) {
+                    match self.p.handle_any(now, packet, self.acks_qos1()) {
                         Ok(Handled::Nothing) => {}
                         Ok(Handled::Duplicate(id)) => {
                             if !self.acks.waiting(id) {
@@ -488,8 +526,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             }
                         }
                         Ok(handled) => {
-                            if let (Handled::Message, Packet::Publish(p)) = (handled, packet) {
-                                self.acks.owe(p.qos, p.packet_id);
+                            if handled == Handled::Message {
+                                if let Some((qos, packet_id)) = packet.publish_ids() {
+                                    self.acks.owe(qos, packet_id);
+                                }
                             }
                             break Some(Ok((handled, packet)));
                         }
@@ -573,7 +613,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         };
         self.consume = offset;
         match found? {
-            Ok((handled, packet)) => self.p.event(handled, packet),
+            Ok((handled, packet)) => self.p.event_any(handled, packet),
             Err(reason) => {
                 // The rest of the input goes at the next call (`settle`).
                 self.p.connection_lost();
@@ -673,6 +713,27 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         Ok(())
     }
 
+    /// Starts an MQTT 5 connection, as [`connect`](Self::connect) does for
+    /// 3.1.1. The CONNECT's properties set what the broker is held to:
+    /// its Receive Maximum (more unacknowledged QoS 1/2 messages end the
+    /// connection with [`Closed::Violation`]) and Maximum Packet Size (a
+    /// larger packet too). The CONNACK's properties then set what the
+    /// session holds itself to ([`limits`](Self::limits)), and its Server
+    /// Keep Alive replaces `keep_alive`. With `clean_start` off and no
+    /// session on the broker, the session's in-flight messages are
+    /// discarded (MQTT-3.2.2-5), each reported as [`Event::Discarded`].
+    ///
+    /// Refused with [`UsageError::Unsupported`] for an Authentication
+    /// Method or a Topic Alias Maximum above 0, which the session does not
+    /// handle yet.
+    #[cfg(feature = "v5")]
+    pub fn connect_v5(&mut self, now: Instant, connect: &codec::v5::Connect<'_>) -> Result<()> {
+        self.settle();
+        self.p.connect_v5(now, connect)?;
+        self.drop_input();
+        Ok(())
+    }
+
     /// Forgets the connection (the transport failed or was closed) and
     /// keeps the session for the next [`connect`](Self::connect). A stream
     /// in progress is reported aborted by the next
@@ -705,7 +766,24 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// nothing.
     pub fn publish(&mut self, now: Instant, publish: &Publish<'_>) -> Result<Option<u16>> {
         self.settle();
-        self.p.publish(now, publish, None)
+        self.p.publish(now, publish, None, Props::default())
+    }
+
+    /// Queues a PUBLISH with MQTT 5 `properties` (Message Expiry
+    /// Interval, Content Type, Response Topic, Correlation Data, User
+    /// Properties, ...), as [`publish`](Self::publish) does. Refused with
+    /// [`UsageError::Unsupported`] for non-empty properties on an MQTT
+    /// 3.1.1 connection, a Topic Alias or Subscription Identifier, or
+    /// what the broker's CONNACK does not allow ([`Limits`]).
+    #[cfg(feature = "v5")]
+    pub fn publish_with(
+        &mut self,
+        now: Instant,
+        publish: &Publish<'_>,
+        properties: &codec::v5::Properties<'_>,
+    ) -> Result<Option<u16>> {
+        self.settle();
+        self.p.publish(now, publish, None, *properties)
     }
 
     /// Queues the head of a PUBLISH whose payload, `len` bytes, is too large
@@ -727,7 +805,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         len: usize,
     ) -> Result<Option<u16>> {
         self.settle();
-        self.p.publish(now, publish, Some(len))
+        self.p.publish(now, publish, Some(len), Props::default())
     }
 
     /// The streamed payload to write now, if its head has been written
@@ -808,7 +886,24 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// re-sends it after a reconnect.
     pub fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {
         self.settle();
-        self.p.subscribe(now, filters)
+        self.p.subscribe(now, Filters::V3(filters))
+    }
+
+    /// Queues a SUBSCRIBE with MQTT 5 subscription options (No Local,
+    /// Retain As Published, Retain Handling), as
+    /// [`subscribe`](Self::subscribe) does; the options are kept in the
+    /// subscription list and sent again when it is re-subscribed. On an
+    /// MQTT 3.1.1 connection only options with nothing but a QoS are
+    /// accepted. Refused with [`UsageError::Unsupported`] for a wildcard
+    /// or shared subscription the broker's CONNACK does not allow.
+    #[cfg(feature = "v5")]
+    pub fn subscribe_v5(
+        &mut self,
+        now: Instant,
+        filters: &[codec::v5::Subscription<'_>],
+    ) -> Result<u16> {
+        self.settle();
+        self.p.subscribe(now, Filters::V5(filters))
     }
 
     /// Queues an UNSUBSCRIBE for `filters` and removes them from the
@@ -877,6 +972,16 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     // ---- internals ------------------------------------------------------
+
+    /// QoS 1 messages delivered whose PUBACK is not queued yet (MQTT 5's
+    /// Receive Maximum counts them).
+    fn acks_qos1(&self) -> usize {
+        #[cfg(feature = "v5")]
+        if self.p.version == Version::V5 {
+            return self.acks.qos1_unacked();
+        }
+        0
+    }
 
     /// What the last event left to do: drop its packet's bytes (or the
     /// streamed chunk's) and queue its acknowledgement.

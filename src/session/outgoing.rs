@@ -5,22 +5,18 @@ use super::*;
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Queues a PUBLISH, whole (`payload_len` `None`), or its head only
-    /// with the payload of `payload_len` bytes to come from the driver.
+    /// with the payload of `payload_len` bytes to come from the driver;
+    /// with `properties` on MQTT 5.
     pub(crate) fn publish(
         &mut self,
         now: Instant,
         publish: &Publish<'_>,
         payload_len: Option<usize>,
+        properties: Props<'_>,
     ) -> Result<Option<u16>> {
         self.ready()?;
         self.collect();
-        let mut publish = *publish;
-        publish.dup = false;
-        let encode = |p| match payload_len {
-            #[cfg(feature = "streaming")]
-            Some(len) => Encode::PublishHead(p, len),
-            _ => Encode::Publish(p),
-        };
+        let mut out = OutPublish::new(publish, payload_len, properties, self.version)?;
         if payload_len.is_some() && self.payload.is_some() {
             // One payload at a time goes straight to the transport: this
             // one waits until the current one is written.
@@ -31,8 +27,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             ));
         }
         if publish.qos == QoS::AtMostOnce {
-            publish.packet_id = None;
-            self.push(encode(&publish))?;
+            self.check_out(&out)?;
+            self.push(out.encode())?;
             self.start_payload(payload_len, None);
             return Ok(None);
         }
@@ -40,15 +36,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(SessionError::Resource(ResourceError::InflightFull));
         }
         let packet_id = self.free_packet_id()?;
-        publish.packet_id = Some(packet_id);
-        publish.validate()?;
-        let len = encode(&publish).encoded_len();
+        out.set_packet_id(packet_id);
+        out.validate()?;
+        self.check_out(&out)?;
+        let len = out.encode().encoded_len();
         if len > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(&[], len)?;
+        self.check_resubscribe_room(core::iter::empty(), len)?;
         self.check_tx_room(len)?;
-        let bytes = self.tx.push(encode(&publish))?;
+        let bytes = self.tx.push(out.encode())?;
         let span = self
             .store
             .append(bytes)
@@ -75,6 +72,21 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(Some(packet_id))
     }
 
+    /// MQTT 5's rules for an outgoing PUBLISH: the broker's limits.
+    #[allow(clippy::unused_self)]
+    fn check_out(&self, out: &OutPublish<'_>) -> Result<()> {
+        #[cfg(feature = "v5")]
+        if let Some(p) = &out.v5 {
+            let len = match out.payload_len {
+                Some(len) => out.encode().encoded_len().saturating_add(len),
+                None => out.encode().encoded_len(),
+            };
+            return self.check_publish_v5(&out.v3, &p.properties, len);
+        }
+        let _ = out;
+        Ok(())
+    }
+
     /// The head just queued is followed by a payload of `len` bytes.
     fn start_payload(&mut self, len: Option<usize>, packet_id: Option<u16>) {
         if let Some(len) = len {
@@ -87,42 +99,97 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
     }
 
-    pub(crate) fn subscribe(&mut self, now: Instant, filters: &[Subscription<'_>]) -> Result<u16> {
+    pub(crate) fn subscribe(&mut self, now: Instant, filters: Filters<'_>) -> Result<u16> {
         self.ready()?;
         self.collect();
         let new = filters
             .iter()
-            .filter(|s| self.store.find_subscription(s.filter).is_none())
+            .filter(|(f, _, _)| self.store.find_subscription(f).is_none())
             .count();
         if self.store.subscriptions.len() + new > SUBS {
             return Err(SessionError::Resource(ResourceError::SubscriptionsFull));
         }
         let packet_id = self.free_packet_id()?;
-        let subscribe = Subscribe {
-            packet_id,
-            filters: SubscribeFilters::new(filters),
+        #[cfg(feature = "v5")]
+        let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
+        #[cfg(feature = "v5")]
+        let mut list3: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
+        let subscribe;
+        #[cfg(feature = "v5")]
+        let subscribe5;
+        let packet = match (self.version, filters) {
+            (Version::V3_1_1, Filters::V3(list)) => {
+                subscribe = Subscribe {
+                    packet_id,
+                    filters: SubscribeFilters::new(list),
+                };
+                subscribe.validate()?;
+                Encode::Subscribe(&subscribe)
+            }
+            #[cfg(feature = "v5")]
+            (Version::V3_1_1, Filters::V5(_)) => {
+                // Plain options only: 3.1.1 has nothing else to say.
+                for (filter, qos, flags) in filters.iter() {
+                    if flags != 0 {
+                        return Err(SessionError::Usage(UsageError::Unsupported(
+                            crate::error::Unsupported::Mqtt5Only,
+                        )));
+                    }
+                    list3
+                        .push(Subscription { filter, qos })
+                        .map_err(|_| SessionError::Resource(ResourceError::SubscriptionsFull))?;
+                }
+                subscribe = Subscribe {
+                    packet_id,
+                    filters: SubscribeFilters::new(&list3),
+                };
+                subscribe.validate()?;
+                Encode::Subscribe(&subscribe)
+            }
+            #[cfg(feature = "v5")]
+            (Version::V5, _) => {
+                self.check_filters_v5(filters.iter().map(|(f, _, _)| f))?;
+                for (filter, qos, flags) in filters.iter() {
+                    let options = codec::v5::SubscriptionOptions::from_u8(qos as u8 | flags)
+                        .unwrap_or(codec::v5::SubscriptionOptions::new(qos));
+                    list5
+                        .push(codec::v5::Subscription { filter, options })
+                        .map_err(|_| SessionError::Resource(ResourceError::SubscriptionsFull))?;
+                }
+                subscribe5 = codec::v5::Subscribe {
+                    packet_id,
+                    properties: codec::v5::Properties::EMPTY,
+                    filters: codec::v5::SubscribeFilters::new(&list5),
+                };
+                subscribe5.validate()?;
+                Encode::Subscribe5(&subscribe5)
+            }
+            #[cfg(not(feature = "v5"))]
+            (Version::V5, _) => return Err(SessionError::Usage(UsageError::NotConnected)),
         };
-        subscribe.validate()?;
-        let len = subscribe.encoded_len();
-        let filter_bytes: usize = filters.iter().map(|s| s.filter.len()).sum();
+        let len = packet.encoded_len();
+        #[cfg(feature = "v5")]
+        self.check_packet_len(len)?;
+        let filter_bytes: usize = filters.iter().map(|(f, _, _)| f.len()).sum();
         if len + filter_bytes > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(filters, 0)?;
-        let packet = Encode::Subscribe(&subscribe);
+        self.check_resubscribe_room(filters.iter().map(|(f, _, _)| f), 0)?;
         self.push_request(now, packet, packet_id, RequestKind::Subscribe)?;
-        for s in filters {
-            let known = self.store.find_subscription(s.filter);
+        for (filter, qos, flags) in filters.iter() {
+            let known = self.store.find_subscription(filter);
             match known.and_then(|i| self.store.subscriptions.get_mut(i)) {
                 Some(entry) => {
-                    entry.qos = s.qos;
+                    entry.qos = qos;
+                    entry.flags = flags;
                     entry.confirmed = false;
                 }
                 None => {
                     // Room was checked above: neither can fail.
-                    if let Ok(span) = self.store.append(s.filter.as_bytes()) {
+                    if let Ok(span) = self.store.append(filter.as_bytes()) {
                         let _ = self.store.subscriptions.push(Subscribed {
-                            qos: s.qos,
+                            qos,
+                            flags,
                             span,
                             confirmed: false,
                         });
@@ -142,11 +209,23 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             filters: UnsubscribeFilters::new(filters),
         };
         unsubscribe.validate()?;
-        let len = unsubscribe.encoded_len();
+        #[cfg(feature = "v5")]
+        let unsubscribe5 = codec::v5::Unsubscribe {
+            packet_id,
+            properties: codec::v5::Properties::EMPTY,
+            filters: unsubscribe.filters,
+        };
+        let packet = match self.version {
+            #[cfg(feature = "v5")]
+            Version::V5 => Encode::Unsubscribe5(&unsubscribe5),
+            _ => Encode::Unsubscribe(&unsubscribe),
+        };
+        let len = packet.encoded_len();
+        #[cfg(feature = "v5")]
+        self.check_packet_len(len)?;
         if len > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        let packet = Encode::Unsubscribe(&unsubscribe);
         self.push_request(now, packet, packet_id, RequestKind::Unsubscribe)?;
         for f in filters {
             if let Some(i) = self.store.find_subscription(f) {
@@ -310,6 +389,124 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 }
             }
             self.late_rels.remove(0);
+        }
+    }
+}
+
+/// What the caller asked to subscribe: MQTT 3.1.1 filters with their QoS,
+/// or MQTT 5 filters with their options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Filters<'a> {
+    V3(&'a [Subscription<'a>]),
+    #[cfg(feature = "v5")]
+    V5(&'a [codec::v5::Subscription<'a>]),
+}
+
+impl<'a> Filters<'a> {
+    /// Each filter, its QoS, and the other bits of MQTT 5's options byte.
+    pub(crate) fn iter(self) -> impl Iterator<Item = (&'a str, QoS, u8)> + Clone {
+        let (v3, v5) = match self {
+            Self::V3(list) => (list, &[][..]),
+            #[cfg(feature = "v5")]
+            Self::V5(list) => (&[][..], list),
+        };
+        let v3 = v3.iter().map(|s| (s.filter, s.qos, 0));
+        #[cfg(feature = "v5")]
+        let v5 = v5
+            .iter()
+            .map(|s| (s.filter, s.options.qos, s.options.to_u8() & !0x03));
+        #[cfg(not(feature = "v5"))]
+        let v5 = {
+            let _: &[()] = v5;
+            core::iter::empty()
+        };
+        v3.chain(v5)
+    }
+}
+
+/// The properties of an outgoing PUBLISH: nothing without MQTT 5.
+#[cfg(feature = "v5")]
+pub(crate) type Props<'a> = codec::v5::Properties<'a>;
+/// The properties of an outgoing PUBLISH: nothing without MQTT 5.
+#[cfg(not(feature = "v5"))]
+pub(crate) type Props<'a> = core::marker::PhantomData<&'a ()>;
+
+/// An outgoing PUBLISH in the connection's version.
+struct OutPublish<'p> {
+    v3: Publish<'p>,
+    #[cfg(feature = "v5")]
+    v5: Option<codec::v5::Publish<'p>>,
+    payload_len: Option<usize>,
+}
+
+impl<'p> OutPublish<'p> {
+    fn new(
+        publish: &Publish<'p>,
+        payload_len: Option<usize>,
+        properties: Props<'p>,
+        version: Version,
+    ) -> Result<Self> {
+        let mut v3 = *publish;
+        v3.dup = false;
+        v3.packet_id = None;
+        #[cfg(feature = "v5")]
+        let v5 = match version {
+            Version::V5 if payload_len.is_some() => {
+                return Err(SessionError::Usage(UsageError::Unsupported(
+                    crate::error::Unsupported::StreamedPublish,
+                )));
+            }
+            Version::V5 => Some(codec::v5::Publish {
+                dup: false,
+                qos: v3.qos,
+                retain: v3.retain,
+                topic: v3.topic,
+                packet_id: None,
+                properties,
+                payload: v3.payload,
+            }),
+            Version::V3_1_1 if !properties.is_empty() => {
+                return Err(SessionError::Usage(UsageError::Unsupported(
+                    crate::error::Unsupported::Mqtt5Only,
+                )));
+            }
+            Version::V3_1_1 => None,
+        };
+        #[cfg(not(feature = "v5"))]
+        let _ = (properties, version);
+        Ok(Self {
+            v3,
+            #[cfg(feature = "v5")]
+            v5,
+            payload_len,
+        })
+    }
+
+    fn set_packet_id(&mut self, id: u16) {
+        self.v3.packet_id = Some(id);
+        #[cfg(feature = "v5")]
+        if let Some(p) = &mut self.v5 {
+            p.packet_id = Some(id);
+        }
+    }
+
+    fn validate(&self) -> Result<(), codec::EncodeError> {
+        #[cfg(feature = "v5")]
+        if let Some(p) = &self.v5 {
+            return p.validate();
+        }
+        self.v3.validate()
+    }
+
+    fn encode(&self) -> Encode<'_> {
+        #[cfg(feature = "v5")]
+        if let Some(p) = &self.v5 {
+            return Encode::Publish5(p);
+        }
+        match self.payload_len {
+            #[cfg(feature = "streaming")]
+            Some(len) => Encode::PublishHead(&self.v3, len),
+            _ => Encode::Publish(&self.v3),
         }
     }
 }

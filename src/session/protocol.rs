@@ -69,6 +69,14 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// moves ([`deadline_added`](Self::deadline_added),
     /// [`timers::deadline_gone`]).
     pub(crate) earliest_ack: timers::EarliestAck,
+    /// The version of the last CONNECT.
+    pub(crate) version: Version,
+    /// MQTT 5: what the broker's CONNACK allows.
+    #[cfg(feature = "v5")]
+    pub(crate) limits: v5::Limits,
+    /// MQTT 5: what our CONNECT advertised.
+    #[cfg(feature = "v5")]
+    pub(crate) advertised: v5::Advertised,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
@@ -95,6 +103,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             payload: None,
             late_rels: heapless::Vec::new(),
             earliest_ack: core::cell::Cell::new(None),
+            version: Version::V3_1_1,
+            #[cfg(feature = "v5")]
+            limits: v5::Limits::NONE,
+            #[cfg(feature = "v5")]
+            advertised: v5::Advertised::NONE,
         }
     }
 
@@ -105,24 +118,42 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             return Err(SessionError::Usage(UsageError::AlreadyConnected));
         }
         check_connect(connect)?;
-        if connect.encoded_len() > self.tx.capacity() {
+        let (keep_alive, clean) = (connect.keep_alive, connect.clean_session);
+        self.start_connect(now, Encode::Connect(connect), keep_alive, clean)?;
+        self.version = Version::V3_1_1;
+        #[cfg(feature = "v5")]
+        {
+            self.limits = v5::Limits::NONE;
+            self.advertised = v5::Advertised::NONE;
+        }
+        Ok(())
+    }
+
+    /// Queues a valid CONNECT of either version and waits for CONNACK.
+    pub(crate) fn start_connect(
+        &mut self,
+        now: Instant,
+        connect: Encode<'_>,
+        keep_alive: u16,
+        clean_session: bool,
+    ) -> Result<()> {
+        let len = connect.encoded_len();
+        if len > self.tx.capacity() {
             return Err(SessionError::Resource(
-                ResourceError::TransmitBufferTooSmall {
-                    needed: connect.encoded_len(),
-                },
+                ResourceError::TransmitBufferTooSmall { needed: len },
             ));
         }
         // Anything left of an earlier connection (if the driver did not
         // report its loss). PUBCOMPs never written: their ids stay.
         self.connection_lost();
-        if connect.clean_session {
+        if clean_session {
             // Reported one by one as `Event::Discarded`, then removed.
             self.store.discard_inflight();
             self.incoming.clear();
         }
-        self.push(Encode::Connect(connect))?;
-        self.keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
-        self.clean_session = connect.clean_session;
+        self.push(connect)?;
+        self.keep_alive = Duration::from_secs(u64::from(keep_alive));
+        self.clean_session = clean_session;
         self.state = State::Connecting;
         self.connack_deadline = Some(now + self.timeouts.connack);
         self.last_sent = now;

@@ -10,21 +10,24 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// hold its copy next to the in-flight messages and the filters (the
     /// pending requests are dropped by then). Otherwise every reconnect
     /// would fail the same way.
-    pub(super) fn check_resubscribe_room(
+    pub(super) fn check_resubscribe_room<'f>(
         &self,
-        extra: &[Subscription<'_>],
+        extra: impl Iterator<Item = &'f str> + Clone,
         more: usize,
     ) -> Result<()> {
         let known = self.store.subscriptions.iter().map(|s| s.span.len);
         let new = extra
-            .iter()
-            .filter(|s| self.store.find_subscription(s.filter).is_none())
-            .map(|s| s.filter.len());
+            .filter(|f| self.store.find_subscription(f).is_none())
+            .map(str::len);
         if known.len() + new.clone().count() == 0 {
             return Ok(());
         }
         let filter_bytes: usize = known.clone().chain(new.clone()).sum();
-        let len = Subscribe::encoded_len_for(known.chain(new));
+        let mut len = Subscribe::encoded_len_for(known.chain(new));
+        if self.version == Version::V5 {
+            // An empty property list; at most one more length byte.
+            len += 2;
+        }
         if len > self.tx.capacity() {
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall { needed: len },
@@ -43,7 +46,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(())
     }
 
-    pub(super) fn on_connack(&mut self, now: Instant, ack: ConnAck) -> Result<Connected, Closed> {
+    pub(super) fn on_connack(
+        &mut self,
+        now: Instant,
+        ack: ConnAck,
+    ) -> Result<Connected<'static>, Closed> {
         self.connack_deadline = None;
         // Resends restart their deadlines, discards end theirs.
         self.earliest_ack.set(None);
@@ -106,11 +113,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
             self.sends_pending = resent > 0;
         }
-        Ok(Connected {
-            session_present: ack.session_present,
-            resubscribed,
-            resent,
-        })
+        Ok(Connected::new(ack.session_present, resubscribed, resent))
     }
 
     /// Queues one SUBSCRIBE with every filter of the subscription list that
@@ -128,9 +131,17 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // queue first, then copy the packet from there into the store.
         let start = {
             let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
+            #[cfg(feature = "v5")]
+            let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
             for s in self.store.subscriptions.iter().filter(|s| !s.confirmed) {
                 let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
                 let _ = list.push(Subscription { filter, qos: s.qos });
+                #[cfg(feature = "v5")]
+                let _ = list5.push(codec::v5::Subscription {
+                    filter,
+                    options: codec::v5::SubscriptionOptions::from_u8(s.qos as u8 | s.flags)
+                        .unwrap_or(codec::v5::SubscriptionOptions::new(s.qos)),
+                });
             }
             if list.is_empty() {
                 return true;
@@ -139,11 +150,22 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 packet_id,
                 filters: SubscribeFilters::new(&list),
             };
-            if !self.tx.has_room(subscribe.encoded_len()) {
+            #[cfg(feature = "v5")]
+            let subscribe5 = codec::v5::Subscribe {
+                packet_id,
+                properties: codec::v5::Properties::EMPTY,
+                filters: codec::v5::SubscribeFilters::new(&list5),
+            };
+            let packet = match self.version {
+                #[cfg(feature = "v5")]
+                Version::V5 => Encode::Subscribe5(&subscribe5),
+                _ => Encode::Subscribe(&subscribe),
+            };
+            if !self.tx.has_room(packet.encoded_len()) {
                 return false;
             }
             let start = self.tx.pending().len();
-            if self.tx.push(Encode::Subscribe(&subscribe)).is_err() {
+            if self.tx.push(packet).is_err() {
                 return true;
             }
             start

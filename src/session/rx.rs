@@ -10,13 +10,35 @@
 //! several packets in one pass, and hands out an event that borrows the
 //! last one, before it drops any of their bytes ([`Rx::consume`]).
 
+#[cfg(feature = "v5")]
+use crate::codec::v5;
 use crate::codec::{self, DecodeError, FixedHeader, Malformed, Packet, PacketType, Peek, QoS};
+
+/// A packet from the broker, in the version the connection speaks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Any<'a> {
+    V3(Packet<'a>),
+    #[cfg(feature = "v5")]
+    V5(v5::Packet<'a>),
+}
+
+impl Any<'_> {
+    /// A PUBLISH's QoS and packet id.
+    pub(crate) fn publish_ids(&self) -> Option<(QoS, Option<u16>)> {
+        match self {
+            Self::V3(Packet::Publish(p)) => Some((p.qos, p.packet_id)),
+            #[cfg(feature = "v5")]
+            Self::V5(v5::Packet::Publish(p)) => Some((p.qos, p.packet_id)),
+            _ => None,
+        }
+    }
+}
 
 /// What the buffered bytes hold at an offset.
 #[derive(Debug)]
 pub(crate) enum Next<'a> {
     /// A whole packet of `len` bytes.
-    Packet(Packet<'a>, usize),
+    Packet(Any<'a>, usize),
     /// A packet of `len` bytes, too large for the buffer, starts here; what
     /// could be read of it. `here` of its bytes are buffered now.
     Dropped {
@@ -152,8 +174,9 @@ impl<'b> Rx<'b> {
         self.skip -= n;
     }
 
-    /// Frames the packet that starts `offset` bytes into the buffered data.
-    pub(crate) fn frame_at(&self, offset: usize) -> Result<Next<'_>, Malformed> {
+    /// Frames the packet that starts `offset` bytes into the buffered
+    /// data, decoding it as MQTT 5 when `v5`.
+    pub(crate) fn frame_at(&self, offset: usize, v5: bool) -> Result<Next<'_>, Malformed> {
         if self.skip > 0 {
             return Ok(Next::Incomplete);
         }
@@ -162,26 +185,51 @@ impl<'b> Rx<'b> {
             .get(self.start.saturating_add(offset)..self.end)
             .unwrap_or(&[]);
         let capacity = self.buf.len();
+        #[cfg(feature = "v5")]
+        if v5 {
+            let framed = match v5::decode_server(avail, capacity) {
+                Ok(Ok((packet, len))) => Ok(Next::Packet(Any::V5(packet), len)),
+                Ok(Err(client_only)) => Ok(Next::ClientPacket(match client_only {
+                    v5::PacketType::Connect => PacketType::Connect,
+                    v5::PacketType::Subscribe => PacketType::Subscribe,
+                    v5::PacketType::Unsubscribe => PacketType::Unsubscribe,
+                    _ => PacketType::PingReq,
+                })),
+                Err(e) => Err(e),
+            };
+            return self.framed(framed, avail, capacity, true);
+        }
+        let _ = v5;
         let framed = codec::frame_shared(avail, capacity).and_then(|(header, body, len)| {
             // A packet only clients send is a protocol error from the server
             // (the session would refuse it), whatever its body: it is not
             // parsed, which keeps CONNECT's parser out of firmware.
             match Packet::decode_server_body(header, body) {
-                Some(packet) => Ok(Next::Packet(packet?, len)),
+                Some(packet) => Ok(Next::Packet(Any::V3(packet?), len)),
                 None => Ok(Next::ClientPacket(header.packet_type)),
             }
         });
+        self.framed(framed, avail, capacity, false)
+    }
+
+    fn framed<'a>(
+        &self,
+        framed: Result<Next<'a>, DecodeError>,
+        avail: &'a [u8],
+        capacity: usize,
+        v5: bool,
+    ) -> Result<Next<'a>, Malformed> {
         match framed {
             Ok(next) => Ok(next),
             Err(DecodeError::Incomplete { .. }) => Ok(Next::Incomplete),
             Err(DecodeError::Malformed(m)) => Err(m),
-            Err(DecodeError::TooLarge { len }) => oversized(avail, len, capacity),
+            Err(DecodeError::TooLarge { len }) => oversized(avail, len, capacity, v5),
         }
     }
 }
 
 /// An oversized packet of `len` bytes at the start of `avail`.
-fn oversized(avail: &[u8], len: usize, capacity: usize) -> Result<Next<'_>, Malformed> {
+fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next<'_>, Malformed> {
     // `TooLarge` comes only after the fixed header decoded.
     let header = FixedHeader::decode(avail).map_err(|_| Malformed::Truncated)?;
     let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {
@@ -191,7 +239,18 @@ fn oversized(avail: &[u8], len: usize, capacity: usize) -> Result<Next<'_>, Malf
                 topic,
                 packet_id,
                 payload_at,
-            } => (qos, topic, packet_id, payload_at),
+            } => match payload_at {
+                // MQTT 5: properties come between the packet id and the
+                // payload; an empty topic stands for a Topic Alias.
+                #[cfg(feature = "v5")]
+                Some(at) if v5 => match v5::payload_start(avail, at) {
+                    _ if at >= capacity => (qos, topic, packet_id, None),
+                    Some(Ok(start)) => (qos, topic, packet_id, Some(start)),
+                    Some(Err(m)) => return Err(m),
+                    None => return Ok(Next::Incomplete),
+                },
+                _ => (qos, topic, packet_id, payload_at),
+            },
             Peek::NeedMore => return Ok(Next::Incomplete),
             Peek::Malformed(m) => return Err(m),
         }

@@ -30,9 +30,9 @@ fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> Vec<String> {
     let mut fed = 0;
     loop {
         loop {
-            match rx.frame_at(0).unwrap() {
+            match rx.frame_at(0, false).unwrap() {
                 Next::Incomplete => break,
-                Next::Packet(p, len) => {
+                Next::Packet(Any::V3(p), len) => {
                     seen.push(format!("{:?} {len}", p.packet_type()));
                     rx.consume(len, 0);
                 }
@@ -47,6 +47,8 @@ fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> Vec<String> {
                     rx.consume(here, len - here);
                 }
                 Next::ClientPacket(t) => panic!("{t:?}"),
+                #[cfg(feature = "v5")]
+                Next::Packet(Any::V5(p), _) => panic!("{p:?}"),
             }
         }
         if fed == stream.len() {
@@ -120,21 +122,21 @@ fn client_packets_are_framed_but_not_parsed() {
         (PacketType::PingReq, 2),
         (PacketType::Disconnect, 2),
     ] {
-        match rx.frame_at(offset) {
+        match rx.frame_at(offset, false) {
             Ok(Next::ClientPacket(t)) => assert_eq!(t, want),
             other => panic!("{want:?}: {other:?}"),
         }
         offset += len;
     }
     assert!(matches!(
-        rx.frame_at(offset),
-        Ok(Next::Packet(Packet::PingResp, 2))
+        rx.frame_at(offset, false),
+        Ok(Next::Packet(Any::V3(Packet::PingResp), 2))
     ));
     // Fixed-header flags are still checked: a SUBSCRIBE with flags 0.
     rx.clear();
     rx.receive_buffer()[..4].copy_from_slice(&[0x80, 0x02, 0x00, 0x01]);
     rx.commit(4);
-    assert!(matches!(rx.frame_at(0), Err(Malformed::HeaderFlags)));
+    assert!(matches!(rx.frame_at(0, false), Err(Malformed::HeaderFlags)));
 }
 
 #[test]
@@ -145,5 +147,8 @@ fn an_oversized_publish_with_a_bad_topic_is_malformed() {
     let mut rx = Rx::new(&mut buf);
     rx.receive_buffer()[..bytes.len()].copy_from_slice(&bytes);
     rx.commit(bytes.len());
-    assert!(matches!(rx.frame_at(0), Err(Malformed::TopicName(_))));
+    assert!(matches!(
+        rx.frame_at(0, false),
+        Err(Malformed::TopicName(_))
+    ));
 }

@@ -84,6 +84,9 @@ pub(crate) struct Request {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Subscribed {
     pub(crate) qos: QoS,
+    /// MQTT 5's other subscription options (No Local, Retain As
+    /// Published, Retain Handling), as bits of the options byte.
+    pub(crate) flags: u8,
     pub(crate) span: Span,
     /// A SUBACK granted it on this broker session. An unconfirmed filter
     /// is re-sent even when the broker kept the session: its SUBSCRIBE may
@@ -289,6 +292,7 @@ mod tests {
             .subscriptions
             .push(Subscribed {
                 qos: QoS::AtMostOnce,
+                flags: 0,
                 span: a,
                 confirmed: false,
             })
@@ -297,6 +301,7 @@ mod tests {
             .subscriptions
             .push(Subscribed {
                 qos: QoS::AtLeastOnce,
+                flags: 0,
                 span: b,
                 confirmed: false,
             })
@@ -314,6 +319,7 @@ mod tests {
         let mut store = Store::<'_, 4, 4>::new(&mut buf);
         let sub = |span| Subscribed {
             qos: QoS::AtMostOnce,
+            flags: 0,
             span,
             confirmed: false,
         };

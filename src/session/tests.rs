@@ -280,11 +280,7 @@ fn connack_accepted_connects() {
     sent(&mut s, T0);
     assert_eq!(
         feed(&mut s, ms(20), accepted()),
-        Ok(Some(Event::Connected(Connected {
-            session_present: false,
-            resubscribed: 0,
-            resent: 0
-        })))
+        Ok(Some(Event::Connected(Connected::new(false, 0, 0))))
     );
     assert_eq!(s.state(), State::Connected);
     assert_eq!(s.poll_timeout(), None, "nothing pending, no keep-alive");
@@ -336,11 +332,7 @@ fn connack_session_present_without_clean_session_is_reported() {
     s.connect(T0, &connect_packet(false, 0)).unwrap();
     assert_eq!(
         feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected(Connected {
-            session_present: true,
-            resubscribed: 0,
-            resent: 0
-        })))
+        Ok(Some(Event::Connected(Connected::new(true, 0, 0))))
     );
 }
 
@@ -608,11 +600,7 @@ fn qos1_publish_puback_published() {
     assert_eq!(s.poll_timeout(), Some(secs(10)));
     assert_eq!(
         feed(&mut s, secs(1), puback(1)),
-        Ok(Some(Event::Published {
-            topic: "a/b",
-            packet_id: 1,
-            qos: QoS::AtLeastOnce,
-        }))
+        Ok(Some(published("a/b", 1, QoS::AtLeastOnce)))
     );
     assert_eq!(s.inflight(), 0);
     assert!(!s.publish_pending(1));
@@ -654,11 +642,7 @@ fn qos2_publish_full_handshake() {
     );
     assert_eq!(
         feed(&mut s, secs(3), pubcomp(1)),
-        Ok(Some(Event::Published {
-            topic: "q/2",
-            packet_id: 1,
-            qos: QoS::ExactlyOnce,
-        }))
+        Ok(Some(published("q/2", 1, QoS::ExactlyOnce)))
     );
     assert_eq!(s.inflight(), 0);
     assert!(sent(&mut s, secs(3)).is_empty());
@@ -732,7 +716,10 @@ fn incoming_qos0_is_delivered_and_needs_no_ack() {
     let Packet::Publish(publish) = p else {
         unreachable!()
     };
-    assert_eq!(feed(&mut s, T0, p), Ok(Some(Event::Message(publish))));
+    assert_eq!(
+        feed(&mut s, T0, p),
+        Ok(Some(Event::Message(publish.into())))
+    );
     assert!(sent(&mut s, T0).is_empty());
 }
 
@@ -745,7 +732,10 @@ fn incoming_qos1_is_acknowledged_once_its_event_is_consumed() {
     };
     // The event borrows the session, so nothing can be written while it
     // is alive; the next call queues the PUBACK.
-    assert_eq!(feed(&mut s, T0, p), Ok(Some(Event::Message(publish))));
+    assert_eq!(
+        feed(&mut s, T0, p),
+        Ok(Some(Event::Message(publish.into())))
+    );
     assert_eq!(sent(&mut s, T0), [puback(300)]);
     // QoS 1 keeps no state: a DUP is delivered again.
     assert!(matches!(
@@ -759,7 +749,7 @@ fn incoming_qos2_handshake_delivers_once() {
     let mut s = connected();
     assert!(matches!(
         feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
-        Ok(Some(Event::Message(Publish {
+        Ok(Some(Event::Message(Message {
             packet_id: Some(7),
             qos: QoS::ExactlyOnce,
             ..
@@ -999,6 +989,7 @@ fn subscribe_suback_pairs_filters_with_codes() {
         packet_id,
         filters: got,
         codes,
+        ..
     }) = event
     else {
         panic!("{event:?}")
@@ -1133,7 +1124,10 @@ fn unsubscribe_unsuback_updates_the_list() {
     assert_eq!(subscriptions(&s), [("b".into(), QoS::AtLeastOnce)]);
     assert!(s.request_pending(2));
     let event = feed(&mut s, T0, unsuback(2)).unwrap();
-    let Some(Event::Unsubscribed { packet_id, filters }) = event else {
+    let Some(Event::Unsubscribed {
+        packet_id, filters, ..
+    }) = event
+    else {
         panic!("{event:?}")
     };
     assert_eq!(packet_id, 2);
@@ -1394,11 +1388,7 @@ fn reconnect_without_session_resubscribes_then_resends_in_order() {
     );
     assert_eq!(
         feed(&mut s, secs(31), accepted()),
-        Ok(Some(Event::Connected(Connected {
-            session_present: false,
-            resubscribed: 2,
-            resent: 3
-        })))
+        Ok(Some(Event::Connected(Connected::new(false, 2, 3))))
     );
     let out = sent(&mut s, secs(31));
     let filters = [sub("a/+", QoS::AtLeastOnce), sub("b", QoS::ExactlyOnce)];
@@ -1488,11 +1478,7 @@ fn resubscribe_can_be_turned_off() {
     sent(&mut s, secs(30));
     assert_eq!(
         feed(&mut s, secs(31), accepted()),
-        Ok(Some(Event::Connected(Connected {
-            session_present: false,
-            resubscribed: 0,
-            resent: 3
-        })))
+        Ok(Some(Event::Connected(Connected::new(false, 0, 3))))
     );
     let out = sent(&mut s, secs(31));
     assert!(
@@ -1510,11 +1496,7 @@ fn reconnect_with_session_present_resends_without_resubscribing() {
     sent(&mut s, secs(30));
     assert_eq!(
         feed(&mut s, secs(30), connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected(Connected {
-            session_present: true,
-            resubscribed: 0,
-            resent: 3
-        })))
+        Ok(Some(Event::Connected(Connected::new(true, 0, 3))))
     );
     assert_eq!(
         sent(&mut s, secs(30)),
@@ -1575,11 +1557,7 @@ fn clean_session_drops_inflight_but_keeps_subscriptions() {
     }
     assert_eq!(
         feed(&mut s2, secs(30), accepted()),
-        Ok(Some(Event::Connected(Connected {
-            session_present: false,
-            resubscribed: 2,
-            resent: 0
-        })))
+        Ok(Some(Event::Connected(Connected::new(false, 2, 0))))
     );
     let out = sent(&mut s2, secs(30));
     assert_eq!(out.len(), 1);
@@ -1851,11 +1829,7 @@ fn unconfirmed_subscription_is_resent_even_with_session_present() {
     sent(&mut s, secs(1));
     assert_eq!(
         feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)),
-        Ok(Some(Event::Connected(Connected {
-            session_present: true,
-            resubscribed: 1,
-            resent: 0
-        })))
+        Ok(Some(Event::Connected(Connected::new(true, 1, 0))))
     );
     let out = sent(&mut s, secs(1));
     let [Packet::Subscribe(subscribe)] = out[..] else {
@@ -1961,11 +1935,7 @@ fn store_keeps_room_for_the_resubscription() {
     sent(&mut s, T0);
     assert_eq!(
         feed(&mut s, T0, accepted()),
-        Ok(Some(Event::Connected(Connected {
-            session_present: false,
-            resubscribed: 2,
-            resent: 3
-        })))
+        Ok(Some(Event::Connected(Connected::new(false, 2, 3))))
     );
     assert_eq!(sent(&mut s, T0).len(), 4);
 }
@@ -2448,4 +2418,15 @@ fn a_pubrec_during_resends_releases_behind_them_in_pubrec_order() {
         ..Publish::new("c", &body, QoS::ExactlyOnce, false)
     });
     assert_eq!(wire, [resend3, pubrel(2), pubrel(1)]);
+}
+
+/// `Event::Published` of a message the broker took.
+fn published(topic: &str, packet_id: u16, qos: QoS) -> Event<'_> {
+    Event::Published {
+        topic,
+        packet_id,
+        qos,
+        #[cfg(feature = "v5")]
+        reason: super::Reason::default(),
+    }
 }

@@ -1,6 +1,8 @@
 //! The transmit queue: encoded packets waiting to be written, in a
 //! caller-supplied slice.
 
+#[cfg(feature = "v5")]
+use crate::codec::v5;
 use crate::codec::{Connect, EncodeError, Publish, Subscribe, Unsubscribe};
 
 /// The packets the session encodes with the codec. Not [`Packet`]
@@ -18,6 +20,14 @@ pub(crate) enum Encode<'a> {
     PublishHead(&'a Publish<'a>, usize),
     Subscribe(&'a Subscribe<'a>),
     Unsubscribe(&'a Unsubscribe<'a>),
+    #[cfg(feature = "v5")]
+    Connect5(&'a v5::Connect<'a>),
+    #[cfg(feature = "v5")]
+    Publish5(&'a v5::Publish<'a>),
+    #[cfg(feature = "v5")]
+    Subscribe5(&'a v5::Subscribe<'a>),
+    #[cfg(feature = "v5")]
+    Unsubscribe5(&'a v5::Unsubscribe<'a>),
 }
 
 impl Encode<'_> {
@@ -29,6 +39,14 @@ impl Encode<'_> {
             Self::PublishHead(p, len) => p.head_len(len),
             Self::Subscribe(p) => p.encoded_len(),
             Self::Unsubscribe(p) => p.encoded_len(),
+            #[cfg(feature = "v5")]
+            Self::Connect5(p) => p.encoded_len(),
+            #[cfg(feature = "v5")]
+            Self::Publish5(p) => p.encoded_len(),
+            #[cfg(feature = "v5")]
+            Self::Subscribe5(p) => p.encoded_len(),
+            #[cfg(feature = "v5")]
+            Self::Unsubscribe5(p) => p.encoded_len(),
         }
     }
 
@@ -40,6 +58,14 @@ impl Encode<'_> {
             Self::PublishHead(p, len) => p.encode_head(len, buf),
             Self::Subscribe(p) => p.encode(buf),
             Self::Unsubscribe(p) => p.encode(buf),
+            #[cfg(feature = "v5")]
+            Self::Connect5(p) => p.encode(buf),
+            #[cfg(feature = "v5")]
+            Self::Publish5(p) => p.encode(buf),
+            #[cfg(feature = "v5")]
+            Self::Subscribe5(p) => p.encode(buf),
+            #[cfg(feature = "v5")]
+            Self::Unsubscribe5(p) => p.encode(buf),
         }
     }
 }

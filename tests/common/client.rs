@@ -100,7 +100,7 @@ impl Msg {
 /// One callback call, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ev {
-    Connect(Connected),
+    Connect(Connected<'static>),
     Disconnect(DisconnectReason),
     Subscribe {
         filter: String,
@@ -145,11 +145,7 @@ pub enum Ev {
 impl Ev {
     /// `on_connect` for an accepted connection without resends.
     pub fn connected(session_present: bool) -> Ev {
-        Ev::Connect(Connected {
-            session_present,
-            resubscribed: 0,
-            resent: 0,
-        })
+        Ev::Connect(Connected::new(session_present, 0, 0))
     }
 
     pub fn subscribed(filter: &str, granted: QoS, pid: u16) -> Ev {
@@ -241,6 +237,7 @@ pub struct Recorder {
 type Ctx<'c> = Context<'c, Recorder>;
 
 fn on_connect(ctx: &mut Ctx<'_>, info: Connected) {
+    let info = info.without_properties();
     ctx.user_data.events.push(Ev::Connect(info));
     for (filter, qos) in ctx.user_data.subscribe_on_connect.clone() {
         ctx.subscribe(&filter, qos).expect("outbox has room");

@@ -530,7 +530,7 @@ pub fn publish_raw(flags: u8, topic: &[u8], id: Option<u16>, payload: &[u8]) -> 
 /// What the callbacks saw, in order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Log {
-    pub connected: Vec<Connected>,
+    pub connected: Vec<Connected<'static>>,
     pub disconnected: Vec<DisconnectReason>,
     pub messages: Vec<Pub>,
     pub subscribed: Vec<(String, SubscribeReturnCode, u16)>,
@@ -545,6 +545,7 @@ pub struct Log {
 type Ctx<'c> = Context<'c, Log>;
 
 fn on_connect(ctx: &mut Ctx<'_>, info: Connected) {
+    let info = info.without_properties();
     ctx.user_data.connected.push(info);
 }
 fn on_disconnect(ctx: &mut Ctx<'_>, reason: DisconnectReason) {

@@ -359,6 +359,42 @@ decode_as!(
     Auth
 );
 
+/// A packet from a server, framed and decoded for the session: the packet
+/// and its length, or the type of a whole packet only clients send
+/// (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ), which is not parsed. A
+/// packet longer than `capacity` is [`DecodeError::TooLarge`].
+pub(crate) fn decode_server(
+    buf: &[u8],
+    capacity: usize,
+) -> Result<Result<(Packet<'_>, usize), PacketType>, DecodeError> {
+    let (packet_type, flags, body, len) = frame(buf, capacity)?;
+    if matches!(
+        packet_type,
+        PacketType::Connect | PacketType::Subscribe | PacketType::Unsubscribe | PacketType::PingReq
+    ) {
+        return Ok(Err(packet_type));
+    }
+    Ok(Ok((Packet::decode_body(packet_type, flags, body)?, len)))
+}
+
+/// The bytes after the property list at the start of `input` (its length
+/// prefix included), for a packet the session encoded itself.
+pub(crate) fn after_properties(input: &[u8]) -> Option<&[u8]> {
+    let (len, rest) = varint::read_in(input, Malformed::Truncated).ok()?;
+    rest.get(len as usize..)
+}
+
+/// Where the payload of a PUBLISH starts, given where its properties
+/// start: `None` until the property length has arrived.
+pub(crate) fn payload_start(avail: &[u8], props_at: usize) -> Option<Result<usize, Malformed>> {
+    match varint::read(avail.get(props_at..)?) {
+        Ok((len, n)) => Some(Ok(props_at + n + len as usize)),
+        Err(VarintError::Incomplete) => None,
+        Err(VarintError::TooLong) => Some(Err(Malformed::PropertyLength)),
+        Err(VarintError::NonMinimal) => Some(Err(Malformed::NonMinimalVarint)),
+    }
+}
+
 /// Frames the packet at the start of `buf`: its type, its flags, its body
 /// (exactly the remaining length) and its whole length.
 fn frame(buf: &[u8], max_packet_len: usize) -> Result<(PacketType, u8, &[u8], usize), DecodeError> {

@@ -155,6 +155,25 @@ impl ReasonCode {
         self as u8 >= 0x80
     }
 
+    /// Whether a CONNACK refusal with this code will refuse a retry with
+    /// the same CONNECT too: everything but the codes that say the
+    /// server is busy, unavailable, shutting down, over quota, or asks to
+    /// be retried elsewhere or later.
+    pub const fn is_permanent_refusal(self) -> bool {
+        self.is_error()
+            && !matches!(
+                self,
+                Self::UnspecifiedError
+                    | Self::ImplementationSpecificError
+                    | Self::ServerUnavailable
+                    | Self::ServerBusy
+                    | Self::QuotaExceeded
+                    | Self::ConnectionRateExceeded
+                    | Self::UseAnotherServer
+                    | Self::ServerMoved
+            )
+    }
+
     /// Whether a packet of `packet_type` may carry this code (§2.4 and the
     /// packet's own section). Packets without a reason code (CONNECT,
     /// PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, PINGRESP) allow none.
@@ -338,6 +357,15 @@ impl<'a> ReasonCodes<'a> {
     /// Whether there are none (never true of a decoded packet).
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The codes' wire bytes: those of a decoded list, or `None` for a
+    /// caller's list.
+    pub(crate) const fn wire(&self) -> Option<&'a [u8]> {
+        match self.0 {
+            Codes::Wire(bytes) => Some(bytes),
+            Codes::List(_) => None,
+        }
     }
 
     /// Checks every byte of a decoded list against `packet_type`.

@@ -1,0 +1,385 @@
+//! MQTT 5 in the session: the limits the CONNECT advertised and the
+//! CONNACK granted, both enforced, and the packets whose handling differs
+//! from MQTT 3.1.1 (reason codes, server DISCONNECT, AUTH, Topic Alias).
+//!
+//! Everything else is shared: a v5 PUBACK of reason 0x00 is the same four
+//! bytes as a 3.1.1 PUBACK, a PUBLISH keeps its DUP bit in the same place,
+//! and the window, the store and the resends work on either encoding.
+
+use super::*;
+use crate::codec::v5::{self, Properties, ReasonCode};
+use crate::error::Unsupported;
+
+/// What the broker's CONNACK allows on this connection (MQTT 5), from
+/// [`Session::limits`]. The session holds itself to it: a request it
+/// breaks is refused before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Limits {
+    /// Receive Maximum: QoS 1/2 messages in flight at once. The window is
+    /// the smaller of this and `INFLIGHT`.
+    pub receive_maximum: u16,
+    /// Maximum Packet Size: no larger packet is sent
+    /// ([`ResourceError::PacketTooLarge`]).
+    pub maximum_packet_size: u32,
+    /// Topic Alias Maximum: how many aliases the broker accepts.
+    pub topic_alias_maximum: u16,
+    /// Maximum QoS of our PUBLISHes.
+    pub maximum_qos: QoS,
+    /// Retain Available.
+    pub retain_available: bool,
+    /// Wildcard Subscription Available.
+    pub wildcard_subscription_available: bool,
+    /// Subscription Identifier Available.
+    pub subscription_identifier_available: bool,
+    /// Shared Subscription Available.
+    pub shared_subscription_available: bool,
+}
+
+impl Limits {
+    /// Nothing limited: MQTT 3.1.1, and an MQTT 5 CONNACK with none of
+    /// these properties.
+    pub const NONE: Self = Self {
+        receive_maximum: u16::MAX,
+        maximum_packet_size: u32::MAX,
+        topic_alias_maximum: 0,
+        maximum_qos: QoS::ExactlyOnce,
+        retain_available: true,
+        wildcard_subscription_available: true,
+        subscription_identifier_available: true,
+        shared_subscription_available: true,
+    };
+
+    fn from_connack(p: &Properties<'_>) -> Self {
+        let flag = |v: Option<u8>| v != Some(0);
+        Self {
+            receive_maximum: p.receive_maximum().unwrap_or(u16::MAX),
+            maximum_packet_size: p.maximum_packet_size().unwrap_or(u32::MAX),
+            topic_alias_maximum: p.topic_alias_maximum().unwrap_or(0),
+            maximum_qos: match p.maximum_qos() {
+                Some(0) => QoS::AtMostOnce,
+                Some(1) => QoS::AtLeastOnce,
+                _ => QoS::ExactlyOnce,
+            },
+            retain_available: flag(p.retain_available()),
+            wildcard_subscription_available: flag(p.wildcard_subscription_available()),
+            subscription_identifier_available: flag(p.subscription_identifier_available()),
+            shared_subscription_available: flag(p.shared_subscription_available()),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+/// What our CONNECT advertised, and the broker is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Advertised {
+    pub(crate) receive_maximum: u16,
+    pub(crate) maximum_packet_size: u32,
+}
+
+impl Advertised {
+    pub(crate) const NONE: Self = Self {
+        receive_maximum: u16::MAX,
+        maximum_packet_size: u32::MAX,
+    };
+}
+
+fn unsupported(what: Unsupported) -> SessionError {
+    SessionError::Usage(UsageError::Unsupported(what))
+}
+
+/// The 3.1.1 type of a v5 packet type, for [`Closed::Protocol`]; AUTH
+/// has none and is reported as a [`Closed::Violation`] instead.
+fn v3_type(t: v5::PacketType) -> PacketType {
+    PacketType::from_byte((t as u8) << 4).unwrap_or(PacketType::Disconnect)
+}
+
+impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
+    /// Starts an MQTT 5 connection with `connect`.
+    pub(crate) fn connect_v5(&mut self, now: Instant, connect: &v5::Connect<'_>) -> Result<()> {
+        if self.state != State::Disconnected {
+            return Err(SessionError::Usage(UsageError::AlreadyConnected));
+        }
+        connect.validate()?;
+        let props = &connect.properties;
+        if props.authentication_method().is_some() {
+            return Err(unsupported(Unsupported::Authentication));
+        }
+        if props.topic_alias_maximum().is_some_and(|max| max > 0) {
+            // Aliases the broker would send could not be resolved.
+            return Err(unsupported(Unsupported::TopicAlias));
+        }
+        let advertised = Advertised {
+            receive_maximum: props.receive_maximum().unwrap_or(u16::MAX),
+            maximum_packet_size: props.maximum_packet_size().unwrap_or(u32::MAX),
+        };
+        self.start_connect(
+            now,
+            Encode::Connect5(connect),
+            connect.keep_alive,
+            connect.clean_start,
+        )?;
+        self.version = Version::V5;
+        self.advertised = advertised;
+        self.limits = Limits::NONE;
+        Ok(())
+    }
+
+    /// Handles one MQTT 5 packet from the broker. An `Err` ends the
+    /// connection.
+    #[inline(never)]
+    pub(crate) fn handle_v5(
+        &mut self,
+        now: Instant,
+        packet: v5::Packet<'_>,
+        qos1_unacked: usize,
+    ) -> Result<Handled, Closed> {
+        use v5::Packet as P;
+        self.collect();
+        match (self.state, packet) {
+            (State::Connecting, P::ConnAck(ack)) => {
+                self.on_connack_v5(now, ack).map(Handled::Connected)
+            }
+            (State::Connected, P::Publish(publish)) => {
+                self.check_incoming(&publish, qos1_unacked)?;
+                Ok(self.on_publish(publish.qos, publish.packet_id, publish.dup))
+            }
+            (State::Connected, P::PubAck(ack)) => {
+                Ok(self.on_complete(ack.packet_id, Stage::AwaitPubAck))
+            }
+            (State::Connected, P::PubRec(rec)) if rec.reason_code.is_error() => {
+                // Refused: no PUBREL, the id is free (MQTT 5 §4.3.3).
+                Ok(self.on_complete(rec.packet_id, Stage::AwaitPubRec))
+            }
+            (State::Connected, P::PubRec(rec)) => {
+                self.on_pubrec(now, rec.packet_id);
+                Ok(Handled::Nothing)
+            }
+            (State::Connected, P::PubComp(comp)) => {
+                Ok(self.on_complete(comp.packet_id, Stage::AwaitPubComp))
+            }
+            (State::Connected, P::PubRel(rel)) => {
+                self.on_pubrel(rel.packet_id);
+                Ok(Handled::Nothing)
+            }
+            (State::Connected, P::SubAck(ack)) => self.on_suback(SubAck {
+                packet_id: ack.packet_id,
+                return_codes: codec::ReturnCodes::new(ack.reason_codes.wire().unwrap_or(&[])),
+            }),
+            (State::Connected, P::UnsubAck(ack)) => self.on_unsuback_v5(ack),
+            (State::Connected, P::PingResp) => {
+                self.pingresp_deadline = None;
+                Ok(Handled::Pong)
+            }
+            (_, P::Disconnect(d)) => {
+                if let Some(_why) = d.properties.reason_string() {
+                    crate::fmt::warning!("broker disconnected: {}", _why);
+                }
+                Err(Closed::ServerDisconnect(d.reason_code))
+            }
+            // No Authentication Method was sent, so no AUTH may come
+            // (MQTT-4.12.0-6).
+            (_, P::Auth(_)) => Err(Closed::Violation(ReasonCode::ProtocolError)),
+            (_, other) => Err(Closed::Protocol(v3_type(other.packet_type()))),
+        }
+    }
+
+    fn on_connack_v5(
+        &mut self,
+        now: Instant,
+        ack: v5::ConnAck<'_>,
+    ) -> Result<Connected<'static>, Closed> {
+        if ack.reason_code.is_error() {
+            self.connack_deadline = None;
+            return Err(Closed::RefusedV5(ack.reason_code));
+        }
+        let props = &ack.properties;
+        self.limits = Limits::from_connack(props);
+        if let Some(secs) = props.server_keep_alive() {
+            // The broker's value replaces ours (MQTT-3.2.2-21).
+            self.keep_alive = Duration::from_secs(u64::from(secs));
+        }
+        if !ack.session_present && !self.clean_session {
+            // We kept a session the broker does not have: discard ours
+            // (MQTT-3.2.2-5), each message reported as discarded.
+            self.store.discard_inflight();
+        }
+        let accepted = ConnAck {
+            session_present: ack.session_present,
+            return_code: ConnectReturnCode::Accepted,
+        };
+        self.on_connack(now, accepted)
+    }
+
+    /// What MQTT 5 asks of an incoming PUBLISH beyond 3.1.1's rules.
+    ///
+    /// `qos1_unacked`: QoS 1 messages whose PUBACK is not queued yet.
+    /// With the QoS 2 ids awaiting PUBCOMP, they are what the broker
+    /// counts against our Receive Maximum, as far as we know: a PUBACK
+    /// queued but not written is not counted, so the broker is never
+    /// blamed for one it has not seen.
+    fn check_incoming(&self, publish: &v5::Publish<'_>, qos1_unacked: usize) -> Result<(), Closed> {
+        // We advertise no Topic Alias Maximum: any alias is over it
+        // (MQTT-3.3.2-9), and an empty topic has nothing to stand for it.
+        if publish.properties.topic_alias().is_some() || publish.topic.is_empty() {
+            return Err(Closed::Violation(ReasonCode::TopicAliasInvalid));
+        }
+        if let Some(id) = publish.packet_id {
+            let resend = publish.qos == QoS::ExactlyOnce && self.is_duplicate(id, publish.dup);
+            let unacked = self.incoming.len() + qos1_unacked;
+            if !resend && unacked >= usize::from(self.advertised.receive_maximum) {
+                return Err(Closed::Violation(ReasonCode::ReceiveMaximumExceeded));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_unsuback_v5(&mut self, ack: v5::UnsubAck<'_>) -> Result<Handled, Closed> {
+        let handled = self.on_unsuback(ack.packet_id);
+        if let Handled::Unsubscribed(i) = handled {
+            let count = self.store.requests.get(i).map_or(0, |r| {
+                codec::stored(self.store.bytes(r.span))
+                    .map_or(0, |(_, body)| self.stored_unsubscribe_filters(body).len())
+            });
+            if count != ack.reason_codes.len() {
+                return Err(Closed::Protocol(PacketType::UnsubAck));
+            }
+        }
+        Ok(handled)
+    }
+
+    /// The event for what [`handle_v5`](Self::handle_v5) reported.
+    pub(crate) fn event_v5<'a>(
+        &'a self,
+        handled: Handled,
+        packet: v5::Packet<'a>,
+    ) -> Option<Event<'a>> {
+        use v5::Packet as P;
+        Some(match (handled, packet) {
+            (Handled::Connected(mut info), P::ConnAck(ack)) => {
+                info.properties = ack.properties;
+                Event::Connected(info)
+            }
+            (Handled::Message, P::Publish(publish)) => Event::Message(publish.into()),
+            (Handled::Published(i), packet) => {
+                let (topic, packet_id, qos) = self.outgoing_topic(i)?;
+                let (code, properties) = match packet {
+                    P::PubAck(a) => (a.reason_code, a.properties),
+                    P::PubRec(a) => (a.reason_code, a.properties),
+                    P::PubComp(a) => (a.reason_code, a.properties),
+                    _ => (ReasonCode::Success, Properties::EMPTY),
+                };
+                Event::Published {
+                    topic,
+                    packet_id,
+                    qos,
+                    reason: Reason { code, properties },
+                }
+            }
+            (Handled::Subscribed(i), P::SubAck(ack)) => {
+                let r = self.store.requests.get(i)?;
+                Event::Subscribed {
+                    packet_id: r.packet_id,
+                    filters: self.stored_filters(r.span),
+                    codes: codec::ReturnCodes::new(ack.reason_codes.wire().unwrap_or(&[])),
+                    properties: ack.properties,
+                }
+            }
+            (Handled::Unsubscribed(i), P::UnsubAck(ack)) => {
+                let r = self.store.requests.get(i)?;
+                let (_, body) = codec::stored(self.store.bytes(r.span))?;
+                Event::Unsubscribed {
+                    packet_id: r.packet_id,
+                    filters: self.stored_unsubscribe_filters(body),
+                    codes: codec::ReturnCodes::new(ack.reason_codes.wire().unwrap_or(&[])),
+                    properties: ack.properties,
+                }
+            }
+            (Handled::Pong, _) => Event::Pong,
+            _ => return None,
+        })
+    }
+
+    /// What an MQTT 5 connection refuses of an outgoing PUBLISH of `len`
+    /// bytes with `properties`, beyond 3.1.1's rules.
+    pub(crate) fn check_publish_v5(
+        &self,
+        publish: &Publish<'_>,
+        properties: &Properties<'_>,
+        len: usize,
+    ) -> Result<()> {
+        if self.version != Version::V5 {
+            if properties.is_empty() {
+                return Ok(());
+            }
+            return Err(unsupported(Unsupported::Mqtt5Only));
+        }
+        if properties.topic_alias().is_some() {
+            return Err(unsupported(Unsupported::TopicAlias));
+        }
+        if properties.subscription_identifiers().next().is_some() {
+            return Err(unsupported(Unsupported::SubscriptionIdentifier));
+        }
+        if publish.qos > self.limits.maximum_qos {
+            return Err(unsupported(Unsupported::QoS));
+        }
+        if publish.retain && !self.limits.retain_available {
+            return Err(unsupported(Unsupported::Retain));
+        }
+        self.check_packet_len(len)?;
+        if publish.qos != QoS::AtMostOnce
+            && self.inflight_live() >= usize::from(self.limits.receive_maximum)
+        {
+            return Err(SessionError::Resource(ResourceError::InflightFull));
+        }
+        Ok(())
+    }
+
+    /// What an MQTT 5 connection refuses of an outgoing SUBSCRIBE.
+    pub(crate) fn check_filters_v5<'f>(
+        &self,
+        mut filters: impl Iterator<Item = &'f str>,
+    ) -> Result<()> {
+        if self.version != Version::V5 {
+            return Ok(());
+        }
+        let l = &self.limits;
+        filters.try_for_each(|f| {
+            if !l.shared_subscription_available && f.starts_with("$share/") {
+                return Err(unsupported(Unsupported::SharedSubscription));
+            }
+            if !l.wildcard_subscription_available && f.contains(['+', '#']) {
+                return Err(unsupported(Unsupported::WildcardSubscription));
+            }
+            Ok(())
+        })
+    }
+
+    /// The broker's Maximum Packet Size (MQTT-3.1.2-24).
+    pub(crate) fn check_packet_len(&self, len: usize) -> Result<()> {
+        let max = self.limits.maximum_packet_size;
+        if u32::try_from(len).map_or(true, |len| len > max) {
+            return Err(SessionError::Resource(ResourceError::PacketTooLarge {
+                len,
+                max,
+            }));
+        }
+        Ok(())
+    }
+
+    fn inflight_live(&self) -> usize {
+        self.store.outgoing.iter().filter(|e| e.is_live()).count()
+    }
+
+    /// Whether a packet of `len` bytes is over the Maximum Packet Size we
+    /// advertised.
+    pub(crate) fn over_our_maximum(&self, len: usize) -> bool {
+        self.version == Version::V5
+            && u32::try_from(len).map_or(true, |len| len > self.advertised.maximum_packet_size)
+    }
+}

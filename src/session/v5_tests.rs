@@ -1,0 +1,608 @@
+//! The session on MQTT 5 connections: negotiated limits both ways, reason
+//! codes, properties, server DISCONNECT, and what it refuses.
+extern crate std;
+
+use std::boxed::Box;
+use std::vec;
+use std::vec::Vec;
+
+use super::*;
+use crate::codec::v5::{
+    self, Properties, Property, ReasonCode, ReasonCodes, RetainHandling, SubscriptionOptions,
+};
+use crate::error::Unsupported;
+
+type S = Session<'static, 4, 4>;
+
+const T0: Instant = Instant::from_millis(0);
+
+fn secs(s: u64) -> Instant {
+    Instant::from_millis(s * 1000)
+}
+
+fn leak(len: usize) -> &'static mut [u8] {
+    Box::leak(vec![0u8; len].into_boxed_slice())
+}
+
+fn session() -> S {
+    Session::new(leak(512), leak(512), leak(1024), Timeouts::default())
+}
+
+fn connect(clean_start: bool, properties: &'static [Property<'static>]) -> v5::Connect<'static> {
+    v5::Connect {
+        clean_start,
+        properties: Properties::new(properties),
+        ..v5::Connect::new("c")
+    }
+}
+
+/// Hands `packet` to the session; the first event, or the end of the
+/// connection as an `Err`.
+fn feed<'s>(
+    s: &'s mut S,
+    now: Instant,
+    packet: v5::Packet<'_>,
+) -> Result<Option<Event<'s>>, Closed> {
+    let mut buf = vec![0u8; packet.encoded_len()];
+    let n = packet.encode(&mut buf).expect("encode broker packet");
+    feed_bytes(s, now, &buf[..n])
+}
+
+fn feed_bytes<'s>(s: &'s mut S, now: Instant, bytes: &[u8]) -> Result<Option<Event<'s>>, Closed> {
+    let space = s.receive_buffer();
+    space[..bytes.len()].copy_from_slice(bytes);
+    s.commit(bytes.len());
+    match s.poll_event(now) {
+        Some(Event::Closed(reason)) => Err(reason),
+        other => Ok(other),
+    }
+}
+
+/// Everything the session has to send, decoded as MQTT 5.
+fn sent(s: &mut S, now: Instant) -> Vec<v5::Packet<'static>> {
+    let mut wire = Vec::new();
+    loop {
+        let pending = s.poll_transmit(now);
+        if pending.is_empty() {
+            break;
+        }
+        let n = pending.len();
+        wire.extend_from_slice(pending);
+        s.handle_transmit(now, n);
+    }
+    let mut rest: &'static [u8] = Box::leak(wire.into_boxed_slice());
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (p, n) = v5::Packet::decode(rest).expect("the session sent an undecodable packet");
+        out.push(p);
+        rest = &rest[n..];
+    }
+    out
+}
+
+fn connack(props: &'static [Property<'static>]) -> v5::Packet<'static> {
+    v5::Packet::ConnAck(v5::ConnAck {
+        session_present: false,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(props),
+    })
+}
+
+/// A session connected over MQTT 5; the CONNACK carries `props`.
+fn connected_with(ours: &'static [Property<'static>], theirs: &'static [Property<'static>]) -> S {
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, ours)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, T0, connack(theirs)),
+        Ok(Some(Event::Connected(_)))
+    ));
+    s
+}
+
+fn connected() -> S {
+    connected_with(&[], &[])
+}
+
+fn publish(topic: &'static str, qos: QoS) -> Publish<'static> {
+    Publish::new(topic, b"x", qos, false)
+}
+
+fn incoming(qos: QoS, id: Option<u16>, props: &'static [Property<'static>]) -> v5::Packet<'static> {
+    v5::Packet::Publish(v5::Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: "t",
+        packet_id: id,
+        properties: Properties::new(props),
+        payload: b"p",
+    })
+}
+
+fn unsupported(what: Unsupported) -> SessionError {
+    SessionError::Usage(UsageError::Unsupported(what))
+}
+
+#[test]
+fn connect_and_connack_speak_mqtt_5() {
+    let mut s = session();
+    let ours = &[
+        Property::SessionExpiryInterval(60),
+        Property::ReceiveMaximum(4),
+    ];
+    s.connect_v5(T0, &connect(false, ours)).unwrap();
+    assert_eq!(s.version(), Version::V5);
+    let wire = sent(&mut s, T0);
+    let [v5::Packet::Connect(c)] = wire.as_slice() else {
+        panic!("{wire:?}")
+    };
+    assert_eq!(c.properties.session_expiry_interval(), Some(60));
+    assert_eq!(c.properties.receive_maximum(), Some(4));
+    static THEIRS: [Property<'static>; 3] = [
+        Property::AssignedClientIdentifier("auto-1"),
+        Property::ServerKeepAlive(5),
+        Property::MaximumQoS(1),
+    ];
+    let event = feed(&mut s, T0, connack(&THEIRS)).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(info.properties.assigned_client_identifier(), Some("auto-1"));
+    assert_eq!(s.limits().maximum_qos, QoS::AtLeastOnce);
+    // Server Keep Alive replaces ours (0): a PINGREQ before 5 s.
+    let ping = s.poll_timeout().expect("keep-alive deadline");
+    assert!(ping < secs(5) && ping > secs(4), "{ping:?}");
+}
+
+#[test]
+fn a_refusal_carries_its_reason_code() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    let refused = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: false,
+        reason_code: ReasonCode::NotAuthorized,
+        properties: Properties::EMPTY,
+    });
+    assert_eq!(
+        feed(&mut s, T0, refused),
+        Err(Closed::RefusedV5(ReasonCode::NotAuthorized))
+    );
+    assert!(ReasonCode::NotAuthorized.is_permanent_refusal());
+    assert!(!ReasonCode::ServerBusy.is_permanent_refusal());
+    assert_eq!(s.state(), State::Disconnected);
+}
+
+#[test]
+fn the_brokers_limits_refuse_what_breaks_them() {
+    static THEIRS: [Property<'static>; 4] = [
+        Property::ReceiveMaximum(2),
+        Property::MaximumPacketSize(64),
+        Property::MaximumQoS(1),
+        Property::RetainAvailable(0),
+    ];
+    let mut s = connected_with(&[], &THEIRS);
+    assert_eq!(
+        s.publish(T0, &publish("t", QoS::ExactlyOnce)),
+        Err(unsupported(Unsupported::QoS))
+    );
+    let retained = Publish::new("t", b"x", QoS::AtMostOnce, true);
+    assert_eq!(
+        s.publish(T0, &retained),
+        Err(unsupported(Unsupported::Retain))
+    );
+    let big = Publish::new("t", &[0; 80], QoS::AtMostOnce, false);
+    assert!(matches!(
+        s.publish(T0, &big),
+        Err(SessionError::Resource(ResourceError::PacketTooLarge {
+            max: 64,
+            ..
+        }))
+    ));
+    // The window is the broker's 2, not INFLIGHT's 4.
+    assert_eq!(s.publish(T0, &publish("t", QoS::AtLeastOnce)), Ok(Some(1)));
+    assert_eq!(s.publish(T0, &publish("t", QoS::AtLeastOnce)), Ok(Some(2)));
+    assert!(!s.can_publish());
+    assert_eq!(
+        s.publish(T0, &publish("t", QoS::AtLeastOnce)),
+        Err(SessionError::Resource(ResourceError::InflightFull))
+    );
+    // Nothing refused was sent.
+    assert_eq!(sent(&mut s, T0).len(), 2);
+}
+
+#[test]
+fn wildcard_and_shared_subscriptions_follow_the_connack() {
+    static THEIRS: [Property<'static>; 2] = [
+        Property::WildcardSubscriptionAvailable(0),
+        Property::SharedSubscriptionAvailable(0),
+    ];
+    let mut s = connected_with(&[], &THEIRS);
+    let sub = |filter| {
+        [Subscription {
+            filter,
+            qos: QoS::AtMostOnce,
+        }]
+    };
+    assert_eq!(
+        s.subscribe(T0, &sub("a/+")),
+        Err(unsupported(Unsupported::WildcardSubscription))
+    );
+    assert_eq!(
+        s.subscribe(T0, &sub("$share/g/a")),
+        Err(unsupported(Unsupported::SharedSubscription))
+    );
+    assert_eq!(s.subscribe(T0, &sub("a/b")), Ok(1));
+}
+
+#[test]
+fn publish_properties_go_out_and_acks_report_their_reason() {
+    let mut s = connected();
+    static PROPS: [Property<'static>; 3] = [
+        Property::MessageExpiryInterval(30),
+        Property::ResponseTopic("reply/c"),
+        Property::UserProperty("k", "v"),
+    ];
+    let id = s
+        .publish_with(
+            T0,
+            &publish("t", QoS::AtLeastOnce),
+            &Properties::new(&PROPS),
+        )
+        .unwrap();
+    let wire = sent(&mut s, T0);
+    let [v5::Packet::Publish(p)] = wire.as_slice() else {
+        panic!("{wire:?}")
+    };
+    assert_eq!(p.properties, Properties::new(&PROPS));
+    let ack = v5::Packet::PubAck(v5::PubAck {
+        packet_id: id.unwrap(),
+        reason_code: ReasonCode::NoMatchingSubscribers,
+        properties: Properties::EMPTY,
+    });
+    let event = feed(&mut s, T0, ack).unwrap();
+    let Some(Event::Published { reason, .. }) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(reason.code, ReasonCode::NoMatchingSubscribers);
+    assert!(!reason.code.is_error());
+    // Aliases and subscription identifiers are not the caller's to send.
+    static ALIAS: [Property<'static>; 1] = [Property::TopicAlias(1)];
+    assert_eq!(
+        s.publish_with(T0, &publish("t", QoS::AtMostOnce), &Properties::new(&ALIAS)),
+        Err(unsupported(Unsupported::TopicAlias))
+    );
+}
+
+#[test]
+fn a_refused_pubrec_ends_the_message_without_pubrel() {
+    let mut s = connected();
+    let id = s
+        .publish(T0, &publish("t", QoS::ExactlyOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    let rec = v5::Packet::PubRec(v5::PubRec {
+        packet_id: id,
+        reason_code: ReasonCode::QuotaExceeded,
+        properties: Properties::EMPTY,
+    });
+    let event = feed(&mut s, T0, rec).unwrap();
+    let Some(Event::Published { reason, .. }) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(reason.code, ReasonCode::QuotaExceeded);
+    assert!(
+        sent(&mut s, T0).is_empty(),
+        "no PUBREL after a refused PUBREC"
+    );
+    assert_eq!(s.inflight(), 0);
+    assert_eq!(s.publish_outcome(id), Outcome::Completed);
+}
+
+#[test]
+fn incoming_messages_carry_their_properties() {
+    let mut s = connected();
+    static PROPS: [Property<'static>; 2] = [
+        Property::ContentType("text/plain"),
+        Property::CorrelationData(b"42"),
+    ];
+    let event = feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(9), &PROPS)).unwrap();
+    let Some(Event::Message(m)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(m.properties.content_type(), Some("text/plain"));
+    assert_eq!(m.properties.correlation_data(), Some(&b"42"[..]));
+    // The short PUBACK: the same bytes MQTT 3.1.1 sends.
+    let wire = sent(&mut s, T0);
+    assert_eq!(
+        wire,
+        [v5::Packet::PubAck(v5::PubAck {
+            packet_id: 9,
+            reason_code: ReasonCode::Success,
+            properties: Properties::EMPTY,
+        })]
+    );
+}
+
+#[test]
+fn a_topic_alias_we_did_not_advertise_ends_the_connection() {
+    let mut s = connected();
+    static ALIAS: [Property<'static>; 1] = [Property::TopicAlias(1)];
+    assert_eq!(
+        feed(&mut s, T0, incoming(QoS::AtMostOnce, None, &ALIAS)),
+        Err(Closed::Violation(ReasonCode::TopicAliasInvalid))
+    );
+    assert_eq!(s.state(), State::Disconnected);
+}
+
+#[test]
+fn the_broker_is_held_to_our_receive_maximum() {
+    static OURS: [Property<'static>; 1] = [Property::ReceiveMaximum(2)];
+    // QoS 2 ids count until their PUBCOMP is written.
+    let mut s = connected_with(&OURS, &[]);
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(1), &[])),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(2), &[])),
+        Ok(Some(Event::Message(_)))
+    ));
+    let _ = sent(&mut s, T0);
+    // A resend of one of them is not a new message.
+    let mut again = incoming(QoS::ExactlyOnce, Some(1), &[]);
+    if let v5::Packet::Publish(p) = &mut again {
+        p.dup = true;
+    }
+    assert_eq!(feed(&mut s, T0, again), Ok(None));
+    assert_eq!(
+        feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(3), &[])),
+        Err(Closed::Violation(ReasonCode::ReceiveMaximumExceeded))
+    );
+
+    // QoS 1 messages count while their PUBACK is deferred.
+    let mut s = connected_with(&OURS, &[]);
+    for id in 1..=2 {
+        assert!(matches!(
+            feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(id), &[])),
+            Ok(Some(Event::Message(_)))
+        ));
+        s.defer_ack().unwrap();
+    }
+    assert_eq!(
+        feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(3), &[])),
+        Err(Closed::Violation(ReasonCode::ReceiveMaximumExceeded))
+    );
+
+    // Once acknowledged, they no longer count.
+    let mut s = connected_with(&OURS, &[]);
+    for id in 1..=5 {
+        assert!(matches!(
+            feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(id), &[])),
+            Ok(Some(Event::Message(_)))
+        ));
+        let _ = sent(&mut s, T0);
+    }
+}
+
+#[test]
+fn a_packet_over_our_maximum_packet_size_ends_the_connection() {
+    static OURS: [Property<'static>; 1] = [Property::MaximumPacketSize(32)];
+    let mut s = connected_with(&OURS, &[]);
+    let big = v5::Packet::Publish(v5::Publish {
+        payload: &[7; 40],
+        ..v5::Publish::new("t", b"", QoS::AtMostOnce, false)
+    });
+    assert_eq!(
+        feed(&mut s, T0, big),
+        Err(Closed::Violation(ReasonCode::PacketTooLarge))
+    );
+}
+
+#[test]
+fn server_disconnect_and_unasked_auth_end_the_connection() {
+    let mut s = connected();
+    let bye = v5::Packet::Disconnect(v5::Disconnect {
+        reason_code: ReasonCode::ServerShuttingDown,
+        properties: Properties::EMPTY,
+    });
+    assert_eq!(
+        feed(&mut s, T0, bye),
+        Err(Closed::ServerDisconnect(ReasonCode::ServerShuttingDown))
+    );
+    let mut s = connected();
+    let auth = v5::Packet::Auth(v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::new(&[Property::AuthenticationMethod("x")]),
+    });
+    assert_eq!(
+        feed(&mut s, T0, auth),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+}
+
+#[test]
+fn no_session_on_the_broker_discards_ours() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    // Session present 0: the message is discarded (MQTT-3.2.2-5), not resent.
+    let event = feed(&mut s, secs(1), connack(&[])).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(info.resent, 0);
+    let event = s.poll_event(secs(1));
+    assert!(matches!(event, Some(Event::Discarded { packet_id, .. }) if packet_id == id));
+    assert!(sent(&mut s, secs(1)).is_empty());
+    assert_eq!(s.publish_outcome(id), Outcome::Discarded);
+}
+
+#[test]
+fn subscription_options_and_suback_reason_codes() {
+    let mut s = connected();
+    let options = SubscriptionOptions {
+        no_local: true,
+        retain_handling: RetainHandling::DoNotSend,
+        ..SubscriptionOptions::new(QoS::AtLeastOnce)
+    };
+    let filters = [
+        v5::Subscription {
+            filter: "a/b",
+            options,
+        },
+        v5::Subscription {
+            filter: "secret",
+            options: SubscriptionOptions::new(QoS::AtMostOnce),
+        },
+    ];
+    let id = s.subscribe_v5(T0, &filters).unwrap();
+    let wire = sent(&mut s, T0);
+    let [v5::Packet::Subscribe(sub)] = wire.as_slice() else {
+        panic!("{wire:?}")
+    };
+    assert_eq!(sub.filters.iter().collect::<Vec<_>>(), filters);
+    let codes = [ReasonCode::GrantedQoS1, ReasonCode::NotAuthorized];
+    let ack = v5::Packet::SubAck(v5::SubAck {
+        packet_id: id,
+        properties: Properties::new(&[Property::ReasonString("no")]),
+        reason_codes: ReasonCodes::new(&codes),
+    });
+    let event = feed(&mut s, T0, ack).unwrap();
+    let Some(Event::Subscribed {
+        filters: got,
+        codes: got_codes,
+        properties,
+        ..
+    }) = event
+    else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        got.iter().map(|s| (s.filter, s.qos)).collect::<Vec<_>>(),
+        [("a/b", QoS::AtLeastOnce), ("secret", QoS::AtMostOnce)]
+    );
+    assert_eq!(got_codes.reason_codes().collect::<Vec<_>>(), codes);
+    assert_eq!(
+        got_codes.iter().collect::<Vec<_>>(),
+        [
+            codec::SubscribeReturnCode::Success(QoS::AtLeastOnce),
+            codec::SubscribeReturnCode::Failure
+        ]
+    );
+    assert_eq!(properties.reason_string(), Some("no"));
+    // The refused filter is gone; the other keeps its options across a
+    // reconnect to a broker without the session.
+    s.connection_lost();
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let wire = sent(&mut s, T0);
+    let [v5::Packet::Subscribe(again)] = wire.as_slice() else {
+        panic!("{wire:?}")
+    };
+    assert_eq!(again.filters.iter().collect::<Vec<_>>(), filters[..1]);
+}
+
+#[test]
+fn unsuback_reason_codes_reach_the_event_and_must_match() {
+    let mut s = connected();
+    let id = s.unsubscribe(T0, &["a", "b"]).unwrap();
+    let wire = sent(&mut s, T0);
+    assert!(matches!(wire.as_slice(), [v5::Packet::Unsubscribe(_)]));
+    let codes = [ReasonCode::Success, ReasonCode::NoSubscriptionExisted];
+    let ack = v5::Packet::UnsubAck(v5::UnsubAck {
+        packet_id: id,
+        properties: Properties::EMPTY,
+        reason_codes: ReasonCodes::new(&codes),
+    });
+    let event = feed(&mut s, T0, ack).unwrap();
+    let Some(Event::Unsubscribed {
+        filters,
+        codes: got,
+        ..
+    }) = event
+    else {
+        panic!("{event:?}")
+    };
+    assert_eq!(filters.iter().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(got.reason_codes().collect::<Vec<_>>(), codes);
+
+    let id = s.unsubscribe(T0, &["a", "b"]).unwrap();
+    let _ = sent(&mut s, T0);
+    let short = v5::Packet::UnsubAck(v5::UnsubAck {
+        packet_id: id,
+        properties: Properties::EMPTY,
+        reason_codes: ReasonCodes::new(&codes[..1]),
+    });
+    assert_eq!(
+        feed(&mut s, T0, short),
+        Err(Closed::Protocol(PacketType::UnsubAck))
+    );
+}
+
+#[test]
+fn mqtt_5_data_on_a_3_1_1_connection_is_refused() {
+    let mut s = session();
+    s.connect(T0, &Connect::new("c")).unwrap();
+    let _ = s.poll_transmit(T0).len();
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    let ack = codec::Packet::ConnAck(ConnAck {
+        session_present: false,
+        return_code: ConnectReturnCode::Accepted,
+    });
+    let n = ack.encode(s.receive_buffer()).unwrap();
+    s.commit(n);
+    assert!(matches!(s.poll_event(T0), Some(Event::Connected(_))));
+    static PROPS: [Property<'static>; 1] = [Property::UserProperty("k", "v")];
+    assert_eq!(
+        s.publish_with(T0, &publish("t", QoS::AtMostOnce), &Properties::new(&PROPS)),
+        Err(unsupported(Unsupported::Mqtt5Only))
+    );
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..SubscriptionOptions::new(QoS::AtMostOnce)
+    };
+    let filters = [v5::Subscription {
+        filter: "a",
+        options,
+    }];
+    assert_eq!(
+        s.subscribe_v5(T0, &filters),
+        Err(unsupported(Unsupported::Mqtt5Only))
+    );
+    // Plain options are a 3.1.1 SUBSCRIBE.
+    let plain = [v5::Subscription {
+        filter: "a",
+        options: SubscriptionOptions::new(QoS::AtLeastOnce),
+    }];
+    assert_eq!(s.subscribe_v5(T0, &plain), Ok(1));
+}
+
+#[test]
+fn connect_refuses_what_the_session_cannot_honour() {
+    let mut s = session();
+    static ALIASES: [Property<'static>; 1] = [Property::TopicAliasMaximum(8)];
+    assert_eq!(
+        s.connect_v5(T0, &connect(true, &ALIASES)),
+        Err(unsupported(Unsupported::TopicAlias))
+    );
+    static AUTH: [Property<'static>; 1] = [Property::AuthenticationMethod("SCRAM-SHA-1")];
+    assert_eq!(
+        s.connect_v5(T0, &connect(true, &AUTH)),
+        Err(unsupported(Unsupported::Authentication))
+    );
+    assert_eq!(s.state(), State::Disconnected);
+}
