@@ -1,8 +1,10 @@
 //! Connection settings and buffers.
 
 use crate::codec::LastWill;
+#[cfg(feature = "v5")]
+use crate::codec::v5::Properties;
 use crate::reconnect::Backoff;
-use crate::session::{Options, Timeouts};
+use crate::session::{Options, Timeouts, Version};
 
 /// What the client says in CONNECT, and how long it waits for answers.
 ///
@@ -61,12 +63,32 @@ pub struct Config<'a> {
     /// [`run_for`](crate::Client::run_for) space their connection attempts
     /// (default: 1 s doubling up to 2 minutes, with jitter, forever).
     pub backoff: Backoff,
+    /// The MQTT version to speak (default 3.1.1). [`Version::V5`] needs
+    /// the `v5` feature; the callbacks stay the same, and see more
+    /// (reason codes, properties).
+    pub version: Version,
+    /// MQTT 5: the Session Expiry Interval in seconds. `None` (the
+    /// default) follows `clean_session`: 0 (the session ends with the
+    /// connection) when on, `u32::MAX` (it never expires) when off, which
+    /// is what MQTT 3.1.1's clean session means.
+    #[cfg(feature = "v5")]
+    pub session_expiry_secs: Option<u32>,
+    /// MQTT 5: more CONNECT properties (User Properties, Request Response
+    /// Information, Maximum Packet Size, ...), at most 8. The client adds
+    /// Session Expiry Interval and Receive Maximum (`INFLIGHT`) unless
+    /// these name them.
+    #[cfg(feature = "v5")]
+    pub properties: Properties<'a>,
+    /// MQTT 5: the will's properties (Will Delay Interval, Message Expiry
+    /// Interval, Content Type, User Properties, ...).
+    #[cfg(feature = "v5")]
+    pub will_properties: Properties<'a>,
 }
 
 impl<'a> Config<'a> {
-    /// Defaults with this client id: keep-alive 60 s, clean session, no
-    /// credentials, no will, 10 s timeouts, re-subscribe on, reconnect
-    /// with [`Backoff::DEFAULT`].
+    /// Defaults with this client id: MQTT 3.1.1, keep-alive 60 s, clean
+    /// session, no credentials, no will, 10 s timeouts, re-subscribe on,
+    /// reconnect with [`Backoff::DEFAULT`].
     pub const fn new(client_id: &'a str) -> Self {
         Self {
             client_id,
@@ -79,6 +101,13 @@ impl<'a> Config<'a> {
             timeouts: Timeouts::DEFAULT,
             options: Options::DEFAULT,
             backoff: Backoff::DEFAULT,
+            version: Version::V3_1_1,
+            #[cfg(feature = "v5")]
+            session_expiry_secs: None,
+            #[cfg(feature = "v5")]
+            properties: Properties::EMPTY,
+            #[cfg(feature = "v5")]
+            will_properties: Properties::EMPTY,
         }
     }
 }

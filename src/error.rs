@@ -153,8 +153,6 @@ pub enum Unsupported {
     TopicAlias,
     /// Enhanced authentication (an Authentication Method).
     Authentication,
-    /// A streamed publish on an MQTT 5 connection.
-    StreamedPublish,
 }
 
 impl fmt::Display for Unsupported {
@@ -169,7 +167,6 @@ impl fmt::Display for Unsupported {
             Self::SharedSubscription => "the broker does not take shared subscriptions",
             Self::TopicAlias => "topic aliases are not supported",
             Self::Authentication => "enhanced authentication is not supported",
-            Self::StreamedPublish => "streamed publish is not supported on MQTT 5",
         })
     }
 }

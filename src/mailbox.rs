@@ -115,6 +115,8 @@ impl<M: RawMutex, const N: usize> Mailbox<M, N> {
             payload,
             qos,
             retain,
+            #[cfg(feature = "v5")]
+            properties: crate::codec::v5::Properties::EMPTY,
         })
     }
 

@@ -14,14 +14,21 @@ use std::time::{Duration, Instant};
 use common::client::scenarios;
 use common::client::{BrokerKind, Env, Mode};
 use common::mosquitto::{Mosquitto, MosquittoOptions};
+use minimqtt::session::Version;
 
-fn env(mosquitto: &Mosquitto, mode: Mode) -> Env {
-    Env::new(mosquitto.addr(), BrokerKind::Mosquitto, mode)
+/// A transport mode and the MQTT version the clients speak.
+type Way = (Mode, Version);
+
+const V3: Version = Version::V3_1_1;
+const V5: Version = Version::V5;
+
+fn env(mosquitto: &Mosquitto, (mode, version): Way) -> Env {
+    Env::new(mosquitto.addr(), BrokerKind::Mosquitto, mode).speaking(version)
 }
 
 async fn run_with<F: std::future::Future<Output = ()>>(
     options: MosquittoOptions,
-    mode: Mode,
+    mode: Way,
     scenario: impl FnOnce(Env) -> F,
 ) {
     let Some(mosquitto) = Mosquitto::start_with(options).await else {
@@ -47,11 +54,11 @@ async fn check(mosquitto: &Mosquitto) {
     mosquitto.assert_no_protocol_errors();
 }
 
-async fn run<F: std::future::Future<Output = ()>>(mode: Mode, scenario: impl FnOnce(Env) -> F) {
+async fn run<F: std::future::Future<Output = ()>>(mode: Way, scenario: impl FnOnce(Env) -> F) {
     run_with(MosquittoOptions::default(), mode, scenario).await
 }
 
-async fn credentials(mode: Mode) {
+async fn credentials(mode: Way) {
     let options = MosquittoOptions::default().with_user("alice", "secret");
     let Some(auth) = Mosquitto::start_with(options).await else {
         return;
@@ -63,7 +70,7 @@ async fn credentials(mode: Mode) {
     check(&open).await;
 }
 
-async fn wildcards(mode: Mode) {
+async fn wildcards(mode: Way) {
     // mosquitto publishes $SYS topics only with a sys_interval.
     let options = MosquittoOptions {
         extra_config: vec!["sys_interval 1".into()],
@@ -80,12 +87,23 @@ macro_rules! per_mode {
 
             #[tokio::test]
             async fn passthrough() {
-                per_mode!(@run $name, Mode::Passthrough);
+                per_mode!(@run $name, (Mode::Passthrough, V3));
             }
 
             #[tokio::test]
             async fn random_split() {
-                per_mode!(@run $name, Mode::RandomSplit);
+                per_mode!(@run $name, (Mode::RandomSplit, V3));
+            }
+
+            /// The same scenario over MQTT 5.
+            #[tokio::test]
+            async fn v5_passthrough() {
+                per_mode!(@run $name, (Mode::Passthrough, V5));
+            }
+
+            #[tokio::test]
+            async fn v5_random_split() {
+                per_mode!(@run $name, (Mode::RandomSplit, V5));
             }
         }
     )*};
@@ -123,21 +141,26 @@ mod more_modes {
 
     #[tokio::test]
     async fn round_trip_between_clients_merge() {
-        run(Mode::Merge, scenarios::round_trip_between_clients).await
+        run((Mode::Merge, V3), scenarios::round_trip_between_clients).await
     }
 
     #[tokio::test]
     async fn round_trip_self_partial_writes() {
-        run(Mode::PartialWrites, scenarios::round_trip_self).await
+        run((Mode::PartialWrites, V3), scenarios::round_trip_self).await
     }
 
     #[tokio::test]
     async fn streamed_one_byte() {
-        run(Mode::OneByte, scenarios::streamed).await
+        run((Mode::OneByte, V3), scenarios::streamed).await
+    }
+
+    #[tokio::test]
+    async fn v5_round_trip_between_clients_merge() {
+        run((Mode::Merge, V5), scenarios::round_trip_between_clients).await
     }
 
     #[tokio::test]
     async fn streamed_partial_writes() {
-        run(Mode::PartialWrites, scenarios::streamed).await
+        run((Mode::PartialWrites, V3), scenarios::streamed).await
     }
 }

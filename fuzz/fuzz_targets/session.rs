@@ -1493,7 +1493,11 @@ impl<'b> Harness<'b> {
             (Ev::Connected(c), Some(Packet::ConnAck(ack))) => self.connected(c, ack),
             (Ev::Message(m), Some(Packet::Publish(p))) => {
                 assert_eq!(state, State::Connected);
-                assert_eq!(m, Msg::of(&p.into()), "the message differs from its PUBLISH");
+                assert_eq!(
+                    m,
+                    Msg::of(&p.into()),
+                    "the message differs from its PUBLISH"
+                );
                 self.saw_incoming(m.packet_id);
                 match (m.qos, m.packet_id) {
                     (QoS::AtMostOnce, _) => {}

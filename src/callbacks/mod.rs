@@ -258,6 +258,53 @@ impl<'c, U> Context<'c, U> {
             payload,
             qos,
             retain,
+            #[cfg(feature = "v5")]
+            properties: crate::codec::v5::Properties::EMPTY,
+        })
+    }
+
+    /// MQTT 5: [`publish`](Self::publish) with properties, e.g. the
+    /// answer to a request, to its Response Topic with its Correlation
+    /// Data. The properties are checked now; [`OutboxFull`] also when
+    /// they are invalid for a PUBLISH. On an MQTT 3.1.1 connection the
+    /// client refuses the request when it sends it (and logs it).
+    ///
+    /// ```
+    /// use minimqtt::callbacks::{Context, Message};
+    /// use minimqtt::codec::QoS;
+    /// use minimqtt::codec::v5::{Properties, Property};
+    ///
+    /// fn respond(ctx: &mut Context<'_, ()>, request: &Message<'_>) {
+    ///     let props = &request.properties;
+    ///     if let Some(reply_to) = props.response_topic() {
+    ///         let mut answer = [Property::CorrelationData(b""); 1];
+    ///         let data = props.correlation_data();
+    ///         let answer = match data {
+    ///             Some(data) => {
+    ///                 answer[0] = Property::CorrelationData(data);
+    ///                 &answer[..]
+    ///             }
+    ///             None => &[][..],
+    ///         };
+    ///         let _ = ctx.publish_with(reply_to, b"pong", QoS::AtMostOnce, false, &Properties::new(answer));
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "v5")]
+    pub fn publish_with(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        properties: &crate::codec::v5::Properties<'_>,
+    ) -> Result<(), OutboxFull> {
+        self.push(Request::Publish {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: *properties,
         })
     }
 
@@ -658,6 +705,15 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
 /// end may defer the acknowledgement, as for a streamed message.
 fn whole_as_stream<U>(ctx: &mut Context<'_, U>, s: StreamCallback<U>, m: &Message<'_>) {
     let defer = core::mem::replace(&mut ctx.defer, Defer::No);
+    let id_len = if m.qos == QoS::AtMostOnce { 0 } else { 2 };
+    #[allow(unused_mut)]
+    let mut before = 2 + m.topic.len() + id_len;
+    #[cfg(feature = "v5")]
+    if !m.properties.is_empty() {
+        before += m.properties.field_len();
+    }
+    let len = m.payload.len();
+    let header_len = crate::codec::packet_len(before + len) - len;
     let part = |ctx: &mut Context<'_, U>, part| {
         let stream = Stream {
             topic: m.topic,
@@ -665,7 +721,8 @@ fn whole_as_stream<U>(ctx: &mut Context<'_, U>, s: StreamCallback<U>, m: &Messag
             retain: m.retain,
             dup: m.dup,
             packet_id: m.packet_id,
-            len: m.payload.len(),
+            len,
+            header_len,
             part,
         };
         s(ctx, &stream);
@@ -770,7 +827,9 @@ mod tests {
                 topic: "echo",
                 payload: b"hi",
                 qos: QoS::AtLeastOnce,
-                retain: true
+                retain: true,
+                #[cfg(feature = "v5")]
+                properties: crate::codec::v5::Properties::EMPTY,
             }
         );
         outbox.pop_front(size);

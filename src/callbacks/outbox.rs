@@ -19,6 +19,9 @@ pub enum Request<'a> {
         qos: QoS,
         /// Retain flag.
         retain: bool,
+        /// MQTT 5 properties (empty on MQTT 3.1.1).
+        #[cfg(feature = "v5")]
+        properties: crate::codec::v5::Properties<'a>,
     },
     /// Subscribe to one filter.
     Subscribe {
@@ -62,6 +65,9 @@ const OP_PUBLISH: u8 = 0;
 const OP_SUBSCRIBE: u8 = 1;
 const OP_UNSUBSCRIBE: u8 = 2;
 const OP_ACK: u8 = 3;
+/// A publish with MQTT 5 properties: their field follows the payload.
+#[cfg(feature = "v5")]
+const OP_PUBLISH_V5: u8 = 4;
 /// The bytes a [`Request::Ack`] takes.
 pub(crate) const ACK_SIZE: usize = ENTRY_HEADER;
 
@@ -106,18 +112,28 @@ pub(crate) fn push(
     len: &mut usize,
     request: Request<'_>,
 ) -> Result<(), OutboxFull> {
+    #[cfg(feature = "v5")]
+    let mut props = None;
     let (op, flags, topic, payload) = match request {
         Request::Publish {
             topic,
             payload,
             qos,
             retain,
-        } => (
-            OP_PUBLISH,
-            qos as u8 | (u8::from(retain) << 2),
-            topic,
-            payload,
-        ),
+            #[cfg(feature = "v5")]
+            properties,
+        } => {
+            #[cfg(feature = "v5")]
+            let op = if properties.is_empty() {
+                OP_PUBLISH
+            } else {
+                props = Some(properties);
+                OP_PUBLISH_V5
+            };
+            #[cfg(not(feature = "v5"))]
+            let op = OP_PUBLISH;
+            (op, qos as u8 | (u8::from(retain) << 2), topic, payload)
+        }
         Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
         Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
         // No topic or payload: the packet id and the connection take
@@ -134,7 +150,17 @@ pub(crate) fn push(
     };
     let topic_len = u16::try_from(topic.len()).map_err(|_| OutboxFull)?;
     let payload_len = u32::try_from(payload.len()).map_err(|_| OutboxFull)?;
-    let total = ENTRY_HEADER + topic.len() + payload.len();
+    #[allow(unused_mut)]
+    let mut total = ENTRY_HEADER + topic.len() + payload.len();
+    #[cfg(feature = "v5")]
+    if let Some(props) = &props {
+        let start = *len + total;
+        let field = buf.get_mut(start..).ok_or(OutboxFull)?;
+        // Checked here, so what is queued can be sent. (An invalid list
+        // is queued without its properties never: it is refused.)
+        let n = crate::codec::v5::write_publish_properties(props, field).map_err(|_| OutboxFull)?;
+        total += n;
+    }
     let dst = buf.get_mut(*len..*len + total).ok_or(OutboxFull)?;
     let (head, rest) = dst.split_at_mut(ENTRY_HEADER);
     head[0] = op;
@@ -143,7 +169,9 @@ pub(crate) fn push(
     head[4..8].copy_from_slice(&payload_len.to_le_bytes());
     let (t, p) = rest.split_at_mut(topic.len());
     t.copy_from_slice(topic.as_bytes());
-    p.copy_from_slice(payload);
+    p.get_mut(..payload.len())
+        .ok_or(OutboxFull)?
+        .copy_from_slice(payload);
     *len += total;
     Ok(())
 }
@@ -164,16 +192,35 @@ pub(crate) fn front(data: &[u8]) -> Option<(Request<'_>, usize)> {
     }
     let topic_len = usize::from(u16::from_le_bytes([head[2], head[3]]));
     let payload_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-    let total = ENTRY_HEADER + topic_len + payload_len;
+    #[allow(unused_mut)]
+    let mut total = ENTRY_HEADER + topic_len + payload_len;
     let body = data.get(ENTRY_HEADER..total)?;
     let (topic, payload) = body.split_at(topic_len);
     let topic = core::str::from_utf8(topic).ok()?;
+    #[cfg(feature = "v5")]
+    let mut properties = crate::codec::v5::Properties::EMPTY;
+    #[cfg(feature = "v5")]
+    if head[0] == OP_PUBLISH_V5 {
+        let (props, n) = crate::codec::v5::read_publish_properties(data.get(total..)?)?;
+        properties = props;
+        total += n;
+    }
     let request = match head[0] {
+        #[cfg(feature = "v5")]
+        OP_PUBLISH_V5 => Request::Publish {
+            topic,
+            payload,
+            qos,
+            retain: head[1] & 0b100 != 0,
+            properties,
+        },
         OP_PUBLISH => Request::Publish {
             topic,
             payload,
             qos,
             retain: head[1] & 0b100 != 0,
+            #[cfg(feature = "v5")]
+            properties,
         },
         OP_SUBSCRIBE => Request::Subscribe { filter: topic, qos },
         _ => Request::Unsubscribe { filter: topic },

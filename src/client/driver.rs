@@ -162,9 +162,10 @@ where
                     let waited = *awaited == Some(packet_id);
                     #[cfg(feature = "v5")]
                     let mut reasons = codes.reason_codes();
-                    for (sub, code) in filters.iter().zip(codes.iter()) {
+                    let bytes = codes.as_bytes().iter();
+                    for ((sub, code), &byte) in filters.iter().zip(codes.iter()).zip(bytes) {
                         if waited {
-                            let _ = granted.push(code);
+                            let _ = granted.push(byte);
                         }
                         #[cfg(feature = "v5")]
                         ctx.set_reason(crate::session::Reason {
@@ -268,9 +269,19 @@ where
                     payload,
                     qos,
                     retain,
+                    #[cfg(feature = "v5")]
+                    properties,
                 } => {
                     let publish = Publish::new(topic, payload, qos, retain);
-                    self.session.publish(now, &publish).map(|_| ())
+                    #[cfg(feature = "v5")]
+                    let queued = if properties.is_empty() {
+                        self.session.publish(now, &publish)
+                    } else {
+                        self.session.publish_with(now, &publish, &properties)
+                    };
+                    #[cfg(not(feature = "v5"))]
+                    let queued = self.session.publish(now, &publish);
+                    queued.map(|_| ())
                 }
                 Request::Subscribe { filter, qos } => self
                     .session

@@ -131,7 +131,7 @@ pub struct Client<
     /// The request a `subscribe` / `unsubscribe` call waits for, and what
     /// its SUBACK granted.
     awaited: Option<u16>,
-    granted: heapless::Vec<SubscribeReturnCode, SUBS>,
+    granted: heapless::Vec<u8, SUBS>,
     /// The outbox size of a QoS 0 publish from a callback that the session
     /// has queued. It stays in the outbox, where `on_publish` finds its
     /// topic, until written; it is never handed to the session twice.
@@ -405,10 +405,56 @@ where
         qos: QoS,
         retain: bool,
     ) -> Res<Option<u16>, TransportError<K>> {
+        self.publish_now(topic, payload, qos, retain, None).await
+    }
+
+    /// MQTT 5: [`publish`](Self::publish) with properties (Message Expiry
+    /// Interval, Payload Format Indicator, Content Type, Response Topic,
+    /// Correlation Data, User Properties). The broker's PUBACK / PUBREC
+    /// reason code reaches `on_publish` ([`Context::reason_code`](crate::callbacks::Context::reason_code)).
+    ///
+    /// Errors as `publish`, and [`UsageError::Unsupported`] on an MQTT
+    /// 3.1.1 connection or for what the broker's CONNACK does not allow
+    /// (QoS above its maximum, retain unavailable), and
+    /// [`ResourceError::PacketTooLarge`](crate::ResourceError::PacketTooLarge)
+    /// over its Maximum Packet Size.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`publish`](Self::publish).
+    #[cfg(feature = "v5")]
+    pub async fn publish_with(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        properties: &crate::codec::v5::Properties<'_>,
+    ) -> Res<Option<u16>, TransportError<K>> {
+        if qos != QoS::AtMostOnce && INFLIGHT > 0 && !self.session.can_publish() {
+            self.require_connected()?;
+            self.drive(None, &|c| c.session.can_publish()).await?;
+        }
+        self.publish_now(topic, payload, qos, retain, Some(properties))
+            .await
+    }
+
+    async fn publish_now(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        properties: Option<&Props<'_>>,
+    ) -> Res<Option<u16>, TransportError<K>> {
         self.flush().await?;
         let publish = Publish::new(topic, payload, qos, retain);
         let now = self.clock.now();
-        let packet_id = self.session.publish(now, &publish)?;
+        let packet_id = match properties {
+            #[cfg(feature = "v5")]
+            Some(props) => self.session.publish_with(now, &publish, props)?,
+            _ => self.session.publish(now, &publish)?,
+        };
         if let Err(e) = self.flush_transmit().await {
             // A QoS 1/2 message is in the session now: it is resent after
             // the next connect (clean session off), so report its id, not
@@ -481,6 +527,33 @@ where
             .unwrap_or(SubscribeReturnCode::Failure))
     }
 
+    /// MQTT 5: subscribes to one filter with subscription options (No
+    /// Local, Retain As Published, Retain Handling); returns the SUBACK's
+    /// reason code (granted QoS below 0x80, a failure such as 0x87 "not
+    /// authorized" or 0xA2 "wildcard subscriptions not supported" above).
+    /// The options are kept and sent again when the client re-subscribes
+    /// after a reconnect.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`subscribe_many`](Self::subscribe_many).
+    #[cfg(feature = "v5")]
+    pub async fn subscribe_with(
+        &mut self,
+        filter: &str,
+        options: crate::codec::v5::SubscriptionOptions,
+    ) -> Res<crate::codec::v5::ReasonCode, TransportError<K>> {
+        use crate::codec::v5::{ReasonCode, Subscription};
+        self.flush().await?;
+        let now = self.clock.now();
+        let packet_id = self
+            .session
+            .subscribe_v5(now, &[Subscription { filter, options }])?;
+        self.wait_suback(packet_id).await?;
+        let code = self.granted.first().copied().unwrap_or(0x80);
+        Ok(ReasonCode::from_u8(code).unwrap_or(ReasonCode::UnspecifiedError))
+    }
+
     /// Subscribes to several filters in one SUBSCRIBE; returns the granted
     /// codes in the same order. The filters join the subscription list (for
     /// re-subscribing after a reconnect) unless the broker refuses them.
@@ -496,13 +569,22 @@ where
         self.flush().await?;
         let now = self.clock.now();
         let packet_id = self.session.subscribe(now, filters)?;
+        self.wait_suback(packet_id).await?;
+        Ok(self
+            .granted
+            .iter()
+            .map(|&b| SubscribeReturnCode::from_u8(b).unwrap_or(SubscribeReturnCode::Failure))
+            .collect())
+    }
+
+    /// Waits for the SUBACK of `packet_id`; its codes land in `granted`.
+    async fn wait_suback(&mut self, packet_id: u16) -> Res<(), TransportError<K>> {
         self.awaited = Some(packet_id);
         self.granted.clear();
         self.drive(None, &|c| !c.session.request_pending(packet_id))
             .await?;
         self.awaited = None;
-        self.require_connected()?;
-        Ok(core::mem::take(&mut self.granted))
+        self.require_connected()
     }
 
     /// Queues a subscription without waiting for it: sent as soon as the
@@ -591,3 +673,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// The properties of an outgoing PUBLISH: nothing without MQTT 5.
+#[cfg(feature = "v5")]
+type Props<'a> = crate::codec::v5::Properties<'a>;
+/// The properties of an outgoing PUBLISH: nothing without MQTT 5.
+#[cfg(not(feature = "v5"))]
+type Props<'a> = core::marker::PhantomData<&'a ()>;

@@ -2,6 +2,7 @@
 //! loops that keep a client connected by themselves.
 
 use super::*;
+use crate::session::Version;
 
 impl<K, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
     Client<'_, K, C, U, INFLIGHT, SUBS, ROUTES>
@@ -32,7 +33,8 @@ where
         }
         // Checked before any transport is opened: a CONNECT that can never
         // be sent is the caller's error, not the network's.
-        crate::session::check_connect(&connect_packet(&self.config, &self.generated_id))?;
+        let check = ConnectUse::<'_, '_, INFLIGHT, SUBS>::Check;
+        connect_with(&self.config, &self.generated_id, check)?;
         // The old transport goes before the new one is opened: a one-slot
         // socket pool has room for only one.
         self.drop_connection(DisconnectReason::ConnectionLost);
@@ -48,13 +50,13 @@ where
         };
         self.transport = Some(transport);
         let now = self.clock.now();
-        let connect = connect_packet(&self.config, &self.generated_id);
         // Streamed messages can be resent only if something supplies
         // their payload again.
         let mut options = *self.session.options();
         options.resend_streamed = self.callbacks.resends_payloads();
         self.session.set_options(options);
-        if let Err(e) = self.session.connect(now, &connect) {
+        let start = ConnectUse::Start(&mut self.session, now);
+        if let Err(e) = connect_with(&self.config, &self.generated_id, start) {
             self.close_transport();
             return Err(e.into());
         }
@@ -196,5 +198,81 @@ pub(super) fn connect_packet<'c>(
         will: config.will,
         username: config.username,
         password: config.password,
+    }
+}
+
+/// What [`connect_with`] does with the CONNECT it builds.
+pub(super) enum ConnectUse<'s, 'b, const INFLIGHT: usize, const SUBS: usize> {
+    /// Checks that it can be sent at all.
+    Check,
+    /// Starts a connection with it.
+    Start(&'s mut Session<'b, INFLIGHT, SUBS>, Instant),
+}
+
+/// Builds the CONNECT `config` asks for, in its version, and checks it or
+/// starts the session's connection with it. (Not `async`: the MQTT 5
+/// property list lives on the stack only here.)
+pub(super) fn connect_with<const INFLIGHT: usize, const SUBS: usize>(
+    config: &Config<'_>,
+    generated: &str,
+    with: ConnectUse<'_, '_, INFLIGHT, SUBS>,
+) -> Result<(), crate::SessionError> {
+    let connect = connect_packet(config, generated);
+    match config.version {
+        Version::V3_1_1 => match with {
+            ConnectUse::Check => crate::session::check_connect(&connect),
+            ConnectUse::Start(session, now) => session.connect(now, &connect),
+        },
+        #[cfg(feature = "v5")]
+        Version::V5 => {
+            use crate::codec::v5::{self, Properties, Property};
+            let mut list: heapless::Vec<Property<'_>, 10> = heapless::Vec::new();
+            let own = config.properties;
+            let expiry = config
+                .session_expiry_secs
+                .unwrap_or(if config.clean_session { 0 } else { u32::MAX });
+            if own.session_expiry_interval().is_none() && expiry > 0 {
+                let _ = list.push(Property::SessionExpiryInterval(expiry));
+            }
+            // Our window for the broker's QoS 1/2 messages: the incoming
+            // QoS 2 set holds `INFLIGHT` ids (0 is not a valid maximum).
+            let window = u16::try_from(INFLIGHT).unwrap_or(u16::MAX);
+            if own.receive_maximum().is_none() && window > 0 && window < u16::MAX {
+                let _ = list.push(Property::ReceiveMaximum(window));
+            }
+            for p in own.iter() {
+                list.push(p).map_err(|_| {
+                    crate::SessionError::Usage(UsageError::Encode(
+                        crate::codec::EncodeError::PacketTooLarge,
+                    ))
+                })?;
+            }
+            let connect = v5::Connect {
+                clean_start: connect.clean_session,
+                keep_alive: connect.keep_alive,
+                properties: Properties::new(&list),
+                client_id: connect.client_id,
+                will: connect.will.map(|w| v5::Will {
+                    properties: config.will_properties,
+                    topic: w.topic,
+                    payload: w.message,
+                    qos: w.qos,
+                    retain: w.retain,
+                }),
+                username: connect.username,
+                password: connect.password,
+            };
+            match with {
+                ConnectUse::Check => {
+                    connect.validate()?;
+                    Ok(())
+                }
+                ConnectUse::Start(session, now) => session.connect_v5(now, &connect),
+            }
+        }
+        #[cfg(not(feature = "v5"))]
+        Version::V5 => Err(crate::SessionError::Usage(UsageError::Unsupported(
+            crate::error::Unsupported::Mqtt5,
+        ))),
     }
 }

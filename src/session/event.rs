@@ -252,6 +252,9 @@ pub struct Stream<'a> {
     pub packet_id: Option<u16>,
     /// The payload's length, all chunks together.
     pub len: usize,
+    /// The length of everything before the payload: fixed header, topic,
+    /// packet id, and on MQTT 5 the properties.
+    pub header_len: usize,
     /// Which part this is.
     pub part: Part<'a>,
 }
@@ -259,8 +262,7 @@ pub struct Stream<'a> {
 impl Stream<'_> {
     /// The whole PUBLISH packet's length on the wire, header included.
     pub fn packet_len(&self) -> usize {
-        let id = if self.qos == QoS::AtMostOnce { 0 } else { 2 };
-        crate::codec::packet_len(2 + self.topic.len() + id + self.len)
+        self.header_len + self.len
     }
 }
 

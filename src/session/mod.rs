@@ -546,6 +546,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     packet_id,
                     retain,
                     payload_at,
+                    topic_at,
                 }) => {
                     self.received += 1;
                     let stream = cfg!(feature = "streaming") && self.p.options.stream;
@@ -567,10 +568,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                 }
                             }
                             self.consume = offset;
-                            let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
                             let stream = Streaming {
                                 header,
-                                topic_at: header - id_len - topic.len(),
+                                topic_at,
                                 topic_len: topic.len(),
                                 qos,
                                 retain,
@@ -1036,6 +1036,7 @@ impl Streaming {
             dup: self.dup,
             packet_id: self.packet_id,
             len: self.len,
+            header_len: self.header,
             part,
         }
     }

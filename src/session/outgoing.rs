@@ -451,11 +451,6 @@ impl<'p> OutPublish<'p> {
         v3.packet_id = None;
         #[cfg(feature = "v5")]
         let v5 = match version {
-            Version::V5 if payload_len.is_some() => {
-                return Err(SessionError::Usage(UsageError::Unsupported(
-                    crate::error::Unsupported::StreamedPublish,
-                )));
-            }
             Version::V5 => Some(codec::v5::Publish {
                 dup: false,
                 qos: v3.qos,
@@ -501,7 +496,11 @@ impl<'p> OutPublish<'p> {
     fn encode(&self) -> Encode<'_> {
         #[cfg(feature = "v5")]
         if let Some(p) = &self.v5 {
-            return Encode::Publish5(p);
+            return match self.payload_len {
+                #[cfg(feature = "streaming")]
+                Some(len) => Encode::PublishHead5(p, len),
+                _ => Encode::Publish5(p),
+            };
         }
         match self.payload_len {
             #[cfg(feature = "streaming")]

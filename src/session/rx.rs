@@ -53,6 +53,8 @@ pub(crate) enum Next<'a> {
         /// Where its payload starts, when everything before it fits in
         /// the buffer with room to spare: it can be streamed.
         payload_at: Option<usize>,
+        /// Where its topic starts.
+        topic_at: usize,
     },
     /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
     /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
@@ -230,6 +232,8 @@ impl<'b> Rx<'b> {
 
 /// An oversized packet of `len` bytes at the start of `avail`.
 fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next<'_>, Malformed> {
+    #[cfg(not(feature = "v5"))]
+    let _ = v5;
     // `TooLarge` comes only after the fixed header decoded.
     let header = FixedHeader::decode(avail).map_err(|_| Malformed::Truncated)?;
     let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {
@@ -269,6 +273,7 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
         // At least one payload byte must fit beside the header, or the
         // stream could never move.
         payload_at: payload_at.filter(|&at| at < capacity),
+        topic_at: usize::from(header.header_len) + 2,
     })
 }
 

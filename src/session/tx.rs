@@ -24,6 +24,8 @@ pub(crate) enum Encode<'a> {
     Connect5(&'a v5::Connect<'a>),
     #[cfg(feature = "v5")]
     Publish5(&'a v5::Publish<'a>),
+    #[cfg(all(feature = "v5", feature = "streaming"))]
+    PublishHead5(&'a v5::Publish<'a>, usize),
     #[cfg(feature = "v5")]
     Subscribe5(&'a v5::Subscribe<'a>),
     #[cfg(feature = "v5")]
@@ -43,6 +45,8 @@ impl Encode<'_> {
             Self::Connect5(p) => p.encoded_len(),
             #[cfg(feature = "v5")]
             Self::Publish5(p) => p.encoded_len(),
+            #[cfg(all(feature = "v5", feature = "streaming"))]
+            Self::PublishHead5(p, len) => p.head_len(len),
             #[cfg(feature = "v5")]
             Self::Subscribe5(p) => p.encoded_len(),
             #[cfg(feature = "v5")]
@@ -62,6 +66,8 @@ impl Encode<'_> {
             Self::Connect5(p) => p.encode(buf),
             #[cfg(feature = "v5")]
             Self::Publish5(p) => p.encode(buf),
+            #[cfg(all(feature = "v5", feature = "streaming"))]
+            Self::PublishHead5(p, len) => p.encode_head(len, buf),
             #[cfg(feature = "v5")]
             Self::Subscribe5(p) => p.encode(buf),
             #[cfg(feature = "v5")]

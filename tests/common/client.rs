@@ -16,7 +16,7 @@ use std::time::Duration as StdDuration;
 use embedded_io_adapters::tokio_1::FromTokio;
 use minimqtt::callbacks::{Connected, DisconnectReason, Dropped, Part, Route, Stream};
 use minimqtt::codec::varint_len;
-use minimqtt::session::Timeouts;
+use minimqtt::session::{Timeouts, Version};
 use minimqtt::time::{Duration, TokioClock};
 use minimqtt::{
     BufferSlices, Callbacks, Client, Config, Context, Error, Handled, Message, QoS,
@@ -43,11 +43,42 @@ pub struct Env {
     pub addr: SocketAddr,
     pub kind: BrokerKind,
     pub mode: Mode,
+    /// The MQTT version every client of the scenario speaks.
+    pub version: Version,
 }
 
 impl Env {
     pub fn new(addr: SocketAddr, kind: BrokerKind, mode: Mode) -> Self {
-        Self { addr, kind, mode }
+        Self {
+            addr,
+            kind,
+            mode,
+            version: Version::V3_1_1,
+        }
+    }
+
+    /// The same place, speaking `version`.
+    pub fn speaking(self, version: Version) -> Self {
+        Self { version, ..self }
+    }
+
+    pub fn is_v5(&self) -> bool {
+        self.version == Version::V5
+    }
+
+    /// Length of a PUBLISH without properties in this version.
+    pub fn publish_len(&self, topic: &str, qos: QoS, payload: usize) -> usize {
+        // MQTT 5 adds the property length, 0.
+        publish_len(topic, qos, payload + usize::from(self.is_v5()))
+    }
+
+    /// The largest payload whose PUBLISH on `topic` fits `rx` bytes.
+    pub fn max_payload(&self, rx: usize, topic: &str, qos: QoS) -> usize {
+        let mut payload = rx;
+        while self.publish_len(topic, qos, payload) > rx {
+            payload -= 1;
+        }
+        payload
     }
 
     pub fn is_mosquitto(&self) -> bool {
@@ -579,6 +610,10 @@ impl Peer {
         sizes: Sizes,
         recorder: Recorder,
     ) -> Peer {
+        let config = Config {
+            version: env.version,
+            ..config
+        };
         let seed = seed_of(config.client_id);
         let stats = StatsHandle::default();
         let connector = TcpConnector {

@@ -377,6 +377,29 @@ pub(crate) fn decode_server(
     Ok(Ok((Packet::decode_body(packet_type, flags, body)?, len)))
 }
 
+/// A PUBLISH's property field (length and list), checked as an encoder
+/// checks it, written at the start of `buf` for the callbacks' outbox:
+/// its length, or why it cannot be sent.
+pub(crate) fn write_publish_properties(
+    properties: &Properties<'_>,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let len = properties.check(properties::Context::Publish)?;
+    let dst = buf
+        .get_mut(..len)
+        .ok_or(EncodeError::BufferTooSmall { needed: len })?;
+    let mut w = Writer::raw(dst);
+    properties.write(&mut w);
+    w.finish()
+}
+
+/// Reads back what [`write_publish_properties`] wrote: the properties and
+/// the field's length.
+pub(crate) fn read_publish_properties(buf: &[u8]) -> Option<(Properties<'_>, usize)> {
+    let (rest, properties) = Properties::parse(buf, properties::Context::Publish).ok()?;
+    Some((properties, buf.len() - rest.len()))
+}
+
 /// The bytes after the property list at the start of `input` (its length
 /// prefix included), for a packet the session encoded itself.
 pub(crate) fn after_properties(input: &[u8]) -> Option<&[u8]> {

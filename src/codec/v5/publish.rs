@@ -6,7 +6,9 @@
 use super::properties::Context;
 use super::{PacketType, Properties, ReasonCode, byte, shared, write_packet};
 use crate::codec::publish::{check_name, flags_qos, publish_dup, publish_retain};
-use crate::codec::{EncodeError, Malformed, QoS, packet_len, prefixed_len, string};
+use crate::codec::{
+    EncodeError, MAX_REMAINING_LENGTH, Malformed, QoS, Writer, packet_len, prefixed_len, string,
+};
 use crate::topic::TopicError;
 
 /// An application message, borrowed from the packet bytes.
@@ -126,6 +128,61 @@ impl<'a> Publish<'a> {
             self.properties.write(w);
             w.bytes(self.payload);
         })
+    }
+}
+
+impl Publish<'_> {
+    /// The length of everything but a payload of `payload_len` bytes
+    /// (`self.payload` is ignored).
+    pub fn head_len(&self, payload_len: usize) -> usize {
+        let head = Publish {
+            payload: &[],
+            ..*self
+        };
+        packet_len(head.remaining_len() + payload_len) - payload_len
+    }
+
+    /// Encodes everything but the payload of a PUBLISH whose payload is
+    /// `payload_len` bytes long (`self.payload` is ignored): the fixed
+    /// header counts the whole payload, which the caller writes right
+    /// after. Returns the length; writes nothing on error.
+    ///
+    /// ```
+    /// use minimqtt::codec::QoS;
+    /// use minimqtt::codec::v5::{Property, Properties, Publish};
+    ///
+    /// let props = [Property::ContentType("application/octet-stream")];
+    /// let p = Publish { properties: Properties::new(&props), ..Publish::new("fw", b"", QoS::AtMostOnce, false) };
+    /// let mut head = [0u8; 64];
+    /// let n = p.encode_head(1000, &mut head).unwrap();
+    /// let mut whole = head[..n].to_vec();
+    /// whole.extend_from_slice(&[7; 1000]);
+    /// let (got, len) = Publish::decode(&whole).unwrap();
+    /// assert_eq!((got.payload.len(), len), (1000, n + 1000));
+    /// ```
+    pub fn encode_head(&self, payload_len: usize, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let head = Publish {
+            payload: &[],
+            ..*self
+        };
+        head.validate()?;
+        let remaining = head.remaining_len().saturating_add(payload_len);
+        if remaining > MAX_REMAINING_LENGTH as usize {
+            return Err(EncodeError::PacketTooLarge);
+        }
+        let len = self.head_len(payload_len);
+        let buf = buf
+            .get_mut(..len)
+            .ok_or(EncodeError::BufferTooSmall { needed: len })?;
+        let mut w = Writer::raw(buf);
+        w.u8(PacketType::Publish.first_byte(head.flags()));
+        super::varint::write(&mut w, remaining as u32);
+        w.prefixed(head.topic.as_bytes());
+        if let Some(id) = head.packet_id {
+            w.u16(id);
+        }
+        head.properties.write(&mut w);
+        w.finish()
     }
 }
 

@@ -85,9 +85,9 @@ pub async fn walkthrough(env: Env) {
 
 /// The sizes of the round trips: empty, one byte, and the largest payload
 /// whose PUBLISH fits the receive buffer exactly.
-fn round_trip_sizes(rx: usize, topic: &str, qos: QoS) -> [usize; 3] {
-    let max = max_payload(rx, topic, qos);
-    assert_eq!(publish_len(topic, qos, max), rx);
+fn round_trip_sizes(env: &Env, rx: usize, topic: &str, qos: QoS) -> [usize; 3] {
+    let max = env.max_payload(rx, topic, qos);
+    assert_eq!(env.publish_len(topic, qos, max), rx);
     [0, 1, max]
 }
 
@@ -108,7 +108,7 @@ pub async fn round_trip_self(env: Env) {
         assert_eq!(peer.subscribe_ok(topic, qos).await, granted(qos));
         assert_eq!(peer.take(), [Ev::subscribed(topic, qos, next_pid)]);
         next_pid += 1;
-        for (i, len) in round_trip_sizes(sizes.rx, topic, qos)
+        for (i, len) in round_trip_sizes(&env, sizes.rx, topic, qos)
             .into_iter()
             .enumerate()
         {
@@ -182,7 +182,7 @@ pub async fn round_trip_between_clients(env: Env) {
         let topic = leak(format!("pair/q{}", qos as u8));
         // The largest payload is the largest the *delivered* PUBLISH takes.
         let delivered = env.delivered(qos, QoS::ExactlyOnce);
-        for (i, len) in round_trip_sizes(sizes.rx, topic, delivered)
+        for (i, len) in round_trip_sizes(&env, sizes.rx, topic, delivered)
             .into_iter()
             .enumerate()
         {
@@ -288,7 +288,12 @@ pub async fn too_large(env: Env) {
         delivered_qos.extend([delivered; 2]);
         publisher.publish_ok(topic, &big, qos, false).await;
         let acks_before = sub.stats.get().written.len();
-        expect_too_large(&mut sub, publish_len(topic, delivered, big.len()), topic).await;
+        expect_too_large(
+            &mut sub,
+            env.publish_len(topic, delivered, big.len()),
+            topic,
+        )
+        .await;
         assert!(sub.is_connected(), "the connection survives");
         // The acknowledgement went out before `poll` returned: an
         // application that stops polling must not leave it unsent.
@@ -493,6 +498,17 @@ async fn expect_refused(env: &Env, config: minimqtt::Config<'static>) {
                 [Ev::Disconnect(DisconnectReason::Refused(
                     ConnectReturnCode::NotAuthorized
                 ))]
+            );
+        }
+        // MQTT 5: the reason code mosquitto gives (0x87 or 0x86 for bad
+        // credentials).
+        (BrokerKind::Mosquitto, Err(Error::Broker(BrokerError::RefusedV5(code))))
+            if env.is_v5() =>
+        {
+            assert!(code.is_permanent_refusal(), "{code:?}");
+            assert_eq!(
+                peer.take(),
+                [Ev::Disconnect(DisconnectReason::RefusedV5(code))]
             );
         }
         (BrokerKind::Rumqttd, Err(Error::ConnectionClosed | Error::Transport(_))) => {
@@ -1061,7 +1077,7 @@ pub async fn streamed(env: Env) {
     assert_eq!(
         sub.take(),
         [Ev::Dropped {
-            len: publish_len("whole/large", qos1, body.len()),
+            len: env.publish_len("whole/large", qos1, body.len()),
             topic: Some("whole/large".into()),
         }]
     );
