@@ -42,6 +42,12 @@ for target in "${targets[@]}"; do
     # feature, on by default outside this crate).
     (cd "$here" && cargo build --quiet --release --target "$target" --bin client \
         --features streaming --target-dir "$here/target/streaming")
+    # The same three steps over MQTT 5 in a build with only MQTT 5, and
+    # over MQTT 3.1.1 in a build with both versions.
+    (cd "$here" && cargo build --quiet --release --target "$target" --bin client \
+        --no-default-features --features v5 --target-dir "$here/target/v5")
+    (cd "$here" && cargo build --quiet --release --target "$target" --bin client \
+        --features v5 --target-dir "$here/target/both")
 done
 
 esp32_elf="$root/examples/esp32/target/riscv32imc-unknown-none-elf/release/minimqtt-esp32"
@@ -126,6 +132,13 @@ for program in "${programs[@]}"; do
         for target in "${targets[@]}"; do
             row "client, \`streaming\` feature" "$target" \
                 "$here/target/streaming/$target/release/client"
+        done
+        for target in "${targets[@]}"; do
+            row "client, MQTT 5 only (\`v5\`)" "$target" "$here/target/v5/$target/release/client"
+        done
+        for target in "${targets[@]}"; do
+            row "client, both versions (\`v3\`, \`v5\`)" "$target" \
+                "$here/target/both/$target/release/client"
         done
     fi
 done

@@ -101,7 +101,7 @@ impl<'a> Config<'a> {
             timeouts: Timeouts::DEFAULT,
             options: Options::DEFAULT,
             backoff: Backoff::DEFAULT,
-            version: Version::V3_1_1,
+            version: Version::DEFAULT,
             #[cfg(feature = "v5")]
             session_expiry_secs: None,
             #[cfg(feature = "v5")]

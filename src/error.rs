@@ -131,6 +131,8 @@ pub enum UsageError {
 pub enum Unsupported {
     /// MQTT 5 in a build without the `v5` feature.
     Mqtt5,
+    /// MQTT 3.1.1 in a build without the `v3` feature.
+    Mqtt3,
     /// MQTT 5 data (properties, subscription options) on an MQTT 3.1.1
     /// connection.
     Mqtt5Only,
@@ -159,6 +161,7 @@ impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Mqtt5 => "MQTT 5 is not in this build (the `v5` feature)",
+            Self::Mqtt3 => "MQTT 3.1.1 is not in this build (the `v3` feature)",
             Self::Mqtt5Only => "MQTT 5 data on an MQTT 3.1.1 connection",
             Self::QoS => "QoS above the broker's maximum",
             Self::Retain => "the broker does not take retained messages",

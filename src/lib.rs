@@ -69,6 +69,11 @@
 
 mod fmt;
 
+#[cfg(not(any(feature = "v3", feature = "v5")))]
+compile_error!(
+    "minimqtt speaks MQTT 3.1.1 (feature `v3`), MQTT 5 (feature `v5`) or both: enable at least one"
+);
+
 pub mod callbacks;
 mod client;
 pub mod codec;

@@ -23,6 +23,7 @@ use embedded_io_async::{ErrorType, Read, Write};
 use minimqtt::callbacks::{Callbacks, Context, Message, Outbox, RouteError};
 use minimqtt::codec::{Connect, DecodeError, EncodeError, Packet, Publish, QoS};
 use minimqtt::time::{Clock, Duration, Instant};
+use minimqtt::session::Version;
 use minimqtt::{BufferSlices, Client, Config, Connector};
 
 /// The client id of the CONNECT.
@@ -42,6 +43,11 @@ pub static INCOMING_PUBLISH: [u8; 25] = *b"\x30\x17\x00\x0fsensor/0001/cmdtoggle
 /// session), then the PUBLISH of [`INCOMING_PUBLISH`].
 pub static BROKER_SCRIPT: [u8; 4 + 25] = *b"\x20\x02\x00\x00\
       \x30\x17\x00\x0fsensor/0001/cmdtoggle";
+
+/// [`BROKER_SCRIPT`] in MQTT 5: the CONNACK and the PUBLISH each carry an
+/// empty property list.
+pub static BROKER_SCRIPT_V5: [u8; 5 + 26] = *b"\x20\x03\x00\x00\x00\
+      \x30\x18\x00\x0fsensor/0001/cmd\x00toggle";
 
 /// The user data of the topic callback: an LED switched by commands.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +125,7 @@ pub fn codec_path<'t>(
     let mut outbox_buf = [0u8; 64];
     let mut outbox = Outbox::new(&mut outbox_buf);
     let mut ctx = Context::new(led, &mut outbox);
-    let matched = callbacks.dispatch_message(&mut ctx, &p);
+    let matched = callbacks.dispatch_message(&mut ctx, &p.into());
     Ok((&tx[..n + m], matched))
 }
 
@@ -128,7 +134,10 @@ pub fn codec_path<'t>(
 /// 60, clean session) and read the CONNACK; publish `payload` at QoS 0 to
 /// `sensor/0001/temp`; poll until the incoming PUBLISH reached the topic
 /// callback. Returns the user data and the number of bytes the client wrote.
+///
+/// `version`: the MQTT version to speak ([`BROKER_SCRIPT_V5`] for MQTT 5).
 pub fn client_path(
+    version: Version,
     script: &[u8],
     payload: &[u8],
     buffers: BufferSlices<'_>,
@@ -136,7 +145,10 @@ pub fn client_path(
     let mut client = Client::new(
         OneScript(Some(Script::new(script))),
         TickClock::default(),
-        Config::new(CLIENT_ID),
+        Config {
+            version,
+            ..Config::new(CLIENT_ID)
+        },
         buffers,
         Callbacks::new(),
         Led::default(),
@@ -349,7 +361,15 @@ mod tests {
     #[test]
     fn client_path_connects_publishes_and_receives() {
         let mut buffers = minimqtt::Buffers::<256, 256, 256, 64>::new();
-        let (led, written) = client_path(&BROKER_SCRIPT, &PAYLOAD, buffers.slices()).unwrap();
+        let (script, len): (&[u8], _) = match Version::DEFAULT {
+            // CONNECT 30, PUBLISH 52.
+            Version::V3_1_1 => (&BROKER_SCRIPT, 30 + 52),
+            // Each with its empty property list (and CONNECT its
+            // Receive Maximum, 3 bytes).
+            Version::V5 => (&BROKER_SCRIPT_V5, 31 + 3 + 53),
+        };
+        let (led, written) =
+            client_path(Version::DEFAULT, script, &PAYLOAD, buffers.slices()).unwrap();
         assert_eq!(
             led,
             Led {
@@ -357,8 +377,7 @@ mod tests {
                 commands: 1
             }
         );
-        // CONNECT 30, PUBLISH 52.
-        assert_eq!(written, 30 + 52);
+        assert_eq!(written, len);
     }
 
     #[test]

@@ -200,6 +200,7 @@ impl<'a> Packet<'a> {
     /// A match of its own, so that a client's firmware links only these
     /// parsers (CONNECT's is large), and a codec user only `decode_body`.
     #[inline]
+    #[cfg_attr(not(feature = "v3"), allow(dead_code))]
     pub(crate) fn decode_server_body(
         header: FixedHeader,
         body: &'a [u8],

@@ -11,16 +11,32 @@ use crate::codec::{
 use crate::error::AckKind;
 
 /// The MQTT version a connection speaks, chosen at connect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Version {
-    /// MQTT 3.1.1 (protocol level 4), the default.
-    #[default]
+    /// MQTT 3.1.1 (protocol level 4). Needs the `v3` feature.
     V3_1_1,
-    /// MQTT 5.0 (protocol level 5). Needs the `v5` feature: without it a
-    /// connect asking for it is refused
+    /// MQTT 5.0 (protocol level 5). Needs the `v5` feature.
+    ///
+    /// A version the build leaves out is refused at connect
     /// ([`UsageError::Unsupported`](crate::error::UsageError::Unsupported)).
     V5,
+}
+
+impl Version {
+    /// MQTT 3.1.1 when the build has it (the `v3` feature), MQTT 5
+    /// otherwise.
+    pub const DEFAULT: Self = if cfg!(feature = "v3") {
+        Self::V3_1_1
+    } else {
+        Self::V5
+    };
+}
+
+impl Default for Version {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// Where the connection is.

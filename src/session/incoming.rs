@@ -28,6 +28,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Handles one packet from the broker. An `Err` ends the connection.
     // Not inlined: one copy however the driver is compiled.
     #[inline(never)]
+    #[cfg(feature = "v3")]
     pub(crate) fn handle(&mut self, now: Instant, packet: Packet<'_>) -> Result<Handled, Closed> {
         self.collect();
         match (self.state, packet) {
@@ -256,8 +257,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         packet: Any<'_>,
         qos1_unacked: usize,
     ) -> Result<Handled, Closed> {
-        let _ = qos1_unacked;
+        let _ = (now, qos1_unacked);
         match packet {
+            #[cfg(feature = "v3")]
             Any::V3(p) => self.handle(now, p),
             #[cfg(feature = "v5")]
             Any::V5(p) => self.handle_v5(now, p, qos1_unacked),
@@ -266,7 +268,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     /// The event for what [`handle_any`](Self::handle_any) reported.
     pub(crate) fn event_any<'a>(&'a self, handled: Handled, packet: Any<'a>) -> Option<Event<'a>> {
+        let _ = handled;
         match packet {
+            #[cfg(feature = "v3")]
             Any::V3(p) => self.event(handled, p),
             #[cfg(feature = "v5")]
             Any::V5(p) => self.event_v5(handled, p),
@@ -274,6 +278,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// The event for what [`handle`](Self::handle) reported about `packet`.
+    #[cfg(feature = "v3")]
     pub(crate) fn event<'a>(&'a self, handled: Handled, packet: Packet<'a>) -> Option<Event<'a>> {
         Some(match (handled, packet) {
             (Handled::Nothing, _) => return None,

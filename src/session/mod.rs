@@ -82,8 +82,10 @@ mod tests;
 #[cfg(all(test, feature = "v5"))]
 mod v5_tests;
 
+#[cfg(feature = "v3")]
+use crate::codec::Packet;
 use crate::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QoS, SubAck, Subscribe,
+    self, ConnAck, Connect, ConnectReturnCode, PacketType, Publish, QoS, SubAck, Subscribe,
     SubscribeFilters, SubscribeReturnCode, Subscription, Unsubscribe, UnsubscribeFilters,
 };
 use crate::error::{AckKind, ResourceError, SessionError, UsageError};

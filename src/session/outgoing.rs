@@ -76,12 +76,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     #[allow(clippy::unused_self)]
     fn check_out(&self, out: &OutPublish<'_>) -> Result<()> {
         #[cfg(feature = "v5")]
-        if let Some(p) = &out.v5 {
-            let len = match out.payload_len {
-                Some(len) => out.encode().encoded_len().saturating_add(len),
-                None => out.encode().encoded_len(),
-            };
-            return self.check_publish_v5(&out.v3, &p.properties, len);
+        #[allow(irrefutable_let_patterns)]
+        if let OutPublish::V5(p, _) = out {
+            let len = out.encode().encoded_len();
+            let len = len.saturating_add(out.payload_len().unwrap_or(0));
+            return self.check_publish_v5(p, len);
         }
         let _ = out;
         Ok(())
@@ -112,12 +111,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let packet_id = self.free_packet_id()?;
         #[cfg(feature = "v5")]
         let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
-        #[cfg(feature = "v5")]
+        #[cfg(all(feature = "v3", feature = "v5"))]
         let mut list3: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
+        #[cfg(feature = "v3")]
         let subscribe;
         #[cfg(feature = "v5")]
         let subscribe5;
         let packet = match (self.version, filters) {
+            #[cfg(feature = "v3")]
             (Version::V3_1_1, Filters::V3(list)) => {
                 subscribe = Subscribe {
                     packet_id,
@@ -126,7 +127,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 subscribe.validate()?;
                 Encode::Subscribe(&subscribe)
             }
-            #[cfg(feature = "v5")]
+            #[cfg(all(feature = "v3", feature = "v5"))]
             (Version::V3_1_1, Filters::V5(_)) => {
                 // Plain options only: 3.1.1 has nothing else to say.
                 for (filter, qos, flags) in filters.iter() {
@@ -164,8 +165,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 subscribe5.validate()?;
                 Encode::Subscribe5(&subscribe5)
             }
-            #[cfg(not(feature = "v5"))]
-            (Version::V5, _) => return Err(SessionError::Usage(UsageError::NotConnected)),
+            // No connection of a version the build leaves out.
+            #[allow(unreachable_patterns)]
+            _ => return Err(SessionError::Usage(UsageError::NotConnected)),
         };
         let len = packet.encoded_len();
         #[cfg(feature = "v5")]
@@ -218,7 +220,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let packet = match self.version {
             #[cfg(feature = "v5")]
             Version::V5 => Encode::Unsubscribe5(&unsubscribe5),
-            _ => Encode::Unsubscribe(&unsubscribe),
+            #[cfg(feature = "v3")]
+            Version::V3_1_1 => Encode::Unsubscribe(&unsubscribe),
+            #[allow(unreachable_patterns)]
+            _ => return Err(SessionError::Usage(UsageError::NotConnected)),
         };
         let len = packet.encoded_len();
         #[cfg(feature = "v5")]
@@ -431,12 +436,13 @@ pub(crate) type Props<'a> = codec::v5::Properties<'a>;
 #[cfg(not(feature = "v5"))]
 pub(crate) type Props<'a> = core::marker::PhantomData<&'a ()>;
 
-/// An outgoing PUBLISH in the connection's version.
-struct OutPublish<'p> {
-    v3: Publish<'p>,
+/// An outgoing PUBLISH in the connection's version, with the length of
+/// a payload to come separately (a streamed one).
+enum OutPublish<'p> {
+    #[cfg(feature = "v3")]
+    V3(Publish<'p>, Option<usize>),
     #[cfg(feature = "v5")]
-    v5: Option<codec::v5::Publish<'p>>,
-    payload_len: Option<usize>,
+    V5(codec::v5::Publish<'p>, Option<usize>),
 }
 
 impl<'p> OutPublish<'p> {
@@ -446,66 +452,82 @@ impl<'p> OutPublish<'p> {
         properties: Props<'p>,
         version: Version,
     ) -> Result<Self> {
-        let mut v3 = *publish;
-        v3.dup = false;
-        v3.packet_id = None;
-        #[cfg(feature = "v5")]
-        let v5 = match version {
-            Version::V5 => Some(codec::v5::Publish {
-                dup: false,
-                qos: v3.qos,
-                retain: v3.retain,
-                topic: v3.topic,
-                packet_id: None,
-                properties,
-                payload: v3.payload,
-            }),
-            Version::V3_1_1 if !properties.is_empty() => {
-                return Err(SessionError::Usage(UsageError::Unsupported(
-                    crate::error::Unsupported::Mqtt5Only,
-                )));
-            }
-            Version::V3_1_1 => None,
-        };
-        #[cfg(not(feature = "v5"))]
-        let _ = (properties, version);
-        Ok(Self {
-            v3,
+        let mut p = *publish;
+        p.dup = false;
+        p.packet_id = None;
+        match version {
             #[cfg(feature = "v5")]
-            v5,
-            payload_len,
-        })
+            Version::V5 => Ok(Self::V5(
+                codec::v5::Publish {
+                    dup: false,
+                    qos: p.qos,
+                    retain: p.retain,
+                    topic: p.topic,
+                    packet_id: None,
+                    properties,
+                    payload: p.payload,
+                },
+                payload_len,
+            )),
+            #[cfg(feature = "v5")]
+            Version::V3_1_1 if !properties.is_empty() => Err(SessionError::Usage(
+                UsageError::Unsupported(crate::error::Unsupported::Mqtt5Only),
+            )),
+            #[cfg(feature = "v3")]
+            Version::V3_1_1 => {
+                let _ = properties;
+                Ok(Self::V3(p, payload_len))
+            }
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = properties;
+                Err(SessionError::Usage(UsageError::NotConnected))
+            }
+        }
+    }
+
+    #[cfg(feature = "v5")]
+    fn payload_len(&self) -> Option<usize> {
+        match self {
+            #[cfg(feature = "v3")]
+            Self::V3(_, len) => *len,
+            #[cfg(feature = "v5")]
+            Self::V5(_, len) => *len,
+        }
     }
 
     fn set_packet_id(&mut self, id: u16) {
-        self.v3.packet_id = Some(id);
-        #[cfg(feature = "v5")]
-        if let Some(p) = &mut self.v5 {
-            p.packet_id = Some(id);
+        match self {
+            #[cfg(feature = "v3")]
+            Self::V3(p, _) => p.packet_id = Some(id),
+            #[cfg(feature = "v5")]
+            Self::V5(p, _) => p.packet_id = Some(id),
         }
     }
 
     fn validate(&self) -> Result<(), codec::EncodeError> {
-        #[cfg(feature = "v5")]
-        if let Some(p) = &self.v5 {
-            return p.validate();
+        match self {
+            #[cfg(feature = "v3")]
+            Self::V3(p, _) => p.validate(),
+            #[cfg(feature = "v5")]
+            Self::V5(p, _) => p.validate(),
         }
-        self.v3.validate()
     }
 
     fn encode(&self) -> Encode<'_> {
-        #[cfg(feature = "v5")]
-        if let Some(p) = &self.v5 {
-            return match self.payload_len {
+        match self {
+            #[cfg(feature = "v3")]
+            Self::V3(p, payload_len) => match payload_len {
                 #[cfg(feature = "streaming")]
-                Some(len) => Encode::PublishHead5(p, len),
+                Some(len) => Encode::PublishHead(p, *len),
+                _ => Encode::Publish(p),
+            },
+            #[cfg(feature = "v5")]
+            Self::V5(p, payload_len) => match payload_len {
+                #[cfg(feature = "streaming")]
+                Some(len) => Encode::PublishHead5(p, *len),
                 _ => Encode::Publish5(p),
-            };
-        }
-        match self.payload_len {
-            #[cfg(feature = "streaming")]
-            Some(len) => Encode::PublishHead(&self.v3, len),
-            _ => Encode::Publish(&self.v3),
+            },
         }
     }
 }

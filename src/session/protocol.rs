@@ -103,7 +103,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             payload: None,
             late_rels: heapless::Vec::new(),
             earliest_ack: core::cell::Cell::new(None),
-            version: Version::V3_1_1,
+            version: Version::DEFAULT,
             #[cfg(feature = "v5")]
             limits: v5::Limits::NONE,
             #[cfg(feature = "v5")]
@@ -118,15 +118,26 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             return Err(SessionError::Usage(UsageError::AlreadyConnected));
         }
         check_connect(connect)?;
+        #[cfg(not(feature = "v3"))]
+        let _ = now;
+        #[cfg(not(feature = "v3"))]
+        return Err(SessionError::Usage(UsageError::Unsupported(
+            crate::error::Unsupported::Mqtt3,
+        )));
+        #[cfg(feature = "v3")]
         let (keep_alive, clean) = (connect.keep_alive, connect.clean_session);
+        #[cfg(feature = "v3")]
         self.start_connect(now, Encode::Connect(connect), keep_alive, clean)?;
-        self.version = Version::V3_1_1;
-        #[cfg(feature = "v5")]
+        #[cfg(feature = "v3")]
         {
-            self.limits = v5::Limits::NONE;
-            self.advertised = v5::Advertised::NONE;
+            self.version = Version::V3_1_1;
+            #[cfg(feature = "v5")]
+            {
+                self.limits = v5::Limits::NONE;
+                self.advertised = v5::Advertised::NONE;
+            }
+            Ok(())
         }
-        Ok(())
     }
 
     /// Queues a valid CONNECT of either version and waits for CONNACK.

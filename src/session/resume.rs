@@ -146,6 +146,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             if list.is_empty() {
                 return true;
             }
+            #[cfg(feature = "v3")]
             let subscribe = Subscribe {
                 packet_id,
                 filters: SubscribeFilters::new(&list),
@@ -159,7 +160,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             let packet = match self.version {
                 #[cfg(feature = "v5")]
                 Version::V5 => Encode::Subscribe5(&subscribe5),
-                _ => Encode::Subscribe(&subscribe),
+                #[cfg(feature = "v3")]
+                Version::V3_1_1 => Encode::Subscribe(&subscribe),
+                #[allow(unreachable_patterns)]
+                _ => return true,
             };
             if !self.tx.has_room(packet.encoded_len()) {
                 return false;

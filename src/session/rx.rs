@@ -10,13 +10,16 @@
 //! several packets in one pass, and hands out an event that borrows the
 //! last one, before it drops any of their bytes ([`Rx::consume`]).
 
+#[cfg(feature = "v3")]
+use crate::codec::Packet;
 #[cfg(feature = "v5")]
 use crate::codec::v5;
-use crate::codec::{self, DecodeError, FixedHeader, Malformed, Packet, PacketType, Peek, QoS};
+use crate::codec::{self, DecodeError, FixedHeader, Malformed, PacketType, Peek, QoS};
 
 /// A packet from the broker, in the version the connection speaks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Any<'a> {
+    #[cfg(feature = "v3")]
     V3(Packet<'a>),
     #[cfg(feature = "v5")]
     V5(v5::Packet<'a>),
@@ -26,6 +29,7 @@ impl Any<'_> {
     /// A PUBLISH's QoS and packet id.
     pub(crate) fn publish_ids(&self) -> Option<(QoS, Option<u16>)> {
         match self {
+            #[cfg(feature = "v3")]
             Self::V3(Packet::Publish(p)) => Some((p.qos, p.packet_id)),
             #[cfg(feature = "v5")]
             Self::V5(v5::Packet::Publish(p)) => Some((p.qos, p.packet_id)),
@@ -202,6 +206,7 @@ impl<'b> Rx<'b> {
             return self.framed(framed, avail, capacity, true);
         }
         let _ = v5;
+        #[cfg(feature = "v3")]
         let framed = codec::frame_shared(avail, capacity).and_then(|(header, body, len)| {
             // A packet only clients send is a protocol error from the server
             // (the session would refuse it), whatever its body: it is not
@@ -211,6 +216,9 @@ impl<'b> Rx<'b> {
                 None => Ok(Next::ClientPacket(header.packet_type)),
             }
         });
+        // No 3.1.1 connection can exist: nothing to frame.
+        #[cfg(not(feature = "v3"))]
+        let framed = Ok(Next::Incomplete);
         self.framed(framed, avail, capacity, false)
     }
 

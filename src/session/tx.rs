@@ -1,9 +1,11 @@
 //! The transmit queue: encoded packets waiting to be written, in a
 //! caller-supplied slice.
 
+use crate::codec::EncodeError;
 #[cfg(feature = "v5")]
 use crate::codec::v5;
-use crate::codec::{Connect, EncodeError, Publish, Subscribe, Unsubscribe};
+#[cfg(feature = "v3")]
+use crate::codec::{Connect, Publish, Subscribe, Unsubscribe};
 
 /// The packets the session encodes with the codec. Not [`Packet`]
 /// (crate::codec::Packet): matching on it would link the encoders of every
@@ -12,13 +14,17 @@ use crate::codec::{Connect, EncodeError, Publish, Subscribe, Unsubscribe};
 /// ([`TxQueue::push_bytes`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Encode<'a> {
+    #[cfg(feature = "v3")]
     Connect(&'a Connect<'a>),
+    #[cfg(feature = "v3")]
     Publish(&'a Publish<'a>),
     /// A PUBLISH without its payload, which is this long and written
     /// straight to the transport after it.
-    #[cfg(feature = "streaming")]
+    #[cfg(all(feature = "v3", feature = "streaming"))]
     PublishHead(&'a Publish<'a>, usize),
+    #[cfg(feature = "v3")]
     Subscribe(&'a Subscribe<'a>),
+    #[cfg(feature = "v3")]
     Unsubscribe(&'a Unsubscribe<'a>),
     #[cfg(feature = "v5")]
     Connect5(&'a v5::Connect<'a>),
@@ -35,11 +41,15 @@ pub(crate) enum Encode<'a> {
 impl Encode<'_> {
     pub(crate) fn encoded_len(self) -> usize {
         match self {
+            #[cfg(feature = "v3")]
             Self::Connect(p) => p.encoded_len(),
+            #[cfg(feature = "v3")]
             Self::Publish(p) => p.encoded_len(),
-            #[cfg(feature = "streaming")]
+            #[cfg(all(feature = "v3", feature = "streaming"))]
             Self::PublishHead(p, len) => p.head_len(len),
+            #[cfg(feature = "v3")]
             Self::Subscribe(p) => p.encoded_len(),
+            #[cfg(feature = "v3")]
             Self::Unsubscribe(p) => p.encoded_len(),
             #[cfg(feature = "v5")]
             Self::Connect5(p) => p.encoded_len(),
@@ -56,11 +66,15 @@ impl Encode<'_> {
 
     fn encode(self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         match self {
+            #[cfg(feature = "v3")]
             Self::Connect(p) => p.encode(buf),
+            #[cfg(feature = "v3")]
             Self::Publish(p) => p.encode(buf),
-            #[cfg(feature = "streaming")]
+            #[cfg(all(feature = "v3", feature = "streaming"))]
             Self::PublishHead(p, len) => p.encode_head(len, buf),
+            #[cfg(feature = "v3")]
             Self::Subscribe(p) => p.encode(buf),
+            #[cfg(feature = "v3")]
             Self::Unsubscribe(p) => p.encode(buf),
             #[cfg(feature = "v5")]
             Self::Connect5(p) => p.encode(buf),

@@ -306,19 +306,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// What an MQTT 5 connection refuses of an outgoing PUBLISH of `len`
-    /// bytes with `properties`, beyond 3.1.1's rules.
-    pub(crate) fn check_publish_v5(
-        &self,
-        publish: &Publish<'_>,
-        properties: &Properties<'_>,
-        len: usize,
-    ) -> Result<()> {
-        if self.version != Version::V5 {
-            if properties.is_empty() {
-                return Ok(());
-            }
-            return Err(unsupported(Unsupported::Mqtt5Only));
-        }
+    /// bytes, beyond 3.1.1's rules.
+    pub(crate) fn check_publish_v5(&self, publish: &v5::Publish<'_>, len: usize) -> Result<()> {
+        let properties = &publish.properties;
         if properties.topic_alias().is_some() {
             return Err(unsupported(Unsupported::TopicAlias));
         }

@@ -57,7 +57,7 @@ type Connection = TcpConnection<'static, 1, TCP_TX, TCP_RX>;
 /// What the callbacks saw: the client's user data.
 #[derive(Debug, Default)]
 struct Recorded {
-    connects: Vec<Connected>,
+    connects: Vec<Connected<'static>>,
     disconnects: Vec<DisconnectReason>,
     subscribes: Vec<(String, SubscribeReturnCode)>,
     published: usize,
@@ -67,7 +67,7 @@ struct Recorded {
 
 fn on_connect(ctx: &mut Context<'_, Recorded>, info: Connected) {
     println!("on_connect: {info:?}");
-    ctx.user_data.connects.push(info);
+    ctx.user_data.connects.push(info.without_properties());
 }
 
 fn on_disconnect(ctx: &mut Context<'_, Recorded>, reason: DisconnectReason) {

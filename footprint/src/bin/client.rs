@@ -10,7 +10,8 @@ mod rt;
 use core::hint::black_box;
 
 use minimqtt::Buffers;
-use minimqtt_footprint::{BROKER_SCRIPT, PAYLOAD, client_path, sizes};
+use minimqtt::session::Version;
+use minimqtt_footprint::{BROKER_SCRIPT, BROKER_SCRIPT_V5, PAYLOAD, client_path, sizes};
 
 /// `size_of` the client's types on this target, for `size.sh` (a section
 /// the linker script keeps but does not load: it costs no flash).
@@ -25,9 +26,15 @@ static mut BUFFERS: Buffers<512, 512, 512, 256> = Buffers::new();
 extern "C" fn footprint_main() -> ! {
     // SAFETY: `footprint_main` runs once and is the only user of BUFFERS.
     let buffers = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
-    let script: &[u8] = black_box(&BROKER_SCRIPT);
+    // Opaque, so that a build with both versions keeps both: 3.1.1 when
+    // the build has it, MQTT 5 otherwise.
+    let version = black_box(Version::DEFAULT);
+    let script: &[u8] = match version {
+        Version::V3_1_1 => black_box(&BROKER_SCRIPT),
+        Version::V5 => black_box(&BROKER_SCRIPT_V5),
+    };
     let payload: &[u8] = black_box(&PAYLOAD);
-    let result = client_path(script, payload, buffers.slices());
+    let result = client_path(version, script, payload, buffers.slices());
     black_box(&result);
     loop {
         core::hint::spin_loop();
