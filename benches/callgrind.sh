@@ -66,7 +66,8 @@ per() {
 
 loop=$(per loop "$N" "$N")
 declare -A raw
-for case in decode_publish32 floor_publish32 encode_publish32 decode_subscribe4 encode_subscribe4; do
+for case in decode_publish32 floor_publish32 encode_publish32 decode_subscribe4 encode_subscribe4 \
+    decode_publish32_v5 encode_publish32_v5 decode_publish32_v5_props encode_publish32_v5_props; do
     raw[$case]=$(per "$case" "$N" "$N")
 done
 for case in decode_stream floor_stream; do
@@ -82,6 +83,10 @@ printf '%-34s %12s %12s\n' "loop overhead (black_box)" "$loop" "-"
 printf '%-34s %12s %12s\n' "decode PUBLISH QoS0 32B (52B)" "${raw[decode_publish32]}" "$(net "${raw[decode_publish32]}" "$loop")"
 printf '%-34s %12s %12s\n' "floor: frame PUBLISH QoS0 32B" "${raw[floor_publish32]}" "$(net "${raw[floor_publish32]}" "$loop")"
 printf '%-34s %12s %12s\n' "encode PUBLISH QoS0 32B" "${raw[encode_publish32]}" "$(net "${raw[encode_publish32]}" "$loop")"
+printf '%-34s %12s %12s\n' "MQTT 5 decode PUBLISH QoS0 32B" "${raw[decode_publish32_v5]}" "$(net "${raw[decode_publish32_v5]}" "$loop")"
+printf '%-34s %12s %12s\n' "MQTT 5 encode PUBLISH QoS0 32B" "${raw[encode_publish32_v5]}" "$(net "${raw[encode_publish32_v5]}" "$loop")"
+printf '%-34s %12s %12s\n' "MQTT 5 decode, 3 properties" "${raw[decode_publish32_v5_props]}" "$(net "${raw[decode_publish32_v5_props]}" "$loop")"
+printf '%-34s %12s %12s\n' "MQTT 5 encode, 3 properties" "${raw[encode_publish32_v5_props]}" "$(net "${raw[encode_publish32_v5_props]}" "$loop")"
 printf '%-34s %12s %12s\n' "decode SUBSCRIBE 4 filters (77B)" "${raw[decode_subscribe4]}" "$(net "${raw[decode_subscribe4]}" "$loop")"
 printf '%-34s %12s %12s\n' "encode SUBSCRIBE 4 filters" "${raw[encode_subscribe4]}" "$(net "${raw[encode_subscribe4]}" "$loop")"
 printf '%-34s %12s %12s\n' "decode stream, per packet" "${raw[decode_stream]}" "-"

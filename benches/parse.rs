@@ -38,6 +38,22 @@ fn decode(c: &mut Criterion) {
     group.bench_function("floor/publish_qos0_32", |b| {
         b.iter(|| black_box(common::skip_one(black_box(&publish32))))
     });
+    // MQTT 5: the same PUBLISH, without and with properties (a user
+    // property, a topic alias, a message expiry), each read back.
+    for (name, props) in [
+        ("v5/publish_qos0_32", &[][..]),
+        ("v5/publish_qos0_32_props", &common::V5_PROPERTIES[..]),
+    ] {
+        let bytes = common::publish_v5_bytes(props);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let (packet, n) =
+                    minimqtt::codec::v5::Packet::decode(black_box(&bytes)).expect("decodes");
+                black_box((common::touch_v5(&packet), n))
+            })
+        });
+    }
     group.finish();
 }
 
@@ -78,6 +94,21 @@ fn encode(c: &mut Criterion) {
         let (packet, _) = Packet::decode(&sample.bytes).expect("decodes");
         group.throughput(Throughput::Bytes(sample.bytes.len() as u64));
         group.bench_function(sample.name.as_str(), |b| {
+            b.iter(|| {
+                black_box(&packet)
+                    .encode(black_box(&mut out[..]))
+                    .expect("encodes")
+            })
+        });
+    }
+    let data = common::payload(32);
+    for (name, props) in [
+        ("v5/publish_qos0_32", &[][..]),
+        ("v5/publish_qos0_32_props", &common::V5_PROPERTIES[..]),
+    ] {
+        let packet = minimqtt::codec::v5::Packet::Publish(common::publish_v5(&data, props));
+        group.throughput(Throughput::Bytes(packet.encoded_len() as u64));
+        group.bench_function(name, |b| {
             b.iter(|| {
                 black_box(&packet)
                     .encode(black_box(&mut out[..]))

@@ -534,3 +534,33 @@ async fn server_keep_alive_replaces_ours() {
     within("disconnect", c.disconnect()).await.unwrap();
     check(&mosquitto).await;
 }
+
+/// The same callbacks on an MQTT 3.1.1 connection see no reason codes:
+/// MQTT 3.1.1 acknowledgements have none.
+#[tokio::test]
+async fn reason_codes_are_none_on_mqtt_3_1_1() {
+    let Some(mosquitto) = Mosquitto::start().await else {
+        return;
+    };
+    let v3 = Config {
+        version: Version::V3_1_1,
+        ..config("v5-on-v3")
+    };
+    let mut c = client(&mosquitto, v3);
+    within("connect", c.connect()).await.unwrap();
+    within("subscribe", c.subscribe("v3/r", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    let pid = within("publish", c.publish("v3/r", b"x", QoS::AtLeastOnce, false))
+        .await
+        .unwrap()
+        .unwrap();
+    within("puback", c.wait_published(pid)).await.unwrap();
+    within("unsubscribe", c.unsubscribe("v3/r")).await.unwrap();
+    let seen = c.user_data();
+    assert_eq!(seen.subscribed, [("v3/r".into(), None)]);
+    assert_eq!(seen.published, [("v3/r".into(), None)]);
+    assert_eq!(seen.unsubscribed, [("v3/r".into(), None)]);
+    within("disconnect", c.disconnect()).await.unwrap();
+    check(&mosquitto).await;
+}

@@ -317,3 +317,45 @@ pub fn skip_one(buf: &[u8]) -> Option<usize> {
     buf.get(usize::from(header.header_len)..len)
         .map(|body| body.len())
 }
+
+/// The properties of the MQTT 5 PUBLISH benches: a user property, a topic
+/// alias and a message expiry.
+pub const V5_PROPERTIES: [minimqtt::codec::v5::Property<'static>; 3] = [
+    minimqtt::codec::v5::Property::UserProperty("unit", "celsius"),
+    minimqtt::codec::v5::Property::TopicAlias(3),
+    minimqtt::codec::v5::Property::MessageExpiryInterval(60),
+];
+
+/// The 32-byte QoS 0 PUBLISH of the 3.1.1 benches, in MQTT 5, with
+/// [`V5_PROPERTIES`] (or none).
+pub fn publish_v5<'a>(
+    payload: &'a [u8],
+    properties: &'a [minimqtt::codec::v5::Property<'a>],
+) -> minimqtt::codec::v5::Publish<'a> {
+    minimqtt::codec::v5::Publish {
+        properties: minimqtt::codec::v5::Properties::new(properties),
+        ..minimqtt::codec::v5::Publish::new(TOPIC, payload, QoS::AtMostOnce, false)
+    }
+}
+
+/// [`publish_v5`] encoded.
+pub fn publish_v5_bytes(properties: &[minimqtt::codec::v5::Property<'_>]) -> Vec<u8> {
+    let data = payload(32);
+    let packet = minimqtt::codec::v5::Packet::Publish(publish_v5(&data, properties));
+    let mut out = vec![0u8; packet.encoded_len()];
+    let n = packet.encode(&mut out).expect("encodes");
+    out.truncate(n);
+    out
+}
+
+/// Reads what an application reads of a decoded MQTT 5 PUBLISH: topic,
+/// payload and every property.
+pub fn touch_v5(packet: &minimqtt::codec::v5::Packet<'_>) -> usize {
+    match packet {
+        minimqtt::codec::v5::Packet::Publish(p) => {
+            let props: usize = p.properties.iter().map(|_| 1).sum();
+            p.topic.len() + p.payload.len() + props
+        }
+        _ => 0,
+    }
+}

@@ -92,6 +92,9 @@ where
                 ..
             } = self;
             let acks = session.ack_state();
+            // Reason codes are MQTT 5's: on 3.1.1 the callbacks see none.
+            #[cfg(feature = "v5")]
+            let v5 = session.version() == crate::session::Version::V5;
             let Some(event) = session.poll_event(now) else {
                 break None;
             };
@@ -146,7 +149,9 @@ where
                     ..
                 } => {
                     #[cfg(feature = "v5")]
-                    ctx.set_reason(reason);
+                    if v5 {
+                        ctx.set_reason(reason);
+                    }
                     callbacks.published(&mut ctx, topic, Some(packet_id));
                 }
                 Event::Discarded {
@@ -168,10 +173,12 @@ where
                             let _ = granted.push(byte);
                         }
                         #[cfg(feature = "v5")]
-                        ctx.set_reason(crate::session::Reason {
-                            code: reasons.next().unwrap_or_default(),
-                            properties,
-                        });
+                        if v5 {
+                            ctx.set_reason(crate::session::Reason {
+                                code: reasons.next().unwrap_or_default(),
+                                properties,
+                            });
+                        }
                         callbacks.subscribed(&mut ctx, sub.filter, code, packet_id);
                     }
                 }
@@ -188,10 +195,12 @@ where
                     for filter in filters.iter() {
                         // MQTT 3.1.1's UNSUBACK has no codes: success.
                         #[cfg(feature = "v5")]
-                        ctx.set_reason(crate::session::Reason {
-                            code: reasons.next().unwrap_or_default(),
-                            properties,
-                        });
+                        if v5 {
+                            ctx.set_reason(crate::session::Reason {
+                                code: reasons.next().unwrap_or_default(),
+                                properties,
+                            });
+                        }
                         callbacks.unsubscribed(&mut ctx, filter, packet_id);
                     }
                 }
