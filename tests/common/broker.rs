@@ -1,5 +1,6 @@
-//! An in-process rumqttd 0.20 broker (MQTT 3.1.1 only) for integration
-//! tests and the walkthrough example.
+//! An in-process rumqttd 0.20 broker for integration tests and the
+//! walkthrough example: MQTT 3.1.1 by default, MQTT 5 with
+//! [`BrokerOptions::v5`] (see [`Listener`]).
 //!
 //! Self-contained on purpose: an example can pull it in with
 //! `#[path = "../tests/common/broker.rs"] mod broker;`.
@@ -47,6 +48,15 @@
 //!   CONNACK code 5.)
 //! - `dynamic_filters` must be on, or a PUBLISH to a topic nobody has
 //!   subscribed to is an error for the router.
+//! - The protocol is a property of the listener, not of the connection:
+//!   rumqttd's `Broker::start` runs `Server::new(config, router_tx, V4)`
+//!   for each `[v4.*]` listener and `Server::new(config, router_tx, V5)`
+//!   for each `[v5.*]` one, and `Network<P>` decodes every packet with
+//!   that `P`. The harness does the same: [`Listener::V5`] starts the
+//!   private server with `rumqttd::protocol::v5::V5`, behind the same
+//!   front listener and proxy. A listener speaks one version only: a
+//!   3.1.1 CONNECT on a v5 listener (or the reverse) is a protocol error
+//!   rumqttd answers by closing the connection.
 //! - Everything runs in the caller's tokio runtime except the router
 //!   thread, so do not pause tokio's clock in a test that uses the
 //!   broker: rumqttd's own timeouts (CONNECT wait, keep-alive) would fire
@@ -58,7 +68,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
+use rumqttd::protocol::Protocol;
 use rumqttd::protocol::v4::V4;
+use rumqttd::protocol::v5::V5;
 use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -67,10 +79,23 @@ use tokio::task::{JoinHandle, JoinSet};
 /// How long `start*` may take before the harness gives up with a panic.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the broker accepts. `Default` is anonymous access with limits far
-/// above anything a test needs.
+/// The MQTT version the broker's listener speaks (rumqttd's `[v4.*]` or
+/// `[v5.*]` listeners).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Listener {
+    /// MQTT 3.1.1 (`rumqttd::protocol::v4::V4`).
+    #[default]
+    V4,
+    /// MQTT 5 (`rumqttd::protocol::v5::V5`).
+    V5,
+}
+
+/// What the broker accepts. `Default` is anonymous access over MQTT 3.1.1
+/// with limits far above anything a test needs.
 #[derive(Clone, Debug)]
 pub struct BrokerOptions {
+    /// The protocol of the listener; kept across [`Broker::restart`].
+    pub listener: Listener,
     /// Accepted `(username, password)` pairs. Empty means anonymous
     /// access; otherwise every CONNECT must carry one of these pairs.
     pub users: Vec<(String, String)>,
@@ -87,6 +112,7 @@ pub struct BrokerOptions {
 impl Default for BrokerOptions {
     fn default() -> Self {
         Self {
+            listener: Listener::V4,
             users: Vec::new(),
             max_payload_size: 16 * 1024 * 1024,
             connection_timeout_ms: 60_000,
@@ -100,6 +126,14 @@ impl BrokerOptions {
     pub fn with_user(mut self, username: &str, password: &str) -> Self {
         self.users.push((username.to_owned(), password.to_owned()));
         self
+    }
+
+    /// Speaks MQTT 5 instead of 3.1.1.
+    pub fn v5(self) -> Self {
+        Self {
+            listener: Listener::V5,
+            ..self
+        }
     }
 }
 
@@ -125,6 +159,11 @@ impl Broker {
     /// Starts an anonymous broker on a free port.
     pub async fn start() -> Broker {
         Self::start_with(BrokerOptions::default()).await
+    }
+
+    /// Starts an anonymous MQTT 5 broker on a free port.
+    pub async fn start_v5() -> Broker {
+        Self::start_with(BrokerOptions::default().v5()).await
     }
 
     /// Starts an anonymous broker on `port`, typically the port of a
@@ -157,10 +196,20 @@ impl Broker {
 
         let router_tx = Router::new(0, router_config()).spawn();
         let server_router_tx = router_tx.clone();
-        let (server, upstream) = spawn_server(&options, move |settings| {
-            Server::new(settings, server_router_tx.clone(), V4)
-        })
-        .await?;
+        let (server, upstream) = match options.listener {
+            Listener::V4 => {
+                spawn_server(&options, move |settings| {
+                    Server::new(settings, server_router_tx.clone(), V4)
+                })
+                .await?
+            }
+            Listener::V5 => {
+                spawn_server(&options, move |settings| {
+                    Server::new(settings, server_router_tx.clone(), V5)
+                })
+                .await?
+            }
+        };
 
         let (shutdown, shutdown_rx) = oneshot::channel();
         let front = tokio::spawn(serve_front(listener, upstream, shutdown_rx));
@@ -267,17 +316,18 @@ fn router_config() -> RouterConfig {
     }
 }
 
-/// Starts rumqttd's v4 server on a private port and waits until it
-/// accepts. rumqttd binds the port itself and cannot report it, so the
-/// port is picked by binding port 0 and releasing it; if another socket
-/// grabs it in between, the server task fails and another port is tried.
+/// Starts rumqttd's server (v4 or v5, as `new_server` makes it) on a
+/// private port and waits until it accepts. rumqttd binds the port itself
+/// and cannot report it, so the port is picked by binding port 0 and
+/// releasing it; if another socket grabs it in between, the server task
+/// fails and another port is tried.
 ///
 /// `new_server` wraps `Server::new` because the router's sender type
 /// (`flume::Sender<(ConnectionId, Event)>`, `Event` being private to
 /// rumqttd) cannot be named in a signature.
-async fn spawn_server(
+async fn spawn_server<P: Protocol + Clone + Send + Sync + 'static>(
     options: &BrokerOptions,
-    new_server: impl Fn(ServerSettings) -> Server<V4>,
+    new_server: impl Fn(ServerSettings) -> Server<P>,
 ) -> io::Result<(JoinHandle<()>, SocketAddr)> {
     for _ in 0..5 {
         let addr = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?;
