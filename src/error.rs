@@ -155,6 +155,10 @@ pub enum Unsupported {
     TopicAlias,
     /// Enhanced authentication (an Authentication Method).
     Authentication,
+    /// A Receive Maximum above `INFLIGHT`: the session tracks at most
+    /// `INFLIGHT` incoming QoS 2 messages, so it could not hold the
+    /// broker to more.
+    ReceiveMaximum,
 }
 
 impl fmt::Display for Unsupported {
@@ -170,6 +174,7 @@ impl fmt::Display for Unsupported {
             Self::SharedSubscription => "the broker does not take shared subscriptions",
             Self::TopicAlias => "topic aliases are not supported",
             Self::Authentication => "enhanced authentication is not supported",
+            Self::ReceiveMaximum => "receive maximum above what the session can track",
         })
     }
 }

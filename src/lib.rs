@@ -90,7 +90,9 @@ pub use callbacks::{Callbacks, Context, Message};
 pub use client::{Client, FromFn, Handled, PayloadSource, payload_from_fn};
 pub use codec::{LastWill, QoS, SubscribeReturnCode, Subscription};
 pub use config::{BufferSlices, Buffers, Config, generate_client_id};
-pub use error::{AckKind, BrokerError, Error, ResourceError, SessionError, UsageError};
+pub use error::{
+    AckKind, BrokerError, Error, ResourceError, SessionError, Unsupported, UsageError,
+};
 pub use reconnect::{Backoff, Connector};
 
 /// The README's examples, compiled as doctests so they cannot rot.

@@ -227,25 +227,39 @@ pub(super) fn connect_with<const INFLIGHT: usize, const SUBS: usize>(
         Version::V5 => {
             use crate::codec::v5::{self, Properties, Property};
             let mut list: heapless::Vec<Property<'_>, 10> = heapless::Vec::new();
-            let own = config.properties;
+            let too_many = || {
+                crate::SessionError::Usage(UsageError::Encode(
+                    crate::codec::EncodeError::PacketTooLarge,
+                ))
+            };
+            // One pass over the caller's list: theirs win over ours, but a
+            // Receive Maximum is capped at `INFLIGHT`, the most the session
+            // can hold the broker to.
+            let (mut expiry_set, mut window_set) = (false, false);
+            for p in config.properties.iter() {
+                expiry_set |= matches!(p, Property::SessionExpiryInterval(_));
+                window_set |= matches!(p, Property::ReceiveMaximum(_));
+                let p = match p {
+                    Property::ReceiveMaximum(v) if usize::from(v) > INFLIGHT => {
+                        Property::ReceiveMaximum(u16::try_from(INFLIGHT).unwrap_or(v))
+                    }
+                    p => p,
+                };
+                list.push(p).map_err(|_| too_many())?;
+            }
             let expiry = config
                 .session_expiry_secs
                 .unwrap_or(if config.clean_session { 0 } else { u32::MAX });
-            if own.session_expiry_interval().is_none() && expiry > 0 {
-                let _ = list.push(Property::SessionExpiryInterval(expiry));
+            if !expiry_set && expiry > 0 {
+                list.push(Property::SessionExpiryInterval(expiry))
+                    .map_err(|_| too_many())?;
             }
             // Our window for the broker's QoS 1/2 messages: the incoming
             // QoS 2 set holds `INFLIGHT` ids (0 is not a valid maximum).
             let window = u16::try_from(INFLIGHT).unwrap_or(u16::MAX);
-            if own.receive_maximum().is_none() && window > 0 && window < u16::MAX {
-                let _ = list.push(Property::ReceiveMaximum(window));
-            }
-            for p in own.iter() {
-                list.push(p).map_err(|_| {
-                    crate::SessionError::Usage(UsageError::Encode(
-                        crate::codec::EncodeError::PacketTooLarge,
-                    ))
-                })?;
+            if !window_set && window > 0 && window < u16::MAX {
+                list.push(Property::ReceiveMaximum(window))
+                    .map_err(|_| too_many())?;
             }
             let connect = v5::Connect {
                 clean_start: connect.clean_session,
@@ -264,7 +278,7 @@ pub(super) fn connect_with<const INFLIGHT: usize, const SUBS: usize>(
             };
             match with {
                 ConnectUse::Check => {
-                    connect.validate()?;
+                    crate::session::check_connect_v5(&connect, INFLIGHT)?;
                     Ok(())
                 }
                 ConnectUse::Start(session, now) => session.connect_v5(now, &connect),

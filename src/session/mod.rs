@@ -108,6 +108,8 @@ use protocol::{PayloadOut, Protocol};
 use rx::{Any, Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
 use tx::{Encode, TxQueue};
+#[cfg(feature = "v5")]
+pub(crate) use v5::check_connect_v5;
 
 type Result<T, E = SessionError> = core::result::Result<T, E>;
 

@@ -46,6 +46,21 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(())
     }
 
+    /// The length of the SUBSCRIBE that re-subscribes the unconfirmed
+    /// filters.
+    #[cfg(feature = "v5")]
+    pub(super) fn resubscribe_len(&self) -> usize {
+        let lens = self
+            .store
+            .subscriptions
+            .iter()
+            .filter(|s| !s.confirmed)
+            .map(|s| s.span.len);
+        // An empty property list in MQTT 5; its length byte is one more.
+        let len = Subscribe::encoded_len_for(lens);
+        len + usize::from(self.version == Version::V5)
+    }
+
     pub(super) fn on_connack(
         &mut self,
         now: Instant,

@@ -7,7 +7,7 @@
 //! and the window, the store and the resends work on either encoding.
 
 use super::*;
-use crate::codec::v5::{self, Properties, ReasonCode};
+use crate::codec::v5::{self, Properties, Property, ReasonCode};
 use crate::error::Unsupported;
 
 /// What the broker's CONNACK allows on this connection (MQTT 5), from
@@ -50,22 +50,35 @@ impl Limits {
         shared_subscription_available: true,
     };
 
-    fn from_connack(p: &Properties<'_>) -> Self {
-        let flag = |v: Option<u8>| v != Some(0);
-        Self {
-            receive_maximum: p.receive_maximum().unwrap_or(u16::MAX),
-            maximum_packet_size: p.maximum_packet_size().unwrap_or(u32::MAX),
-            topic_alias_maximum: p.topic_alias_maximum().unwrap_or(0),
-            maximum_qos: match p.maximum_qos() {
-                Some(0) => QoS::AtMostOnce,
-                Some(1) => QoS::AtLeastOnce,
-                _ => QoS::ExactlyOnce,
-            },
-            retain_available: flag(p.retain_available()),
-            wildcard_subscription_available: flag(p.wildcard_subscription_available()),
-            subscription_identifier_available: flag(p.subscription_identifier_available()),
-            shared_subscription_available: flag(p.shared_subscription_available()),
+    /// The limits a CONNACK's properties set, and its Server Keep Alive.
+    // One pass over the list: a getter per property would be a loop each,
+    // kilobytes of firmware.
+    fn from_connack(p: &Properties<'_>) -> (Self, Option<u16>) {
+        let mut limits = Self::NONE;
+        let mut keep_alive = None;
+        for property in p.iter() {
+            match property {
+                Property::ReceiveMaximum(v) => limits.receive_maximum = v,
+                Property::MaximumPacketSize(v) => limits.maximum_packet_size = v,
+                Property::TopicAliasMaximum(v) => limits.topic_alias_maximum = v,
+                Property::MaximumQoS(v) => {
+                    limits.maximum_qos = QoS::from_bits(v).unwrap_or(QoS::ExactlyOnce);
+                }
+                Property::RetainAvailable(v) => limits.retain_available = v != 0,
+                Property::WildcardSubscriptionAvailable(v) => {
+                    limits.wildcard_subscription_available = v != 0;
+                }
+                Property::SubscriptionIdentifierAvailable(v) => {
+                    limits.subscription_identifier_available = v != 0;
+                }
+                Property::SharedSubscriptionAvailable(v) => {
+                    limits.shared_subscription_available = v != 0;
+                }
+                Property::ServerKeepAlive(v) => keep_alive = Some(v),
+                _ => {}
+            }
         }
+        (limits, keep_alive)
     }
 }
 
@@ -89,6 +102,33 @@ impl Advertised {
     };
 }
 
+/// Whether `connect` may be sent by a session that tracks `inflight`
+/// incoming QoS 2 messages, and what it advertises. The client checks
+/// this before opening a transport too.
+pub(crate) fn check_connect_v5(connect: &v5::Connect<'_>, inflight: usize) -> Result<Advertised> {
+    connect.validate()?;
+    let mut advertised = Advertised::NONE;
+    for property in connect.properties.iter() {
+        match property {
+            Property::AuthenticationMethod(_) => {
+                return Err(unsupported(Unsupported::Authentication));
+            }
+            // Aliases the broker would send could not be resolved.
+            Property::TopicAliasMaximum(max) if max > 0 => {
+                return Err(unsupported(Unsupported::TopicAlias));
+            }
+            // More than the incoming QoS 2 set holds could not be held to.
+            Property::ReceiveMaximum(v) if usize::from(v) > inflight => {
+                return Err(unsupported(Unsupported::ReceiveMaximum));
+            }
+            Property::ReceiveMaximum(v) => advertised.receive_maximum = v,
+            Property::MaximumPacketSize(v) => advertised.maximum_packet_size = v,
+            _ => {}
+        }
+    }
+    Ok(advertised)
+}
+
 fn unsupported(what: Unsupported) -> SessionError {
     SessionError::Usage(UsageError::Unsupported(what))
 }
@@ -105,19 +145,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if self.state != State::Disconnected {
             return Err(SessionError::Usage(UsageError::AlreadyConnected));
         }
-        connect.validate()?;
-        let props = &connect.properties;
-        if props.authentication_method().is_some() {
-            return Err(unsupported(Unsupported::Authentication));
-        }
-        if props.topic_alias_maximum().is_some_and(|max| max > 0) {
-            // Aliases the broker would send could not be resolved.
-            return Err(unsupported(Unsupported::TopicAlias));
-        }
-        let advertised = Advertised {
-            receive_maximum: props.receive_maximum().unwrap_or(u16::MAX),
-            maximum_packet_size: props.maximum_packet_size().unwrap_or(u32::MAX),
-        };
+        let advertised = check_connect_v5(connect, INFLIGHT)?;
         self.start_connect(
             now,
             Encode::Connect5(connect),
@@ -176,7 +204,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 self.pingresp_deadline = None;
                 Ok(Handled::Pong)
             }
-            (_, P::Disconnect(d)) => {
+            // Only after a CONNACK that accepted (MQTT-3.14.0-1): before
+            // it, a DISCONNECT is a protocol error (the catch-all below).
+            (State::Connected, P::Disconnect(d)) => {
                 if let Some(_why) = d.properties.reason_string() {
                     crate::fmt::warning!("broker disconnected: {}", _why);
                 }
@@ -198,9 +228,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             self.connack_deadline = None;
             return Err(Closed::RefusedV5(ack.reason_code));
         }
-        let props = &ack.properties;
-        self.limits = Limits::from_connack(props);
-        if let Some(secs) = props.server_keep_alive() {
+        let (limits, keep_alive) = Limits::from_connack(&ack.properties);
+        self.limits = limits;
+        if let Some(secs) = keep_alive {
             // The broker's value replaces ours (MQTT-3.2.2-21).
             self.keep_alive = Duration::from_secs(u64::from(secs));
         }
@@ -209,11 +239,29 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // (MQTT-3.2.2-5), each message reported as discarded.
             self.store.discard_inflight();
         }
+        // A message too large for this broker can never be resent
+        // (MQTT-3.1.2-25): it is discarded, and reported so.
+        let max = usize::try_from(self.limits.maximum_packet_size).unwrap_or(usize::MAX);
+        for e in self.store.outgoing.iter_mut().filter(|e| e.is_live()) {
+            if e.stage != Stage::AwaitPubComp && e.span.len.saturating_add(e.payload) > max {
+                e.status = Status::Discarded;
+                e.send = false;
+            }
+        }
         let accepted = ConnAck {
             session_present: ack.session_present,
             return_code: ConnectReturnCode::Accepted,
         };
-        self.on_connack(now, accepted)
+        let mut connected = self.on_connack(now, accepted)?;
+        if self.resubscribe && self.resubscribe_len() > max {
+            // The list does not fit one SUBSCRIBE this broker takes: it is
+            // not re-sent, and `resubscribed` says so (the application can
+            // subscribe in smaller requests from `on_connect`).
+            crate::fmt::warning!("re-subscribe over the broker's Maximum Packet Size");
+            self.resubscribe = false;
+            connected.resubscribed = 0;
+        }
+        Ok(connected)
     }
 
     /// What MQTT 5 asks of an incoming PUBLISH beyond 3.1.1's rules.

@@ -606,3 +606,77 @@ fn connect_refuses_what_the_session_cannot_honour() {
     );
     assert_eq!(s.state(), State::Disconnected);
 }
+
+#[test]
+fn disconnect_before_connack_is_a_protocol_error() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    let bye = v5::Packet::Disconnect(v5::Disconnect {
+        reason_code: ReasonCode::ServerBusy,
+        properties: Properties::EMPTY,
+    });
+    // MQTT-3.14.0-1: only after a CONNACK that accepted.
+    assert_eq!(
+        feed(&mut s, T0, bye),
+        Err(Closed::Protocol(PacketType::Disconnect))
+    );
+}
+
+#[test]
+fn a_receive_maximum_above_inflight_is_refused() {
+    let mut s = session();
+    static FIVE: [Property<'static>; 1] = [Property::ReceiveMaximum(5)];
+    assert_eq!(
+        s.connect_v5(T0, &connect(true, &FIVE)),
+        Err(unsupported(Unsupported::ReceiveMaximum))
+    );
+    static FOUR: [Property<'static>; 1] = [Property::ReceiveMaximum(4)];
+    assert_eq!(s.connect_v5(T0, &connect(true, &FOUR)), Ok(()));
+}
+
+#[test]
+fn what_a_new_maximum_packet_size_forbids_is_not_resent() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let long = [Subscription {
+        filter: "a/quite/long/topic/filter/for/testing",
+        qos: QoS::AtMostOnce,
+    }];
+    s.subscribe(T0, &long).unwrap();
+    let big = s
+        .publish(T0, &Publish::new("t", &[1; 40], QoS::AtLeastOnce, false))
+        .unwrap()
+        .unwrap();
+    let small = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    // The broker kept the session but now takes at most 30 bytes: the
+    // 48-byte PUBLISH is discarded (MQTT-3.1.2-25), the small one resent,
+    // and the list, whose SUBSCRIBE would be 45 bytes, not re-sent.
+    static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(30)];
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&SMALL),
+    });
+    let event = feed(&mut s, secs(1), present).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!((info.resent, info.resubscribed), (1, 0));
+    let event = s.poll_event(secs(1));
+    assert!(matches!(event, Some(Event::Discarded { packet_id, .. }) if packet_id == big));
+    let wire = sent(&mut s, secs(1));
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Publish(p)] if p.packet_id == Some(small) && p.dup),
+        "{wire:?}"
+    );
+}

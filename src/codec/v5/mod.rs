@@ -420,6 +420,7 @@ pub(crate) fn payload_start(avail: &[u8], props_at: usize) -> Option<Result<usiz
 
 /// Frames the packet at the start of `buf`: its type, its flags, its body
 /// (exactly the remaining length) and its whole length.
+#[inline]
 fn frame(buf: &[u8], max_packet_len: usize) -> Result<(PacketType, u8, &[u8], usize), DecodeError> {
     let Some(&first) = buf.first() else {
         return Err(DecodeError::Incomplete { needed: 2 });

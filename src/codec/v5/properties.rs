@@ -585,7 +585,16 @@ impl<'a> Properties<'a> {
 
     /// Reads a property length and the list after it from the start of
     /// `input`, checking every property against `context`.
+    #[inline]
     pub(crate) fn parse(input: &'a [u8], context: Context) -> Parsed<'a, Self> {
+        // Most packets carry none: one byte, nothing to check.
+        if let [0, rest @ ..] = input {
+            return Ok((rest, Self(Repr::Wire(&[]))));
+        }
+        Self::parse_list(input, context)
+    }
+
+    fn parse_list(input: &'a [u8], context: Context) -> Parsed<'a, Self> {
         let (len, rest) = varint::read_in(input, Malformed::Truncated)?;
         let Some((mut list, rest)) = rest.split_at_checked(len as usize) else {
             return Err(Malformed::PropertyLength);

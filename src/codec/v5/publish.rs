@@ -50,6 +50,7 @@ impl<'a> Publish<'a> {
     }
 
     /// Parses the body of a PUBLISH whose fixed-header `flags` are valid.
+    #[inline]
     pub(crate) fn parse(flags: u8, body: &'a [u8]) -> Result<Self, Malformed> {
         let Some(qos) = flags_qos(flags) else {
             return Err(Malformed::QoS);
