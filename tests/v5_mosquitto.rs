@@ -564,3 +564,45 @@ async fn reason_codes_are_none_on_mqtt_3_1_1() {
     within("disconnect", c.disconnect()).await.unwrap();
     check(&mosquitto).await;
 }
+
+/// mosquitto offers topic aliases (its CONNACK's Topic Alias Maximum, 10
+/// by default): repeated topics go out as aliases, and every message
+/// still reaches the right topic.
+#[tokio::test]
+async fn topic_aliases_reach_the_right_topics() {
+    let Some(mosquitto) = Mosquitto::start().await else {
+        return;
+    };
+    let mut c = client(&mosquitto, config("v5-aliases"));
+    within("connect", c.connect()).await.unwrap();
+    assert!(c.session().limits().topic_alias_maximum > 0);
+    within("subscribe", c.subscribe("v5/a/#", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    let topics = ["v5/a/1", "v5/a/2"];
+    for i in 0..10u8 {
+        let qos = if i % 3 == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        let topic = topics[usize::from(i % 2)];
+        within("publish", c.publish(topic, &[i], qos, false))
+            .await
+            .unwrap();
+    }
+    run_until(&mut c, "ten messages", |s| s.messages.len() == 10).await;
+    let mut got: Vec<_> = c
+        .user_data()
+        .messages
+        .iter()
+        .map(|m| (m.payload[0], m.topic.clone()))
+        .collect();
+    got.sort();
+    let want: Vec<_> = (0..10u8)
+        .map(|i| (i, topics[usize::from(i % 2)].to_owned()))
+        .collect();
+    assert_eq!(got, want);
+    within("disconnect", c.disconnect()).await.unwrap();
+    check(&mosquitto).await;
+}

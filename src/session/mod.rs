@@ -154,15 +154,26 @@ pub struct Options {
     /// ([`Event::Discarded`]); the client turns it off when no
     /// payload source for resends is registered.
     pub resend_streamed: bool,
+    /// MQTT 5: use the Topic Aliases the broker offers (its CONNACK's
+    /// Topic Alias Maximum) for outgoing messages (default on): the first
+    /// topics published on a connection, as many as the broker allows and
+    /// `SUBS` holds, get aliases 1, 2, ... in order; the first PUBLISH of
+    /// each carries the topic and its alias, later ones only the alias.
+    /// Aliases are never reassigned, so later topics go without one; they
+    /// start over on every connection, and their topics take store bytes
+    /// while it lasts.
+    pub topic_aliases: bool,
 }
 
 impl Options {
-    /// Re-subscribe on, republish off, streaming off.
+    /// Re-subscribe on, republish off, streaming off, resending streamed
+    /// messages on, topic aliases on.
     pub const DEFAULT: Self = Self {
         resubscribe: true,
         republish_on_lost_session: false,
         stream: false,
         resend_streamed: true,
+        topic_aliases: true,
     };
 }
 

@@ -28,6 +28,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         if publish.qos == QoS::AtMostOnce {
             self.check_out(&out)?;
+            #[cfg(feature = "v5")]
+            if let Some(plan) = self.alias_plan(&out) {
+                self.push_aliased(&out, plan)?;
+                return Ok(None);
+            }
             self.push(out.encode())?;
             self.start_payload(payload_len, None);
             return Ok(None);
@@ -44,12 +49,26 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         self.check_resubscribe_room(core::iter::empty(), len)?;
-        self.check_tx_room(len)?;
-        let bytes = self.tx.push(out.encode())?;
-        let span = self
-            .store
-            .append(bytes)
-            .map_err(|_| SessionError::Resource(ResourceError::StoreFull))?;
+        #[cfg(feature = "v5")]
+        let plan = self.alias_plan(&out);
+        #[cfg(feature = "v5")]
+        let span = match plan {
+            // The store keeps the PUBLISH with its topic, which a resend
+            // on a later connection (with no aliases) needs; the wire
+            // gets the aliased one.
+            Some(plan) => {
+                self.check_tx_room(len.max(plan.len))?;
+                let span = self
+                    .store
+                    .append_encoded(out.encode())
+                    .map_err(|_| SessionError::Resource(ResourceError::StoreFull))?;
+                self.push_aliased(&out, plan)?;
+                span
+            }
+            None => self.push_and_store(&out, len)?,
+        };
+        #[cfg(not(feature = "v5"))]
+        let span = self.push_and_store(&out, len)?;
         let stage = if publish.qos == QoS::AtLeastOnce {
             Stage::AwaitPubAck
         } else {
@@ -70,6 +89,76 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         self.take_packet_id(packet_id);
         self.start_payload(payload_len, Some(packet_id));
         Ok(Some(packet_id))
+    }
+
+    /// Queues the PUBLISH and copies it into the store.
+    fn push_and_store(&mut self, out: &OutPublish<'_>, len: usize) -> Result<Span> {
+        self.check_tx_room(len)?;
+        let bytes = self.tx.push(out.encode())?;
+        self.store
+            .append(bytes)
+            .map_err(|_| SessionError::Resource(ResourceError::StoreFull))
+    }
+
+    /// MQTT 5: whether this PUBLISH goes out with a Topic Alias, and
+    /// which. The policy: the first topics published on a connection get
+    /// aliases 1, 2, ... in order, as many as the broker's Topic Alias
+    /// Maximum allows and `SUBS` holds; the first PUBLISH of each carries
+    /// the topic and its alias, later ones the alias alone. An alias is
+    /// never reassigned; later topics go without one. Streamed messages
+    /// and messages whose properties name an alias go as they are.
+    #[cfg(feature = "v5")]
+    fn alias_plan(&self, out: &OutPublish<'_>) -> Option<AliasPlan> {
+        #[allow(irrefutable_let_patterns)]
+        let OutPublish::V5(p, None) = out else {
+            return None;
+        };
+        if !self.options.topic_aliases || self.limits.topic_alias_maximum == 0 {
+            return None;
+        }
+        if let Some(alias) = self.store.alias_of(p.topic) {
+            let len = p.aliased_len(true);
+            return Some(AliasPlan {
+                alias,
+                elide: true,
+                len,
+            });
+        }
+        let max = usize::from(self.limits.topic_alias_maximum).min(SUBS);
+        let next = self.store.aliases.len() + 1;
+        if next > max || p.topic.len() > self.store.free_bytes() {
+            return None;
+        }
+        let alias = u16::try_from(next).ok()?;
+        let len = p.aliased_len(false);
+        // The alias makes the first PUBLISH 3 bytes longer.
+        self.check_packet_len(len).ok()?;
+        Some(AliasPlan {
+            alias,
+            elide: false,
+            len,
+        })
+    }
+
+    /// Queues the PUBLISH with the alias of `plan`, recording a new one.
+    #[cfg(feature = "v5")]
+    fn push_aliased(&mut self, out: &OutPublish<'_>, plan: AliasPlan) -> Result<()> {
+        #[allow(irrefutable_let_patterns)]
+        let OutPublish::V5(p, _) = out else {
+            return Ok(());
+        };
+        if plan.elide {
+            return self.push(Encode::Publish5Aliased(p, plan.alias, true));
+        }
+        self.check_tx_room(plan.len)?;
+        // Recorded first: without room for the topic, no alias.
+        let Ok(span) = self.store.append(p.topic.as_bytes()) else {
+            return self.push(out.encode());
+        };
+        if self.store.aliases.push(span).is_err() {
+            return self.push(out.encode());
+        }
+        self.push(Encode::Publish5Aliased(p, plan.alias, false))
     }
 
     /// MQTT 5's rules for an outgoing PUBLISH: the broker's limits.
@@ -530,4 +619,14 @@ impl<'p> OutPublish<'p> {
             },
         }
     }
+}
+
+/// A Topic Alias for an outgoing PUBLISH: its number, whether the topic is
+/// left out (the broker knows the alias already), and the packet's length.
+#[cfg(feature = "v5")]
+#[derive(Debug, Clone, Copy)]
+struct AliasPlan {
+    alias: u16,
+    elide: bool,
+    len: usize,
 }

@@ -193,6 +193,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         }
         self.store.collect();
         self.store.clear_requests();
+        // Topic aliases live as long as their network connection.
+        #[cfg(feature = "v5")]
+        self.store.clear_aliases();
     }
 
     /// Ends the connection for `reason`, reported by the next poll.

@@ -114,6 +114,10 @@ pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) outgoing: heapless::Vec<Outgoing, INFLIGHT>,
     pub(crate) requests: heapless::Vec<Request, INFLIGHT>,
     pub(crate) subscriptions: heapless::Vec<Subscribed, SUBS>,
+    /// MQTT 5: the topics of the Topic Aliases we assigned on this
+    /// connection; alias `n` is entry `n - 1`.
+    #[cfg(feature = "v5")]
+    pub(crate) aliases: heapless::Vec<Span, SUBS>,
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> core::fmt::Debug for Store<'_, INFLIGHT, SUBS> {
@@ -139,6 +143,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             outgoing: heapless::Vec::new(),
             requests: heapless::Vec::new(),
             subscriptions: heapless::Vec::new(),
+            #[cfg(feature = "v5")]
+            aliases: heapless::Vec::new(),
         }
     }
 
@@ -176,6 +182,39 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         })
     }
 
+    /// Encodes `packet` behind the last entry (compacting first if only
+    /// the released bytes make room).
+    #[cfg(feature = "v5")]
+    pub(crate) fn append_encoded(&mut self, packet: super::Encode<'_>) -> Result<Span, StoreFull> {
+        let len = packet.encoded_len();
+        if self.buf.len() - self.used < len && self.garbage > 0 {
+            self.compact();
+        }
+        let off = self.used;
+        let dst = self.buf.get_mut(off..off + len).ok_or(StoreFull)?;
+        let n = packet.encode(dst).map_err(|_| StoreFull)?;
+        self.used += n;
+        Ok(Span { off, len: n })
+    }
+
+    /// Forgets the aliases of the connection that ended.
+    #[cfg(feature = "v5")]
+    pub(crate) fn clear_aliases(&mut self) {
+        while let Some(span) = self.aliases.pop() {
+            self.release(span);
+        }
+    }
+
+    /// The alias of `topic`, if one was assigned.
+    #[cfg(feature = "v5")]
+    pub(crate) fn alias_of(&self, topic: &str) -> Option<u16> {
+        let i = self
+            .aliases
+            .iter()
+            .position(|&span| self.bytes(span) == topic.as_bytes())?;
+        u16::try_from(i + 1).ok()
+    }
+
     /// Frees `span`. Its bytes become garbage, reclaimed by the next
     /// compaction; the last entry's just shorten the store.
     fn release(&mut self, span: Span) {
@@ -188,7 +227,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         } else {
             self.garbage += span.len;
         }
-        if self.outgoing.is_empty() && self.requests.is_empty() && self.subscriptions.is_empty() {
+        #[cfg(feature = "v5")]
+        let aliases = self.aliases.is_empty();
+        #[cfg(not(feature = "v5"))]
+        let aliases = true;
+        if self.outgoing.is_empty()
+            && self.requests.is_empty()
+            && self.subscriptions.is_empty()
+            && aliases
+        {
             self.used = 0;
             self.garbage = 0;
         }
@@ -196,16 +243,20 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
 
     /// Moves every entry down over the released bytes, keeping their
     /// order: each list is in offset order (entries are appended and
-    /// removed, never reordered), so one merge of the three visits every
+    /// removed, never reordered), so one merge of the lists visits every
     /// span once.
     fn compact(&mut self) {
-        let (mut i, mut j, mut k) = (0, 0, 0);
+        let (mut i, mut j, mut k, mut l) = (0, 0, 0, 0);
         let mut write = 0;
         loop {
             let a = self.outgoing.get(i).map(|e| e.span.off);
             let b = self.requests.get(j).map(|e| e.span.off);
             let c = self.subscriptions.get(k).map(|e| e.span.off);
-            let lowest = [a, b, c].into_iter().flatten().min();
+            #[cfg(feature = "v5")]
+            let d = self.aliases.get(l).map(|s| s.off);
+            #[cfg(not(feature = "v5"))]
+            let d = None;
+            let lowest = [a, b, c, d].into_iter().flatten().min();
             let Some(lowest) = lowest else { break };
             let span = if a == Some(lowest) {
                 i += 1;
@@ -213,9 +264,16 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             } else if b == Some(lowest) {
                 j += 1;
                 self.requests.get_mut(j - 1).map(|e| &mut e.span)
-            } else {
+            } else if c == Some(lowest) {
                 k += 1;
                 self.subscriptions.get_mut(k - 1).map(|e| &mut e.span)
+            } else {
+                l += 1;
+                #[cfg(feature = "v5")]
+                let alias = self.aliases.get_mut(l - 1);
+                #[cfg(not(feature = "v5"))]
+                let alias = None;
+                alias
             };
             let Some(span) = span else { break };
             self.buf.copy_within(span.off..span.off + span.len, write);
@@ -360,5 +418,41 @@ mod tests {
         // The last entry's release just shortens the store.
         store.release(e);
         assert_eq!(store.free_bytes(), 5);
+    }
+
+    #[cfg(feature = "v5")]
+    #[test]
+    fn compaction_keeps_topic_aliases_in_place() {
+        let mut buf = [0u8; 10];
+        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let a = store.append(b"ab").unwrap();
+        store.aliases.push(a).unwrap();
+        let m = store.append(b"mmm").unwrap();
+        store
+            .outgoing
+            .push(Outgoing {
+                packet_id: 1,
+                stage: Stage::AwaitPubAck,
+                deadline: crate::time::Instant::from_millis(0),
+                span: m,
+                status: Status::Live,
+                send: false,
+                payload: 0,
+            })
+            .unwrap();
+        let c = store.append(b"cd").unwrap();
+        store.aliases.push(c).unwrap();
+        store.outgoing[0].status = Status::Done;
+        store.finished = true;
+        store.collect();
+        // Six bytes fit only over the released message.
+        let e = store.append(b"eeeeee").unwrap();
+        assert_eq!(store.bytes(e), b"eeeeee");
+        assert_eq!(store.alias_of("ab"), Some(1));
+        assert_eq!(store.alias_of("cd"), Some(2));
+        assert_eq!(store.alias_of("mmm"), None);
+        store.release(e);
+        store.clear_aliases();
+        assert_eq!(store.free_bytes(), 10);
     }
 }

@@ -30,6 +30,9 @@ pub(crate) enum Encode<'a> {
     Connect5(&'a v5::Connect<'a>),
     #[cfg(feature = "v5")]
     Publish5(&'a v5::Publish<'a>),
+    /// With this Topic Alias, and without its topic when the flag is set.
+    #[cfg(feature = "v5")]
+    Publish5Aliased(&'a v5::Publish<'a>, u16, bool),
     #[cfg(all(feature = "v5", feature = "streaming"))]
     PublishHead5(&'a v5::Publish<'a>, usize),
     #[cfg(feature = "v5")]
@@ -55,6 +58,8 @@ impl Encode<'_> {
             Self::Connect5(p) => p.encoded_len(),
             #[cfg(feature = "v5")]
             Self::Publish5(p) => p.encoded_len(),
+            #[cfg(feature = "v5")]
+            Self::Publish5Aliased(p, _, elide) => p.aliased_len(elide),
             #[cfg(all(feature = "v5", feature = "streaming"))]
             Self::PublishHead5(p, len) => p.head_len(len),
             #[cfg(feature = "v5")]
@@ -64,7 +69,7 @@ impl Encode<'_> {
         }
     }
 
-    fn encode(self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    pub(crate) fn encode(self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         match self {
             #[cfg(feature = "v3")]
             Self::Connect(p) => p.encode(buf),
@@ -80,6 +85,8 @@ impl Encode<'_> {
             Self::Connect5(p) => p.encode(buf),
             #[cfg(feature = "v5")]
             Self::Publish5(p) => p.encode(buf),
+            #[cfg(feature = "v5")]
+            Self::Publish5Aliased(p, alias, elide) => p.encode_aliased(alias, elide, buf),
             #[cfg(all(feature = "v5", feature = "streaming"))]
             Self::PublishHead5(p, len) => p.encode_head(len, buf),
             #[cfg(feature = "v5")]

@@ -680,3 +680,119 @@ fn what_a_new_maximum_packet_size_forbids_is_not_resent() {
         "{wire:?}"
     );
 }
+
+/// The PUBLISHes on the wire as (topic, alias).
+fn topics_and_aliases(wire: &[v5::Packet<'_>]) -> Vec<(std::string::String, Option<u16>)> {
+    wire.iter()
+        .filter_map(|p| match p {
+            v5::Packet::Publish(p) => Some((p.topic.into(), p.properties.topic_alias())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn topic_aliases_follow_the_documented_policy() {
+    static TWO: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
+    let mut s = connected_with(&[], &TWO);
+    let user = [Property::UserProperty("k", "v")];
+    for topic in ["a/1", "a/1", "b/2", "c/3", "b/2"] {
+        s.publish(T0, &publish(topic, QoS::AtMostOnce)).unwrap();
+    }
+    s.publish_with(
+        T0,
+        &publish("a/1", QoS::AtMostOnce),
+        &Properties::new(&user),
+    )
+    .unwrap();
+    let wire = sent(&mut s, T0);
+    assert_eq!(
+        topics_and_aliases(&wire),
+        [
+            ("a/1".into(), Some(1)),
+            ("".into(), Some(1)),
+            ("b/2".into(), Some(2)),
+            // Over the broker's 2: no alias.
+            ("c/3".into(), None),
+            ("".into(), Some(2)),
+            ("".into(), Some(1)),
+        ]
+    );
+    // The caller's properties travel beside the alias.
+    let v5::Packet::Publish(last) = wire[5] else {
+        panic!()
+    };
+    assert_eq!(last.properties.user_properties().count(), 1);
+}
+
+#[test]
+fn an_aliased_qos_1_message_is_stored_and_resent_with_its_topic() {
+    static ONE: [Property<'static>; 1] = [Property::TopicAliasMaximum(1)];
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&ONE)).is_ok());
+    s.publish(T0, &publish("t/x", QoS::AtMostOnce)).unwrap();
+    let id = s
+        .publish(T0, &publish("t/x", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let wire = sent(&mut s, T0);
+    assert_eq!(
+        topics_and_aliases(&wire),
+        [("t/x".into(), Some(1)), ("".into(), Some(1))]
+    );
+    assert_eq!(s.outgoing_topic(id), Some("t/x"));
+    // A new connection has no aliases: the resend names its topic.
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::EMPTY,
+    });
+    assert!(feed(&mut s, secs(1), present).is_ok());
+    let wire = sent(&mut s, secs(1));
+    assert_eq!(topics_and_aliases(&wire), [("t/x".into(), None)]);
+    let ack = v5::Packet::PubAck(v5::PubAck::new(id));
+    let event = feed(&mut s, secs(1), ack).unwrap();
+    assert!(
+        matches!(event, Some(Event::Published { topic: "t/x", .. })),
+        "{event:?}"
+    );
+    // And aliases start over on it, when the broker offers them.
+    s.connection_lost();
+    s.connect_v5(secs(2), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(2));
+    assert!(feed(&mut s, secs(2), connack(&ONE)).is_ok());
+    s.publish(secs(2), &publish("t/y", QoS::AtMostOnce))
+        .unwrap();
+    assert_eq!(
+        topics_and_aliases(&sent(&mut s, secs(2))),
+        [("t/y".into(), Some(1))]
+    );
+}
+
+#[test]
+fn topic_aliases_can_be_turned_off() {
+    static MANY: [Property<'static>; 1] = [Property::TopicAliasMaximum(10)];
+    let mut s = session();
+    s.set_options(Options {
+        topic_aliases: false,
+        ..Options::DEFAULT
+    });
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&MANY)).is_ok());
+    s.publish(T0, &publish("a", QoS::AtMostOnce)).unwrap();
+    s.publish(T0, &publish("a", QoS::AtMostOnce)).unwrap();
+    assert_eq!(
+        topics_and_aliases(&sent(&mut s, T0)),
+        [("a".into(), None), ("a".into(), None)]
+    );
+    // Nor without the broker's offer.
+    let mut s = connected();
+    s.publish(T0, &publish("a", QoS::AtMostOnce)).unwrap();
+    assert_eq!(topics_and_aliases(&sent(&mut s, T0)), [("a".into(), None)]);
+}

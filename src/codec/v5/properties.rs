@@ -668,6 +668,11 @@ impl<'a> Properties<'a> {
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
         let len = self.content_len();
         varint::write(w, u32::try_from(len).unwrap_or(MAX_REMAINING_LENGTH));
+        self.write_list(w);
+    }
+
+    /// Writes the list without its length.
+    pub(crate) fn write_list(&self, w: &mut Writer<'_>) {
         match self.0 {
             // Checked when decoded: the bytes go out as they came in.
             Repr::Wire(bytes) => w.bytes(bytes),

@@ -133,6 +133,54 @@ impl<'a> Publish<'a> {
 }
 
 impl Publish<'_> {
+    /// The remaining length of the PUBLISH with a Topic Alias property
+    /// added in front of its properties, and its topic left out when
+    /// `elide` (the alias stands for it).
+    fn aliased_remaining_len(&self, elide: bool) -> usize {
+        let id_len = if self.qos == QoS::AtMostOnce { 0 } else { 2 };
+        let topic = if elide { 0 } else { self.topic.len() };
+        // The alias property: its id and two bytes.
+        let props = self.properties.content_len() + 3;
+        let field = super::varint::len(u32::try_from(props).unwrap_or(u32::MAX)) + props;
+        prefixed_len(topic) + id_len + field + self.payload.len()
+    }
+
+    /// The length of [`encode_aliased`](Self::encode_aliased)'s packet.
+    pub(crate) fn aliased_len(&self, elide: bool) -> usize {
+        packet_len(self.aliased_remaining_len(elide))
+    }
+
+    /// Encodes the PUBLISH with Topic Alias `alias` added to its
+    /// properties (which must not hold one), and its topic left out when
+    /// `elide`: how a client uses the broker's aliases.
+    pub(crate) fn encode_aliased(
+        &self,
+        alias: u16,
+        elide: bool,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        self.validate()?;
+        if alias == 0 || self.properties.topic_alias().is_some() {
+            return Err(EncodeError::PropertyValue(
+                super::properties::id::TOPIC_ALIAS,
+            ));
+        }
+        let remaining = self.aliased_remaining_len(elide);
+        let props = self.properties.content_len() + 3;
+        let first = PacketType::Publish.first_byte(self.flags());
+        write_packet(buf, first, remaining, |w| {
+            w.prefixed(if elide { b"" } else { self.topic.as_bytes() });
+            if let Some(id) = self.packet_id {
+                w.u16(id);
+            }
+            super::varint::write(w, props as u32);
+            w.u8(super::properties::id::TOPIC_ALIAS);
+            w.u16(alias);
+            self.properties.write_list(w);
+            w.bytes(self.payload);
+        })
+    }
+
     /// The length of everything but a payload of `payload_len` bytes
     /// (`self.payload` is ignored).
     pub fn head_len(&self, payload_len: usize) -> usize {
