@@ -19,7 +19,7 @@ shift || true
 if [[ $# -gt 0 ]]; then
     targets=("$@")
 else
-    targets=(decode round_trip topic_match session decode_v5 round_trip_v5)
+    targets=(decode round_trip topic_match session session_v5 decode_v5 round_trip_v5)
 fi
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }

@@ -1719,7 +1719,7 @@ async fn resubscribe_obeys_a_new_maximum_packet_size() {
     connect5(&mut c, &mut broker1, &connack(&[])).await;
     let (granted, ()) = within("subscribe", async {
         tokio::join!(
-            c.subscribe_with(FILTER, SubscriptionOptions::new(QoS::AtLeastOnce)),
+            c.subscribe_with(FILTER, SubscriptionOptions::new(QoS::AtLeastOnce), None),
             async {
                 let Rx5::Subscribe(id, _) = broker1.recv5().await else {
                     panic!("expected SUBSCRIBE");
@@ -1980,7 +1980,7 @@ async fn suback_reason_codes_reach_on_subscribe() {
     connect5(&mut c, &mut broker, &connack(&[])).await;
     let (granted, ()) = within("subscribe", async {
         tokio::join!(
-            c.subscribe_with("secret/#", SubscriptionOptions::new(QoS::AtLeastOnce)),
+            c.subscribe_with("secret/#", SubscriptionOptions::new(QoS::AtLeastOnce), None),
             async {
                 let Rx5::Subscribe(id, filters) = broker.recv5().await else {
                     panic!("expected SUBSCRIBE");

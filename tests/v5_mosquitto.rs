@@ -201,7 +201,7 @@ async fn reason_codes_reach_the_callbacks() {
 
     let code = within(
         "subscribe",
-        c.subscribe_with("v5/r/#", SubscriptionOptions::new(QoS::ExactlyOnce)),
+        c.subscribe_with("v5/r/#", SubscriptionOptions::new(QoS::ExactlyOnce), None),
     )
     .await
     .unwrap();
@@ -374,7 +374,7 @@ async fn subscription_options_no_local_and_retain_handling() {
         ..SubscriptionOptions::new(QoS::AtLeastOnce)
     };
     assert_eq!(
-        within("subscribe", c.subscribe_with("v5/o/#", no_local))
+        within("subscribe", c.subscribe_with("v5/o/#", no_local, None))
             .await
             .unwrap(),
         ReasonCode::GrantedQoS1

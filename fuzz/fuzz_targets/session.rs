@@ -2621,6 +2621,8 @@ fuzz_target!(|input: Input| {
         republish_on_lost_session: input.options & 2 != 0,
         stream: input.options & 4 != 0,
         resend_streamed: input.options & 8 == 0,
+        // MQTT 5's: this model connects with 3.1.1 only.
+        topic_aliases: true,
     };
     let mut s = Session::new(&mut rx, &mut tx, &mut store, timeouts);
     s.set_options(options);
@@ -2718,6 +2720,7 @@ fuzz_target!(|input: Input| {
                     republish_on_lost_session: republish,
                     stream,
                     resend_streamed,
+                    topic_aliases: true,
                 };
                 h.s.set_options(h.options);
             }

@@ -528,7 +528,9 @@ where
     }
 
     /// MQTT 5: subscribes to one filter with subscription options (No
-    /// Local, Retain As Published, Retain Handling); returns the SUBACK's
+    /// Local, Retain As Published, Retain Handling) and optionally a
+    /// Subscription Identifier (the broker marks the messages it matches
+    /// with it: `Message::properties.subscription_identifiers()`); returns the SUBACK's
     /// reason code (granted QoS below 0x80, a failure such as 0x87 "not
     /// authorized" or 0xA2 "wildcard subscriptions not supported" above).
     /// The options are kept and sent again when the client re-subscribes
@@ -542,13 +544,15 @@ where
         &mut self,
         filter: &str,
         options: crate::codec::v5::SubscriptionOptions,
+        subscription_id: Option<u32>,
     ) -> Res<crate::codec::v5::ReasonCode, TransportError<K>> {
         use crate::codec::v5::{ReasonCode, Subscription};
         self.flush().await?;
         let now = self.clock.now();
+        let subscription = [Subscription { filter, options }];
         let packet_id = self
             .session
-            .subscribe_v5(now, &[Subscription { filter, options }])?;
+            .subscribe_v5(now, &subscription, subscription_id)?;
         self.wait_suback(packet_id).await?;
         let code = self.granted.first().copied().unwrap_or(0x80);
         Ok(ReasonCode::from_u8(code).unwrap_or(ReasonCode::UnspecifiedError))

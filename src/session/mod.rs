@@ -905,20 +905,24 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     /// Queues a SUBSCRIBE with MQTT 5 subscription options (No Local,
-    /// Retain As Published, Retain Handling), as
-    /// [`subscribe`](Self::subscribe) does; the options are kept in the
-    /// subscription list and sent again when it is re-subscribed. On an
-    /// MQTT 3.1.1 connection only options with nothing but a QoS are
-    /// accepted. Refused with [`UsageError::Unsupported`] for a wildcard
-    /// or shared subscription the broker's CONNACK does not allow.
+    /// Retain As Published, Retain Handling) and, optionally, a
+    /// Subscription Identifier (1 to 268,435,455, which the broker puts on
+    /// the messages the filters match), as [`subscribe`](Self::subscribe)
+    /// does. The options and the identifier are kept in the subscription
+    /// list and sent again when it is re-subscribed (one SUBSCRIBE per
+    /// identifier). On an MQTT 3.1.1 connection only options with nothing
+    /// but a QoS, and no identifier, are accepted. Refused with
+    /// [`UsageError::Unsupported`] for a wildcard or shared subscription or
+    /// an identifier the broker's CONNACK does not allow.
     #[cfg(feature = "v5")]
     pub fn subscribe_v5(
         &mut self,
         now: Instant,
         filters: &[codec::v5::Subscription<'_>],
+        subscription_id: Option<u32>,
     ) -> Result<u16> {
         self.settle();
-        self.p.subscribe(now, Filters::V5(filters))
+        self.p.subscribe(now, Filters::V5(filters, subscription_id))
     }
 
     /// Queues an UNSUBSCRIBE for `filters` and removes them from the

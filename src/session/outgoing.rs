@@ -206,6 +206,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let subscribe;
         #[cfg(feature = "v5")]
         let subscribe5;
+        #[cfg(feature = "v5")]
+        let id_property;
         let packet = match (self.version, filters) {
             #[cfg(feature = "v3")]
             (Version::V3_1_1, Filters::V3(list)) => {
@@ -217,10 +219,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 Encode::Subscribe(&subscribe)
             }
             #[cfg(all(feature = "v3", feature = "v5"))]
-            (Version::V3_1_1, Filters::V5(_)) => {
+            (Version::V3_1_1, Filters::V5(_, id)) => {
                 // Plain options only: 3.1.1 has nothing else to say.
                 for (filter, qos, flags) in filters.iter() {
-                    if flags != 0 {
+                    if flags != 0 || id.is_some() {
                         return Err(SessionError::Usage(UsageError::Unsupported(
                             crate::error::Unsupported::Mqtt5Only,
                         )));
@@ -239,6 +241,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             #[cfg(feature = "v5")]
             (Version::V5, _) => {
                 self.check_filters_v5(filters.iter().map(|(f, _, _)| f))?;
+                let id = filters.id();
+                if id.is_some() && !self.limits.subscription_identifier_available {
+                    return Err(SessionError::Usage(UsageError::Unsupported(
+                        crate::error::Unsupported::SubscriptionIdentifier,
+                    )));
+                }
+                id_property = id.map(codec::v5::Property::SubscriptionIdentifier);
                 for (filter, qos, flags) in filters.iter() {
                     let options = codec::v5::SubscriptionOptions::from_u8(qos as u8 | flags)
                         .unwrap_or(codec::v5::SubscriptionOptions::new(qos));
@@ -248,7 +257,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 }
                 subscribe5 = codec::v5::Subscribe {
                     packet_id,
-                    properties: codec::v5::Properties::EMPTY,
+                    properties: codec::v5::Properties::new(id_property.as_slice()),
                     filters: codec::v5::SubscribeFilters::new(&list5),
                 };
                 subscribe5.validate()?;
@@ -267,13 +276,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         self.check_resubscribe_room(filters.iter().map(|(f, _, _)| f), 0)?;
         self.push_request(now, packet, packet_id, RequestKind::Subscribe)?;
+        let id = filters.id().unwrap_or(0);
         for (filter, qos, flags) in filters.iter() {
             let known = self.store.find_subscription(filter);
             match known.and_then(|i| self.store.subscriptions.get_mut(i)) {
                 Some(entry) => {
                     entry.qos = qos;
                     entry.flags = flags;
+                    entry.id = id;
                     entry.confirmed = false;
+                    entry.requested = true;
                 }
                 None => {
                     // Room was checked above: neither can fail.
@@ -281,6 +293,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                         let _ = self.store.subscriptions.push(Subscribed {
                             qos,
                             flags,
+                            id,
+                            requested: true,
                             span,
                             confirmed: false,
                         });
@@ -427,11 +441,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if !self.resubscribe && !self.sends_pending && self.late_rels.is_empty() {
             return;
         }
-        if self.resubscribe {
+        // One round per Subscription Identifier (one for all without).
+        while self.resubscribe {
             if !self.queue_resubscribe(now) {
                 return;
             }
-            self.resubscribe = false;
+            self.resubscribe = self
+                .store
+                .subscriptions
+                .iter()
+                .any(|s| !s.confirmed && !s.requested);
         }
         for i in 0..self.store.outgoing.len() {
             let Some(&entry) = self.store.outgoing.get(i) else {
@@ -492,17 +511,27 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Filters<'a> {
     V3(&'a [Subscription<'a>]),
+    /// With a Subscription Identifier for all of them.
     #[cfg(feature = "v5")]
-    V5(&'a [codec::v5::Subscription<'a>]),
+    V5(&'a [codec::v5::Subscription<'a>], Option<u32>),
 }
 
 impl<'a> Filters<'a> {
+    /// The Subscription Identifier asked for.
+    fn id(self) -> Option<u32> {
+        match self {
+            Self::V3(_) => None,
+            #[cfg(feature = "v5")]
+            Self::V5(_, id) => id,
+        }
+    }
+
     /// Each filter, its QoS, and the other bits of MQTT 5's options byte.
     pub(crate) fn iter(self) -> impl Iterator<Item = (&'a str, QoS, u8)> + Clone {
         let (v3, v5) = match self {
             Self::V3(list) => (list, &[][..]),
             #[cfg(feature = "v5")]
-            Self::V5(list) => (&[][..], list),
+            Self::V5(list, _) => (&[][..], list),
         };
         let v3 = v3.iter().map(|s| (s.filter, s.qos, 0));
         #[cfg(feature = "v5")]

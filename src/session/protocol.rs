@@ -191,6 +191,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         for e in self.store.outgoing.iter_mut() {
             e.send = false;
         }
+        for s in self.store.subscriptions.iter_mut() {
+            s.requested = false;
+        }
         self.store.collect();
         self.store.clear_requests();
         // Topic aliases live as long as their network connection.

@@ -144,11 +144,28 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         };
         // The filters borrow the store; encode them into the transmit
         // queue first, then copy the packet from there into the store.
+        // The filters of one Subscription Identifier (that of the first
+        // one due) go together.
+        let due = |s: &Subscribed| !s.confirmed && !s.requested;
+        let Some(id) = self
+            .store
+            .subscriptions
+            .iter()
+            .find(|s| due(s))
+            .map(|s| s.id)
+        else {
+            return true;
+        };
         let start = {
             let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
             #[cfg(feature = "v5")]
             let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
-            for s in self.store.subscriptions.iter().filter(|s| !s.confirmed) {
+            for s in self
+                .store
+                .subscriptions
+                .iter()
+                .filter(|s| due(s) && s.id == id)
+            {
                 let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
                 let _ = list.push(Subscription { filter, qos: s.qos });
                 #[cfg(feature = "v5")]
@@ -167,9 +184,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 filters: SubscribeFilters::new(&list),
             };
             #[cfg(feature = "v5")]
+            let id_property = [codec::v5::Property::SubscriptionIdentifier(id)];
+            #[cfg(feature = "v5")]
             let subscribe5 = codec::v5::Subscribe {
                 packet_id,
-                properties: codec::v5::Properties::EMPTY,
+                properties: codec::v5::Properties::new(if id == 0 { &[] } else { &id_property }),
                 filters: codec::v5::SubscribeFilters::new(&list5),
             };
             let packet = match self.version {
@@ -190,6 +209,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             start
         };
         self.take_packet_id(packet_id);
+        for s in self.store.subscriptions.iter_mut() {
+            if due(s) && s.id == id {
+                s.requested = true;
+            }
+        }
         let bytes = self.tx.pending().get(start..).unwrap_or(&[]);
         // Room was kept for it (`check_resubscribe_room`); without it the
         // SUBACK is simply not matched to a request.

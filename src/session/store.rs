@@ -87,6 +87,12 @@ pub(crate) struct Subscribed {
     /// MQTT 5's other subscription options (No Local, Retain As
     /// Published, Retain Handling), as bits of the options byte.
     pub(crate) flags: u8,
+    /// MQTT 5: the Subscription Identifier it was subscribed with (0:
+    /// none).
+    pub(crate) id: u32,
+    /// Re-sent (or subscribed) on this connection and waiting for its
+    /// SUBACK: a re-subscribe round leaves it out.
+    pub(crate) requested: bool,
     pub(crate) span: Span,
     /// A SUBACK granted it on this broker session. An unconfirmed filter
     /// is re-sent even when the broker kept the session: its SUBSCRIBE may
@@ -351,6 +357,8 @@ mod tests {
             .push(Subscribed {
                 qos: QoS::AtMostOnce,
                 flags: 0,
+                id: 0,
+                requested: false,
                 span: a,
                 confirmed: false,
             })
@@ -360,6 +368,8 @@ mod tests {
             .push(Subscribed {
                 qos: QoS::AtLeastOnce,
                 flags: 0,
+                id: 0,
+                requested: false,
                 span: b,
                 confirmed: false,
             })
@@ -378,6 +388,8 @@ mod tests {
         let sub = |span| Subscribed {
             qos: QoS::AtMostOnce,
             flags: 0,
+            id: 0,
+            requested: false,
             span,
             confirmed: false,
         };

@@ -467,7 +467,7 @@ fn subscription_options_and_suback_reason_codes() {
             options: SubscriptionOptions::new(QoS::AtMostOnce),
         },
     ];
-    let id = s.subscribe_v5(T0, &filters).unwrap();
+    let id = s.subscribe_v5(T0, &filters, None).unwrap();
     let wire = sent(&mut s, T0);
     let [v5::Packet::Subscribe(sub)] = wire.as_slice() else {
         panic!("{wire:?}")
@@ -580,7 +580,7 @@ fn mqtt_5_data_on_a_3_1_1_connection_is_refused() {
         options,
     }];
     assert_eq!(
-        s.subscribe_v5(T0, &filters),
+        s.subscribe_v5(T0, &filters, None),
         Err(unsupported(Unsupported::Mqtt5Only))
     );
     // Plain options are a 3.1.1 SUBSCRIBE.
@@ -588,7 +588,7 @@ fn mqtt_5_data_on_a_3_1_1_connection_is_refused() {
         filter: "a",
         options: SubscriptionOptions::new(QoS::AtLeastOnce),
     }];
-    assert_eq!(s.subscribe_v5(T0, &plain), Ok(1));
+    assert_eq!(s.subscribe_v5(T0, &plain, None), Ok(1));
 }
 
 #[test]
@@ -795,4 +795,56 @@ fn topic_aliases_can_be_turned_off() {
     let mut s = connected();
     s.publish(T0, &publish("a", QoS::AtMostOnce)).unwrap();
     assert_eq!(topics_and_aliases(&sent(&mut s, T0)), [("a".into(), None)]);
+}
+
+#[test]
+fn subscription_identifiers_go_out_and_come_back_on_resubscribe() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let sub = |filter| v5::Subscription {
+        filter,
+        options: SubscriptionOptions::new(QoS::AtLeastOnce),
+    };
+    s.subscribe_v5(T0, &[sub("a/#"), sub("b/#")], Some(7))
+        .unwrap();
+    s.subscribe_v5(T0, &[sub("c")], Some(9)).unwrap();
+    s.subscribe_v5(T0, &[sub("d")], None).unwrap();
+    let ids = |wire: &[v5::Packet<'_>]| -> Vec<(Vec<std::string::String>, Option<u32>)> {
+        wire.iter()
+            .filter_map(|p| match p {
+                v5::Packet::Subscribe(s) => Some((
+                    s.filters.iter().map(|f| f.filter.into()).collect(),
+                    s.properties.subscription_identifiers().next(),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let want = [
+        (vec!["a/#".into(), "b/#".into()], Some(7)),
+        (vec!["c".into()], Some(9)),
+        (vec!["d".into()], None),
+    ];
+    assert_eq!(ids(&sent(&mut s, T0)), want);
+    // No SUBACK came: after a reconnect to a broker without the session,
+    // one SUBSCRIBE per identifier again, with the same filters.
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    let event = feed(&mut s, secs(1), connack(&[])).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(info.resubscribed, 4);
+    assert_eq!(ids(&sent(&mut s, secs(1))), want);
+    // A broker without them refuses the identifier, not the filter.
+    static NONE: [Property<'static>; 1] = [Property::SubscriptionIdentifierAvailable(0)];
+    let mut s = connected_with(&[], &NONE);
+    assert_eq!(
+        s.subscribe_v5(T0, &[sub("a")], Some(1)),
+        Err(unsupported(Unsupported::SubscriptionIdentifier))
+    );
+    assert_eq!(s.subscribe_v5(T0, &[sub("a")], None), Ok(1));
 }
