@@ -110,6 +110,10 @@ struct Log {
     /// message and keeps its token here.
     defer: bool,
     tokens: Vec<AckToken>,
+    /// `on_auth`: the broker's reason code and Authentication Data.
+    auths: Vec<(ReasonCode, Option<Vec<u8>>)>,
+    /// What `on_auth` answers a Continue Authentication with.
+    answer: Vec<u8>,
 }
 
 type Ctx<'c> = Context<'c, Log>;
@@ -174,8 +178,19 @@ fn on_subscribe(ctx: &mut Ctx<'_>, filter: &str, code: SubscribeReturnCode, id: 
     ctx.user_data.subscribed.push((a, code));
 }
 
+fn on_auth(ctx: &mut Ctx<'_>, auth: &v5::Auth<'_>) {
+    let data = auth.properties.authentication_data().map(<[u8]>::to_vec);
+    ctx.user_data.auths.push((auth.reason_code, data));
+    if auth.reason_code == ReasonCode::ContinueAuthentication {
+        let answer = core::mem::take(&mut ctx.user_data.answer);
+        ctx.auth(&answer).expect("outbox room for the answer");
+        ctx.user_data.answer = answer;
+    }
+}
+
 fn callbacks<'r>() -> Callbacks<'r, Log> {
     Callbacks::new()
+        .on_auth(on_auth)
         .on_connect(on_connect)
         .on_disconnect(on_disconnect)
         .on_message(on_message)
@@ -276,6 +291,8 @@ enum Rx5 {
     Subscribe(u16, Vec<String>),
     PingReq,
     Disconnect(ReasonCode),
+    /// AUTH: reason, method, data.
+    Auth(ReasonCode, Option<String>, Option<Vec<u8>>),
     /// Anything else: a packet a client must never send.
     Other(PacketType),
 }
@@ -315,6 +332,11 @@ fn summary(bytes: &[u8]) -> Rx5 {
         ),
         Packet::PingReq => Rx5::PingReq,
         Packet::Disconnect(d) => Rx5::Disconnect(d.reason_code),
+        Packet::Auth(a) => Rx5::Auth(
+            a.reason_code,
+            a.properties.authentication_method().map(str::to_owned),
+            a.properties.authentication_data().map(<[u8]>::to_vec),
+        ),
         other => Rx5::Other(other.packet_type()),
     }
 }
@@ -2073,33 +2095,18 @@ async fn publish_properties_reach_on_message() {
 /// Topic Alias Maximum above 0 (`Unsupported::TopicAlias`): aliases the
 /// broker would send could not be resolved.
 #[tokio::test(start_paused = true)]
-async fn enhanced_authentication_is_refused_before_connecting() {
-    let cases: [(&'static [Property<'static>], &str); 3] = [
-        (
-            &[Property::AuthenticationMethod("SCRAM-SHA-1")],
-            "Authentication",
-        ),
-        (
-            &[
-                Property::AuthenticationMethod("SCRAM-SHA-1"),
-                Property::AuthenticationData(b"client-first"),
-            ],
-            "Authentication",
-        ),
-        (&[Property::TopicAliasMaximum(5)], "TopicAlias"),
-    ];
-    for (props, want) in cases {
-        let (io, _broker) = pipe5();
-        let queue = Queue::with(io);
-        let mut buffers = Bufs::new();
-        let mut c = client5(queue.clone(), config_with(props), buffers.slices());
-        let result = within("connect", c.connect()).await.map_err(kind);
-        assert_eq!(unsupported(result), want);
-        assert_eq!(queue.opened(), 0, "{want}: the connector was asked");
-        assert_eq!(queue.queued(), 1);
-        assert!(c.user_data().disconnected.is_empty());
-        assert!(!c.is_connected());
-    }
+async fn a_topic_alias_maximum_is_refused_before_connecting() {
+    let props: &'static [Property<'static>] = &[Property::TopicAliasMaximum(5)];
+    let (io, _broker) = pipe5();
+    let queue = Queue::with(io);
+    let mut buffers = Bufs::new();
+    let mut c = client5(queue.clone(), config_with(props), buffers.slices());
+    let result = within("connect", c.connect()).await.map_err(kind);
+    assert_eq!(unsupported(result), "TopicAlias");
+    assert_eq!(queue.opened(), 0, "the connector was asked");
+    assert_eq!(queue.queued(), 1);
+    assert!(c.user_data().disconnected.is_empty());
+    assert!(!c.is_connected());
 }
 
 /// What the refusal above does today, whatever its order: `connect`
@@ -2108,14 +2115,9 @@ async fn enhanced_authentication_is_refused_before_connecting() {
 /// `on_disconnect` runs, and `run_for` returns the error instead of
 /// retrying it forever.
 #[tokio::test(start_paused = true)]
-async fn enhanced_authentication_never_sends_a_connect() {
-    let cases: [(&'static [Property<'static>], &str); 2] = [
-        (
-            &[Property::AuthenticationMethod("SCRAM-SHA-1")],
-            "Authentication",
-        ),
-        (&[Property::TopicAliasMaximum(5)], "TopicAlias"),
-    ];
+async fn a_topic_alias_maximum_never_sends_a_connect() {
+    let cases: [(&'static [Property<'static>], &str); 1] =
+        [(&[Property::TopicAliasMaximum(5)], "TopicAlias")];
     for (props, want) in cases {
         let (io, mut broker) = pipe5();
         let mut buffers = Bufs::new();
@@ -2193,4 +2195,132 @@ async fn auth_instead_of_connack_fails_connect() {
     let sent = broker.until_eof().await;
     assert_eq!(sent.len(), 1);
     assert!(matches!(sent[0], Rx5::Connect { .. }));
+}
+
+/// Enhanced authentication (MQTT 5 §4.12): the CONNECT names the method
+/// and carries the first data, the broker continues with AUTH, `on_auth`
+/// answers through `Context::auth`, and CONNACK ends the exchange; then
+/// a re-authentication the application starts, answered the same way,
+/// ends with an AUTH of reason Success.
+#[tokio::test(start_paused = true)]
+async fn enhanced_authentication_and_reauthentication() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let config = config_with(&[
+        Property::AuthenticationMethod("SCRAM-SHA-1"),
+        Property::AuthenticationData(b"client-first"),
+    ]);
+    let mut c = client5(Queue::with(io), config, buffers.slices());
+    c.user_data_mut().answer = b"client-final".to_vec();
+    let auth = |code, data: &'static [u8]| {
+        encode(Packet::Auth(v5::Auth {
+            reason_code: code,
+            properties: Properties::new(&[
+                Property::AuthenticationMethod("SCRAM-SHA-1"),
+                Property::AuthenticationData(data),
+            ]),
+        }))
+    };
+    let (result, ()) = within("the exchange", async {
+        tokio::join!(c.connect(), async {
+            let connect = broker.recv5().await;
+            assert!(
+                matches!(&connect, Rx5::Connect { authentication_method: Some(m), .. } if m == "SCRAM-SHA-1"),
+                "{connect:?}"
+            );
+            broker
+                .send(&auth(ReasonCode::ContinueAuthentication, b"server-first"))
+                .await;
+            assert_eq!(
+                broker.recv5().await,
+                Rx5::Auth(
+                    ReasonCode::ContinueAuthentication,
+                    Some("SCRAM-SHA-1".into()),
+                    Some(b"client-final".to_vec())
+                )
+            );
+            broker.send(&connack(&[])).await;
+        })
+    })
+    .await;
+    result.map_err(kind).expect("connect");
+    assert_eq!(
+        c.user_data().auths,
+        [(
+            ReasonCode::ContinueAuthentication,
+            Some(b"server-first".to_vec())
+        )]
+    );
+    assert_eq!(c.user_data().connected.len(), 1);
+
+    // Re-authentication, started by the application.
+    c.user_data_mut().answer = b"again-final".to_vec();
+    within("reauthenticate", c.reauthenticate(b"again-first"))
+        .await
+        .map_err(kind)
+        .expect("reauthenticate");
+    assert_eq!(
+        broker.recv5().await,
+        Rx5::Auth(
+            ReasonCode::ReAuthenticate,
+            Some("SCRAM-SHA-1".into()),
+            Some(b"again-first".to_vec())
+        )
+    );
+    let (result, ()) = within("the second exchange", async {
+        tokio::join!(c.poll(MDuration::from_millis(500)), async {
+            broker
+                .send(&auth(ReasonCode::ContinueAuthentication, b"challenge"))
+                .await;
+            assert_eq!(
+                broker.recv5().await,
+                Rx5::Auth(
+                    ReasonCode::ContinueAuthentication,
+                    Some("SCRAM-SHA-1".into()),
+                    Some(b"again-final".to_vec())
+                )
+            );
+            broker.send(&auth(ReasonCode::Success, b"done")).await;
+        })
+    })
+    .await;
+    result.map_err(kind).expect("poll");
+    assert_eq!(
+        c.user_data().auths[1..],
+        [
+            (
+                ReasonCode::ContinueAuthentication,
+                Some(b"challenge".to_vec())
+            ),
+            (ReasonCode::Success, Some(b"done".to_vec())),
+        ]
+    );
+    assert!(c.is_connected());
+    // A Success out of turn (no re-authentication under way) is a
+    // protocol error.
+    let (result, ()) = within("a stray success", async {
+        tokio::join!(c.poll(LONG), async {
+            broker.send(&auth(ReasonCode::Success, b"")).await;
+        })
+    })
+    .await;
+    assert_eq!(
+        result.map_err(kind),
+        Err(violation(ReasonCode::ProtocolError))
+    );
+}
+
+/// Without an Authentication Method in the CONNECT there is nothing to
+/// answer or re-authenticate.
+#[tokio::test(start_paused = true)]
+async fn reauthentication_needs_an_authentication_method() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let mut c = client5(Queue::with(io), config5(), buffers.slices());
+    connect5(&mut c, &mut broker, &connack(&[])).await;
+    let result = within("reauthenticate", c.reauthenticate(b"x"))
+        .await
+        .map_err(kind);
+    assert_eq!(unsupported(result), "Authentication");
+    assert!(c.is_connected());
 }

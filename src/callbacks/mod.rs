@@ -263,6 +263,14 @@ impl<'c, U> Context<'c, U> {
         })
     }
 
+    /// MQTT 5 enhanced authentication: answers the broker's AUTH (in
+    /// `on_auth`) with this Authentication Data; the client adds the
+    /// CONNECT's Authentication Method.
+    #[cfg(feature = "v5")]
+    pub fn auth(&mut self, data: &[u8]) -> Result<(), OutboxFull> {
+        self.push(Request::Auth { data })
+    }
+
     /// MQTT 5: [`publish`](Self::publish) with properties, e.g. the
     /// answer to a request, to its Response Topic with its Correlation
     /// Data. The properties are checked now; [`OutboxFull`] also when
@@ -332,6 +340,12 @@ pub type UnsubscribeCallback<U> = fn(&mut Context<'_, U>, &str, u16);
 /// `on_publish(context, topic, packet id)`: the message is complete
 /// (written for QoS 0, which has no packet id; PUBACK for 1; PUBCOMP for 2).
 pub type PublishCallback<U> = fn(&mut Context<'_, U>, &str, Option<u16>);
+/// MQTT 5 `on_auth(context, the broker's AUTH)`: a step of the enhanced
+/// authentication the CONNECT's Authentication Method started (reason
+/// Continue Authentication: answer with
+/// [`Context::auth`]), or the success of a re-authentication.
+#[cfg(feature = "v5")]
+pub type AuthCallback<U> = fn(&mut Context<'_, U>, &crate::codec::v5::Auth<'_>);
 /// `on_message(context, message)` and per-topic callbacks.
 pub type MessageCallback<U> = fn(&mut Context<'_, U>, &Message<'_>);
 /// A streaming topic callback: `(context, one part of a message)`. It sees
@@ -426,6 +440,8 @@ pub struct Callbacks<'r, U, const ROUTES: usize = 8> {
     on_message_dropped: Option<DroppedCallback<U>>,
     on_publish_discarded: Option<DiscardedCallback<U>>,
     on_resend_payload: Option<ResendCallback<U>>,
+    #[cfg(feature = "v5")]
+    on_auth: Option<AuthCallback<U>>,
     routes: heapless::Vec<(&'r str, Route<U>), ROUTES>,
 }
 
@@ -456,6 +472,8 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
             on_message_dropped: None,
             on_publish_discarded: None,
             on_resend_payload: None,
+            #[cfg(feature = "v5")]
+            on_auth: None,
             routes: heapless::Vec::new(),
         }
     }
@@ -516,6 +534,22 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
     pub fn on_resend_payload(mut self, f: ResendCallback<U>) -> Self {
         self.on_resend_payload = Some(f);
         self
+    }
+
+    /// MQTT 5: sets `on_auth`, which takes each AUTH of the broker's in
+    /// an enhanced authentication (`Config::properties` naming an
+    /// Authentication Method) and answers with [`Context::auth`].
+    #[cfg(feature = "v5")]
+    pub fn on_auth(mut self, f: AuthCallback<U>) -> Self {
+        self.on_auth = Some(f);
+        self
+    }
+
+    #[cfg(feature = "v5")]
+    pub(crate) fn auth(&self, ctx: &mut Context<'_, U>, auth: &crate::codec::v5::Auth<'_>) {
+        if let Some(f) = self.on_auth {
+            f(ctx, auth);
+        }
     }
 
     /// Whether `on_resend_payload` is set.

@@ -37,6 +37,13 @@ pub enum Request<'a> {
     },
     /// Send a deferred acknowledgement.
     Ack(AckToken),
+    /// MQTT 5: answer the broker's AUTH with this Authentication Data
+    /// (the method is the CONNECT's).
+    #[cfg(feature = "v5")]
+    Auth {
+        /// Authentication Data.
+        data: &'a [u8],
+    },
 }
 
 /// The outbox has no room for the request; nothing was queued.
@@ -68,6 +75,9 @@ const OP_ACK: u8 = 3;
 /// A publish with MQTT 5 properties: their field follows the payload.
 #[cfg(feature = "v5")]
 const OP_PUBLISH_V5: u8 = 4;
+/// An AUTH: its data in the payload's place.
+#[cfg(feature = "v5")]
+const OP_AUTH: u8 = 5;
 /// The bytes a [`Request::Ack`] takes.
 pub(crate) const ACK_SIZE: usize = ENTRY_HEADER;
 
@@ -136,6 +146,8 @@ pub(crate) fn push(
         }
         Request::Subscribe { filter, qos } => (OP_SUBSCRIBE, qos as u8, filter, &[][..]),
         Request::Unsubscribe { filter } => (OP_UNSUBSCRIBE, 0, filter, &[][..]),
+        #[cfg(feature = "v5")]
+        Request::Auth { data } => (OP_AUTH, 0, "", data),
         // No topic or payload: the packet id and the connection take
         // their length fields.
         Request::Ack(token) => {
@@ -223,6 +235,8 @@ pub(crate) fn front(data: &[u8]) -> Option<(Request<'_>, usize)> {
             properties,
         },
         OP_SUBSCRIBE => Request::Subscribe { filter: topic, qos },
+        #[cfg(feature = "v5")]
+        OP_AUTH => Request::Auth { data: payload },
         _ => Request::Unsubscribe { filter: topic },
     };
     Some((request, total))

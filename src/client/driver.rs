@@ -205,6 +205,8 @@ where
                     }
                 }
                 Event::Pong => {}
+                #[cfg(feature = "v5")]
+                Event::Auth(auth) => callbacks.auth(&mut ctx, &auth),
                 Event::Dropped(dropped) => {
                     handled.dropped += 1;
                     callbacks.dropped(&mut ctx, &dropped);
@@ -258,12 +260,18 @@ where
                 self.outbox.pop_front(size);
             }
             written?;
-            if self.session.state() != State::Connected {
-                return Ok(());
-            }
             let Some((request, size)) = self.outbox.front() else {
                 return Ok(());
             };
+            // Only an AUTH goes out before CONNACK (MQTT 5 §4.12).
+            #[cfg(feature = "v5")]
+            let early = matches!(request, Request::Auth { .. })
+                && self.session.state() == State::Connecting;
+            #[cfg(not(feature = "v5"))]
+            let early = false;
+            if self.session.state() != State::Connected && !early {
+                return Ok(());
+            }
             let now = self.clock.now();
             let qos0 = matches!(
                 request,
@@ -306,6 +314,11 @@ where
                         crate::fmt::debug!("stale acknowledgement token dropped");
                     }
                     Ok(())
+                }
+                #[cfg(feature = "v5")]
+                Request::Auth { data } => {
+                    let reason = crate::codec::v5::ReasonCode::ContinueAuthentication;
+                    auth_with(&self.config, &mut self.session, reason, data)
                 }
             };
             match result {
@@ -485,4 +498,25 @@ pub(super) async fn sleep_until<C: Clock>(clock: &C, wake: Option<Instant>) {
         Some(t) => clock.sleep_until(t).await,
         None => core::future::pending().await,
     }
+}
+
+/// Queues an AUTH with `reason`, the CONNECT's Authentication Method and
+/// `data`.
+#[cfg(feature = "v5")]
+pub(super) fn auth_with<const INFLIGHT: usize, const SUBS: usize>(
+    config: &crate::Config<'_>,
+    session: &mut crate::session::Session<'_, INFLIGHT, SUBS>,
+    reason: crate::codec::v5::ReasonCode,
+    data: &[u8],
+) -> Result<(), crate::SessionError> {
+    use crate::codec::v5::{Auth, Properties, Property};
+    let method = config.properties.authentication_method().unwrap_or("");
+    let props = [
+        Property::AuthenticationMethod(method),
+        Property::AuthenticationData(data),
+    ];
+    session.auth(&Auth {
+        reason_code: reason,
+        properties: Properties::new(&props),
+    })
 }

@@ -527,6 +527,29 @@ where
             .unwrap_or(SubscribeReturnCode::Failure))
     }
 
+    /// MQTT 5: starts a re-authentication (AUTH, reason Re-authenticate)
+    /// with this Authentication Data and the CONNECT's Authentication
+    /// Method, and writes it. The broker's answers reach `on_auth`: more
+    /// steps (answer with [`Context::auth`](crate::callbacks::Context::auth)),
+    /// then an AUTH of reason Success; a broker that refuses ends the
+    /// connection with DISCONNECT.
+    ///
+    /// Errors: [`UsageError::Unsupported`] when the CONNECT named no
+    /// Authentication Method (or the connection is MQTT 3.1.1),
+    /// [`UsageError::NotConnected`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: once queued, the AUTH is written by the next call.
+    #[cfg(feature = "v5")]
+    pub async fn reauthenticate(&mut self, data: &[u8]) -> Res<(), TransportError<K>> {
+        self.require_connected()?;
+        self.flush().await?;
+        let reason = crate::codec::v5::ReasonCode::ReAuthenticate;
+        driver::auth_with(&self.config, &mut self.session, reason, data)?;
+        self.flush_transmit().await
+    }
+
     /// MQTT 5: subscribes to one filter with subscription options (No
     /// Local, Retain As Published, Retain Handling) and optionally a
     /// Subscription Identifier (the broker marks the messages it matches

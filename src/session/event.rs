@@ -372,6 +372,13 @@ pub enum Event<'a> {
     },
     /// A PINGRESP.
     Pong,
+    /// MQTT 5: an AUTH from the broker, in an enhanced authentication
+    /// the CONNECT asked for: reason Continue Authentication, answered
+    /// with [`Session::auth`](super::Session::auth) (its Authentication
+    /// Data in the properties), or Success at the end of a
+    /// re-authentication.
+    #[cfg(feature = "v5")]
+    Auth(v5::Auth<'a>),
     /// A part of a message streamed through the receive buffer.
     Stream(Stream<'a>),
     /// A packet too large for the receive buffer was skipped. The

@@ -22,6 +22,9 @@ pub(crate) enum Handled {
     Subscribed(usize),
     Unsubscribed(usize),
     Pong,
+    /// MQTT 5: an AUTH for the application.
+    #[cfg(feature = "v5")]
+    Auth,
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
@@ -321,6 +324,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 }
             }
             (Handled::Pong, _) => Event::Pong,
+            #[cfg(feature = "v5")]
+            (Handled::Auth, _) => return None,
         })
     }
 

@@ -749,6 +749,18 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         Ok(())
     }
 
+    /// MQTT 5 enhanced authentication: queues an AUTH, the answer to the
+    /// broker's [`Event::Auth`] (reason Continue Authentication, while
+    /// connecting or re-authenticating), or, connected, a
+    /// re-authentication (reason Re-authenticate). Its properties must
+    /// name the CONNECT's Authentication Method. Refused with
+    /// [`UsageError::Unsupported`] when the CONNECT named none.
+    #[cfg(feature = "v5")]
+    pub fn auth(&mut self, auth: &codec::v5::Auth<'_>) -> Result<()> {
+        self.settle();
+        self.p.auth(auth)
+    }
+
     /// Forgets the connection (the transport failed or was closed) and
     /// keeps the session for the next [`connect`](Self::connect). A stream
     /// in progress is reported aborted by the next

@@ -77,6 +77,10 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// MQTT 5: what our CONNECT advertised.
     #[cfg(feature = "v5")]
     pub(crate) advertised: v5::Advertised,
+    /// MQTT 5: the CONNECT named an Authentication Method (the broker may
+    /// send AUTH), and whether a re-authentication is under way.
+    #[cfg(feature = "v5")]
+    pub(crate) auth: v5::AuthState,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
@@ -108,6 +112,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             limits: v5::Limits::NONE,
             #[cfg(feature = "v5")]
             advertised: v5::Advertised::NONE,
+            #[cfg(feature = "v5")]
+            auth: v5::AuthState::Off,
         }
     }
 
@@ -135,6 +141,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             {
                 self.limits = v5::Limits::NONE;
                 self.advertised = v5::Advertised::NONE;
+                self.auth = v5::AuthState::Off;
             }
             Ok(())
         }

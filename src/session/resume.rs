@@ -136,8 +136,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// now; `false` to try again when the transmit queue has drained.
     pub(super) fn queue_resubscribe(&mut self, now: Instant) -> bool {
         if self.store.requests.is_full() {
-            // Only with INFLIGHT = 0, where nothing can be subscribed.
-            return true;
+            // One round per Subscription Identifier, each a request: the
+            // next waits for a SUBACK. (With INFLIGHT = 0 nothing can be
+            // subscribed, so nothing is re-subscribed either.)
+            return false;
         }
         let Ok(packet_id) = self.free_packet_id() else {
             return true;
@@ -174,9 +176,6 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                     options: codec::v5::SubscriptionOptions::from_u8(s.qos as u8 | s.flags)
                         .unwrap_or(codec::v5::SubscriptionOptions::new(s.qos)),
                 });
-            }
-            if list.is_empty() {
-                return true;
             }
             #[cfg(feature = "v3")]
             let subscribe = Subscribe {

@@ -467,4 +467,32 @@ mod tests {
         store.clear_aliases();
         assert_eq!(store.free_bytes(), 10);
     }
+
+    #[cfg(feature = "v5")]
+    #[test]
+    fn an_encoded_append_compacts_when_it_must() {
+        use crate::codec::v5;
+        let mut buf = [0u8; 16];
+        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let a = store.append(b"0123456789").unwrap();
+        store.aliases.push(a).unwrap();
+        let b = store.append(b"ab").unwrap();
+        store.aliases.push(b).unwrap();
+        // The first alias goes: 10 bytes of garbage below the second.
+        let gone = store.aliases.remove(0);
+        store.release(gone);
+        let publish = v5::Publish::new("t", b"xyz", crate::codec::QoS::AtMostOnce, false);
+        let span = store
+            .append_encoded(super::super::Encode::Publish5(&publish))
+            .unwrap();
+        assert_eq!(span.off, 2, "compacted first");
+        assert_eq!(store.bytes(span).len(), publish.encoded_len());
+        assert_eq!(store.alias_of("ab"), Some(1));
+        // Too large even then.
+        let big = v5::Publish::new("t", &[0; 20], crate::codec::QoS::AtMostOnce, false);
+        assert_eq!(
+            store.append_encoded(super::super::Encode::Publish5(&big)),
+            Err(StoreFull)
+        );
+    }
 }

@@ -39,6 +39,8 @@ pub(crate) enum Encode<'a> {
     Subscribe5(&'a v5::Subscribe<'a>),
     #[cfg(feature = "v5")]
     Unsubscribe5(&'a v5::Unsubscribe<'a>),
+    #[cfg(feature = "v5")]
+    Auth5(&'a v5::Auth<'a>),
 }
 
 impl Encode<'_> {
@@ -66,6 +68,8 @@ impl Encode<'_> {
             Self::Subscribe5(p) => p.encoded_len(),
             #[cfg(feature = "v5")]
             Self::Unsubscribe5(p) => p.encoded_len(),
+            #[cfg(feature = "v5")]
+            Self::Auth5(p) => p.encoded_len(),
         }
     }
 
@@ -93,6 +97,8 @@ impl Encode<'_> {
             Self::Subscribe5(p) => p.encode(buf),
             #[cfg(feature = "v5")]
             Self::Unsubscribe5(p) => p.encode(buf),
+            #[cfg(feature = "v5")]
+            Self::Auth5(p) => p.encode(buf),
         }
     }
 }

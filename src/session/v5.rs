@@ -88,17 +88,31 @@ impl Default for Limits {
     }
 }
 
+/// Enhanced authentication (MQTT 5 §4.12) on this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthState {
+    /// The CONNECT named no Authentication Method: no AUTH may come.
+    Off,
+    /// It did: the broker may send AUTH to continue.
+    On,
+    /// We sent AUTH to re-authenticate; its answer is due.
+    Reauthenticating,
+}
+
 /// What our CONNECT advertised, and the broker is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Advertised {
     pub(crate) receive_maximum: u16,
     pub(crate) maximum_packet_size: u32,
+    /// The CONNECT named an Authentication Method.
+    pub(crate) authentication: bool,
 }
 
 impl Advertised {
     pub(crate) const NONE: Self = Self {
         receive_maximum: u16::MAX,
         maximum_packet_size: u32::MAX,
+        authentication: false,
     };
 }
 
@@ -110,9 +124,6 @@ pub(crate) fn check_connect_v5(connect: &v5::Connect<'_>, inflight: usize) -> Re
     let mut advertised = Advertised::NONE;
     for property in connect.properties.iter() {
         match property {
-            Property::AuthenticationMethod(_) => {
-                return Err(unsupported(Unsupported::Authentication));
-            }
             // Aliases the broker would send could not be resolved.
             Property::TopicAliasMaximum(max) if max > 0 => {
                 return Err(unsupported(Unsupported::TopicAlias));
@@ -123,6 +134,7 @@ pub(crate) fn check_connect_v5(connect: &v5::Connect<'_>, inflight: usize) -> Re
             }
             Property::ReceiveMaximum(v) => advertised.receive_maximum = v,
             Property::MaximumPacketSize(v) => advertised.maximum_packet_size = v,
+            Property::AuthenticationMethod(_) => advertised.authentication = true,
             _ => {}
         }
     }
@@ -153,6 +165,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             connect.clean_start,
         )?;
         self.version = Version::V5;
+        self.auth = if advertised.authentication {
+            AuthState::On
+        } else {
+            AuthState::Off
+        };
         self.advertised = advertised;
         self.limits = Limits::NONE;
         Ok(())
@@ -212,11 +229,65 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 }
                 Err(Closed::ServerDisconnect(d.reason_code))
             }
-            // No Authentication Method was sent, so no AUTH may come
-            // (MQTT-4.12.0-6).
-            (_, P::Auth(_)) => Err(Closed::Violation(ReasonCode::ProtocolError)),
+            (State::Connecting | State::Connected, P::Auth(a)) => self.on_auth(a),
             (_, other) => Err(Closed::Protocol(v3_type(other.packet_type()))),
         }
+    }
+
+    /// An AUTH from the broker: the next step of the exchange, for the
+    /// application to answer ([`Session::auth`]), or the end of a
+    /// re-authentication. Without an Authentication Method in our
+    /// CONNECT none may come (MQTT-4.12.0-6); Re-authenticate is ours to
+    /// send; Success ends only a re-authentication (the first exchange
+    /// ends with CONNACK).
+    fn on_auth(&mut self, auth: v5::Auth<'_>) -> Result<Handled, Closed> {
+        let violation = Err(Closed::Violation(ReasonCode::ProtocolError));
+        match (self.auth, self.state, auth.reason_code) {
+            (AuthState::Off, ..) => violation,
+            (_, _, ReasonCode::ContinueAuthentication) => Ok(Handled::Auth),
+            (AuthState::Reauthenticating, State::Connected, ReasonCode::Success) => {
+                self.auth = AuthState::On;
+                Ok(Handled::Auth)
+            }
+            _ => violation,
+        }
+    }
+
+    /// Queues an AUTH of ours: the answer to the broker's, or the start
+    /// of a re-authentication (reason Re-authenticate, connected).
+    pub(crate) fn auth(&mut self, auth: &v5::Auth<'_>) -> Result<()> {
+        if self.auth == AuthState::Off {
+            return Err(unsupported(Unsupported::Authentication));
+        }
+        let reauthenticate = auth.reason_code == ReasonCode::ReAuthenticate;
+        let allowed = match self.state {
+            State::Connecting => auth.reason_code == ReasonCode::ContinueAuthentication,
+            State::Connected => {
+                reauthenticate || auth.reason_code == ReasonCode::ContinueAuthentication
+            }
+            State::Disconnected => false,
+        };
+        if !allowed {
+            return Err(SessionError::Usage(UsageError::NotConnected));
+        }
+        // Every AUTH names the method (MQTT-4.12.0-? §3.15.2.2.2).
+        if auth.properties.authentication_method().is_none() {
+            return Err(SessionError::Usage(UsageError::Encode(
+                crate::codec::EncodeError::PropertyNotAllowed(0x15),
+            )));
+        }
+        let packet = Encode::Auth5(auth);
+        self.check_packet_len(packet.encoded_len())?;
+        if !self.tx.has_room(packet.encoded_len()) {
+            return Err(SessionError::Resource(ResourceError::TransmitBufferTooSmall {
+                needed: packet.encoded_len(),
+            }));
+        }
+        self.tx.push(packet)?;
+        if reauthenticate {
+            self.auth = AuthState::Reauthenticating;
+        }
+        Ok(())
     }
 
     fn on_connack_v5(
@@ -349,6 +420,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 }
             }
             (Handled::Pong, _) => Event::Pong,
+            (Handled::Auth, P::Auth(auth)) => Event::Auth(auth),
             _ => return None,
         })
     }
@@ -383,9 +455,6 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         &self,
         mut filters: impl Iterator<Item = &'f str>,
     ) -> Result<()> {
-        if self.version != Version::V5 {
-            return Ok(());
-        }
         let l = &self.limits;
         filters.try_for_each(|f| {
             if !l.shared_subscription_available && f.starts_with("$share/") {

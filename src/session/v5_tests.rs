@@ -599,11 +599,6 @@ fn connect_refuses_what_the_session_cannot_honour() {
         s.connect_v5(T0, &connect(true, &ALIASES)),
         Err(unsupported(Unsupported::TopicAlias))
     );
-    static AUTH: [Property<'static>; 1] = [Property::AuthenticationMethod("SCRAM-SHA-1")];
-    assert_eq!(
-        s.connect_v5(T0, &connect(true, &AUTH)),
-        Err(unsupported(Unsupported::Authentication))
-    );
     assert_eq!(s.state(), State::Disconnected);
 }
 
@@ -847,4 +842,248 @@ fn subscription_identifiers_go_out_and_come_back_on_resubscribe() {
         Err(unsupported(Unsupported::SubscriptionIdentifier))
     );
     assert_eq!(s.subscribe_v5(T0, &[sub("a")], None), Ok(1));
+}
+
+fn auth_packet(code: ReasonCode, props: &'static [Property<'static>]) -> v5::Packet<'static> {
+    v5::Packet::Auth(v5::Auth {
+        reason_code: code,
+        properties: Properties::new(props),
+    })
+}
+
+static METHOD: [Property<'static>; 2] = [
+    Property::AuthenticationMethod("M"),
+    Property::AuthenticationData(b"d"),
+];
+
+#[test]
+fn enhanced_authentication_in_the_session() {
+    let mut s = session();
+    // No method in the CONNECT: nothing to answer.
+    assert_eq!(
+        s.auth(&v5::Auth::new()),
+        Err(unsupported(Unsupported::Authentication))
+    );
+    s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
+    let _ = sent(&mut s, T0);
+    // Re-authenticate is ours to send, and not before CONNACK.
+    let reauth = v5::Auth {
+        reason_code: ReasonCode::ReAuthenticate,
+        properties: Properties::new(&METHOD),
+    };
+    assert_eq!(
+        s.auth(&reauth),
+        Err(SessionError::Usage(UsageError::NotConnected))
+    );
+    let event = feed(
+        &mut s,
+        T0,
+        auth_packet(ReasonCode::ContinueAuthentication, &METHOD),
+    );
+    assert!(
+        matches!(event, Ok(Some(Event::Auth(a))) if a.reason_code == ReasonCode::ContinueAuthentication)
+    );
+    // An answer without the method is refused; with it, it goes out.
+    let bare = v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::EMPTY,
+    };
+    assert!(matches!(
+        s.auth(&bare),
+        Err(SessionError::Usage(UsageError::Encode(_)))
+    ));
+    let answer = v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::new(&METHOD),
+    };
+    s.auth(&answer).unwrap();
+    let wire = sent(&mut s, T0);
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Auth(a)] if a.reason_code == ReasonCode::ContinueAuthentication)
+    );
+    assert!(matches!(
+        feed(&mut s, T0, connack(&[])),
+        Ok(Some(Event::Connected(_)))
+    ));
+    s.auth(&reauth).unwrap();
+    let wire = sent(&mut s, T0);
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Auth(a)] if a.reason_code == ReasonCode::ReAuthenticate)
+    );
+    let event = feed(&mut s, T0, auth_packet(ReasonCode::Success, &METHOD));
+    assert!(matches!(event, Ok(Some(Event::Auth(a))) if a.reason_code == ReasonCode::Success));
+    // Nothing under way any more: a second Success is out of turn.
+    assert_eq!(
+        feed(&mut s, T0, auth_packet(ReasonCode::Success, &METHOD)),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+    // Disconnected: nothing to answer.
+    assert_eq!(
+        s.auth(&answer),
+        Err(SessionError::Usage(UsageError::NotConnected))
+    );
+}
+
+#[test]
+fn auth_out_of_turn_is_a_protocol_error() {
+    // Success while connecting: the first exchange ends with CONNACK.
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        feed(&mut s, T0, auth_packet(ReasonCode::Success, &METHOD)),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+    // Re-authenticate from the broker.
+    let mut s = connected_with(&METHOD, &[]);
+    assert_eq!(
+        feed(&mut s, T0, auth_packet(ReasonCode::ReAuthenticate, &METHOD)),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+}
+
+#[test]
+fn resubscribe_rounds_wait_for_a_free_request_slot() {
+    // INFLIGHT 1: one SUBSCRIBE pending at a time.
+    let mut s: Session<'static, 1, 4> =
+        Session::new(leak(512), leak(512), leak(1024), Timeouts::default());
+    let ack = |s: &mut Session<'static, 1, 4>, packet: v5::Packet<'_>| {
+        let mut buf = vec![0u8; packet.encoded_len()];
+        let n = packet.encode(&mut buf).unwrap();
+        s.receive_buffer()[..n].copy_from_slice(&buf[..n]);
+        s.commit(n);
+        while s.poll_event(T0).is_some() {}
+    };
+    let drain = |s: &mut Session<'static, 1, 4>| {
+        let mut ids = Vec::new();
+        loop {
+            let pending = s.poll_transmit(T0);
+            if pending.is_empty() {
+                break;
+            }
+            let n = pending.len();
+            let mut rest = pending;
+            while let Ok((p, k)) = v5::Packet::decode(rest) {
+                if let v5::Packet::Subscribe(sub) = p {
+                    ids.push((
+                        sub.packet_id,
+                        sub.properties.subscription_identifiers().next(),
+                    ));
+                }
+                rest = &rest[k..];
+            }
+            s.handle_transmit(T0, n);
+        }
+        ids
+    };
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = drain(&mut s);
+    ack(&mut s, connack(&[]));
+    let sub = |filter| v5::Subscription {
+        filter,
+        options: SubscriptionOptions::new(QoS::AtMostOnce),
+    };
+    let first = s.subscribe_v5(T0, &[sub("a")], Some(1)).unwrap();
+    let _ = drain(&mut s);
+    ack(
+        &mut s,
+        v5::Packet::SubAck(v5::SubAck {
+            packet_id: first,
+            properties: Properties::EMPTY,
+            reason_codes: ReasonCodes::new(&[ReasonCode::GRANTED_QOS_0]),
+        }),
+    );
+    let second = s.subscribe_v5(T0, &[sub("b")], Some(2)).unwrap();
+    let _ = drain(&mut s);
+    ack(
+        &mut s,
+        v5::Packet::SubAck(v5::SubAck {
+            packet_id: second,
+            properties: Properties::EMPTY,
+            reason_codes: ReasonCodes::new(&[ReasonCode::GRANTED_QOS_0]),
+        }),
+    );
+    // A new broker session: two rounds, one request slot.
+    s.connection_lost();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = drain(&mut s);
+    ack(&mut s, connack(&[]));
+    let round = drain(&mut s);
+    assert_eq!(round.len(), 1, "{round:?}");
+    assert!(s.is_resending());
+    ack(
+        &mut s,
+        v5::Packet::SubAck(v5::SubAck {
+            packet_id: round[0].0,
+            properties: Properties::EMPTY,
+            reason_codes: ReasonCodes::new(&[ReasonCode::GRANTED_QOS_0]),
+        }),
+    );
+    let next = drain(&mut s);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_ne!(next[0].1, round[0].1);
+    assert!(!s.is_resending());
+}
+
+#[test]
+fn broker_packets_out_of_place_on_mqtt_5() {
+    // A PUBLISH before CONNACK.
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        feed(&mut s, T0, incoming(QoS::AtMostOnce, None, &[])),
+        Err(Closed::Protocol(PacketType::Publish))
+    );
+    // A second CONNACK.
+    let mut s = connected();
+    assert_eq!(
+        feed(&mut s, T0, connack(&[])),
+        Err(Closed::Protocol(PacketType::ConnAck))
+    );
+    // Acknowledgements of nothing are ignored; a PINGRESP is a Pong.
+    let mut s = connected();
+    let stray = [
+        v5::Packet::SubAck(v5::SubAck {
+            packet_id: 9,
+            properties: Properties::EMPTY,
+            reason_codes: ReasonCodes::new(&[ReasonCode::GRANTED_QOS_0]),
+        }),
+        v5::Packet::UnsubAck(v5::UnsubAck {
+            packet_id: 9,
+            properties: Properties::EMPTY,
+            reason_codes: ReasonCodes::new(&[ReasonCode::Success]),
+        }),
+        v5::Packet::PubAck(v5::PubAck::new(9)),
+        v5::Packet::PubComp(v5::PubComp::new(9)),
+    ];
+    for packet in stray {
+        assert_eq!(feed(&mut s, T0, packet), Ok(None));
+    }
+    s.ping(T0).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        feed(&mut s, T0, v5::Packet::PingResp),
+        Ok(Some(Event::Pong))
+    );
+    assert!(!s.ping_outstanding());
+}
+
+#[test]
+fn an_alias_topic_without_store_room_goes_without_an_alias() {
+    static ONE: [Property<'static>; 1] = [Property::TopicAliasMaximum(1)];
+    // 24 store bytes: the 22-byte QoS 1 PUBLISH fits, its topic beside it
+    // does not.
+    let mut s: S = Session::new(leak(512), leak(512), leak(24), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&ONE)).is_ok());
+    let topic = "sensor/0001/temp";
+    let id = s
+        .publish(T0, &publish(topic, QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let wire = sent(&mut s, T0);
+    assert_eq!(topics_and_aliases(&wire), [(topic.into(), None)]);
+    assert_eq!(s.outgoing_topic(id), Some(topic));
 }
