@@ -114,6 +114,8 @@ struct Log {
     auths: Vec<(ReasonCode, Option<Vec<u8>>)>,
     /// What `on_auth` answers a Continue Authentication with.
     answer: Vec<u8>,
+    /// `on_disconnect`'s reason code, Reason String and Server Reference.
+    goodbyes: Vec<(Option<ReasonCode>, Option<String>, Option<String>)>,
 }
 
 type Ctx<'c> = Context<'c, Log>;
@@ -132,6 +134,13 @@ fn on_connect(ctx: &mut Ctx<'_>, info: Connected<'_>) {
 
 fn on_disconnect(ctx: &mut Ctx<'_>, reason: DisconnectReason) {
     ctx.user_data.disconnected.push(reason);
+    let props = ctx.properties();
+    let goodbye = (
+        ctx.reason_code(),
+        props.reason_string().map(str::to_owned),
+        props.server_reference().map(str::to_owned),
+    );
+    ctx.user_data.goodbyes.push(goodbye);
 }
 
 fn on_message(ctx: &mut Ctx<'_>, m: &Message<'_>) {
@@ -2323,4 +2332,46 @@ async fn reauthentication_needs_an_authentication_method() {
         .map_err(kind);
     assert_eq!(unsupported(result), "Authentication");
     assert!(c.is_connected());
+}
+
+/// A server DISCONNECT's Reason String and Server Reference reach
+/// `on_disconnect` through its context.
+#[tokio::test(start_paused = true)]
+async fn a_server_disconnect_tells_on_disconnect_why() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let mut c = client5(Queue::with(io), config5(), buffers.slices());
+    connect5(&mut c, &mut broker, &connack(&[])).await;
+    let bye = disconnect(
+        ReasonCode::UseAnotherServer,
+        &[
+            Property::ReasonString("moving"),
+            Property::ServerReference("other.example:1883"),
+        ],
+    );
+    let (result, ()) = within("the goodbye", async {
+        tokio::join!(c.poll(LONG), broker.send(&bye))
+    })
+    .await;
+    assert_eq!(
+        result.map_err(kind),
+        Err(Error::Broker(BrokerError::Disconnected(
+            ReasonCode::UseAnotherServer
+        )))
+    );
+    assert_eq!(
+        c.user_data().goodbyes,
+        [(
+            Some(ReasonCode::UseAnotherServer),
+            Some("moving".to_owned()),
+            Some("other.example:1883".to_owned())
+        )]
+    );
+    assert_eq!(
+        c.user_data().disconnected,
+        [DisconnectReason::ServerDisconnect(
+            ReasonCode::UseAnotherServer
+        )]
+    );
+    assert_eq!(broker.until_eof().await, []);
 }

@@ -481,6 +481,9 @@ fn own(event: Event<'_>) -> Ev {
             },
         }),
         Event::Closed(c) => Ev::Closed(c),
+        // MQTT 5's; this model connects with 3.1.1 only.
+        #[allow(unreachable_patterns)]
+        other => panic!("{other:?} on an MQTT 3.1.1 connection"),
     }
 }
 

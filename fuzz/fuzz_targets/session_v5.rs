@@ -155,7 +155,7 @@ impl Model<'_> {
                 Event::Message(m) => {
                     assert!(!m.topic.is_empty(), "a message without a topic");
                 }
-                Event::Closed(_) => {
+                Event::Closed(_) | Event::Disconnected(_) => {
                     self.ended();
                     assert_eq!(self.s.state(), State::Disconnected);
                     assert!(self.s.poll_transmit(now).is_empty(), "bytes after Closed");
@@ -179,6 +179,9 @@ impl Model<'_> {
         let now = self.now;
         let pending = self.s.poll_transmit(now);
         let k = pending.len().min(n);
+        if k == 0 {
+            return;
+        }
         self.partial.extend_from_slice(&pending[..k]);
         self.s.handle_transmit(now, k);
         loop {
@@ -310,6 +313,8 @@ fuzz_target!(|ops: Vec<Op>| {
                 if let Some(k) = keep_alive {
                     props.push(Property::ServerKeepAlive(u16::from(k)));
                 }
+                // A broker answers a CONNECT it has read.
+                m.write(usize::MAX);
                 m.packet(v5::Packet::ConnAck(v5::ConnAck {
                     session_present: present,
                     reason_code: if refuse {

@@ -153,7 +153,7 @@ impl<'c, U> Context<'c, U> {
 
     /// MQTT 5: the reason code of the acknowledgement `on_publish`,
     /// `on_subscribe` (for its filter) or `on_unsubscribe` (for its
-    /// filter) reports. Below 0x80 success (e.g. 0x10 "no matching
+    /// filter) reports, or of the broker's DISCONNECT in `on_disconnect`. Below 0x80 success (e.g. 0x10 "no matching
     /// subscribers" on a PUBACK), 0x80 and above failure (e.g. 0x87 "not
     /// authorized"). `None` on MQTT 3.1.1 and in other callbacks.
     ///
@@ -171,8 +171,9 @@ impl<'c, U> Context<'c, U> {
         self.reason.map(|r| r.code)
     }
 
-    /// MQTT 5: the properties of that acknowledgement (Reason String,
-    /// User Properties); empty otherwise.
+    /// MQTT 5: the properties of that acknowledgement or DISCONNECT
+    /// (Reason String, User Properties, a DISCONNECT's Server Reference);
+    /// empty otherwise.
     #[cfg(feature = "v5")]
     pub fn properties(&self) -> crate::codec::v5::Properties<'c> {
         self.reason.map(|r| r.properties).unwrap_or_default()

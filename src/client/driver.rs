@@ -89,6 +89,7 @@ where
                 outbox,
                 awaited,
                 granted,
+                transport,
                 ..
             } = self;
             let acks = session.ack_state();
@@ -212,6 +213,22 @@ where
                     callbacks.dropped(&mut ctx, &dropped);
                 }
                 Event::Closed(reason) => break Some(reason),
+                #[cfg(feature = "v5")]
+                Event::Disconnected(d) => {
+                    // `on_disconnect` runs here, while the DISCONNECT's
+                    // properties (Reason String, Server Reference) can
+                    // still be lent to it; the transport goes first, so
+                    // the closing that follows does not run it again.
+                    let code = d.reason_code;
+                    if transport.take().is_some() {
+                        ctx.set_reason(crate::session::Reason {
+                            code,
+                            properties: d.properties,
+                        });
+                        callbacks.disconnected(&mut ctx, DisconnectReason::ServerDisconnect(code));
+                    }
+                    break Some(Closed::ServerDisconnect(code));
+                }
             }
             if defer {
                 // Cannot fail: `ack_state` said there was room.

@@ -379,6 +379,13 @@ pub enum Event<'a> {
     /// re-authentication.
     #[cfg(feature = "v5")]
     Auth(v5::Auth<'a>),
+    /// MQTT 5: the broker ended the connection with this DISCONNECT (its
+    /// reason code, and properties such as a Reason String or a Server
+    /// Reference). As [`Event::Closed`] with
+    /// [`Closed::ServerDisconnect`]: close the transport; the session
+    /// waits for the next connect.
+    #[cfg(feature = "v5")]
+    Disconnected(v5::Disconnect<'a>),
     /// A part of a message streamed through the receive buffer.
     Stream(Stream<'a>),
     /// A packet too large for the receive buffer was skipped. The

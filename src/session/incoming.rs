@@ -25,6 +25,9 @@ pub(crate) enum Handled {
     /// MQTT 5: an AUTH for the application.
     #[cfg(feature = "v5")]
     Auth,
+    /// MQTT 5: the broker's DISCONNECT ended the connection.
+    #[cfg(feature = "v5")]
+    Disconnected,
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
@@ -325,7 +328,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
             (Handled::Pong, _) => Event::Pong,
             #[cfg(feature = "v5")]
-            (Handled::Auth, _) => return None,
+            (Handled::Auth | Handled::Disconnected, _) => return None,
         })
     }
 

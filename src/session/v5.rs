@@ -227,7 +227,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 if let Some(_why) = d.properties.reason_string() {
                     crate::fmt::warning!("broker disconnected: {}", _why);
                 }
-                Err(Closed::ServerDisconnect(d.reason_code))
+                // Over now; the event that says so carries the packet.
+                self.connection_lost();
+                Ok(Handled::Disconnected)
             }
             (State::Connecting | State::Connected, P::Auth(a)) => self.on_auth(a),
             (_, other) => Err(Closed::Protocol(v3_type(other.packet_type()))),
@@ -423,6 +425,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
             (Handled::Pong, _) => Event::Pong,
             (Handled::Auth, P::Auth(auth)) => Event::Auth(auth),
+            (Handled::Disconnected, P::Disconnect(d)) => Event::Disconnected(d),
             _ => return None,
         })
     }

@@ -54,6 +54,7 @@ fn feed_bytes<'s>(s: &'s mut S, now: Instant, bytes: &[u8]) -> Result<Option<Eve
     s.commit(bytes.len());
     match s.poll_event(now) {
         Some(Event::Closed(reason)) => Err(reason),
+        Some(Event::Disconnected(d)) => Err(Closed::ServerDisconnect(d.reason_code)),
         other => Ok(other),
     }
 }
