@@ -46,19 +46,32 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(())
     }
 
-    /// The length of the SUBSCRIBE that re-subscribes the unconfirmed
-    /// filters.
+    /// The length of the largest SUBSCRIBE that re-subscribes the
+    /// unconfirmed filters: one per Subscription Identifier, each with its
+    /// property list.
     #[cfg(feature = "v5")]
     pub(super) fn resubscribe_len(&self) -> usize {
-        let lens = self
-            .store
-            .subscriptions
-            .iter()
-            .filter(|s| !s.confirmed)
-            .map(|s| s.span.len);
-        // An empty property list in MQTT 5; its length byte is one more.
-        let len = Subscribe::encoded_len_for(lens);
-        len + usize::from(self.version == Version::V5)
+        let subs = &self.store.subscriptions;
+        let mut longest = 0;
+        for (i, first) in subs.iter().enumerate().filter(|(_, s)| !s.confirmed) {
+            if subs
+                .iter()
+                .take(i)
+                .any(|s| !s.confirmed && s.id == first.id)
+            {
+                // Its round was counted with the first filter of its id.
+                continue;
+            }
+            let lens = subs
+                .iter()
+                .filter(|s| !s.confirmed && s.id == first.id)
+                .map(|s| s.span.len);
+            // The property list: its length byte, and the identifier's
+            // id byte and at most four bytes of value.
+            let props = if first.id == 0 { 1 } else { 6 };
+            longest = longest.max(Subscribe::encoded_len_for(lens) + props);
+        }
+        longest
     }
 
     pub(super) fn on_connack(

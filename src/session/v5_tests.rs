@@ -1088,3 +1088,30 @@ fn an_alias_topic_without_store_room_goes_without_an_alias() {
     assert_eq!(topics_and_aliases(&wire), [(topic.into(), None)]);
     assert_eq!(s.outgoing_topic(id), Some(topic));
 }
+
+#[test]
+fn a_resubscribe_round_with_an_identifier_obeys_the_maximum_packet_size() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let options = SubscriptionOptions::new(QoS::AtMostOnce);
+    // 3.1.1 length of its SUBSCRIBE: 2 + 2 + (2 + 5 + 1) = 12, 13 with an
+    // empty property list, 15 with the identifier: over a maximum of 14.
+    let filter = [v5::Subscription {
+        filter: "x/y/z",
+        options,
+    }];
+    s.subscribe_v5(T0, &filter, Some(100)).unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(14)];
+    let event = feed(&mut s, T0, connack(&SMALL)).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(info.resubscribed, 0);
+    assert!(sent(&mut s, T0).is_empty());
+}
