@@ -74,9 +74,11 @@ pub struct Config<'a> {
     #[cfg(feature = "v5")]
     pub session_expiry_secs: Option<u32>,
     /// MQTT 5: more CONNECT properties (User Properties, Request Response
-    /// Information, Maximum Packet Size, ...), at most 8. The client adds
-    /// Session Expiry Interval and Receive Maximum (`INFLIGHT`) unless
-    /// these name them.
+    /// Information, Maximum Packet Size, a Topic Alias Maximum for the
+    /// broker's aliases, an Authentication Method, ...), at most 8. The
+    /// client adds Session Expiry Interval and Receive Maximum
+    /// (`INFLIGHT`) unless these name them, and caps a Receive Maximum at
+    /// `INFLIGHT` and a Topic Alias Maximum at `SUBS`.
     #[cfg(feature = "v5")]
     pub properties: Properties<'a>,
     /// MQTT 5: the will's properties (Will Delay Interval, Message Expiry

@@ -2097,61 +2097,6 @@ async fn publish_properties_reach_on_message() {
 // ---------------------------------------------------------------------------
 // AUTH (MQTT 5 §4.12): enhanced authentication is not implemented.
 
-/// An Authentication Method in `Config::properties` asks for enhanced
-/// authentication, which the client cannot do: `connect` refuses with
-/// `Unsupported::Authentication` before opening any transport (the
-/// connector is not asked), and no `on_disconnect` runs. The same for a
-/// Topic Alias Maximum above 0 (`Unsupported::TopicAlias`): aliases the
-/// broker would send could not be resolved.
-#[tokio::test(start_paused = true)]
-async fn a_topic_alias_maximum_is_refused_before_connecting() {
-    let props: &'static [Property<'static>] = &[Property::TopicAliasMaximum(5)];
-    let (io, _broker) = pipe5();
-    let queue = Queue::with(io);
-    let mut buffers = Bufs::new();
-    let mut c = client5(queue.clone(), config_with(props), buffers.slices());
-    let result = within("connect", c.connect()).await.map_err(kind);
-    assert_eq!(unsupported(result), "TopicAlias");
-    assert_eq!(queue.opened(), 0, "the connector was asked");
-    assert_eq!(queue.queued(), 1);
-    assert!(c.user_data().disconnected.is_empty());
-    assert!(!c.is_connected());
-}
-
-/// What the refusal above does today, whatever its order: `connect`
-/// fails with `Unsupported::Authentication` (or `TopicAlias`), nothing
-/// reaches the broker (no CONNECT: the stream just closes), no
-/// `on_disconnect` runs, and `run_for` returns the error instead of
-/// retrying it forever.
-#[tokio::test(start_paused = true)]
-async fn a_topic_alias_maximum_never_sends_a_connect() {
-    let cases: [(&'static [Property<'static>], &str); 1] =
-        [(&[Property::TopicAliasMaximum(5)], "TopicAlias")];
-    for (props, want) in cases {
-        let (io, mut broker) = pipe5();
-        let mut buffers = Bufs::new();
-        let mut c = client5(Queue::with(io), config_with(props), buffers.slices());
-        let result = within("connect", c.connect()).await.map_err(kind);
-        assert_eq!(unsupported(result), want);
-        assert!(c.user_data().disconnected.is_empty());
-        // Dropped, in case the transport is still queued in its connector.
-        drop(c);
-        assert_eq!(broker.until_eof().await, [], "{want}");
-
-        let (io, mut broker) = pipe5();
-        let mut buffers = Bufs::new();
-        let mut c = client5(Queue::with(io), config_with(props), buffers.slices());
-        let start = Instant::now();
-        let result = within("run_for", c.run_for(MDuration::from_secs(30)))
-            .await
-            .map_err(kind);
-        assert_eq!(unsupported(result), want);
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        drop(c);
-        assert_eq!(broker.until_eof().await, [], "{want}");
-    }
-}
-
 /// An AUTH the client never asked for (it sent no Authentication Method)
 /// is a protocol error (MQTT-4.12.0-6): 0x82, whatever the AUTH says.
 #[tokio::test(start_paused = true)]
@@ -2374,4 +2319,60 @@ async fn a_server_disconnect_tells_on_disconnect_why() {
         )]
     );
     assert_eq!(broker.until_eof().await, []);
+}
+
+/// A Topic Alias Maximum for the broker's aliases is advertised as given,
+/// up to `SUBS` (8 here), the aliases the client keeps; the broker's
+/// aliases then reach `on_message` as their topics.
+#[tokio::test(start_paused = true)]
+async fn the_brokers_topic_aliases_reach_on_message() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let config = config_with(&[Property::TopicAliasMaximum(100)]);
+    let mut c = client5(Queue::with(io), config, buffers.slices());
+    let connect = connect5(&mut c, &mut broker, &connack(&[])).await;
+    assert!(
+        matches!(
+            connect,
+            Rx5::Connect {
+                topic_alias_maximum: Some(8),
+                ..
+            }
+        ),
+        "{connect:?}"
+    );
+    let with_alias = |topic: &'static str, alias: u16| {
+        encode(Packet::Publish(v5::Publish {
+            properties: Properties::new(&[Property::TopicAlias(alias)]),
+            ..v5::Publish::new(topic, b"x", QoS::AtMostOnce, false)
+        }))
+    };
+    broker.send(&with_alias("sensor/1", 8)).await;
+    broker.send(&with_alias("", 8)).await;
+    within("two messages", async {
+        while c.user_data().messages.len() < 2 {
+            c.poll(MDuration::from_millis(10))
+                .await
+                .map_err(kind)
+                .expect("poll");
+        }
+    })
+    .await;
+    let topics: Vec<_> = c
+        .user_data()
+        .messages
+        .iter()
+        .map(|m| m.topic.clone())
+        .collect();
+    assert_eq!(topics, ["sensor/1", "sensor/1"]);
+    // Alias 9 is over what was advertised.
+    let over = with_alias("t", 9);
+    let (result, ()) = within("alias 9", async {
+        tokio::join!(c.poll(LONG), broker.send(&over))
+    })
+    .await;
+    assert_eq!(
+        result.map_err(kind),
+        Err(violation(ReasonCode::TopicAliasInvalid))
+    );
 }

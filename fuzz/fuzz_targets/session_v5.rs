@@ -37,6 +37,8 @@ enum Op {
         keep_alive: u8,
         receive_maximum: u8,
         max_packet: Option<u8>,
+        /// A Topic Alias Maximum for the broker's aliases.
+        aliases: bool,
     },
     ConnAck {
         present: bool,
@@ -154,6 +156,7 @@ impl Model<'_> {
                 }
                 Event::Message(m) => {
                     assert!(!m.topic.is_empty(), "a message without a topic");
+                    assert!(TOPICS.contains(&m.topic), "a topic never sent: {}", m.topic);
                 }
                 Event::Closed(_) | Event::Disconnected(_) => {
                     self.ended();
@@ -277,8 +280,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 keep_alive,
                 receive_maximum,
                 max_packet,
+                aliases,
             } => {
                 let mut props = vec![Property::ReceiveMaximum(u16::from(receive_maximum % 4 + 1))];
+                if aliases {
+                    props.push(Property::TopicAliasMaximum(3));
+                }
                 if let Some(max) = max_packet {
                     props.push(Property::MaximumPacketSize(u32::from(max).max(16)));
                 }

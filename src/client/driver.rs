@@ -89,6 +89,7 @@ where
                 outbox,
                 awaited,
                 granted,
+                #[cfg(feature = "v5")]
                 transport,
                 ..
             } = self;

@@ -233,8 +233,8 @@ pub(super) fn connect_with<const INFLIGHT: usize, const SUBS: usize>(
                 ))
             };
             // One pass over the caller's list: theirs win over ours, but a
-            // Receive Maximum is capped at `INFLIGHT`, the most the session
-            // can hold the broker to.
+            // Receive Maximum is capped at `INFLIGHT` and a Topic Alias
+            // Maximum at `SUBS`, the most the session can keep track of.
             let (mut expiry_set, mut window_set) = (false, false);
             for p in config.properties.iter() {
                 expiry_set |= matches!(p, Property::SessionExpiryInterval(_));
@@ -242,6 +242,10 @@ pub(super) fn connect_with<const INFLIGHT: usize, const SUBS: usize>(
                 let p = match p {
                     Property::ReceiveMaximum(v) if usize::from(v) > INFLIGHT => {
                         Property::ReceiveMaximum(u16::try_from(INFLIGHT).unwrap_or(v))
+                    }
+                    // The broker's aliases are kept in a list of `SUBS`.
+                    Property::TopicAliasMaximum(v) if usize::from(v) > SUBS => {
+                        Property::TopicAliasMaximum(u16::try_from(SUBS).unwrap_or(v))
                     }
                     p => p,
                 };
@@ -278,7 +282,7 @@ pub(super) fn connect_with<const INFLIGHT: usize, const SUBS: usize>(
             };
             match with {
                 ConnectUse::Check => {
-                    crate::session::check_connect_v5(&connect, INFLIGHT)?;
+                    crate::session::check_connect_v5(&connect, INFLIGHT, SUBS)?;
                     Ok(())
                 }
                 ConnectUse::Start(session, now) => session.connect_v5(now, &connect),

@@ -228,9 +228,10 @@ impl fmt::Display for Closed {
     }
 }
 
-/// An incoming packet too large for the receive buffer. It was skipped;
-/// a QoS 1/2 PUBLISH whose packet id could be read is still acknowledged,
-/// so the broker does not send it again.
+/// An incoming packet too large for the receive buffer (or, on MQTT 5, a
+/// PUBLISH whose Topic Alias stands for a topic the session had no room
+/// to keep). It was skipped; a QoS 1/2 PUBLISH whose packet id could be
+/// read is still acknowledged, so the broker does not send it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Dropped<'a> {

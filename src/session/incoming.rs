@@ -28,6 +28,10 @@ pub(crate) enum Handled {
     /// MQTT 5: the broker's DISCONNECT ended the connection.
     #[cfg(feature = "v5")]
     Disconnected,
+    /// MQTT 5: a message whose Topic Alias stands for a topic the session
+    /// could not keep: skipped (reported as dropped) and acknowledged.
+    #[cfg(feature = "v5")]
+    Unresolved,
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
@@ -328,7 +332,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
             (Handled::Pong, _) => Event::Pong,
             #[cfg(feature = "v5")]
-            (Handled::Auth | Handled::Disconnected, _) => return None,
+            (Handled::Auth | Handled::Disconnected | Handled::Unresolved, _) => return None,
         })
     }
 

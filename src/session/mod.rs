@@ -540,6 +540,22 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                 self.p.push_ack(PacketType::PubRec, id);
                             }
                         }
+                        #[cfg(feature = "v5")]
+                        Ok(Handled::Unresolved) => {
+                            // Its topic is unknown: skipped and reported
+                            // as a message that could not be delivered.
+                            let ids = packet.publish_ids();
+                            let (qos, packet_id) = ids.unwrap_or((QoS::AtMostOnce, None));
+                            self.acks.owe_undeliverable(qos, packet_id);
+                            self.consume = offset;
+                            return Some(Event::Dropped(Dropped {
+                                len,
+                                packet_type: PacketType::Publish,
+                                topic: None,
+                                qos,
+                                packet_id,
+                            }));
+                        }
                         Ok(handled) => {
                             if handled == Handled::Message {
                                 if let Some((qos, packet_id)) = packet.publish_ids() {
@@ -562,8 +578,35 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     retain,
                     payload_at,
                     topic_at,
+                    #[cfg(feature = "v5")]
+                    alias,
                 }) => {
                     self.received += 1;
+                    // MQTT 5: the Topic Alias of a message too large to
+                    // decode whole, which it may set even if skipped.
+                    #[cfg(feature = "v5")]
+                    if packet_type == PacketType::Publish
+                        && self.p.version == Version::V5
+                        && self.p.state == State::Connected
+                    {
+                        match alias {
+                            rx::AliasPeek::Read(alias) => {
+                                match self.p.alias_use(alias, topic.is_some()) {
+                                    Err(reason) => break Some(Err(reason)),
+                                    Ok(v5::AliasUse::Set(a)) => {
+                                        let topic = topic.unwrap_or("");
+                                        self.p.store.set_in_alias(a, topic.as_bytes());
+                                    }
+                                    Ok(_) => {}
+                                }
+                            }
+                            rx::AliasPeek::Unread => {
+                                if self.p.advertised.topic_alias_maximum > 0 {
+                                    self.p.aliases_uncertain = true;
+                                }
+                            }
+                        }
+                    }
                     let stream = cfg!(feature = "streaming") && self.p.options.stream;
                     if let (true, Some(topic), Some(header)) = (stream, topic, payload_at) {
                         // (A header that fits holds the packet id too.)

@@ -81,6 +81,11 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// send AUTH), and whether a re-authentication is under way.
     #[cfg(feature = "v5")]
     pub(crate) auth: v5::AuthState,
+    /// MQTT 5: a message too large to read its properties may have set a
+    /// Topic Alias on this connection: an alias not known is then not
+    /// blamed on the broker.
+    #[cfg(feature = "v5")]
+    pub(crate) aliases_uncertain: bool,
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
@@ -114,6 +119,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             advertised: v5::Advertised::NONE,
             #[cfg(feature = "v5")]
             auth: v5::AuthState::Off,
+            #[cfg(feature = "v5")]
+            aliases_uncertain: false,
         }
     }
 
@@ -205,7 +212,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.store.clear_requests();
         // Topic aliases live as long as their network connection.
         #[cfg(feature = "v5")]
-        self.store.clear_aliases();
+        {
+            self.store.clear_aliases();
+            self.aliases_uncertain = false;
+        }
     }
 
     /// Ends the connection for `reason`, reported by the next poll.

@@ -59,6 +59,9 @@ pub(crate) enum Next<'a> {
         payload_at: Option<usize>,
         /// Where its topic starts.
         topic_at: usize,
+        /// MQTT 5: its Topic Alias, when its properties could be read.
+        #[cfg(feature = "v5")]
+        alias: AliasPeek,
     },
     /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
     /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
@@ -238,14 +241,37 @@ impl<'b> Rx<'b> {
     }
 }
 
+/// MQTT 5: what the properties of an oversized PUBLISH said of its Topic
+/// Alias.
+#[cfg(feature = "v5")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AliasPeek {
+    /// They could not be read: they do not fit the buffer.
+    Unread,
+    /// They were read: the alias, if any.
+    Read(Option<u16>),
+}
+
 /// An oversized packet of `len` bytes at the start of `avail`.
 fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next<'_>, Malformed> {
     #[cfg(not(feature = "v5"))]
     let _ = v5;
+    #[cfg(feature = "v5")]
+    let mut alias = AliasPeek::Unread;
     // `TooLarge` comes only after the fixed header decoded.
     let header = FixedHeader::decode(avail).map_err(|_| Malformed::Truncated)?;
     let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {
-        match codec::peek_oversized(header, avail, capacity) {
+        let peek = codec::peek_oversized(header, avail, capacity);
+        // MQTT 5: an empty topic stands for a Topic Alias; the rest reads
+        // the same.
+        #[cfg(feature = "v5")]
+        let peek = match peek {
+            Peek::Malformed(Malformed::TopicName(crate::topic::TopicError::Empty)) if v5 => {
+                peek_alias_only(header, avail, capacity)
+            }
+            peek => peek,
+        };
+        match peek {
             Peek::Known {
                 qos,
                 topic,
@@ -253,11 +279,19 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
                 payload_at,
             } => match payload_at {
                 // MQTT 5: properties come between the packet id and the
-                // payload; an empty topic stands for a Topic Alias.
+                // payload. Read when they fit (the stream's header holds
+                // them): they may set a Topic Alias.
                 #[cfg(feature = "v5")]
                 Some(at) if v5 => match v5::payload_start(avail, at) {
                     _ if at >= capacity => (qos, topic, packet_id, None),
-                    Some(Ok(start)) => (qos, topic, packet_id, Some(start)),
+                    Some(Ok(start)) if start >= capacity => (qos, topic, packet_id, None),
+                    Some(Ok(start)) => match avail.get(at..start) {
+                        Some(props) => {
+                            alias = AliasPeek::Read(v5::publish_alias(props)?);
+                            (qos, topic, packet_id, Some(start))
+                        }
+                        None => return Ok(Next::Incomplete),
+                    },
                     Some(Err(m)) => return Err(m),
                     None => return Ok(Next::Incomplete),
                 },
@@ -282,7 +316,42 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
         // stream could never move.
         payload_at: payload_at.filter(|&at| at < capacity),
         topic_at: usize::from(header.header_len) + 2,
+        #[cfg(feature = "v5")]
+        alias,
     })
+}
+
+/// MQTT 5: an oversized PUBLISH with an empty topic (a Topic Alias stands
+/// for it): its QoS, packet id and where its properties start.
+#[cfg(feature = "v5")]
+fn peek_alias_only(header: FixedHeader, avail: &[u8], capacity: usize) -> Peek<'_> {
+    let Some(qos) = QoS::from_bits((header.flags >> 1) & 0x03) else {
+        return Peek::Malformed(Malformed::QoS);
+    };
+    let id_at = usize::from(header.header_len) + 2;
+    let id_end = id_at + if qos == QoS::AtMostOnce { 0 } else { 2 };
+    if id_end > capacity {
+        return Peek::Known {
+            qos,
+            topic: None,
+            packet_id: None,
+            payload_at: None,
+        };
+    }
+    let Some(id) = avail.get(id_at..id_end) else {
+        return Peek::NeedMore;
+    };
+    let packet_id = match id {
+        [0, 0] => return Peek::Malformed(Malformed::PacketId),
+        &[hi, lo] => Some(u16::from_be_bytes([hi, lo])),
+        _ => None,
+    };
+    Peek::Known {
+        qos,
+        topic: None,
+        packet_id,
+        payload_at: Some(id_end),
+    }
 }
 
 #[cfg(test)]

@@ -124,6 +124,12 @@ pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// connection; alias `n` is entry `n - 1`.
     #[cfg(feature = "v5")]
     pub(crate) aliases: heapless::Vec<Span, SUBS>,
+    /// MQTT 5: the topics of the broker's Topic Aliases on this
+    /// connection: alias and topic, or `None` when the store had no room
+    /// for it (messages with that alias alone are then skipped, not
+    /// blamed on the broker).
+    #[cfg(feature = "v5")]
+    pub(crate) in_aliases: heapless::Vec<(u16, Option<Span>), SUBS>,
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> core::fmt::Debug for Store<'_, INFLIGHT, SUBS> {
@@ -151,6 +157,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             subscriptions: heapless::Vec::new(),
             #[cfg(feature = "v5")]
             aliases: heapless::Vec::new(),
+            #[cfg(feature = "v5")]
+            in_aliases: heapless::Vec::new(),
         }
     }
 
@@ -203,12 +211,43 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         Ok(Span { off, len: n })
     }
 
-    /// Forgets the aliases of the connection that ended.
+    /// Forgets the aliases (both ways) of the connection that ended.
     #[cfg(feature = "v5")]
     pub(crate) fn clear_aliases(&mut self) {
         while let Some(span) = self.aliases.pop() {
             self.release(span);
         }
+        while let Some((_, span)) = self.in_aliases.pop() {
+            if let Some(span) = span {
+                self.release(span);
+            }
+        }
+    }
+
+    /// What the broker's alias `alias` stands for: `None` if it was never
+    /// set, `Some(None)` if its topic could not be kept.
+    #[cfg(feature = "v5")]
+    pub(crate) fn in_alias(&self, alias: u16) -> Option<Option<Span>> {
+        self.in_aliases
+            .iter()
+            .find(|(a, _)| *a == alias)
+            .map(|&(_, span)| span)
+    }
+
+    /// Sets the broker's alias `alias` to `topic`, replacing what it stood
+    /// for. Without room for the topic it stands for nothing known.
+    #[cfg(feature = "v5")]
+    pub(crate) fn set_in_alias(&mut self, alias: u16, topic: &[u8]) {
+        if let Some(i) = self.in_aliases.iter().position(|(a, _)| *a == alias) {
+            let (_, old) = self.in_aliases.remove(i);
+            if let Some(old) = old {
+                self.release(old);
+            }
+        }
+        let span = self.append(topic).ok();
+        // Aliases are at most the Topic Alias Maximum we advertised, which
+        // `SUBS` bounds: there is room.
+        let _ = self.in_aliases.push((alias, span));
     }
 
     /// The alias of `topic`, if one was assigned.
@@ -234,7 +273,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             self.garbage += span.len;
         }
         #[cfg(feature = "v5")]
-        let aliases = self.aliases.is_empty();
+        let aliases = self.aliases.is_empty() && self.in_aliases.is_empty();
         #[cfg(not(feature = "v5"))]
         let aliases = true;
         if self.outgoing.is_empty()
@@ -252,7 +291,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
     /// removed, never reordered), so one merge of the lists visits every
     /// span once.
     fn compact(&mut self) {
-        let (mut i, mut j, mut k, mut l) = (0, 0, 0, 0);
+        let (mut i, mut j, mut k, mut l, mut m) = (0, 0, 0, 0, 0);
         let mut write = 0;
         loop {
             let a = self.outgoing.get(i).map(|e| e.span.off);
@@ -262,7 +301,16 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             let d = self.aliases.get(l).map(|s| s.off);
             #[cfg(not(feature = "v5"))]
             let d = None;
-            let lowest = [a, b, c, d].into_iter().flatten().min();
+            // Entries without a topic have no bytes: skipped.
+            #[cfg(feature = "v5")]
+            while self.in_aliases.get(m).is_some_and(|(_, s)| s.is_none()) {
+                m += 1;
+            }
+            #[cfg(feature = "v5")]
+            let e = self.in_aliases.get(m).and_then(|(_, s)| s.map(|s| s.off));
+            #[cfg(not(feature = "v5"))]
+            let e = None;
+            let lowest = [a, b, c, d, e].into_iter().flatten().min();
             let Some(lowest) = lowest else { break };
             let span = if a == Some(lowest) {
                 i += 1;
@@ -273,10 +321,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             } else if c == Some(lowest) {
                 k += 1;
                 self.subscriptions.get_mut(k - 1).map(|e| &mut e.span)
-            } else {
+            } else if d == Some(lowest) {
                 l += 1;
                 #[cfg(feature = "v5")]
                 let alias = self.aliases.get_mut(l - 1);
+                #[cfg(not(feature = "v5"))]
+                let alias = None;
+                alias
+            } else {
+                m += 1;
+                #[cfg(feature = "v5")]
+                let alias = self.in_aliases.get_mut(m - 1).and_then(|(_, s)| s.as_mut());
                 #[cfg(not(feature = "v5"))]
                 let alias = None;
                 alias
@@ -286,6 +341,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             span.off = write;
             write += span.len;
         }
+        // (Without MQTT 5 the alias lists are not there.)
+        let _ = (l, m);
         self.used = write;
         self.garbage = 0;
     }

@@ -106,6 +106,8 @@ pub(crate) struct Advertised {
     pub(crate) maximum_packet_size: u32,
     /// The CONNECT named an Authentication Method.
     pub(crate) authentication: bool,
+    /// Topic Alias Maximum: the aliases the broker may set.
+    pub(crate) topic_alias_maximum: u16,
 }
 
 impl Advertised {
@@ -113,21 +115,39 @@ impl Advertised {
         receive_maximum: u16::MAX,
         maximum_packet_size: u32::MAX,
         authentication: false,
+        topic_alias_maximum: 0,
     };
 }
 
+/// What an incoming PUBLISH does with its Topic Alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AliasUse {
+    /// It has none (or its topic is already the one to use).
+    None,
+    /// It sets alias `.0` to its topic.
+    Set(u16),
+    /// Its alias stands for a topic the session could not keep: the
+    /// message cannot be delivered (it is skipped and acknowledged).
+    Unknown,
+}
+
 /// Whether `connect` may be sent by a session that tracks `inflight`
-/// incoming QoS 2 messages, and what it advertises. The client checks
-/// this before opening a transport too.
-pub(crate) fn check_connect_v5(connect: &v5::Connect<'_>, inflight: usize) -> Result<Advertised> {
+/// incoming QoS 2 messages and `subs` topic aliases each way, and what it
+/// advertises. The client checks this before opening a transport too.
+pub(crate) fn check_connect_v5(
+    connect: &v5::Connect<'_>,
+    inflight: usize,
+    subs: usize,
+) -> Result<Advertised> {
     connect.validate()?;
     let mut advertised = Advertised::NONE;
     for property in connect.properties.iter() {
         match property {
-            // Aliases the broker would send could not be resolved.
-            Property::TopicAliasMaximum(max) if max > 0 => {
+            // More aliases than the session keeps could not be resolved.
+            Property::TopicAliasMaximum(max) if usize::from(max) > subs => {
                 return Err(unsupported(Unsupported::TopicAlias));
             }
+            Property::TopicAliasMaximum(max) => advertised.topic_alias_maximum = max,
             // More than the incoming QoS 2 set holds could not be held to.
             Property::ReceiveMaximum(v) if usize::from(v) > inflight => {
                 return Err(unsupported(Unsupported::ReceiveMaximum));
@@ -157,7 +177,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if self.state != State::Disconnected {
             return Err(SessionError::Usage(UsageError::AlreadyConnected));
         }
-        let advertised = check_connect_v5(connect, INFLIGHT)?;
+        let advertised = check_connect_v5(connect, INFLIGHT, SUBS)?;
         self.start_connect(
             now,
             Encode::Connect5(connect),
@@ -191,8 +211,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 self.on_connack_v5(now, ack).map(Handled::Connected)
             }
             (State::Connected, P::Publish(publish)) => {
-                self.check_incoming(&publish, qos1_unacked)?;
-                Ok(self.on_publish(publish.qos, publish.packet_id, publish.dup))
+                let alias = self.check_incoming(&publish, qos1_unacked)?;
+                if let AliasUse::Set(a) = alias {
+                    self.store.set_in_alias(a, publish.topic.as_bytes());
+                }
+                match self.on_publish(publish.qos, publish.packet_id, publish.dup) {
+                    Handled::Message if alias == AliasUse::Unknown => Ok(Handled::Unresolved),
+                    handled => Ok(handled),
+                }
             }
             (State::Connected, P::PubAck(ack)) => {
                 Ok(self.on_complete(ack.packet_id, Stage::AwaitPubAck))
@@ -346,12 +372,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// counts against our Receive Maximum, as far as we know: a PUBACK
     /// queued but not written is not counted, so the broker is never
     /// blamed for one it has not seen.
-    fn check_incoming(&self, publish: &v5::Publish<'_>, qos1_unacked: usize) -> Result<(), Closed> {
-        // We advertise no Topic Alias Maximum: any alias is over it
-        // (MQTT-3.3.2-9), and an empty topic has nothing to stand for it.
-        if publish.properties.topic_alias().is_some() || publish.topic.is_empty() {
-            return Err(Closed::Violation(ReasonCode::TopicAliasInvalid));
-        }
+    fn check_incoming(
+        &self,
+        publish: &v5::Publish<'_>,
+        qos1_unacked: usize,
+    ) -> Result<AliasUse, Closed> {
         if let Some(id) = publish.packet_id {
             let resend = publish.qos == QoS::ExactlyOnce && self.is_duplicate(id, publish.dup);
             let unacked = self.incoming.len() + qos1_unacked;
@@ -359,7 +384,36 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 return Err(Closed::Violation(ReasonCode::ReceiveMaximumExceeded));
             }
         }
-        Ok(())
+        self.alias_use(publish.properties.topic_alias(), !publish.topic.is_empty())
+    }
+
+    /// What a PUBLISH's Topic Alias `alias` does, with or without a topic
+    /// of its own: within the maximum we advertised (MQTT-3.3.2-9), and
+    /// standing for a topic set earlier on this connection when the
+    /// PUBLISH has none (MQTT 5 §3.3.2.3.4).
+    pub(crate) fn alias_use(&self, alias: Option<u16>, topic: bool) -> Result<AliasUse, Closed> {
+        match (alias, topic) {
+            (None, true) => Ok(AliasUse::None),
+            (None, false) => Err(Closed::Violation(ReasonCode::ProtocolError)),
+            (Some(a), _) if a == 0 || a > self.advertised.topic_alias_maximum => {
+                Err(Closed::Violation(ReasonCode::TopicAliasInvalid))
+            }
+            (Some(a), true) => Ok(AliasUse::Set(a)),
+            (Some(a), false) => match self.store.in_alias(a) {
+                Some(Some(_)) => Ok(AliasUse::None),
+                Some(None) => Ok(AliasUse::Unknown),
+                // Set by a message too large to read its properties: not
+                // the broker's fault.
+                None if self.aliases_uncertain => Ok(AliasUse::Unknown),
+                None => Err(Closed::Violation(ReasonCode::ProtocolError)),
+            },
+        }
+    }
+
+    /// The topic the broker's alias `alias` stands for.
+    pub(crate) fn alias_topic(&self, alias: Option<u16>) -> Option<&str> {
+        let span = self.store.in_alias(alias?)??;
+        core::str::from_utf8(self.store.bytes(span)).ok()
     }
 
     fn on_unsuback_v5(&mut self, ack: v5::UnsubAck<'_>) -> Result<Handled, Closed> {
@@ -388,7 +442,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 info.properties = ack.properties;
                 Event::Connected(info)
             }
-            (Handled::Message, P::Publish(publish)) => Event::Message(publish.into()),
+            (Handled::Message, P::Publish(publish)) => {
+                let mut message: Message<'a> = publish.into();
+                if publish.topic.is_empty() {
+                    message.topic = self.alias_topic(publish.properties.topic_alias())?;
+                }
+                Event::Message(message)
+            }
             (Handled::Published(i), packet) => {
                 let (topic, packet_id, qos) = self.outgoing_topic(i)?;
                 let (code, properties) = match packet {

@@ -595,7 +595,8 @@ fn mqtt_5_data_on_a_3_1_1_connection_is_refused() {
 #[test]
 fn connect_refuses_what_the_session_cannot_honour() {
     let mut s = session();
-    static ALIASES: [Property<'static>; 1] = [Property::TopicAliasMaximum(8)];
+    // Over `SUBS` (4): the session keeps only that many.
+    static ALIASES: [Property<'static>; 1] = [Property::TopicAliasMaximum(5)];
     assert_eq!(
         s.connect_v5(T0, &connect(true, &ALIASES)),
         Err(unsupported(Unsupported::TopicAlias))
@@ -1114,4 +1115,207 @@ fn a_resubscribe_round_with_an_identifier_obeys_the_maximum_packet_size() {
     };
     assert_eq!(info.resubscribed, 0);
     assert!(sent(&mut s, T0).is_empty());
+}
+
+fn aliased(topic: &'static str, qos: QoS, id: Option<u16>, alias: u16) -> v5::Packet<'static> {
+    let props: &'static [Property<'static>] = match alias {
+        1 => &[Property::TopicAlias(1)],
+        2 => &[Property::TopicAlias(2)],
+        _ => &[Property::TopicAlias(3)],
+    };
+    v5::Packet::Publish(v5::Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic,
+        packet_id: id,
+        properties: Properties::new(props),
+        payload: b"p",
+    })
+}
+
+fn message_topic(event: Result<Option<Event<'_>>, Closed>) -> std::string::String {
+    match event {
+        Ok(Some(Event::Message(m))) => m.topic.into(),
+        other => panic!("{other:?}"),
+    }
+}
+
+static TWO_ALIASES: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
+
+#[test]
+fn the_brokers_topic_aliases_within_what_we_advertised() {
+    let mut s = connected_with(&TWO_ALIASES, &[]);
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("a/b", QoS::AtMostOnce, None, 1))),
+        "a/b"
+    );
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 1))),
+        "a/b"
+    );
+    // QoS 1 by alias alone: delivered and acknowledged.
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("", QoS::AtLeastOnce, Some(5), 1))),
+        "a/b"
+    );
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubAck(v5::PubAck::new(5))]);
+    // An alias set again stands for its new topic.
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("c", QoS::AtMostOnce, None, 1))),
+        "c"
+    );
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 1))),
+        "c"
+    );
+    // Over the maximum we advertised.
+    assert_eq!(
+        feed(&mut s, T0, aliased("d", QoS::AtMostOnce, None, 3)),
+        Err(Closed::Violation(ReasonCode::TopicAliasInvalid))
+    );
+    // An alias never set, alone: a protocol error (MQTT 5 §3.3.2.3.4).
+    let mut s = connected_with(&TWO_ALIASES, &[]);
+    assert_eq!(
+        feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 2)),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+    // Aliases end with their connection.
+    let mut s = connected_with(&TWO_ALIASES, &[]);
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("a", QoS::AtMostOnce, None, 1))),
+        "a"
+    );
+    s.connection_lost();
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert_eq!(
+        feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 1)),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+}
+
+#[test]
+fn an_alias_whose_topic_could_not_be_kept_skips_its_messages() {
+    // 8 store bytes: "0123456789" does not fit.
+    let mut s: S = Session::new(leak(512), leak(512), leak(8), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert_eq!(
+        message_topic(feed(
+            &mut s,
+            T0,
+            aliased("0123456789", QoS::AtMostOnce, None, 1)
+        )),
+        "0123456789"
+    );
+    let event = feed(&mut s, T0, aliased("", QoS::AtLeastOnce, Some(3), 1));
+    assert!(
+        matches!(
+            event,
+            Ok(Some(Event::Dropped(Dropped {
+                topic: None,
+                packet_id: Some(3),
+                ..
+            })))
+        ),
+        "{event:?}"
+    );
+    // Acknowledged all the same, so the broker does not send it again.
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubAck(v5::PubAck::new(3))]);
+}
+
+#[test]
+fn aliases_of_messages_too_large_for_the_buffer() {
+    // A 64-byte receive buffer.
+    let mut s: S = Session::new(leak(64), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let big = |topic: &'static str, alias| {
+        v5::Packet::Publish(v5::Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic,
+            packet_id: Some(9),
+            properties: Properties::new(match alias {
+                1 => &[Property::TopicAlias(1)][..],
+                _ => &[Property::TopicAlias(3)][..],
+            }),
+            payload: &[7; 100],
+        })
+    };
+    // Skipped (no stream route in a bare session) but it sets alias 1.
+    let mut buf = vec![0u8; 200];
+    let n = big("big/topic", 1).encode(&mut buf).unwrap();
+    let mut fed = 0;
+    let mut dropped = 0;
+    while fed < n {
+        let space = s.receive_buffer();
+        let k = space.len().min(n - fed);
+        space[..k].copy_from_slice(&buf[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+        while let Some(event) = s.poll_event(T0) {
+            assert!(matches!(event, Event::Dropped(_)), "{event:?}");
+            dropped += 1;
+        }
+    }
+    assert_eq!(dropped, 1);
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 1))),
+        "big/topic"
+    );
+    // One over our maximum, too large or not, ends the connection.
+    let n = big("x", 3).encode(&mut buf).unwrap();
+    let space = s.receive_buffer();
+    space.copy_from_slice(&buf[..space.len()]);
+    let k = space.len();
+    s.commit(k);
+    assert!(k < n);
+    assert_eq!(
+        s.poll_event(T0),
+        Some(Event::Closed(Closed::Violation(
+            ReasonCode::TopicAliasInvalid
+        )))
+    );
+}
+
+#[test]
+fn an_alias_set_where_it_could_not_be_read_is_not_blamed_on_the_broker() {
+    // 16 bytes: the 20-byte topic of the large message cannot be held.
+    let mut s: S = Session::new(leak(16), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let large = v5::Packet::Publish(v5::Publish {
+        properties: Properties::new(&[Property::TopicAlias(2)]),
+        ..v5::Publish::new("a/rather/long/topic!", &[1; 30], QoS::AtMostOnce, false)
+    });
+    let mut buf = vec![0u8; 100];
+    let n = large.encode(&mut buf).unwrap();
+    let mut fed = 0;
+    while fed < n {
+        let space = s.receive_buffer();
+        let k = space.len().min(n - fed);
+        space[..k].copy_from_slice(&buf[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+        while let Some(event) = s.poll_event(T0) {
+            assert!(matches!(event, Event::Dropped(_)), "{event:?}");
+        }
+    }
+    // Alias 2 may stand for that topic: its message is skipped, not a
+    // protocol error.
+    let small = v5::Packet::Publish(v5::Publish {
+        properties: Properties::new(&[Property::TopicAlias(2)]),
+        ..v5::Publish::new("", b"", QoS::AtMostOnce, false)
+    });
+    let event = feed(&mut s, T0, small);
+    assert!(matches!(event, Ok(Some(Event::Dropped(_)))), "{event:?}");
+    assert_eq!(s.state(), State::Connected);
 }

@@ -414,6 +414,14 @@ pub(crate) fn read_publish_properties(buf: &[u8]) -> Option<(Properties<'_>, usi
     Some((properties, buf.len() - rest.len()))
 }
 
+/// The Topic Alias in a PUBLISH's property field `props` (length prefix
+/// and list, all of it): for the session, which reads the properties of a
+/// PUBLISH too large to decode whole.
+pub(crate) fn publish_alias(props: &[u8]) -> Result<Option<u16>, Malformed> {
+    let (_, properties) = Properties::parse(props, properties::Context::Publish)?;
+    Ok(properties.topic_alias())
+}
+
 /// The bytes after the property list at the start of `input` (its length
 /// prefix included), for a packet the session encoded itself.
 pub(crate) fn after_properties(input: &[u8]) -> Option<&[u8]> {
