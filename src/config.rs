@@ -28,6 +28,9 @@ pub struct Config<'a> {
     /// When empty without a seed, the broker assigns one, which MQTT 3.1.1
     /// allows only with clean session on: with it off, `connect` returns
     /// [`UsageError::EmptyClientId`](crate::UsageError::EmptyClientId).
+    /// MQTT 5 allows it either way, and its CONNACK tells the id assigned
+    /// (up to 64 bytes are kept): the next connections send it, so a kept
+    /// session is found again.
     pub client_id: &'a str,
     /// The client's one random input (set it with
     /// [`with_rng`](Self::with_rng)): it generates the client id when

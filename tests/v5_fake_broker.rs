@@ -278,6 +278,7 @@ struct Broker5 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Rx5 {
     Connect {
+        client_id: String,
         keep_alive: u16,
         clean_start: bool,
         receive_maximum: Option<u16>,
@@ -317,6 +318,7 @@ fn decode(bytes: &[u8]) -> Packet<'_> {
 fn summary(bytes: &[u8]) -> Rx5 {
     match decode(bytes) {
         Packet::Connect(c) => Rx5::Connect {
+            client_id: c.client_id.to_owned(),
             keep_alive: c.keep_alive,
             clean_start: c.clean_start,
             receive_maximum: c.properties.receive_maximum(),
@@ -635,6 +637,7 @@ async fn connect_advertises_our_limits() {
     assert_eq!(
         connect,
         Rx5::Connect {
+            client_id: "v5".into(),
             keep_alive: 60,
             clean_start: true,
             receive_maximum: Some(8),
@@ -653,6 +656,7 @@ async fn connect_advertises_our_limits() {
     assert_eq!(
         connect,
         Rx5::Connect {
+            client_id: "v5".into(),
             keep_alive: 60,
             clean_start: true,
             receive_maximum: Some(2),
@@ -2375,4 +2379,50 @@ async fn the_brokers_topic_aliases_reach_on_message() {
         result.map_err(kind),
         Err(violation(ReasonCode::TopicAliasInvalid))
     );
+}
+
+/// A client id the broker assigned (our CONNECT had none) is the one the
+/// next connection sends, so the session is found again; `client_id()`
+/// says it.
+#[tokio::test(start_paused = true)]
+async fn an_assigned_client_id_is_used_again() {
+    let (first, mut broker1) = pipe5();
+    let (second, mut broker2) = pipe5();
+    let queue = Queue::with(first);
+    queue.push(second);
+    let mut buffers = Bufs::new();
+    let config = Config {
+        clean_session: false,
+        ..Config::new("")
+    };
+    let config = Config {
+        version: Version::V5,
+        ..config
+    };
+    let mut c = client5(queue, config, buffers.slices());
+    let assigned = "auto-6F8E3AF4-51A2-4B65-9D1C-2A3B4C5D6E7F";
+    let connect = connect5(
+        &mut c,
+        &mut broker1,
+        &connack(&[Property::AssignedClientIdentifier(assigned)]),
+    )
+    .await;
+    assert!(
+        matches!(&connect, Rx5::Connect { client_id, .. } if client_id.is_empty()),
+        "{connect:?}"
+    );
+    assert_eq!(c.client_id(), assigned);
+    c.abort();
+    drop(broker1);
+    let present = encode(Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::EMPTY,
+    }));
+    let connect = connect5(&mut c, &mut broker2, &present).await;
+    assert!(
+        matches!(&connect, Rx5::Connect { client_id, .. } if client_id == assigned),
+        "{connect:?}"
+    );
+    assert!(c.session().session_present());
 }

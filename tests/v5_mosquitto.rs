@@ -606,3 +606,29 @@ async fn topic_aliases_reach_the_right_topics() {
     within("disconnect", c.disconnect()).await.unwrap();
     check(&mosquitto).await;
 }
+
+/// With no client id, mosquitto assigns one (Assigned Client Identifier);
+/// the client connects with it the next time, and finds its session.
+#[tokio::test]
+async fn an_assigned_client_id_resumes_the_session() {
+    let Some(mosquitto) = Mosquitto::start().await else {
+        return;
+    };
+    let config = Config {
+        clean_session: false,
+        session_expiry_secs: Some(60),
+        ..config("")
+    };
+    let mut c = client(&mosquitto, config);
+    assert!(!within("connect", c.connect()).await.unwrap());
+    let assigned = c.user_data().connects[0].1.clone().expect("an assigned id");
+    assert_eq!(c.client_id(), assigned);
+    within("disconnect", c.disconnect()).await.unwrap();
+    assert!(
+        within("reconnect", c.connect()).await.unwrap(),
+        "session present"
+    );
+    assert_eq!(c.user_data().connects[1].1, None);
+    within("disconnect", c.disconnect()).await.unwrap();
+    check(&mosquitto).await;
+}

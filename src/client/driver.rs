@@ -91,6 +91,10 @@ where
                 granted,
                 #[cfg(feature = "v5")]
                 transport,
+                #[cfg(feature = "v5")]
+                config,
+                #[cfg(feature = "v5")]
+                generated_id,
                 ..
             } = self;
             let acks = session.ack_state();
@@ -106,7 +110,19 @@ where
             let mut defer = false;
             let mut skip = false;
             match event {
-                Event::Connected(info) => callbacks.connected(&mut ctx, info),
+                Event::Connected(info) => {
+                    // MQTT 5: an id the broker assigned (our CONNECT had
+                    // none) is the one to resume the session with.
+                    #[cfg(feature = "v5")]
+                    if let Some(id) = info.properties.assigned_client_identifier() {
+                        if config.client_id.is_empty() && generated_id.is_empty() {
+                            if generated_id.push_str(id).is_err() {
+                                crate::fmt::warning!("assigned client id too long to keep");
+                            }
+                        }
+                    }
+                    callbacks.connected(&mut ctx, info)
+                }
                 Event::Message(message) => {
                     handled.messages += 1;
                     let mut ctx =

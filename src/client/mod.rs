@@ -123,7 +123,7 @@ pub struct Client<
     transport: Option<K::Transport>,
     clock: C,
     config: Config<'a>,
-    generated_id: heapless::String<23>,
+    generated_id: ClientId,
     session: Session<'a, INFLIGHT, SUBS>,
     outbox: Outbox<'a>,
     callbacks: Callbacks<'a, U, ROUTES>,
@@ -206,10 +206,10 @@ where
         callbacks: Callbacks<'a, U, ROUTES>,
         user_data: U,
     ) -> Self {
-        let generated_id = match (config.client_id.is_empty(), config.seed) {
-            (true, Some(seed)) => generate_client_id(seed),
-            _ => heapless::String::new(),
-        };
+        let mut generated_id = ClientId::new();
+        if let (true, Some(seed)) = (config.client_id.is_empty(), config.seed) {
+            let _ = generated_id.push_str(&generate_client_id(seed));
+        }
         let mut session = Session::new(buffers.rx, buffers.tx, buffers.store, config.timeouts);
         // Streaming is chosen per route ([`Route`](crate::callbacks::Route)):
         // a message no route streams is skipped at its start.
@@ -245,7 +245,8 @@ where
         }
     }
 
-    /// The client id sent in CONNECT (the generated one, if any).
+    /// The client id sent in CONNECT (the generated one, if any, or on
+    /// MQTT 5 the one the broker assigned).
     pub fn client_id(&self) -> &str {
         run::connect_packet(&self.config, &self.generated_id).client_id
     }
@@ -707,3 +708,11 @@ type Props<'a> = crate::codec::v5::Properties<'a>;
 /// The properties of an outgoing PUBLISH: nothing without MQTT 5.
 #[cfg(not(feature = "v5"))]
 type Props<'a> = core::marker::PhantomData<&'a ()>;
+
+/// The client id the client makes up (from `Config::seed`) or, on MQTT 5,
+/// the one the broker assigned: up to 64 bytes then (mosquitto's are 41).
+#[cfg(feature = "v5")]
+type ClientId = heapless::String<64>;
+/// The client id the client makes up (from `Config::seed`).
+#[cfg(not(feature = "v5"))]
+type ClientId = heapless::String<23>;
