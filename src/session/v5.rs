@@ -395,7 +395,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         match (alias, topic) {
             (None, true) => Ok(AliasUse::None),
             (None, false) => Err(Closed::Violation(ReasonCode::ProtocolError)),
-            (Some(a), _) if a == 0 || a > self.advertised.topic_alias_maximum => {
+            // (0 is refused by the decoder, as a property value out of
+            // range.)
+            (Some(a), _) if a > self.advertised.topic_alias_maximum => {
                 Err(Closed::Violation(ReasonCode::TopicAliasInvalid))
             }
             (Some(a), true) => Ok(AliasUse::Set(a)),

@@ -1319,3 +1319,99 @@ fn an_alias_set_where_it_could_not_be_read_is_not_blamed_on_the_broker() {
     assert!(matches!(event, Ok(Some(Event::Dropped(_)))), "{event:?}");
     assert_eq!(s.state(), State::Connected);
 }
+
+/// Feeds `bytes` one at a time, collecting the events; stops at Closed.
+fn trickle<'s>(s: &'s mut S, bytes: &[u8]) -> Vec<std::string::String> {
+    let mut seen = Vec::new();
+    for &b in bytes {
+        s.receive_buffer()[0] = b;
+        s.commit(1);
+        while let Some(event) = s.poll_event(T0) {
+            let closed = matches!(event, Event::Closed(_));
+            seen.push(std::format!("{event:?}"));
+            if closed {
+                return seen;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn oversized_alias_only_messages_arriving_a_byte_at_a_time() {
+    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    // Alias 1 set by a message that fits.
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("t", QoS::AtMostOnce, None, 1))),
+        "t"
+    );
+    // Too large, alias 1 alone, QoS 1: skipped and acknowledged.
+    let big = v5::Packet::Publish(v5::Publish {
+        properties: Properties::new(&[Property::TopicAlias(1)]),
+        packet_id: Some(4),
+        ..v5::Publish::new("", &[5; 40], QoS::AtLeastOnce, false)
+    });
+    let mut buf = vec![0u8; 64];
+    let n = big.encode(&mut buf).unwrap();
+    let seen = trickle(&mut s, &buf[..n]);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("Dropped"), "{seen:?}");
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubAck(v5::PubAck::new(4))]);
+    // Packet id 0 in one: malformed.
+    let mut zero = buf[..n].to_vec();
+    zero[4] = 0;
+    zero[5] = 0;
+    let seen = trickle(&mut s, &zero);
+    assert!(
+        seen.last().is_some_and(|e| e.contains("PacketId")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn oversized_messages_with_broken_properties_are_malformed() {
+    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    // QoS 0, topic "t", a property list of 3 bytes holding an unknown
+    // property (0x7f), then 40 bytes of payload.
+    let mut bytes = vec![0x30, 49, 0x00, 0x01, b't', 0x03, 0x7f, 0x00, 0x00];
+    bytes.extend_from_slice(&[0; 40]);
+    let seen = trickle(&mut s, &bytes);
+    assert!(
+        seen.last().is_some_and(|e| e.contains("Malformed")),
+        "{seen:?}"
+    );
+    // A property length that is not a Variable Byte Integer.
+    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut bytes = vec![0x30, 49, 0x00, 0x01, b't', 0x80, 0x80, 0x80, 0x80, 0x01];
+    bytes.extend_from_slice(&[0; 40]);
+    let seen = trickle(&mut s, &bytes);
+    assert!(
+        seen.last().is_some_and(|e| e.contains("Malformed")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn an_oversized_message_without_alias_or_topic_is_a_protocol_error() {
+    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    // Empty topic, empty property list, 40 bytes of payload.
+    let mut bytes = vec![0x30, 43, 0x00, 0x00, 0x00];
+    bytes.extend_from_slice(&[0; 40]);
+    let seen = trickle(&mut s, &bytes);
+    assert!(
+        seen.last().is_some_and(|e| e.contains("ProtocolError")),
+        "{seen:?}"
+    );
+}
