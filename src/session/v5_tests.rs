@@ -1321,7 +1321,7 @@ fn an_alias_set_where_it_could_not_be_read_is_not_blamed_on_the_broker() {
 }
 
 /// Feeds `bytes` one at a time, collecting the events; stops at Closed.
-fn trickle<'s>(s: &'s mut S, bytes: &[u8]) -> Vec<std::string::String> {
+fn trickle(s: &mut S, bytes: &[u8]) -> Vec<std::string::String> {
     let mut seen = Vec::new();
     for &b in bytes {
         s.receive_buffer()[0] = b;
