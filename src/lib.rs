@@ -1,5 +1,7 @@
-//! A `no_std`, zero-allocation, transport-agnostic async MQTT 3.1.1 client
-//! with the callbacks of CircuitPython's MiniMQTT.
+//! A `no_std`, zero-allocation, transport-agnostic async MQTT 3.1.1 and
+//! MQTT 5 client with the callbacks of CircuitPython's MiniMQTT. The
+//! version is chosen per connection (`Config::version`); the features
+//! `v3` and `v5` (both on by default) leave either out of a build.
 //!
 //! Every layer works on the caller's bytes. Here the wire format alone
 //! encodes a PUBLISH into a stack buffer, decodes it back without copying

@@ -1,4 +1,4 @@
-//! The sans-IO protocol engine: everything MQTT 3.1.1 asks a client to
+//! The sans-IO protocol engine: everything MQTT 3.1.1 and MQTT 5 ask a client to
 //! remember and decide, with no I/O, no clock reads and no `await`. It is
 //! fully deterministic: the same bytes and times in give the same bytes and
 //! events out, which is how the tests and the fuzzer drive it.
@@ -63,6 +63,18 @@
 //! Subscriptions are re-sent in one SUBSCRIBE when the broker has no
 //! session, and also when it has one but a filter's SUBACK never arrived
 //! ([`Options::resubscribe`]).
+
+//!
+//! # MQTT 5
+//!
+//! [`Session::connect_v5`] starts an MQTT 5 connection; the same calls and
+//! events then carry what MQTT 5 adds (reason codes and properties in the
+//! events, [`Session::publish_with`], [`Session::subscribe_v5`],
+//! [`Session::auth`]). The CONNECT's properties set what the broker is
+//! held to (Receive Maximum, Maximum Packet Size, Topic Alias Maximum);
+//! the CONNACK's set what the session holds itself to
+//! ([`Session::limits`]), and outgoing messages use the broker's topic
+//! aliases ([`Options::topic_aliases`]).
 
 pub(crate) mod acks;
 mod event;
@@ -210,7 +222,8 @@ pub enum Outcome {
     Unknown,
 }
 
-/// The sans-IO MQTT 3.1.1 client session. See the [module docs](self).
+/// The sans-IO MQTT client session, MQTT 3.1.1 or 5 per connection. See
+/// the [module docs](self).
 ///
 /// `INFLIGHT` bounds outgoing QoS 1/2 messages, pending (un)subscribe
 /// requests, and incoming QoS 2 messages awaiting their PUBCOMP (each
