@@ -1415,3 +1415,230 @@ fn an_oversized_message_without_alias_or_topic_is_a_protocol_error() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn more_refusals_on_mqtt_5() {
+    let mut s = connected();
+    // One connection at a time.
+    assert_eq!(
+        s.connect_v5(T0, &connect(true, &[])),
+        Err(SessionError::Usage(UsageError::AlreadyConnected))
+    );
+    // A Subscription Identifier is the broker's to put in a PUBLISH.
+    static SUB_ID: [Property<'static>; 1] = [Property::SubscriptionIdentifier(4)];
+    assert_eq!(
+        s.publish_with(
+            T0,
+            &publish("t", QoS::AtMostOnce),
+            &Properties::new(&SUB_ID)
+        ),
+        Err(unsupported(Unsupported::SubscriptionIdentifier))
+    );
+    // An AUTH that does not fit the transmit buffer.
+    let mut s: S = Session::new(leak(512), leak(40), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    static BIG: [Property<'static>; 2] = [
+        Property::AuthenticationMethod("M"),
+        Property::AuthenticationData(&[0; 60]),
+    ];
+    let reauth = v5::Auth {
+        reason_code: ReasonCode::ReAuthenticate,
+        properties: Properties::new(&BIG),
+    };
+    assert!(matches!(
+        s.auth(&reauth),
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { .. }
+        ))
+    ));
+}
+
+#[test]
+fn a_3_1_1_connection_refuses_a_subscription_identifier() {
+    let mut s = session();
+    s.connect(T0, &Connect::new("c")).unwrap();
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    let ack = codec::Packet::ConnAck(ConnAck {
+        session_present: false,
+        return_code: ConnectReturnCode::Accepted,
+    });
+    let n = ack.encode(s.receive_buffer()).unwrap();
+    s.commit(n);
+    assert!(matches!(s.poll_event(T0), Some(Event::Connected(_))));
+    let plain = [v5::Subscription {
+        filter: "a",
+        options: SubscriptionOptions::new(QoS::AtMostOnce),
+    }];
+    assert_eq!(
+        s.subscribe_v5(T0, &plain, Some(3)),
+        Err(unsupported(Unsupported::Mqtt5Only))
+    );
+}
+
+#[test]
+fn a_qos_2_message_past_pubrec_is_released_whatever_the_new_maximum() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let id = s
+        .publish(T0, &Publish::new("t", &[1; 40], QoS::ExactlyOnce, false))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    let rec = v5::Packet::PubRec(v5::PubRec::new(id));
+    assert_eq!(feed(&mut s, T0, rec), Ok(None));
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(30)];
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&SMALL),
+    });
+    let event = feed(&mut s, secs(1), present).unwrap();
+    assert!(
+        matches!(event, Some(Event::Connected(c)) if c.resent == 1),
+        "{event:?}"
+    );
+    // Its PUBREL is 4 bytes: it goes, although the PUBLISH would not.
+    assert_eq!(
+        sent(&mut s, secs(1)),
+        [v5::Packet::PubRel(v5::PubRel::new(id))]
+    );
+}
+
+/// Feeds `bytes` a buffer's worth at a time; the events, as text.
+fn pour(s: &mut S, bytes: &[u8]) -> Vec<std::string::String> {
+    let mut seen = Vec::new();
+    let mut fed = 0;
+    while fed < bytes.len() {
+        let space = s.receive_buffer();
+        let k = space.len().min(bytes.len() - fed);
+        space[..k].copy_from_slice(&bytes[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+        while let Some(event) = s.poll_event(T0) {
+            seen.push(std::format!("{event:?}"));
+        }
+    }
+    seen
+}
+
+#[test]
+fn oversized_headers_that_do_not_fit_the_buffer() {
+    // 24 bytes of receive buffer.
+    let new = |props: &'static [Property<'static>]| {
+        let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+        s.connect_v5(T0, &connect(true, props)).unwrap();
+        let _ = sent(&mut s, T0);
+        assert!(feed(&mut s, T0, connack(&[])).is_ok());
+        s
+    };
+    let encode = |p: v5::Publish<'_>| {
+        let mut buf = vec![0u8; 200];
+        let n = v5::Packet::Publish(p).encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    // Topic and packet id end exactly at the buffer's end: nothing of the
+    // properties can be held.
+    let exact = encode(v5::Publish {
+        packet_id: Some(1),
+        ..v5::Publish::new("0123456789abcdefxy", &[2; 40], QoS::AtLeastOnce, false)
+    });
+    let mut s = new(&[]);
+    let seen = pour(&mut s, &exact);
+    assert!(
+        seen.len() == 1 && seen[0].starts_with("Dropped"),
+        "{seen:?}"
+    );
+    // A short topic, properties too long to hold: no aliases advertised,
+    // so nothing is uncertain; with aliases, an unknown one later is not
+    // blamed on the broker.
+    static LONG: [Property<'static>; 1] = [Property::UserProperty("k", "a-value-too-long-to-hold")];
+    let long = encode(v5::Publish {
+        properties: Properties::new(&LONG),
+        ..v5::Publish::new("t", &[2; 10], QoS::AtMostOnce, false)
+    });
+    let mut s = new(&[]);
+    let seen = pour(&mut s, &long);
+    assert!(
+        seen.len() == 1 && seen[0].starts_with("Dropped"),
+        "{seen:?}"
+    );
+    let mut s = new(&TWO_ALIASES);
+    let seen = pour(&mut s, &long);
+    assert!(
+        seen.len() == 1 && seen[0].starts_with("Dropped"),
+        "{seen:?}"
+    );
+    let event = feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 2));
+    assert!(matches!(event, Ok(Some(Event::Dropped(_)))), "{event:?}");
+    // A 5-byte buffer (a CONNACK's) cannot even hold an alias-only
+    // message's packet id.
+    let mut s: S = Session::new(leak(5), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    let ack = encode_connack();
+    let seen = pour(&mut s, &ack);
+    assert!(seen.iter().any(|e| e.starts_with("Connected")), "{seen:?}");
+    let tiny = encode(v5::Publish {
+        properties: Properties::new(&[Property::TopicAlias(1)]),
+        packet_id: Some(3),
+        ..v5::Publish::new("", &[1; 8], QoS::AtLeastOnce, false)
+    });
+    let seen = pour(&mut s, &tiny);
+    assert!(
+        seen.len() == 1 && seen[0].starts_with("Dropped"),
+        "{seen:?}"
+    );
+}
+
+fn encode_connack() -> Vec<u8> {
+    let mut buf = vec![0u8; 16];
+    let n = connack(&[]).encode(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn compaction_skips_aliases_whose_topic_was_not_kept() {
+    // 12 store bytes.
+    let mut s: S = Session::new(leak(512), leak(512), leak(12), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    // Alias 1 kept ("ab"), alias 2 not (13 bytes).
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("ab", QoS::AtMostOnce, None, 1))),
+        "ab"
+    );
+    assert_eq!(
+        message_topic(feed(
+            &mut s,
+            T0,
+            aliased("0123456789abc", QoS::AtMostOnce, None, 2)
+        )),
+        "0123456789abc"
+    );
+    // Alias 1 set again: its old topic becomes garbage, and keeping the
+    // new one (10 bytes) needs a compaction past alias 2's empty entry.
+    assert_eq!(
+        message_topic(feed(
+            &mut s,
+            T0,
+            aliased("0123456789", QoS::AtMostOnce, None, 1)
+        )),
+        "0123456789"
+    );
+    assert_eq!(
+        message_topic(feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 1))),
+        "0123456789"
+    );
+}
