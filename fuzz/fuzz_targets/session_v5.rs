@@ -106,6 +106,10 @@ struct Model<'s> {
     announced: BTreeMap<u16, String>,
     /// Packet ids of our QoS 1/2 PUBLISHes written and not acknowledged.
     inflight: BTreeSet<u16>,
+    /// Ids the session reported complete before their PUBLISH was
+    /// written (this model's broker may acknowledge what it has not
+    /// read): not in flight when written.
+    completed: BTreeSet<u16>,
     tokens: Vec<minimqtt::session::AckToken>,
     /// Bytes written, not yet whole packets.
     partial: Vec<u8>,
@@ -148,11 +152,10 @@ impl Model<'_> {
                     self.alias_max = l.topic_alias_maximum;
                     self.receive_max = l.receive_maximum;
                 }
-                Event::Published { packet_id, .. } => {
-                    self.inflight.remove(&packet_id);
-                }
-                Event::Discarded { packet_id, .. } => {
-                    self.inflight.remove(&packet_id);
+                Event::Published { packet_id, .. } | Event::Discarded { packet_id, .. } => {
+                    if !self.inflight.remove(&packet_id) {
+                        self.completed.insert(packet_id);
+                    }
                 }
                 Event::Message(m) => {
                     assert!(!m.topic.is_empty(), "a message without a topic");
@@ -222,7 +225,7 @@ impl Model<'_> {
                         }
                         None => assert!(!p.topic.is_empty(), "a PUBLISH without topic or alias"),
                     }
-                    if let Some(id) = p.packet_id {
+                    if let Some(id) = p.packet_id.filter(|id| !self.completed.remove(id)) {
                         self.inflight.insert(id);
                         // Resends (DUP) after a reconnect are the session's
                         // old window; new messages keep to the broker's.
@@ -238,6 +241,7 @@ impl Model<'_> {
                     self.receive_max = u16::MAX;
                     self.announced.clear();
                     self.inflight.clear();
+                    self.completed.clear();
                 }
                 v5::Packet::ConnAck(_)
                 | v5::Packet::SubAck(_)
@@ -264,6 +268,7 @@ fuzz_target!(|ops: Vec<Op>| {
         receive_max: u16::MAX,
         announced: BTreeMap::new(),
         inflight: BTreeSet::new(),
+        completed: BTreeSet::new(),
         tokens: Vec::new(),
         partial: Vec::new(),
     };
@@ -298,6 +303,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 if m.s.connect_v5(now, &connect).is_ok() {
                     m.ended();
                     m.inflight.clear();
+                    m.completed.clear();
                 }
             }
             Op::ConnAck {
