@@ -578,8 +578,8 @@ where
             .session
             .subscribe_v5(now, &subscription, subscription_id)?;
         self.wait_suback(packet_id).await?;
-        let code = self.granted.first().copied().unwrap_or(0x80);
-        Ok(ReasonCode::from_u8(code).unwrap_or(ReasonCode::UnspecifiedError))
+        let code = self.granted.first().and_then(|&b| ReasonCode::from_u8(b));
+        Ok(code.unwrap_or(ReasonCode::UnspecifiedError))
     }
 
     /// Subscribes to several filters in one SUBSCRIBE; returns the granted

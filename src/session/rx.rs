@@ -198,12 +198,11 @@ impl<'b> Rx<'b> {
         if v5 {
             let framed = match v5::decode_server(avail, capacity) {
                 Ok(Ok((packet, len))) => Ok(Next::Packet(Any::V5(packet), len)),
-                Ok(Err(client_only)) => Ok(Next::ClientPacket(match client_only {
-                    v5::PacketType::Connect => PacketType::Connect,
-                    v5::PacketType::Subscribe => PacketType::Subscribe,
-                    v5::PacketType::Unsubscribe => PacketType::Unsubscribe,
-                    _ => PacketType::PingReq,
-                })),
+                // (Only CONNECT, SUBSCRIBE, UNSUBSCRIBE and PINGREQ come
+                // here, all of them 3.1.1 types.)
+                Ok(Err(client_only)) => Ok(Next::ClientPacket(
+                    client_only.to_v3().unwrap_or(PacketType::PingReq),
+                )),
                 Err(e) => Err(e),
             };
             return self.framed(framed, avail, capacity, true);

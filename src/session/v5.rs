@@ -168,7 +168,7 @@ fn unsupported(what: Unsupported) -> SessionError {
 /// The 3.1.1 type of a v5 packet type, for [`Closed::Protocol`]; AUTH
 /// has none and is reported as a [`Closed::Violation`] instead.
 fn v3_type(t: v5::PacketType) -> PacketType {
-    PacketType::from_byte((t as u8) << 4).unwrap_or(PacketType::Disconnect)
+    t.to_v3().unwrap_or(PacketType::Disconnect)
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {

@@ -157,6 +157,30 @@ impl PacketType {
     }
 }
 
+impl PacketType {
+    /// The same type in MQTT 3.1.1, which has every one but AUTH.
+    pub(crate) const fn to_v3(self) -> Option<super::PacketType> {
+        use super::PacketType as V3;
+        Some(match self {
+            Self::Connect => V3::Connect,
+            Self::ConnAck => V3::ConnAck,
+            Self::Publish => V3::Publish,
+            Self::PubAck => V3::PubAck,
+            Self::PubRec => V3::PubRec,
+            Self::PubRel => V3::PubRel,
+            Self::PubComp => V3::PubComp,
+            Self::Subscribe => V3::Subscribe,
+            Self::SubAck => V3::SubAck,
+            Self::Unsubscribe => V3::Unsubscribe,
+            Self::UnsubAck => V3::UnsubAck,
+            Self::PingReq => V3::PingReq,
+            Self::PingResp => V3::PingResp,
+            Self::Disconnect => V3::Disconnect,
+            Self::Auth => return None,
+        })
+    }
+}
+
 impl From<super::PacketType> for PacketType {
     fn from(t: super::PacketType) -> Self {
         match t {
