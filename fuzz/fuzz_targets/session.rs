@@ -330,6 +330,9 @@ struct Input {
 enum Ev {
     Connected(Connected<'static>),
     Message(Msg),
+    Sent {
+        topic: String,
+    },
     Published {
         topic: String,
         packet_id: u16,
@@ -419,6 +422,9 @@ fn own(event: Event<'_>) -> Ev {
     match event {
         Event::Connected(c) => Ev::Connected(c.without_properties()),
         Event::Message(p) => Ev::Message(Msg::of(&p)),
+        Event::Sent { topic } => Ev::Sent {
+            topic: topic.to_owned(),
+        },
         Event::Published {
             topic,
             packet_id,
@@ -669,6 +675,9 @@ struct Harness<'b> {
     /// Bytes written since the transmit queue was last cleared, after the
     /// last whole packet.
     wire: Vec<u8>,
+    /// The topics of the QoS 0 PUBLISHes written in full and not reported
+    /// yet (`Event::Sent`), in the order written.
+    written0: VecDeque<String>,
     /// Whether the next packet on the wire must be a CONNECT.
     expect_connect: bool,
     /// A CONNACK was accepted on this connection.
@@ -1053,6 +1062,18 @@ impl<'b> Harness<'b> {
         let received = self.s.packets_received();
         let event = self.s.poll_event(self.now).map(own);
         let handled = self.s.packets_received() - received;
+        if let Some(Ev::Sent { topic }) = &event {
+            // Before anything read, as `sent_due` promised.
+            trace!("  event Sent {topic}");
+            assert_eq!(handled, 0, "packets handled with a Sent");
+            assert_eq!(
+                self.written0.pop_front().as_ref(),
+                Some(topic),
+                "Sent for a message not written, or out of order"
+            );
+            self.check_sent_due();
+            return true;
+        }
         let items: Vec<Item> = (0..handled).map(|_| self.next_item()).collect();
         self.fresh = None;
         match event {
@@ -1809,6 +1830,8 @@ impl<'b> Harness<'b> {
     fn ended(&mut self) {
         self.drop_input();
         self.wire.clear();
+        // Written and not reported: never reported (at most once).
+        self.written0.clear();
         self.expect_connect = false;
         self.connacked = false;
         // Nothing owed or deferred is sent any more; tokens go stale.
@@ -2344,6 +2367,9 @@ impl<'b> Harness<'b> {
                 Packet::Unsubscribe(u) => self.seen_requests.push((u.packet_id, None)),
                 Packet::Publish(p) => {
                     assert!(!(p.dup && p.qos == QoS::AtMostOnce));
+                    if p.qos == QoS::AtMostOnce {
+                        self.written0.push_back(p.topic.to_owned());
+                    }
                     if let Some(o) = self.live.iter().find(|o| Some(o.id) == p.packet_id) {
                         assert_eq!(
                             (p.topic, p.payload, p.qos, p.retain),
@@ -2369,6 +2395,18 @@ impl<'b> Harness<'b> {
         }
         self.wire = wire;
         self.wire.drain(..used);
+        self.check_sent_due();
+    }
+
+    /// `sent_due` holds exactly when a QoS 0 PUBLISH has been written in
+    /// full and not reported.
+    fn check_sent_due(&self) {
+        assert_eq!(
+            self.s.sent_due(),
+            !self.written0.is_empty(),
+            "sent_due, with {:?} written and unreported",
+            self.written0
+        );
     }
 
     /// An acknowledgement written: the next one owed for a delivered
@@ -2642,6 +2680,7 @@ fuzz_target!(|input: Input| {
         inbox: Vec::new(),
         inbox_skip: 0,
         wire: Vec::new(),
+        written0: VecDeque::new(),
         expect_connect: false,
         connacked: false,
         clean_session: true,

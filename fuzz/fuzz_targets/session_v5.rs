@@ -17,7 +17,7 @@
 //!   no deadline is left until the next connect.
 #![no_main]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -113,6 +113,9 @@ struct Model<'s> {
     tokens: Vec<minimqtt::session::AckToken>,
     /// Bytes written, not yet whole packets.
     partial: Vec<u8>,
+    /// The topics of the QoS 0 PUBLISHes written in full and not reported
+    /// yet (an alias resolved), in the order written.
+    written0: VecDeque<String>,
 }
 
 impl Model<'_> {
@@ -157,6 +160,10 @@ impl Model<'_> {
                         self.completed.insert(packet_id);
                     }
                 }
+                Event::Sent { topic } => {
+                    let topic = topic.to_owned();
+                    self.sent(&topic);
+                }
                 Event::Message(m) => {
                     assert!(!m.topic.is_empty(), "a message without a topic");
                     assert!(TOPICS.contains(&m.topic), "a topic never sent: {}", m.topic);
@@ -178,6 +185,17 @@ impl Model<'_> {
     fn ended(&mut self) {
         self.announced.clear();
         self.partial.clear();
+        self.written0.clear();
+    }
+
+    /// `Event::Sent`: the next QoS 0 message written, by its topic (the
+    /// alias's, for one sent with the alias alone).
+    fn sent(&mut self, topic: &str) {
+        assert_eq!(
+            self.written0.pop_front().as_deref(),
+            Some(topic),
+            "Sent for a message not written, or out of order"
+        );
     }
 
     /// Writes up to `n` bytes and checks every whole packet in them.
@@ -225,6 +243,13 @@ impl Model<'_> {
                         }
                         None => assert!(!p.topic.is_empty(), "a PUBLISH without topic or alias"),
                     }
+                    if p.qos == QoS::AtMostOnce {
+                        let topic = match p.properties.topic_alias() {
+                            Some(a) if p.topic.is_empty() => self.announced[&a].clone(),
+                            _ => p.topic.to_owned(),
+                        };
+                        self.written0.push_back(topic);
+                    }
                     if let Some(id) = p.packet_id.filter(|id| !self.completed.remove(id)) {
                         self.inflight.insert(id);
                         // Resends (DUP) after a reconnect are the session's
@@ -251,6 +276,28 @@ impl Model<'_> {
             }
             self.partial.drain(..len);
         }
+        // As a driver does: QoS 0 messages are reported once written, and
+        // exactly those.
+        assert_eq!(
+            self.s.sent_due(),
+            !self.written0.is_empty(),
+            "{:?}",
+            self.written0
+        );
+        while self.s.sent_due() {
+            match self.s.poll_event(now) {
+                Some(Event::Sent { topic }) => {
+                    let topic = topic.to_owned();
+                    self.sent(&topic);
+                }
+                other => panic!("sent_due, then {other:?}"),
+            }
+        }
+        assert!(
+            self.written0.is_empty(),
+            "written, not reported: {:?}",
+            self.written0
+        );
     }
 }
 
@@ -271,6 +318,7 @@ fuzz_target!(|ops: Vec<Op>| {
         completed: BTreeSet::new(),
         tokens: Vec::new(),
         partial: Vec::new(),
+        written0: VecDeque::new(),
     };
     m.s.set_options(Options {
         stream: true,

@@ -159,6 +159,7 @@ where
                         callbacks.dispatch_stream(&mut ctx, &stream);
                     }
                 },
+                Event::Sent { topic } => callbacks.published(&mut ctx, topic, None),
                 Event::Published {
                     topic,
                     packet_id,
@@ -279,19 +280,8 @@ where
                     written = self.flush_transmit().await;
                 }
             }
-            // Still set after an error only if the connection survived it
-            // (`close_transport` pops the entry with the lost bytes).
-            if let Some(size) = self.handed_over.take() {
-                if written.is_ok() {
-                    if let Some((Request::Publish { topic, .. }, _)) = self.outbox.front() {
-                        // The topic lives in the outbox, so this callback gets
-                        // an outbox of its own, with no room.
-                        let mut no_room = Outbox::new(&mut []);
-                        let mut ctx = Context::new(&mut self.user_data, &mut no_room);
-                        self.callbacks.published(&mut ctx, topic, None);
-                    }
-                }
-                self.outbox.pop_front(size);
+            if written.is_ok() {
+                self.report_sent();
             }
             written?;
             let Some((request, size)) = self.outbox.front() else {
@@ -307,13 +297,6 @@ where
                 return Ok(());
             }
             let now = self.clock.now();
-            let qos0 = matches!(
-                request,
-                Request::Publish {
-                    qos: QoS::AtMostOnce,
-                    ..
-                }
-            );
             let result = match request {
                 Request::Publish {
                     topic,
@@ -356,9 +339,6 @@ where
                 }
             };
             match result {
-                // From here the session owns the request: a failed or
-                // dropped write must not hand it over again.
-                Ok(()) if qos0 => self.handed_over = Some(size),
                 Ok(()) => self.outbox.pop_front(size),
                 // Full for now: try again once acknowledgements free room
                 // (never, with a window of 0: then it is an error below).
@@ -496,8 +476,7 @@ where
         }
     }
 
-    /// Drops the transport and forgets the connection: in the session, and
-    /// a QoS 0 outbox publish whose bytes went with the transmit queue.
+    /// Drops the transport and forgets the connection.
     /// `true` if a transport was open: `on_disconnect` is due, once.
     pub(super) fn close_transport(&mut self) -> bool {
         let had = self.transport.take().is_some();
@@ -509,9 +488,6 @@ where
                 self.callbacks.dispatch_stream(&mut ctx, &stream);
             }
         }
-        if let Some(size) = self.handed_over.take() {
-            self.outbox.pop_front(size);
-        }
         had
     }
 
@@ -520,9 +496,22 @@ where
         self.callbacks.disconnected(&mut ctx, reason);
     }
 
-    pub(super) fn notify_published(&mut self, topic: &str, packet_id: Option<u16>) {
-        let mut ctx = Context::new(&mut self.user_data, &mut self.outbox);
-        self.callbacks.published(&mut ctx, topic, packet_id);
+    /// Runs `on_publish` for the QoS 0 messages written in full since the
+    /// last call: "complete when written", not at the next read.
+    // Not inlined: three callers.
+    #[inline(never)]
+    pub(super) fn report_sent(&mut self) {
+        let Client {
+            session,
+            callbacks,
+            user_data,
+            outbox,
+            ..
+        } = self;
+        while let Some(topic) = session.poll_sent() {
+            let mut ctx = Context::new(user_data, outbox);
+            callbacks.published(&mut ctx, topic, None);
+        }
     }
 }
 

@@ -132,10 +132,6 @@ pub struct Client<
     /// its SUBACK granted.
     awaited: Option<u16>,
     granted: heapless::Vec<u8, SUBS>,
-    /// The outbox size of a QoS 0 publish from a callback that the session
-    /// has queued. It stays in the outbox, where `on_publish` finds its
-    /// topic, until written; it is never handed to the session twice.
-    handed_over: Option<usize>,
     /// Reconnection: the backoff state, when the next attempt may start,
     /// and the state of the jitter's random numbers.
     backoff: Backoff,
@@ -238,7 +234,6 @@ where
             user_data,
             awaited: None,
             granted: heapless::Vec::new(),
-            handed_over: None,
             retry_at: None,
             random,
             inbox: None,
@@ -467,9 +462,7 @@ where
                 None => Err(e),
             };
         }
-        if qos == QoS::AtMostOnce {
-            self.notify_published(topic, None);
-        }
+        self.report_sent();
         Ok(packet_id)
     }
 

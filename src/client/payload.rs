@@ -116,9 +116,7 @@ where
             }
             self.write_payload(Some(&mut *source)).await?;
         }
-        if qos == QoS::AtMostOnce {
-            self.notify_published(topic, None);
-        }
+        self.report_sent();
         Ok(packet_id)
     }
 

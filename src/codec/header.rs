@@ -13,7 +13,7 @@
 //!
 //! [MQTT 3.1.1 §2.2]: https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html#_Toc398718020
 
-use super::{DecodeError, EncodeError, Malformed};
+use super::{DecodeError, EncodeError, Malformed, QoS};
 
 /// The largest remaining length the 4-byte varint can carry (§2.2.3).
 pub const MAX_REMAINING_LENGTH: u32 = 268_435_455;
@@ -238,6 +238,38 @@ fn first_byte_error(first: u8) -> DecodeError {
         // Not reached: the table and the checks agree (a test walks all 256).
         Ok(()) => DecodeError::Malformed(Malformed::PacketType),
     }
+}
+
+/// A QoS 0 PUBLISH's topic bytes and the bytes after them.
+pub(crate) type TopicAndRest<'a> = (&'a [u8], &'a [u8]);
+
+/// A packet the client queued itself, read back from the start of `buf`:
+/// its length by its fixed header (the whole packet, though `buf` may hold
+/// less of it), and for a QoS 0 PUBLISH its topic's bytes and the bytes
+/// after them (the topic is empty for an MQTT 5 message sent with its
+/// Topic Alias alone; its properties follow). `None` if the header is cut
+/// short. No checks beyond that: any type is accepted (MQTT 5's AUTH too),
+/// since the bytes came from this codec's encoders.
+pub(crate) fn queued_packet(buf: &[u8]) -> Option<(usize, Option<TopicAndRest<'_>>)> {
+    let &first = buf.first()?;
+    let mut remaining = 0usize;
+    for i in 0..field::VARINT_MAX_LEN {
+        let &byte = buf.get(1 + i)?;
+        remaining |= usize::from(byte & field::VARINT_VALUE) << (7 * i);
+        if byte & field::VARINT_MORE == 0 {
+            let qos0_publish = first >> field::TYPE_SHIFT == PacketType::Publish as u8
+                && crate::codec::publish::flags_qos(first & field::FLAGS_MASK)
+                    == Some(QoS::AtMostOnce);
+            let topic = match buf.get(2 + i..) {
+                Some(body) if qos0_publish => crate::codec::string::binary(body)
+                    .ok()
+                    .map(|(rest, topic)| (topic, rest)),
+                _ => None,
+            };
+            return Some((2 + i + remaining, topic));
+        }
+    }
+    None
 }
 
 /// How many bytes the varint encoding of `len` takes (1 to 4), for any

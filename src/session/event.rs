@@ -315,6 +315,14 @@ pub enum Event<'a> {
     /// An application message to deliver. Its PUBACK / PUBREC is queued by
     /// the next call on the session, once this event has been consumed.
     Message(Message<'a>),
+    /// An outgoing QoS 0 message completed: its PUBLISH was written in
+    /// full (to the transport; QoS 0 has no acknowledgement). Until this
+    /// event has been polled its bytes stay in the transmit queue, where
+    /// `topic` lives.
+    Sent {
+        /// Its topic.
+        topic: &'a str,
+    },
     /// An outgoing QoS 1/2 message completed (PUBACK / PUBCOMP received;
     /// on MQTT 5 also a PUBREC with a failure reason code).
     Published {

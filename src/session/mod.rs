@@ -33,6 +33,13 @@
 //! after its [`Event::Message`]: the broker learns of it only once the
 //! event has been consumed.
 //!
+//! A QoS 0 message completes when its PUBLISH has been written in full:
+//! [`Event::Sent`], which comes before anything read. Its bytes stay in the
+//! transmit queue until that event has been polled (the event lends its
+//! topic from there), so poll events soon after writing;
+//! [`sent_due`](Session::sent_due) says whether one is due without taking
+//! the other events.
+//!
 //! # What it keeps
 //!
 //! - The receive buffer: packets are framed in it, and a packet larger than
@@ -40,7 +47,8 @@
 //! - Outgoing QoS 1/2 messages until their handshake completes (encoded, in
 //!   the store slice), at most `INFLIGHT` of them, each with an ack deadline.
 //!   Each ends in exactly one event: [`Event::Published`] or
-//!   [`Event::Discarded`].
+//!   [`Event::Discarded`]. A QoS 0 message ends in [`Event::Sent`] once
+//!   written, or in nothing if the connection is lost first.
 //! - SUBSCRIBE / UNSUBSCRIBE requests until acknowledged (also `INFLIGHT`).
 //! - Packet ids of incoming QoS 2 messages from PUBREC until their PUBCOMP
 //!   is written, so a resent PUBLISH (DUP) is not delivered twice (`INFLIGHT`
@@ -83,6 +91,7 @@ mod outgoing;
 mod protocol;
 mod resume;
 mod rx;
+mod sent;
 mod store;
 mod timers;
 mod tx;
@@ -505,6 +514,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     #[must_use]
     pub fn poll_event(&mut self, now: Instant) -> Option<Event<'_>> {
         self.settle();
+        // First: `sent_due` promises it. (None are due once the connection
+        // is lost, so the events of a loss still come in order.)
+        if self.p.next_sent() {
+            return self.p.reported_topic().map(|topic| Event::Sent { topic });
+        }
         if self.stream.is_some_and(|s| !s.over) && self.p.state == State::Disconnected {
             return self.stream_event(Part::Aborted);
         }
@@ -756,6 +770,29 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
         self.settle();
         self.p.poll_transmit(now)
+    }
+
+    /// Whether the next [`poll_event`](Self::poll_event) is an
+    /// [`Event::Sent`]: a QoS 0 PUBLISH has been written in full and not
+    /// reported. A driver that reports these as soon as they are written
+    /// (as `on_publish` promises) polls while this holds, without handing
+    /// over the other events yet.
+    #[must_use]
+    pub fn sent_due(&self) -> bool {
+        self.p.find_sent().is_some()
+    }
+
+    /// The topic of the [`Event::Sent`] that [`poll_event`](Self::poll_event)
+    /// would return next, taken as that event; `None` (and nothing taken)
+    /// if the next event is another. For a driver that reports QoS 0
+    /// messages as soon as they are written, without handing over what was
+    /// read yet.
+    pub fn poll_sent(&mut self) -> Option<&str> {
+        self.settle();
+        if self.p.next_sent() {
+            return self.p.reported_topic();
+        }
+        None
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) has work:
@@ -1073,6 +1110,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// What the last event left to do: drop its packet's bytes (or the
     /// streamed chunk's) and queue its acknowledgement.
     fn settle(&mut self) {
+        if self.p.reported > 0 {
+            self.p.release_reported();
+        }
         self.rx.consume(self.consume, self.skip);
         self.consume = 0;
         self.skip = 0;

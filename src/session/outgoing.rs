@@ -17,9 +17,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         self.ready()?;
         self.collect();
         let mut out = OutPublish::new(publish, payload_len, properties, self.version)?;
-        if payload_len.is_some() && self.payload.is_some() {
+        if payload_len.is_some() && (self.payload.is_some() || self.head_held()) {
             // One payload at a time goes straight to the transport: this
-            // one waits until the current one is written.
+            // one waits until the current one is written (and reported).
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall {
                     needed: publish.head_len(0),
@@ -31,10 +31,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             #[cfg(feature = "v5")]
             if let Some(plan) = self.alias_plan(&out) {
                 self.push_aliased(&out, plan)?;
+                self.sent_queued();
                 return Ok(None);
             }
             self.push(out.encode())?;
             self.start_payload(payload_len, None);
+            self.sent_queued();
             return Ok(None);
         }
         if self.store.outgoing.is_full() {
@@ -177,6 +179,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// The head just queued is followed by a payload of `len` bytes.
     fn start_payload(&mut self, len: Option<usize>, packet_id: Option<u16>) {
         if let Some(len) = len {
+            self.head_end = self.tx.queued();
             self.payload = Some(PayloadOut {
                 at: self.tx.queued(),
                 offset: 0,

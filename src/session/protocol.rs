@@ -58,6 +58,21 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
     /// A streamed payload due after its head.
     pub(crate) payload: Option<PayloadOut>,
+    /// Where the last streamed head ends in the transmit stream: the
+    /// packet's length in its header counts a payload the queue never
+    /// holds, so [`next_sent`](Self::next_sent) needs this to step over it.
+    pub(crate) head_end: u64,
+    /// QoS 0 PUBLISHes queued whose [`Event::Sent`](super::Event::Sent)
+    /// is still due; while any are, written bytes stay held in the
+    /// transmit queue.
+    pub(crate) unreported: usize,
+    /// The length of the QoS 0 PUBLISH last reported, released at the next
+    /// call.
+    pub(crate) reported: usize,
+    /// Where in the transmit stream the next report is looked for: a
+    /// packet's start (the held bytes may start inside a packet written
+    /// while no report was due).
+    pub(crate) sent_from: u64,
     /// PUBRELs whose PUBREC came while resends still waited to be queued:
     /// they go behind those, in PUBREC order.
     pub(crate) late_rels: heapless::Vec<u16, INFLIGHT>,
@@ -110,6 +125,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             session_present: false,
             outcomes: heapless::Vec::new(),
             payload: None,
+            head_end: 0,
+            unreported: 0,
+            reported: 0,
+            sent_from: 0,
             late_rels: heapless::Vec::new(),
             earliest_ack: core::cell::Cell::new(None),
             version: Version::DEFAULT,
@@ -189,7 +208,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     /// Forgets the connection, not the session.
     pub(crate) fn connection_lost(&mut self) {
         self.state = State::Disconnected;
+        // QoS 0 messages written but not yet reported go unreported: at
+        // most once, and the driver reports them as soon as they are
+        // written, before it can lose a connection.
         self.tx.clear();
+        self.unreported = 0;
+        self.reported = 0;
         for i in self.incoming.iter_mut() {
             i.released = None;
         }
@@ -289,7 +313,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             None => n,
         };
         if n > 0 {
-            self.tx.consume(n);
+            self.tx.consume(n, self.unreported > 0);
             self.last_sent = now;
             let written = self.tx.written();
             self.incoming

@@ -117,6 +117,11 @@ fn sent<const I: usize, const N: usize>(
 ) -> Vec<Packet<'static>> {
     let mut wire = Vec::new();
     loop {
+        // As a driver does: QoS 0 messages are reported once written,
+        // which releases their bytes.
+        while s.sent_due() {
+            assert!(matches!(s.poll_event(now), Some(Event::Sent { .. })));
+        }
         let pending = s.poll_transmit(now);
         if pending.is_empty() {
             break;
@@ -2342,6 +2347,9 @@ fn a_pubrel_resend_waits_for_room_behind_a_publish_resend() {
 #[cfg(feature = "streaming")]
 #[path = "stream_tests.rs"]
 mod stream;
+
+#[path = "sent_tests.rs"]
+mod sent_reports;
 
 #[test]
 fn acknowledgements_out_of_order_find_their_own_entries() {

@@ -106,8 +106,14 @@ impl Encode<'_> {
 /// Bytes `start..end` of `buf` are encoded packets not yet written.
 /// Written bytes are dropped from the front; the pending bytes move to the
 /// front only when a new packet would not fit behind them.
+///
+/// Bytes `held..start` are written but kept: a QoS 0 PUBLISH among them has
+/// not been reported yet, and its event borrows its topic from here (the
+/// session's own event queue, with no room of its own). They are released
+/// as the events are polled.
 pub(crate) struct TxQueue<'b> {
     buf: &'b mut [u8],
+    held: usize,
     start: usize,
     end: usize,
     /// Bytes ever queued and ever written: positions in the stream that
@@ -115,6 +121,8 @@ pub(crate) struct TxQueue<'b> {
     /// gone out.
     queued: u64,
     written: u64,
+    /// Where the last packet pushed starts, as a stream position.
+    last: u64,
 }
 
 impl core::fmt::Debug for TxQueue<'_> {
@@ -130,10 +138,12 @@ impl<'b> TxQueue<'b> {
     pub(crate) fn new(buf: &'b mut [u8]) -> Self {
         Self {
             buf,
+            held: 0,
             start: 0,
             end: 0,
             queued: 0,
             written: 0,
+            last: 0,
         }
     }
 
@@ -149,8 +159,10 @@ impl<'b> TxQueue<'b> {
         self.start == self.end
     }
 
-    /// Drops the pending bytes (they will never be written).
+    /// Drops the pending bytes (they will never be written) and the held
+    /// ones.
     pub(crate) fn clear(&mut self) {
+        self.held = 0;
         self.start = 0;
         self.end = 0;
         self.written = self.queued;
@@ -161,19 +173,44 @@ impl<'b> TxQueue<'b> {
         self.queued
     }
 
+    /// The stream position where the last packet pushed starts.
+    pub(crate) fn last_pushed(&self) -> u64 {
+        self.last
+    }
+
     /// The stream position just after the last written byte.
     pub(crate) fn written(&self) -> u64 {
         self.written
     }
 
-    /// Marks `n` pending bytes as written. More than pending is clamped:
-    /// a transport that claims to have written more than it was given
-    /// cannot make the queue point outside its buffer.
-    pub(crate) fn consume(&mut self, n: usize) {
+    /// Marks `n` pending bytes as written, and keeps them (`hold`) or
+    /// drops them with the held ones. More than pending is clamped: a
+    /// transport that claims to have written more than it was given cannot
+    /// make the queue point outside its buffer.
+    pub(crate) fn consume(&mut self, n: usize, hold: bool) {
         let n = n.min(self.end - self.start);
         self.start += n;
         self.written += n as u64;
-        if self.start == self.end {
+        if !hold {
+            self.held = self.start;
+        }
+        self.reset_if_empty();
+    }
+
+    /// The written bytes kept (see [`TxQueue`]).
+    pub(crate) fn held(&self) -> &[u8] {
+        self.buf.get(self.held..self.start).unwrap_or(&[])
+    }
+
+    /// Drops the first `n` held bytes.
+    pub(crate) fn release(&mut self, n: usize) {
+        self.held += n.min(self.start - self.held);
+        self.reset_if_empty();
+    }
+
+    fn reset_if_empty(&mut self) {
+        if self.held == self.end {
+            self.held = 0;
             self.start = 0;
             self.end = 0;
         }
@@ -181,17 +218,25 @@ impl<'b> TxQueue<'b> {
 
     /// Room for `len` more bytes, compacting if that makes the difference.
     fn make_room(&mut self, len: usize) -> Result<(), EncodeError> {
-        let pending = self.end - self.start;
-        let needed = pending.saturating_add(len);
+        let kept = self.end - self.held;
+        let needed = kept.saturating_add(len);
         if needed > self.buf.len() {
             return Err(EncodeError::BufferTooSmall { needed });
         }
         if self.buf.len() - self.end < len {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.start = 0;
-            self.end = pending;
+            self.compact();
         }
         Ok(())
+    }
+
+    /// Moves the held and pending bytes to the front.
+    fn compact(&mut self) {
+        if self.held > 0 {
+            self.buf.copy_within(self.held..self.end, 0);
+            self.start -= self.held;
+            self.end -= self.held;
+            self.held = 0;
+        }
     }
 
     /// Appends `packet`, or nothing at all if it does not fit.
@@ -200,6 +245,7 @@ impl<'b> TxQueue<'b> {
         let at = self.end;
         let n = packet.encode(self.buf.get_mut(at..).unwrap_or(&mut []))?;
         self.end = at + n;
+        self.last = self.queued;
         self.queued += n as u64;
         Ok(self.buf.get(at..at + n).unwrap_or(&[]))
     }
@@ -215,6 +261,7 @@ impl<'b> TxQueue<'b> {
         };
         dst.copy_from_slice(bytes);
         self.end = at + bytes.len();
+        self.last = self.queued;
         self.queued += bytes.len() as u64;
         Ok(())
     }
@@ -222,17 +269,13 @@ impl<'b> TxQueue<'b> {
     /// The free space behind the pending bytes, moved to the front
     /// first: where a streamed payload's pieces are put together.
     pub(crate) fn spare(&mut self) -> &mut [u8] {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
+        self.compact();
         self.buf.get_mut(self.end..).unwrap_or(&mut [])
     }
 
     /// Whether `len` more bytes would fit (after compacting).
     pub(crate) fn has_room(&self, len: usize) -> bool {
-        (self.end - self.start).saturating_add(len) <= self.buf.len()
+        (self.end - self.held).saturating_add(len) <= self.buf.len()
     }
 }
 
@@ -245,7 +288,7 @@ mod tests {
         let mut buf = [0u8; 8];
         let mut tx = TxQueue::new(&mut buf);
         tx.push_bytes(&[1, 2, 3, 4, 5]).unwrap();
-        tx.consume(3);
+        tx.consume(3, false);
         assert_eq!(tx.pending(), [4, 5]);
         // 2 pending + 5 fit in 8 only after compacting.
         tx.push_bytes(&[6, 7, 8, 9, 10]).unwrap();
@@ -259,7 +302,7 @@ mod tests {
         assert!(!tx.has_room(2));
         assert_eq!(tx.pending(), [4, 5, 6, 7, 8, 9, 10]);
         // A transport claiming more than it was given is clamped.
-        tx.consume(100);
+        tx.consume(100, false);
         assert!(tx.is_empty());
         assert_eq!(tx.written(), 10);
         // Dropped bytes count as gone: positions stay consistent.

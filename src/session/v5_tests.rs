@@ -63,6 +63,11 @@ fn feed_bytes<'s>(s: &'s mut S, now: Instant, bytes: &[u8]) -> Result<Option<Eve
 fn sent(s: &mut S, now: Instant) -> Vec<v5::Packet<'static>> {
     let mut wire = Vec::new();
     loop {
+        // As a driver does: QoS 0 messages are reported once written,
+        // which releases their bytes.
+        while s.sent_due() {
+            assert!(matches!(s.poll_event(now), Some(Event::Sent { .. })));
+        }
         let pending = s.poll_transmit(now);
         if pending.is_empty() {
             break;
@@ -720,6 +725,26 @@ fn topic_aliases_follow_the_documented_policy() {
         panic!()
     };
     assert_eq!(last.properties.user_properties().count(), 1);
+}
+
+#[test]
+fn a_qos0_message_sent_by_its_alias_alone_is_reported_with_its_topic() {
+    static TWO: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
+    let mut s = connected_with(&[], &TWO);
+    for topic in ["a/1", "a/1", "c/3"] {
+        s.publish(T0, &publish(topic, QoS::AtMostOnce)).unwrap();
+    }
+    let len = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, len);
+    let mut reported = Vec::new();
+    while s.sent_due() {
+        match s.poll_event(T0) {
+            Some(Event::Sent { topic }) => reported.push(std::string::String::from(topic)),
+            other => panic!("expected Sent, got {other:?}"),
+        }
+    }
+    assert_eq!(reported, ["a/1", "a/1", "c/3"]);
+    assert_eq!(s.poll_event(T0), None);
 }
 
 #[test]

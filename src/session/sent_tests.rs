@@ -1,0 +1,151 @@
+//! QoS 0 completion: [`Event::Sent`] once a QoS 0 PUBLISH is written in
+//! full, in order, before anything read, and only then.
+
+use super::*;
+
+/// Writes `n` bytes of what is pending (no reports).
+fn write(s: &mut S, n: usize) {
+    let pending = s.poll_transmit(T0).len();
+    assert!(pending >= n, "{n} of {pending} pending bytes");
+    s.handle_transmit(T0, n);
+}
+
+/// The topic of the next event, which must be `Sent`.
+fn sent_topic(s: &mut S) -> std::string::String {
+    assert!(s.sent_due());
+    match s.poll_event(T0) {
+        Some(Event::Sent { topic }) => topic.into(),
+        other => panic!("expected Sent, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_qos0_publish_is_reported_once_written_in_full() {
+    let mut s = connected();
+    assert_eq!(s.publish(T0, &msg("a/b", QoS::AtMostOnce)), Ok(None));
+    assert!(!s.sent_due(), "queued, not written");
+    assert_eq!(s.poll_event(T0), None);
+    let len = s.poll_transmit(T0).len();
+    write(&mut s, len - 1);
+    assert!(!s.sent_due(), "one byte still to write");
+    assert_eq!(s.poll_event(T0), None);
+    write(&mut s, 1);
+    assert_eq!(sent_topic(&mut s), "a/b");
+    assert!(!s.sent_due());
+    assert_eq!(s.poll_event(T0), None, "reported once");
+    assert!(s.transmit_idle());
+}
+
+#[test]
+fn reports_come_in_order_and_skip_the_other_packets() {
+    let mut s = connected();
+    s.publish(T0, &msg("first", QoS::AtMostOnce)).unwrap();
+    assert_eq!(s.publish(T0, &msg("q1", QoS::AtLeastOnce)), Ok(Some(1)));
+    s.ping(T0).unwrap();
+    s.publish(T0, &msg("second", QoS::AtMostOnce)).unwrap();
+    let len = s.poll_transmit(T0).len();
+    write(&mut s, len);
+    assert_eq!(sent_topic(&mut s), "first");
+    assert_eq!(sent_topic(&mut s), "second");
+    assert!(!s.sent_due());
+    assert_eq!(s.poll_event(T0), None);
+    // The QoS 1 message completes with its PUBACK, as before.
+    assert!(matches!(
+        feed(&mut s, T0, puback(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+}
+
+#[test]
+fn a_report_comes_before_the_packets_already_received() {
+    let mut s = connected();
+    s.publish(T0, &msg("out", QoS::AtMostOnce)).unwrap();
+    let len = s.poll_transmit(T0).len();
+    write(&mut s, len);
+    match feed(&mut s, T0, incoming(QoS::AtMostOnce, None, false)) {
+        Ok(Some(Event::Sent { topic: "out" })) => {}
+        other => panic!("expected Sent first, got {other:?}"),
+    }
+    assert!(matches!(s.poll_event(T0), Some(Event::Message(_))));
+}
+
+#[test]
+fn a_message_queued_behind_a_half_written_packet_is_found() {
+    let mut s = connected();
+    assert_eq!(s.publish(T0, &msg("q1", QoS::AtLeastOnce)), Ok(Some(1)));
+    // Half of the QoS 1 PUBLISH goes out while no report is due; then a
+    // QoS 0 message is queued behind the rest of it.
+    let len = s.poll_transmit(T0).len();
+    write(&mut s, len / 2);
+    s.publish(T0, &msg("zero", QoS::AtMostOnce)).unwrap();
+    let rest = s.poll_transmit(T0).len();
+    write(&mut s, rest);
+    assert_eq!(sent_topic(&mut s), "zero");
+}
+
+#[test]
+fn unreported_bytes_are_kept_until_their_event_is_polled() {
+    // Room for one 22-byte PUBLISH and a PINGREQ, not for two PUBLISHes.
+    let mut s: S = session_with(30, 1024);
+    connect_at(&mut s, T0, true, 0);
+    let p = msg("a/b/c/d/e", QoS::AtMostOnce);
+    assert_eq!(Packet::Publish(p).encoded_len(), 20);
+    s.publish(T0, &p).unwrap();
+    write(&mut s, 20);
+    assert!(
+        matches!(
+            s.publish(T0, &p),
+            Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall { .. }
+            ))
+        ),
+        "the written message's bytes still hold its topic"
+    );
+    assert_eq!(sent_topic(&mut s), "a/b/c/d/e");
+    // Released at the next call.
+    assert_eq!(s.publish(T0, &p), Ok(None));
+}
+
+#[test]
+fn a_lost_connection_drops_the_reports_due() {
+    let mut s = connected();
+    s.publish(T0, &msg("gone", QoS::AtMostOnce)).unwrap();
+    let len = s.poll_transmit(T0).len();
+    write(&mut s, len);
+    assert!(s.sent_due());
+    s.connection_lost();
+    assert!(!s.sent_due());
+    assert_eq!(s.poll_event(T0), None);
+    connect_at(&mut s, T0, true, 0);
+    assert!(!s.sent_due());
+    s.publish(T0, &msg("next", QoS::AtMostOnce)).unwrap();
+    let len = s.poll_transmit(T0).len();
+    write(&mut s, len);
+    assert_eq!(sent_topic(&mut s), "next");
+}
+
+#[cfg(feature = "streaming")]
+#[test]
+fn a_streamed_qos0_message_is_reported_once_its_payload_is_written() {
+    let mut s = connected();
+    let head = Publish::new("fw/img", &[], QoS::AtMostOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 100), Ok(None));
+    s.publish(T0, &msg("after", QoS::AtMostOnce)).unwrap();
+    let head_len = s.poll_transmit(T0).len();
+    assert_eq!(head_len, head.head_len(100));
+    write(&mut s, head_len);
+    assert!(!s.sent_due(), "the payload is still to come");
+    assert_eq!(s.payload_due().map(|d| d.len), Some(100));
+    s.handle_payload(T0, 60);
+    assert!(!s.sent_due());
+    s.handle_payload(T0, 40);
+    // Another streamed message waits until this one is reported.
+    assert!(s.publish_streamed(T0, &head, 10).is_err());
+    assert_eq!(sent_topic(&mut s), "fw/img");
+    assert!(!s.sent_due(), "what follows it is not written yet");
+    let rest = s.poll_transmit(T0).len();
+    write(&mut s, rest);
+    assert_eq!(sent_topic(&mut s), "after");
+    assert_eq!(s.poll_event(T0), None);
+    assert_eq!(s.publish_streamed(T0, &head, 10), Ok(None));
+}
