@@ -22,8 +22,8 @@ use core::task::{Context as TaskContext, Poll, Waker};
 use embedded_io_async::{ErrorType, Read, Write};
 use minimqtt::callbacks::{Callbacks, Context, Message, Outbox, RouteError};
 use minimqtt::codec::{Connect, DecodeError, EncodeError, Packet, Publish, QoS};
-use minimqtt::time::{Clock, Duration, Instant};
 use minimqtt::session::Version;
+use minimqtt::time::{Clock, Duration, Instant};
 use minimqtt::{BufferSlices, Client, Config, Connector};
 
 /// The client id of the CONNECT.
@@ -82,6 +82,38 @@ pub enum Failure {
     Route(RouteError),
     /// The client failed.
     Client(minimqtt::Error<Infallible>),
+}
+
+/// Whether the `minimal` program passed, which it reports to `size.sh`
+/// (see `src/rt.rs`): [`codec_path`] returned `Ok` with one callback
+/// matched, and that callback switched the LED on.
+pub fn codec_passed(result: &Result<(&[u8], usize), Failure>, led: &Led) -> bool {
+    matches!(
+        (result, led),
+        (
+            Ok((_, 1)),
+            Led {
+                on: true,
+                commands: 1
+            }
+        )
+    )
+}
+
+/// Whether the `client` program passed, which it reports to `size.sh`
+/// (see `src/rt.rs`): [`client_path`] returned `Ok` and its callback
+/// switched the LED on, once.
+pub fn client_passed(result: &Result<(Led, usize), Failure>) -> bool {
+    matches!(
+        result,
+        Ok((
+            Led {
+                on: true,
+                commands: 1
+            },
+            _
+        ))
+    )
 }
 
 /// Encodes a CONNECT (`anchor-client-01`, keep-alive 60, clean session)
@@ -356,6 +388,10 @@ mod tests {
         );
         let (second, _) = Packet::decode(&sent[n..]).unwrap();
         assert!(matches!(second, Packet::Publish(p) if p.topic == TOPIC && p.payload == PAYLOAD));
+        assert!(codec_passed(&Ok((sent, matched)), &led));
+        assert!(!codec_passed(&Ok((sent, 0)), &led));
+        assert!(!codec_passed(&Ok((sent, 1)), &Led::default()));
+        assert!(!codec_passed(&Err(Failure::NotPublish), &led));
     }
 
     #[test]
@@ -368,8 +404,9 @@ mod tests {
             // Receive Maximum, 3 bytes).
             Version::V5 => (&BROKER_SCRIPT_V5, 31 + 3 + 53),
         };
-        let (led, written) =
-            client_path(Version::DEFAULT, script, &PAYLOAD, buffers.slices()).unwrap();
+        let result = client_path(Version::DEFAULT, script, &PAYLOAD, buffers.slices());
+        assert!(client_passed(&result));
+        let (led, written) = result.unwrap();
         assert_eq!(
             led,
             Led {
@@ -378,6 +415,10 @@ mod tests {
             }
         );
         assert_eq!(written, len);
+        // The other outcomes (without the PUBLISH the poll loop would not
+        // end, so they are made up).
+        assert!(!client_passed(&Ok((Led::default(), len))));
+        assert!(!client_passed(&Err(Failure::NotPublish)));
     }
 
     #[test]
