@@ -282,6 +282,20 @@ pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
             $below & !$x & high!($int)
         };
     }
+    // For the last word `$y`: the high bit of its last byte when the filter
+    // ends in `/#`, the usual place of a `#`, which then needs no check of
+    // its own (a filter of two bytes, `/#`, has nothing before the `/`).
+    macro_rules! ends_multi_level {
+        ($int:ty, $y:expr) => {{
+            const BITS: u32 = <$int>::BITS;
+            const SLASH_HASH: $int = u16::from_le_bytes([SEPARATOR, MULTI_LEVEL]) as $int;
+            if $y >> (BITS - 16) == SLASH_HASH {
+                1 << (BITS - 1)
+            } else {
+                0
+            }
+        }};
+    }
     // Returns false from the function at the first candidate not allowed;
     // little-endian, so the lowest set bit is the first byte.
     macro_rules! check {
@@ -317,7 +331,10 @@ pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
         let (bx, by) = (below!(usize, x), below!(usize, y));
         if (bx | by) & high!(usize) != 0 {
             check!(candidates!(usize, x, bx), 0);
-            check!(candidates!(usize, y, by), last_at);
+            check!(
+                candidates!(usize, y, by) & !ends_multi_level!(usize, y),
+                last_at
+            );
         }
         true
     } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
@@ -326,7 +343,10 @@ pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
         let (bx, by) = (below!(u32, x), below!(u32, y));
         if (bx | by) & high!(u32) != 0 {
             check!(candidates!(u32, x, bx), 0);
-            check!(candidates!(u32, y, by), len - 4);
+            check!(
+                candidates!(u32, y, by) & !ends_multi_level!(u32, y),
+                len - 4
+            );
         }
         true
     } else {
