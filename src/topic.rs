@@ -240,7 +240,8 @@ pub(crate) fn filter_chars_ok(bytes: &[u8]) -> bool {
 ///   `$share/...`) becomes `,`, no candidate, while NUL, `#` and `+` stay
 ///   candidates.
 /// - A candidate is judged by its two neighbours only when it is NUL, `+`
-///   or `#`.
+///   or `#`; a `#` that ends the filter after a `/`, its usual place, is
+///   seen in the last word without that.
 #[inline(always)]
 pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
     const W: usize = size_of::<usize>();

@@ -233,7 +233,9 @@ impl<'a> Subscribe<'a> {
         let too_small = EncodeError::BufferTooSmall { needed: len };
         let id = self.packet_id.to_be_bytes();
         // The fixed header and the packet id. Under 128 bytes of body, the
-        // usual SUBSCRIBE, they are 4 bytes written at once.
+        // usual SUBSCRIBE, they are 4 bytes written at once. The checks of
+        // lengths from here on cannot fail: `buf` is exactly as long as the
+        // header, the packet id and the filters add up to.
         let mut rest = match (
             u8::try_from(remaining_len),
             buf.split_first_chunk_mut::<4>(),
@@ -244,8 +246,6 @@ impl<'a> Subscribe<'a> {
             }
             _ => {
                 let header_len = header::write(buf, PacketType::Subscribe, FLAGS, remaining_len)?;
-                // Cannot fail: `buf` is exactly as long as the header, the
-                // packet id and the filters add up to (so for the checks below).
                 let Some((to, rest)) = buf
                     .get_mut(header_len..)
                     .and_then(<[u8]>::split_first_chunk_mut::<2>)
