@@ -229,9 +229,19 @@ pub(crate) fn filter_chars_ok(bytes: &[u8]) -> bool {
 }
 
 /// [`filter_chars_ok`], inlined. The scan of [`scan`], arranged for
-/// filters, which unlike names usually hold a candidate (a wildcard): the
-/// first and the last word are tested with one branch, and a candidate is
-/// judged by its two neighbours only when it is NUL, `+` or `#`.
+/// filters, which unlike names usually hold a candidate (a wildcard):
+///
+/// - A word is first tested by subtracting [`SCAN_LIMIT`] from each byte
+///   alone: no high bit set means ASCII with no byte below the limit, and
+///   the first and the last word take that one test together. Only a word
+///   that fails it has its candidates worked out (non-ASCII bytes, whose
+///   high bit is set, are not candidates).
+/// - Byte 0 is tested or-ed with 8: a leading `$` (`$SYS/...`,
+///   `$share/...`) becomes `,`, no candidate, while NUL, `#` and `+` stay
+///   candidates.
+/// - A candidate is judged by its two neighbours only when it is NUL, `+`
+///   or `#`; a `#` that ends the filter after a `/`, its usual place, is
+///   seen in the last word without that.
 #[inline(always)]
 pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
     const W: usize = size_of::<usize>();
@@ -251,13 +261,40 @@ pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
             _ => true,
         }
     };
-    // The high bit of each byte below SCAN_LIMIT, and maybe of a byte right
-    // after one (a borrow), in the word `$w`: as in `scan`.
+    // `$x` less SCAN_LIMIT in every byte. The high bit of a byte of the
+    // result is set when that byte of `$x` was below the limit, or right
+    // after one that was (a borrow), or 0xAC or more (not ASCII): or-ed
+    // over words and masked with `high!`, zero clears them all at once.
+    macro_rules! below {
+        ($int:ty, $x:expr) => {
+            $x.wrapping_sub(<$int>::from_ne_bytes([SCAN_LIMIT; size_of::<$int>()]))
+        };
+    }
+    macro_rules! high {
+        ($int:ty) => {
+            <$int>::from_ne_bytes([0x80; size_of::<$int>()])
+        };
+    }
+    // The candidates of the word `$x`, given `$below` = `below!($x)`: the
+    // high bit of each byte below SCAN_LIMIT, and maybe of a byte right
+    // after one (a borrow); as in `scan`.
     macro_rules! candidates {
-        ($int:ty, $w:expr) => {{
-            const ONES: $int = <$int>::from_ne_bytes([0x01; size_of::<$int>()]);
-            let x = <$int>::from_le_bytes(*$w);
-            x.wrapping_sub(ONES * SCAN_LIMIT as $int) & !x & (ONES << 7)
+        ($int:ty, $x:expr, $below:expr) => {
+            $below & !$x & high!($int)
+        };
+    }
+    // For the last word `$y`: the high bit of its last byte when the filter
+    // ends in `/#`, the usual place of a `#`, which then needs no check of
+    // its own (a filter of two bytes, `/#`, has nothing before the `/`).
+    macro_rules! ends_multi_level {
+        ($int:ty, $y:expr) => {{
+            const BITS: u32 = <$int>::BITS;
+            const SLASH_HASH: $int = u16::from_le_bytes([SEPARATOR, MULTI_LEVEL]) as $int;
+            if $y >> (BITS - 16) == SLASH_HASH {
+                1 << (BITS - 1)
+            } else {
+                0
+            }
         }};
     }
     // Returns false from the function at the first candidate not allowed;
@@ -280,22 +317,37 @@ pub(crate) fn filter_chars_ok_inline(bytes: &[u8]) -> bool {
         let mut at = W;
         while at < last_at {
             if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<W>) {
-                check!(candidates!(usize, word), at);
+                let x = usize::from_le_bytes(*word);
+                let b = below!(usize, x);
+                if b & high!(usize) != 0 {
+                    check!(candidates!(usize, x, b), at);
+                }
             }
             at += W;
         }
-        let (head, tail) = (candidates!(usize, first), candidates!(usize, last));
-        if head | tail != 0 {
-            check!(head, 0);
-            check!(tail, last_at);
+        let (x, y) = (
+            usize::from_le_bytes(*first) | 8,
+            usize::from_le_bytes(*last),
+        );
+        let (bx, by) = (below!(usize, x), below!(usize, y));
+        if (bx | by) & high!(usize) != 0 {
+            check!(candidates!(usize, x, bx), 0);
+            check!(
+                candidates!(usize, y, by) & !ends_multi_level!(usize, y),
+                last_at
+            );
         }
         true
     } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         // Shorter than a word (64-bit targets): two half words, overlapping.
-        let (head, tail) = (candidates!(u32, first), candidates!(u32, last));
-        if head | tail != 0 {
-            check!(head, 0);
-            check!(tail, len - 4);
+        let (x, y) = (u32::from_le_bytes(*first) | 8, u32::from_le_bytes(*last));
+        let (bx, by) = (below!(u32, x), below!(u32, y));
+        if (bx | by) & high!(u32) != 0 {
+            check!(candidates!(u32, x, bx), 0);
+            check!(
+                candidates!(u32, y, by) & !ends_multi_level!(u32, y),
+                len - 4
+            );
         }
         true
     } else {
@@ -709,6 +761,103 @@ mod fast_path_tests {
                 expected.is_ok(),
                 "{filter:?}"
             );
+        }
+    }
+
+    /// The rules of §4.7 on raw bytes, one byte at a time with its two
+    /// neighbours, and no allocation: the reference the word scans are
+    /// compared with below.
+    fn reference_filter_byte_loop(bytes: &[u8]) -> bool {
+        bytes.iter().enumerate().all(|(i, &b)| {
+            let after_separator = i == 0 || bytes[i - 1] == b'/';
+            let last = i + 1 == bytes.len();
+            match b {
+                0 => false,
+                b'+' => after_separator && (last || bytes[i + 1] == b'/'),
+                b'#' => after_separator && last,
+                _ => true,
+            }
+        })
+    }
+
+    /// Both copies of the scan, and the level loop, against the byte loop.
+    fn assert_filter_scans_agree(bytes: &[u8]) {
+        let want = reference_filter_byte_loop(bytes);
+        assert_eq!(filter_chars_ok_inline(bytes), want, "{bytes:?}");
+        assert_eq!(filter_chars_ok(bytes), want, "{bytes:?}");
+        assert_eq!(reference_filter_bytes(bytes), want, "{bytes:?}");
+    }
+
+    #[test]
+    fn every_short_filter_over_a_small_alphabet() {
+        // Every string of up to 6 bytes over the bytes that matter: the
+        // three refused, the separator, `$` (or-ed into `,` at byte 0), `,`
+        // (a borrow), a letter and a UTF-8 lead byte (over 0xAC).
+        const ALPHABET: [u8; 8] = [b'a', b'/', b'+', b'#', 0, b'$', b',', 0xc3];
+        for len in 0..=6u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                let mut bytes = [0u8; 6];
+                for byte in &mut bytes[..len as usize] {
+                    *byte = ALPHABET[n % ALPHABET.len()];
+                    n /= ALPHABET.len();
+                }
+                assert_filter_scans_agree(&bytes[..len as usize]);
+            }
+        }
+    }
+
+    #[test]
+    fn one_or_two_special_bytes_at_every_position_around_word_boundaries() {
+        // Lengths 0 to 20 and around 24 and 32 (word boundaries of both
+        // scans, 4 and 8 bytes), on backgrounds of letters, of levels and of
+        // two-byte UTF-8; each position (and each pair of positions) holds
+        // a wildcard, NUL, `$`, the separator or a non-ASCII byte.
+        const SPECIAL: [u8; 8] = [b'+', b'#', 0, b'$', b'/', b',', 0xac, 0xff];
+        let backgrounds: [&[u8]; 3] = [b"abcdefgh", b"ab/cd/ef/", "é/ü".as_bytes()];
+        let lens = (0..=20).chain(23..=25).chain(31..=33);
+        for len in lens {
+            for background in backgrounds {
+                let base: Vec<u8> = background.iter().copied().cycle().take(len).collect();
+                assert_filter_scans_agree(&base);
+                for i in 0..len {
+                    for a in SPECIAL {
+                        let mut one = base.clone();
+                        one[i] = a;
+                        assert_filter_scans_agree(&one);
+                        for j in i + 1..len {
+                            for b in SPECIAL {
+                                let mut two = one.clone();
+                                two[j] = b;
+                                assert_filter_scans_agree(&two);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn filter_scans_agree_with_the_byte_loop_on_utf8_filters(
+            levels in proptest::collection::vec(
+                prop_oneof![
+                    3 => Just(String::from("+")),
+                    2 => Just(String::from("#")),
+                    1 => Just(String::new()),
+                    4 => proptest::collection::vec(topic_char(), 0..12)
+                        .prop_map(|v| v.into_iter().collect::<String>()),
+                ],
+                1..6,
+            )
+        ) {
+            let filter = levels.join("/");
+            let bytes = filter.as_bytes();
+            prop_assert_eq!(filter_chars_ok_inline(bytes), reference_filter_byte_loop(bytes), "{:?}", filter);
+            prop_assert_eq!(filter_chars_ok(bytes), reference_filter_byte_loop(bytes), "{:?}", filter);
+            let want = if filter.is_empty() { Err(TopicError::Empty) } else { filter_error(&filter) };
+            prop_assert_eq!(validate_filter(&filter), want, "{:?}", filter);
+            prop_assert_eq!(want.is_ok(), !filter.is_empty() && reference_filter_byte_loop(bytes));
         }
     }
 

@@ -230,17 +230,32 @@ impl<'a> Subscribe<'a> {
         let remaining_len = self.checked_remaining_len(check_filter_for_encode)?;
         let len = header::packet_len(remaining_len);
         let buf = reserve(buf, len)?;
-        let header_len = header::write(buf, PacketType::Subscribe, FLAGS, remaining_len)?;
         let too_small = EncodeError::BufferTooSmall { needed: len };
-        // The checks below cannot fail: `buf` is exactly as long as the
+        let id = self.packet_id.to_be_bytes();
+        // The fixed header and the packet id. Under 128 bytes of body, the
+        // usual SUBSCRIBE, they are 4 bytes written at once. The checks of
+        // lengths from here on cannot fail: `buf` is exactly as long as the
         // header, the packet id and the filters add up to.
-        let Some((id, mut rest)) = buf
-            .get_mut(header_len..)
-            .and_then(<[u8]>::split_first_chunk_mut::<2>)
-        else {
-            return Err(too_small);
+        let mut rest = match (
+            u8::try_from(remaining_len),
+            buf.split_first_chunk_mut::<4>(),
+        ) {
+            (Ok(short @ 0..=127), Some((head, rest))) => {
+                *head = [PacketType::Subscribe.first_byte(FLAGS), short, id[0], id[1]];
+                rest
+            }
+            _ => {
+                let header_len = header::write(buf, PacketType::Subscribe, FLAGS, remaining_len)?;
+                let Some((to, rest)) = buf
+                    .get_mut(header_len..)
+                    .and_then(<[u8]>::split_first_chunk_mut::<2>)
+                else {
+                    return Err(too_small);
+                };
+                *to = id;
+                rest
+            }
         };
-        *id = self.packet_id.to_be_bytes();
         let list = match self.filters.0 {
             Repr::List(list) => list,
             // Already the wire form of the filters (see above).

@@ -203,6 +203,34 @@ fn subscribe_matches_the_bytes() {
 }
 
 #[test]
+fn subscribe_header_around_one_length_byte() {
+    // Remaining lengths 125 to 130: the encoder writes a body under 128
+    // bytes with a 2-byte fixed header at once, and longer ones the long way.
+    for filter_len in 118..=123 {
+        let filter: String = "a/".repeat(filter_len).chars().take(filter_len).collect();
+        let list = [Subscription {
+            filter: &filter,
+            qos: QoS::AtLeastOnce,
+        }];
+        let packet = Packet::Subscribe(Subscribe {
+            packet_id: 0x1234,
+            filters: SubscribeFilters::new(&list),
+        });
+        let remaining = 2 + 2 + filter_len + 1;
+        let mut bytes = vec![0x82];
+        if remaining < 128 {
+            bytes.push(remaining as u8);
+        } else {
+            bytes.extend([remaining as u8 | 0x80, (remaining >> 7) as u8]);
+        }
+        bytes.extend([0x12, 0x34, 0, filter_len as u8]);
+        bytes.extend(filter.as_bytes());
+        bytes.push(1);
+        vector(packet, &bytes);
+    }
+}
+
+#[test]
 fn suback_matches_the_bytes() {
     // §3.9.3: success at QoS 0, success at QoS 2, failure.
     let packet = Packet::SubAck(SubAck {
