@@ -2426,3 +2426,95 @@ async fn an_assigned_client_id_is_used_again() {
     );
     assert!(c.session().session_present());
 }
+
+/// A broker that resumes the session with a lower Receive Maximum: the
+/// resends keep to it too (MQTT 5 §4.9), one at a time with a maximum of
+/// 1, each after the previous one's PUBACK, in order; other packets (a
+/// PINGREQ) do not wait behind them, and new messages wait for the window.
+#[tokio::test(start_paused = true)]
+async fn resends_keep_to_a_lowered_receive_maximum() {
+    let (first, mut broker1) = pipe5();
+    let (second, mut broker2) = pipe5();
+    let queue = Queue::with(first);
+    queue.push(second);
+    let mut buffers = Bufs::new();
+    let config = Config {
+        clean_session: false,
+        ..config5()
+    };
+    let mut c = client5(queue, config, buffers.slices());
+    connect5(&mut c, &mut broker1, &connack(&[])).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = within("publish", c.publish("t", b"x", QoS::AtLeastOnce, false))
+            .await
+            .map_err(kind)
+            .expect("publish");
+        ids.push(id.expect("an id"));
+        assert!(matches!(broker1.recv5().await, Rx5::Publish { .. }));
+    }
+    let bye = disconnect(ReasonCode::ServerShuttingDown, &[]);
+    let (result, _) = within("poll", async {
+        tokio::join!(c.poll(LONG), broker1.send_then_eof(&bye))
+    })
+    .await;
+    assert!(result.is_err());
+
+    broker2
+        .send(&encode(Packet::ConnAck(v5::ConnAck {
+            session_present: true,
+            reason_code: ReasonCode::Success,
+            properties: Properties::new(&[Property::ReceiveMaximum(1)]),
+        })))
+        .await;
+    within("connect", c.connect())
+        .await
+        .map_err(kind)
+        .expect("connect");
+    assert!(matches!(broker2.recv5().await, Rx5::Connect { .. }));
+    let (pinged, seen) = within("resends", async {
+        tokio::join!(
+            async {
+                c.ping().await.map_err(kind)?;
+                // The rest go out as the PUBACKs come.
+                c.wait_published(ids[2]).await.map_err(kind)
+            },
+            async {
+                let mut seen = Vec::new();
+                // One resend, then the PINGREQ: the second resend must
+                // not come before the first one's PUBACK.
+                for _ in 0..2 {
+                    seen.push(broker2.recv5().await);
+                }
+                broker2.send(&PINGRESP).await;
+                for &id in &ids {
+                    broker2.send(&puback(id, ReasonCode::Success, &[])).await;
+                    if id != ids[2] {
+                        seen.push(broker2.recv5().await);
+                    }
+                }
+                seen
+            }
+        )
+    })
+    .await;
+    pinged.expect("ping and resends");
+    let resent: Vec<_> = seen
+        .iter()
+        .map(|p| match p {
+            Rx5::Publish { packet_id, .. } => Some(*packet_id),
+            Rx5::PingReq => None,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        resent,
+        [
+            Some(Some(ids[0])),
+            None,
+            Some(Some(ids[1])),
+            Some(Some(ids[2]))
+        ]
+    );
+    assert_eq!(c.session().inflight(), 0);
+}

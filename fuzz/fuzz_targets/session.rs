@@ -2569,7 +2569,11 @@ impl<'b> Harness<'b> {
             State::Disconnected => assert_eq!(self.s.poll_timeout(), None),
             State::Connecting => assert!(self.s.poll_timeout().is_some(), "no CONNACK deadline"),
             State::Connected => {
-                if !ids.is_empty()
+                // A resend's wait starts when it is queued.
+                let sent = ids
+                    .iter()
+                    .any(|&(id, _)| !self.resends.iter().any(|&(r, _)| r == id));
+                if sent
                     || !self.requests.is_empty()
                     || self.s.ping_outstanding()
                     || self.keep_alive > 0

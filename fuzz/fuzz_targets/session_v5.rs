@@ -12,7 +12,10 @@
 //!   Size of the connection's CONNACK;
 //! - a PUBLISH names its topic or an alias announced earlier on the same
 //!   connection, never above the CONNACK's Topic Alias Maximum, and no
-//!   more QoS 1/2 PUBLISHes are in flight than its Receive Maximum;
+//!   more QoS 1/2 PUBLISHes are in flight than its Receive Maximum
+//!   (resends after a reconnect included);
+//! - every QoS 0 PUBLISH written is reported (`Event::Sent`) once, in
+//!   order, with its topic (an alias's, for one sent with the alias alone);
 //! - after `Event::Closed` (or a lost connection) nothing is written and
 //!   no deadline is left until the next connect.
 #![no_main]
@@ -252,10 +255,9 @@ impl Model<'_> {
                     }
                     if let Some(id) = p.packet_id.filter(|id| !self.completed.remove(id)) {
                         self.inflight.insert(id);
-                        // Resends (DUP) after a reconnect are the session's
-                        // old window; new messages keep to the broker's.
+                        // Resends (DUP) after a reconnect too (MQTT 5 §4.9).
                         assert!(
-                            p.dup || self.inflight.len() <= usize::from(self.receive_max),
+                            self.inflight.len() <= usize::from(self.receive_max),
                             "more in flight than the broker's Receive Maximum"
                         );
                     }

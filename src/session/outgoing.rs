@@ -350,7 +350,29 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     pub(crate) fn is_resending(&self) -> bool {
         self.resubscribe
             || !self.late_rels.is_empty()
-            || (self.sends_pending && self.store.outgoing.iter().any(|e| e.send && e.is_live()))
+            || (self.sends_pending
+                && self.store.outgoing.iter().any(|e| {
+                    e.send && e.is_live() && (e.stage == Stage::AwaitPubComp || self.quota_left())
+                }))
+    }
+
+    /// MQTT 5 flow control (§4.9): whether another QoS 1/2 PUBLISH may go
+    /// out, resends included, under the broker's Receive Maximum. A message
+    /// counts from its PUBLISH on this connection until its PUBACK or
+    /// PUBCOMP (a QoS 2 message past PUBREC still counts); one whose resend
+    /// is still to come does not yet. Always on MQTT 3.1.1.
+    pub(crate) fn quota_left(&self) -> bool {
+        #[cfg(feature = "v5")]
+        if self.version == Version::V5 {
+            let counted = self
+                .store
+                .outgoing
+                .iter()
+                .filter(|e| e.is_live() && !(e.send && e.stage != Stage::AwaitPubComp))
+                .count();
+            return counted < usize::from(self.limits.receive_maximum);
+        }
+        true
     }
 
     /// Room for a new packet of `len` bytes now. Without it the driver
@@ -454,11 +476,19 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 .iter()
                 .any(|s| !s.confirmed && !s.requested);
         }
+        // Resent PUBLISHes wait, in their order, for the broker's Receive
+        // Maximum to let them out (MQTT 5); PUBRELs do not, or a QoS 2
+        // message holding the quota could never complete.
+        let mut blocked = false;
         for i in 0..self.store.outgoing.len() {
             let Some(&entry) = self.store.outgoing.get(i) else {
                 return;
             };
             if !entry.send || !entry.is_live() {
+                continue;
+            }
+            if entry.stage != Stage::AwaitPubComp && (blocked || !self.quota_left()) {
+                blocked = true;
                 continue;
             }
             let streamed = entry.payload > 0 && entry.stage != Stage::AwaitPubComp;
@@ -487,7 +517,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
             self.earliest_ack.set(None);
         }
-        self.sends_pending = false;
+        self.sends_pending = blocked;
         // Then the PUBRELs of PUBRECs that came in the meantime, in their
         // order (MQTT-4.6.0-4).
         while let Some(&id) = self.late_rels.first() {

@@ -138,7 +138,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .store
             .outgoing
             .iter()
-            .filter(move |e| connected && e.is_live())
+            // A resend still to be queued waits for no answer yet (under
+            // MQTT 5's Receive Maximum it may wait long): its deadline
+            // starts when it is queued.
+            .filter(move |e| connected && e.is_live() && !e.send)
             .map(|e| {
                 let kind = match e.stage {
                     Stage::AwaitPubAck => AckKind::PubAck,
@@ -212,7 +215,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
         };
         for e in &self.store.outgoing {
-            if e.is_live() {
+            if e.is_live() && !e.send {
                 earliest(e.deadline);
             }
         }

@@ -683,6 +683,103 @@ fn what_a_new_maximum_packet_size_forbids_is_not_resent() {
     );
 }
 
+/// The packet ids of the PUBLISHes (`false`) and PUBRELs (`true`) on
+/// the wire.
+fn publishes_and_rels(wire: &[v5::Packet<'_>]) -> Vec<(u16, bool)> {
+    wire.iter()
+        .filter_map(|p| match p {
+            v5::Packet::Publish(p) => p.packet_id.map(|id| (id, false)),
+            v5::Packet::PubRel(r) => Some((r.packet_id, true)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A successful PUBACK, PUBREC or PUBCOMP.
+fn ack(kind: PacketType, packet_id: u16) -> v5::Packet<'static> {
+    let (reason_code, properties) = (ReasonCode::Success, Properties::EMPTY);
+    match kind {
+        PacketType::PubRec => v5::Packet::PubRec(v5::PubRec {
+            packet_id,
+            reason_code,
+            properties,
+        }),
+        PacketType::PubComp => v5::Packet::PubComp(v5::PubComp {
+            packet_id,
+            reason_code,
+            properties,
+        }),
+        _ => v5::Packet::PubAck(v5::PubAck {
+            packet_id,
+            reason_code,
+            properties,
+        }),
+    }
+}
+
+#[test]
+fn resends_keep_to_a_receive_maximum_lowered_across_a_reconnect() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    // A QoS 2 message past PUBREC, then three QoS 1 messages.
+    assert_eq!(s.publish(T0, &publish("t", QoS::ExactlyOnce)), Ok(Some(1)));
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, T0, ack(PacketType::PubRec, 1)),
+        Ok(None)
+    ));
+    for id in 2..=4 {
+        assert_eq!(s.publish(T0, &publish("t", QoS::AtLeastOnce)), Ok(Some(id)));
+    }
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    // The broker keeps the session, but takes two unacknowledged messages
+    // now (MQTT 5 §4.9): the QoS 2 message still counts, so one resend.
+    static TWO: [Property<'static>; 1] = [Property::ReceiveMaximum(2)];
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&TWO),
+    });
+    assert!(matches!(
+        feed(&mut s, secs(1), present),
+        Ok(Some(Event::Connected(_)))
+    ));
+    assert_eq!(
+        publishes_and_rels(&sent(&mut s, secs(1))),
+        [(1, true), (2, false)]
+    );
+    // The rest wait without a deadline of their own, and hold nothing
+    // else back; no new message overtakes them.
+    assert!(s.transmit_idle());
+    assert!(!s.can_publish());
+    assert_eq!(s.poll_timeout(), Some(secs(11)));
+    s.ping(secs(2)).unwrap();
+    assert_eq!(sent(&mut s, secs(2)), [v5::Packet::PingReq]);
+    // Each completion lets the next one out, in order.
+    assert!(matches!(
+        feed(&mut s, secs(3), ack(PacketType::PubComp, 1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    assert_eq!(publishes_and_rels(&sent(&mut s, secs(3))), [(3, false)]);
+    assert!(matches!(
+        feed(&mut s, secs(4), ack(PacketType::PubAck, 2)),
+        Ok(Some(Event::Published { packet_id: 2, .. }))
+    ));
+    assert_eq!(publishes_and_rels(&sent(&mut s, secs(4))), [(4, false)]);
+    assert!(!s.can_publish());
+    for id in 3..=4 {
+        assert!(feed(&mut s, secs(5), ack(PacketType::PubAck, id)).is_ok());
+    }
+    assert!(s.can_publish());
+    assert_eq!(s.inflight(), 0);
+    assert_eq!(s.poll_timeout(), Some(secs(12)), "the PINGRESP alone");
+}
+
 /// The PUBLISHes on the wire as (topic, alias).
 fn topics_and_aliases(wire: &[v5::Packet<'_>]) -> Vec<(std::string::String, Option<u16>)> {
     wire.iter()
