@@ -560,18 +560,19 @@ async fn connect5(c: &mut C5<'_>, broker: &mut Broker5, connack: &[u8]) -> Rx5 {
 /// Either way `on_disconnect` runs once with `reason`, the client sends
 /// nothing more (see [`assert_goodbye`]), and the broker sees the stream
 /// closed with no virtual time passing.
-/// What the client may send between a broker's violation and closing
-/// the stream: nothing (what it does today), or one DISCONNECT with the
-/// violation's reason code, which MQTT 5 §4.13.1 recommends (0x81 for a
-/// malformed packet). Nothing at all after the server's own DISCONNECT.
+/// What the client sends between a broker's violation and closing the
+/// stream: one DISCONNECT with the violation's reason code, as MQTT 5
+/// §4.13.1 recommends (0x81 for a malformed packet, 0x82 for a protocol
+/// error). Nothing at all after the server's own DISCONNECT.
 fn assert_goodbye(sent: &[Rx5], error: &E) {
-    let allowed = match error {
+    let expected = match error {
         Error::Broker(BrokerError::Violation(code)) => Some(*code),
         Error::Broker(BrokerError::Malformed(_)) => Some(ReasonCode::MalformedPacket),
+        Error::Broker(BrokerError::Protocol(_)) => Some(ReasonCode::ProtocolError),
         _ => None,
     };
-    match (sent, allowed) {
-        ([], _) => {}
+    match (sent, expected) {
+        ([], None) => {}
         ([Rx5::Disconnect(code)], Some(want)) if *code == want => {}
         _ => panic!("the client sent {sent:?} before closing, after {error:?}"),
     }

@@ -16,8 +16,9 @@
 //!   (resends after a reconnect included);
 //! - every QoS 0 PUBLISH written is reported (`Event::Sent`) once, in
 //!   order, with its topic (an alias's, for one sent with the alias alone);
-//! - after `Event::Closed` (or a lost connection) nothing is written and
-//!   no deadline is left until the next connect.
+//! - after `Event::Closed` (or a lost connection) nothing is written but,
+//!   for a broker's violation on an accepted connection, one DISCONNECT
+//!   with its reason code; no deadline is left until the next connect.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -28,7 +29,7 @@ use minimqtt::codec::v5::{
     self, Properties, Property, ReasonCode, ReasonCodes, RetainHandling, SubscriptionOptions,
 };
 use minimqtt::codec::{Publish, QoS};
-use minimqtt::session::{Event, Options, Session, State, Timeouts};
+use minimqtt::session::{Closed, Event, Options, Session, State, Timeouts};
 use minimqtt::time::{Duration, Instant};
 
 const TOPICS: [&str; 4] = ["a", "b/c", "sensor/0001/temp", "x/y/z"];
@@ -171,10 +172,37 @@ impl Model<'_> {
                     assert!(!m.topic.is_empty(), "a message without a topic");
                     assert!(TOPICS.contains(&m.topic), "a topic never sent: {}", m.topic);
                 }
-                Event::Closed(_) | Event::Disconnected(_) => {
+                Event::Closed(reason) => {
+                    let why = match reason {
+                        Closed::Violation(code) => Some(code),
+                        Closed::Malformed(_) => Some(ReasonCode::MalformedPacket),
+                        Closed::Protocol(_) => Some(ReasonCode::ProtocolError),
+                        _ => None,
+                    };
                     self.ended();
                     assert_eq!(self.s.state(), State::Disconnected);
+                    // At most a DISCONNECT saying why (§4.13.1), once
+                    // CONNACK accepted the connection.
+                    let last = self.s.poll_transmit(now);
+                    if !last.is_empty() {
+                        let (packet, n) = v5::Packet::decode(last).expect("a valid last packet");
+                        assert_eq!(n, last.len(), "more than one last packet");
+                        match (packet, why) {
+                            (v5::Packet::Disconnect(d), Some(code)) => {
+                                assert_eq!(d.reason_code, code);
+                            }
+                            other => panic!("{other:?} written after {reason:?}"),
+                        }
+                        let n = last.len();
+                        self.s.handle_transmit(now, n);
+                    }
                     assert!(self.s.poll_transmit(now).is_empty(), "bytes after Closed");
+                    assert_eq!(self.s.poll_timeout(), None, "a deadline after Closed");
+                }
+                Event::Disconnected(_) => {
+                    self.ended();
+                    assert_eq!(self.s.state(), State::Disconnected);
+                    assert!(self.s.poll_transmit(now).is_empty(), "bytes after DISCONNECT");
                     assert_eq!(self.s.poll_timeout(), None, "a deadline after Closed");
                 }
                 _ => {}

@@ -456,10 +456,31 @@ where
         Err(self.fail(Error::Usage(UsageError::NotConnected)))
     }
 
-    /// Ends the connection for a reason the session gave.
+    /// Ends the connection for a reason the session gave, after the one
+    /// packet it may have left to say why (MQTT 5: a DISCONNECT with the
+    /// reason code of the broker's violation).
     fn closed(&mut self, reason: Closed) -> Error<TransportError<K>> {
+        #[cfg(feature = "v5")]
+        self.last_words();
         self.drop_connection(reason.into());
         reason.into()
+    }
+
+    /// Offers the session's last bytes to the transport once, without
+    /// waiting: the connection closes now whatever the transport does
+    /// with them, so a broker that stopped reading cannot hold it open.
+    #[cfg(feature = "v5")]
+    fn last_words(&mut self) {
+        let Some(transport) = self.transport.as_mut() else {
+            return;
+        };
+        let bytes = self.session.poll_transmit(Instant::default());
+        if bytes.is_empty() {
+            return;
+        }
+        if let core::task::Poll::Ready(Ok(_)) = embassy_futures::poll_once(transport.write(bytes)) {
+            let _ = embassy_futures::poll_once(transport.flush());
+        }
     }
 
     /// Ends the connection after the transport failed (the reasons the

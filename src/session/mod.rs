@@ -700,8 +700,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         match found? {
             Ok((handled, packet)) => self.p.event_any(handled, packet),
             Err(reason) => {
+                #[cfg(feature = "v5")]
+                let goodbye = self.p.goodbye(reason);
                 // The rest of the input goes at the next call (`settle`).
                 self.p.connection_lost();
+                // MQTT 5: the reason, in the one packet left to write.
+                #[cfg(feature = "v5")]
+                if let Some(bytes) = goodbye {
+                    let _ = self.p.push_control(&bytes);
+                }
                 Some(Event::Closed(reason))
             }
         }

@@ -172,6 +172,24 @@ fn v3_type(t: v5::PacketType) -> PacketType {
 }
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
+    /// The DISCONNECT to send before closing because the broker broke the
+    /// protocol, on an MQTT 5 connection it had accepted: its reason code
+    /// says why (§4.13.1: a malformed packet 0x81, a protocol error 0x82,
+    /// or the limit broken). Nothing on MQTT 3.1.1, whose DISCONNECT would
+    /// tell the broker to drop the will, nor before CONNACK.
+    pub(crate) fn goodbye(&self, reason: Closed) -> Option<[u8; 3]> {
+        if self.version != Version::V5 || self.state != State::Connected {
+            return None;
+        }
+        let code = match reason {
+            Closed::Malformed(_) => ReasonCode::MalformedPacket,
+            Closed::Protocol(_) => ReasonCode::ProtocolError,
+            Closed::Violation(code) => code,
+            _ => return None,
+        };
+        Some(v5::Disconnect::with_reason(code))
+    }
+
     /// Starts an MQTT 5 connection with `connect`.
     pub(crate) fn connect_v5(&mut self, now: Instant, connect: &v5::Connect<'_>) -> Result<()> {
         if self.state != State::Disconnected {

@@ -341,6 +341,43 @@ fn a_topic_alias_we_did_not_advertise_ends_the_connection() {
         Err(Closed::Violation(ReasonCode::TopicAliasInvalid))
     );
     assert_eq!(s.state(), State::Disconnected);
+    // The one packet left to write says why (§4.13.1).
+    let disconnect = v5::Packet::Disconnect(v5::Disconnect {
+        reason_code: ReasonCode::TopicAliasInvalid,
+        properties: Properties::EMPTY,
+    });
+    assert_eq!(sent(&mut s, T0), [disconnect]);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn a_malformed_packet_or_protocol_error_is_said_before_closing() {
+    let mut s = connected();
+    assert!(matches!(
+        feed_bytes(&mut s, T0, &[0x40, 0x01, 0x00]),
+        Err(Closed::Malformed(_))
+    ));
+    let [v5::Packet::Disconnect(d)] = sent(&mut s, T0)[..] else {
+        panic!("no DISCONNECT");
+    };
+    assert_eq!(d.reason_code, ReasonCode::MalformedPacket);
+    let mut s = connected();
+    assert_eq!(
+        feed(&mut s, T0, connack(&[])),
+        Err(Closed::Protocol(PacketType::ConnAck))
+    );
+    let [v5::Packet::Disconnect(d)] = sent(&mut s, T0)[..] else {
+        panic!("no DISCONNECT");
+    };
+    assert_eq!(d.reason_code, ReasonCode::ProtocolError);
+    // Nothing after the broker's own DISCONNECT.
+    let mut s = connected();
+    let bye = v5::Packet::Disconnect(v5::Disconnect {
+        reason_code: ReasonCode::ServerBusy,
+        properties: Properties::EMPTY,
+    });
+    assert!(feed(&mut s, T0, bye).is_err());
+    assert!(sent(&mut s, T0).is_empty());
 }
 
 #[test]
@@ -623,6 +660,8 @@ fn disconnect_before_connack_is_a_protocol_error() {
         feed(&mut s, T0, bye),
         Err(Closed::Protocol(PacketType::Disconnect))
     );
+    // Nor does the client send one of its own before a CONNACK.
+    assert!(sent(&mut s, T0).is_empty());
 }
 
 #[test]

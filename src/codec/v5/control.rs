@@ -100,3 +100,13 @@ reason_packet!(
     Auth,
     "Authentication Method and Data, Reason String and User Properties."
 );
+
+impl Disconnect<'_> {
+    /// A DISCONNECT with `reason_code` and no properties, in its shortest
+    /// form (§3.14.2.2.1: no property length when there are none): what a
+    /// client sends before closing when the server broke the protocol
+    /// (§4.13.1). The code must be one a DISCONNECT may carry.
+    pub(crate) const fn with_reason(reason_code: ReasonCode) -> [u8; 3] {
+        [PacketType::Disconnect.first_byte(0), 1, reason_code.to_u8()]
+    }
+}
