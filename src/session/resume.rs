@@ -46,34 +46,6 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(())
     }
 
-    /// The length of the largest SUBSCRIBE that re-subscribes the
-    /// unconfirmed filters: one per Subscription Identifier, each with its
-    /// property list.
-    #[cfg(feature = "v5")]
-    pub(super) fn resubscribe_len(&self) -> usize {
-        let subs = &self.store.subscriptions;
-        let mut longest = 0;
-        for (i, first) in subs.iter().enumerate().filter(|(_, s)| !s.confirmed) {
-            if subs
-                .iter()
-                .take(i)
-                .any(|s| !s.confirmed && s.id == first.id)
-            {
-                // Its round was counted with the first filter of its id.
-                continue;
-            }
-            let lens = subs
-                .iter()
-                .filter(|s| !s.confirmed && s.id == first.id)
-                .map(|s| s.span.len);
-            // The property list: its length byte, and the identifier's
-            // id byte and at most four bytes of value.
-            let props = if first.id == 0 { 1 } else { 6 };
-            longest = longest.max(Subscribe::encoded_len_for(lens) + props);
-        }
-        longest
-    }
-
     pub(super) fn on_connack(
         &mut self,
         now: Instant,
@@ -171,7 +143,15 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         else {
             return true;
         };
-        let start = {
+        // MQTT 5: as many as fit the broker's Maximum Packet Size; the rest
+        // go in the next SUBSCRIBE (one that fits alone was set aside at
+        // CONNACK).
+        #[cfg(feature = "v5")]
+        let max = match self.version {
+            Version::V5 => usize::try_from(self.limits.maximum_packet_size).unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
+        let (start, taken) = {
             let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
             #[cfg(feature = "v5")]
             let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
@@ -181,6 +161,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 .iter()
                 .filter(|s| due(s) && s.id == id)
             {
+                #[cfg(feature = "v5")]
+                if !list.is_empty() {
+                    let lens = list.iter().map(|f| f.filter.len());
+                    if resubscribe_len(id, lens.chain([s.span.len])) > max {
+                        break;
+                    }
+                }
                 let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
                 let _ = list.push(Subscription { filter, qos: s.qos });
                 #[cfg(feature = "v5")]
@@ -218,13 +205,17 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             if self.tx.push(packet).is_err() {
                 return true;
             }
-            start
+            (start, list.len())
         };
         self.take_packet_id(packet_id);
-        for s in self.store.subscriptions.iter_mut() {
-            if due(s) && s.id == id {
-                s.requested = true;
-            }
+        for s in self
+            .store
+            .subscriptions
+            .iter_mut()
+            .filter(|s| due(s) && s.id == id)
+            .take(taken)
+        {
+            s.requested = true;
         }
         let bytes = self.tx.pending().get(start..).unwrap_or(&[]);
         // Room was kept for it (`check_resubscribe_room`); without it the
@@ -234,4 +225,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         true
     }
+}
+
+/// The length of an MQTT 5 SUBSCRIBE of filters this long with
+/// Subscription Identifier `id` (0: none), at most: its property list is a
+/// length byte, and the identifier's id byte and up to four bytes of value.
+#[cfg(feature = "v5")]
+pub(super) fn resubscribe_len(id: u32, lens: impl Iterator<Item = usize>) -> usize {
+    let props = if id == 0 { 1 } else { 6 };
+    Subscribe::encoded_len_for(lens) + props
 }

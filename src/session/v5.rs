@@ -372,13 +372,19 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return_code: ConnectReturnCode::Accepted,
         };
         let mut connected = self.on_connack(now, accepted)?;
-        if self.resubscribe && self.resubscribe_len() > max {
-            // The list does not fit one SUBSCRIBE this broker takes: it is
-            // not re-sent, and `resubscribed` says so (the application can
-            // subscribe in smaller requests from `on_connect`).
-            crate::fmt::warning!("re-subscribe over the broker's Maximum Packet Size");
-            self.resubscribe = false;
-            connected.resubscribed = 0;
+        if self.resubscribe {
+            // A filter that does not fit a SUBSCRIBE of its own under this
+            // broker's maximum is not re-sent on this connection (the rest
+            // go in SUBSCRIBEs that fit, `queue_resubscribe`), and
+            // `resubscribed` does not count it.
+            for sub in self.store.subscriptions.iter_mut().filter(|s| !s.confirmed) {
+                if super::resume::resubscribe_len(sub.id, core::iter::once(sub.span.len)) > max {
+                    crate::fmt::warning!("a filter over the broker's Maximum Packet Size");
+                    sub.requested = true;
+                    connected.resubscribed -= 1;
+                }
+            }
+            self.resubscribe = connected.resubscribed > 0;
         }
         Ok(connected)
     }

@@ -1278,6 +1278,61 @@ fn a_resubscribe_round_with_an_identifier_obeys_the_maximum_packet_size() {
     assert!(sent(&mut s, T0).is_empty());
 }
 
+#[test]
+fn a_resubscribe_list_over_the_maximum_packet_size_goes_in_pieces() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let sub = |filter, qos| Subscription { filter, qos };
+    let filters = [
+        sub("a/1", QoS::AtMostOnce),
+        sub("b/2", QoS::AtLeastOnce),
+        sub("a/much/longer/filter/than/fits", QoS::AtMostOnce),
+        sub("c/3", QoS::ExactlyOnce),
+    ];
+    s.subscribe(T0, &filters).unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    // A SUBSCRIBE of one 3-byte filter is 11 bytes, of two 17: at most
+    // two fit under 20; the 30-byte filter never does.
+    static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(20)];
+    let event = feed(&mut s, secs(1), connack(&SMALL)).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(info.resubscribed, 3);
+    let mut rounds = Vec::new();
+    // One round in flight per free request slot; each SUBACK frees one.
+    for _ in 0..4 {
+        for p in sent(&mut s, secs(1)) {
+            let v5::Packet::Subscribe(sub) = p else {
+                panic!("{p:?}")
+            };
+            assert!(p.encoded_len() <= 20, "{} bytes", p.encoded_len());
+            let list: Vec<&str> = sub.filters.iter().map(|f| f.filter).collect();
+            let codes: &'static [ReasonCode] = if list.len() == 2 {
+                &[ReasonCode::Success, ReasonCode::GrantedQoS1]
+            } else {
+                &[ReasonCode::GrantedQoS2]
+            };
+            rounds.push(list.join(" "));
+            let suback = v5::Packet::SubAck(v5::SubAck {
+                packet_id: sub.packet_id,
+                properties: Properties::EMPTY,
+                reason_codes: ReasonCodes::new(codes),
+            });
+            assert!(matches!(
+                feed(&mut s, secs(1), suback),
+                Ok(Some(Event::Subscribed { .. }))
+            ));
+        }
+    }
+    assert_eq!(rounds, ["a/1 b/2", "c/3"]);
+}
+
 fn aliased(topic: &'static str, qos: QoS, id: Option<u16>, alias: u16) -> v5::Packet<'static> {
     let props: &'static [Property<'static>] = match alias {
         1 => &[Property::TopicAlias(1)],
