@@ -865,3 +865,83 @@ mod fast_path_tests {
         assert_eq!(got, want, "{what:?}");
     }
 }
+
+#[cfg(test)]
+mod spec_reading_tests {
+    extern crate std;
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    fn spec(f: &str) -> bool {
+        if f.is_empty() || f.len() > 65535 || f.contains('\0') {
+            return false;
+        }
+        let levels: Vec<&str> = f.split('/').collect();
+        let n = levels.len();
+        levels.iter().enumerate().all(|(i, l)| {
+            if l.contains('#') {
+                *l == "#" && i + 1 == n
+            } else if l.contains('+') {
+                *l == "+"
+            } else {
+                true
+            }
+        })
+    }
+
+    #[test]
+    fn random_filters_agree_with_a_plain_reading_of_the_spec() {
+        let alphabet: [&str; 12] = [
+            "a", "/", "+", "#", "\0", "$", ",", "é", "€", "😀", "\u{7f}", "+/",
+        ];
+        let mut seed: u64 = 0x1234_5678_9abc_def1;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..400_000 {
+            let target = (next() % 40) as usize;
+            let mut f = String::new();
+            while f.len() < target {
+                f.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+            }
+            let want = spec(&f);
+            assert_eq!(validate_filter(&f).is_ok(), want, "{f:?}");
+            assert_eq!(
+                crate::codec::Subscribe {
+                    packet_id: 1,
+                    filters: crate::codec::SubscribeFilters::new(&[crate::codec::Subscription {
+                        filter: &f,
+                        qos: crate::codec::QoS::AtMostOnce
+                    }]),
+                }
+                .encode(&mut [0u8; 256])
+                .is_ok(),
+                want,
+                "encode {f:?}"
+            );
+        }
+        for len in [65534usize, 65535, 65536] {
+            for tail in ["a", "#", "/#", "+", "/+", "\0"] {
+                let mut f = "a".repeat(len - tail.len());
+                f.push_str(tail);
+                assert_eq!(
+                    validate_filter(&f).is_ok(),
+                    spec(&f),
+                    "len {len} tail {tail:?}"
+                );
+                let mut f2 = String::from("$");
+                f2.push_str(&"b".repeat(len - 1 - tail.len()));
+                f2.push_str(tail);
+                assert_eq!(
+                    validate_filter(&f2).is_ok(),
+                    spec(&f2),
+                    "$ len {len} tail {tail:?}"
+                );
+            }
+        }
+    }
+}

@@ -365,11 +365,23 @@ where
     /// deadline then bounds the wait. Both futures are dropped at the
     /// deadline, so this relies on the transport's cancel safety.
     pub(super) async fn flush_transmit(&mut self) -> Res<(), TransportError<K>> {
+        // Nothing to write (the usual case between packets): no clock read.
+        if self.session.transmit_idle() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        self.flush_transmit_at(now).await
+    }
+
+    /// [`flush_transmit`](Self::flush_transmit) with the clock just read.
+    pub(super) async fn flush_transmit_at(
+        &mut self,
+        mut now: Instant,
+    ) -> Res<(), TransportError<K>> {
         let mut wrote = false;
         // One clock read for the usual case, one write that takes all; read
         // again only after a partial write or a deadline. A write stamped a
         // little early only brings the next PINGREQ forward.
-        let mut now = self.clock.now();
         loop {
             let wake = self.session.poll_timeout();
             let Some(transport) = self.transport.as_mut() else {

@@ -126,6 +126,9 @@ where
         &mut self,
         source: Option<&mut dyn PayloadSource>,
     ) -> Res<(), TransportError<K>> {
+        // The QoS 0 messages written before the head are complete: their
+        // report releases the room the payload's pieces are put together in.
+        self.report_sent();
         let Some(due) = self.session.payload_due() else {
             return Ok(());
         };

@@ -240,17 +240,13 @@ fn first_byte_error(first: u8) -> DecodeError {
     }
 }
 
-/// A QoS 0 PUBLISH's topic bytes and the bytes after them.
-pub(crate) type TopicAndRest<'a> = (&'a [u8], &'a [u8]);
-
 /// A packet the client queued itself, read back from the start of `buf`:
 /// its length by its fixed header (the whole packet, though `buf` may hold
-/// less of it), and for a QoS 0 PUBLISH its topic's bytes and the bytes
-/// after them (the topic is empty for an MQTT 5 message sent with its
-/// Topic Alias alone; its properties follow). `None` if the header is cut
-/// short. No checks beyond that: any type is accepted (MQTT 5's AUTH too),
-/// since the bytes came from this codec's encoders.
-pub(crate) fn queued_packet(buf: &[u8]) -> Option<(usize, Option<TopicAndRest<'_>>)> {
+/// less of it), the fixed header's own length, and whether it is a QoS 0
+/// PUBLISH. `None` if the header is cut short. No checks beyond that: any
+/// type is accepted (MQTT 5's AUTH too), since the bytes came from this
+/// codec's encoders.
+pub(crate) fn queued_packet(buf: &[u8]) -> Option<(usize, usize, bool)> {
     let &first = buf.first()?;
     let mut remaining = 0usize;
     for i in 0..field::VARINT_MAX_LEN {
@@ -260,16 +256,19 @@ pub(crate) fn queued_packet(buf: &[u8]) -> Option<(usize, Option<TopicAndRest<'_
             let qos0_publish = first >> field::TYPE_SHIFT == PacketType::Publish as u8
                 && crate::codec::publish::flags_qos(first & field::FLAGS_MASK)
                     == Some(QoS::AtMostOnce);
-            let topic = match buf.get(2 + i..) {
-                Some(body) if qos0_publish => crate::codec::string::binary(body)
-                    .ok()
-                    .map(|(rest, topic)| (topic, rest)),
-                _ => None,
-            };
-            return Some((2 + i + remaining, topic));
+            return Some((2 + i + remaining, 2 + i, qos0_publish));
         }
     }
     None
+}
+
+/// The topic bytes of a PUBLISH the client queued itself, and the bytes
+/// after them (an MQTT 5 message sent with its Topic Alias alone has an
+/// empty topic, and its properties follow).
+pub(crate) fn queued_topic(packet: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (_, header_len, _) = queued_packet(packet)?;
+    let (rest, topic) = crate::codec::string::binary(packet.get(header_len..)?).ok()?;
+    Some((topic, rest))
 }
 
 /// How many bytes the varint encoding of `len` takes (1 to 4), for any

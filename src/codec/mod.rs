@@ -61,7 +61,7 @@ pub use connack::{ConnAck, ConnectReturnCode};
 pub use connect::{Connect, LastWill, PROTOCOL_LEVEL, PROTOCOL_NAME};
 pub use error::{DecodeError, EncodeError, Malformed};
 pub use header::{FixedHeader, MAX_HEADER_LEN, MAX_REMAINING_LENGTH, PacketType, varint_len};
-pub(crate) use header::{packet_len, queued_packet};
+pub(crate) use header::{packet_len, queued_packet, queued_topic};
 pub use ping::{Disconnect, PingReq, PingResp};
 pub use publish::Publish;
 pub(crate) use publish::{Peek, mark_dup, peek_oversized, publish_dup, publish_retain};

@@ -469,6 +469,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Whether nothing waits to be written.
     pub fn transmit_idle(&self) -> bool {
         self.p.tx.is_empty()
+            && !self.p.ping_deferred
             && !self.p.is_resending()
             && !self.acks.has_ready()
             && self.p.payload.is_none()
@@ -516,8 +517,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.settle();
         // First: `sent_due` promises it. (None are due once the connection
         // is lost, so the events of a loss still come in order.)
-        if self.p.next_sent() {
-            return self.p.reported_topic().map(|topic| Event::Sent { topic });
+        while self.p.next_sent() {
+            if self.p.reported_topic().is_some() {
+                return self.p.reported_topic().map(|topic| Event::Sent { topic });
+            }
+            // Not reached: the session wrote the topic itself. Skipped
+            // rather than hiding the events behind it.
+            self.p.release_reported();
         }
         if self.stream.is_some_and(|s| !s.over) && self.p.state == State::Disconnected {
             return self.stream_event(Part::Aborted);
@@ -700,8 +706,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         match found? {
             Ok((handled, packet)) => self.p.event_any(handled, packet),
             Err(reason) => {
+                // Only between packets: after part of one, its rest is
+                // what the broker expects next.
                 #[cfg(feature = "v5")]
-                let goodbye = self.p.goodbye(reason);
+                let goodbye = self
+                    .p
+                    .goodbye(reason)
+                    .filter(|_| self.p.tx.is_empty() && self.p.payload.is_none());
                 // The rest of the input goes at the next call (`settle`).
                 self.p.connection_lost();
                 // MQTT 5: the reason, in the one packet left to write.
@@ -786,7 +797,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// over the other events yet.
     #[must_use]
     pub fn sent_due(&self) -> bool {
-        self.p.find_sent().is_some()
+        matches!(self.p.find_sent(), Some((_, Some(_))))
     }
 
     /// The topic of the [`Event::Sent`] that [`poll_event`](Self::poll_event)
@@ -796,8 +807,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// read yet.
     pub fn poll_sent(&mut self) -> Option<&str> {
         self.settle();
-        if self.p.next_sent() {
-            return self.p.reported_topic();
+        while self.p.next_sent() {
+            if self.p.reported_topic().is_some() {
+                return self.p.reported_topic();
+            }
+            self.p.release_reported();
         }
         None
     }

@@ -28,6 +28,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         if publish.qos == QoS::AtMostOnce {
             self.check_out(&out)?;
+            if payload_len.is_some() {
+                // Its head stays in the queue until reported, after the
+                // payload: the payload's pieces need room beside it.
+                let needed = out.encode().encoded_len() + 1;
+                if needed > self.tx.capacity() {
+                    return Err(SessionError::Resource(
+                        ResourceError::TransmitBufferTooSmall { needed },
+                    ));
+                }
+            }
             #[cfg(feature = "v5")]
             if let Some(plan) = self.alias_plan(&out) {
                 self.push_aliased(&out, plan)?;
@@ -345,10 +355,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(packet_id)
     }
 
-    /// Whether resends (or the re-SUBSCRIBE) queued at CONNACK still wait
-    /// to be queued; new traffic goes after them.
+    /// Whether [`queue_sends`](Self::queue_sends) has something it can
+    /// queue now (a re-subscribe round with a free request slot, a PUBREL,
+    /// a resend the Receive Maximum lets out): new packets wait behind it.
+    /// Nothing it must wait for counts, or a driver would spin.
     pub(crate) fn is_resending(&self) -> bool {
-        self.resubscribe
+        (self.resubscribe
+            // A request answered frees its slot at the next collection.
+            && (!self.store.requests.is_full() || self.store.requests.iter().any(|r| r.done)))
             || !self.late_rels.is_empty()
             || (self.sends_pending
                 && self.store.outgoing.iter().any(|e| {
@@ -468,7 +482,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // One round per Subscription Identifier (one for all without).
         while self.resubscribe {
             if !self.queue_resubscribe(now) {
-                return;
+                // No request slot (or no room) for the next round yet:
+                // the resends need none and go on.
+                break;
             }
             self.resubscribe = self
                 .store
@@ -492,8 +508,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 continue;
             }
             let streamed = entry.payload > 0 && entry.stage != Stage::AwaitPubComp;
-            if streamed && self.payload.is_some() {
-                // Behind another payload still to be written.
+            if streamed && (self.payload.is_some() || self.head_held()) {
+                // Behind another payload still to be written (or a
+                // streamed QoS 0 message still to be reported: the
+                // session knows where one head ends, not two).
                 return;
             }
             let queued = if entry.stage == Stage::AwaitPubComp {

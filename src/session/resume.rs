@@ -228,10 +228,17 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 }
 
 /// The length of an MQTT 5 SUBSCRIBE of filters this long with
-/// Subscription Identifier `id` (0: none), at most: its property list is a
-/// length byte, and the identifier's id byte and up to four bytes of value.
+/// Subscription Identifier `id` (0: none): its property list is a length
+/// byte, and the identifier's id byte and varint value. Exact, since the
+/// property list can take the remaining length over a varint boundary.
 #[cfg(feature = "v5")]
 pub(super) fn resubscribe_len(id: u32, lens: impl Iterator<Item = usize>) -> usize {
-    let props = if id == 0 { 1 } else { 6 };
-    Subscribe::encoded_len_for(lens) + props
+    let props = if id == 0 {
+        1
+    } else {
+        2 + codec::varint_len(id)
+    };
+    // Packet id, properties, and per filter its length, bytes and options.
+    let body: usize = 2 + props + lens.map(|len| 2 + len + 1).sum::<usize>();
+    codec::packet_len(body)
 }

@@ -39,15 +39,19 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// Where the next QoS 0 PUBLISH written in full and not yet reported
-    /// starts among the held bytes, and its length.
-    pub(crate) fn find_sent(&self) -> Option<(usize, usize)> {
+    /// starts among the held bytes, and its length (`None`: there is none
+    /// yet, and the bytes before that offset are written packets that need
+    /// no report).
+    pub(crate) fn find_sent(&self) -> Option<(usize, Option<usize>)> {
         if self.unreported == 0 {
             return None;
         }
         let held = self.tx.held();
         let mut at = usize::try_from(self.sent_from.checked_sub(self.held_from())?).ok()?;
         loop {
-            let (mut len, topic) = queued_packet(held.get(at..)?)?;
+            let Some((mut len, _, qos0_publish)) = held.get(at..).and_then(queued_packet) else {
+                return Some((at, None));
+            };
             let from = self.held_from() + at as u64;
             if cfg!(feature = "streaming")
                 && from < self.head_end
@@ -56,16 +60,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 // A streamed head: its payload went (or goes) straight to
                 // the transport, and is complete once the session is told.
                 if self.payload.is_some_and(|p| p.at == self.head_end) {
-                    return None;
+                    return Some((at, None));
                 }
                 len = usize::try_from(self.head_end - from).unwrap_or(usize::MAX);
             }
             if held.len() - at < len {
                 // Not written in full yet.
-                return None;
+                return Some((at, None));
             }
-            if topic.is_some() {
-                return Some((at, len));
+            if qos0_publish {
+                return Some((at, Some(len)));
             }
             at += len;
         }
@@ -74,15 +78,23 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Takes the message [`find_sent`](Self::find_sent) finds as reported:
     /// its topic is then [`reported_topic`](Self::reported_topic)'s. The
     /// packets written before it are released now, and it at the next
-    /// call ([`release_reported`](Self::release_reported)).
+    /// call ([`release_reported`](Self::release_reported)). Without one,
+    /// the written packets that need no report are released (room for a
+    /// streamed payload, among others).
     pub(crate) fn next_sent(&mut self) -> bool {
-        let Some((at, len)) = self.find_sent() else {
+        let Some((at, found)) = self.find_sent() else {
             return false;
         };
+        // Where the walk stopped: a packet's start, which may lie past the
+        // bytes written (then all of them go).
+        self.sent_from = self.held_from() + at as u64;
         self.tx.release(at);
+        let Some(len) = found else {
+            return false;
+        };
         self.unreported -= 1;
         self.reported = len;
-        self.sent_from = self.held_from() + len as u64;
+        self.sent_from += len as u64;
         true
     }
 
@@ -95,9 +107,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// The topic of a QoS 0 PUBLISH this session queued: written in it,
     /// or on MQTT 5 named by the Topic Alias it carries instead.
     fn queued_topic<'s>(&'s self, packet: &'s [u8]) -> Option<&'s str> {
-        let (_, Some((topic, rest))) = queued_packet(packet)? else {
-            return None;
-        };
+        let (topic, rest) = codec::queued_topic(packet)?;
         #[cfg(not(feature = "v5"))]
         let _ = rest;
         #[cfg(feature = "v5")]

@@ -78,6 +78,11 @@ fn a_message_queued_behind_a_half_written_packet_is_found() {
     let len = s.poll_transmit(T0).len();
     write(&mut s, len / 2);
     s.publish(T0, &msg("zero", QoS::AtMostOnce)).unwrap();
+    // Looked for before it is written: nothing yet, and the walk keeps
+    // its place at the message's start.
+    assert_eq!(s.poll_event(T0), None);
+    write(&mut s, 1);
+    assert_eq!(s.poll_event(T0), None);
     let rest = s.poll_transmit(T0).len();
     write(&mut s, rest);
     assert_eq!(sent_topic(&mut s), "zero");
@@ -148,4 +153,86 @@ fn a_streamed_qos0_message_is_reported_once_its_payload_is_written() {
     assert_eq!(sent_topic(&mut s), "after");
     assert_eq!(s.poll_event(T0), None);
     assert_eq!(s.publish_streamed(T0, &head, 10), Ok(None));
+}
+
+#[cfg(feature = "streaming")]
+#[test]
+fn a_streamed_qos0_head_leaves_room_for_its_payload() {
+    // The head stays held until reported, after the payload: a queue no
+    // longer than the head has no room for the payload's pieces.
+    let head = Publish::new("fw/image/with/a/long/topic", &[], QoS::AtMostOnce, false);
+    let cap = head.head_len(100);
+    let mut s: S = session_with(cap, 1024);
+    connect_at(&mut s, T0, true, 0);
+    assert_eq!(
+        s.publish_streamed(T0, &head, 100),
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { needed: cap + 1 }
+        ))
+    );
+    // One byte more is enough (if slow).
+    let mut s: S = session_with(cap + 1, 1024);
+    connect_at(&mut s, T0, true, 0);
+    assert_eq!(s.publish_streamed(T0, &head, 100), Ok(None));
+    let n = s.poll_transmit(T0).len();
+    assert_eq!(n, cap);
+    s.handle_transmit(T0, n);
+    assert!(s.payload_due().is_some());
+    assert_eq!(s.payload_buffer().0.len(), 1);
+}
+
+#[cfg(feature = "streaming")]
+#[test]
+fn a_qos0_message_written_before_a_streamed_head_is_reported_to_make_room() {
+    let mut s: S = session_with(64, 1024);
+    connect_at(&mut s, T0, true, 0);
+    let p = Publish::new("a/b", &[7u8; 40], QoS::AtMostOnce, false);
+    s.publish(T0, &p).unwrap();
+    let head = Publish::new("c/d/e", &[], QoS::AtLeastOnce, false);
+    let need = 64 - Packet::Publish(p).encoded_len();
+    assert!(head.head_len(100) <= need);
+    assert_eq!(s.publish_streamed(T0, &head, 100), Ok(Some(1)));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    assert!(s.payload_due().is_some());
+    // Unreported, the QoS 0 message keeps its bytes beside the head...
+    let held = s.payload_buffer().0.len();
+    assert!(s.sent_due());
+    assert_eq!(s.poll_sent(), Some("a/b"));
+    assert_eq!(s.poll_sent(), None);
+    // ...reported, all of the queue is room for the payload (the QoS 1
+    // head needs no report).
+    assert_eq!(s.payload_buffer().0.len(), 64);
+    assert!(held < 64);
+}
+
+#[test]
+fn a_pingreq_deferred_behind_held_bytes_keeps_the_session_busy() {
+    let mut s: S = session_with(64, 1024);
+    connect_at(&mut s, T0, true, 10);
+    // A QoS 0 message that nearly fills the transmit buffer.
+    let body = [3u8; 57];
+    let p = Publish::new("a/b", &body, QoS::AtMostOnce, false);
+    assert_eq!(Packet::Publish(p).encoded_len(), 64);
+    s.publish(T0, &p).unwrap();
+    let len = s.poll_transmit(T0).len();
+    // The write is slow: the keep-alive deadline passes meanwhile (the
+    // driver's flush_transmit calls expire -> handle_timeout).
+    let due = s.poll_timeout().unwrap();
+    s.handle_timeout(due);
+    assert!(s.ping_outstanding());
+    // The write completes; the driver's flush_transmit polls again.
+    s.handle_transmit(due, len);
+    assert!(
+        s.poll_transmit(due).is_empty(),
+        "the PINGREQ does not fit beside the held bytes"
+    );
+    // flush() then reports the QoS 0 message (report_sent).
+    assert_eq!(s.poll_sent(), Some("a/b"));
+    assert_eq!(s.poll_sent(), None);
+    // drive() now asks transmit_idle() before waiting for input.
+    assert!(
+        !s.transmit_idle(),
+        "transmit_idle() is true, but the PINGREQ is still owed: the driver waits for a PINGRESP to a PINGREQ it never sends"
+    );
 }

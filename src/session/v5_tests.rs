@@ -1173,7 +1173,10 @@ fn resubscribe_rounds_wait_for_a_free_request_slot() {
     ack(&mut s, connack(&[]));
     let round = drain(&mut s);
     assert_eq!(round.len(), 1, "{round:?}");
-    assert!(s.is_resending());
+    // The next round waits for the SUBACK, which only a read brings: not
+    // something to write now (a driver would spin on it).
+    assert!(!s.is_resending());
+    assert!(s.transmit_idle());
     ack(
         &mut s,
         v5::Packet::SubAck(v5::SubAck {
@@ -1856,5 +1859,201 @@ fn compaction_skips_aliases_whose_topic_was_not_kept() {
     assert_eq!(
         message_topic(feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 1))),
         "0123456789"
+    );
+}
+
+#[test]
+fn a_resubscribe_split_counts_the_remaining_length_varint() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let a = "a".repeat(60);
+    let b = "b".repeat(59);
+    let filters = [
+        Subscription {
+            filter: &a,
+            qos: QoS::AtMostOnce,
+        },
+        Subscription {
+            filter: &b,
+            qos: QoS::AtMostOnce,
+        },
+    ];
+    s.subscribe(T0, &filters).unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    static MAX: [Property<'static>; 1] = [Property::MaximumPacketSize(130)];
+    let event = feed(&mut s, secs(1), connack(&MAX)).unwrap();
+    assert!(matches!(event, Some(Event::Connected(_))));
+    for p in sent(&mut s, secs(1)) {
+        assert!(
+            p.encoded_len() <= 130,
+            "SUBSCRIBE of {} bytes over the broker's 130",
+            p.encoded_len()
+        );
+    }
+}
+
+#[cfg(feature = "streaming")]
+#[test]
+fn a_streamed_resend_waits_until_a_streamed_qos0_message_before_it_is_reported() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert_eq!(
+        s.publish(T0, &publish("r/1", QoS::AtLeastOnce)),
+        Ok(Some(1))
+    );
+    let _ = sent(&mut s, T0);
+    let head = Publish::new("r/2", &[], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 10), Ok(Some(2)));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    s.handle_payload(T0, 10);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    static ONE: [Property<'static>; 1] = [Property::ReceiveMaximum(1)];
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&ONE),
+    });
+    assert!(matches!(
+        feed(&mut s, secs(1), present),
+        Ok(Some(Event::Connected(_)))
+    ));
+    // R1 resent; R2 waits for the quota.
+    assert_eq!(publishes_and_rels(&sent(&mut s, secs(1))), [(1, false)]);
+    // A streamed QoS 0 message and a plain one behind it.
+    let p0 = Publish::new("p/0", &[], QoS::AtMostOnce, false);
+    assert_eq!(s.publish_streamed(secs(1), &p0, 100), Ok(None));
+    assert_eq!(
+        s.publish(secs(1), &publish("p/1", QoS::AtMostOnce)),
+        Ok(None)
+    );
+    // The PUBACK of R1 is read before anything of P0 is written.
+    assert!(matches!(
+        feed(&mut s, secs(1), ack(PacketType::PubAck, 1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    let n = s.poll_transmit(secs(1)).len();
+    s.handle_transmit(secs(1), n);
+    s.handle_payload(secs(1), 100);
+    // R2's head waits until P0, whose head is held, is reported: the
+    // session tells where one streamed head ends, not two.
+    let n = s.poll_transmit(secs(1)).len();
+    s.handle_transmit(secs(1), n);
+    assert!(s.payload_due().is_none());
+    let mut reported = Vec::new();
+    while let Some(t) = s.poll_sent() {
+        reported.push(std::string::String::from(t));
+    }
+    assert_eq!(reported, ["p/0", "p/1"]);
+    let n = s.poll_transmit(secs(1)).len();
+    s.handle_transmit(secs(1), n);
+    assert_eq!(s.payload_due().map(|d| d.packet_id), Some(Some(2)));
+    s.handle_payload(secs(1), 10);
+    let lost = reported.len() < 2;
+    // Consequence: every byte written from now on stays held.
+    let _ = s.poll_transmit(secs(1));
+    let mut t = 2;
+    loop {
+        s.ping(secs(t)).unwrap();
+        let n = s.poll_transmit(secs(t)).len();
+        if n == 0 {
+            break;
+        }
+        s.handle_transmit(secs(t), n);
+        let ev = feed(&mut s, secs(t), v5::Packet::PingResp).map(|e| std::format!("{e:?}"));
+        if !matches!(ev.as_deref(), Ok("Some(Pong)")) {
+            panic!(
+                "lost report: {reported:?}; after {} PINGREQs written the PINGRESP gives {ev:?}",
+                t - 2
+            );
+        }
+        t += 1;
+        if t > 2000 {
+            break;
+        }
+    }
+    assert!(
+        !lost && t > 2000,
+        "lost report: {reported:?}; PINGREQ no longer queued after {} pings",
+        t - 2
+    );
+}
+
+#[test]
+fn resubscribe_rounds_beyond_the_request_slots_leave_nothing_to_spin_on() {
+    type S1 = Session<'static, 1, 4>;
+    fn feed1(s: &mut S1, p: v5::Packet<'_>) -> std::string::String {
+        let mut buf = vec![0u8; p.encoded_len()];
+        let n = p.encode(&mut buf).unwrap();
+        let space = s.receive_buffer();
+        space[..n].copy_from_slice(&buf[..n]);
+        s.commit(n);
+        std::format!("{:?}", s.poll_event(T0))
+    }
+    fn drain(s: &mut S1) -> usize {
+        let mut total = 0;
+        loop {
+            let n = s.poll_transmit(T0).len();
+            if n == 0 {
+                return total;
+            }
+            s.handle_transmit(T0, n);
+            total += n;
+        }
+    }
+    let mut s: S1 = Session::new(leak(512), leak(512), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    drain(&mut s);
+    feed1(&mut s, connack(&[]));
+    let sub = |filter, qos| Subscription { filter, qos };
+    s.subscribe(
+        T0,
+        &[sub("a/1", QoS::AtMostOnce), sub("b/2", QoS::AtMostOnce)],
+    )
+    .unwrap();
+    drain(&mut s);
+    s.connection_lost();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    drain(&mut s);
+    // One 3-byte filter per SUBSCRIBE (11 bytes); two do not fit.
+    static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(12)];
+    let ev = feed1(&mut s, connack(&SMALL));
+    assert!(ev.contains("Connected"), "{ev}");
+    assert!(drain(&mut s) > 0, "first round");
+    // Second round waits for the request slot: nothing to write, yet...
+    assert_eq!(drain(&mut s), 0);
+    assert!(
+        s.transmit_idle(),
+        "is_resending {} with nothing it can queue: a driver spins",
+        s.is_resending()
+    );
+}
+
+#[test]
+fn no_goodbye_after_part_of_a_packet() {
+    let mut s = connected();
+    let body = [1u8; 60];
+    s.publish(T0, &Publish::new("t", &body, QoS::AtLeastOnce, false))
+        .unwrap();
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n / 2);
+    assert!(matches!(
+        feed_bytes(&mut s, T0, &[0x40, 0x01, 0x00]),
+        Err(Closed::Malformed(_))
+    ));
+    let rest = s.poll_transmit(T0).to_vec();
+    assert!(
+        rest.is_empty(),
+        "after {} of {n} bytes of a PUBLISH the wire gets {rest:02x?}",
+        n / 2
     );
 }
