@@ -269,7 +269,7 @@ where
     pub(super) async fn flush(&mut self) -> Res<(), TransportError<K>> {
         loop {
             #[cfg_attr(not(feature = "streaming"), allow(unused_mut))]
-            let mut written = self.flush_transmit().await;
+            let mut written = self.flush_transmit(None).await;
             // A resent streamed message's payload, asked of the
             // application again; then what waited behind it. (`#[cfg]`:
             // an await point in dead code still costs its state.)
@@ -277,7 +277,7 @@ where
             while written.is_ok() && self.session.payload_due().is_some() {
                 written = self.write_payload(None).await;
                 if written.is_ok() {
-                    written = self.flush_transmit().await;
+                    written = self.flush_transmit(None).await;
                 }
             }
             if written.is_ok() {
@@ -364,20 +364,20 @@ where
     /// [`Error::Timeout`], a due keep-alive queues a PINGREQ whose PINGRESP
     /// deadline then bounds the wait. Both futures are dropped at the
     /// deadline, so this relies on the transport's cancel safety.
-    pub(super) async fn flush_transmit(&mut self) -> Res<(), TransportError<K>> {
+    ///
+    /// `now`: the clock just read, if the caller has.
+    pub(super) async fn flush_transmit(
+        &mut self,
+        now: Option<Instant>,
+    ) -> Res<(), TransportError<K>> {
         // Nothing to write (the usual case between packets): no clock read.
         if self.session.transmit_idle() {
             return Ok(());
         }
-        let now = self.clock.now();
-        self.flush_transmit_at(now).await
-    }
-
-    /// [`flush_transmit`](Self::flush_transmit) with the clock just read.
-    pub(super) async fn flush_transmit_at(
-        &mut self,
-        mut now: Instant,
-    ) -> Res<(), TransportError<K>> {
+        let mut now = match now {
+            Some(now) => now,
+            None => self.clock.now(),
+        };
         let mut wrote = false;
         // One clock read for the usual case, one write that takes all; read
         // again only after a partial write or a deadline. A write stamped a

@@ -451,7 +451,7 @@ where
             Some(props) => self.session.publish_with(now, &publish, props)?,
             _ => self.session.publish(now, &publish)?,
         };
-        if let Err(e) = self.flush_transmit_at(now).await {
+        if let Err(e) = self.flush_transmit(Some(now)).await {
             // A QoS 1/2 message is in the session now: it is resent after
             // the next connect (clean session off), so report its id, not
             // the error, or the caller would publish it twice. The
@@ -541,7 +541,7 @@ where
         self.flush().await?;
         let reason = crate::codec::v5::ReasonCode::ReAuthenticate;
         driver::auth_with(&self.config, &mut self.session, reason, data)?;
-        self.flush_transmit().await
+        self.flush_transmit(None).await
     }
 
     /// MQTT 5: subscribes to one filter with subscription options (No

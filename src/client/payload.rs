@@ -110,7 +110,7 @@ where
         let now = self.clock.now();
         let packet_id = self.session.publish_streamed(now, &publish, len)?;
         loop {
-            self.flush_transmit().await?;
+            self.flush_transmit(None).await?;
             if self.session.payload_due().is_none() {
                 break;
             }
