@@ -517,13 +517,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.settle();
         // First: `sent_due` promises it. (None are due once the connection
         // is lost, so the events of a loss still come in order.)
-        while self.p.next_sent() {
-            if self.p.reported_topic().is_some() {
-                return self.p.reported_topic().map(|topic| Event::Sent { topic });
-            }
-            // Not reached: the session wrote the topic itself. Skipped
-            // rather than hiding the events behind it.
-            self.p.release_reported();
+        if self.p.unreported > 0 && self.p.next_sent() {
+            let topic = self.p.reported_topic();
+            return Some(Event::Sent { topic });
         }
         if self.stream.is_some_and(|s| !s.over) && self.p.state == State::Disconnected {
             return self.stream_event(Part::Aborted);
@@ -806,12 +802,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// messages as soon as they are written, without handing over what was
     /// read yet.
     pub fn poll_sent(&mut self) -> Option<&str> {
+        // The usual answer, without settling: the last report's bytes go
+        // at the next call that does.
+        if self.p.unreported == 0 {
+            return None;
+        }
         self.settle();
-        while self.p.next_sent() {
-            if self.p.reported_topic().is_some() {
-                return self.p.reported_topic();
-            }
-            self.p.release_reported();
+        if self.p.next_sent() {
+            return Some(self.p.reported_topic());
         }
         None
     }
@@ -965,6 +963,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// payload together before writing them, and the topic of the
     /// streamed QoS 1/2 message (for a resend, whose caller is gone).
     pub fn payload_buffer(&mut self) -> (&mut [u8], Option<&str>) {
+        // The QoS 0 message last reported gives its bytes back.
+        if self.p.reported > 0 {
+            self.p.release_reported();
+        }
         let store = &self.p.store;
         let topic = self.p.payload.and_then(|p| p.packet_id).and_then(|id| {
             let e = store

@@ -99,9 +99,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     }
 
     /// The topic of the QoS 0 PUBLISH [`next_sent`](Self::next_sent)
-    /// found.
-    pub(crate) fn reported_topic(&self) -> Option<&str> {
-        self.queued_topic(self.tx.held().get(..self.reported)?)
+    /// found. Empty only if it could not be read back, which does not
+    /// happen: the session wrote it from a `&str`.
+    pub(crate) fn reported_topic(&self) -> &str {
+        self.tx
+            .held()
+            .get(..self.reported)
+            .and_then(|packet| self.queued_topic(packet))
+            .unwrap_or_default()
     }
 
     /// The topic of a QoS 0 PUBLISH this session queued: written in it,
