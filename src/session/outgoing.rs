@@ -364,10 +364,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // A request answered frees its slot at the next collection.
             && (!self.store.requests.is_full() || self.store.requests.iter().any(|r| r.done)))
             || !self.late_rels.is_empty()
-            || (self.sends_pending
-                && self.store.outgoing.iter().any(|e| {
-                    e.send && e.is_live() && (e.stage == Stage::AwaitPubComp || self.quota_left())
-                }))
+            || (self.sends_pending && {
+                // Once, not per entry: this runs at every flush.
+                let quota = self.quota_left();
+                self.store
+                    .outgoing
+                    .iter()
+                    .any(|e| e.send && e.is_live() && (e.stage == Stage::AwaitPubComp || quota))
+            })
     }
 
     /// MQTT 5 flow control (§4.9): whether another QoS 1/2 PUBLISH may go

@@ -722,6 +722,23 @@ fn what_a_new_maximum_packet_size_forbids_is_not_resent() {
     );
 }
 
+/// A new connection at 1 s (clean start off) that the broker accepts with
+/// its session kept and these CONNACK properties.
+fn resume_with(s: &mut S, props: &'static [Property<'static>]) {
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(s, secs(1));
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(props),
+    });
+    assert!(matches!(
+        feed(s, secs(1), present),
+        Ok(Some(Event::Connected(_)))
+    ));
+}
+
 /// The packet ids of the PUBLISHes (`false`) and PUBRELs (`true`) on
 /// the wire.
 fn publishes_and_rels(wire: &[v5::Packet<'_>]) -> Vec<(u16, bool)> {
@@ -773,21 +790,10 @@ fn resends_keep_to_a_receive_maximum_lowered_across_a_reconnect() {
         assert_eq!(s.publish(T0, &publish("t", QoS::AtLeastOnce)), Ok(Some(id)));
     }
     let _ = sent(&mut s, T0);
-    s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, secs(1));
     // The broker keeps the session, but takes two unacknowledged messages
     // now (MQTT 5 §4.9): the QoS 2 message still counts, so one resend.
     static TWO: [Property<'static>; 1] = [Property::ReceiveMaximum(2)];
-    let present = v5::Packet::ConnAck(v5::ConnAck {
-        session_present: true,
-        reason_code: ReasonCode::Success,
-        properties: Properties::new(&TWO),
-    });
-    assert!(matches!(
-        feed(&mut s, secs(1), present),
-        Ok(Some(Event::Connected(_)))
-    ));
+    resume_with(&mut s, &TWO);
     assert_eq!(
         publishes_and_rels(&sent(&mut s, secs(1))),
         [(1, true), (2, false)]
@@ -1914,19 +1920,8 @@ fn a_streamed_resend_waits_until_a_streamed_qos0_message_before_it_is_reported()
     let n = s.poll_transmit(T0).len();
     s.handle_transmit(T0, n);
     s.handle_payload(T0, 10);
-    s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, secs(1));
     static ONE: [Property<'static>; 1] = [Property::ReceiveMaximum(1)];
-    let present = v5::Packet::ConnAck(v5::ConnAck {
-        session_present: true,
-        reason_code: ReasonCode::Success,
-        properties: Properties::new(&ONE),
-    });
-    assert!(matches!(
-        feed(&mut s, secs(1), present),
-        Ok(Some(Event::Connected(_)))
-    ));
+    resume_with(&mut s, &ONE);
     // R1 resent; R2 waits for the quota.
     assert_eq!(publishes_and_rels(&sent(&mut s, secs(1))), [(1, false)]);
     // A streamed QoS 0 message and a plain one behind it.
