@@ -167,6 +167,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         e.send = false;
         timers::deadline_gone(&self.earliest_ack, e.deadline);
         self.store.finished = true;
+        self.unqueue_stored(packet_id);
         self.record(packet_id, Outcome::Completed);
         Handled::Published(i)
     }
@@ -185,10 +186,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         e.stage = Stage::AwaitPubComp;
         let old = core::mem::replace(&mut e.deadline, now + self.timeouts.puback);
         timers::deadline_gone(&self.earliest_ack, old);
+        let send = e.send;
         // PUBRELs go out in the order of their PUBRECs (MQTT-4.6.0-2) and
         // after the resends queued before them. A resend still to come
         // carries the PUBREL in its place.
-        if e.send {
+        // A resent PUBLISH queued still goes: it keeps the resends' order,
+        // and the PUBREL follows it.
+        if send {
             self.sends_pending = true;
         } else if resending {
             // Resent already, while other resends (or PUBRELs) still wait:

@@ -125,7 +125,7 @@ use acks::Acks;
 use incoming::Handled;
 use outgoing::{Filters, Props};
 pub(crate) use protocol::check_connect;
-use protocol::{PayloadOut, Protocol};
+use protocol::{PayloadOut, Protocol, StoredSend};
 use rx::{Any, Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
 use tx::{Encode, TxQueue};
@@ -469,6 +469,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Whether nothing waits to be written.
     pub fn transmit_idle(&self) -> bool {
         self.p.tx.is_empty()
+            && self.p.stored.is_empty()
             && !self.p.ping_deferred
             && !self.p.is_resending()
             && !self.acks.has_ready()
@@ -705,10 +706,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 // Only between packets: after part of one, its rest is
                 // what the broker expects next.
                 #[cfg(feature = "v5")]
-                let goodbye = self
-                    .p
-                    .goodbye(reason)
-                    .filter(|_| self.p.tx.is_empty() && self.p.payload.is_none());
+                let goodbye = self.p.goodbye(reason).filter(|_| {
+                    self.p.tx.is_empty() && self.p.stored.is_empty() && self.p.payload.is_none()
+                });
                 // The rest of the input goes at the next call (`settle`).
                 self.p.connection_lost();
                 // MQTT 5: the reason, in the one packet left to write.

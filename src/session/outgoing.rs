@@ -70,6 +70,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // gets the aliased one.
             Some(plan) => {
                 self.check_tx_room(len.max(plan.len))?;
+                // The new alias's topic is appended after the message, and
+                // must not move the message's bytes before its entry exists.
+                let topic = if plan.elide { 0 } else { publish.topic.len() };
+                self.store.reserve(len.saturating_add(topic));
                 let span = self
                     .store
                     .append_encoded(out.encode())
@@ -77,10 +81,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 self.push_aliased(&out, plan)?;
                 span
             }
-            None => self.push_and_store(&out, len)?,
+            None => self.store_and_send(&out, packet_id, len)?,
         };
         #[cfg(not(feature = "v5"))]
-        let span = self.push_and_store(&out, len)?;
+        let span = self.store_and_send(&out, packet_id, len)?;
         let stage = if publish.qos == QoS::AtLeastOnce {
             Stage::AwaitPubAck
         } else {
@@ -101,6 +105,37 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         self.take_packet_id(packet_id);
         self.start_payload(payload_len, Some(packet_id));
         Ok(Some(packet_id))
+    }
+
+    /// Encodes the PUBLISH into the store and queues it from there (see
+    /// [`Protocol::stored`]). A streamed head goes through the transmit
+    /// queue instead, where its payload's pieces are put together behind
+    /// it: the store keeps a copy of the head only.
+    fn store_and_send(&mut self, out: &OutPublish<'_>, packet_id: u16, len: usize) -> Result<Span> {
+        if out.is_streamed() {
+            return self.push_and_store(out, len);
+        }
+        // Behind the resends, like every new packet; it takes no room in
+        // the transmit queue.
+        self.check_tx_room(0)?;
+        if self.stored.is_full() {
+            // One per outgoing entry: not reached while the window has room.
+            return Err(SessionError::Resource(ResourceError::InflightFull));
+        }
+        let span = self
+            .store
+            .append_encoded(out.encode())
+            .map_err(|_| SessionError::Resource(ResourceError::StoreFull))?;
+        self.send_stored(packet_id);
+        Ok(span)
+    }
+
+    /// Queues the stored PUBLISH of outgoing `packet_id` behind what the
+    /// transmit queue holds. `false` without room for it (not reached: one
+    /// per outgoing entry).
+    pub(crate) fn send_stored(&mut self, packet_id: u16) -> bool {
+        let at = self.tx.queued();
+        self.stored.push(StoredSend { at, packet_id }).is_ok()
     }
 
     /// Queues the PUBLISH and copies it into the store.
@@ -512,10 +547,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 continue;
             }
             let streamed = entry.payload > 0 && entry.stage != Stage::AwaitPubComp;
-            if streamed && (self.payload.is_some() || self.head_held()) {
+            if streamed && (self.payload.is_some() || self.head_held() || !self.stored.is_empty()) {
                 // Behind another payload still to be written (or a
                 // streamed QoS 0 message still to be reported: the
-                // session knows where one head ends, not two).
+                // session knows where one head ends, not two), or a stored
+                // PUBLISH: once queued, the head is in what
+                // `poll_transmit` returns next.
                 return;
             }
             let queued = if entry.stage == Stage::AwaitPubComp {
@@ -524,8 +561,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             } else {
                 // DUP marks the resend (MQTT-3.3.1-1); it stays set.
                 codec::mark_dup(self.store.bytes_mut(entry.span));
-                let bytes = self.store.bytes(entry.span);
-                self.tx.push_bytes(bytes).is_ok()
+                if streamed {
+                    // Its payload's pieces are put together behind it.
+                    let bytes = self.store.bytes(entry.span);
+                    self.tx.push_bytes(bytes).is_ok()
+                } else {
+                    self.send_stored(entry.packet_id)
+                }
             };
             if !queued {
                 return;
@@ -665,6 +707,16 @@ impl<'p> OutPublish<'p> {
             Self::V3(_, len) => *len,
             #[cfg(feature = "v5")]
             Self::V5(_, len) => *len,
+        }
+    }
+
+    /// Whether its payload comes separately: only its head is encoded.
+    fn is_streamed(&self) -> bool {
+        match self {
+            #[cfg(feature = "v3")]
+            Self::V3(_, len) => len.is_some(),
+            #[cfg(feature = "v5")]
+            Self::V5(_, len) => len.is_some(),
         }
     }
 

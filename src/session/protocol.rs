@@ -14,6 +14,16 @@ pub(crate) struct Incoming {
     pub(crate) released: Option<u64>,
 }
 
+/// A stored PUBLISH queued for the wire (see [`Protocol::stored`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredSend {
+    /// The transmit-stream position it is written at: after the queue's
+    /// bytes before it, before the ones from there on.
+    pub(crate) at: u64,
+    /// The outgoing entry whose bytes go out.
+    pub(crate) packet_id: u16,
+}
+
 /// The payload of a streamed PUBLISH, written by the driver straight to
 /// the transport once its head is: bytes queued behind the head wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +86,15 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// PUBRELs whose PUBREC came while resends still waited to be queued:
     /// they go behind those, in PUBREC order.
     pub(crate) late_rels: heapless::Vec<u16, INFLIGHT>,
+    /// QoS 1/2 PUBLISH packets queued for the wire without a copy in the
+    /// transmit queue: they are written straight from the store, where
+    /// they wait for their acknowledgement anyway, so an in-flight message
+    /// is held once. In order, each with the transmit-stream position of
+    /// the queue's bytes it goes before. At most one per outgoing entry.
+    pub(crate) stored: heapless::Vec<StoredSend, INFLIGHT>,
+    /// How many bytes of the first of [`stored`](Self::stored) have been
+    /// written.
+    pub(crate) stored_written: usize,
     /// The earliest acknowledgement deadline of the window and the
     /// pending requests, once computed (`None`: to be computed again).
     /// The driver asks for the next deadline several times a message;
@@ -130,6 +149,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             reported: 0,
             sent_from: 0,
             late_rels: heapless::Vec::new(),
+            stored: heapless::Vec::new(),
+            stored_written: 0,
             earliest_ack: core::cell::Cell::new(None),
             version: Version::DEFAULT,
             #[cfg(feature = "v5")]
@@ -223,6 +244,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.resubscribe = false;
         self.sends_pending = false;
         self.late_rels.clear();
+        self.stored.clear();
+        self.stored_written = 0;
         self.payload = None;
         self.earliest_ack.set(None);
         // What to resend is decided by the next CONNACK.
@@ -232,7 +255,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         for s in self.store.subscriptions.iter_mut() {
             s.requested = false;
         }
-        self.store.collect();
+        self.collect();
         self.store.clear_requests();
         // Topic aliases live as long as their network connection.
         #[cfg(feature = "v5")]
@@ -283,35 +306,112 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                 self.queue_sends(now);
             }
         }
-        let pending = self.tx.pending();
-        let payload = self.payload.filter(|_| cfg!(feature = "streaming"));
-        match payload {
-            // Up to the head of the streamed PUBLISH; nothing after it
-            // until its payload is written.
-            Some(p) => {
-                let before = p.at.saturating_sub(self.tx.written());
-                pending
-                    .get(
-                        ..usize::try_from(before)
-                            .unwrap_or(usize::MAX)
-                            .min(pending.len()),
-                    )
-                    .unwrap_or(&[])
+        if self.payload_due() {
+            return &[];
+        }
+        while self.stored_due() {
+            if !self.stored_bytes().is_empty() {
+                return self
+                    .stored_bytes()
+                    .get(self.stored_written..)
+                    .unwrap_or(&[]);
             }
-            None => pending,
+            // Its entry is gone, which nothing does while it is queued
+            // ([`sending`](Self::sending)): never a stall.
+            self.stored.remove(0);
+            self.stored_written = 0;
+        }
+        let pending = self.tx.pending();
+        let before = usize::try_from(self.queue_limit()).unwrap_or(usize::MAX);
+        pending.get(..before.min(pending.len())).unwrap_or(&[])
+    }
+
+    /// Whether a streamed payload is the next thing to write: its head is
+    /// written, and nothing queued after the head may go before it.
+    fn payload_due(&self) -> bool {
+        cfg!(feature = "streaming") && self.payload.is_some_and(|p| p.at == self.tx.written())
+    }
+
+    /// Whether the first stored PUBLISH is the next thing to write.
+    fn stored_due(&self) -> bool {
+        self.stored
+            .first()
+            .is_some_and(|s| s.at == self.tx.written())
+    }
+
+    /// How many of the queue's pending bytes may be written before a
+    /// streamed payload or a stored PUBLISH must go.
+    fn queue_limit(&self) -> u64 {
+        let written = self.tx.written();
+        let payload = self
+            .payload
+            .filter(|_| cfg!(feature = "streaming"))
+            .map(|p| p.at);
+        let stored = self.stored.first().map(|s| s.at);
+        match (payload, stored) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(u64::MAX),
+        }
+        .saturating_sub(written)
+    }
+
+    /// The packet of the first stored PUBLISH, whole. Empty if its entry
+    /// is gone, which nothing does while it is queued: an acknowledgement
+    /// unqueues a send not started ([`unqueue_stored`](Self::unqueue_stored)),
+    /// and one being written keeps its entry ([`collect`](Self::collect)).
+    fn stored_bytes(&self) -> &[u8] {
+        let Some(s) = self.stored.first() else {
+            return &[];
+        };
+        // The newest entries are the usual ones: search from the back. An
+        // id is not reused while its entry is there, done or not.
+        self.store
+            .outgoing
+            .iter()
+            .rev()
+            .find(|e| e.packet_id == s.packet_id)
+            .map_or(&[], |e| self.store.bytes(e.span))
+    }
+
+    /// Whether the PUBLISH of outgoing `packet_id` is being written from
+    /// the store, in part: its bytes must go out whole, even if the entry
+    /// completes meanwhile.
+    pub(crate) fn sending(&self, packet_id: u16) -> bool {
+        self.stored_written > 0
+            && self
+                .stored
+                .first()
+                .is_some_and(|s| s.packet_id == packet_id)
+    }
+
+    /// Forgets the stored PUBLISH of outgoing `packet_id` queued and not
+    /// yet started: the broker answered it already (the original, before
+    /// a reconnect), so it is not sent again.
+    pub(crate) fn unqueue_stored(&mut self, packet_id: u16) {
+        if !self.sending(packet_id) {
+            self.stored.retain(|s| s.packet_id != packet_id);
         }
     }
 
     pub(crate) fn handle_transmit(&mut self, now: Instant, n: usize) {
-        // No more than `poll_transmit` handed out: with a streamed head
-        // queued, what follows it is not the driver's to claim yet.
-        let n = match self.payload.filter(|_| cfg!(feature = "streaming")) {
-            Some(p) => {
-                let before = p.at.saturating_sub(self.tx.written());
-                n.min(usize::try_from(before).unwrap_or(usize::MAX))
+        if n == 0 || self.payload_due() {
+            return;
+        }
+        if self.stored_due() {
+            // No more than `poll_transmit` handed out.
+            let len = self.stored_bytes().len();
+            self.stored_written = self.stored_written.saturating_add(n).min(len);
+            if self.stored_written == len {
+                self.stored_written = 0;
+                self.stored.remove(0);
             }
-            None => n,
-        };
+            self.last_sent = now;
+            return;
+        }
+        // No more than `poll_transmit` handed out: what follows a streamed
+        // head or comes after a stored PUBLISH is not the driver's to
+        // claim yet.
+        let n = n.min(usize::try_from(self.queue_limit()).unwrap_or(usize::MAX));
         if n > 0 {
             self.tx.consume(n, self.unreported > 0);
             self.last_sent = now;
@@ -330,7 +430,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
 
     /// Removes the entries whose end was reported.
     pub(crate) fn collect(&mut self) {
-        self.store.collect();
+        let writing = self.stored.first().filter(|_| self.stored_written > 0);
+        self.store.collect(writing.map(|s| s.packet_id));
     }
 
     /// Records an incoming QoS 2 id until its PUBCOMP is written. MQTT

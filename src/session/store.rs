@@ -196,9 +196,19 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         })
     }
 
+    /// Compacts now if `len` more bytes do not fit behind the last entry,
+    /// so that appends that follow, up to `len` bytes in all, move
+    /// nothing: a span appended and not yet recorded in a list is not
+    /// known to [`compact`](Self::compact), and would not move with it.
+    #[cfg(feature = "v5")]
+    pub(crate) fn reserve(&mut self, len: usize) {
+        if self.buf.len() - self.used < len && self.garbage > 0 {
+            self.compact();
+        }
+    }
+
     /// Encodes `packet` behind the last entry (compacting first if only
     /// the released bytes make room).
-    #[cfg(feature = "v5")]
     pub(crate) fn append_encoded(&mut self, packet: super::Encode<'_>) -> Result<Span, StoreFull> {
         let len = packet.encoded_len();
         if self.buf.len() - self.used < len && self.garbage > 0 {
@@ -347,13 +357,23 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         self.garbage = 0;
     }
 
-    /// Removes the entries marked done.
-    pub(crate) fn collect(&mut self) {
+    /// Removes the entries marked done, but for outgoing `keep`'s: its
+    /// PUBLISH is being written from here (it goes at a later call).
+    pub(crate) fn collect(&mut self, keep: Option<u16>) {
         if !self.finished {
             return;
         }
         self.finished = false;
-        while let Some(i) = self.outgoing.iter().position(|e| e.status == Status::Done) {
+        let gone = |e: &Outgoing| e.status == Status::Done && Some(e.packet_id) != keep;
+        if keep.is_some()
+            && self
+                .outgoing
+                .iter()
+                .any(|e| Some(e.packet_id) == keep && e.status == Status::Done)
+        {
+            self.finished = true;
+        }
+        while let Some(i) = self.outgoing.iter().position(gone) {
             let e = self.outgoing.remove(i);
             self.release(e.span);
         }
@@ -473,7 +493,7 @@ mod tests {
         // The oldest message completes: nothing moves yet.
         store.outgoing[0].status = Status::Done;
         store.finished = true;
-        store.collect();
+        store.collect(None);
         assert_eq!(store.free_bytes(), 5);
         assert_eq!(store.bytes(store.subscriptions[1].span), b"gg");
         // Five bytes fit only over the released ones: one compaction.
@@ -513,7 +533,7 @@ mod tests {
         store.aliases.push(c).unwrap();
         store.outgoing[0].status = Status::Done;
         store.finished = true;
-        store.collect();
+        store.collect(None);
         // Six bytes fit only over the released message.
         let e = store.append(b"eeeeee").unwrap();
         assert_eq!(store.bytes(e), b"eeeeee");

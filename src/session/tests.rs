@@ -1202,6 +1202,7 @@ fn packet_ids_are_unique_among_those_in_flight() {
     s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap(); // 1
     s.subscribe(T0, &[sub("t", QoS::AtMostOnce)]).unwrap(); // 2
     s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap(); // 3
+    let _ = sent(&mut s, T0);
     feed(&mut s, T0, puback(3)).unwrap();
     // Wrap around onto ids 1 and 2, still taken.
     s.p.next_packet_id = 65535;
@@ -1321,30 +1322,124 @@ fn transmit_buffer_too_small() {
             ResourceError::TransmitBufferTooSmall { needed }
         ))
     );
-    let big1 = Publish {
-        payload: &[0; 30],
-        ..msg("t", QoS::AtLeastOnce)
-    };
-    assert!(matches!(
-        s.publish(T0, &big1),
-        Err(SessionError::Resource(
-            ResourceError::TransmitBufferTooSmall { .. }
-        ))
-    ));
     assert_eq!(s.inflight(), 0, "a refused publish keeps no state");
     // One that fits an empty buffer but not behind what is queued.
-    let p = msg("t", QoS::AtLeastOnce); // 14 bytes
-    let id = s.publish(T0, &p).unwrap().unwrap();
+    let p = msg("t/0123456", QoS::AtMostOnce); // 13 bytes
+    s.publish(T0, &p).unwrap();
     assert!(matches!(
         s.publish(T0, &p),
         Err(SessionError::Resource(
             ResourceError::TransmitBufferTooSmall { .. }
         ))
     ));
-    assert_eq!(ids(&s), [(id, Stage::AwaitPubAck)]);
-    // After writing, it fits.
+    // After writing (and reporting), it fits.
     assert_eq!(sent(&mut s, T0).len(), 1);
     assert!(s.publish(T0, &p).is_ok());
+}
+
+#[test]
+fn a_qos1_or_qos2_message_needs_room_in_the_store_only() {
+    // Written straight from the store: the transmit queue holds no copy,
+    // so a message larger than the whole queue goes out, whole and in
+    // order with the queue's own packets.
+    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+    connect_at(&mut s, T0, true, 0);
+    let big = |qos| Publish {
+        payload: &[7; 30],
+        ..msg("t", qos)
+    };
+    s.publish(T0, &msg("a", QoS::AtMostOnce)).unwrap();
+    assert_eq!(s.publish(T0, &big(QoS::AtLeastOnce)), Ok(Some(1)));
+    s.publish(T0, &msg("b", QoS::AtMostOnce)).unwrap();
+    assert_eq!(s.publish(T0, &big(QoS::ExactlyOnce)), Ok(Some(2)));
+    let qos0 = Packet::Publish(msg("a", QoS::AtMostOnce)).encoded_len();
+    assert_eq!(
+        s.p.tx.pending().len(),
+        2 * qos0,
+        "the two QoS 0 messages only"
+    );
+    let out = sent(&mut s, T0);
+    let mut want = vec![Packet::Publish(msg("a", QoS::AtMostOnce))];
+    want.push(Packet::Publish(Publish {
+        packet_id: Some(1),
+        ..big(QoS::AtLeastOnce)
+    }));
+    want.push(Packet::Publish(msg("b", QoS::AtMostOnce)));
+    want.push(Packet::Publish(Publish {
+        packet_id: Some(2),
+        ..big(QoS::ExactlyOnce)
+    }));
+    assert_eq!(out, want);
+    assert!(s.transmit_idle());
+    // The resend after a reconnect comes from the store too, with DUP.
+    let mut s = persistent();
+    s.publish(T0, &big(QoS::AtLeastOnce)).unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    sent(&mut s, T0);
+    feed(&mut s, T0, connack(true, ConnectReturnCode::Accepted)).unwrap();
+    let out = sent(&mut s, T0);
+    assert_eq!(
+        out,
+        [Packet::Publish(Publish {
+            dup: true,
+            packet_id: Some(1),
+            ..big(QoS::AtLeastOnce)
+        })]
+    );
+}
+
+#[test]
+fn a_stored_publish_being_written_goes_out_whole_whatever_its_acks() {
+    // The broker cannot have it yet, but an early acknowledgement still
+    // completes the message, as one for a queued packet always did; its
+    // bytes stay in the store until written, so the stream stays whole.
+    let mut s = connected();
+    let p = Publish {
+        payload: &[5; 40],
+        ..msg("t", QoS::AtLeastOnce)
+    };
+    s.publish(T0, &p).unwrap();
+    s.publish(T0, &msg("u", QoS::ExactlyOnce)).unwrap();
+    let whole = s.poll_transmit(T0).to_vec();
+    s.handle_transmit(T0, 3);
+    assert!(matches!(
+        feed(&mut s, T0, puback(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    // New traffic after it: the done entry is kept, its id not reused,
+    // and its bytes not moved or overwritten.
+    assert_eq!(s.publish(T0, &p), Ok(Some(3)));
+    assert_eq!(s.poll_transmit(T0), &whole[3..]);
+    // A PUBREC for one not started: it still goes (a resend keeps its
+    // place among the resends), and its PUBREL behind it.
+    feed_quiet(&mut s, T0, pubrec(2));
+    let mut wire = whole[..3].to_vec();
+    loop {
+        let pending = s.poll_transmit(T0).to_vec();
+        if pending.is_empty() {
+            break;
+        }
+        s.handle_transmit(T0, pending.len());
+        wire.extend(pending);
+    }
+    assert_eq!(
+        split(Box::leak(wire.into_boxed_slice())),
+        [
+            Packet::Publish(Publish {
+                packet_id: Some(1),
+                ..p
+            }),
+            wire_publish("u", QoS::ExactlyOnce, 2, false),
+            Packet::Publish(Publish {
+                packet_id: Some(3),
+                ..p
+            }),
+            pubrel(2),
+        ]
+    );
+    assert_eq!(ids(&s), [(2, Stage::AwaitPubComp), (3, Stage::AwaitPubAck)]);
 }
 
 #[test]
@@ -1609,7 +1704,7 @@ fn connection_lost_drops_pending_requests() {
     feed_quiet(&mut s, T0, suback(1, &[0]));
 }
 
-/// A transmit buffer that holds one stored PUBLISH at a time.
+/// Three QoS 1 messages to resend, behind a CONNECT in a small queue.
 fn tight_resending() -> Session<'static, 4, 4> {
     let mut s: Session<'static, 4, 4> = session_with(24, 1024);
     connect_at(&mut s, T0, false, 0);
@@ -1626,11 +1721,11 @@ fn tight_resending() -> Session<'static, 4, 4> {
 
 #[test]
 fn new_traffic_waits_for_the_resends() {
-    let mut s = tight_resending();
+    let mut s = six_resends_in_a_small_queue();
     assert!(s.is_resending());
     assert!(!s.transmit_idle());
     let first = s.poll_transmit(secs(1)).to_vec();
-    assert!(s.is_resending(), "two more to go");
+    assert!(s.is_resending(), "the PUBREL of 6 has no room yet");
     assert!(matches!(
         s.publish(secs(1), &msg("new", QoS::AtMostOnce)),
         Err(SessionError::Resource(
@@ -1649,7 +1744,7 @@ fn new_traffic_waits_for_the_resends() {
             ResourceError::TransmitBufferTooSmall { .. }
         ))
     ));
-    assert_eq!(s.inflight(), 3);
+    assert_eq!(s.inflight(), 6);
     assert_eq!(s.subscriptions().count(), 0);
     s.handle_transmit(secs(1), first.len());
     let mut out = split(Box::leak(first.into_boxed_slice()));
@@ -1657,14 +1752,17 @@ fn new_traffic_waits_for_the_resends() {
     assert!(!s.is_resending());
     let id = s.publish(secs(1), &msg("new", QoS::AtLeastOnce)).unwrap();
     let id = id.expect("QoS 1 has an id");
-    assert!(id > 3);
+    assert!(id > 6);
     out.extend(sent(&mut s, secs(1)));
     assert_eq!(
         out,
         [
-            wire_publish("t", QoS::AtLeastOnce, 1, true),
-            wire_publish("t", QoS::AtLeastOnce, 2, true),
-            wire_publish("t", QoS::AtLeastOnce, 3, true),
+            wire_publish("t", QoS::ExactlyOnce, 1, true),
+            pubrel(2),
+            pubrel(3),
+            pubrel(4),
+            pubrel(5),
+            pubrel(6),
             wire_publish("new", QoS::AtLeastOnce, id, false),
         ]
     );
@@ -2144,11 +2242,11 @@ fn write_some<const I: usize, const N: usize>(s: &mut Session<'static, I, N>, n:
 
 #[test]
 fn a_full_transmit_queue_holds_back_the_next_packet_and_its_acknowledgement() {
-    // 34 bytes of transmit queue: a 31-byte QoS 1 PUBLISH leaves room for
+    // 34 bytes of transmit queue: a 31-byte QoS 0 PUBLISH leaves room for
     // no 4-byte acknowledgement.
     let mut s: S = session_with(34, 1024);
     connect_at(&mut s, T0, true, 0);
-    s.publish(T0, &msg("abcdefghijklmnopqrs", QoS::AtLeastOnce))
+    s.publish(T0, &msg("abcdefghijklmnopqrstu", QoS::AtMostOnce))
         .unwrap();
     assert!(!s.p.tx.has_room(ACK_LEN));
     // A QoS 1 message arrives: not framed until there is room to answer it.
@@ -2159,8 +2257,9 @@ fn a_full_transmit_queue_holds_back_the_next_packet_and_its_acknowledgement() {
     s.commit(bytes.len());
     assert_eq!(s.poll_event(T0), None);
     assert_eq!(s.packets_received(), received);
-    // Writing the PUBLISH makes the room.
+    // Writing the PUBLISH (and reporting it) makes the room.
     write_some(&mut s, 100);
+    assert!(matches!(s.poll_event(T0), Some(Event::Sent { .. })));
     assert!(matches!(s.poll_event(T0), Some(Event::Message(_))));
     assert_eq!(s.poll_event(T0), None);
     assert_eq!(sent(&mut s, T0), [puback(5)]);
@@ -2234,34 +2333,47 @@ fn without_capacity_for_requests_nothing_is_resubscribed() {
     assert!(sent(&mut s, T0).is_empty());
 }
 
-#[test]
-fn a_pubrec_for_a_message_already_resent_waits_behind_the_resends() {
-    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+/// A persistent session (transmit queue of 16 bytes) with six QoS 2
+/// messages sent: 1 waits for its PUBREC, 2 to 6 for their PUBCOMP; then
+/// the connection is lost and a new one resumes the session. The resends:
+/// the PUBLISH of 1 (from the store), then five 4-byte PUBRELs, of which
+/// the queue holds four at a time.
+fn six_resends_in_a_small_queue() -> Session<'static, 8, 4> {
+    let mut s: Session<'static, 8, 4> = session_with(16, 1024);
     connect_at(&mut s, T0, false, 0);
-    for id in 1..=3 {
+    for id in 1..=6 {
         assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(id)));
         sent(&mut s, T0);
+    }
+    for id in 2..=6 {
+        feed_quiet(&mut s, T0, pubrec(id));
+        assert_eq!(sent(&mut s, T0), [pubrel(id)]);
     }
     s.connection_lost();
     s.connect(secs(1), &connect_packet(false, 0)).unwrap();
     sent(&mut s, secs(1));
     feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
-    // Room for one resend at a time: the first goes out, then its PUBREC
-    // comes while the other two still wait.
+    s
+}
+
+#[test]
+fn a_pubrec_for_a_message_already_resent_waits_behind_the_resends() {
+    let mut s = six_resends_in_a_small_queue();
+    // The PUBLISH of 1 goes out and the PUBREL of 2 (room for the PUBREC's
+    // answer), then its PUBREC comes while the PUBREL of 6 still waits.
     let first = s.poll_transmit(secs(1)).len();
+    assert_eq!(first, 14);
     s.handle_transmit(secs(1), first);
-    feed_quiet(&mut s, secs(1), pubrec(1));
+    assert_eq!(s.poll_transmit(secs(1)).len(), 16);
+    s.handle_transmit(secs(1), 4);
     assert!(s.is_resending());
+    feed_quiet(&mut s, secs(1), pubrec(1));
     // The PUBREL goes behind the resends still waiting (it once took the
     // entry's place among them, which could put PUBRELs out of PUBREC
-    // order, MQTT-4.6.0-4: see the next test).
+    // order, MQTT-4.6.0-4).
     assert_eq!(
         sent(&mut s, secs(1)),
-        [
-            wire_publish("t", QoS::ExactlyOnce, 2, true),
-            wire_publish("t", QoS::ExactlyOnce, 3, true),
-            pubrel(1),
-        ]
+        [pubrel(3), pubrel(4), pubrel(5), pubrel(6), pubrel(1)]
     );
 }
 
@@ -2325,24 +2437,21 @@ fn acknowledgements_of_the_wrong_kind_for_a_pending_request_are_ignored() {
 
 #[test]
 fn a_pubrel_resend_waits_for_room_behind_a_publish_resend() {
-    let mut s: Session<'static, 4, 4> = session_with(16, 1024);
-    connect_at(&mut s, T0, false, 0);
-    for id in 1..=2 {
-        assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(id)));
-        sent(&mut s, T0);
-    }
-    feed_quiet(&mut s, T0, pubrec(2));
-    assert_eq!(sent(&mut s, T0), [pubrel(2)]);
-    s.connection_lost();
-    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
-    sent(&mut s, secs(1));
-    feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
-    // The PUBLISH of 1 (14 bytes) leaves no room for the PUBREL of 2.
-    let first = s.poll_transmit(secs(1)).len();
-    assert_eq!(first, 14);
+    let mut s = six_resends_in_a_small_queue();
+    // The PUBLISH of 1 first, from the store; the PUBREL of 6 has no room
+    // behind the other four yet.
+    let first = s.poll_transmit(secs(1)).to_vec();
+    assert_eq!(
+        Packet::decode(&first).map(|(p, _)| p),
+        Ok(wire_publish("t", QoS::ExactlyOnce, 1, true))
+    );
     assert!(s.is_resending());
-    s.handle_transmit(secs(1), first);
-    assert_eq!(sent(&mut s, secs(1)), [pubrel(2)]);
+    s.handle_transmit(secs(1), first.len());
+    assert_eq!(
+        sent(&mut s, secs(1)),
+        [pubrel(2), pubrel(3), pubrel(4), pubrel(5), pubrel(6)]
+    );
+    assert!(!s.is_resending());
 }
 
 #[cfg(feature = "streaming")]

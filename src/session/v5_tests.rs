@@ -1261,6 +1261,51 @@ fn an_alias_topic_without_store_room_goes_without_an_alias() {
 }
 
 #[test]
+fn a_new_alias_never_moves_the_message_stored_before_it() {
+    // 52 store bytes. "a" (alias 1) at 0..9, its topic at 9..10, a second
+    // message by alias at 10..19; the first completes (9 bytes of
+    // garbage). A message to a new topic fits behind at 19..43, but its
+    // alias's 16 bytes need the garbage: the compaction must come before
+    // the message is stored, or it is overwritten before its entry exists.
+    static TWO: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
+    let mut s: S = Session::new(leak(512), leak(512), leak(52), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&TWO)).is_ok());
+    for _ in 0..2 {
+        s.publish(T0, &publish("a", QoS::AtLeastOnce)).unwrap();
+    }
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, T0, ack(PacketType::PubAck, 1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    let topic = "sensor/0001/temp";
+    let id = s
+        .publish(T0, &publish(topic, QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let wire = sent(&mut s, T0);
+    assert_eq!(topics_and_aliases(&wire), [(topic.into(), Some(2))]);
+    assert_eq!(s.outgoing_topic(id), Some(topic));
+    // The stored copy, whole: resent with its topic on a new connection.
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    static PRESENT: [Property<'static>; 0] = [];
+    let mut connack = connack(&PRESENT);
+    if let v5::Packet::ConnAck(c) = &mut connack {
+        c.session_present = true;
+    }
+    assert!(feed(&mut s, secs(1), connack).is_ok());
+    let wire = sent(&mut s, secs(1));
+    assert_eq!(
+        topics_and_aliases(&wire),
+        [("a".into(), None), (topic.into(), None)]
+    );
+}
+
+#[test]
 fn a_resubscribe_round_with_an_identifier_obeys_the_maximum_packet_size() {
     let mut s = session();
     s.connect_v5(T0, &connect(false, &[])).unwrap();
