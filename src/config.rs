@@ -185,9 +185,11 @@ pub fn generate_client_id(seed: u64) -> heapless::String<23> {
 /// - `RX`: receive buffer; the largest incoming packet that can be
 ///   delivered (bigger ones are skipped, acknowledged, and reported to
 ///   `on_message_dropped`).
-/// - `TX`: transmit buffer; the largest outgoing packet, and the SUBSCRIBE
-///   that re-subscribes every filter after a reconnect.
-/// - `STORE`: the session store; copies of in-flight QoS 1/2 messages,
+/// - `TX`: transmit buffer; the largest outgoing packet but a QoS 1/2
+///   PUBLISH (the CONNECT, a QoS 0 PUBLISH, a SUBSCRIBE, and the one that
+///   re-subscribes every filter after a reconnect).
+/// - `STORE`: the session store; in-flight QoS 1/2 messages (held here
+///   only: they are written from the store, and need no room in `TX`),
 ///   pending (un)subscribe requests, and the subscribed filters.
 /// - `OUTBOX`: requests queued by callbacks (8 bytes + topic + payload each).
 ///

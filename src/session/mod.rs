@@ -779,7 +779,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Bytes waiting to be written, after queueing what is due (the
     /// acknowledgement of the last delivered message, resends, a deferred
     /// PINGREQ). Write them, then call
-    /// [`handle_transmit`](Self::handle_transmit) with how many were written.
+    /// [`handle_transmit`](Self::handle_transmit) with how many were
+    /// written, and call again until this is empty: a QoS 1/2 PUBLISH
+    /// comes as a piece of its own, straight from the session store, which
+    /// holds the only copy of an in-flight message.
+    ///
+    /// Call `handle_transmit` as soon as the write returns, before handing
+    /// the session what was read since: an acknowledgement of a PUBLISH
+    /// still being written completes its message, and its bytes then stay
+    /// only until they are written in full.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
         self.settle();

@@ -2,7 +2,8 @@
 //! one caller-supplied slice.
 //!
 //! Three kinds of entry share the slice: in-flight outgoing PUBLISH packets
-//! (kept encoded, so a resend is a copy), SUBSCRIBE / UNSUBSCRIBE packets
+//! (kept encoded and written to the transport from here, the first time
+//! and on a resend, so the message is held once), SUBSCRIBE / UNSUBSCRIBE packets
 //! waiting for their acknowledgement (kept encoded, so the acknowledgement
 //! can be reported filter by filter), and the subscription list (filters,
 //! for re-subscribing after the broker lost the session). Entries are laid
