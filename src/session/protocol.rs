@@ -312,6 +312,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                 self.queue_sends(now);
             }
         }
+        // The usual case, in few instructions: the queue's bytes alone.
+        if self.payload.is_none() && self.stored.is_empty() {
+            return self.tx.pending();
+        }
         if self.payload_due() {
             return &[];
         }
@@ -400,10 +404,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     }
 
     pub(crate) fn handle_transmit(&mut self, now: Instant, n: usize) {
-        if n == 0 || self.payload_due() {
+        if n == 0 {
             return;
         }
-        if self.stored_due() {
+        let plain = self.payload.is_none() && self.stored.is_empty();
+        if !plain && self.payload_due() {
+            return;
+        }
+        if !plain && self.stored_due() {
             // No more than `poll_transmit` handed out.
             let len = self.stored_bytes().len();
             self.stored_written = self.stored_written.saturating_add(n).min(len);
@@ -417,7 +425,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         // No more than `poll_transmit` handed out: what follows a streamed
         // head or comes after a stored PUBLISH is not the driver's to
         // claim yet.
-        let n = n.min(usize::try_from(self.queue_limit()).unwrap_or(usize::MAX));
+        let n = if plain {
+            n
+        } else {
+            n.min(usize::try_from(self.queue_limit()).unwrap_or(usize::MAX))
+        };
         if n > 0 {
             self.tx.consume(n, self.unreported > 0);
             self.last_sent = now;
@@ -435,9 +447,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     }
 
     /// Removes the entries whose end was reported.
+    // Inlined: most calls find nothing to collect.
+    #[inline]
     pub(crate) fn collect(&mut self) {
-        let writing = self.stored.first().filter(|_| self.stored_written > 0);
-        self.store.collect(writing.map(|s| s.packet_id));
+        if self.store.finished {
+            let writing = self.stored.first().filter(|_| self.stored_written > 0);
+            self.store.collect(writing.map(|s| s.packet_id));
+        }
     }
 
     /// Records an incoming QoS 2 id until its PUBCOMP is written. MQTT

@@ -365,18 +365,23 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             return;
         }
         self.finished = false;
-        let gone = |e: &Outgoing| e.status == Status::Done && Some(e.packet_id) != keep;
-        if keep.is_some()
-            && self
-                .outgoing
-                .iter()
-                .any(|e| Some(e.packet_id) == keep && e.status == Status::Done)
+        // One walk: each search goes on from where the last one stopped.
+        let mut from = 0;
+        while let Some(i) = self
+            .outgoing
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|e| e.status == Status::Done))
         {
-            self.finished = true;
-        }
-        while let Some(i) = self.outgoing.iter().position(gone) {
+            let i = from + i;
+            if self.outgoing.get(i).map(|e| e.packet_id) == keep {
+                // Collected at a later call.
+                self.finished = true;
+                from = i + 1;
+                continue;
+            }
             let e = self.outgoing.remove(i);
             self.release(e.span);
+            from = i;
         }
         while let Some(i) = self.requests.iter().position(|e| e.done) {
             let e = self.requests.remove(i);
