@@ -135,7 +135,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// per outgoing entry).
     pub(crate) fn send_stored(&mut self, packet_id: u16) -> bool {
         let at = self.tx.queued();
-        self.stored.push(StoredSend { at, packet_id }).is_ok()
+        self.stored.push(StoredSend::new(at, packet_id)).is_ok()
     }
 
     /// Queues the PUBLISH and copies it into the store.

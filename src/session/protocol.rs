@@ -17,11 +17,29 @@ pub(crate) struct Incoming {
 /// A stored PUBLISH queued for the wire (see [`Protocol::stored`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoredSend {
-    /// The transmit-stream position it is written at: after the queue's
-    /// bytes before it, before the ones from there on.
-    pub(crate) at: u64,
+    /// The transmit-stream position it is written at (after the queue's
+    /// bytes before it, before the ones from there on), as its low 32
+    /// bits: it lies between what was written and what was queued, less
+    /// than a transmit buffer apart, so [`at`](Self::at) finds the rest.
+    /// Eight bytes an entry instead of sixteen.
+    at: u32,
     /// The outgoing entry whose bytes go out.
     pub(crate) packet_id: u16,
+}
+
+impl StoredSend {
+    pub(crate) fn new(at: u64, packet_id: u16) -> Self {
+        Self {
+            // Truncated on purpose: `at` restores it.
+            at: at as u32,
+            packet_id,
+        }
+    }
+
+    /// Its position, given the transmit stream's `written` (at most it).
+    pub(crate) fn at(self, written: u64) -> u64 {
+        written + u64::from(self.at.wrapping_sub(written as u32))
+    }
 }
 
 /// The payload of a streamed PUBLISH, written by the driver straight to
@@ -346,7 +364,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     fn stored_due(&self) -> bool {
         self.stored
             .first()
-            .is_some_and(|s| s.at == self.tx.written())
+            .is_some_and(|s| s.at(self.tx.written()) == self.tx.written())
     }
 
     /// How many of the queue's pending bytes may be written before a
@@ -357,7 +375,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             .payload
             .filter(|_| cfg!(feature = "streaming"))
             .map(|p| p.at);
-        let stored = self.stored.first().map(|s| s.at);
+        let stored = self.stored.first().map(|s| s.at(written));
         match (payload, stored) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(u64::MAX),
@@ -534,4 +552,26 @@ pub(crate) fn check_connect(connect: &Connect<'_>) -> Result<()> {
     }
     connect.validate()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoredSend;
+
+    #[test]
+    fn a_stored_send_finds_its_position_across_32_bits() {
+        let edge = 1u64 << 32;
+        for (at, written) in [
+            (edge + 5, edge - 3),
+            (edge - 1, edge - 1),
+            (7, 0),
+            (3 * edge, 3 * edge - 100),
+        ] {
+            assert_eq!(
+                StoredSend::new(at, 1).at(written),
+                at,
+                "{at} from {written}"
+            );
+        }
+    }
 }
