@@ -112,7 +112,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// queue instead, where its payload's pieces are put together behind
     /// it: the store keeps a copy of the head only.
     fn store_and_send(&mut self, out: &OutPublish<'_>, packet_id: u16, len: usize) -> Result<Span> {
-        if out.is_streamed() {
+        if cfg!(feature = "streaming") && out.is_streamed() {
             return self.push_and_store(out, len);
         }
         // Behind the resends, like every new packet; it takes no room in

@@ -14,6 +14,17 @@ pub(crate) struct Incoming {
     pub(crate) released: Option<u64>,
 }
 
+/// What [`Protocol::poll_transmit`] hands out next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    /// This many of the transmit queue's pending bytes, at most.
+    Queue(usize),
+    /// Nothing until the streamed payload is written.
+    Payload,
+    /// The first stored PUBLISH.
+    Stored,
+}
+
 /// A stored PUBLISH queued for the wire (see [`Protocol::stored`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoredSend {
@@ -330,57 +341,50 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                 self.queue_sends(now);
             }
         }
-        // The usual case, in few instructions: the queue's bytes alone.
-        if self.payload.is_none() && self.stored.is_empty() {
-            return self.tx.pending();
-        }
-        if self.payload_due() {
-            return &[];
-        }
-        while self.stored_due() {
-            if !self.stored_bytes().is_empty() {
-                return self
-                    .stored_bytes()
-                    .get(self.stored_written..)
-                    .unwrap_or(&[]);
+        loop {
+            match self.next_piece() {
+                Piece::Queue(n) => {
+                    let pending = self.tx.pending();
+                    return pending.get(..n.min(pending.len())).unwrap_or(&[]);
+                }
+                Piece::Payload => return &[],
+                Piece::Stored => {
+                    if !self.stored_bytes().is_empty() {
+                        return self
+                            .stored_bytes()
+                            .get(self.stored_written..)
+                            .unwrap_or(&[]);
+                    }
+                    // Its entry is gone, which nothing does while it is
+                    // queued (see `stored_bytes`): never a stall.
+                    self.stored.remove(0);
+                    self.stored_written = 0;
+                }
             }
-            // Its entry is gone, which nothing does while it is queued
-            // ([`sending`](Self::sending)): never a stall.
-            self.stored.remove(0);
-            self.stored_written = 0;
         }
-        let pending = self.tx.pending();
-        let before = usize::try_from(self.queue_limit()).unwrap_or(usize::MAX);
-        pending.get(..before.min(pending.len())).unwrap_or(&[])
     }
 
-    /// Whether a streamed payload is the next thing to write: its head is
-    /// written, and nothing queued after the head may go before it.
-    fn payload_due(&self) -> bool {
-        cfg!(feature = "streaming") && self.payload.is_some_and(|p| p.at == self.tx.written())
-    }
-
-    /// Whether the first stored PUBLISH is the next thing to write.
-    fn stored_due(&self) -> bool {
-        self.stored
-            .first()
-            .is_some_and(|s| s.at(self.tx.written()) == self.tx.written())
-    }
-
-    /// How many of the queue's pending bytes may be written before a
-    /// streamed payload or a stored PUBLISH must go.
-    fn queue_limit(&self) -> u64 {
+    /// What is written next: the queue's bytes (up to a streamed payload or
+    /// a stored PUBLISH, which go where they were queued), the payload of a
+    /// streamed head written, or the first stored PUBLISH.
+    fn next_piece(&self) -> Piece {
         let written = self.tx.written();
-        let payload = self
-            .payload
-            .filter(|_| cfg!(feature = "streaming"))
-            .map(|p| p.at);
-        let stored = self.stored.first().map(|s| s.at(written));
-        match (payload, stored) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).unwrap_or(u64::MAX),
+        let mut stop = u64::MAX;
+        if let Some(p) = self.payload.filter(|_| cfg!(feature = "streaming")) {
+            if p.at == written {
+                return Piece::Payload;
+            }
+            stop = p.at;
         }
-        .saturating_sub(written)
+        if let Some(s) = self.stored.first() {
+            let at = s.at(written);
+            // At the same position as a payload, the payload was first.
+            if at == written {
+                return Piece::Stored;
+            }
+            stop = stop.min(at);
+        }
+        Piece::Queue(usize::try_from(stop - written).unwrap_or(usize::MAX))
     }
 
     /// The packet of the first stored PUBLISH, whole. Empty if its entry
@@ -401,23 +405,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             .map_or(&[], |e| self.store.bytes(e.span))
     }
 
-    /// Whether the PUBLISH of outgoing `packet_id` is being written from
-    /// the store, in part: its bytes must go out whole, even if the entry
-    /// completes meanwhile.
-    pub(crate) fn sending(&self, packet_id: u16) -> bool {
-        self.stored_written > 0
-            && self
-                .stored
-                .first()
-                .is_some_and(|s| s.packet_id == packet_id)
-    }
-
     /// Forgets the stored PUBLISH of outgoing `packet_id` queued and not
     /// yet started: the broker answered it already (the original, before
     /// a reconnect), so it is not sent again.
     pub(crate) fn unqueue_stored(&mut self, packet_id: u16) {
-        if !self.sending(packet_id) {
-            self.stored.retain(|s| s.packet_id != packet_id);
+        if let Some(i) = self.stored.iter().position(|s| s.packet_id == packet_id) {
+            if i > 0 || self.stored_written == 0 {
+                self.stored.remove(i);
+            }
         }
     }
 
@@ -425,36 +420,27 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         if n == 0 {
             return;
         }
-        let plain = self.payload.is_none() && self.stored.is_empty();
-        if !plain && self.payload_due() {
-            return;
-        }
-        if !plain && self.stored_due() {
-            // No more than `poll_transmit` handed out.
-            let len = self.stored_bytes().len();
-            self.stored_written = self.stored_written.saturating_add(n).min(len);
-            if self.stored_written == len {
-                self.stored_written = 0;
-                self.stored.remove(0);
-            }
-            self.last_sent = now;
-            return;
-        }
         // No more than `poll_transmit` handed out: what follows a streamed
         // head or comes after a stored PUBLISH is not the driver's to
         // claim yet.
-        let n = if plain {
-            n
-        } else {
-            n.min(usize::try_from(self.queue_limit()).unwrap_or(usize::MAX))
-        };
-        if n > 0 {
-            self.tx.consume(n, self.unreported > 0);
-            self.last_sent = now;
-            let written = self.tx.written();
-            self.incoming
-                .retain(|i| !matches!(i.released, Some(at) if at <= written));
+        match self.next_piece() {
+            Piece::Queue(limit) => {
+                self.tx.consume(n.min(limit), self.unreported > 0);
+                let written = self.tx.written();
+                self.incoming
+                    .retain(|i| !matches!(i.released, Some(at) if at <= written));
+            }
+            Piece::Payload => return,
+            Piece::Stored => {
+                let len = self.stored_bytes().len();
+                self.stored_written = self.stored_written.saturating_add(n).min(len);
+                if self.stored_written == len {
+                    self.stored_written = 0;
+                    self.stored.remove(0);
+                }
+            }
         }
+        self.last_sent = now;
     }
 
     pub(crate) fn ready(&self) -> Result<()> {
