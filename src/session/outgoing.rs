@@ -165,6 +165,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         if let Some(alias) = self.store.alias_of(p.topic) {
             let len = p.aliased_len(true);
+            // A topic shorter than the alias's 3 bytes makes the packet
+            // longer, maybe over the broker's maximum.
+            self.check_packet_len(len).ok()?;
             return Some(AliasPlan {
                 alias,
                 elide: true,

@@ -1261,6 +1261,27 @@ fn an_alias_topic_without_store_room_goes_without_an_alias() {
 }
 
 #[test]
+fn an_alias_that_would_break_the_maximum_packet_size_is_not_used() {
+    // Topic "a" by its alias alone takes 2 bytes more than with the topic
+    // (an empty topic, then the 3-byte property): at the broker's maximum,
+    // the message goes with its topic.
+    static LIMITS: [Property<'static>; 2] = [
+        Property::TopicAliasMaximum(1),
+        Property::MaximumPacketSize(40),
+    ];
+    let mut s = connected_with(&[], &LIMITS);
+    s.publish(T0, &publish("a", QoS::AtMostOnce)).unwrap();
+    // 2 (header) + 3 (topic) + 1 (no properties) + 34 = 40 bytes.
+    let big = Publish::new("a", &[1; 34], QoS::AtMostOnce, false);
+    s.publish(T0, &big).unwrap();
+    let wire = sent(&mut s, T0);
+    assert_eq!(
+        topics_and_aliases(&wire),
+        [("a".into(), Some(1)), ("a".into(), None)]
+    );
+}
+
+#[test]
 fn a_new_alias_never_moves_the_message_stored_before_it() {
     // 52 store bytes. "a" (alias 1) at 0..9, its topic at 9..10, a second
     // message by alias at 10..19; the first completes (9 bytes of
