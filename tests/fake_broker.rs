@@ -1005,3 +1005,74 @@ async fn oversize_packet_before_connack_is_a_protocol_error() {
         broker.expect_silence(SECOND).await;
     }
 }
+
+/// A QoS 1/2 message is held once, in the session store, and written from
+/// there: one far larger than the 256-byte transmit buffer goes out whole
+/// (a QoS 0 one that large is refused), completes, and is resent whole
+/// with DUP after a reconnect.
+#[tokio::test(start_paused = true)]
+async fn qos1_and_qos2_messages_larger_than_the_transmit_buffer_go_out_from_the_store() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config_persistent(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    let big: Vec<u8> = (0..900u32).map(|i| i as u8).collect();
+    assert!(matches!(
+        c.publish("big", &big, QoS::AtMostOnce, false).await,
+        Err(minimqtt::Error::Resource(
+            minimqtt::ResourceError::TransmitBufferTooSmall { .. }
+        ))
+    ));
+    let id1 = c
+        .publish("big", &big, QoS::AtLeastOnce, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let id2 = c
+        .publish("big", &big, QoS::ExactlyOnce, false)
+        .await
+        .unwrap()
+        .unwrap();
+    for id in [id1, id2] {
+        let p = broker.expect_publish().await;
+        assert_eq!((p.packet_id, p.dup, &p.payload), (Some(id), false, &big));
+    }
+    broker.send(&puback(id1)).await;
+    c.wait_published(id1).await.unwrap();
+    // The connection drops before the QoS 2 message completes: resent from
+    // the store, whole, with DUP.
+    drop(broker);
+    within("the loss seen", async {
+        while c.is_connected() {
+            c.run_for(POLL).await.ok();
+        }
+    })
+    .await;
+    let (io, mut broker) = pipe();
+    c.connector_mut().push(io);
+    broker.send(&connack(true, 0)).await;
+    within("reconnect", async {
+        while !c.is_connected() {
+            c.run_for(POLL).await.ok();
+        }
+    })
+    .await;
+    broker.expect_connect().await;
+    let p = broker.expect_publish().await;
+    assert_eq!((p.packet_id, p.dup, &p.payload), (Some(id2), true, &big));
+    broker.send(&pubrec(id2)).await;
+    let (done, ()) = tokio::join!(c.wait_published(id2), async {
+        assert_eq!(broker.recv().await, Rx::PubRel(id2));
+        broker.send(&pubcomp(id2)).await;
+    });
+    done.unwrap();
+    assert_eq!(c.session().inflight(), 0);
+}
+
+/// `config()` with clean session off, so a reconnect resumes the session.
+fn config_persistent() -> minimqtt::Config<'static> {
+    minimqtt::Config {
+        clean_session: false,
+        ..config()
+    }
+}
