@@ -120,7 +120,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // is still queued.
         self.incoming
             .iter()
-            .any(|i| i.packet_id == packet_id && (dup || i.released.is_none()))
+            .any(|i| i.packet_id == packet_id && (dup || !i.is_released()))
     }
 
     /// Records an incoming QoS 2 message; `false` if it is a duplicate of
@@ -147,7 +147,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // still mark it as a duplicate.
         let at = self.tx.queued();
         if let Some(i) = self.incoming.iter_mut().find(|i| i.packet_id == packet_id) {
-            i.released = Some(at);
+            i.release(at);
         }
     }
 
