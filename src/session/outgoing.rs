@@ -116,12 +116,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return self.push_and_store(out, len);
         }
         // Behind the resends, like every new packet; it takes no room in
-        // the transmit queue.
+        // the transmit queue. (Nor is the queue of stored sends full: it
+        // holds one per outgoing entry at most, and the window has room.)
         self.check_tx_room(0)?;
-        if self.stored.is_full() {
-            // One per outgoing entry: not reached while the window has room.
-            return Err(SessionError::Resource(ResourceError::InflightFull));
-        }
         let span = self
             .store
             .append_encoded(out.encode())

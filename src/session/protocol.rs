@@ -58,18 +58,18 @@ pub(crate) fn near(low: u32, base: u64) -> u64 {
 }
 
 /// What [`Protocol::poll_transmit`] hands out next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Piece {
     /// This many of the transmit queue's pending bytes, at most.
     Queue(usize),
     /// Nothing until the streamed payload is written.
     Payload,
     /// The first stored PUBLISH.
-    Stored,
+    Stored(StoredSend),
 }
 
 /// A stored PUBLISH queued for the wire (see [`Protocol::stored`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct StoredSend {
     /// The transmit-stream position it is written at (after the queue's
     /// bytes before it, before the ones from there on), as its low 32
@@ -391,10 +391,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                     return pending.get(..n.min(pending.len())).unwrap_or(&[]);
                 }
                 Piece::Payload => return &[],
-                Piece::Stored => {
-                    if !self.stored_bytes().is_empty() {
+                Piece::Stored(send) => {
+                    if !self.stored_bytes(send).is_empty() {
                         return self
-                            .stored_bytes()
+                            .stored_bytes(send)
                             .get(self.stored_written..)
                             .unwrap_or(&[]);
                     }
@@ -419,25 +419,22 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             }
             stop = p.at;
         }
-        if let Some(s) = self.stored.first() {
+        if let Some(&s) = self.stored.first() {
             let at = s.at(written);
             // At the same position as a payload, the payload was first.
             if at == written {
-                return Piece::Stored;
+                return Piece::Stored(s);
             }
             stop = stop.min(at);
         }
         Piece::Queue(usize::try_from(stop - written).unwrap_or(usize::MAX))
     }
 
-    /// The packet of the first stored PUBLISH, whole. Empty if its entry
+    /// The packet of stored PUBLISH `s`, whole. Empty if its entry
     /// is gone, which nothing does while it is queued: an acknowledgement
     /// unqueues a send not started ([`unqueue_stored`](Self::unqueue_stored)),
     /// and one being written keeps its entry ([`collect`](Self::collect)).
-    fn stored_bytes(&self) -> &[u8] {
-        let Some(s) = self.stored.first() else {
-            return &[];
-        };
+    fn stored_bytes(&self, s: StoredSend) -> &[u8] {
         // The newest entries are the usual ones: search from the back. An
         // id is not reused while its entry is there, done or not.
         self.store
@@ -474,8 +471,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                 self.incoming.retain(|i| !i.written_out(before, written));
             }
             Piece::Payload => return,
-            Piece::Stored => {
-                let len = self.stored_bytes().len();
+            Piece::Stored(send) => {
+                let len = self.stored_bytes(send).len();
                 self.stored_written = self.stored_written.saturating_add(n).min(len);
                 if self.stored_written == len {
                     self.stored_written = 0;

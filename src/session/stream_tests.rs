@@ -665,6 +665,33 @@ fn stream_and_payload_calls_out_of_turn_change_nothing() {
 }
 
 #[test]
+fn a_streamed_resend_waits_behind_a_stored_one() {
+    let mut s = persistent();
+    assert_eq!(s.publish(T0, &msg("q", QoS::AtLeastOnce)), Ok(Some(1)));
+    let _ = sent(&mut s, T0);
+    let head = Publish::new("fw/a", &[], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 50), Ok(Some(2)));
+    let _ = write_streamed(&mut s, T0, &payload(50), 50);
+    s.connection_lost();
+    connect_at(&mut s, T0, false, 0);
+    // 1 from the store, alone, then 2's head, then its payload.
+    let first = s.poll_transmit(T0).to_vec();
+    assert_eq!(
+        split(Box::leak(first.clone().into_boxed_slice())),
+        [wire_publish("q", QoS::AtLeastOnce, 1, true)]
+    );
+    s.handle_transmit(T0, first.len());
+    assert_eq!(s.payload_due().map(|d| d.packet_id), None);
+    let head_len = s.poll_transmit(T0).len();
+    assert_eq!(head_len, head.head_len(50));
+    s.handle_transmit(T0, head_len);
+    assert_eq!(
+        s.payload_due().map(|d| (d.len, d.packet_id)),
+        Some((50, Some(2)))
+    );
+}
+
+#[test]
 fn two_streamed_resends_go_one_payload_at_a_time() {
     let mut s = persistent();
     let head = Publish::new("fw/a", &[], QoS::AtLeastOnce, false);

@@ -1391,6 +1391,44 @@ fn a_qos1_or_qos2_message_needs_room_in_the_store_only() {
 }
 
 #[test]
+fn stored_publishes_keep_the_session_busy_and_go_once_acknowledged() {
+    let mut s = connected();
+    for id in 1..=3 {
+        assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(id)));
+    }
+    // Nothing in the transmit queue, three PUBLISHes to write.
+    assert!(s.p.tx.is_empty());
+    assert!(!s.transmit_idle());
+    // Acknowledgements before anything is written (a broker answering a
+    // resend from the original): the middle one, then the first.
+    for id in [2, 1] {
+        assert!(matches!(
+            feed(&mut s, T0, puback(id)),
+            Ok(Some(Event::Published { packet_id, .. })) if packet_id == id
+        ));
+    }
+    assert_eq!(
+        sent(&mut s, T0),
+        [wire_publish("t", QoS::AtLeastOnce, 3, false)]
+    );
+    assert!(s.transmit_idle());
+}
+
+#[test]
+fn a_stored_publish_whose_entry_is_gone_is_skipped_not_stalled() {
+    // Nothing removes an entry while its PUBLISH is queued; were it gone,
+    // the queue would move on rather than wait for ever.
+    let mut s = connected();
+    s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap();
+    s.p.store.outgoing.clear();
+    s.publish(T0, &msg("after", QoS::AtMostOnce)).unwrap();
+    assert_eq!(
+        sent(&mut s, T0),
+        [Packet::Publish(msg("after", QoS::AtMostOnce))]
+    );
+}
+
+#[test]
 fn a_stored_publish_being_written_goes_out_whole_whatever_its_acks() {
     // The broker cannot have it yet, but an early acknowledgement still
     // completes the message, as one for a queued packet always did; its
