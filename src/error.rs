@@ -78,7 +78,10 @@ pub enum ResourceError {
     SubscriptionsFull,
     /// The packet does not fit the transmit buffer (now, or ever: `needed`
     /// is more than its capacity), or, for SUBSCRIBE, the one that
-    /// re-subscribes every filter after a reconnect would not.
+    /// re-subscribes every filter after a reconnect would not. Not for a
+    /// QoS 1/2 PUBLISH, which is written from the session store (but for a
+    /// streamed one's head, or an MQTT 5 one sent with a Topic Alias), or
+    /// while resends wait to be queued: new packets go behind them.
     TransmitBufferTooSmall {
         /// Bytes the packet needs.
         needed: usize,
