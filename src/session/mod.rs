@@ -383,7 +383,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 .store
                 .outgoing
                 .iter()
-                .any(|e| e.status == Status::Done);
+                // A done entry is collected at the next publish, but for
+                // one whose PUBLISH is still being written.
+                .any(|e| e.status == Status::Done && Some(e.packet_id) != self.p.writing());
         // MQTT 5: the broker's Receive Maximum may be the smaller window.
         #[cfg(feature = "v5")]
         if room && self.p.version == Version::V5 {
@@ -784,10 +786,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// comes as a piece of its own, straight from the session store, which
     /// holds the only copy of an in-flight message.
     ///
-    /// Call `handle_transmit` as soon as the write returns, before handing
-    /// the session what was read since: an acknowledgement of a PUBLISH
-    /// still being written completes its message, and its bytes then stay
-    /// only until they are written in full.
+    /// Bytes handed out stay valid until written in full, even if what is
+    /// read before [`handle_transmit`](Self::handle_transmit) acknowledges
+    /// their message: an acknowledgement completes it, and its stored
+    /// packet stays until its bytes are out.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> &[u8] {
         self.settle();

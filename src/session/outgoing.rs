@@ -61,15 +61,19 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         self.check_resubscribe_room(core::iter::empty(), len)?;
+        // An aliased PUBLISH goes through the transmit queue: one that
+        // cannot fit it goes without its alias, from the store.
         #[cfg(feature = "v5")]
-        let plan = self.alias_plan(&out);
+        let plan = self
+            .alias_plan(&out)
+            .filter(|plan| plan.len <= self.tx.capacity());
         #[cfg(feature = "v5")]
         let span = match plan {
             // The store keeps the PUBLISH with its topic, which a resend
             // on a later connection (with no aliases) needs; the wire
             // gets the aliased one.
             Some(plan) => {
-                self.check_tx_room(len.max(plan.len))?;
+                self.check_tx_room(plan.len)?;
                 // The new alias's topic is appended after the message, and
                 // must not move the message's bytes before its entry exists.
                 let topic = if plan.elide { 0 } else { publish.topic.len() };

@@ -173,6 +173,10 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// How many bytes of the first of [`stored`](Self::stored) have been
     /// written.
     pub(crate) stored_written: usize,
+    /// `poll_transmit` has handed the first stored PUBLISH out: its bytes
+    /// may be in the driver's hands, written or not, and must go out whole
+    /// even if what is read next (before `handle_transmit`) completes it.
+    pub(crate) stored_out: bool,
     /// The earliest acknowledgement deadline of the window and the
     /// pending requests, once computed (`None`: to be computed again).
     /// The driver asks for the next deadline several times a message;
@@ -229,6 +233,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             late_rels: heapless::Vec::new(),
             stored: heapless::Vec::new(),
             stored_written: 0,
+            stored_out: false,
             earliest_ack: core::cell::Cell::new(None),
             version: Version::DEFAULT,
             #[cfg(feature = "v5")]
@@ -324,6 +329,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.late_rels.clear();
         self.stored.clear();
         self.stored_written = 0;
+        self.stored_out = false;
         self.payload = None;
         self.earliest_ack.set(None);
         // What to resend is decided by the next CONNACK.
@@ -393,6 +399,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                 Piece::Payload => return &[],
                 Piece::Stored(send) => {
                     if !self.stored_bytes(send).is_empty() {
+                        self.stored_out = true;
                         return self
                             .stored_bytes(send)
                             .get(self.stored_written..)
@@ -402,6 +409,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                     // queued (see `stored_bytes`): never a stall.
                     self.stored.remove(0);
                     self.stored_written = 0;
+                    self.stored_out = false;
                 }
             }
         }
@@ -445,12 +453,21 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             .map_or(&[], |e| self.store.bytes(e.span))
     }
 
+    /// The outgoing entry whose stored PUBLISH has been handed out and not
+    /// written in full: kept, done or not, until its bytes are out.
+    pub(crate) fn writing(&self) -> Option<u16> {
+        self.stored
+            .first()
+            .filter(|_| self.stored_out)
+            .map(|s| s.packet_id)
+    }
+
     /// Forgets the stored PUBLISH of outgoing `packet_id` queued and not
-    /// yet started: the broker answered it already (the original, before
+    /// yet handed out: the broker answered it already (the original, before
     /// a reconnect), so it is not sent again.
     pub(crate) fn unqueue_stored(&mut self, packet_id: u16) {
         if let Some(i) = self.stored.iter().position(|s| s.packet_id == packet_id) {
-            if i > 0 || self.stored_written == 0 {
+            if i > 0 || !self.stored_out {
                 self.stored.remove(i);
             }
         }
@@ -476,6 +493,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
                 self.stored_written = self.stored_written.saturating_add(n).min(len);
                 if self.stored_written == len {
                     self.stored_written = 0;
+                    self.stored_out = false;
                     self.stored.remove(0);
                 }
             }
@@ -495,8 +513,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     #[inline]
     pub(crate) fn collect(&mut self) {
         if self.store.finished {
-            let writing = self.stored.first().filter(|_| self.stored_written > 0);
-            self.store.collect(writing.map(|s| s.packet_id));
+            self.store.collect(self.writing());
         }
     }
 

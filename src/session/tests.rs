@@ -1415,6 +1415,131 @@ fn stored_publishes_keep_the_session_busy_and_go_once_acknowledged() {
 }
 
 #[test]
+fn a_stored_publish_handed_out_goes_whole_even_if_acknowledged_before_the_write_is_told() {
+    // A driver that copies what `poll_transmit` returned into a socket
+    // buffer, and tells the session of the write only after handling what
+    // was read meanwhile: the bytes it holds are the whole packet.
+    let mut s = connected();
+    let pa = Publish {
+        payload: &[1; 10],
+        ..msg("a", QoS::AtLeastOnce)
+    };
+    let pb = Publish {
+        payload: &[2; 40],
+        ..msg("b", QoS::AtLeastOnce)
+    };
+    s.publish(T0, &pa).unwrap();
+    s.publish(T0, &pb).unwrap();
+    let mut wire = s.poll_transmit(T0).to_vec();
+    let n = wire.len();
+    assert!(matches!(
+        feed(&mut s, T0, puback(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    s.handle_transmit(T0, n);
+    loop {
+        let p = s.poll_transmit(T0).to_vec();
+        if p.is_empty() {
+            break;
+        }
+        s.handle_transmit(T0, p.len());
+        wire.extend(p);
+    }
+    assert_eq!(
+        split(Box::leak(wire.into_boxed_slice())),
+        [
+            Packet::Publish(Publish {
+                packet_id: Some(1),
+                ..pa
+            }),
+            Packet::Publish(Publish {
+                packet_id: Some(2),
+                ..pb
+            }),
+        ]
+    );
+}
+
+#[test]
+fn can_publish_agrees_with_publish_while_a_done_entry_is_being_written() {
+    let mut s: Session<'static, 1, 1> = session_with(256, 1024);
+    connect_at(&mut s, T0, true, 0);
+    s.publish(T0, &msg("t", QoS::AtLeastOnce)).unwrap();
+    let _ = s.poll_transmit(T0);
+    s.handle_transmit(T0, 3);
+    assert!(matches!(
+        feed(&mut s, T0, puback(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    // Its entry stays until its bytes are out: the window is full.
+    assert!(!s.can_publish());
+    assert_eq!(
+        s.publish(T0, &msg("u", QoS::AtLeastOnce)),
+        Err(SessionError::Resource(ResourceError::InflightFull))
+    );
+    // The rest of it written.
+    let rest = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, rest);
+    assert!(s.can_publish());
+    assert_eq!(s.publish(T0, &msg("u", QoS::AtLeastOnce)), Ok(Some(2)));
+}
+
+#[test]
+fn a_pinned_entry_moved_by_compaction_stays_whole() {
+    // A done and collected (garbage at the front), B done and half
+    // written, then C needs the garbage: the compaction moves B.
+    let mut s: Session<'static, 4, 4> = session_with(256, 60);
+    connect_at(&mut s, T0, true, 0);
+    let pa = Publish {
+        payload: &[1; 10],
+        ..msg("a", QoS::AtLeastOnce)
+    };
+    let pb = Publish {
+        payload: &[2; 10],
+        ..msg("b", QoS::AtLeastOnce)
+    };
+    let pc = Publish {
+        payload: &[3; 30],
+        ..msg("c", QoS::AtLeastOnce)
+    };
+    assert_eq!(s.publish(T0, &pa), Ok(Some(1)));
+    assert_eq!(s.publish(T0, &pb), Ok(Some(2)));
+    let mut wire = s.poll_transmit(T0).to_vec();
+    s.handle_transmit(T0, wire.len());
+    let b = s.poll_transmit(T0).to_vec();
+    s.handle_transmit(T0, 5);
+    wire.extend(&b[..5]);
+    let _ = feed(&mut s, T0, puback(1));
+    let _ = feed(&mut s, T0, puback(2));
+    assert_eq!(s.publish(T0, &pc), Ok(Some(3)));
+    loop {
+        let p = s.poll_transmit(T0).to_vec();
+        if p.is_empty() {
+            break;
+        }
+        s.handle_transmit(T0, p.len());
+        wire.extend(p);
+    }
+    assert_eq!(
+        split(Box::leak(wire.into_boxed_slice())),
+        [
+            Packet::Publish(Publish {
+                packet_id: Some(1),
+                ..pa
+            }),
+            Packet::Publish(Publish {
+                packet_id: Some(2),
+                ..pb
+            }),
+            Packet::Publish(Publish {
+                packet_id: Some(3),
+                ..pc
+            }),
+        ]
+    );
+}
+
+#[test]
 fn a_stored_publish_whose_entry_is_gone_is_skipped_not_stalled() {
     // Nothing removes an entry while its PUBLISH is queued; were it gone,
     // the queue would move on rather than wait for ever.

@@ -1282,6 +1282,29 @@ fn an_alias_that_would_break_the_maximum_packet_size_is_not_used() {
 }
 
 #[test]
+fn a_qos1_message_larger_than_the_transmit_buffer_goes_without_its_alias() {
+    // Sent by alias it would go through the 64-byte transmit queue; from
+    // the store it goes whole, with its topic.
+    let mut s: S = Session::new(leak(512), leak(64), leak(1024), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    static FOUR: [Property<'static>; 1] = [Property::TopicAliasMaximum(4)];
+    assert!(matches!(
+        feed(&mut s, T0, connack(&FOUR)),
+        Ok(Some(Event::Connected(_)))
+    ));
+    let p = Publish::new("t/x", &[7; 200], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish(T0, &p), Ok(Some(1)));
+    // A small one still takes an alias.
+    s.publish(T0, &publish("t/y", QoS::AtLeastOnce)).unwrap();
+    let wire = sent(&mut s, T0);
+    assert_eq!(
+        topics_and_aliases(&wire),
+        [("t/x".into(), None), ("t/y".into(), Some(1))]
+    );
+}
+
+#[test]
 fn a_new_alias_never_moves_the_message_stored_before_it() {
     // 52 store bytes. "a" (alias 1) at 0..9, its topic at 9..10, a second
     // message by alias at 10..19; the first completes (9 bytes of
