@@ -8,7 +8,9 @@
 //!
 //! Cases: `loop` (the bare black-boxed loop, to subtract), `decode_publish32`,
 //! `floor_publish32`, `encode_publish32`, `decode_subscribe4` (decode a
-//! SUBSCRIBE of 4 filters and read each filter back), `encode_subscribe4`,
+//! SUBSCRIBE of 4 filters and read each filter back), `encode_subscribe4`
+//! (the filters checked by the encoder), `encode_subscribe4_checked` (checked
+//! when the packet was built),
 //! `decode_stream` and `floor_stream` (one iteration = the whole
 //! 10,000-packet stream). Run by `cargo bench`
 //! without those arguments, it checks each case once and exits.
@@ -19,7 +21,7 @@ use std::hint::black_box;
 
 use minimqtt::codec::{Packet, QoS};
 
-const CASES: [&str; 12] = [
+const CASES: [&str; 13] = [
     "loop",
     "decode_publish32",
     "floor_publish32",
@@ -30,6 +32,7 @@ const CASES: [&str; 12] = [
     "encode_publish32_v5_props",
     "decode_subscribe4",
     "encode_subscribe4",
+    "encode_subscribe4_checked",
     "decode_stream",
     "floor_stream",
 ];
@@ -104,6 +107,13 @@ fn run(case: &str, iterations: u64) -> usize {
         }
         "encode_subscribe4" => {
             let packet = common::subscribe4();
+            let mut out = [0u8; 128];
+            for _ in 0..iterations {
+                sum += black_box(&packet).encode(black_box(&mut out)).unwrap_or(0);
+            }
+        }
+        "encode_subscribe4_checked" => {
+            let packet = common::subscribe4_checked();
             let mut out = [0u8; 128];
             for _ in 0..iterations {
                 sum += black_box(&packet).encode(black_box(&mut out)).unwrap_or(0);

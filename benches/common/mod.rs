@@ -96,6 +96,15 @@ pub fn subscribe4() -> Packet<'static> {
     })
 }
 
+/// [`subscribe4`] with its filters checked when it is built
+/// ([`SubscribeFilters::checked`]), so encoding it does not check them.
+pub fn subscribe4_checked() -> Packet<'static> {
+    Packet::Subscribe(Subscribe {
+        packet_id: 42,
+        filters: SubscribeFilters::checked(&SUBSCRIBE4_FILTERS).expect("valid filters"),
+    })
+}
+
 /// Reads every filter of a decoded SUBSCRIBE, as a broker would.
 #[inline]
 pub fn touch_filters(packet: &Packet<'_>) -> usize {

@@ -265,6 +265,66 @@ fn the_subscribe_encoder_checks_filters_like_validate() {
 }
 
 #[test]
+fn filters_checked_when_built_pass_and_fail_as_the_encoder_checks_them() {
+    for &filter in ENCODER_FILTERS {
+        // A good filter around the one tried: the check looks at each.
+        let list = [
+            Subscription {
+                filter: "a/+",
+                qos: QoS::AtMostOnce,
+            },
+            Subscription {
+                filter,
+                qos: QoS::ExactlyOnce,
+            },
+        ];
+        let unchecked = Subscribe {
+            packet_id: 9,
+            filters: SubscribeFilters::new(&list),
+        };
+        let mut expected = [0xa5; 64];
+        let encoded = unchecked.encode(&mut expected);
+        match SubscribeFilters::checked(&list) {
+            Ok(filters) => {
+                let n = encoded.unwrap_or_else(|e| panic!("{filter:?}: checked, encode says {e}"));
+                let checked = Subscribe {
+                    packet_id: 9,
+                    filters,
+                };
+                // Alike in every way but the second check.
+                assert_eq!(checked, unchecked, "{filter:?}");
+                assert_eq!(format!("{filters:?}"), format!("{:?}", unchecked.filters));
+                assert_eq!((checked.encoded_len(), checked.validate()), (n, Ok(())));
+                let mut buf = [0xa5; 64];
+                assert_eq!(checked.encode(&mut buf), Ok(n), "{filter:?}");
+                assert_eq!(buf, expected, "{filter:?}");
+                assert_eq!(
+                    checked.encode(&mut buf[..n - 1]),
+                    Err(EncodeError::BufferTooSmall { needed: n })
+                );
+            }
+            Err(e) => assert_eq!(encoded, Err(e), "{filter:?}"),
+        }
+    }
+    // Too long for the length prefix: the encoder's error.
+    let long = "x".repeat(65_536);
+    let list = [Subscription {
+        filter: &long,
+        qos: QoS::AtMostOnce,
+    }];
+    assert_eq!(
+        SubscribeFilters::checked(&list).map(drop),
+        Err(EncodeError::StringTooLong)
+    );
+    // No filters: accepted as a list, refused as a packet.
+    let none = Subscribe {
+        packet_id: 9,
+        filters: SubscribeFilters::checked(&[]).unwrap(),
+    };
+    assert_eq!(none.encode(&mut [0; 8]), Err(EncodeError::NoFilters));
+}
+
+#[test]
 fn a_bad_filter_after_good_ones_fails_the_subscribe_before_any_write() {
     let list = [
         Subscription {

@@ -36,12 +36,42 @@ pub struct SubscribeFilters<'a>(Repr<'a>);
 enum Repr<'a> {
     Wire(&'a [u8]),
     List(&'a [Subscription<'a>]),
+    /// A list whose filters [`SubscribeFilters::checked`] has checked.
+    Checked(&'a [Subscription<'a>]),
 }
 
 impl<'a> SubscribeFilters<'a> {
-    /// Filters to encode.
+    /// Filters to encode. [`Subscribe::encode`] checks each one
+    /// (§4.7) every time it runs; see [`checked`](Self::checked).
     pub const fn new(list: &'a [Subscription<'a>]) -> Self {
         Self(Repr::List(list))
+    }
+
+    /// Filters to encode, each checked now as [`Subscribe::encode`] would
+    /// (§4.7: not empty, at most 65,535 bytes, no NUL, wildcards filling
+    /// their levels), so that no encode checks them again: a topic is
+    /// checked once where it comes in, not every time a packet is built
+    /// from it. The type cannot be made any other way from a list, so an
+    /// unchecked filter never skips the check.
+    ///
+    /// ```
+    /// use minimqtt::codec::{QoS, Subscribe, SubscribeFilters, Subscription};
+    ///
+    /// let list = [Subscription { filter: "sensors/+/temp", qos: QoS::AtLeastOnce }];
+    /// let filters = SubscribeFilters::checked(&list)?;
+    /// let mut buf = [0u8; 32];
+    /// let n = Subscribe { packet_id: 1, filters }.encode(&mut buf)?;
+    /// assert_eq!(n, 21);
+    ///
+    /// let bad = [Subscription { filter: "sensors/#/temp", qos: QoS::AtMostOnce }];
+    /// assert!(SubscribeFilters::checked(&bad).is_err());
+    /// # Ok::<(), minimqtt::codec::EncodeError>(())
+    /// ```
+    pub fn checked(list: &'a [Subscription<'a>]) -> Result<Self, EncodeError> {
+        for sub in list {
+            check_filter(sub.filter)?;
+        }
+        Ok(Self(Repr::Checked(list)))
     }
 
     /// The filters in packet order.
@@ -78,7 +108,9 @@ impl<'a> SubscribeFilters<'a> {
     fn payload_len(&self) -> usize {
         match self.0 {
             Repr::Wire(bytes) => bytes.len(),
-            Repr::List(list) => list.iter().map(|s| prefixed_len(s.filter.len()) + 1).sum(),
+            Repr::List(list) | Repr::Checked(list) => {
+                list.iter().map(|s| prefixed_len(s.filter.len()) + 1).sum()
+            }
         }
     }
 }
@@ -115,7 +147,7 @@ impl<'a> Iterator for SubscribeIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
-            Repr::List(list) => {
+            Repr::List(list) | Repr::Checked(list) => {
                 let (first, rest) = list.split_first()?;
                 *list = rest;
                 Some(*first)
@@ -215,6 +247,7 @@ impl<'a> Subscribe<'a> {
                 }
                 len
             }
+            Repr::Checked(list) => list.iter().map(|s| prefixed_len(s.filter.len()) + 1).sum(),
             // Only `parse` and `stored` make these bytes, from a packet
             // whose every filter was checked.
             Repr::Wire(bytes) => bytes.len(),
@@ -257,7 +290,7 @@ impl<'a> Subscribe<'a> {
             }
         };
         let list = match self.filters.0 {
-            Repr::List(list) => list,
+            Repr::List(list) | Repr::Checked(list) => list,
             // Already the wire form of the filters (see above).
             Repr::Wire(bytes) => {
                 let Some(dst) = rest.get_mut(..bytes.len()) else {

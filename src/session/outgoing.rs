@@ -262,9 +262,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let packet = match (self.version, filters) {
             #[cfg(feature = "v3")]
             (Version::V3_1_1, Filters::V3(list)) => {
+                // Checked once here: encoding checks them no more.
                 subscribe = Subscribe {
                     packet_id,
-                    filters: SubscribeFilters::new(list),
+                    filters: SubscribeFilters::checked(list)?,
                 };
                 subscribe.validate()?;
                 Encode::Subscribe(&subscribe)
@@ -284,7 +285,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 }
                 subscribe = Subscribe {
                     packet_id,
-                    filters: SubscribeFilters::new(&list3),
+                    filters: SubscribeFilters::checked(&list3)?,
                 };
                 subscribe.validate()?;
                 Encode::Subscribe(&subscribe)
@@ -309,7 +310,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 subscribe5 = codec::v5::Subscribe {
                     packet_id,
                     properties: codec::v5::Properties::new(id_property.as_slice()),
-                    filters: codec::v5::SubscribeFilters::new(&list5),
+                    filters: codec::v5::SubscribeFilters::checked(&list5)?,
                 };
                 subscribe5.validate()?;
                 Encode::Subscribe5(&subscribe5)

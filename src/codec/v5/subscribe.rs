@@ -132,12 +132,36 @@ pub struct SubscribeFilters<'a>(Repr<'a>);
 enum Repr<'a> {
     Wire(&'a [u8]),
     List(&'a [Subscription<'a>]),
+    /// A list [`SubscribeFilters::checked`] has checked.
+    Checked(&'a [Subscription<'a>]),
 }
 
 impl<'a> SubscribeFilters<'a> {
-    /// Subscriptions to encode.
+    /// Subscriptions to encode. [`Subscribe::encode`] checks each one
+    /// every time it runs; see [`checked`](Self::checked).
     pub const fn new(list: &'a [Subscription<'a>]) -> Self {
         Self(Repr::List(list))
+    }
+
+    /// Subscriptions to encode, each checked now as [`Subscribe::encode`]
+    /// would (a valid topic filter, and no No Local on a shared
+    /// subscription), so that no encode checks them again. As
+    /// [`codec::SubscribeFilters::checked`](crate::codec::SubscribeFilters::checked)
+    /// for MQTT 3.1.1.
+    ///
+    /// ```
+    /// use minimqtt::codec::QoS;
+    /// use minimqtt::codec::v5::{SubscribeFilters, Subscription, SubscriptionOptions};
+    ///
+    /// let list = [Subscription { filter: "a/+", options: SubscriptionOptions::new(QoS::AtLeastOnce) }];
+    /// assert_eq!(SubscribeFilters::checked(&list)?.len(), 1);
+    /// let bad = [Subscription { filter: "a/#/b", options: SubscriptionOptions::new(QoS::AtMostOnce) }];
+    /// assert!(SubscribeFilters::checked(&bad).is_err());
+    /// # Ok::<(), minimqtt::codec::EncodeError>(())
+    /// ```
+    pub fn checked(list: &'a [Subscription<'a>]) -> Result<Self, EncodeError> {
+        list.iter().try_for_each(check_subscription)?;
+        Ok(Self(Repr::Checked(list)))
     }
 
     /// The subscriptions in packet order.
@@ -158,7 +182,9 @@ impl<'a> SubscribeFilters<'a> {
     fn payload_len(&self) -> usize {
         match self.0 {
             Repr::Wire(bytes) => bytes.len(),
-            Repr::List(list) => list.iter().map(|s| prefixed_len(s.filter.len()) + 1).sum(),
+            Repr::List(list) | Repr::Checked(list) => {
+                list.iter().map(|s| prefixed_len(s.filter.len()) + 1).sum()
+            }
         }
     }
 }
@@ -195,7 +221,7 @@ impl<'a> Iterator for SubscribeIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
-            Repr::List(list) => {
+            Repr::List(list) | Repr::Checked(list) => {
                 let (first, rest) = list.split_first()?;
                 *list = rest;
                 Some(*first)
@@ -285,13 +311,13 @@ impl<'a> Subscribe<'a> {
         if self.filters.is_empty() {
             return Err(EncodeError::NoFilters);
         }
-        for sub in self.filters.iter() {
-            check_filter(sub.filter)?;
-            if sub.options.no_local && sub.is_shared() {
-                return Err(EncodeError::SharedNoLocal);
-            }
+        match self.filters.0 {
+            Repr::Checked(_) => Ok(()),
+            _ => self
+                .filters
+                .iter()
+                .try_for_each(|sub| check_subscription(&sub)),
         }
-        Ok(())
     }
 
     /// Encodes the packet into `buf`, returning its length. Writes nothing
@@ -304,7 +330,7 @@ impl<'a> Subscribe<'a> {
             self.properties.write(w);
             match self.filters.0 {
                 Repr::Wire(bytes) => w.bytes(bytes),
-                Repr::List(list) => {
+                Repr::List(list) | Repr::Checked(list) => {
                     for sub in list {
                         w.prefixed(sub.filter.as_bytes());
                         w.u8(sub.options.to_u8());
@@ -313,6 +339,16 @@ impl<'a> Subscribe<'a> {
             }
         })
     }
+}
+
+/// What an outgoing subscription must be: a valid topic filter, and No
+/// Local off on a shared subscription (MQTT-3.8.3-4).
+fn check_subscription(sub: &Subscription<'_>) -> Result<(), EncodeError> {
+    check_filter(sub.filter)?;
+    if sub.options.no_local && sub.is_shared() {
+        return Err(EncodeError::SharedNoLocal);
+    }
+    Ok(())
 }
 
 /// UNSUBSCRIBE: a request to drop one or more subscriptions.

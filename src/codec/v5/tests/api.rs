@@ -298,3 +298,57 @@ fn plain_field_checks_of_the_encoder() {
     assert_eq!(password.encode(&mut buf), Err(E::StringTooLong));
     refused(Packet::Connect(Connect::new("a\0")), E::NulCharacter);
 }
+
+#[test]
+fn subscriptions_checked_when_built_pass_and_fail_as_the_encoder_checks_them() {
+    let no_local = SubscriptionOptions {
+        no_local: true,
+        ..SubscriptionOptions::new(QoS::AtLeastOnce)
+    };
+    let plain = SubscriptionOptions::new(QoS::AtMostOnce);
+    let cases = [
+        ("a/+", no_local),
+        ("$share/g/a/+", plain),
+        ("$share/g/a/+", no_local),
+        ("a/#/b", plain),
+        ("", plain),
+        ("a\0", plain),
+    ];
+    for (filter, options) in cases {
+        let list = [
+            Subscription {
+                filter: "x",
+                options: plain,
+            },
+            Subscription { filter, options },
+        ];
+        let unchecked = Subscribe {
+            packet_id: 3,
+            properties: Properties::EMPTY,
+            filters: SubscribeFilters::new(&list),
+        };
+        let mut expected = [0xa5; 64];
+        let encoded = unchecked.encode(&mut expected);
+        match SubscribeFilters::checked(&list) {
+            Ok(filters) => {
+                let checked = Subscribe {
+                    filters,
+                    ..unchecked
+                };
+                assert_eq!(checked, unchecked);
+                let mut buf = [0xa5; 64];
+                assert_eq!(checked.encode(&mut buf), encoded, "{filter:?}");
+                assert_eq!(buf, expected, "{filter:?}");
+            }
+            Err(e) => assert_eq!(encoded, Err(e), "{filter:?}"),
+        }
+    }
+    assert_eq!(
+        SubscribeFilters::checked(&[Subscription {
+            filter: "$share/g/t",
+            options: no_local
+        }])
+        .map(drop),
+        Err(EncodeError::SharedNoLocal)
+    );
+}
