@@ -186,17 +186,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         e.stage = Stage::AwaitPubComp;
         let old = core::mem::replace(&mut e.deadline, now + self.timeouts.puback);
         timers::deadline_gone(&self.earliest_ack, old);
-        let send = e.send;
-        // PUBRELs go out in the order of their PUBRECs (MQTT-4.6.0-2) and
-        // after the resends queued before them. A resend still to come
-        // carries the PUBREL in its place.
-        // A resent PUBLISH queued still goes: it keeps the resends' order,
-        // and the PUBREL follows it.
-        if send {
-            self.sends_pending = true;
-        } else if resending {
-            // Resent already, while other resends (or PUBRELs) still wait:
-            // its PUBREL goes behind them. (One per live entry: it fits.)
+        // A resend still to come is not needed: the broker answered the
+        // PUBLISH it had.
+        let send = core::mem::replace(&mut e.send, false);
+        // PUBRELs go out in the order of their PUBRECs (MQTT-4.6.0-4) and
+        // after the resends queued before them: while resends (or PUBRELs)
+        // still wait, behind them, in PUBREC order; not in the place of the
+        // resend it replaces, which could put it before the PUBREL of an
+        // earlier PUBREC. A resent PUBLISH already queued still goes, and
+        // the PUBREL follows it. (One per live entry: it fits.)
+        if send || resending {
             let _ = self.late_rels.push(packet_id);
         } else {
             self.push_ack(PacketType::PubRel, packet_id);

@@ -99,6 +99,8 @@ mod tx;
 mod v5;
 
 #[cfg(test)]
+mod stored_sends_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(all(test, feature = "v5"))]
 mod v5_tests;
