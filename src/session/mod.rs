@@ -100,6 +100,8 @@ mod v5;
 
 #[cfg(test)]
 mod stored_sends_tests;
+#[cfg(all(test, feature = "v5"))]
+mod stored_sends_v5_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(all(test, feature = "v5"))]
