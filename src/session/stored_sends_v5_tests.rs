@@ -9,6 +9,7 @@
 //! Size lowered across a reconnect (what no longer fits is discarded),
 //! QoS 1/2 messages in publish order on each connection, and the broker's
 //! own messages to the client, whose acknowledgements share the wire.
+
 extern crate std;
 
 use std::boxed::Box;
