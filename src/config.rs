@@ -179,60 +179,59 @@ pub fn generate_client_id(seed: u64) -> heapless::String<23> {
     id
 }
 
-/// The four buffers a [`Client`](crate::Client) works in, as arrays, so
+/// The three buffers a [`Client`](crate::Client) works in, as arrays, so
 /// one `static` (or one stack value) holds them all.
 ///
 /// - `RX`: receive buffer; the largest incoming packet that can be
 ///   delivered (bigger ones are skipped, acknowledged, and reported to
 ///   `on_message_dropped`).
-/// - `TX`: transmit buffer; the largest outgoing packet but a QoS 1/2
-///   PUBLISH (the CONNECT, a QoS 0 PUBLISH, a SUBSCRIBE, and the one that
-///   re-subscribes every filter after a reconnect).
-/// - `STORE`: the session store; in-flight QoS 1/2 messages (held here
-///   only: they are written from the store, and need no room in `TX`),
-///   pending (un)subscribe requests, and the subscribed filters.
+/// - `ARENA`: the session's arena, shared by the transmit queue and the
+///   session store. The store keeps in-flight QoS 1/2 messages (once: they
+///   are written to the transport from here), pending (un)subscribe
+///   requests, the subscribed filters and MQTT 5's topic aliases; the
+///   transmit queue, the other packets on their way out (the CONNECT, QoS
+///   0 messages, SUBSCRIBE, acknowledgements). The store always leaves the
+///   queue room for an acknowledgement, a PINGREQ and the last CONNECT, so
+///   a full store slows new requests and never the protocol. Size it for
+///   the largest outgoing packet plus the in-flight window.
 /// - `OUTBOX`: requests queued by callbacks (8 bytes + topic + payload each).
 ///
 /// ```
 /// use minimqtt::Buffers;
-/// let mut buffers = Buffers::<1024, 1024, 2048, 256>::new();
+/// let mut buffers = Buffers::<1024, 3072, 256>::new();
 /// let slices = buffers.slices();
 /// assert_eq!(slices.rx.len(), 1024);
+/// assert_eq!(slices.arena.len(), 3072);
 /// ```
 #[derive(Debug)]
-pub struct Buffers<const RX: usize, const TX: usize, const STORE: usize, const OUTBOX: usize> {
+pub struct Buffers<const RX: usize, const ARENA: usize, const OUTBOX: usize> {
     rx: [u8; RX],
-    tx: [u8; TX],
-    store: [u8; STORE],
+    arena: [u8; ARENA],
     outbox: [u8; OUTBOX],
 }
 
-impl<const RX: usize, const TX: usize, const STORE: usize, const OUTBOX: usize>
-    Buffers<RX, TX, STORE, OUTBOX>
-{
+impl<const RX: usize, const ARENA: usize, const OUTBOX: usize> Buffers<RX, ARENA, OUTBOX> {
     /// Zeroed buffers; `const`, so they can live in a `static`.
     pub const fn new() -> Self {
         Self {
             rx: [0; RX],
-            tx: [0; TX],
-            store: [0; STORE],
+            arena: [0; ARENA],
             outbox: [0; OUTBOX],
         }
     }
 
-    /// Borrows the four buffers for a client.
+    /// Borrows the three buffers for a client.
     pub fn slices(&mut self) -> BufferSlices<'_> {
         BufferSlices {
             rx: &mut self.rx,
-            tx: &mut self.tx,
-            store: &mut self.store,
+            arena: &mut self.arena,
             outbox: &mut self.outbox,
         }
     }
 }
 
-impl<const RX: usize, const TX: usize, const STORE: usize, const OUTBOX: usize> Default
-    for Buffers<RX, TX, STORE, OUTBOX>
+impl<const RX: usize, const ARENA: usize, const OUTBOX: usize> Default
+    for Buffers<RX, ARENA, OUTBOX>
 {
     fn default() -> Self {
         Self::new()
@@ -244,10 +243,8 @@ impl<const RX: usize, const TX: usize, const STORE: usize, const OUTBOX: usize> 
 pub struct BufferSlices<'b> {
     /// Receive buffer.
     pub rx: &'b mut [u8],
-    /// Transmit buffer.
-    pub tx: &'b mut [u8],
-    /// Session store.
-    pub store: &'b mut [u8],
+    /// The session's arena: transmit queue and session store.
+    pub arena: &'b mut [u8],
     /// Callback outbox.
     pub outbox: &'b mut [u8],
 }

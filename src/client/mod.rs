@@ -206,7 +206,7 @@ where
         if let (true, Some(seed)) = (config.client_id.is_empty(), config.seed) {
             let _ = generated_id.push_str(&generate_client_id(seed));
         }
-        let mut session = Session::new(buffers.rx, buffers.tx, buffers.store, config.timeouts);
+        let mut session = Session::new(buffers.rx, buffers.arena, config.timeouts);
         // Streaming is chosen per route ([`Route`](crate::callbacks::Route)):
         // a message no route streams is skipped at its start.
         session.set_options(crate::session::Options {

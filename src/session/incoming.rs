@@ -145,7 +145,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // never learnt that the message is complete and may send the
         // PUBLISH again (mosquitto 2.0 does after a restart): the id must
         // still mark it as a duplicate.
-        let at = self.tx.queued();
+        let at = self.store.tx.queued();
         if let Some(i) = self.incoming.iter_mut().find(|i| i.packet_id == packet_id) {
             i.release(at);
         }

@@ -132,7 +132,7 @@ pub(crate) use protocol::check_connect;
 use protocol::{PayloadOut, Protocol, StoredSend};
 use rx::{Any, Next, Rx};
 use store::{Outgoing, Request, RequestKind, Span, Status, Store, StoreFull, Subscribed};
-use tx::{Encode, TxQueue};
+use tx::Encode;
 #[cfg(feature = "v5")]
 pub(crate) use v5::check_connect_v5;
 
@@ -312,17 +312,12 @@ struct Streaming {
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
-    /// A disconnected session over the caller's receive, transmit and
-    /// store slices.
-    pub fn new(
-        rx: &'b mut [u8],
-        tx: &'b mut [u8],
-        store: &'b mut [u8],
-        timeouts: Timeouts,
-    ) -> Self {
+    /// A disconnected session over the caller's receive buffer and arena
+    /// (the transmit queue and the store; see [`Buffers`](crate::Buffers)).
+    pub fn new(rx: &'b mut [u8], arena: &'b mut [u8], timeouts: Timeouts) -> Self {
         Self {
             rx: Rx::new(rx),
-            p: Protocol::new(tx, store, timeouts),
+            p: Protocol::new(arena, timeouts),
             consume: 0,
             skip: 0,
             acks: Acks::new(),
@@ -474,7 +469,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 
     /// Whether nothing waits to be written.
     pub fn transmit_idle(&self) -> bool {
-        self.p.tx.is_empty()
+        self.p.store.tx.is_empty()
             && self.p.stored.is_empty()
             && !self.p.ping_deferred
             && !self.p.is_resending()
@@ -550,7 +545,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         // the last one.
         let mut offset = 0;
         let found = loop {
-            if !self.p.tx.has_room(ACK_LEN) {
+            if !self.p.store.tx_has_room(ACK_LEN) {
                 break None;
             }
             match self.rx.frame_at(offset, self.p.version == Version::V5) {
@@ -713,7 +708,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 // what the broker expects next.
                 #[cfg(feature = "v5")]
                 let goodbye = self.p.goodbye(reason).filter(|_| {
-                    self.p.tx.is_empty() && self.p.stored.is_empty() && self.p.payload.is_none()
+                    self.p.store.tx.is_empty() && self.p.stored.is_empty() && self.p.payload.is_none()
                 });
                 // The rest of the input goes at the next call (`settle`).
                 self.p.connection_lost();
@@ -965,7 +960,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// (and nothing else may be written until it has).
     pub fn payload_due(&self) -> Option<PayloadDue> {
         let p = self.p.payload?;
-        let due = self.p.state == State::Connected && self.p.tx.written() == p.at;
+        let due = self.p.state == State::Connected && self.p.store.tx.written() == p.at;
         due.then_some(PayloadDue {
             offset: p.offset,
             len: p.len,
@@ -981,16 +976,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if self.p.reported > 0 {
             self.p.release_reported();
         }
-        let store = &self.p.store;
-        let topic = self.p.payload.and_then(|p| p.packet_id).and_then(|id| {
-            let e = store
-                .outgoing
-                .iter()
-                .find(|e| e.packet_id == id && e.is_live())?;
-            let (header, body) = codec::stored_head(store.bytes(e.span))?;
+        let id = self.p.payload.and_then(|p| p.packet_id);
+        let (spare, head) = self.p.store.tx_spare(id);
+        let topic = head.and_then(|head| {
+            let (header, body) = codec::stored_head(head)?;
             Publish::stored_topic(header.flags, body).map(|(topic, _)| topic)
         });
-        (self.p.tx.spare(), topic)
+        (spare, topic)
     }
 
     /// `n` bytes of the due payload were written at `now`.

@@ -32,7 +32,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 // Its head stays in the queue until reported, after the
                 // payload: the payload's pieces need room beside it.
                 let needed = out.encode().encoded_len() + 1;
-                if needed > self.tx.capacity() {
+                if needed > self.store.tx_capacity() {
                     return Err(SessionError::Resource(
                         ResourceError::TransmitBufferTooSmall { needed },
                     ));
@@ -62,11 +62,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         self.check_resubscribe_room(core::iter::empty(), len)?;
         // An aliased PUBLISH goes through the transmit queue: one that
-        // cannot fit it goes without its alias, from the store.
+        // cannot fit it now goes without its alias, from the store.
         #[cfg(feature = "v5")]
-        let plan = self
-            .alias_plan(&out)
-            .filter(|plan| plan.len <= self.tx.capacity());
+        let topic_len = |plan: &AliasPlan| if plan.elide { 0 } else { publish.topic.len() };
+        #[cfg(feature = "v5")]
+        let plan = self.alias_plan(&out).filter(|plan| {
+            self.store
+                .has_room_with_tx(plan.len, len.saturating_add(topic_len(plan)))
+        });
         #[cfg(feature = "v5")]
         let span = match plan {
             // The store keeps the PUBLISH with its topic, which a resend
@@ -75,9 +78,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             Some(plan) => {
                 self.check_tx_room(plan.len)?;
                 // The new alias's topic is appended after the message, and
-                // must not move the message's bytes before its entry exists.
-                let topic = if plan.elide { 0 } else { publish.topic.len() };
-                self.store.reserve(len.saturating_add(topic));
+                // the aliased packet queued: neither may move the
+                // message's bytes before its entry exists (the room made
+                // now leaves nothing to compact).
+                let room = len.saturating_add(topic_len(&plan)).saturating_add(plan.len);
+                self.store.reserve(room);
                 let span = self
                     .store
                     .append_encoded(out.encode())
@@ -123,6 +128,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // the transmit queue. (Nor is the queue of stored sends full: it
         // holds one per outgoing entry at most, and the window has room.)
         self.check_tx_room(0)?;
+        self.check_copy_room(0, len)?;
         let span = self
             .store
             .append_encoded(out.encode())
@@ -135,16 +141,17 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// transmit queue holds. `false` without room for it (not reached: one
     /// per outgoing entry).
     pub(crate) fn send_stored(&mut self, packet_id: u16) -> bool {
-        let at = self.tx.queued();
+        let at = self.store.tx.queued();
         self.stored.push(StoredSend::new(at, packet_id)).is_ok()
     }
 
     /// Queues the PUBLISH and copies it into the store.
     fn push_and_store(&mut self, out: &OutPublish<'_>, len: usize) -> Result<Span> {
         self.check_tx_room(len)?;
-        let bytes = self.tx.push(out.encode())?;
+        self.check_copy_room(len, len)?;
+        let n = self.store.tx_push(out.encode())?;
         self.store
-            .append(bytes)
+            .append_last_pushed(n)
             .map_err(|_| SessionError::Resource(ResourceError::StoreFull))
     }
 
@@ -202,8 +209,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return self.push(Encode::Publish5Aliased(p, plan.alias, true));
         }
         self.check_tx_room(plan.len)?;
-        // Recorded first: without room for the topic, no alias. (The
-        // plan kept the list within its `SUBS` capacity.)
+        // Recorded first: without room for the topic beside the packet, no
+        // alias. (The plan kept the list within its `SUBS` capacity.)
+        if !self.store.has_room_with_tx(plan.len, p.topic.len()) {
+            return self.push(out.encode());
+        }
         let Ok(span) = self.store.append(p.topic.as_bytes()) else {
             return self.push(out.encode());
         };
@@ -228,9 +238,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// The head just queued is followed by a payload of `len` bytes.
     fn start_payload(&mut self, len: Option<usize>, packet_id: Option<u16>) {
         if let Some(len) = len {
-            self.head_end = self.tx.queued();
+            self.head_end = self.store.tx.queued();
             self.payload = Some(PayloadOut {
-                at: self.tx.queued(),
+                at: self.store.tx.queued(),
                 offset: 0,
                 len,
                 packet_id,
@@ -327,6 +337,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         self.check_resubscribe_room(filters.iter().map(|(f, _, _)| f), 0)?;
+        // Queued, kept as a request, and the new filters kept.
+        self.check_tx_room(len)?;
+        self.check_copy_room(len, len + filter_bytes)?;
         self.push_request(now, packet, packet_id, RequestKind::Subscribe)?;
         let id = filters.id().unwrap_or(0);
         for (filter, qos, flags) in filters.iter() {
@@ -438,7 +451,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// queue (the same error: `has_room` is false then too, and the
     /// driver's retry only when the queue was not empty tells the two apart).
     pub(crate) fn check_tx_room(&self, len: usize) -> Result<()> {
-        if !self.tx.has_room(len) || self.is_resending() {
+        if !self.store.tx_has_room(len) || self.is_resending() {
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall { needed: len },
             ));
@@ -446,9 +459,25 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         Ok(())
     }
 
+    /// Room in the arena for `store_len` more bytes of entries beside
+    /// `tx_len` more queued: [`StoreFull`](ResourceError::StoreFull) if
+    /// the entries could not take them even with the transmit queue
+    /// written, else the transmit queue's error, which waits for it.
+    pub(crate) fn check_copy_room(&self, tx_len: usize, store_len: usize) -> Result<()> {
+        if self.store.has_room_with_tx(tx_len, store_len) {
+            return Ok(());
+        }
+        if store_len > self.store.free_bytes() {
+            return Err(SessionError::Resource(ResourceError::StoreFull));
+        }
+        Err(SessionError::Resource(
+            ResourceError::TransmitBufferTooSmall { needed: tx_len },
+        ))
+    }
+
     pub(crate) fn push(&mut self, packet: Encode<'_>) -> Result<()> {
         self.check_tx_room(packet.encoded_len())?;
-        self.tx.push(packet)?;
+        self.store.tx_push(packet)?;
         Ok(())
     }
 
@@ -456,7 +485,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// DISCONNECT and the acknowledgements of the broker's packets, which
     /// are not new traffic.
     pub(crate) fn push_control(&mut self, bytes: &[u8]) -> Result<()> {
-        self.tx.push_bytes(bytes).map_err(|_| {
+        self.store.tx_push_bytes(bytes).map_err(|_| {
             SessionError::Resource(ResourceError::TransmitBufferTooSmall {
                 needed: bytes.len(),
             })
@@ -482,11 +511,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if self.store.requests.is_full() {
             return Err(SessionError::Resource(ResourceError::InflightFull));
         }
-        self.check_tx_room(packet.encoded_len())?;
-        let bytes = self.tx.push(packet)?;
+        let len = packet.encoded_len();
+        self.check_tx_room(len)?;
+        self.check_copy_room(len, len)?;
+        let n = self.store.tx_push(packet)?;
         let span = self
             .store
-            .append(bytes)
+            .append_last_pushed(n)
             .map_err(|StoreFull| SessionError::Resource(ResourceError::StoreFull))?;
         self.add_request(now, packet_id, kind, span);
         self.take_packet_id(packet_id);
@@ -562,14 +593,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
             let queued = if entry.stage == Stage::AwaitPubComp {
                 codec::ack_bytes(PacketType::PubRel, entry.packet_id)
-                    .is_some_and(|bytes| self.tx.push_bytes(&bytes).is_ok())
+                    .is_some_and(|bytes| self.store.tx_push_bytes(&bytes).is_ok())
             } else {
                 // DUP marks the resend (MQTT-3.3.1-1); it stays set.
                 codec::mark_dup(self.store.bytes_mut(entry.span));
                 if streamed {
                     // Its payload's pieces are put together behind it.
-                    let bytes = self.store.bytes(entry.span);
-                    self.tx.push_bytes(bytes).is_ok()
+                    self.store.tx_push_outgoing(i).is_ok()
                 } else {
                     self.send_stored(entry.packet_id)
                 }
@@ -597,7 +627,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 .any(|e| e.packet_id == id && e.is_live() && e.stage == Stage::AwaitPubComp);
             if due {
                 let queued = codec::ack_bytes(PacketType::PubRel, id)
-                    .is_some_and(|bytes| self.tx.push_bytes(&bytes).is_ok());
+                    .is_some_and(|bytes| self.store.tx_push_bytes(&bytes).is_ok());
                 if !queued {
                     return;
                 }

@@ -117,7 +117,6 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) options: Options,
     pub(crate) keep_alive: Duration,
     pub(crate) clean_session: bool,
-    pub(crate) tx: TxQueue<'b>,
     pub(crate) store: Store<'b, INFLIGHT, SUBS>,
     pub(crate) incoming: heapless::Vec<Incoming, INFLIGHT>,
     pub(crate) next_packet_id: u16,
@@ -205,15 +204,14 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
 }
 
 impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> {
-    pub(crate) fn new(tx: &'b mut [u8], store: &'b mut [u8], timeouts: Timeouts) -> Self {
+    pub(crate) fn new(arena: &'b mut [u8], timeouts: Timeouts) -> Self {
         Self {
             state: State::Disconnected,
             timeouts,
             options: Options::DEFAULT,
             keep_alive: Duration::ZERO,
             clean_session: true,
-            tx: TxQueue::new(tx),
-            store: Store::new(store),
+            store: Store::new(arena),
             incoming: heapless::Vec::new(),
             next_packet_id: 1,
             last_sent: Instant::default(),
@@ -286,7 +284,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         clean_session: bool,
     ) -> Result<()> {
         let len = connect.encoded_len();
-        if len > self.tx.capacity() {
+        if len > self.store.tx_capacity() {
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall { needed: len },
             ));
@@ -300,6 +298,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             self.incoming.clear();
         }
         self.push(connect)?;
+        // Its room stays free for the next one, which reconnecting with
+        // the store full of in-flight messages must still be able to queue.
+        self.store.reserve_at_least(len);
         self.keep_alive = Duration::from_secs(u64::from(keep_alive));
         self.clean_session = clean_session;
         self.state = State::Connecting;
@@ -315,7 +316,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         // QoS 0 messages written but not yet reported go unreported: at
         // most once, and the driver reports them as soon as they are
         // written, before it can lose a connection.
-        self.tx.clear();
+        self.store.tx.clear();
         self.unreported = 0;
         self.reported = 0;
         for i in self.incoming.iter_mut() {
@@ -393,7 +394,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         loop {
             match self.next_piece() {
                 Piece::Queue(n) => {
-                    let pending = self.tx.pending();
+                    let pending = self.store.tx_pending();
                     return pending.get(..n.min(pending.len())).unwrap_or(&[]);
                 }
                 Piece::Payload => return &[],
@@ -419,7 +420,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     /// a stored PUBLISH, which go where they were queued), the payload of a
     /// streamed head written, or the first stored PUBLISH.
     fn next_piece(&self) -> Piece {
-        let written = self.tx.written();
+        let written = self.store.tx.written();
         let mut stop = u64::MAX;
         if let Some(p) = self.payload.filter(|_| cfg!(feature = "streaming")) {
             if p.at == written {
@@ -482,9 +483,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         // claim yet.
         match self.next_piece() {
             Piece::Queue(limit) => {
-                let before = self.tx.written();
-                self.tx.consume(n.min(limit), self.unreported > 0);
-                let written = self.tx.written();
+                let before = self.store.tx.written();
+                self.store.tx.consume(n.min(limit), self.unreported > 0);
+                let written = self.store.tx.written();
                 self.incoming.retain(|i| !i.written_out(before, written));
             }
             Piece::Payload => return,

@@ -28,7 +28,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // An empty property list; at most one more length byte.
             len += 2;
         }
-        if len > self.tx.capacity() {
+        if len > self.store.capacity() {
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall { needed: len },
             ));
@@ -40,7 +40,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .filter(|e| e.status != Status::Done)
             .map(|e| e.span.len)
             .sum();
-        if outgoing + filter_bytes + more + len > self.store.capacity() {
+        // The packet twice: queued, and its copy kept as a request.
+        let queued = len.max(self.store.tx_reserve());
+        if outgoing + filter_bytes + more + len + queued > self.store.capacity() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         Ok(())
@@ -151,61 +153,33 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             Version::V5 => usize::try_from(self.limits.maximum_packet_size).unwrap_or(usize::MAX),
             _ => usize::MAX,
         };
-        let (start, taken) = {
-            let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
-            #[cfg(feature = "v5")]
-            let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
-            for s in self
-                .store
-                .subscriptions
-                .iter()
-                .filter(|s| due(s) && s.id == id)
-            {
-                #[cfg(feature = "v5")]
-                if !list.is_empty() {
-                    let lens = list.iter().map(|f| f.filter.len());
-                    if resubscribe_len(id, lens.chain([s.span.len])) > max {
-                        break;
-                    }
-                }
-                let filter = core::str::from_utf8(self.store.bytes(s.span)).unwrap_or("");
-                let _ = list.push(Subscription { filter, qos: s.qos });
-                #[cfg(feature = "v5")]
-                let _ = list5.push(codec::v5::Subscription {
-                    filter,
-                    options: codec::v5::SubscriptionOptions::from_u8(s.qos as u8 | s.flags)
-                        .unwrap_or(codec::v5::SubscriptionOptions::new(s.qos)),
-                });
-            }
-            #[cfg(feature = "v3")]
-            let subscribe = Subscribe {
-                packet_id,
-                filters: SubscribeFilters::new(&list),
-            };
-            #[cfg(feature = "v5")]
-            let id_property = [codec::v5::Property::SubscriptionIdentifier(id)];
-            #[cfg(feature = "v5")]
-            let subscribe5 = codec::v5::Subscribe {
-                packet_id,
-                properties: codec::v5::Properties::new(if id == 0 { &[] } else { &id_property }),
-                filters: codec::v5::SubscribeFilters::new(&list5),
-            };
-            let packet = match self.version {
-                #[cfg(feature = "v5")]
-                Version::V5 => Encode::Subscribe5(&subscribe5),
-                #[cfg(feature = "v3")]
-                Version::V3_1_1 => Encode::Subscribe(&subscribe),
-                #[allow(unreachable_patterns)]
-                _ => return true,
-            };
-            if !self.tx.has_room(packet.encoded_len()) {
-                return false;
-            }
-            let start = self.tx.pending().len();
-            if self.tx.push(packet).is_err() {
-                return true;
-            }
-            (start, list.len())
+        #[cfg(not(feature = "v5"))]
+        let max = usize::MAX;
+        let round = Round {
+            version: self.version,
+            packet_id,
+            id,
+            max,
+        };
+        // Twice: for its length, then encoded into the queue (where making
+        // room may move the filters).
+        let entries = self.store.entries();
+        let subscriptions = &self.store.subscriptions;
+        let Some((len, taken)) =
+            round.with_packet::<SUBS, _>(entries, subscriptions, |p| p.encoded_len())
+        else {
+            return true;
+        };
+        if !self.store.tx_has_room(len) {
+            return false;
+        }
+        let pushed = self.store.tx_push_with(len, |entries, subscriptions, dst| {
+            round
+                .with_packet::<SUBS, _>(entries, subscriptions, |p| p.encode(dst))
+                .map_or(Ok(0), |(n, _)| n)
+        });
+        let Ok(n) = pushed else {
+            return true;
         };
         self.take_packet_id(packet_id);
         for s in self
@@ -217,10 +191,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         {
             s.requested = true;
         }
-        let bytes = self.tx.pending().get(start..).unwrap_or(&[]);
         // Room was kept for it (`check_resubscribe_room`); without it the
         // SUBACK is simply not matched to a request.
-        if let Ok(span) = self.store.append(bytes) {
+        if let Ok(span) = self.store.append_last_pushed(n) {
             self.add_request(now, packet_id, RequestKind::Subscribe, span);
         }
         true
@@ -241,4 +214,77 @@ pub(super) fn resubscribe_len(id: u32, lens: impl Iterator<Item = usize>) -> usi
     // Packet id, properties, and per filter its length, bytes and options.
     let body: usize = 2 + props + lens.map(|len| 2 + len + 1).sum::<usize>();
     codec::packet_len(body)
+}
+
+/// One re-SUBSCRIBE: the due filters of Subscription Identifier `id` (0:
+/// none), as many as fit `max` bytes.
+struct Round {
+    version: Version,
+    packet_id: u16,
+    id: u32,
+    max: usize,
+}
+
+impl Round {
+    /// Calls `f` with the SUBSCRIBE of the due filters in `subscriptions`
+    /// (their bytes in `entries`): its result, and how many filters the
+    /// packet holds. `None` for a version the build leaves out.
+    fn with_packet<const SUBS: usize, R>(
+        &self,
+        entries: &[u8],
+        subscriptions: &[Subscribed],
+        f: impl FnOnce(Encode<'_>) -> R,
+    ) -> Option<(R, usize)> {
+        let (packet_id, id) = (self.packet_id, self.id);
+        let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
+        #[cfg(feature = "v5")]
+        let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
+        for s in subscriptions
+            .iter()
+            .filter(|s| !s.confirmed && !s.requested && s.id == id)
+        {
+            #[cfg(feature = "v5")]
+            if !list.is_empty() {
+                let lens = list.iter().map(|f| f.filter.len());
+                if resubscribe_len(id, lens.chain([s.span.len])) > self.max {
+                    break;
+                }
+            }
+            let bytes = entries.get(s.span.off..s.span.off + s.span.len);
+            let filter = bytes.and_then(|b| core::str::from_utf8(b).ok());
+            let filter = filter.unwrap_or("");
+            let _ = list.push(Subscription { filter, qos: s.qos });
+            #[cfg(feature = "v5")]
+            let _ = list5.push(codec::v5::Subscription {
+                filter,
+                options: codec::v5::SubscriptionOptions::from_u8(s.qos as u8 | s.flags)
+                    .unwrap_or(codec::v5::SubscriptionOptions::new(s.qos)),
+            });
+        }
+        #[cfg(not(feature = "v5"))]
+        let _ = self.max;
+        #[cfg(feature = "v3")]
+        let subscribe = Subscribe {
+            packet_id,
+            filters: SubscribeFilters::new(&list),
+        };
+        #[cfg(feature = "v5")]
+        let id_property = [codec::v5::Property::SubscriptionIdentifier(id)];
+        #[cfg(feature = "v5")]
+        let subscribe5 = codec::v5::Subscribe {
+            packet_id,
+            properties: codec::v5::Properties::new(if id == 0 { &[] } else { &id_property }),
+            filters: codec::v5::SubscribeFilters::new(&list5),
+        };
+        let packet = match self.version {
+            #[cfg(feature = "v5")]
+            Version::V5 => Encode::Subscribe5(&subscribe5),
+            #[cfg(feature = "v3")]
+            Version::V3_1_1 => Encode::Subscribe(&subscribe),
+            // Not reached: a session never speaks a version left out.
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        };
+        Some((f(packet), list.len()))
+    }
 }

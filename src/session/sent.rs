@@ -11,14 +11,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// due once it is written.
     pub(crate) fn sent_queued(&mut self) {
         if self.unreported == 0 {
-            self.sent_from = self.tx.last_pushed();
+            self.sent_from = self.store.tx.last_pushed();
         }
         self.unreported += 1;
     }
 
     /// Where the held bytes start in the transmit stream.
     fn held_from(&self) -> u64 {
-        self.tx.written() - self.tx.held().len() as u64
+        self.store.tx.written() - self.store.tx_held().len() as u64
     }
 
     /// Whether the head of an earlier streamed message is still held (a
@@ -32,9 +32,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Drops the bytes of the message last reported, once its event has
     /// been consumed, and every held byte once no report is due.
     pub(crate) fn release_reported(&mut self) {
-        self.tx.release(core::mem::take(&mut self.reported));
+        self.store.tx.release(core::mem::take(&mut self.reported));
         if self.unreported == 0 {
-            self.tx.release(usize::MAX);
+            self.store.tx.release(usize::MAX);
         }
     }
 
@@ -46,7 +46,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if self.unreported == 0 {
             return None;
         }
-        let held = self.tx.held();
+        let held = self.store.tx_held();
         let mut at = usize::try_from(self.sent_from.checked_sub(self.held_from())?).ok()?;
         loop {
             let Some((mut len, _, qos0_publish)) = held.get(at..).and_then(queued_packet) else {
@@ -88,7 +88,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // Where the walk stopped: a packet's start, which may lie past the
         // bytes written (then all of them go).
         self.sent_from = self.held_from() + at as u64;
-        self.tx.release(at);
+        self.store.tx.release(at);
         let Some(len) = found else {
             return false;
         };
@@ -102,8 +102,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// found. Empty only if it could not be read back, which does not
     /// happen: the session wrote it from a `&str`.
     pub(crate) fn reported_topic(&self) -> &str {
-        self.tx
-            .held()
+        self.store
+            .tx_held()
             .get(..self.reported)
             .and_then(|packet| self.queued_topic(packet))
             .unwrap_or_default()

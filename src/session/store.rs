@@ -1,5 +1,5 @@
-//! The session store: the bytes the session must keep between packets, in
-//! one caller-supplied slice.
+//! The session's arena: the bytes the session must keep between packets
+//! and the transmit queue, in one caller-supplied slice.
 //!
 //! Three kinds of entry share the slice: in-flight outgoing PUBLISH packets
 //! (kept encoded and written to the transport from here, the first time
@@ -9,9 +9,22 @@
 //! for re-subscribing after the broker lost the session). Entries are laid
 //! out back to back in the order they were added; removing one moves the
 //! ones after it down, so the slice never fragments.
+//!
+//! The transmit queue's bytes ([`TxQueue`]) sit above the entries, in one
+//! run: at the top of the slice when the entries need the room between,
+//! right behind the entries when the queue needs it at its end. Either move
+//! copies only the queue's few pending bytes; entries never move for the
+//! queue. The entries always leave [`Store::reserve`] bytes for the queue,
+//! so an acknowledgement, a PINGREQ and the next CONNECT can always be
+//! queued once the queue has been written.
 
-use crate::codec::QoS;
+use super::tx::{Encode, TxQueue};
+use crate::codec::{EncodeError, QoS};
 use crate::time::Instant;
+
+/// What the entries always leave for the transmit queue, at the least: an
+/// acknowledgement and a PINGREQ.
+pub(crate) const TX_RESERVE: usize = super::ACK_LEN + 2;
 
 /// Where an outgoing QoS 1/2 message is in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +128,11 @@ pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// where moving every later entry down was a third of a QoS 1
     /// message's cost.
     garbage: usize,
+    /// The transmit queue's place in `buf`.
+    pub(crate) tx: TxQueue,
+    /// Bytes the entries leave for the transmit queue: [`TX_RESERVE`], or
+    /// the last CONNECT's length if longer, so a reconnect can queue it.
+    reserve: usize,
     /// An entry was marked done since the last [`collect`](Self::collect):
     /// without one, `collect` (called before most operations) scans nothing.
     pub(crate) finished: bool,
@@ -152,6 +170,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             buf,
             used: 0,
             garbage: 0,
+            tx: TxQueue::default(),
+            reserve: TX_RESERVE,
             finished: false,
             outgoing: heapless::Vec::new(),
             requests: heapless::Vec::new(),
@@ -161,6 +181,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             #[cfg(feature = "v5")]
             in_aliases: heapless::Vec::new(),
         }
+    }
+
+    /// The entries' bytes: a span's are at its offset.
+    pub(crate) fn entries(&self) -> &[u8] {
+        self.buf.get(..self.used).unwrap_or(&[])
     }
 
     pub(crate) fn bytes(&self, span: Span) -> &[u8] {
@@ -173,20 +198,85 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             .unwrap_or(&mut [])
     }
 
-    pub(crate) fn free_bytes(&self) -> usize {
-        self.buf.len() - self.used + self.garbage
+    /// Bytes of live entries.
+    fn live(&self) -> usize {
+        self.used - self.garbage
     }
 
+    /// Bytes the entries could take once the transmit queue is written.
+    pub(crate) fn free_bytes(&self) -> usize {
+        self.buf.len().saturating_sub(self.live() + self.reserve)
+    }
+
+    /// The arena's size.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.len()
     }
 
-    /// Copies `bytes` behind the last entry (compacting first if only the
-    /// released bytes make room).
-    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<Span, StoreFull> {
-        if self.buf.len() - self.used < bytes.len() && self.garbage > 0 {
+    /// Makes the reserve for the transmit queue at least `len` (a
+    /// CONNECT's), if the entries leave that much.
+    pub(crate) fn reserve_at_least(&mut self, len: usize) {
+        if self.live() + len <= self.buf.len() {
+            self.reserve = self.reserve.max(len);
+        }
+    }
+
+    /// What the entries leave for the transmit queue.
+    pub(crate) fn tx_reserve(&self) -> usize {
+        self.reserve
+    }
+
+    /// Whether `len` more bytes of entries fit, with `tx_len` more bytes
+    /// queued beside them, both now and once the queue is written.
+    pub(crate) fn has_room_with_tx(&self, tx_len: usize, len: usize) -> bool {
+        let tx = (self.tx.kept() + tx_len).max(self.reserve);
+        self.live() + len + tx <= self.buf.len()
+    }
+
+    /// Room for `len` more bytes behind the last entry: compacts the
+    /// entries, then moves the transmit queue to the top of the arena, as
+    /// far as needed. Appends that follow, up to `len` bytes in all, move
+    /// nothing: a span appended and not yet recorded in a list is not
+    /// known to [`compact`](Self::compact), and would not move with it.
+    fn make_room(&mut self, len: usize) -> Result<(), StoreFull> {
+        if !self.has_room_with_tx(0, len) {
+            return Err(StoreFull);
+        }
+        self.place(len);
+        Ok(())
+    }
+
+    /// Room for `len` more bytes behind the last entry, as far as the
+    /// arena has it (whatever the reserve).
+    fn place(&mut self, len: usize) {
+        if self.limit() - self.used < len && self.garbage > 0 {
             self.compact();
         }
+        if self.limit() - self.used < len {
+            let held = self.buf.len() - self.tx.kept();
+            self.move_tx(held);
+        }
+    }
+
+    /// The end of the room for entries: the transmit queue's bytes, if any.
+    fn limit(&self) -> usize {
+        if self.tx.is_vacant() {
+            self.buf.len()
+        } else {
+            self.tx.held
+        }
+    }
+
+    fn move_tx(&mut self, held: usize) {
+        if self.tx.held != held {
+            self.buf.copy_within(self.tx.held..self.tx.end, held);
+            self.tx.moved_to(held);
+        }
+    }
+
+    /// Copies `bytes` behind the last entry.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<Span, StoreFull> {
+        self.make_room(bytes.len())?;
         let off = self.used;
         let dst = self.buf.get_mut(off..off + bytes.len()).ok_or(StoreFull)?;
         dst.copy_from_slice(bytes);
@@ -197,29 +287,146 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         })
     }
 
-    /// Compacts now if `len` more bytes do not fit behind the last entry,
-    /// so that appends that follow, up to `len` bytes in all, move
-    /// nothing: a span appended and not yet recorded in a list is not
-    /// known to [`compact`](Self::compact), and would not move with it.
-    #[cfg(feature = "v5")]
-    pub(crate) fn reserve(&mut self, len: usize) {
-        if self.buf.len() - self.used < len && self.garbage > 0 {
-            self.compact();
+    /// Copies the last `len` bytes queued (a packet just pushed) behind
+    /// the last entry.
+    pub(crate) fn append_last_pushed(&mut self, len: usize) -> Result<Span, StoreFull> {
+        if len > self.tx.kept() {
+            return Err(StoreFull);
         }
+        self.make_room(len)?;
+        let off = self.used;
+        let from = self.tx.end - len;
+        self.buf.copy_within(from..self.tx.end, off);
+        self.used += len;
+        Ok(Span { off, len })
     }
 
-    /// Encodes `packet` behind the last entry (compacting first if only
-    /// the released bytes make room).
-    pub(crate) fn append_encoded(&mut self, packet: super::Encode<'_>) -> Result<Span, StoreFull> {
+    /// Makes room for `len` bytes of entries and queued bytes now, so
+    /// that appends and pushes that follow, up to `len` bytes in all,
+    /// compact nothing (see [`make_room`](Self::make_room)); the caller
+    /// checked that they fit.
+    #[cfg(feature = "v5")]
+    pub(crate) fn reserve(&mut self, len: usize) {
+        self.place(len);
+    }
+
+    /// Encodes `packet` behind the last entry.
+    pub(crate) fn append_encoded(&mut self, packet: Encode<'_>) -> Result<Span, StoreFull> {
         let len = packet.encoded_len();
-        if self.buf.len() - self.used < len && self.garbage > 0 {
-            self.compact();
-        }
+        self.make_room(len)?;
         let off = self.used;
         let dst = self.buf.get_mut(off..off + len).ok_or(StoreFull)?;
         let n = packet.encode(dst).map_err(|_| StoreFull)?;
         self.used += n;
         Ok(Span { off, len: n })
+    }
+
+    /// The transmit queue's pending bytes.
+    pub(crate) fn tx_pending(&self) -> &[u8] {
+        self.buf.get(self.tx.start..self.tx.end).unwrap_or(&[])
+    }
+
+    /// The transmit queue's written bytes still kept.
+    pub(crate) fn tx_held(&self) -> &[u8] {
+        self.buf.get(self.tx.held..self.tx.start).unwrap_or(&[])
+    }
+
+    /// The most the transmit queue could take with the entries there are
+    /// now: a packet longer never fits until entries go.
+    pub(crate) fn tx_capacity(&self) -> usize {
+        self.buf.len() - self.live()
+    }
+
+    /// Whether `len` more bytes could be queued now.
+    pub(crate) fn tx_has_room(&self, len: usize) -> bool {
+        self.live() + self.tx.kept() + len <= self.buf.len()
+    }
+
+    /// Room for `len` more bytes behind the queue's: compacts the entries
+    /// if that makes the difference, and moves the queue down behind them.
+    fn tx_make_room(&mut self, len: usize) -> Result<usize, EncodeError> {
+        if !self.tx_has_room(len) {
+            return Err(EncodeError::BufferTooSmall {
+                needed: self.tx.kept() + len,
+            });
+        }
+        if self.tx.is_vacant() {
+            if self.buf.len() - self.used < len {
+                self.compact();
+            }
+            self.tx.moved_to(self.used);
+        } else if self.buf.len() - self.tx.end < len {
+            if self.tx.held - self.used + (self.buf.len() - self.tx.end) < len {
+                self.compact();
+            }
+            self.move_tx(self.used);
+        }
+        Ok(self.tx.end)
+    }
+
+    /// Queues `packet`, or nothing at all if it does not fit. Its length.
+    pub(crate) fn tx_push(&mut self, packet: Encode<'_>) -> Result<usize, EncodeError> {
+        let len = packet.encoded_len();
+        let at = self.tx_make_room(len)?;
+        let dst = self.buf.get_mut(at..at + len).unwrap_or(&mut []);
+        let n = packet.encode(dst)?;
+        self.tx.pushed(n);
+        Ok(n)
+    }
+
+    /// Queues `len` bytes that `encode` writes, given the entries' bytes
+    /// and the subscription list (a re-SUBSCRIBE of stored filters).
+    pub(crate) fn tx_push_with(
+        &mut self,
+        len: usize,
+        encode: impl FnOnce(&[u8], &[Subscribed], &mut [u8]) -> Result<usize, EncodeError>,
+    ) -> Result<usize, EncodeError> {
+        let at = self.tx_make_room(len)?;
+        let (entries, rest) = self.buf.split_at_mut(at);
+        let dst = rest.get_mut(..len).unwrap_or(&mut []);
+        let n = encode(entries, &self.subscriptions, dst)?;
+        self.tx.pushed(n);
+        Ok(n)
+    }
+
+    /// Queues raw, already encoded bytes.
+    pub(crate) fn tx_push_bytes(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        let at = self.tx_make_room(bytes.len())?;
+        let dst = self.buf.get_mut(at..at + bytes.len()).unwrap_or(&mut []);
+        dst.copy_from_slice(bytes);
+        self.tx.pushed(bytes.len());
+        Ok(())
+    }
+
+    /// Queues a copy of outgoing entry `i`'s bytes (a streamed head being
+    /// resent).
+    pub(crate) fn tx_push_outgoing(&mut self, i: usize) -> Result<(), EncodeError> {
+        let len = self.outgoing.get(i).map_or(0, |e| e.span.len);
+        let at = self.tx_make_room(len)?;
+        let span = self.outgoing.get(i).map_or(Span { off: 0, len: 0 }, |e| e.span);
+        self.buf.copy_within(span.off..span.off + span.len, at);
+        self.tx.pushed(span.len);
+        Ok(())
+    }
+
+    /// The free bytes behind the transmit queue's, moved down behind the
+    /// entries first (where a streamed payload's pieces are put together),
+    /// and beside them the bytes of live outgoing entry `packet_id`.
+    pub(crate) fn tx_spare(&mut self, packet_id: Option<u16>) -> (&mut [u8], Option<&[u8]>) {
+        if self.garbage > 0 {
+            self.compact();
+        }
+        if self.tx.is_vacant() {
+            self.tx.moved_to(self.used);
+        } else {
+            self.move_tx(self.used);
+        }
+        let span = packet_id.and_then(|id| {
+            let e = self.outgoing.iter().find(|e| e.packet_id == id && e.is_live())?;
+            Some(e.span)
+        });
+        let (entries, spare) = self.buf.split_at_mut(self.tx.end);
+        (spare, span.and_then(|s| entries.get(s.off..s.off + s.len)))
     }
 
     /// Forgets the aliases (both ways) of the connection that ended.

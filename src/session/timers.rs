@@ -100,7 +100,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // From when its head is written: until then the queue ahead of it
         // is written as any other, under the usual deadlines.
         self.payload
-            .filter(|p| self.tx.written() >= p.at)
+            .filter(|p| self.store.tx.written() >= p.at)
             .map(|_| self.last_sent + self.pingresp_wait())
     }
 

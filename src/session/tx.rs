@@ -1,5 +1,5 @@
-//! The transmit queue: encoded packets waiting to be written, in a
-//! caller-supplied slice.
+//! The transmit queue: encoded packets waiting to be written, in the
+//! session's arena.
 
 use crate::codec::EncodeError;
 #[cfg(feature = "v5")]
@@ -103,21 +103,25 @@ impl Encode<'_> {
     }
 }
 
-/// Bytes `start..end` of `buf` are encoded packets not yet written.
-/// Written bytes are dropped from the front; the pending bytes move to the
-/// front only when a new packet would not fit behind them.
+/// Where the transmit queue's bytes are in the session's arena (the
+/// [`Store`](super::store::Store) owns the bytes and moves them): bytes
+/// `start..end` are encoded packets not yet written. Written bytes are
+/// dropped from the front.
 ///
 /// Bytes `held..start` are written but kept: a QoS 0 PUBLISH among them has
 /// not been reported yet, and its event borrows its topic from here (the
 /// session's own event queue, with no room of its own). They are released
 /// as the events are polled.
-pub(crate) struct TxQueue<'b> {
-    buf: &'b mut [u8],
-    held: usize,
-    start: usize,
-    end: usize,
+///
+/// An empty queue (`held == end`) has no place: the next packet goes where
+/// the store puts it.
+#[derive(Debug, Default)]
+pub(crate) struct TxQueue {
+    pub(crate) held: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
     /// Bytes ever queued and ever written: positions in the stream that
-    /// survive compaction, so the session can tell when a given packet has
+    /// survive moves, so the session can tell when a given packet has
     /// gone out.
     queued: u64,
     written: u64,
@@ -125,38 +129,19 @@ pub(crate) struct TxQueue<'b> {
     last: u64,
 }
 
-impl core::fmt::Debug for TxQueue<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TxQueue")
-            .field("capacity", &self.buf.len())
-            .field("pending", &(self.end - self.start))
-            .finish()
-    }
-}
-
-impl<'b> TxQueue<'b> {
-    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
-        Self {
-            buf,
-            held: 0,
-            start: 0,
-            end: 0,
-            queued: 0,
-            written: 0,
-            last: 0,
-        }
-    }
-
-    pub(crate) fn capacity(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub(crate) fn pending(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or(&[])
-    }
-
+impl TxQueue {
     pub(crate) fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+
+    /// Nothing pending and nothing held: the queue needs no place.
+    pub(crate) fn is_vacant(&self) -> bool {
+        self.held == self.end
+    }
+
+    /// Bytes held or pending: what must stay in the arena.
+    pub(crate) fn kept(&self) -> usize {
+        self.end - self.held
     }
 
     /// Drops the pending bytes (they will never be written) and the held
@@ -186,7 +171,7 @@ impl<'b> TxQueue<'b> {
     /// Marks `n` pending bytes as written, and keeps them (`hold`) or
     /// drops them with the held ones. More than pending is clamped: a
     /// transport that claims to have written more than it was given cannot
-    /// make the queue point outside its buffer.
+    /// make the queue point outside its bytes.
     pub(crate) fn consume(&mut self, n: usize, hold: bool) {
         let n = n.min(self.end - self.start);
         self.start += n;
@@ -194,120 +179,35 @@ impl<'b> TxQueue<'b> {
         if !hold {
             self.held = self.start;
         }
-        self.reset_if_empty();
-    }
-
-    /// The written bytes kept (see [`TxQueue`]).
-    pub(crate) fn held(&self) -> &[u8] {
-        self.buf.get(self.held..self.start).unwrap_or(&[])
+        self.reset_if_vacant();
     }
 
     /// Drops the first `n` held bytes.
     pub(crate) fn release(&mut self, n: usize) {
         self.held += n.min(self.start - self.held);
-        self.reset_if_empty();
+        self.reset_if_vacant();
     }
 
-    fn reset_if_empty(&mut self) {
-        if self.held == self.end {
+    fn reset_if_vacant(&mut self) {
+        if self.is_vacant() {
             self.held = 0;
             self.start = 0;
             self.end = 0;
         }
     }
 
-    /// Room for `len` more bytes, compacting if that makes the difference.
-    fn make_room(&mut self, len: usize) -> Result<(), EncodeError> {
-        let kept = self.end - self.held;
-        let needed = kept.saturating_add(len);
-        if needed > self.buf.len() {
-            return Err(EncodeError::BufferTooSmall { needed });
-        }
-        if self.buf.len() - self.end < len {
-            self.compact();
-        }
-        Ok(())
+    /// The bytes kept now start at `held`.
+    pub(crate) fn moved_to(&mut self, held: usize) {
+        let (start, end) = (self.start - self.held, self.end - self.held);
+        self.held = held;
+        self.start = held + start;
+        self.end = held + end;
     }
 
-    /// Moves the held and pending bytes to the front.
-    fn compact(&mut self) {
-        if self.held > 0 {
-            self.buf.copy_within(self.held..self.end, 0);
-            self.start -= self.held;
-            self.end -= self.held;
-            self.held = 0;
-        }
-    }
-
-    /// Appends `packet`, or nothing at all if it does not fit.
-    pub(crate) fn push(&mut self, packet: Encode<'_>) -> Result<&[u8], EncodeError> {
-        self.make_room(packet.encoded_len())?;
-        let at = self.end;
-        let n = packet.encode(self.buf.get_mut(at..).unwrap_or(&mut []))?;
-        self.end = at + n;
+    /// A packet of `n` bytes was written at `end`.
+    pub(crate) fn pushed(&mut self, n: usize) {
+        self.end += n;
         self.last = self.queued;
         self.queued += n as u64;
-        Ok(self.buf.get(at..at + n).unwrap_or(&[]))
-    }
-
-    /// Appends raw, already encoded bytes (a stored packet being resent).
-    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.make_room(bytes.len())?;
-        let at = self.end;
-        let Some(dst) = self.buf.get_mut(at..at + bytes.len()) else {
-            return Err(EncodeError::BufferTooSmall {
-                needed: bytes.len(),
-            });
-        };
-        dst.copy_from_slice(bytes);
-        self.end = at + bytes.len();
-        self.last = self.queued;
-        self.queued += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// The free space behind the pending bytes, moved to the front
-    /// first: where a streamed payload's pieces are put together.
-    pub(crate) fn spare(&mut self) -> &mut [u8] {
-        self.compact();
-        self.buf.get_mut(self.end..).unwrap_or(&mut [])
-    }
-
-    /// Whether `len` more bytes would fit (after compacting).
-    pub(crate) fn has_room(&self, len: usize) -> bool {
-        (self.end - self.held).saturating_add(len) <= self.buf.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pending_bytes_move_to_the_front_only_when_a_push_needs_it() {
-        let mut buf = [0u8; 8];
-        let mut tx = TxQueue::new(&mut buf);
-        tx.push_bytes(&[1, 2, 3, 4, 5]).unwrap();
-        tx.consume(3, false);
-        assert_eq!(tx.pending(), [4, 5]);
-        // 2 pending + 5 fit in 8 only after compacting.
-        tx.push_bytes(&[6, 7, 8, 9, 10]).unwrap();
-        assert_eq!(tx.pending(), [4, 5, 6, 7, 8, 9, 10]);
-        assert_eq!((tx.queued(), tx.written()), (10, 3));
-        // Too much: refused whole, nothing changed.
-        assert_eq!(
-            tx.push_bytes(&[0, 0]),
-            Err(EncodeError::BufferTooSmall { needed: 9 })
-        );
-        assert!(!tx.has_room(2));
-        assert_eq!(tx.pending(), [4, 5, 6, 7, 8, 9, 10]);
-        // A transport claiming more than it was given is clamped.
-        tx.consume(100, false);
-        assert!(tx.is_empty());
-        assert_eq!(tx.written(), 10);
-        // Dropped bytes count as gone: positions stay consistent.
-        tx.push_bytes(&[1]).unwrap();
-        tx.clear();
-        assert_eq!((tx.queued(), tx.written(), tx.capacity()), (11, 11, 8));
     }
 }

@@ -324,14 +324,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         let packet = Encode::Auth5(auth);
         self.check_packet_len(packet.encoded_len())?;
-        if !self.tx.has_room(packet.encoded_len()) {
+        if !self.store.tx_has_room(packet.encoded_len()) {
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall {
                     needed: packet.encoded_len(),
                 },
             ));
         }
-        self.tx.push(packet)?;
+        self.store.tx_push(packet)?;
         if reauthenticate {
             self.auth = AuthState::Reauthenticating;
         }
