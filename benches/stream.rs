@@ -22,8 +22,8 @@ use minimqtt::time::Instant;
 const LEN: usize = 1 << 20;
 const RX: usize = 512;
 
-fn connected<'b>(rx: &'b mut [u8], tx: &'b mut [u8], store: &'b mut [u8]) -> Session<'b, 4, 4> {
-    let mut s = Session::new(rx, tx, store, Timeouts::DEFAULT);
+fn connected<'b>(rx: &'b mut [u8], arena: &'b mut [u8]) -> Session<'b, 4, 4> {
+    let mut s = Session::new(rx, arena, Timeouts::DEFAULT);
     s.set_options(Options {
         stream: true,
         ..Options::DEFAULT
@@ -48,8 +48,8 @@ fn stream(c: &mut Criterion) {
     let mut wire = vec![0u8; publish.encoded_len()];
     publish.encode(&mut wire).expect("encode");
 
-    let (mut rx, mut tx, mut store) = ([0u8; RX], [0u8; 256], [0u8; 256]);
-    let mut s = connected(&mut rx, &mut tx, &mut store);
+    let (mut rx, mut arena) = ([0u8; RX], [0u8; 512]);
+    let mut s = connected(&mut rx, &mut arena);
     let now = Instant::from_millis(0);
 
     let mut group = c.benchmark_group("stream_1mib");

@@ -129,7 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // The device: 512 bytes to receive into.
-    let mut device_buffers = Buffers::<512, 512, 1024, 128>::new();
+    let mut device_buffers = Buffers::<512, 1536, 128>::new();
     let mut callbacks = Callbacks::new();
     callbacks.add_topic_callback(MANIFEST, on_manifest)?;
     callbacks.add_stream_callback(IMAGE, on_image)?;
@@ -151,7 +151,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The update server: 512 bytes to send from, too.
     let image = image();
     let digest = hex(&Sha256::digest(&image));
-    let mut server_buffers = Buffers::<512, 512, 1024, 128>::new();
+    let mut server_buffers = Buffers::<512, 1536, 128>::new();
     let mut server = Client::new(
         Tcp { address },
         TokioClock::new(),

@@ -56,7 +56,7 @@ use tokio::task::JoinHandle;
 
 type Faulty = FaultyTransport<Pipe>;
 type Log = Arc<Mutex<Vec<Rx>>>;
-type Bufs = Buffers<256, 256, 2048, 256>;
+type Bufs = Buffers<256, 2304, 256>;
 
 /// More suspensions than any call here needs: a call still pending after
 /// this many is a livelock.

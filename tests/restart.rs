@@ -242,7 +242,7 @@ async fn run_publisher(
     progress: Rc<Cell<usize>>,
 ) -> Publisher {
     let connector = Tcp::new(addr);
-    let mut buffers = Buffers::<512, 512, 4096, 64>::new();
+    let mut buffers = Buffers::<512, 4608, 64>::new();
     let callbacks = Callbacks::new()
         .on_connect(pub_connected)
         .on_publish(pub_published);
@@ -344,7 +344,7 @@ async fn run_subscriber(
 ) -> Subscriber {
     let connector = Tcp::new(addr);
     let written = connector.written.clone();
-    let mut buffers = Buffers::<512, 512, 1024, 64>::new();
+    let mut buffers = Buffers::<512, 1536, 64>::new();
     let mut callbacks = Callbacks::new()
         .on_connect(sub_connected)
         .on_subscribe(sub_subscribed)

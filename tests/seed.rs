@@ -36,7 +36,7 @@ impl RngCore for Counter {
 }
 
 fn client_id_of(config: Config<'_>) -> String {
-    let mut buffers = Buffers::<256, 256, 256, 64>::new();
+    let mut buffers = Buffers::<256, 512, 64>::new();
     let client = Client::new(
         Offline,
         TokioClock::new(),

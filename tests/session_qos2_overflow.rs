@@ -204,8 +204,8 @@ fn connection(
 /// it read a single PUBREC, then reconnects until everything is complete;
 /// how many times each message was delivered.
 fn burst_then_restart(count: u16) -> HashMap<u16, u32> {
-    let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 256], [0u8; 256]);
-    let mut s: S<'_> = Session::new(&mut rx, &mut tx, &mut store, Timeouts::default());
+    let (mut rx, mut arena) = ([0u8; 256], [0u8; 512]);
+    let mut s: S<'_> = Session::new(&mut rx, &mut arena, Timeouts::default());
     let now = Instant::from_millis(0);
     let mut broker: Vec<(u16, Broker, bool)> = (1..=count)
         .map(|id| (id, Broker::AwaitPubRec, false))

@@ -62,8 +62,8 @@ fn deliver(s: &mut Session<'_, 8, 4>, now: Instant, publish: Publish<'_>) -> boo
 
 #[test]
 fn resend_before_pubrel_is_a_duplicate() {
-    let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 256], [0u8; 256]);
-    let mut s: Session<'_, 8, 4> = Session::new(&mut rx, &mut tx, &mut store, Timeouts::default());
+    let (mut rx, mut arena) = ([0u8; 256], [0u8; 512]);
+    let mut s: Session<'_, 8, 4> = Session::new(&mut rx, &mut arena, Timeouts::default());
     let now = Instant::from_millis(0);
     connect(&mut s, now, false);
     assert!(deliver(&mut s, now, PUBLISH));
@@ -80,8 +80,8 @@ fn resend_before_pubrel_is_a_duplicate() {
 
 #[test]
 fn resend_after_an_unwritten_pubcomp_is_a_duplicate() {
-    let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 256], [0u8; 256]);
-    let mut s: Session<'_, 8, 4> = Session::new(&mut rx, &mut tx, &mut store, Timeouts::default());
+    let (mut rx, mut arena) = ([0u8; 256], [0u8; 512]);
+    let mut s: Session<'_, 8, 4> = Session::new(&mut rx, &mut arena, Timeouts::default());
     let now = Instant::from_millis(0);
     connect(&mut s, now, false);
     assert!(deliver(&mut s, now, PUBLISH));
@@ -100,8 +100,8 @@ fn resend_after_an_unwritten_pubcomp_is_a_duplicate() {
 
 #[test]
 fn after_a_written_pubcomp_the_id_is_new_again() {
-    let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 256], [0u8; 256]);
-    let mut s: Session<'_, 8, 4> = Session::new(&mut rx, &mut tx, &mut store, Timeouts::default());
+    let (mut rx, mut arena) = ([0u8; 256], [0u8; 512]);
+    let mut s: Session<'_, 8, 4> = Session::new(&mut rx, &mut arena, Timeouts::default());
     let now = Instant::from_millis(0);
     connect(&mut s, now, false);
     assert!(deliver(&mut s, now, PUBLISH));

@@ -96,7 +96,7 @@ async fn cut_mid_stream(qos: QoS) -> Option<Vec<Seen>> {
     };
     let body = payload(20_000);
 
-    let mut buffers = Buffers::<256, 256, 1024, 64>::new();
+    let mut buffers = Buffers::<256, 1280, 64>::new();
     let mut callbacks: Callbacks<'_, App> = Callbacks::new();
     callbacks.add_stream_callback("big/#", on_stream).unwrap();
     let app = App {
@@ -121,7 +121,7 @@ async fn cut_mid_stream(qos: QoS) -> Option<Vec<Seen>> {
         .expect("subscribe");
 
     // The publisher: a plain client with room for the whole message.
-    let mut pub_buffers = Buffers::<256, 24_576, 24_576, 64>::new();
+    let mut pub_buffers = Buffers::<256, 49_152, 64>::new();
     let publisher_connector = Faulty {
         addr,
         handles: Vec::new(),
@@ -229,7 +229,7 @@ async fn a_streamed_publish_cut_mid_payload_is_resent_whole() {
     let addr = mosquitto.addr();
     let body = payload(200_000);
 
-    let mut sub_buffers = Buffers::<512, 256, 1024, 64>::new();
+    let mut sub_buffers = Buffers::<512, 1280, 64>::new();
     let mut callbacks: Callbacks<'_, App> = Callbacks::new();
     callbacks.add_stream_callback("big/#", on_stream).unwrap();
     let mut sub = Client::new(
@@ -252,7 +252,7 @@ async fn a_streamed_publish_cut_mid_payload_is_resent_whole() {
         .expect("subscribe");
 
     // The publisher's buffers are far smaller than the message.
-    let mut pub_buffers = Buffers::<256, 512, 1024, 64>::new();
+    let mut pub_buffers = Buffers::<256, 1536, 64>::new();
     let mut publisher = Client::new(
         Faulty {
             addr,

@@ -238,7 +238,7 @@ where
     fn on_message(ctx: &mut Context<'_, Vec<Vec<u8>>>, message: &Message<'_>) {
         ctx.user_data.push(message.payload.to_vec());
     }
-    let mut buffers = Buffers::<4096, 4096, 4096, 256>::new();
+    let mut buffers = Buffers::<4096, 8192, 256>::new();
     let mut client = Client::new(
         Once(Some(transport)),
         TokioClock::new(),

@@ -134,7 +134,7 @@ fn config(client_id: &'static str) -> Config<'static> {
 }
 
 fn client(mosquitto: &Mosquitto, config: Config<'static>) -> TestClient {
-    let buffers = Box::leak(Box::new(Buffers::<1024, 1024, 2048, 1024>::new()));
+    let buffers = Box::leak(Box::new(Buffers::<1024, 3072, 1024>::new()));
     let callbacks = Callbacks::new()
         .on_connect(on_connect)
         .on_disconnect(on_disconnect)

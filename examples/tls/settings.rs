@@ -71,7 +71,7 @@ fn message(ctx: &mut Context<'_, bool>, msg: &Message<'_>) {
 /// Connects, subscribes, publishes one message, waits for it to come back
 /// and disconnects.
 pub async fn run<K: Connector>(connector: K, settings: &Settings) -> Result<(), String> {
-    let mut buffers = Buffers::<2048, 2048, 2048, 512>::new();
+    let mut buffers = Buffers::<2048, 4096, 512>::new();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -202,7 +202,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     println!("Attempting to connect to {address}");
-    let mut buffers = Buffers::<2048, 2048, 2048, 512>::new();
+    let mut buffers = Buffers::<2048, 4096, 512>::new();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as u64;

@@ -350,7 +350,7 @@ pub mod sizes {
     pub type BareClient<'a> = Client<'a, NoConnector, NoClock, ()>;
 
     /// The walkthrough's buffers.
-    pub type WalkthroughBuffers = minimqtt::Buffers<2048, 2048, 2048, 512>;
+    pub type WalkthroughBuffers = minimqtt::Buffers<2048, 4096, 512>;
 
     /// `size_of` the client, its session, its callback registry, and the
     /// walkthrough's buffers, in that order.
@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn client_path_connects_publishes_and_receives() {
-        let mut buffers = minimqtt::Buffers::<256, 256, 256, 64>::new();
+        let mut buffers = minimqtt::Buffers::<256, 512, 64>::new();
         let (script, len): (&[u8], _) = match Version::DEFAULT {
             // CONNECT 30, PUBLISH 52.
             Version::V3_1_1 => (&BROKER_SCRIPT, 30 + 52),

@@ -336,9 +336,9 @@ fn qos(b: u8) -> QoS {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    let (mut rx, mut tx, mut store) = ([0u8; 160], [0u8; 256], [0u8; 512]);
+    let (mut rx, mut arena) = ([0u8; 160], [0u8; 768]);
     let mut m = Model {
-        s: Session::new(&mut rx, &mut tx, &mut store, Timeouts::DEFAULT),
+        s: Session::new(&mut rx, &mut arena, Timeouts::DEFAULT),
         now: Instant::from_millis(0),
         max_packet: u32::MAX,
         alias_max: 0,

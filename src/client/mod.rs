@@ -98,7 +98,7 @@ pub struct Handled {
 ///     let _ = (msg.topic, msg.payload);
 /// }
 ///
-/// let mut buffers = Buffers::<1024, 1024, 1024, 256>::new();
+/// let mut buffers = Buffers::<1024, 2048, 256>::new();
 /// let callbacks = Callbacks::new().on_message(on_message);
 /// let mut client = Client::new(connector, clock, Config::new("sensor-0001"), buffers.slices(), callbacks, 0);
 /// client.subscribe_later("commands/#", QoS::AtLeastOnce);
@@ -188,7 +188,7 @@ where
     /// ```no_run
     /// # fn demo<K: minimqtt::reconnect::Connector>(connector: K, clock: impl minimqtt::time::Clock) {
     /// # use minimqtt::{Buffers, Callbacks, Client, Config};
-    /// # let mut buffers = Buffers::<512, 512, 512, 64>::new();
+    /// # let mut buffers = Buffers::<512, 1024, 64>::new();
     /// let client: Client<'_, _, _, (), 32, 4, 2> = Client::with_capacity(
     ///     connector, clock, Config::new("gateway"), buffers.slices(), Callbacks::new(), (),
     /// );

@@ -241,17 +241,18 @@ pub enum Outcome {
 /// `INFLIGHT` bounds outgoing QoS 1/2 messages, pending (un)subscribe
 /// requests, and incoming QoS 2 messages awaiting their PUBCOMP (each
 /// separately); `SUBS` bounds the subscription list. The receive slice
-/// holds the largest packet that can be delivered; the transmit slice must
-/// hold the largest packet sent; the store slice holds in-flight messages,
-/// pending requests and subscribed filters, encoded.
+/// holds the largest packet that can be delivered. The arena holds, encoded,
+/// the in-flight messages, pending requests and subscribed filters from its
+/// start, and the transmit queue (the packets not yet written) above them:
+/// one copy of each in-flight message serves both.
 ///
 /// ```
 /// use minimqtt::codec::{ConnAck, Connect, ConnectReturnCode, Packet};
 /// use minimqtt::session::{Event, Session, Timeouts};
 /// use minimqtt::time::Instant;
 ///
-/// let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 256], [0u8; 256]);
-/// let mut session: Session<'_, 4, 4> = Session::new(&mut rx, &mut tx, &mut store, Timeouts::DEFAULT);
+/// let (mut rx, mut arena) = ([0u8; 256], [0u8; 512]);
+/// let mut session: Session<'_, 4, 4> = Session::new(&mut rx, &mut arena, Timeouts::DEFAULT);
 /// let now = Instant::from_millis(0);
 /// session.connect(now, &Connect::new("sensor-0001")).unwrap();
 /// let connect = session.poll_transmit(now).len();

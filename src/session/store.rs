@@ -636,10 +636,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
 mod tests {
     use super::*;
 
+    /// A store without a reserve for the transmit queue: the entries alone.
+    fn entries_only(buf: &mut [u8]) -> Store<'_, 4, 4> {
+        let mut store = Store::new(buf);
+        store.reserve = 0;
+        store
+    }
+
     #[test]
     fn a_released_entry_frees_its_bytes() {
         let mut buf = [0u8; 16];
-        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let mut store = entries_only(&mut buf);
         let a = store.append(b"aaa").unwrap();
         let b = store.append(b"bb").unwrap();
         store
@@ -674,7 +681,7 @@ mod tests {
     #[test]
     fn released_bytes_are_reclaimed_in_one_pass_keeping_every_entry() {
         let mut buf = [0u8; 12];
-        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let mut store = entries_only(&mut buf);
         let sub = |span| Subscribed {
             qos: QoS::AtMostOnce,
             flags: 0,
@@ -726,7 +733,7 @@ mod tests {
     #[test]
     fn compaction_keeps_topic_aliases_in_place() {
         let mut buf = [0u8; 10];
-        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let mut store = entries_only(&mut buf);
         let a = store.append(b"ab").unwrap();
         store.aliases.push(a).unwrap();
         let m = store.append(b"mmm").unwrap();
@@ -763,7 +770,7 @@ mod tests {
     fn an_encoded_append_compacts_when_it_must() {
         use crate::codec::v5;
         let mut buf = [0u8; 16];
-        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        let mut store = entries_only(&mut buf);
         let a = store.append(b"0123456789").unwrap();
         store.aliases.push(a).unwrap();
         let b = store.append(b"ab").unwrap();
@@ -784,5 +791,49 @@ mod tests {
             store.append_encoded(super::super::Encode::Publish5(&big)),
             Err(StoreFull)
         );
+    }
+
+    #[test]
+    fn the_transmit_queue_moves_out_of_the_entries_way_and_back() {
+        let mut buf = [0u8; 32];
+        let mut store = Store::<'_, 4, 4>::new(&mut buf);
+        // An empty queue takes its first packet right behind the entries.
+        store.tx_push_bytes(b"ping").unwrap();
+        assert_eq!((store.tx.held, store.tx.end), (0, 4));
+        // An entry needs that room: the pending packet moves to the top.
+        let a = store.append(b"0123456789").unwrap();
+        assert_eq!(a.off, 0);
+        assert_eq!(store.tx_pending(), b"ping");
+        assert_eq!(store.tx.end, 32);
+        // The next packet has no room at the top: the queue moves back
+        // down behind the entries, its bytes in order.
+        store.tx_push_bytes(b"abcdefgh").unwrap();
+        assert_eq!(store.tx.held, 10);
+        assert_eq!(store.tx_pending(), b"pingabcdefgh");
+        // Written but held bytes move with the queue.
+        store.tx.consume(4, true);
+        assert_eq!(store.tx_held(), b"ping");
+        let b = store.append(b"xy").unwrap();
+        assert_eq!(store.bytes(b), b"xy");
+        assert_eq!(store.tx_held(), b"ping");
+        assert_eq!(store.tx_pending(), b"abcdefgh");
+        assert_eq!(store.bytes(a), b"0123456789");
+        // Entries never take the bytes the queue keeps, nor its reserve.
+        assert!(!store.has_room_with_tx(0, 9));
+        assert_eq!(store.append(&[0; 9]), Err(StoreFull));
+        assert_eq!(
+            store.tx_push_bytes(&[0; 9]),
+            Err(EncodeError::BufferTooSmall { needed: 21 })
+        );
+        // Once written and released, the queue has no place until its next
+        // packet, and the entries may take all but the reserve.
+        store.tx.consume(8, false);
+        assert!(store.tx.is_vacant());
+        assert_eq!(store.free_bytes(), 32 - 12 - TX_RESERVE);
+        store.append(&[0; 14]).unwrap();
+        assert_eq!(store.append(b"x"), Err(StoreFull));
+        // The reserve is there for an acknowledgement.
+        store.tx_push_bytes(&[0x40, 2, 0, 1]).unwrap();
+        assert_eq!(store.tx.held, 26);
     }
 }

@@ -198,7 +198,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, tx: usize) -> Self {
-        let s = Session::new(leak(4096), leak(tx), leak(2048), Timeouts::default());
+        let s = Session::new(leak(4096), leak(tx + 2048), Timeouts::default());
         let mut r = Run {
             s,
             b: Broker::default(),
@@ -606,7 +606,7 @@ fn pubrels_follow_pubrec_order_when_a_resend_still_to_come_is_answered_first() {
     // (its PUBREL goes to `late_rels`), then the broker answers message 3
     // from its original. Its PUBREL once took the place of message 3's
     // resend, ahead of PUBREL 1; it goes behind it.
-    let mut s: S = Session::new(leak(4096), leak(256), leak(2048), Timeouts::default());
+    let mut s: S = Session::new(leak(4096), leak(2304), Timeouts::default());
     s.connect(T0, &persistent_connect()).unwrap();
     let _ = write_everything(&mut s, &[]);
     assert!(

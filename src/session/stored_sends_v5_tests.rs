@@ -601,7 +601,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, tx: usize, store: usize, size_limit: u32) -> Self {
-        let s = Session::new(leak(4096), leak(tx), leak(store), Timeouts::default());
+        let s = Session::new(leak(4096), leak(tx + store), Timeouts::default());
         let mut r = Run {
             s,
             b: Broker::new(),

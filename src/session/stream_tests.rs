@@ -77,7 +77,7 @@ fn drain_events<const I: usize, const N: usize>(
 }
 
 fn streaming_session<const I: usize>(rx: usize, clean: bool) -> Session<'static, I, 4> {
-    let mut s = Session::new(leak(rx), leak(256), leak(1024), Timeouts::default());
+    let mut s = Session::new(leak(rx), leak(1280), Timeouts::default());
     s.set_options(Options {
         stream: true,
         ..Options::DEFAULT
@@ -245,7 +245,7 @@ fn a_timeout_mid_stream_reports_the_abort_before_the_close() {
 
 #[test]
 fn chunks_keep_a_pingresp_wait_alive() {
-    let mut s = Session::<'static, 4, 4>::new(leak(64), leak(256), leak(1024), Timeouts::default());
+    let mut s = Session::<'static, 4, 4>::new(leak(64), leak(1280), Timeouts::default());
     s.set_options(Options {
         stream: true,
         ..Options::DEFAULT

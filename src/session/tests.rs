@@ -39,7 +39,7 @@ fn leak(len: usize) -> &'static mut [u8] {
 
 /// A session with `tx` transmit bytes and `store` store bytes.
 fn session_with<const I: usize, const N: usize>(tx: usize, store: usize) -> Session<'static, I, N> {
-    Session::new(leak(4096), leak(tx), leak(store), Timeouts::default())
+    Session::new(leak(4096), leak(tx + store), Timeouts::default())
 }
 
 fn session() -> S {
@@ -890,7 +890,7 @@ fn encoded(packet: Packet<'_>) -> Vec<u8> {
 
 /// A connected session whose receive buffer holds only 16 bytes.
 fn small_rx() -> Session<'static, 4, 4> {
-    let mut s = Session::new(leak(16), leak(256), leak(1024), Timeouts::default());
+    let mut s = Session::new(leak(16), leak(1280), Timeouts::default());
     connect_at(&mut s, T0, true, 0);
     s
 }
@@ -908,7 +908,7 @@ fn big(qos: QoS, packet_id: Option<u16>) -> Vec<u8> {
 
 #[test]
 fn oversized_packets_are_dropped_or_refused_by_type_and_state() {
-    let mut s = Session::<'static, 4, 4>::new(leak(16), leak(256), leak(1024), Timeouts::default());
+    let mut s = Session::<'static, 4, 4>::new(leak(16), leak(1280), Timeouts::default());
     s.connect(T0, &connect_packet(true, 0)).unwrap();
     let _ = sent(&mut s, T0);
     // Before CONNACK nothing else may come, however large.
@@ -1354,7 +1354,7 @@ fn a_qos1_or_qos2_message_needs_room_in_the_store_only() {
     assert_eq!(s.publish(T0, &big(QoS::ExactlyOnce)), Ok(Some(2)));
     let qos0 = Packet::Publish(msg("a", QoS::AtMostOnce)).encoded_len();
     assert_eq!(
-        s.p.tx.pending().len(),
+        s.p.store.tx_pending().len(),
         2 * qos0,
         "the two QoS 0 messages only"
     );
@@ -1397,7 +1397,7 @@ fn stored_publishes_keep_the_session_busy_and_go_once_acknowledged() {
         assert_eq!(s.publish(T0, &msg("t", QoS::AtLeastOnce)), Ok(Some(id)));
     }
     // Nothing in the transmit queue, three PUBLISHes to write.
-    assert!(s.p.tx.is_empty());
+    assert!(s.p.store.tx.is_empty());
     assert!(!s.transmit_idle());
     // Acknowledgements before anything is written (a broker answering a
     // resend from the original): the middle one, then the first.
@@ -2412,7 +2412,7 @@ fn a_full_transmit_queue_holds_back_the_next_packet_and_its_acknowledgement() {
     connect_at(&mut s, T0, true, 0);
     s.publish(T0, &msg("abcdefghijklmnopqrstu", QoS::AtMostOnce))
         .unwrap();
-    assert!(!s.p.tx.has_room(ACK_LEN));
+    assert!(!s.p.store.tx_has_room(ACK_LEN));
     // A QoS 1 message arrives: not framed until there is room to answer it.
     let received = s.packets_received();
     let bytes = encoded(incoming(QoS::AtLeastOnce, Some(5), false));

@@ -25,7 +25,7 @@ fn leak(len: usize) -> &'static mut [u8] {
 }
 
 fn session() -> S {
-    Session::new(leak(512), leak(512), leak(1024), Timeouts::default())
+    Session::new(leak(512), leak(1536), Timeouts::default())
 }
 
 fn connect(clean_start: bool, properties: &'static [Property<'static>]) -> v5::Connect<'static> {
@@ -1115,7 +1115,7 @@ fn auth_out_of_turn_is_a_protocol_error() {
 fn resubscribe_rounds_wait_for_a_free_request_slot() {
     // INFLIGHT 1: one SUBSCRIBE pending at a time.
     let mut s: Session<'static, 1, 4> =
-        Session::new(leak(512), leak(512), leak(1024), Timeouts::default());
+        Session::new(leak(512), leak(1536), Timeouts::default());
     let ack = |s: &mut Session<'static, 1, 4>, packet: v5::Packet<'_>| {
         let mut buf = vec![0u8; packet.encoded_len()];
         let n = packet.encode(&mut buf).unwrap();
@@ -1246,7 +1246,7 @@ fn an_alias_topic_without_store_room_goes_without_an_alias() {
     static ONE: [Property<'static>; 1] = [Property::TopicAliasMaximum(1)];
     // 24 store bytes: the 22-byte QoS 1 PUBLISH fits, its topic beside it
     // does not.
-    let mut s: S = Session::new(leak(512), leak(512), leak(24), Timeouts::default());
+    let mut s: S = Session::new(leak(512), leak(536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &[])).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&ONE)).is_ok());
@@ -1285,7 +1285,7 @@ fn an_alias_that_would_break_the_maximum_packet_size_is_not_used() {
 fn a_qos1_message_larger_than_the_transmit_buffer_goes_without_its_alias() {
     // Sent by alias it would go through the 64-byte transmit queue; from
     // the store it goes whole, with its topic.
-    let mut s: S = Session::new(leak(512), leak(64), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(512), leak(1088), Timeouts::default());
     s.connect_v5(T0, &connect(true, &[])).unwrap();
     let _ = sent(&mut s, T0);
     static FOUR: [Property<'static>; 1] = [Property::TopicAliasMaximum(4)];
@@ -1312,7 +1312,7 @@ fn a_new_alias_never_moves_the_message_stored_before_it() {
     // alias's 16 bytes need the garbage: the compaction must come before
     // the message is stored, or it is overwritten before its entry exists.
     static TWO: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
-    let mut s: S = Session::new(leak(512), leak(512), leak(52), Timeouts::default());
+    let mut s: S = Session::new(leak(512), leak(564), Timeouts::default());
     s.connect_v5(T0, &connect(true, &[])).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&TWO)).is_ok());
@@ -1513,7 +1513,7 @@ fn the_brokers_topic_aliases_within_what_we_advertised() {
 #[test]
 fn an_alias_whose_topic_could_not_be_kept_skips_its_messages() {
     // 8 store bytes: "0123456789" does not fit.
-    let mut s: S = Session::new(leak(512), leak(512), leak(8), Timeouts::default());
+    let mut s: S = Session::new(leak(512), leak(520), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1544,7 +1544,7 @@ fn an_alias_whose_topic_could_not_be_kept_skips_its_messages() {
 #[test]
 fn aliases_of_messages_too_large_for_the_buffer() {
     // A 64-byte receive buffer.
-    let mut s: S = Session::new(leak(64), leak(512), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(64), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1602,7 +1602,7 @@ fn aliases_of_messages_too_large_for_the_buffer() {
 #[test]
 fn an_alias_set_where_it_could_not_be_read_is_not_blamed_on_the_broker() {
     // 16 bytes: the 20-byte topic of the large message cannot be held.
-    let mut s: S = Session::new(leak(16), leak(512), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(16), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1653,7 +1653,7 @@ fn trickle(s: &mut S, bytes: &[u8]) -> Vec<std::string::String> {
 
 #[test]
 fn oversized_alias_only_messages_arriving_a_byte_at_a_time() {
-    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1687,7 +1687,7 @@ fn oversized_alias_only_messages_arriving_a_byte_at_a_time() {
 
 #[test]
 fn oversized_messages_with_broken_properties_are_malformed() {
-    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1701,7 +1701,7 @@ fn oversized_messages_with_broken_properties_are_malformed() {
         "{seen:?}"
     );
     // A property length that is not a Variable Byte Integer.
-    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1716,7 +1716,7 @@ fn oversized_messages_with_broken_properties_are_malformed() {
 
 #[test]
 fn an_oversized_message_without_alias_or_topic_is_a_protocol_error() {
-    let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1749,7 +1749,7 @@ fn more_refusals_on_mqtt_5() {
         Err(unsupported(Unsupported::SubscriptionIdentifier))
     );
     // An AUTH that does not fit the transmit buffer.
-    let mut s: S = Session::new(leak(512), leak(40), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(512), leak(1064), Timeouts::default());
     s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1848,7 +1848,7 @@ fn pour(s: &mut S, bytes: &[u8]) -> Vec<std::string::String> {
 fn oversized_headers_that_do_not_fit_the_buffer() {
     // 24 bytes of receive buffer.
     let new = |props: &'static [Property<'static>]| {
-        let mut s: S = Session::new(leak(24), leak(512), leak(1024), Timeouts::default());
+        let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
         s.connect_v5(T0, &connect(true, props)).unwrap();
         let _ = sent(&mut s, T0);
         assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -1896,7 +1896,7 @@ fn oversized_headers_that_do_not_fit_the_buffer() {
     assert!(matches!(event, Ok(Some(Event::Dropped(_)))), "{event:?}");
     // A 5-byte buffer (a CONNACK's) cannot even hold an alias-only
     // message's packet id.
-    let mut s: S = Session::new(leak(5), leak(512), leak(1024), Timeouts::default());
+    let mut s: S = Session::new(leak(5), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     let ack = encode_connack();
@@ -1924,7 +1924,7 @@ fn encode_connack() -> Vec<u8> {
 #[test]
 fn compaction_skips_aliases_whose_topic_was_not_kept() {
     // 12 store bytes.
-    let mut s: S = Session::new(leak(512), leak(512), leak(12), Timeouts::default());
+    let mut s: S = Session::new(leak(512), leak(524), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
@@ -2094,7 +2094,7 @@ fn resubscribe_rounds_beyond_the_request_slots_leave_nothing_to_spin_on() {
             total += n;
         }
     }
-    let mut s: S1 = Session::new(leak(512), leak(512), leak(1024), Timeouts::default());
+    let mut s: S1 = Session::new(leak(512), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(false, &[])).unwrap();
     drain(&mut s);
     feed1(&mut s, connack(&[]));

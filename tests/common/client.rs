@@ -435,8 +435,7 @@ pub fn recording_callbacks() -> Callbacks<'static, Recorder> {
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
     pub rx: usize,
-    pub tx: usize,
-    pub store: usize,
+    pub arena: usize,
     pub outbox: usize,
 }
 
@@ -444,8 +443,7 @@ impl Default for Sizes {
     fn default() -> Self {
         Self {
             rx: 1024,
-            tx: 1024,
-            store: 4096,
+            arena: 5120,
             outbox: 512,
         }
     }
@@ -455,8 +453,7 @@ impl Sizes {
     fn leak(self) -> BufferSlices<'static> {
         BufferSlices {
             rx: vec![0; self.rx].leak(),
-            tx: vec![0; self.tx].leak(),
-            store: vec![0; self.store].leak(),
+            arena: vec![0; self.arena].leak(),
             outbox: vec![0; self.outbox].leak(),
         }
     }

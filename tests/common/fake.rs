@@ -599,7 +599,7 @@ pub type TestClient<'a, T> = Client<'a, Queue<T>, TokioClock, Log>;
 
 /// Small buffers, so oversize packets are easy to make: 256 bytes each
 /// way, 2 KiB of session store, 256 of outbox.
-pub type SmallBuffers = minimqtt::Buffers<256, 256, 2048, 256>;
+pub type SmallBuffers = minimqtt::Buffers<256, 2304, 256>;
 
 /// A config with short names: client id `fake`, keep-alive 60 s, clean
 /// session, 10 s timeouts.

@@ -180,7 +180,7 @@ fn config(client_id: &str) -> Config<'_> {
 async fn publish<const W: usize>(addr: SocketAddr, qos: QoS, n: usize, client_id: &str) -> Sample {
     let counters = Rc::new(Counters::default());
     // The store holds a copy of each of the (up to) 100 messages in flight.
-    let mut buffers = Buffers::<4096, 4096, 16384, 256>::new();
+    let mut buffers = Buffers::<4096, 20480, 256>::new();
     let callbacks = Callbacks::new().on_publish(on_publish);
     let connector = Tcp {
         addr,
@@ -244,7 +244,7 @@ async fn publish<const W: usize>(addr: SocketAddr, qos: QoS, n: usize, client_id
 
 async fn receive(addr: SocketAddr, n: usize, client_id: &str, go: mpsc::Sender<()>) -> Sample {
     let counters = Rc::new(Counters::default());
-    let mut buffers = Buffers::<4096, 1024, 1024, 256>::new();
+    let mut buffers = Buffers::<4096, 2048, 256>::new();
     let callbacks = Callbacks::new().on_message(on_message);
     let connector = Tcp {
         addr,

@@ -226,7 +226,7 @@ async fn scenario(tap: &str, broker_ip: Ipv4Addr, client_ip: Ipv4Addr, dir: std:
         opened: 0,
         failed: 0,
     };
-    let mut buffers = Buffers::<1024, 1024, 1024, 256>::new();
+    let mut buffers = Buffers::<1024, 2048, 256>::new();
     let callbacks = Callbacks::new()
         .on_connect(on_connect)
         .on_disconnect(on_disconnect)

@@ -31,7 +31,7 @@ use crate::{
 
 /// The client's buffers: receive, transmit, session store, callback outbox
 /// (see `minimqtt::Buffers`), in `.bss` rather than on the stack.
-static BUFFERS: ConstStaticCell<Buffers<1024, 1024, 1024, 256>> =
+static BUFFERS: ConstStaticCell<Buffers<1024, 2048, 256>> =
     ConstStaticCell::new(Buffers::new());
 
 /// Reconnecting: the first pause is about 2 s; it doubles after each failed

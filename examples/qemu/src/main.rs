@@ -130,7 +130,7 @@ async fn main(_spawner: Spawner) {
 /// The whole MQTT exchange; its buffers live in this future, which the
 /// executor keeps in a static (so they are `.bss`, not stack).
 async fn mqtt(connector: UartConnector, clock: SysTickClock) -> Result<(), &'static str> {
-    let mut buffers = Buffers::<512, 512, 512, 128>::new();
+    let mut buffers = Buffers::<512, 1024, 128>::new();
     let mut callbacks = Callbacks::new().on_message(on_message);
     callbacks
         .add_stream_callback(LARGE_TOPIC, on_large)

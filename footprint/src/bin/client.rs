@@ -22,7 +22,7 @@ use minimqtt_footprint::{
 static SIZES: [u32; 4] = sizes::SIZES;
 
 /// Receive, transmit, session store, outbox: 1.75 KiB of `.bss`.
-static mut BUFFERS: Buffers<512, 512, 512, 256> = Buffers::new();
+static mut BUFFERS: Buffers<512, 1024, 256> = Buffers::new();
 
 /// Ends in `rt::footprint_done`, with 1 if the path passed.
 #[unsafe(no_mangle)]

@@ -96,8 +96,7 @@ fn round_trip_sizes(env: &Env, rx: usize, topic: &str, qos: QoS) -> [usize; 3] {
 pub async fn round_trip_self(env: Env) {
     let sizes = Sizes {
         rx: 512,
-        tx: 512,
-        store: 2048,
+        arena: 2560,
         outbox: 64,
     };
     let mut peer = Peer::connected_with(&env, config("self"), sizes).await;
@@ -164,8 +163,7 @@ fn assert_mode_exercised(env: &Env, stats: &super::super::transport::Stats) {
 pub async fn round_trip_between_clients(env: Env) {
     let sizes = Sizes {
         rx: 512,
-        tx: 512,
-        store: 4096,
+        arena: 4608,
         outbox: 64,
     };
     let mut sub = Peer::connected_with(&env, config("pair-sub"), sizes).await;
