@@ -170,7 +170,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         else {
             return true;
         };
-        if !self.store.tx_has_room(len) {
+        // Queued and kept as a request: wait for the queue to be written
+        // unless both fit. With the queue written, room was kept for both
+        // (`check_resubscribe_room`), unless the broker's Topic Aliases
+        // took it since: the packet then goes without its copy.
+        let wait = !self.store.tx.is_vacant() && !self.store.has_room_with_tx(len, len);
+        if wait || !self.store.tx_has_room(len) {
             return false;
         }
         let pushed = self.store.tx_push_with(len, |entries, subscriptions, dst| {

@@ -101,7 +101,7 @@ fn a_message_queued_behind_a_half_written_packet_is_found() {
 #[test]
 fn unreported_bytes_are_kept_until_their_event_is_polled() {
     // Room for one 22-byte PUBLISH and a PINGREQ, not for two PUBLISHes.
-    let mut s: S = session_with(30, 1024);
+    let mut s: S = session_with(30, 0);
     connect_at(&mut s, T0, true, 0);
     let p = msg("a/b/c/d/e", QoS::AtMostOnce);
     assert_eq!(Packet::Publish(p).encoded_len(), 20);
@@ -172,7 +172,7 @@ fn a_streamed_qos0_head_leaves_room_for_its_payload() {
     // longer than the head has no room for the payload's pieces.
     let head = Publish::new("fw/image/with/a/long/topic", &[], QoS::AtMostOnce, false);
     let cap = head.head_len(100);
-    let mut s: S = session_with(cap, 1024);
+    let mut s: S = session_with(cap, 0);
     connect_at(&mut s, T0, true, 0);
     assert_eq!(
         s.publish_streamed(T0, &head, 100),
@@ -181,7 +181,7 @@ fn a_streamed_qos0_head_leaves_room_for_its_payload() {
         ))
     );
     // One byte more is enough (if slow).
-    let mut s: S = session_with(cap + 1, 1024);
+    let mut s: S = session_with(cap + 1, 0);
     connect_at(&mut s, T0, true, 0);
     assert_eq!(s.publish_streamed(T0, &head, 100), Ok(None));
     let n = s.poll_transmit(T0).len();
@@ -194,7 +194,7 @@ fn a_streamed_qos0_head_leaves_room_for_its_payload() {
 #[cfg(feature = "streaming")]
 #[test]
 fn a_qos0_message_written_before_a_streamed_head_is_reported_to_make_room() {
-    let mut s: S = session_with(64, 1024);
+    let mut s: S = session_with(64, 11); // 11: the stored head
     connect_at(&mut s, T0, true, 0);
     let p = Publish::new("a/b", &[7u8; 40], QoS::AtMostOnce, false);
     s.publish(T0, &p).unwrap();
@@ -218,7 +218,7 @@ fn a_qos0_message_written_before_a_streamed_head_is_reported_to_make_room() {
 
 #[test]
 fn a_pingreq_deferred_behind_held_bytes_keeps_the_session_busy() {
-    let mut s: S = session_with(64, 1024);
+    let mut s: S = session_with(64, 0);
     connect_at(&mut s, T0, true, 10);
     // A QoS 0 message that nearly fills the transmit buffer.
     let body = [3u8; 57];

@@ -1272,8 +1272,9 @@ fn requests_have_their_own_window() {
 
 #[test]
 fn store_full() {
-    // 40 bytes of store: two 18-byte PUBLISH packets fit, three do not.
-    let mut s: Session<'static, 4, 4> = session_with(256, 40);
+    // 55 bytes of arena, 15 of them kept for the CONNECT: two 18-byte
+    // PUBLISH packets fit, three do not.
+    let mut s: Session<'static, 4, 4> = session_with(0, 55);
     connect_at(&mut s, T0, true, 0);
     let p = msg("topic", QoS::AtLeastOnce);
     assert_eq!(
@@ -1308,7 +1309,7 @@ fn store_full() {
 
 #[test]
 fn transmit_buffer_too_small() {
-    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+    let mut s: Session<'static, 4, 4> = session_with(24, 0);
     connect_at(&mut s, T0, true, 0);
     // A packet larger than the whole buffer.
     let big = Publish {
@@ -1895,24 +1896,22 @@ fn new_traffic_waits_for_the_resends() {
             ResourceError::TransmitBufferTooSmall { .. }
         ))
     ));
-    assert!(matches!(
-        s.publish(secs(1), &msg("new", QoS::AtLeastOnce)),
-        Err(SessionError::Resource(
-            ResourceError::TransmitBufferTooSmall { .. }
-        ))
-    ));
-    assert!(matches!(
-        s.subscribe(secs(1), &[sub("new", QoS::AtMostOnce)]),
-        Err(SessionError::Resource(
-            ResourceError::TransmitBufferTooSmall { .. }
-        ))
-    ));
+    // (The arena is full as well: the refusal says so first.)
+    assert!(s.publish(secs(1), &msg("new", QoS::AtLeastOnce)).is_err());
+    assert!(s.subscribe(secs(1), &[sub("new", QoS::AtMostOnce)]).is_err());
     assert_eq!(s.inflight(), 6);
     assert_eq!(s.subscriptions().count(), 0);
     s.handle_transmit(secs(1), first.len());
     let mut out = split(Box::leak(first.into_boxed_slice()));
     out.extend(sent(&mut s, secs(1)));
     assert!(!s.is_resending());
+    // Two completions make room in the arena for the new message.
+    for id in [2, 3] {
+        assert!(matches!(
+            feed(&mut s, secs(1), pubcomp(id)),
+            Ok(Some(Event::Published { .. }))
+        ));
+    }
     let id = s.publish(secs(1), &msg("new", QoS::AtLeastOnce)).unwrap();
     let id = id.expect("QoS 1 has an id");
     assert!(id > 6);
@@ -2145,8 +2144,9 @@ fn refused_filter_is_not_resubscribed() {
 #[test]
 fn subscription_list_must_fit_one_resubscribe() {
     // Each SUBSCRIBE of one of these filters takes 25 bytes; the two
-    // together, as a reconnect re-sends them, 46: more than the buffer.
-    let mut s: Session<'static, 4, 4> = session_with(40, 1024);
+    // together, as a reconnect re-sends them, 46, queued and kept beside
+    // the 36 bytes of filters: more than the arena.
+    let mut s: Session<'static, 4, 4> = session_with(0, 100);
     connect_at(&mut s, T0, false, 0);
     let id = s
         .subscribe(T0, &[sub("aaaaaaaaaaaaaaaa/1", QoS::AtMostOnce)])
@@ -2155,9 +2155,7 @@ fn subscription_list_must_fit_one_resubscribe() {
     feed(&mut s, T0, suback(id, &[0])).unwrap();
     assert_eq!(
         s.subscribe(T0, &[sub("aaaaaaaaaaaaaaaa/2", QoS::AtMostOnce)]),
-        Err(SessionError::Resource(
-            ResourceError::TransmitBufferTooSmall { needed: 46 }
-        ))
+        Err(SessionError::Resource(ResourceError::StoreFull))
     );
     assert_eq!(s.subscriptions().count(), 1);
     assert!(sent(&mut s, T0).is_empty());
@@ -2177,9 +2175,10 @@ fn subscription_list_must_fit_one_resubscribe() {
 
 #[test]
 fn store_keeps_room_for_the_resubscription() {
-    // 66 bytes: the filter (3), its re-SUBSCRIBE (10), and three 14-byte
-    // messages; a fourth would leave no room to re-subscribe.
-    let mut s: Session<'static, 4, 4> = session_with(256, 66);
+    // 83 bytes of arena: the filter (3), three 14-byte messages, and
+    // room for a re-SUBSCRIBE (10 bytes) queued and kept, and the 15-byte
+    // CONNECT; a fourth message would leave no room to re-subscribe.
+    let mut s: Session<'static, 4, 4> = session_with(0, 83);
     connect_at(&mut s, T0, false, 0);
     let id = s.subscribe(T0, &[sub("abc", QoS::AtMostOnce)]).unwrap();
     feed(&mut s, T0, suback(id, &[0])).unwrap();
@@ -2190,8 +2189,8 @@ fn store_keeps_room_for_the_resubscription() {
         s.publish(T0, &msg("t", QoS::AtLeastOnce)),
         Err(SessionError::Resource(ResourceError::StoreFull))
     );
-    // Its 17-byte SUBSCRIBE fits the 21 free bytes now, but the list
-    // would not be re-sent.
+    // Its 12-byte SUBSCRIBE and its filter fit now, but the list (an
+    // 18-byte SUBSCRIBE, queued and kept) would not be re-sent.
     assert_eq!(
         s.subscribe(T0, &[sub("ddddd", QoS::AtMostOnce)]),
         Err(SessionError::Resource(ResourceError::StoreFull))
@@ -2300,7 +2299,7 @@ fn broker_without_session_drops_the_incoming_ids() {
 
 #[test]
 fn ping_waits_for_room_in_a_full_queue() {
-    let mut s: Session<'static, 4, 4> = session_with(24, 1024);
+    let mut s: Session<'static, 4, 4> = session_with(24, 0);
     connect_at(&mut s, T0, true, 10);
     // 23 of 24 bytes queued and not written.
     let big = Publish {
@@ -2408,7 +2407,7 @@ fn write_some<const I: usize, const N: usize>(s: &mut Session<'static, I, N>, n:
 fn a_full_transmit_queue_holds_back_the_next_packet_and_its_acknowledgement() {
     // 34 bytes of transmit queue: a 31-byte QoS 0 PUBLISH leaves room for
     // no 4-byte acknowledgement.
-    let mut s: S = session_with(34, 1024);
+    let mut s: S = session_with(34, 0);
     connect_at(&mut s, T0, true, 0);
     s.publish(T0, &msg("abcdefghijklmnopqrstu", QoS::AtMostOnce))
         .unwrap();
@@ -2431,7 +2430,7 @@ fn a_full_transmit_queue_holds_back_the_next_packet_and_its_acknowledgement() {
 
 #[test]
 fn an_acknowledgement_that_does_not_fit_yet_waits_and_blocks_the_next_event() {
-    let mut s: S = session_with(64, 1024);
+    let mut s: S = session_with(64, 0);
     connect_at(&mut s, T0, true, 0);
     // Two QoS 1 messages in one read.
     let mut bytes = encoded(incoming(QoS::AtLeastOnce, Some(1), false));
@@ -2503,7 +2502,7 @@ fn without_capacity_for_requests_nothing_is_resubscribed() {
 /// the PUBLISH of 1 (from the store), then five 4-byte PUBRELs, of which
 /// the queue holds four at a time.
 fn six_resends_in_a_small_queue() -> Session<'static, 8, 4> {
-    let mut s: Session<'static, 8, 4> = session_with(16, 1024);
+    let mut s: Session<'static, 8, 4> = session_with(16, 6 * 14);
     connect_at(&mut s, T0, false, 0);
     for id in 1..=6 {
         assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(id)));
@@ -2543,7 +2542,9 @@ fn a_pubrec_for_a_message_already_resent_waits_behind_the_resends() {
 
 #[test]
 fn a_resubscription_that_does_not_fit_behind_connect_goes_out_after_it() {
-    let mut s: S = session_with(24, 1024);
+    // 40 bytes of arena: the two filters (4 bytes), and their 14-byte
+    // re-SUBSCRIBE queued and kept, but not beside the 15-byte CONNECT.
+    let mut s: S = session_with(0, 40);
     connect_at(&mut s, T0, false, 0);
     s.subscribe(
         T0,
@@ -2565,8 +2566,8 @@ fn a_resubscription_that_does_not_fit_behind_connect_goes_out_after_it() {
 }
 
 #[test]
-fn a_connect_larger_than_the_transmit_buffer_is_refused() {
-    let mut s: S = session_with(8, 64);
+fn a_connect_larger_than_the_arena_is_refused() {
+    let mut s: S = session_with(8, 6);
     assert_eq!(
         s.connect(T0, &connect_packet(true, 0)),
         Err(SessionError::Resource(
