@@ -600,7 +600,7 @@ fn chunks_keep_acknowledgement_waits_alive() {
 #[test]
 fn deferred_acknowledgements_wait_for_room_in_a_small_transmit_buffer() {
     // 16 bytes: the CONNECT, then four acknowledgements at a time.
-    let mut s: Session<'static, 4, 4> = session_with(16, 1024);
+    let mut s: Session<'static, 4, 4> = session_with(16, 0);
     connect_at(&mut s, T0, true, 60);
     assert!(deliver(&mut s, QoS::AtLeastOnce, 1));
     let one = s.defer_ack().unwrap();

@@ -1244,13 +1244,21 @@ fn broker_packets_out_of_place_on_mqtt_5() {
 #[test]
 fn an_alias_topic_without_store_room_goes_without_an_alias() {
     static ONE: [Property<'static>; 1] = [Property::TopicAliasMaximum(1)];
-    // 24 store bytes: the 22-byte QoS 1 PUBLISH fits, its topic beside it
-    // does not.
-    let mut s: S = Session::new(leak(512), leak(536), Timeouts::default());
-    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    // The QoS 1 PUBLISH fits beside the CONNECT's reserve, its topic
+    // beside it does not.
+    let topic = "sensor/0001/temp";
+    let hello = connect(true, &[]);
+    let message = Publish {
+        packet_id: Some(1),
+        ..publish(topic, QoS::AtLeastOnce)
+    };
+    // (MQTT 5 adds the empty property list's byte.)
+    let len = crate::codec::Packet::Publish(message).encoded_len() + 1;
+    let arena = len + hello.encoded_len();
+    let mut s: S = Session::new(leak(512), leak(arena), Timeouts::default());
+    s.connect_v5(T0, &hello).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&ONE)).is_ok());
-    let topic = "sensor/0001/temp";
     let id = s
         .publish(T0, &publish(topic, QoS::AtLeastOnce))
         .unwrap()
@@ -1283,9 +1291,10 @@ fn an_alias_that_would_break_the_maximum_packet_size_is_not_used() {
 
 #[test]
 fn a_qos1_message_larger_than_the_transmit_buffer_goes_without_its_alias() {
-    // Sent by alias it would go through the 64-byte transmit queue; from
-    // the store it goes whole, with its topic.
-    let mut s: S = Session::new(leak(512), leak(1088), Timeouts::default());
+    // Sent by alias it would be queued beside its stored copy, which the
+    // 300-byte arena has no room for; from the store it goes whole, with
+    // its topic.
+    let mut s: S = Session::new(leak(512), leak(300), Timeouts::default());
     s.connect_v5(T0, &connect(true, &[])).unwrap();
     let _ = sent(&mut s, T0);
     static FOUR: [Property<'static>; 1] = [Property::TopicAliasMaximum(4)];
@@ -1512,9 +1521,11 @@ fn the_brokers_topic_aliases_within_what_we_advertised() {
 
 #[test]
 fn an_alias_whose_topic_could_not_be_kept_skips_its_messages() {
-    // 8 store bytes: "0123456789" does not fit.
-    let mut s: S = Session::new(leak(512), leak(520), Timeouts::default());
-    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    // 8 bytes beside the CONNECT's reserve: "0123456789" does not fit.
+    let hello = connect(true, &TWO_ALIASES);
+    let arena = hello.encoded_len() + 8;
+    let mut s: S = Session::new(leak(512), leak(arena), Timeouts::default());
+    s.connect_v5(T0, &hello).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
     assert_eq!(
@@ -1748,8 +1759,8 @@ fn more_refusals_on_mqtt_5() {
         ),
         Err(unsupported(Unsupported::SubscriptionIdentifier))
     );
-    // An AUTH that does not fit the transmit buffer.
-    let mut s: S = Session::new(leak(512), leak(1064), Timeouts::default());
+    // An AUTH that does not fit the arena.
+    let mut s: S = Session::new(leak(512), leak(40), Timeouts::default());
     s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
