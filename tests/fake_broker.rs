@@ -1027,7 +1027,9 @@ async fn qos1_and_qos2_messages_larger_than_half_the_arena_go_out_from_the_store
     // One such message at a time.
     assert!(matches!(
         c.publish("big", &big, QoS::ExactlyOnce, false).await,
-        Err(minimqtt::Error::Resource(minimqtt::ResourceError::StoreFull))
+        Err(minimqtt::Error::Resource(
+            minimqtt::ResourceError::StoreFull
+        ))
     ));
     broker.send(&puback(id1)).await;
     c.wait_published(id1).await.unwrap();

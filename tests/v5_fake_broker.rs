@@ -2631,7 +2631,7 @@ async fn publish_from_qos0_needs_room_beside_its_head() {
     assert_eq!((head_len(&long), head_len(&short)), (64, 63));
     let (first, mut broker) = pipe5();
     let queue = Queue::with(first);
-    let mut buffers = Buffers::<1024, 4160, 512>::new();
+    let mut buffers = Buffers::<1024, 64, 512>::new();
     let mut c = client5(queue, config5(), buffers.slices());
     connect5(&mut c, &mut broker, &connack(&[])).await;
     let body = [5u8; 100];
@@ -2676,7 +2676,7 @@ async fn a_pingreq_deferred_behind_a_held_qos0_message_still_goes_out() {
         buf: Vec::new(),
     };
     let queue = Queue::with(FromTokio::new(client));
-    let mut buffers = Buffers::<1024, 4160, 512>::new();
+    let mut buffers = Buffers::<1024, 64, 512>::new();
     let mut c = client5(queue, config5(), buffers.slices());
     broker.send(&connack(&[])).await;
     let (r, _) = tokio::join!(c.connect(), broker.recv5());
@@ -2728,7 +2728,7 @@ async fn a_pingreq_deferred_behind_a_callbacks_held_qos0_message_still_goes_out(
         buf: Vec::new(),
     };
     let queue = Queue::with(FromTokio::new(client));
-    let mut buffers = Buffers::<1024, 4160, 512>::new();
+    let mut buffers = Buffers::<1024, 64, 512>::new();
     let mut c: C5<'_> = Client::new(
         queue,
         TokioClock::new(),

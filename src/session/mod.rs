@@ -709,7 +709,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 // what the broker expects next.
                 #[cfg(feature = "v5")]
                 let goodbye = self.p.goodbye(reason).filter(|_| {
-                    self.p.store.tx.is_empty() && self.p.stored.is_empty() && self.p.payload.is_none()
+                    self.p.store.tx.is_empty()
+                        && self.p.stored.is_empty()
+                        && self.p.payload.is_none()
                 });
                 // The rest of the input goes at the next call (`settle`).
                 self.p.connection_lost();

@@ -81,7 +81,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 // the aliased packet queued: neither may move the
                 // message's bytes before its entry exists (the room made
                 // now leaves nothing to compact).
-                let room = len.saturating_add(topic_len(&plan)).saturating_add(plan.len);
+                let room = len
+                    .saturating_add(topic_len(&plan))
+                    .saturating_add(plan.len);
                 self.store.reserve(room);
                 let span = self
                     .store

@@ -403,7 +403,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
     pub(crate) fn tx_push_outgoing(&mut self, i: usize) -> Result<(), EncodeError> {
         let len = self.outgoing.get(i).map_or(0, |e| e.span.len);
         let at = self.tx_make_room(len)?;
-        let span = self.outgoing.get(i).map_or(Span { off: 0, len: 0 }, |e| e.span);
+        let span = self
+            .outgoing
+            .get(i)
+            .map_or(Span { off: 0, len: 0 }, |e| e.span);
         self.buf.copy_within(span.off..span.off + span.len, at);
         self.tx.pushed(span.len);
         Ok(())
@@ -422,7 +425,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             self.move_tx(self.used);
         }
         let span = packet_id.and_then(|id| {
-            let e = self.outgoing.iter().find(|e| e.packet_id == id && e.is_live())?;
+            let e = self
+                .outgoing
+                .iter()
+                .find(|e| e.packet_id == id && e.is_live())?;
             Some(e.span)
         });
         let (entries, spare) = self.buf.split_at_mut(self.tx.end);

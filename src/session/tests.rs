@@ -1898,7 +1898,10 @@ fn new_traffic_waits_for_the_resends() {
     ));
     // (The arena is full as well: the refusal says so first.)
     assert!(s.publish(secs(1), &msg("new", QoS::AtLeastOnce)).is_err());
-    assert!(s.subscribe(secs(1), &[sub("new", QoS::AtMostOnce)]).is_err());
+    assert!(
+        s.subscribe(secs(1), &[sub("new", QoS::AtMostOnce)])
+            .is_err()
+    );
     assert_eq!(s.inflight(), 6);
     assert_eq!(s.subscriptions().count(), 0);
     s.handle_transmit(secs(1), first.len());

@@ -1114,8 +1114,7 @@ fn auth_out_of_turn_is_a_protocol_error() {
 #[test]
 fn resubscribe_rounds_wait_for_a_free_request_slot() {
     // INFLIGHT 1: one SUBSCRIBE pending at a time.
-    let mut s: Session<'static, 1, 4> =
-        Session::new(leak(512), leak(1536), Timeouts::default());
+    let mut s: Session<'static, 1, 4> = Session::new(leak(512), leak(1536), Timeouts::default());
     let ack = |s: &mut Session<'static, 1, 4>, packet: v5::Packet<'_>| {
         let mut buf = vec![0u8; packet.encoded_len()];
         let n = packet.encode(&mut buf).unwrap();
