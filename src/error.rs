@@ -71,17 +71,19 @@ pub enum BrokerError {
 pub enum ResourceError {
     /// `INFLIGHT` messages or requests already wait for acknowledgements.
     InflightFull,
-    /// The session store has no room for this message or filter (or for
-    /// re-subscribing every filter after a reconnect, with it).
+    /// The session's arena has no room to keep this message or filter
+    /// (or to re-subscribe every filter after a reconnect, with it) even
+    /// once the transmit queue is written: it waits for acknowledgements.
     StoreFull,
     /// The subscription list is full (its `SUBS` capacity).
     SubscriptionsFull,
-    /// The packet does not fit the transmit buffer (now, or ever: `needed`
-    /// is more than its capacity), or, for SUBSCRIBE, the one that
-    /// re-subscribes every filter after a reconnect would not. Not for a
-    /// QoS 1/2 PUBLISH, which is written from the session store (but for a
-    /// streamed one's head, or an MQTT 5 one sent with a Topic Alias), or
-    /// while resends wait to be queued: new packets go behind them.
+    /// The packet does not fit the transmit queue now: the queue's
+    /// unwritten packets, or the messages kept in the session's arena,
+    /// leave too little of it (ever, when `needed` is more than the arena
+    /// holds beside them), or resends wait to be queued: new packets go
+    /// behind them. Writing the queue makes room. A QoS 1/2 PUBLISH takes
+    /// no queue room: it is written from where the arena keeps it (but for
+    /// a streamed one's head, or an MQTT 5 one sent with a Topic Alias).
     TransmitBufferTooSmall {
         /// Bytes the packet needs.
         needed: usize,
@@ -352,10 +354,10 @@ impl fmt::Display for ResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InflightFull => f.write_str("in-flight window is full"),
-            Self::StoreFull => f.write_str("session store is full"),
+            Self::StoreFull => f.write_str("session arena is full"),
             Self::SubscriptionsFull => f.write_str("subscription list is full"),
             Self::TransmitBufferTooSmall { needed } => {
-                write!(f, "packet needs {needed} bytes of transmit buffer")
+                write!(f, "packet needs {needed} bytes of transmit queue")
             }
             Self::AcksFull => f.write_str("too many deferred acknowledgements"),
             Self::PacketTooLarge { len, max } => {
