@@ -322,7 +322,7 @@ names=(
     "Client<'_, T, C, ()> (INFLIGHT = SUBS = ROUTES = 8; zero-sized T, C)"
     "Session<'_, 8, 8>"
     "Callbacks<'_, (), 8>"
-    "Buffers<2048, 2048, 2048, 512> (the walkthrough's)"
+    "Buffers<2048, 4096, 512> (the walkthrough's)"
 )
 for i in "${!names[@]}"; do
     line="| ${names[$i]} |"
