@@ -1,6 +1,6 @@
-//! Publishing a payload larger than the transmit buffer: the PUBLISH's
+//! Publishing a payload larger than the session's arena: the PUBLISH's
 //! head goes through the session, then the payload is written straight to
-//! the transport in pieces, put together in the transmit buffer's free
+//! the transport in pieces, put together in the arena's free
 //! space.
 
 #[cfg(feature = "streaming")]

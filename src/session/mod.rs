@@ -938,7 +938,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     /// Queues the head of a PUBLISH whose payload, `len` bytes, is too large
-    /// for the transmit buffer (`publish.payload` is ignored): the fixed
+    /// for the arena (`publish.payload` is ignored): the fixed
     /// header counts the whole payload, and once the head is written
     /// [`payload_due`](Self::payload_due) asks for the payload, which the
     /// driver writes straight to the transport, in pieces, reporting each
@@ -971,7 +971,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         })
     }
 
-    /// Free space of the transmit buffer, to put pieces of a streamed
+    /// Free space of the arena, to put pieces of a streamed
     /// payload together before writing them, and the topic of the
     /// streamed QoS 1/2 message (for a resend, whose caller is gone).
     pub fn payload_buffer(&mut self) -> (&mut [u8], Option<&str>) {

@@ -6,10 +6,9 @@ use super::*;
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Whether a reconnect could still re-send the subscription list (with
     /// `extra` filters added) in one SUBSCRIBE once `more` store bytes are
-    /// taken: the packet must fit the transmit buffer, and the store must
-    /// hold its copy next to the in-flight messages and the filters (the
-    /// pending requests are dropped by then). Otherwise every reconnect
-    /// would fail the same way.
+    /// taken: the arena must hold the packet, queued, and its copy next to
+    /// the in-flight messages and the filters (the pending requests are
+    /// dropped by then). Otherwise every reconnect would fail the same way.
     pub(super) fn check_resubscribe_room<'f>(
         &self,
         extra: impl Iterator<Item = &'f str> + Clone,
