@@ -184,11 +184,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return;
         };
         e.stage = Stage::AwaitPubComp;
-        let old = core::mem::replace(&mut e.deadline, now + self.timeouts.puback);
+        let deadline = now + self.timeouts.puback;
+        let old = core::mem::replace(&mut e.deadline, deadline);
         timers::deadline_gone(&self.earliest_ack, old);
         // A resend still to come is not needed: the broker answered the
-        // PUBLISH it had.
+        // PUBLISH it had. Its wait for the PUBCOMP starts now (a resend's
+        // did not count).
         let send = core::mem::replace(&mut e.send, false);
+        self.deadline_added(deadline);
         // PUBRELs go out in the order of their PUBRECs (MQTT-4.6.0-4) and
         // after the resends queued before them: while resends (or PUBRELs)
         // still wait, behind them, in PUBREC order; not in the place of the

@@ -2523,6 +2523,25 @@ fn six_resends_in_a_small_queue() -> Session<'static, 8, 4> {
 }
 
 #[test]
+fn a_pubrec_before_its_resend_starts_the_wait_for_the_pubcomp() {
+    let mut s = persistent();
+    assert_eq!(s.publish(T0, &msg("t", QoS::ExactlyOnce)), Ok(Some(1)));
+    sent(&mut s, T0);
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(1));
+    feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    // No wait runs while the resend is still to be queued (and none for a
+    // PINGRESP: no keep-alive).
+    assert_eq!(s.poll_timeout(), None);
+    // The broker had the PUBLISH: its PUBREC comes first. The PUBCOMP is
+    // waited for from now (the earliest deadline, as cached, was none).
+    feed_quiet(&mut s, secs(2), pubrec(1));
+    assert_eq!(s.poll_timeout(), Some(secs(2) + Timeouts::default().puback));
+    assert_eq!(sent(&mut s, secs(2)), [pubrel(1)]);
+}
+
+#[test]
 fn a_pubrec_for_a_message_already_resent_waits_behind_the_resends() {
     let mut s = six_resends_in_a_small_queue();
     // The PUBLISH of 1 goes out and the PUBREL of 2 (room for the PUBREC's
