@@ -29,6 +29,10 @@ pub enum AckKind {
     PubComp,
     /// PINGRESP after PINGREQ.
     PingResp,
+    /// MQTT 5: the broker's AUTH after ours, connected (a
+    /// re-authentication).
+    #[cfg(feature = "v5")]
+    Auth,
 }
 
 /// The broker broke the protocol or refused us. The connection is over.

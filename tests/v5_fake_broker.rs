@@ -2273,6 +2273,41 @@ async fn enhanced_authentication_and_reauthentication() {
     );
 }
 
+/// A re-authentication the broker never answers ends the connection
+/// after the CONNACK timeout, as `Error::Timeout(AckKind::Auth)`, with
+/// the transport closed and `on_disconnect` told.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_reauthentication_times_out() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let config = Config {
+        keep_alive_secs: 0,
+        ..config_with(&[
+            Property::AuthenticationMethod("SCRAM-SHA-1"),
+            Property::AuthenticationData(b"client-first"),
+        ])
+    };
+    let mut c = client5(Queue::with(io), config, buffers.slices());
+    connect5(&mut c, &mut broker, &connack(&[])).await;
+    within("reauthenticate", c.reauthenticate(b"again"))
+        .await
+        .map_err(kind)
+        .expect("reauthenticate");
+    assert!(matches!(
+        broker.recv5().await,
+        Rx5::Auth(ReasonCode::ReAuthenticate, ..)
+    ));
+    let started = Instant::now();
+    let result = within("the timeout", c.poll(MDuration::from_secs(60)))
+        .await
+        .map_err(kind);
+    assert_eq!(result, Err(Error::Timeout(minimqtt::AckKind::Auth)));
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    assert_eq!(c.user_data().disconnected, [DisconnectReason::Timeout]);
+    assert!(!c.is_connected());
+    assert!(broker.until_eof().await.is_empty());
+}
+
 /// Without an Authentication Method in the CONNECT there is nothing to
 /// answer or re-authenticate.
 #[tokio::test(start_paused = true)]

@@ -335,7 +335,7 @@ where
                 #[cfg(feature = "v5")]
                 Request::Auth { data } => {
                     let reason = crate::codec::v5::ReasonCode::ContinueAuthentication;
-                    auth_with(&self.config, &mut self.session, reason, data)
+                    auth_with(&self.config, &mut self.session, now, reason, data)
                 }
             };
             match result {
@@ -562,6 +562,7 @@ pub(super) async fn sleep_until<C: Clock>(clock: &C, wake: Option<Instant>) {
 pub(super) fn auth_with<const INFLIGHT: usize, const SUBS: usize>(
     config: &crate::Config<'_>,
     session: &mut crate::session::Session<'_, INFLIGHT, SUBS>,
+    now: crate::time::Instant,
     reason: crate::codec::v5::ReasonCode,
     data: &[u8],
 ) -> Result<(), crate::SessionError> {
@@ -571,8 +572,11 @@ pub(super) fn auth_with<const INFLIGHT: usize, const SUBS: usize>(
         Property::AuthenticationMethod(method),
         Property::AuthenticationData(data),
     ];
-    session.auth(&Auth {
-        reason_code: reason,
-        properties: Properties::new(&props),
-    })
+    session.auth(
+        now,
+        &Auth {
+            reason_code: reason,
+            properties: Properties::new(&props),
+        },
+    )
 }

@@ -526,7 +526,9 @@ where
     /// Method, and writes it. The broker's answers reach `on_auth`: more
     /// steps (answer with [`Context::auth`](crate::callbacks::Context::auth)),
     /// then an AUTH of reason Success; a broker that refuses ends the
-    /// connection with DISCONNECT.
+    /// connection with DISCONNECT. Each AUTH of ours must be answered
+    /// within `Config::timeouts.connack`, or the connection ends with
+    /// [`Error::Timeout`]`(`[`AckKind::Auth`](crate::AckKind::Auth)`)`.
     ///
     /// Errors: [`UsageError::Unsupported`] when the CONNECT named no
     /// Authentication Method (or the connection is MQTT 3.1.1),
@@ -540,7 +542,8 @@ where
         self.require_connected()?;
         self.flush().await?;
         let reason = crate::codec::v5::ReasonCode::ReAuthenticate;
-        driver::auth_with(&self.config, &mut self.session, reason, data)?;
+        let now = self.clock.now();
+        driver::auth_with(&self.config, &mut self.session, now, reason, data)?;
         self.flush_transmit(None).await
     }
 

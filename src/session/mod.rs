@@ -879,10 +879,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// re-authentication (reason Re-authenticate). Its properties must
     /// name the CONNECT's Authentication Method. Refused with
     /// [`UsageError::Unsupported`] when the CONNECT named none.
+    ///
+    /// Connected, the broker's AUTH must follow within
+    /// [`Timeouts::connack`] of `now`, or the connection ends with
+    /// [`Event::Closed`] with [`Closed::Timeout`]`(`[`AckKind::Auth`]`)`;
+    /// connecting, the CONNACK's deadline bounds the exchange.
     #[cfg(feature = "v5")]
-    pub fn auth(&mut self, auth: &codec::v5::Auth<'_>) -> Result<()> {
+    pub fn auth(&mut self, now: Instant, auth: &codec::v5::Auth<'_>) -> Result<()> {
         self.settle();
-        self.p.auth(auth)
+        self.p.auth(now, auth)
     }
 
     /// Forgets the connection (the transport failed or was closed) and

@@ -196,6 +196,9 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// send AUTH), and whether a re-authentication is under way.
     #[cfg(feature = "v5")]
     pub(crate) auth: v5::AuthState,
+    /// MQTT 5: connected, our AUTH waits for the broker's until then.
+    #[cfg(feature = "v5")]
+    pub(crate) auth_deadline: Option<Instant>,
     /// MQTT 5: a message too large to read its properties may have set a
     /// Topic Alias on this connection: an alias not known is then not
     /// blamed on the broker.
@@ -240,6 +243,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             advertised: v5::Advertised::NONE,
             #[cfg(feature = "v5")]
             auth: v5::AuthState::Off,
+            #[cfg(feature = "v5")]
+            auth_deadline: None,
             #[cfg(feature = "v5")]
             aliases_uncertain: false,
         }
@@ -347,6 +352,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         {
             self.store.clear_aliases();
             self.aliases_uncertain = false;
+            self.auth_deadline = None;
         }
     }
 

@@ -21,7 +21,8 @@ use super::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Timeouts {
-    /// CONNACK after CONNECT (default 10 s).
+    /// CONNACK after CONNECT, and (MQTT 5) the broker's AUTH after ours
+    /// during a re-authentication (default 10 s).
     pub connack: Duration,
     /// SUBACK after SUBSCRIBE (default 10 s).
     pub suback: Duration,
@@ -162,12 +163,17 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 };
                 (r.deadline, Due::Lost(kind))
             });
+        let auth = self
+            .auth_deadline()
+            .filter(|_| connected)
+            .map(|t| (t, Due::Lost(AckKind::Auth)));
         connack
             .into_iter()
             .chain(writing)
             .chain(ping)
             .chain(outgoing)
             .chain(requests)
+            .chain(auth)
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) has work:
@@ -197,10 +203,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                         scanned
                     }
                 };
-                match (ping, acks) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                [ping, acks, self.auth_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
         }
     }
@@ -225,6 +231,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
         }
         next
+    }
+
+    /// MQTT 5: when the broker's answer to our AUTH is due.
+    fn auth_deadline(&self) -> Option<Instant> {
+        #[cfg(feature = "v5")]
+        return self.auth_deadline;
+        #[cfg(not(feature = "v5"))]
+        None
     }
 
     /// An acknowledgement deadline `t` started.

@@ -288,6 +288,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// ends with CONNACK).
     fn on_auth(&mut self, auth: v5::Auth<'_>) -> Result<Handled, Closed> {
         let violation = Err(Closed::Violation(ReasonCode::ProtocolError));
+        // Answered: the next step, if any, is the application's.
+        self.auth_deadline = None;
         match (self.auth, self.state, auth.reason_code) {
             (AuthState::Off, ..) => violation,
             (_, _, ReasonCode::ContinueAuthentication) => Ok(Handled::Auth),
@@ -301,7 +303,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     /// Queues an AUTH of ours: the answer to the broker's, or the start
     /// of a re-authentication (reason Re-authenticate, connected).
-    pub(crate) fn auth(&mut self, auth: &v5::Auth<'_>) -> Result<()> {
+    pub(crate) fn auth(&mut self, now: Instant, auth: &v5::Auth<'_>) -> Result<()> {
         if self.auth == AuthState::Off {
             return Err(unsupported(Unsupported::Authentication));
         }
@@ -334,6 +336,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         self.store.tx_push(packet)?;
         if reauthenticate {
             self.auth = AuthState::Reauthenticating;
+        }
+        if self.state == State::Connected {
+            // Connecting, the CONNACK's deadline bounds the exchange.
+            self.auth_deadline = Some(now + self.timeouts.connack);
         }
         Ok(())
     }

@@ -1030,7 +1030,7 @@ fn enhanced_authentication_in_the_session() {
     let mut s = session();
     // No method in the CONNECT: nothing to answer.
     assert_eq!(
-        s.auth(&v5::Auth::new()),
+        s.auth(T0, &v5::Auth::new()),
         Err(unsupported(Unsupported::Authentication))
     );
     s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
@@ -1041,7 +1041,7 @@ fn enhanced_authentication_in_the_session() {
         properties: Properties::new(&METHOD),
     };
     assert_eq!(
-        s.auth(&reauth),
+        s.auth(T0, &reauth),
         Err(SessionError::Usage(UsageError::NotConnected))
     );
     let event = feed(
@@ -1058,14 +1058,14 @@ fn enhanced_authentication_in_the_session() {
         properties: Properties::EMPTY,
     };
     assert!(matches!(
-        s.auth(&bare),
+        s.auth(T0, &bare),
         Err(SessionError::Usage(UsageError::Encode(_)))
     ));
     let answer = v5::Auth {
         reason_code: ReasonCode::ContinueAuthentication,
         properties: Properties::new(&METHOD),
     };
-    s.auth(&answer).unwrap();
+    s.auth(T0, &answer).unwrap();
     let wire = sent(&mut s, T0);
     assert!(
         matches!(wire.as_slice(), [v5::Packet::Auth(a)] if a.reason_code == ReasonCode::ContinueAuthentication)
@@ -1074,7 +1074,7 @@ fn enhanced_authentication_in_the_session() {
         feed(&mut s, T0, connack(&[])),
         Ok(Some(Event::Connected(_)))
     ));
-    s.auth(&reauth).unwrap();
+    s.auth(T0, &reauth).unwrap();
     let wire = sent(&mut s, T0);
     assert!(
         matches!(wire.as_slice(), [v5::Packet::Auth(a)] if a.reason_code == ReasonCode::ReAuthenticate)
@@ -1088,9 +1088,61 @@ fn enhanced_authentication_in_the_session() {
     );
     // Disconnected: nothing to answer.
     assert_eq!(
-        s.auth(&answer),
+        s.auth(T0, &answer),
         Err(SessionError::Usage(UsageError::NotConnected))
     );
+}
+
+#[test]
+fn a_re_authentication_the_broker_does_not_answer_times_out() {
+    let mut s = session();
+    let hello = v5::Connect {
+        keep_alive: 0,
+        ..connect(true, &METHOD)
+    };
+    s.connect_v5(T0, &hello).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, T0, connack(&[])),
+        Ok(Some(Event::Connected(_)))
+    ));
+    assert_eq!(s.poll_timeout(), None, "no keep-alive, nothing awaited");
+    let reauth = v5::Auth {
+        reason_code: ReasonCode::ReAuthenticate,
+        properties: Properties::new(&METHOD),
+    };
+    s.auth(secs(1), &reauth).unwrap();
+    let _ = sent(&mut s, secs(1));
+    assert_eq!(s.poll_timeout(), Some(secs(11)));
+    // The broker's next step answers ours: the application's turn, with
+    // no deadline.
+    let event = feed(
+        &mut s,
+        secs(5),
+        auth_packet(ReasonCode::ContinueAuthentication, &METHOD),
+    );
+    assert!(matches!(event, Ok(Some(Event::Auth(_)))));
+    assert_eq!(s.poll_timeout(), None);
+    let answer = v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::new(&METHOD),
+    };
+    s.auth(secs(20), &answer).unwrap();
+    let _ = sent(&mut s, secs(20));
+    assert_eq!(s.poll_timeout(), Some(secs(30)));
+    s.handle_timeout(Instant::from_millis(29_999));
+    assert_eq!(s.poll_event(secs(29)), None);
+    s.handle_timeout(secs(30));
+    assert_eq!(
+        s.poll_event(secs(30)),
+        Some(Event::Closed(Closed::Timeout(AckKind::Auth)))
+    );
+    assert_eq!(s.state(), State::Disconnected);
+    // A new connection waits for nothing of the old exchange.
+    s.connect_v5(secs(31), &hello).unwrap();
+    let _ = sent(&mut s, secs(31));
+    assert!(feed(&mut s, secs(31), connack(&[])).is_ok());
+    assert_eq!(s.poll_timeout(), None);
 }
 
 #[test]
@@ -1772,7 +1824,7 @@ fn more_refusals_on_mqtt_5() {
         properties: Properties::new(&BIG),
     };
     assert!(matches!(
-        s.auth(&reauth),
+        s.auth(T0, &reauth),
         Err(SessionError::Resource(
             ResourceError::TransmitBufferTooSmall { .. }
         ))
