@@ -291,6 +291,85 @@ async fn publish_properties_travel_both_ways() {
     check(&mosquitto).await;
 }
 
+/// A message larger than the receive buffer, streamed to a stream route,
+/// carries its properties in every part.
+#[cfg(feature = "streaming")]
+#[tokio::test]
+async fn a_streamed_message_carries_its_properties() {
+    use minimqtt::callbacks::{Part, Stream};
+    fn on_stream(ctx: &mut Ctx<'_>, s: &Stream<'_>) {
+        let p = &s.properties;
+        let seen = &mut ctx.user_data.messages;
+        if s.part == Part::Start {
+            seen.push(Received {
+                topic: s.topic.to_owned(),
+                payload: Vec::new(),
+                user: p
+                    .user_properties()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                content_type: p.content_type().map(str::to_owned),
+                response_topic: None,
+                correlation: None,
+                expiry: None,
+            });
+        }
+        let Some(last) = seen.last_mut() else { return };
+        // Every part has them.
+        assert_eq!(p.content_type().map(str::to_owned), last.content_type);
+        if let Part::Chunk { data, .. } = s.part {
+            last.payload.extend_from_slice(data);
+        }
+        if s.part == Part::End {
+            last.expiry = Some(1);
+        }
+    }
+    let Some(mosquitto) = Mosquitto::start().await else {
+        return;
+    };
+    let mut c = client(&mosquitto, config("v5-stream-props"));
+    c.callbacks_mut()
+        .add_stream_callback("v5/big", on_stream)
+        .unwrap();
+    within("connect", c.connect()).await.unwrap();
+    within("subscribe", c.subscribe("v5/big", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    let body: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let props = [
+        Property::ContentType("application/octet-stream"),
+        Property::UserProperty("image", "7"),
+    ];
+    let pid = within(
+        "publish_with",
+        c.publish_with(
+            "v5/big",
+            &body,
+            QoS::AtLeastOnce,
+            false,
+            &Properties::new(&props),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    within("puback", c.wait_published(pid)).await.unwrap();
+    run_until(&mut c, "the streamed message", |s| {
+        s.messages.first().is_some_and(|m| m.expiry.is_some())
+    })
+    .await;
+    let got = &c.user_data().messages[0];
+    assert_eq!(got.topic, "v5/big");
+    assert_eq!(got.payload, body);
+    assert_eq!(
+        got.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(got.user, [("image".to_owned(), "7".to_owned())]);
+    within("disconnect", c.disconnect()).await.unwrap();
+    check(&mosquitto).await;
+}
+
 #[tokio::test]
 async fn request_and_response_with_correlation_data() {
     let Some(mosquitto) = Mosquitto::start().await else {

@@ -759,6 +759,8 @@ fn whole_as_stream<U>(ctx: &mut Context<'_, U>, s: StreamCallback<U>, m: &Messag
             len,
             header_len,
             part,
+            #[cfg(feature = "v5")]
+            properties: m.properties,
         };
         s(ctx, &stream);
     };

@@ -274,6 +274,10 @@ pub struct Stream<'a> {
     pub header_len: usize,
     /// Which part this is.
     pub part: Part<'a>,
+    /// MQTT 5: the PUBLISH's properties, as [`Message::properties`] (read
+    /// from the header the receive buffer keeps); empty on MQTT 3.1.1.
+    #[cfg(feature = "v5")]
+    pub properties: Properties<'a>,
 }
 
 impl Stream<'_> {

@@ -296,6 +296,10 @@ struct Streaming {
     /// Where the topic is in the header.
     topic_at: usize,
     topic_len: usize,
+    /// MQTT 5: where the properties are in the header (0: none, MQTT
+    /// 3.1.1); they end where the payload starts.
+    #[cfg(feature = "v5")]
+    props_at: usize,
     qos: QoS,
     retain: bool,
     dup: bool,
@@ -658,10 +662,18 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                 }
                             }
                             self.consume = offset;
+                            // MQTT 5: the properties follow the packet id.
+                            #[cfg(feature = "v5")]
+                            let props_at = match self.p.version {
+                                Version::V5 => topic_at + topic.len() + packet_id.map_or(0, |_| 2),
+                                _ => 0,
+                            };
                             let stream = Streaming {
                                 header,
                                 topic_at,
                                 topic_len: topic.len(),
+                                #[cfg(feature = "v5")]
+                                props_at,
                                 qos,
                                 retain,
                                 dup,
@@ -672,7 +684,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                 over: false,
                             };
                             self.stream = Some(stream);
-                            return Some(Event::Stream(stream.event(topic, Part::Start)));
+                            // Not held yet: the header is where it arrived.
+                            let head = self.rx.after_hold().get(offset..).unwrap_or(&[]);
+                            let props = stream.properties(head);
+                            return Some(Event::Stream(stream.event(topic, Part::Start, props)));
                         }
                     }
                     offset += here;
@@ -755,8 +770,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.p.restart_waits(now);
         let data = data.get(..n)?;
         let topic = self.held_topic();
+        let props = self.held_properties();
         let s = self.stream?;
-        Some(Event::Stream(s.event(topic, Part::Chunk { offset, data })))
+        Some(Event::Stream(s.event(
+            topic,
+            Part::Chunk { offset, data },
+            props,
+        )))
     }
 
     /// An event about the streaming message, its topic read from the
@@ -767,7 +787,19 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             s.over = true;
         }
         let s = *s;
-        Some(Event::Stream(s.event(self.held_topic(), part)))
+        Some(Event::Stream(s.event(
+            self.held_topic(),
+            part,
+            self.held_properties(),
+        )))
+    }
+
+    /// The streaming message's properties, from the held header.
+    fn held_properties(&self) -> Props<'_> {
+        match self.stream {
+            Some(s) => s.properties(self.rx.held()),
+            None => Props::default(),
+        }
     }
 
     fn held_topic(&self) -> &str {
@@ -1192,8 +1224,26 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 }
 
 impl Streaming {
-    fn event<'a>(&self, topic: &'a str, part: Part<'a>) -> Stream<'a> {
+    /// MQTT 5: its properties, read from `head`, its header's bytes.
+    fn properties<'a>(&self, head: &'a [u8]) -> Props<'a> {
+        #[cfg(feature = "v5")]
+        if self.props_at > 0 {
+            // Checked when the stream started (its Topic Alias was read).
+            return head
+                .get(self.props_at..self.header)
+                .and_then(|bytes| codec::v5::publish_properties(bytes).ok())
+                .unwrap_or(Props::EMPTY);
+        }
+        let _ = head;
+        Props::default()
+    }
+
+    fn event<'a>(&self, topic: &'a str, part: Part<'a>, props: Props<'a>) -> Stream<'a> {
+        #[cfg(not(feature = "v5"))]
+        let _ = props;
         Stream {
+            #[cfg(feature = "v5")]
+            properties: props,
             topic,
             qos: self.qos,
             retain: self.retain,

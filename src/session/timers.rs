@@ -163,10 +163,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 };
                 (r.deadline, Due::Lost(kind))
             });
+        #[cfg(feature = "v5")]
         let auth = self
-            .auth_deadline()
+            .auth_deadline
             .filter(|_| connected)
             .map(|t| (t, Due::Lost(AckKind::Auth)));
+        #[cfg(not(feature = "v5"))]
+        let auth = None;
         connack
             .into_iter()
             .chain(writing)

@@ -1603,6 +1603,68 @@ fn an_alias_whose_topic_could_not_be_kept_skips_its_messages() {
     assert_eq!(sent(&mut s, T0), [v5::Packet::PubAck(v5::PubAck::new(3))]);
 }
 
+#[cfg(feature = "streaming")]
+#[test]
+fn a_streamed_message_carries_its_properties_in_every_part() {
+    // A 64-byte receive buffer: the header (with its properties) fits,
+    // the 200-byte payload streams behind it.
+    let mut s: S = Session::new(leak(64), leak(1536), Timeouts::default());
+    s.set_options(Options {
+        stream: true,
+        ..Options::DEFAULT
+    });
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    static PROPS: [Property<'static>; 2] = [
+        Property::ContentType("image/png"),
+        Property::UserProperty("part", "1"),
+    ];
+    let packet = v5::Packet::Publish(v5::Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: "fw/img",
+        packet_id: Some(4),
+        properties: Properties::new(&PROPS),
+        payload: &[9; 200],
+    });
+    let mut buf = vec![0u8; packet.encoded_len()];
+    let n = packet.encode(&mut buf).unwrap();
+    let (mut fed, mut parts, mut payload) = (0, Vec::new(), Vec::new());
+    while fed < n {
+        let space = s.receive_buffer();
+        let k = space.len().min(n - fed);
+        space[..k].copy_from_slice(&buf[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+        while let Some(event) = s.poll_event(T0) {
+            let Event::Stream(stream) = event else {
+                panic!("{event:?}");
+            };
+            assert_eq!(stream.topic, "fw/img");
+            assert_eq!(stream.properties.content_type(), Some("image/png"));
+            assert_eq!(
+                stream.properties.user_properties().collect::<Vec<_>>(),
+                [("part", "1")]
+            );
+            match stream.part {
+                Part::Start => parts.push("start"),
+                Part::Chunk { data, .. } => {
+                    parts.push("chunk");
+                    payload.extend_from_slice(data);
+                }
+                Part::End => parts.push("end"),
+                Part::Aborted => parts.push("aborted"),
+            }
+        }
+    }
+    assert_eq!(parts.first(), Some(&"start"));
+    assert_eq!(parts.last(), Some(&"end"));
+    assert_eq!(payload, [9; 200]);
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubAck(v5::PubAck::new(4))]);
+}
+
 #[test]
 fn aliases_of_messages_too_large_for_the_buffer() {
     // A 64-byte receive buffer.

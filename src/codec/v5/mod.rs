@@ -442,8 +442,14 @@ pub(crate) fn read_publish_properties(buf: &[u8]) -> Option<(Properties<'_>, usi
 /// and list, all of it): for the session, which reads the properties of a
 /// PUBLISH too large to decode whole.
 pub(crate) fn publish_alias(props: &[u8]) -> Result<Option<u16>, Malformed> {
+    Ok(publish_properties(props)?.topic_alias())
+}
+
+/// The property list of a PUBLISH at the start of `props` (its length
+/// prefix included), checked.
+pub(crate) fn publish_properties(props: &[u8]) -> Result<Properties<'_>, Malformed> {
     let (_, properties) = Properties::parse(props, properties::Context::Publish)?;
-    Ok(properties.topic_alias())
+    Ok(properties)
 }
 
 /// The bytes after the property list at the start of `input` (its length
