@@ -300,6 +300,10 @@ struct Streaming {
     /// 3.1.1); they end where the payload starts.
     #[cfg(feature = "v5")]
     props_at: usize,
+    /// MQTT 5: the Topic Alias that stands for the topic, which the
+    /// header does not have (0: the topic is in the header).
+    #[cfg(feature = "v5")]
+    alias: u16,
     qos: QoS,
     retain: bool,
     dup: bool,
@@ -643,8 +647,25 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             }
                         }
                     }
-                    let stream = cfg!(feature = "streaming") && self.p.options.stream;
-                    if let (true, Some(topic), Some(header)) = (stream, topic, payload_at) {
+                    // MQTT 5: a message that names only a Topic Alias has
+                    // the topic the store keeps for it.
+                    #[cfg(feature = "v5")]
+                    let by_alias = match (topic, alias) {
+                        (None, rx::AliasPeek::Read(Some(a)))
+                            if self.p.version == Version::V5
+                                && self.p.alias_topic(Some(a)).is_some() =>
+                        {
+                            a
+                        }
+                        _ => 0,
+                    };
+                    #[cfg(not(feature = "v5"))]
+                    let by_alias = 0;
+                    let stream = cfg!(feature = "streaming")
+                        && self.p.options.stream
+                        && (topic.is_some() || by_alias != 0);
+                    if let (true, Some(header)) = (stream, payload_at) {
+                        let topic_len = topic.map_or(0, str::len);
                         // (A header that fits holds the packet id too.)
                         if self.p.state == State::Connected && packet_type == PacketType::Publish {
                             if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
@@ -665,15 +686,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             // MQTT 5: the properties follow the packet id.
                             #[cfg(feature = "v5")]
                             let props_at = match self.p.version {
-                                Version::V5 => topic_at + topic.len() + packet_id.map_or(0, |_| 2),
+                                Version::V5 => topic_at + topic_len + packet_id.map_or(0, |_| 2),
                                 _ => 0,
                             };
                             let stream = Streaming {
                                 header,
                                 topic_at,
-                                topic_len: topic.len(),
+                                topic_len,
                                 #[cfg(feature = "v5")]
                                 props_at,
+                                #[cfg(feature = "v5")]
+                                alias: by_alias,
                                 qos,
                                 retain,
                                 dup,
@@ -687,6 +710,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             // Not held yet: the header is where it arrived.
                             let head = self.rx.after_hold().get(offset..).unwrap_or(&[]);
                             let props = stream.properties(head);
+                            let topic = match topic {
+                                Some(topic) => topic,
+                                None => self.alias_topic(by_alias),
+                            };
                             return Some(Event::Stream(stream.event(topic, Part::Start, props)));
                         }
                     }
@@ -699,6 +726,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                 self.acks.owe_undeliverable(qos, packet_id);
                             }
                             self.consume = offset;
+                            let topic = match (topic, by_alias) {
+                                (None, a) if a != 0 => Some(self.alias_topic(a)),
+                                (topic, _) => topic,
+                            };
                             return Some(Event::Dropped(Dropped {
                                 len,
                                 packet_type,
@@ -794,6 +825,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         )))
     }
 
+    /// MQTT 5: the topic the broker's alias stands for ("" for none, and
+    /// without MQTT 5).
+    fn alias_topic(&self, alias: u16) -> &str {
+        #[cfg(feature = "v5")]
+        if let Some(topic) = self.p.alias_topic(Some(alias)) {
+            return topic;
+        }
+        let _ = alias;
+        ""
+    }
+
     /// The streaming message's properties, from the held header.
     fn held_properties(&self) -> Props<'_> {
         match self.stream {
@@ -804,6 +846,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
 
     fn held_topic(&self) -> &str {
         let Some(s) = self.stream else { return "" };
+        #[cfg(feature = "v5")]
+        if s.alias != 0 {
+            return self.alias_topic(s.alias);
+        }
         let bytes = self.rx.held().get(s.topic_at..s.topic_at + s.topic_len);
         // Checked when the stream started; read again because the buffer
         // is borrowed anew for each part.

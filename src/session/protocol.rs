@@ -288,6 +288,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         keep_alive: u16,
         clean_session: bool,
     ) -> Result<()> {
+        #[cfg(feature = "v5")]
+        self.store.clear_in_aliases();
         let len = connect.encoded_len();
         if len > self.store.tx_capacity() {
             return Err(SessionError::Resource(
@@ -347,10 +349,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         }
         self.collect();
         self.store.clear_requests();
-        // Topic aliases live as long as their network connection.
+        // Topic aliases live as long as their network connection; the
+        // broker's until the next CONNECT, since a message streaming under
+        // one still reports its abort with its topic.
         #[cfg(feature = "v5")]
         {
-            self.store.clear_aliases();
+            self.store.clear_out_aliases();
             self.aliases_uncertain = false;
             self.auth_deadline = None;
         }

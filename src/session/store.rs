@@ -436,11 +436,23 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
     }
 
     /// Forgets the aliases (both ways) of the connection that ended.
-    #[cfg(feature = "v5")]
+    #[cfg(all(test, feature = "v5"))]
     pub(crate) fn clear_aliases(&mut self) {
+        self.clear_out_aliases();
+        self.clear_in_aliases();
+    }
+
+    /// Forgets the aliases we assigned.
+    #[cfg(feature = "v5")]
+    pub(crate) fn clear_out_aliases(&mut self) {
         while let Some(span) = self.aliases.pop() {
             self.release(span);
         }
+    }
+
+    /// Forgets the broker's aliases.
+    #[cfg(feature = "v5")]
+    pub(crate) fn clear_in_aliases(&mut self) {
         while let Some((_, span)) = self.in_aliases.pop() {
             if let Some(span) = span {
                 self.release(span);

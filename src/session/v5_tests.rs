@@ -1665,6 +1665,104 @@ fn a_streamed_message_carries_its_properties_in_every_part() {
     assert_eq!(sent(&mut s, T0), [v5::Packet::PubAck(v5::PubAck::new(4))]);
 }
 
+/// Feeds `bytes` in pieces as the receive buffer takes them, stopping
+/// after `until` bytes; the events, as (part, topic) for streams.
+#[cfg(feature = "streaming")]
+fn stream_parts(s: &mut S, bytes: &[u8], until: usize) -> Vec<(&'static str, std::string::String)> {
+    let (mut fed, mut parts) = (0, Vec::new());
+    while fed < until {
+        let space = s.receive_buffer();
+        let k = space.len().min(until - fed);
+        space[..k].copy_from_slice(&bytes[fed..fed + k]);
+        s.commit(k);
+        fed += k;
+        while let Some(event) = s.poll_event(T0) {
+            let Event::Stream(stream) = event else {
+                panic!("{event:?}");
+            };
+            assert_eq!(stream.properties.user_properties().count(), 1);
+            let part = match stream.part {
+                Part::Start => "start",
+                Part::Chunk { .. } => "chunk",
+                Part::End => "end",
+                Part::Aborted => "aborted",
+            };
+            if parts.last().is_none_or(|(p, _)| *p != part) {
+                parts.push((part, stream.topic.into()));
+            }
+        }
+    }
+    parts
+}
+
+#[cfg(feature = "streaming")]
+#[test]
+fn a_message_that_names_only_a_topic_alias_streams_under_its_topic() {
+    let mut s: S = Session::new(leak(64), leak(1536), Timeouts::default());
+    s.set_options(Options {
+        stream: true,
+        ..Options::DEFAULT
+    });
+    s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    // A small message sets alias 2.
+    assert_eq!(
+        message_topic(feed(
+            &mut s,
+            T0,
+            aliased("fw/img", QoS::AtMostOnce, None, 2)
+        )),
+        "fw/img"
+    );
+    static PROPS: [Property<'static>; 2] = [
+        Property::TopicAlias(2),
+        Property::UserProperty("image", "7"),
+    ];
+    let big = |id| {
+        let packet = v5::Packet::Publish(v5::Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "",
+            packet_id: Some(id),
+            properties: Properties::new(&PROPS),
+            payload: &[3; 300],
+        });
+        let mut buf = vec![0u8; packet.encoded_len()];
+        let n = packet.encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let topic = || std::string::String::from("fw/img");
+    let first = big(5);
+    assert_eq!(
+        stream_parts(&mut s, &first, first.len()),
+        [("start", topic()), ("chunk", topic()), ("end", topic())]
+    );
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubAck(v5::PubAck::new(5))]);
+    // Cut short by the connection's end: the abort still names the topic.
+    let second = big(6);
+    assert_eq!(
+        stream_parts(&mut s, &second, 200),
+        [("start", topic()), ("chunk", topic())]
+    );
+    s.connection_lost();
+    let aborted = s.poll_event(T0);
+    assert!(
+        matches!(aborted, Some(Event::Stream(ref st)) if st.part == Part::Aborted && st.topic == "fw/img"),
+        "{aborted:?}"
+    );
+    // The next connection starts with no alias of the broker's.
+    s.connect_v5(secs(1), &connect(true, &TWO_ALIASES)).unwrap();
+    let _ = sent(&mut s, secs(1));
+    assert!(feed(&mut s, secs(1), connack(&[])).is_ok());
+    assert_eq!(
+        feed(&mut s, secs(1), aliased("", QoS::AtMostOnce, None, 2)),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+}
+
 #[test]
 fn aliases_of_messages_too_large_for_the_buffer() {
     // A 64-byte receive buffer.
