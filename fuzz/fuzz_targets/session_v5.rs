@@ -172,6 +172,13 @@ impl Model<'_> {
                     assert!(!m.topic.is_empty(), "a message without a topic");
                     assert!(TOPICS.contains(&m.topic), "a topic never sent: {}", m.topic);
                 }
+                Event::Stream(st) => {
+                    // By its alias too: the topic the alias stands for.
+                    assert!(TOPICS.contains(&st.topic), "a stream's topic never sent: {}", st.topic);
+                    // Read from the held header: checked, so listing them
+                    // cannot fail.
+                    let _ = st.properties.iter().count();
+                }
                 Event::Closed(reason) => {
                     let why = match reason {
                         Closed::Violation(code) => Some(code),
