@@ -191,7 +191,8 @@ pub fn generate_client_id(seed: u64) -> heapless::String<23> {
 ///   requests, the subscribed filters and MQTT 5's topic aliases; the
 ///   transmit queue, the other packets on their way out (the CONNECT, QoS
 ///   0 messages, SUBSCRIBE, acknowledgements). The store always leaves the
-///   queue room for an acknowledgement, a PINGREQ and the last CONNECT, so
+///   queue room for an acknowledgement, a PINGREQ, the last CONNECT and
+///   the longest streamed QoS 1/2 head (resent through the queue), so
 ///   a full store slows new requests and never the protocol. Size it for
 ///   the largest outgoing packet plus the in-flight window.
 /// - `OUTBOX`: requests queued by callbacks (8 bytes + topic + payload each).

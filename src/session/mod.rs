@@ -635,7 +635,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                     Err(reason) => break Some(Err(reason)),
                                     Ok(v5::AliasUse::Set(a)) => {
                                         let topic = topic.unwrap_or("");
-                                        self.p.store.set_in_alias(a, topic.as_bytes());
+                                        let keep = self.p.alias_room(topic.len());
+                                        self.p.store.set_in_alias(a, topic.as_bytes(), keep);
                                     }
                                     Ok(_) => {}
                                 }

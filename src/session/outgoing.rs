@@ -60,7 +60,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if len > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(core::iter::empty(), len)?;
+        self.check_resubscribe_room(core::iter::empty(), 0, len)?;
         // An aliased PUBLISH goes through the transmit queue: one that
         // cannot fit it now goes without its alias, from the store.
         #[cfg(feature = "v5")]
@@ -152,9 +152,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         self.check_tx_room(len)?;
         self.check_copy_room(len, len)?;
         let n = self.store.tx_push(out.encode())?;
-        self.store
+        let span = self
+            .store
             .append_last_pushed(n)
-            .map_err(|_| SessionError::Resource(ResourceError::StoreFull))
+            .map_err(|_| SessionError::Resource(ResourceError::StoreFull))?;
+        // A resend queues the head again (`tx_push_outgoing`): the entries
+        // must always leave room for it.
+        self.store.reserve_at_least(n);
+        Ok(span)
     }
 
     /// MQTT 5: whether this PUBLISH goes out with a Topic Alias, and
@@ -338,7 +343,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if len + filter_bytes > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(filters.iter().map(|(f, _, _)| f), 0)?;
+        self.check_resubscribe_room(
+            filters.iter().map(|(f, _, _)| f),
+            filters.id().unwrap_or(0),
+            0,
+        )?;
         // Queued, kept as a request, and the new filters kept.
         self.check_tx_room(len)?;
         self.check_copy_room(len, len + filter_bytes)?;

@@ -5,31 +5,39 @@ use super::*;
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Whether a reconnect could still re-send the subscription list (with
-    /// `extra` filters added) in one SUBSCRIBE once `more` store bytes are
-    /// taken: the arena must hold the packet, queued, and its copy next to
-    /// the in-flight messages and the filters (the pending requests are
-    /// dropped by then). Otherwise every reconnect would fail the same way.
+    /// `extra` filters added, subscribed with Subscription Identifier
+    /// `extra_id`, 0 for none) once `more` store bytes are taken. It goes
+    /// in one SUBSCRIBE per Subscription Identifier, each kept as a request
+    /// until its SUBACK: the arena must hold every round's copy and one
+    /// round queued, next to the in-flight messages and the filters (the
+    /// pending requests are dropped by then). Otherwise every reconnect
+    /// would fail the same way.
     pub(super) fn check_resubscribe_room<'f>(
         &self,
         extra: impl Iterator<Item = &'f str> + Clone,
+        extra_id: u32,
         more: usize,
     ) -> Result<()> {
-        let known = self.store.subscriptions.iter().map(|s| s.span.len);
+        // Every filter as (length, Subscription Identifier): a known one
+        // subscribed again takes the new identifier.
+        let known = self.store.subscriptions.iter().map(|s| {
+            let bytes = self.store.bytes(s.span);
+            let again = extra.clone().any(|f| f.as_bytes() == bytes);
+            (s.span.len, if again { extra_id } else { s.id })
+        });
         let new = extra
+            .clone()
             .filter(|f| self.store.find_subscription(f).is_none())
-            .map(str::len);
-        if known.len() + new.clone().count() == 0 {
+            .map(|f| (f.len(), extra_id));
+        let all = known.chain(new);
+        if all.clone().next().is_none() {
             return Ok(());
         }
-        let filter_bytes: usize = known.clone().chain(new.clone()).sum();
-        let mut len = Subscribe::encoded_len_for(known.chain(new));
-        if self.version == Version::V5 {
-            // An empty property list; at most one more length byte.
-            len += 2;
-        }
-        if len > self.store.capacity() {
+        let filter_bytes: usize = all.clone().map(|(len, _)| len).sum();
+        let (copies, largest) = self.resubscribe_rounds(all);
+        if largest > self.store.capacity() {
             return Err(SessionError::Resource(
-                ResourceError::TransmitBufferTooSmall { needed: len },
+                ResourceError::TransmitBufferTooSmall { needed: largest },
             ));
         }
         let outgoing: usize = self
@@ -39,12 +47,56 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .filter(|e| e.status != Status::Done)
             .map(|e| e.span.len)
             .sum();
-        // The packet twice: queued, and its copy kept as a request.
-        let queued = len.max(self.store.tx_reserve());
-        if outgoing + filter_bytes + more + len + queued > self.store.capacity() {
+        let queued = largest.max(self.store.tx_reserve());
+        if outgoing + filter_bytes + more + copies + queued > self.store.capacity() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
         Ok(())
+    }
+
+    /// The re-subscription of `filters` (length and Subscription
+    /// Identifier each): its rounds' lengths together, and the largest.
+    fn resubscribe_rounds(
+        &self,
+        filters: impl Iterator<Item = (usize, u32)> + Clone,
+    ) -> (usize, usize) {
+        // One round per identifier, each counted at its first filter.
+        let (mut copies, mut largest) = (0, 0);
+        for (i, (_, id)) in filters.clone().enumerate() {
+            if filters.clone().take(i).any(|(_, other)| other == id) {
+                continue;
+            }
+            let lens = filters
+                .clone()
+                .filter(|&(_, other)| other == id)
+                .map(|(len, _)| len);
+            let mut len = Subscribe::encoded_len_for(lens);
+            if self.version == Version::V5 {
+                // The property list (its identifier's property, if any);
+                // at most one more length byte.
+                len += 2 + if id == 0 {
+                    0
+                } else {
+                    1 + codec::varint_len(id)
+                };
+            }
+            copies += len;
+            largest = largest.max(len);
+        }
+        (copies, largest)
+    }
+
+    /// MQTT 5: whether a topic of the broker's Topic Alias, `len` bytes,
+    /// may be kept: not with re-subscription rounds still to be queued
+    /// unless they keep their room (they would wait forever).
+    #[cfg(feature = "v5")]
+    pub(crate) fn alias_room(&self, len: usize) -> bool {
+        if !self.resubscribe {
+            return true;
+        }
+        let filters = self.store.subscriptions.iter().map(|s| (s.span.len, s.id));
+        let (copies, largest) = self.resubscribe_rounds(filters);
+        self.store.has_room_with_tx(largest, len + copies)
     }
 
     pub(super) fn on_connack(
@@ -171,9 +223,25 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         };
         // Queued and kept as a request: wait for the queue to be written
         // unless both fit. With the queue written, room was kept for both
-        // (`check_resubscribe_room`), unless the broker's Topic Aliases
-        // took it since: the packet then goes without its copy.
+        // (`check_resubscribe_room`, and `alias_room` keeps the broker's
+        // Topic Aliases from taking it).
         let wait = !self.store.tx.is_vacant() && !self.store.has_room_with_tx(len, len);
+        if self.store.tx.is_vacant() && !self.store.tx_has_room(len) {
+            // Not reached (see above). Were it, waiting could not help:
+            // the round is given up on this connection rather than block
+            // every packet behind it.
+            crate::fmt::warning!("no room to re-subscribe");
+            for s in self
+                .store
+                .subscriptions
+                .iter_mut()
+                .filter(|s| due(s) && s.id == id)
+                .take(taken)
+            {
+                s.requested = true;
+            }
+            return true;
+        }
         if wait || !self.store.tx_has_room(len) {
             return false;
         }

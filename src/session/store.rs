@@ -131,7 +131,8 @@ pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// The transmit queue's place in `buf`.
     pub(crate) tx: TxQueue,
     /// Bytes the entries leave for the transmit queue: [`TX_RESERVE`], or
-    /// the last CONNECT's length if longer, so a reconnect can queue it.
+    /// the longest CONNECT or streamed head queued, so a reconnect can
+    /// queue it (a streamed head is resent through the queue).
     reserve: usize,
     /// An entry was marked done since the last [`collect`](Self::collect):
     /// without one, `collect` (called before most operations) scans nothing.
@@ -471,16 +472,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
     }
 
     /// Sets the broker's alias `alias` to `topic`, replacing what it stood
-    /// for. Without room for the topic it stands for nothing known.
+    /// for. Without room for the topic (or not to be kept) it stands for
+    /// nothing known.
     #[cfg(feature = "v5")]
-    pub(crate) fn set_in_alias(&mut self, alias: u16, topic: &[u8]) {
+    pub(crate) fn set_in_alias(&mut self, alias: u16, topic: &[u8], keep: bool) {
         if let Some(i) = self.in_aliases.iter().position(|(a, _)| *a == alias) {
             let (_, old) = self.in_aliases.remove(i);
             if let Some(old) = old {
                 self.release(old);
             }
         }
-        let span = self.append(topic).ok();
+        let span = if keep { self.append(topic).ok() } else { None };
         // Aliases are at most the Topic Alias Maximum we advertised, which
         // `SUBS` bounds: there is room.
         let _ = self.in_aliases.push((alias, span));

@@ -2735,3 +2735,62 @@ fn published(topic: &str, packet_id: u16, qos: QoS) -> Event<'_> {
         reason: super::Reason::default(),
     }
 }
+
+#[cfg(feature = "streaming")]
+#[test]
+fn a_streamed_heads_resend_always_has_room_in_the_queue() {
+    // 200 arena bytes.
+    let mut s: Session<'static, 4, 4> = Session::new(leak(4096), leak(200), Timeouts::default());
+    connect_at(&mut s, T0, false, 0);
+    let topic: &'static str = Box::leak("h".repeat(40).into_boxed_str());
+    let head = Publish::new(topic, &[], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish_streamed(T0, &head, 10), Ok(Some(1)));
+    let n = s.poll_transmit(T0).len();
+    s.handle_transmit(T0, n);
+    s.handle_payload(T0, 10);
+    let head_len = s.p.store.outgoing[0].span.len;
+    // A plain QoS 1 message takes what the entries may take (the queue
+    // keeps the CONNECT's reserve).
+    let free = s.p.store.free_bytes();
+    let payload: &'static [u8] = Box::leak(vec![7u8; 256].into_boxed_slice());
+    let len = (0..256)
+        .rev()
+        .find(|&k| {
+            Packet::Publish(Publish {
+                packet_id: Some(2),
+                ..Publish::new("m", &payload[..k], QoS::AtLeastOnce, false)
+            })
+            .encoded_len()
+                <= free
+        })
+        .unwrap();
+    let big = Publish::new("m", &payload[..len], QoS::AtLeastOnce, false);
+    assert_eq!(s.publish(T0, &big), Ok(Some(2)));
+    let _ = sent(&mut s, T0);
+    // (Without a fix: the entries now leave the queue less than the head.)
+    let _ = head_len;
+    // Reconnect, session kept: both are resent, the streamed one first.
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    let _ = sent(&mut s, secs(1));
+    assert!(matches!(
+        feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)),
+        Ok(Some(Event::Connected(_)))
+    ));
+    // The streamed head is resent first (its payload follows it).
+    let wire = s.poll_transmit(secs(1)).len();
+    s.handle_transmit(secs(1), wire);
+    assert!(
+        wire > 0
+            && s.payload_due()
+                == Some(PayloadDue {
+                    offset: 0,
+                    len: 10,
+                    packet_id: Some(1)
+                }),
+        "nothing resent, the queue is empty, is_resending {}, transmit_idle {}, publish: {:?}",
+        s.is_resending(),
+        s.transmit_idle(),
+        s.publish(secs(1), &msg("x", QoS::AtMostOnce)),
+    );
+}

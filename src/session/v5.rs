@@ -231,7 +231,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             (State::Connected, P::Publish(publish)) => {
                 let alias = self.check_incoming(&publish, qos1_unacked)?;
                 if let AliasUse::Set(a) = alias {
-                    self.store.set_in_alias(a, publish.topic.as_bytes());
+                    let keep = self.alias_room(publish.topic.len());
+                    self.store.set_in_alias(a, publish.topic.as_bytes(), keep);
                 }
                 match self.on_publish(publish.qos, publish.packet_id, publish.dup) {
                     Handled::Message if alias == AliasUse::Unknown => Ok(Handled::Unresolved),

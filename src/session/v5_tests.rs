@@ -2363,3 +2363,102 @@ fn no_goodbye_after_part_of_a_packet() {
         n / 2
     );
 }
+
+#[test]
+fn a_brokers_topic_alias_does_not_take_the_room_of_a_resubscription() {
+    // 200 arena bytes; we advertise two Topic Aliases.
+    let hello = connect(false, &TWO_ALIASES);
+    let mut s: S = Session::new(leak(512), leak(200), Timeouts::default());
+    s.connect_v5(T0, &hello).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let filter = "f".repeat(20);
+    s.subscribe(
+        T0,
+        &[Subscription {
+            filter: &filter,
+            qos: QoS::AtMostOnce,
+        }],
+    )
+    .unwrap();
+    let _ = sent(&mut s, T0);
+    // Reconnect: the broker has no session, the filter is re-subscribed.
+    s.connection_lost();
+    s.connect_v5(secs(1), &hello).unwrap();
+    let _ = sent(&mut s, secs(1));
+    let reserve = hello.encoded_len();
+    // CONNACK and a message setting broker alias 1 arrive in one read;
+    // the driver polls events until `None`, then transmits.
+    let topic: &'static str = Box::leak("t".repeat(200 - reserve - 20).into_boxed_str());
+    let mut bytes = encode_connack();
+    let p = aliased(topic, QoS::AtMostOnce, None, 1);
+    let mut buf = vec![0u8; p.encoded_len()];
+    let n = p.encode(&mut buf).unwrap();
+    bytes.extend_from_slice(&buf[..n]);
+    assert!(matches!(
+        feed_bytes(&mut s, secs(1), &bytes),
+        Ok(Some(Event::Connected(_)))
+    ));
+    assert_eq!(message_topic(Ok(s.poll_event(secs(1)))), topic);
+    assert!(s.poll_event(secs(1)).is_none());
+    // The alias's topic was not kept (its messages by the alias alone are
+    // skipped): the re-SUBSCRIBE goes out, and nothing waits after it.
+    let wire = sent(&mut s, secs(1));
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Subscribe(_)]),
+        "{wire:?}: is_resending {} (transmit_idle {})",
+        s.is_resending(),
+        s.transmit_idle()
+    );
+    assert!(!s.is_resending());
+    assert!(s.transmit_idle());
+    assert!(s.publish(secs(1), &publish("x", QoS::AtMostOnce)).is_ok());
+}
+
+#[test]
+fn a_resubscription_with_an_identifier_keeps_its_copy() {
+    let hello = connect(false, &[]);
+    let mut s: S = Session::new(leak(512), leak(300), Timeouts::default());
+    s.connect_v5(T0, &hello).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let filter = "a".repeat(20);
+    let sub = [v5::Subscription {
+        filter: &filter,
+        options: SubscriptionOptions::new(QoS::AtMostOnce),
+    }];
+    // No SUBACK comes on this connection: the filter stays unconfirmed.
+    s.subscribe_v5(T0, &sub, Some(268_435_455)).unwrap();
+    let _ = sent(&mut s, T0);
+    // The largest QoS 1 message the session accepts beside it.
+    let payload: &'static [u8] = Box::leak(vec![7u8; 300].into_boxed_slice());
+    let accepted = (0..300).rev().find(|&k| {
+        s.publish(
+            T0,
+            &Publish::new("m", &payload[..k], QoS::AtLeastOnce, false),
+        )
+        .is_ok()
+    });
+    assert!(accepted.is_some());
+    let _ = sent(&mut s, T0);
+    resume_with(&mut s, &[]);
+    let wire = sent(&mut s, secs(1));
+    let id = wire
+        .iter()
+        .find_map(|p| match p {
+            v5::Packet::Subscribe(sub) => Some(sub.packet_id),
+            _ => None,
+        })
+        .expect("re-SUBSCRIBE");
+    let ack = v5::Packet::SubAck(v5::SubAck {
+        packet_id: id,
+        properties: Properties::EMPTY,
+        reason_codes: ReasonCodes::new(&[ReasonCode::GRANTED_QOS_0]),
+    });
+    let event = feed(&mut s, secs(1), ack);
+    assert!(
+        matches!(event, Ok(Some(Event::Subscribed { .. }))),
+        "the SUBACK of the re-SUBSCRIBE matched nothing: {event:?}"
+    );
+    assert!(s.p.store.subscriptions[0].confirmed);
+}
