@@ -214,7 +214,10 @@ impl Model<'_> {
                 Event::Disconnected(_) => {
                     self.ended();
                     assert_eq!(self.s.state(), State::Disconnected);
-                    assert!(self.s.poll_transmit(now).is_empty(), "bytes after DISCONNECT");
+                    assert!(
+                        self.s.poll_transmit(now).is_empty(),
+                        "bytes after DISCONNECT"
+                    );
                     assert_eq!(self.s.poll_timeout(), None, "a deadline after Closed");
                 }
                 _ => {}
