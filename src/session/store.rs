@@ -853,7 +853,8 @@ mod tests {
         store.append(&[0; 14]).unwrap();
         assert_eq!(store.append(b"x"), Err(StoreFull));
         // The reserve is there for an acknowledgement.
-        store.tx_push_bytes(&[0x40, 2, 0, 1]).unwrap();
+        let puback = crate::codec::ack_bytes(crate::codec::PacketType::PubAck, 1).unwrap();
+        store.tx_push_bytes(&puback).unwrap();
         assert_eq!(store.tx.held, 26);
     }
 }
