@@ -56,11 +56,23 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     /// The re-subscription of `filters` (length and Subscription
     /// Identifier each): its rounds' lengths together, and the largest.
+    /// Identifiers are MQTT 5's: a 3.1.1-only build has one round.
+    #[cfg(not(feature = "v5"))]
+    fn resubscribe_rounds(&self, filters: impl Iterator<Item = (usize, u32)>) -> (usize, usize) {
+        let len = Subscribe::encoded_len_for(filters.map(|(len, _)| len));
+        (len, len)
+    }
+
+    /// The re-subscription of `filters` (length and Subscription
+    /// Identifier each): its rounds' lengths together, and the largest.
+    #[cfg(feature = "v5")]
     fn resubscribe_rounds(
         &self,
         filters: impl Iterator<Item = (usize, u32)> + Clone,
     ) -> (usize, usize) {
-        // One round per identifier, each counted at its first filter.
+        // One round per identifier, each counted at its first filter. With
+        // one identifier, the usual case, each later filter's look back
+        // stops at the first filter: one pass.
         let (mut copies, mut largest) = (0, 0);
         for (i, (_, id)) in filters.clone().enumerate() {
             if filters.clone().take(i).any(|(_, other)| other == id) {
