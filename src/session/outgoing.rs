@@ -60,7 +60,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if len > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(core::iter::empty(), 0, len)?;
+        self.check_resubscribe_room(Filters::V3(&[]), len)?;
         // An aliased PUBLISH goes through the transmit queue: one that
         // cannot fit it now goes without its alias, from the store.
         #[cfg(feature = "v5")]
@@ -343,11 +343,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if len + filter_bytes > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(
-            filters.iter().map(|(f, _, _)| f),
-            filters.id().unwrap_or(0),
-            0,
-        )?;
+        self.check_resubscribe_room(filters, 0)?;
         // Queued, kept as a request, and the new filters kept.
         self.check_tx_room(len)?;
         self.check_copy_room(len, len + filter_bytes)?;
@@ -660,7 +656,7 @@ pub(crate) enum Filters<'a> {
 
 impl<'a> Filters<'a> {
     /// The Subscription Identifier asked for.
-    fn id(self) -> Option<u32> {
+    pub(super) fn id(self) -> Option<u32> {
         match self {
             Self::V3(_) => None,
             #[cfg(feature = "v5")]

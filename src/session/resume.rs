@@ -5,19 +5,17 @@ use super::*;
 
 impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Whether a reconnect could still re-send the subscription list (with
-    /// `extra` filters added, subscribed with Subscription Identifier
-    /// `extra_id`, 0 for none) once `more` store bytes are taken. It goes
-    /// in one SUBSCRIBE per Subscription Identifier, each kept as a request
-    /// until its SUBACK: the arena must hold every round's copy and one
-    /// round queued, next to the in-flight messages and the filters (the
-    /// pending requests are dropped by then). Otherwise every reconnect
-    /// would fail the same way.
-    pub(super) fn check_resubscribe_room<'f>(
-        &self,
-        extra: impl Iterator<Item = &'f str> + Clone,
-        extra_id: u32,
-        more: usize,
-    ) -> Result<()> {
+    /// `extra` filters added, with their Subscription Identifier) once
+    /// `more` store bytes are taken. It goes in one SUBSCRIBE per
+    /// Subscription Identifier, each kept as a request until its SUBACK:
+    /// the arena must hold every round's copy and one round queued, next
+    /// to the in-flight messages and the filters (the pending requests are
+    /// dropped by then). Otherwise every reconnect would fail the same way.
+    pub(super) fn check_resubscribe_room(&self, extra: Filters<'_>, more: usize) -> Result<()> {
+        // One instance for publish and subscribe alike: `extra` is a type,
+        // not an iterator (it runs on every QoS 1/2 publish; flash counts).
+        let extra_id = extra.id().unwrap_or(0);
+        let extra = extra.iter().map(|(f, _, _)| f);
         // Every filter as (length, Subscription Identifier): a known one
         // subscribed again takes the new identifier.
         let known = self.store.subscriptions.iter().map(|s| {
