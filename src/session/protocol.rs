@@ -307,7 +307,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.push(connect)?;
         // Its room stays free for the next one, which reconnecting with
         // the store full of in-flight messages must still be able to queue.
-        self.store.reserve_at_least(len);
+        self.store.reserve_for_connect(len);
         self.keep_alive = Duration::from_secs(u64::from(keep_alive));
         self.clean_session = clean_session;
         self.state = State::Connecting;

@@ -131,9 +131,13 @@ pub(crate) struct Store<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// The transmit queue's place in `buf`.
     pub(crate) tx: TxQueue,
     /// Bytes the entries leave for the transmit queue: [`TX_RESERVE`], or
-    /// the longest CONNECT or streamed head queued, so a reconnect can
-    /// queue it (a streamed head is resent through the queue).
+    /// the longest CONNECT or head of a streamed message in flight, so a
+    /// reconnect can queue it (a streamed head is resent through the
+    /// queue).
     reserve: usize,
+    /// The part of `reserve` that stays when no streamed message is in
+    /// flight: [`TX_RESERVE`] or the longest CONNECT.
+    base_reserve: usize,
     /// An entry was marked done since the last [`collect`](Self::collect):
     /// without one, `collect` (called before most operations) scans nothing.
     pub(crate) finished: bool,
@@ -173,6 +177,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             garbage: 0,
             tx: TxQueue::default(),
             reserve: TX_RESERVE,
+            base_reserve: TX_RESERVE,
             finished: false,
             outgoing: heapless::Vec::new(),
             requests: heapless::Vec::new(),
@@ -214,12 +219,29 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         self.buf.len()
     }
 
-    /// Makes the reserve for the transmit queue at least `len` (a
-    /// CONNECT's), if the entries leave that much.
+    /// Makes the reserve for the transmit queue at least `len` (a streamed
+    /// head's), if the entries leave that much.
     pub(crate) fn reserve_at_least(&mut self, len: usize) {
         if self.live() + len <= self.buf.len() {
             self.reserve = self.reserve.max(len);
         }
+    }
+
+    /// [`reserve_at_least`](Self::reserve_at_least) for a CONNECT: its
+    /// room stays for good, since every reconnect queues one.
+    pub(crate) fn reserve_for_connect(&mut self, len: usize) {
+        self.reserve_at_least(len);
+        if self.reserve >= len {
+            self.base_reserve = self.base_reserve.max(len);
+        }
+    }
+
+    /// Gives the entries back the room kept for streamed heads no longer
+    /// in flight.
+    fn shrink_reserve(&mut self) {
+        let heads = self.outgoing.iter().filter(|e| e.payload > 0);
+        let longest = heads.map(|e| e.span.len).max().unwrap_or(0);
+        self.reserve = self.reserve.min(self.base_reserve.max(longest));
     }
 
     /// What the entries leave for the transmit queue.
@@ -594,6 +616,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
         self.finished = false;
         // One walk: each search goes on from where the last one stopped.
         let mut from = 0;
+        let mut streamed = false;
         while let Some(i) = self
             .outgoing
             .get(from..)
@@ -608,7 +631,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Store<'b, INFLIGHT, SUBS> {
             }
             let e = self.outgoing.remove(i);
             self.release(e.span);
+            streamed |= e.payload > 0;
             from = i;
+        }
+        if streamed {
+            self.shrink_reserve();
         }
         while let Some(i) = self.requests.iter().position(|e| e.done) {
             let e = self.requests.remove(i);

@@ -519,6 +519,31 @@ fn a_streamed_qos1_publish_is_resent_with_its_payload_asked_again() {
 }
 
 #[test]
+fn the_room_kept_for_a_streamed_head_is_given_back_once_it_completes() {
+    let mut s = persistent();
+    let base = s.p.store.tx_reserve();
+    let topic: &'static str = Box::leak("fw/image/".repeat(20).into_boxed_str());
+    let head = Publish::new(topic, &[], QoS::AtLeastOnce, false);
+    let body = payload(100);
+    assert_eq!(s.publish_streamed(T0, &head, body.len()), Ok(Some(1)));
+    let _ = write_streamed(&mut s, T0, &body, 100);
+    // Its head may be resent through the queue: the entries leave room.
+    let head_len = head.head_len(body.len());
+    assert!(head_len > base);
+    assert_eq!(s.p.store.tx_reserve(), head_len);
+    let free = s.p.store.free_bytes();
+    assert!(matches!(
+        feed(&mut s, T0, puback(1)),
+        Ok(Some(Event::Published { packet_id: 1, .. }))
+    ));
+    // Removed at the next call that changes the session; the CONNECT's
+    // room stays.
+    assert!(s.poll_transmit(T0).is_empty());
+    assert_eq!(s.p.store.tx_reserve(), base);
+    assert_eq!(s.p.store.free_bytes(), free + head_len + (head_len - base));
+}
+
+#[test]
 fn streamed_messages_without_a_payload_source_are_discarded_at_reconnect() {
     let mut s = persistent();
     s.set_options(Options {
