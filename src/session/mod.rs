@@ -98,11 +98,12 @@ mod tx;
 #[cfg(feature = "v5")]
 mod v5;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "v3"))]
 mod stored_sends_tests;
-#[cfg(all(test, feature = "v5"))]
+// Shares `stored_sends_tests`' generator.
+#[cfg(all(test, feature = "v3", feature = "v5"))]
 mod stored_sends_v5_tests;
-#[cfg(test)]
+#[cfg(all(test, feature = "v3"))]
 mod tests;
 #[cfg(all(test, feature = "v5"))]
 mod v5_tests;

@@ -595,6 +595,22 @@ fn unsuback_reason_codes_reach_the_event_and_must_match() {
     );
 }
 
+#[cfg(not(feature = "v3"))]
+#[test]
+fn a_build_without_3_1_1_refuses_a_3_1_1_connect_and_stays_offline() {
+    let mut s = session();
+    assert_eq!(
+        s.connect(T0, &Connect::new("c")),
+        Err(SessionError::Usage(UsageError::Unsupported(
+            crate::error::Unsupported::Mqtt3
+        )))
+    );
+    assert!(s.poll_transmit(T0).is_empty());
+    assert_eq!(s.state(), State::Disconnected);
+}
+
+// A build with both versions.
+#[cfg(feature = "v3")]
 #[test]
 fn mqtt_5_data_on_a_3_1_1_connection_is_refused() {
     let mut s = session();
@@ -1991,6 +2007,8 @@ fn more_refusals_on_mqtt_5() {
     ));
 }
 
+// A build with both versions.
+#[cfg(feature = "v3")]
 #[test]
 fn a_3_1_1_connection_refuses_a_subscription_identifier() {
     let mut s = session();
