@@ -18,7 +18,8 @@
 //!   order, with its topic (an alias's, for one sent with the alias alone);
 //! - after `Event::Closed` (or a lost connection) nothing is written but,
 //!   for a broker's violation on an accepted connection, one DISCONNECT
-//!   with its reason code; no deadline is left until the next connect.
+//!   with its reason code, never after part of a packet; no deadline is
+//!   left until the next connect.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -191,12 +192,16 @@ impl Model<'_> {
                         Closed::Protocol(_) => Some(ReasonCode::ProtocolError),
                         _ => None,
                     };
+                    // Part of a packet written: its rest, not a DISCONNECT,
+                    // is what the broker reads next.
+                    let mid_packet = !self.partial.is_empty();
                     self.ended();
                     assert_eq!(self.s.state(), State::Disconnected);
                     // At most a DISCONNECT saying why (§4.13.1), once
                     // CONNACK accepted the connection.
                     let last = self.s.poll_transmit(now);
                     if !last.is_empty() {
+                        assert!(!mid_packet, "a DISCONNECT after part of a packet");
                         let (packet, n) = v5::Packet::decode(last).expect("a valid last packet");
                         assert_eq!(n, last.len(), "more than one last packet");
                         match (packet, why) {

@@ -754,10 +754,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             Ok((handled, packet)) => self.p.event_any(handled, packet),
             Err(reason) => {
                 // Only between packets: after part of one, its rest is
-                // what the broker expects next.
+                // what the broker expects next. Whole packets not yet
+                // started (acknowledgements of this read) are dropped with
+                // the connection; the DISCONNECT goes alone.
                 #[cfg(feature = "v5")]
                 let goodbye = self.p.goodbye(reason).filter(|_| {
-                    self.p.store.tx.is_empty()
+                    self.p.store.tx.untouched()
                         && self.p.stored.is_empty()
                         && self.p.payload.is_none()
                 });

@@ -127,6 +127,9 @@ pub(crate) struct TxQueue {
     written: u64,
     /// Where the last packet pushed starts, as a stream position.
     last: u64,
+    /// Where the pending bytes began, as a stream position: the first
+    /// packet pushed into an empty queue.
+    run: u64,
 }
 
 impl TxQueue {
@@ -168,6 +171,12 @@ impl TxQueue {
         self.written
     }
 
+    /// Nothing of the pending bytes is written: they are whole packets,
+    /// which may be dropped without leaving part of one on the wire.
+    pub(crate) fn untouched(&self) -> bool {
+        self.is_empty() || self.written == self.run
+    }
+
     /// Marks `n` pending bytes as written, and keeps them (`hold`) or
     /// drops them with the held ones. More than pending is clamped: a
     /// transport that claims to have written more than it was given cannot
@@ -206,6 +215,9 @@ impl TxQueue {
 
     /// A packet of `n` bytes was written at `end`.
     pub(crate) fn pushed(&mut self, n: usize) {
+        if self.is_empty() {
+            self.run = self.queued;
+        }
         self.end += n;
         self.last = self.queued;
         self.queued += n as u64;

@@ -2363,6 +2363,36 @@ fn resubscribe_rounds_beyond_the_request_slots_leave_nothing_to_spin_on() {
 }
 
 #[test]
+fn a_goodbye_replaces_acknowledgements_not_yet_started() {
+    let mut s = connected();
+    // A QoS 1 message, then a malformed PUBACK, in one read.
+    let p = incoming(QoS::AtLeastOnce, Some(7), &[]);
+    let mut bytes = vec![0u8; p.encoded_len()];
+    let n = p.encode(&mut bytes).unwrap();
+    bytes.truncate(n);
+    bytes.extend_from_slice(&[0x40, 0x01, 0x00]);
+    assert!(matches!(
+        feed_bytes(&mut s, T0, &bytes),
+        Ok(Some(Event::Message(_)))
+    ));
+    // Consuming the message queued its PUBACK; nothing is written yet.
+    assert!(matches!(
+        s.poll_event(T0),
+        Some(Event::Closed(Closed::Malformed(_)))
+    ));
+    // The PUBACK goes with the connection (the message comes again); the
+    // broker is told why.
+    let wire = sent(&mut s, T0);
+    assert!(
+        matches!(
+            wire.as_slice(),
+            [v5::Packet::Disconnect(d)] if d.reason_code == ReasonCode::MalformedPacket
+        ),
+        "{wire:?}"
+    );
+}
+
+#[test]
 fn no_goodbye_after_part_of_a_packet() {
     let mut s = connected();
     let body = [1u8; 60];
