@@ -128,7 +128,8 @@ pub(crate) struct TxQueue {
     /// Where the last packet pushed starts, as a stream position.
     last: u64,
     /// Where the pending bytes began, as a stream position: the first
-    /// packet pushed into an empty queue.
+    /// packet pushed into an empty queue. (MQTT 5's goodbye asks.)
+    #[cfg(feature = "v5")]
     run: u64,
 }
 
@@ -173,6 +174,7 @@ impl TxQueue {
 
     /// Nothing of the pending bytes is written: they are whole packets,
     /// which may be dropped without leaving part of one on the wire.
+    #[cfg(feature = "v5")]
     pub(crate) fn untouched(&self) -> bool {
         self.is_empty() || self.written == self.run
     }
@@ -215,6 +217,7 @@ impl TxQueue {
 
     /// A packet of `n` bytes was written at `end`.
     pub(crate) fn pushed(&mut self, n: usize) {
+        #[cfg(feature = "v5")]
         if self.is_empty() {
             self.run = self.queued;
         }
