@@ -268,6 +268,9 @@ where
     /// requests.
     pub(super) async fn flush(&mut self) -> Res<(), TransportError<K>> {
         loop {
+            // Queued first, so that they go out in the same write as what
+            // the session has queued (acknowledgements, say).
+            let mut again = self.queue_requests()?;
             #[cfg_attr(not(feature = "streaming"), allow(unused_mut))]
             let mut written = self.flush_transmit(None).await;
             // A resent streamed message's payload, asked of the
@@ -280,13 +283,30 @@ where
                     written = self.flush_transmit(None).await;
                 }
             }
-            if written.is_ok() {
-                self.report_sent();
+            // `on_publish` may queue requests too.
+            if written.is_ok() && self.report_sent() {
+                again = true;
             }
             written?;
-            let Some((request, size)) = self.outbox.front() else {
+            if !again {
                 return Ok(());
-            };
+            }
+        }
+    }
+
+    /// Hands the session the outbox's requests, oldest first, while they
+    /// fit, so that several go out in one write. `Ok(true)`: call again
+    /// once the transmit queue is written, for the requests left.
+    ///
+    /// A request the session refuses is dropped from the outbox and its
+    /// error returned only when nothing waits to be written: a refusal
+    /// does not hold back what was queued before it. Until then it stays,
+    /// and is tried again.
+    fn queue_requests(&mut self) -> Result<bool, SessionError> {
+        let mut again = false;
+        // One clock reading stamps the whole batch.
+        let mut now = None;
+        while let Some((request, size)) = self.outbox.front() {
             // Only an AUTH goes out before CONNACK (MQTT 5 §4.12).
             #[cfg(feature = "v5")]
             let early = matches!(request, Request::Auth { .. })
@@ -294,9 +314,9 @@ where
             #[cfg(not(feature = "v5"))]
             let early = false;
             if self.session.state() != State::Connected && !early {
-                return Ok(());
+                break;
             }
-            let now = self.clock.now();
+            let now = *now.get_or_insert_with(|| self.clock.now());
             let result = match request {
                 Request::Publish {
                     topic,
@@ -339,21 +359,31 @@ where
                 }
             };
             match result {
-                Ok(()) => self.outbox.pop_front(size),
+                Ok(()) => {
+                    self.outbox.pop_front(size);
+                    again = true;
+                }
                 // Full for now: try again once acknowledgements free room
                 // (never, with a window of 0: then it is an error below).
-                Err(SessionError::Resource(ResourceError::InflightFull)) if INFLIGHT > 0 => {
-                    return Ok(());
-                }
+                Err(SessionError::Resource(ResourceError::InflightFull)) if INFLIGHT > 0 => break,
                 // Write what is queued, then try again.
                 Err(SessionError::Resource(ResourceError::TransmitBufferTooSmall { .. }))
-                    if !self.session.transmit_idle() => {}
+                    if !self.session.transmit_idle() =>
+                {
+                    again = true;
+                    break;
+                }
+                Err(_) if again || !self.session.transmit_idle() => {
+                    again = true;
+                    break;
+                }
                 Err(e) => {
                     self.outbox.pop_front(size);
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
+        Ok(again)
     }
 
     /// Writes the session's pending bytes.
@@ -530,10 +560,11 @@ where
     }
 
     /// Runs `on_publish` for the QoS 0 messages written in full since the
-    /// last call: "complete when written", not at the next read.
+    /// last call: "complete when written", not at the next read. `true`
+    /// if it ran.
     // Not inlined: three callers.
     #[inline(never)]
-    pub(super) fn report_sent(&mut self) {
+    pub(super) fn report_sent(&mut self) -> bool {
         let Client {
             session,
             callbacks,
@@ -541,10 +572,13 @@ where
             outbox,
             ..
         } = self;
+        let mut any = false;
         while let Some(topic) = session.poll_sent() {
             let mut ctx = Context::new(user_data, outbox);
             callbacks.published(&mut ctx, topic, None);
+            any = true;
         }
+        any
     }
 }
 
