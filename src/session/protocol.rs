@@ -162,12 +162,6 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// they wait for their acknowledgement anyway, so an in-flight message
     /// is held once. In order, each with the transmit-stream position of
     /// the queue's bytes it goes before. At most one per outgoing entry.
-    ///
-    /// The transmit queue and the store are still two slices, where the
-    /// design has one arena for both: sharing one slice with a moving
-    /// boundary needs both to work on offsets into a buffer passed in (safe
-    /// Rust cannot re-split two borrowed halves), which is left for later.
-    /// What the arena was for, one copy of each in-flight message, holds.
     pub(crate) stored: heapless::Vec<StoredSend, INFLIGHT>,
     /// How many bytes of the first of [`stored`](Self::stored) have been
     /// written.

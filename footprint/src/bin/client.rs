@@ -21,7 +21,8 @@ use minimqtt_footprint::{
 #[unsafe(link_section = ".footprint.sizes")]
 static SIZES: [u32; 4] = sizes::SIZES;
 
-/// Receive, transmit, session store, outbox: 1.75 KiB of `.bss`.
+/// Receive buffer, arena (transmit queue and session store), outbox:
+/// 1.75 KiB of `.bss`.
 static mut BUFFERS: Buffers<512, 1024, 256> = Buffers::new();
 
 /// Ends in `rt::footprint_done`, with 1 if the path passed.
