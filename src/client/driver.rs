@@ -270,7 +270,7 @@ where
         loop {
             // Queued first, so that they go out in the same write as what
             // the session has queued (acknowledgements, say).
-            let mut again = self.queue_requests()?;
+            let queued = self.queue_requests();
             #[cfg_attr(not(feature = "streaming"), allow(unused_mut))]
             let mut written = self.flush_transmit(None).await;
             // A resent streamed message's payload, asked of the
@@ -284,11 +284,10 @@ where
                 }
             }
             // `on_publish` may queue requests too.
-            if written.is_ok() && self.report_sent() {
-                again = true;
-            }
+            let reported = written.is_ok() && self.report_sent();
             written?;
-            if !again {
+            // A refusal's error, once what was queued before is written.
+            if !queued? && !reported {
                 return Ok(());
             }
         }
@@ -299,9 +298,8 @@ where
     /// once the transmit queue is written, for the requests left.
     ///
     /// A request the session refuses is dropped from the outbox and its
-    /// error returned only when nothing waits to be written: a refusal
-    /// does not hold back what was queued before it. Until then it stays,
-    /// and is tried again.
+    /// error returned when it comes first; behind requests queued by this
+    /// call, it stays until they are written, and is tried again.
     fn queue_requests(&mut self) -> Result<bool, SessionError> {
         let mut again = false;
         // One clock reading stamps the whole batch.
@@ -373,10 +371,7 @@ where
                     again = true;
                     break;
                 }
-                Err(_) if again || !self.session.transmit_idle() => {
-                    again = true;
-                    break;
-                }
+                Err(_) if again => break,
                 Err(e) => {
                     self.outbox.pop_front(size);
                     return Err(e);
