@@ -61,6 +61,10 @@ pub enum TopicError {
     MultiLevelWildcard,
     /// `+` shares its level with other characters (§4.7.1.3).
     SingleLevelWildcard,
+    /// MQTT 5: a shared subscription's filter is not `$share/`, a
+    /// ShareName of one character at least with no `/`, `+` or `#`, `/`
+    /// and a topic filter (§4.8.2, MQTT-4.8.2-1 and MQTT-4.8.2-2).
+    SharedSubscription,
 }
 
 impl fmt::Display for TopicError {
@@ -72,6 +76,7 @@ impl fmt::Display for TopicError {
             Self::WildcardInName => "wildcard in a topic name",
             Self::MultiLevelWildcard => "'#' must be last and alone in its level",
             Self::SingleLevelWildcard => "'+' must be alone in its level",
+            Self::SharedSubscription => "a shared subscription is $share/{ShareName}/{filter}",
         })
     }
 }
@@ -380,6 +385,57 @@ pub(crate) fn name_error(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// MQTT 5 (§4.8.2): a filter that starts with `$share/` is a shared
+/// subscription, and must go on with a ShareName of one character at
+/// least, with no `/`, `+` or `#` (MQTT-4.8.2-1), then `/` and a topic
+/// filter (MQTT-4.8.2-2). `filter` is a valid filter already, so the part
+/// after the ShareName is one too. Other filters pass.
+///
+/// ```
+/// use minimqtt::topic::{TopicError, validate_shared};
+///
+/// assert_eq!(validate_shared("$share/group/sensors/#"), Ok(()));
+/// assert_eq!(validate_shared("sensors/#"), Ok(()));
+/// assert_eq!(validate_shared("$share//a"), Err(TopicError::SharedSubscription));
+/// assert_eq!(validate_shared("$share/+/a"), Err(TopicError::SharedSubscription));
+/// assert_eq!(validate_shared("$share/group"), Err(TopicError::SharedSubscription));
+/// assert_eq!(validate_shared("$share/group/"), Err(TopicError::SharedSubscription));
+/// ```
+pub fn validate_shared(filter: &str) -> Result<(), TopicError> {
+    let Some(rest) = filter.strip_prefix(SHARED_PREFIX) else {
+        return Ok(());
+    };
+    let Some((name, topic)) = rest.split_once('/') else {
+        return Err(TopicError::SharedSubscription);
+    };
+    let wildcard = name.bytes().any(|b| b == SINGLE_LEVEL || b == MULTI_LEVEL);
+    if name.is_empty() || wildcard || topic.is_empty() {
+        return Err(TopicError::SharedSubscription);
+    }
+    Ok(())
+}
+
+/// The prefix of an MQTT 5 shared subscription's filter (§4.8.2).
+pub(crate) const SHARED_PREFIX: &str = "$share/";
+
+/// The part of `filter` that topics are matched against: all of it, but
+/// for a shared subscription (§4.8.2) the filter after its ShareName.
+// Not inlined: one copy for the callbacks' two match loops.
+#[inline(never)]
+pub(crate) fn without_share(filter: &str) -> &str {
+    // The usual filter costs one comparison.
+    if filter.as_bytes().first() != Some(&b'$') {
+        return filter;
+    }
+    let Some(rest) = filter.strip_prefix(SHARED_PREFIX) else {
+        return filter;
+    };
+    match rest.bytes().position(|b| b == SEPARATOR) {
+        Some(at) => rest.get(at + 1..).unwrap_or(filter),
+        None => filter,
+    }
+}
+
 /// The checks of [`TopicFilter::new`], for callers that keep a plain `&str`.
 // Inlined: the fast path is a few instructions, and the encoders call it
 // once per filter; the error path stays out of line.
@@ -435,6 +491,46 @@ impl core::error::Error for TopicError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_subscription_matches_as_its_filter() {
+        assert_eq!(without_share("$share/g/sport/#"), "sport/#");
+        assert_eq!(without_share("$share/g/#"), "#");
+        assert_eq!(without_share("sport/#"), "sport/#");
+        assert_eq!(without_share("$SYS/#"), "$SYS/#");
+        // Malformed: kept whole (the codec refuses to send it).
+        assert_eq!(without_share("$share/g"), "$share/g");
+        assert!(matches(without_share("$share/g/sport/+"), "sport/tennis"));
+        // §4.7.2 holds for the filter part.
+        assert!(!matches(without_share("$share/g/#"), "$SYS/x"));
+    }
+
+    #[test]
+    fn shared_subscriptions_are_checked_whole() {
+        for ok in [
+            "$share/g/a",
+            "$share/group/a/+/#",
+            "$share/g/#",
+            "$share/g//",
+            "sport/#",
+        ] {
+            assert_eq!(validate_shared(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "$share//a",
+            "$share/g",
+            "$share/g/",
+            "$share/+/a",
+            "$share/#",
+            "$share/a#/b",
+        ] {
+            assert_eq!(
+                validate_shared(bad),
+                Err(TopicError::SharedSubscription),
+                "{bad}"
+            );
+        }
+    }
 
     /// The examples of §4.7 and the `$` rules of §4.7.2, as (filter, topic, matches).
     const MATCH_TABLE: &[(&str, &str, bool)] = &[

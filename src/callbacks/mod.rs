@@ -570,7 +570,10 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
     }
 
     /// Runs `f` for every message whose topic matches `filter`. A filter
-    /// that already has a callback gets the new one.
+    /// that already has a callback gets the new one. A shared
+    /// subscription's filter, `$share/{ShareName}/{filter}`, matches the
+    /// topics its `{filter}` matches, so the filter subscribed to can name
+    /// its callback too.
     ///
     /// Errors: [`RouteError::InvalidFilter`] for a filter MQTT forbids,
     /// [`RouteError::Full`] past `ROUTES` callbacks.
@@ -652,7 +655,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
     pub fn dispatch_message(&self, ctx: &mut Context<'_, U>, message: &Message<'_>) -> usize {
         let mut matched = 0;
         for (filter, route) in &self.routes {
-            if !topic::matches(filter, message.topic) {
+            if !topic::matches(topic::without_share(filter), message.topic) {
                 continue;
             }
             matched += 1;
@@ -678,7 +681,7 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
         let mut matched = 0;
         for (filter, route) in &self.routes {
             if let Some(s) = route.stream() {
-                if topic::matches(filter, stream.topic) {
+                if topic::matches(topic::without_share(filter), stream.topic) {
                     s(ctx, stream);
                     matched += 1;
                 }
@@ -871,6 +874,29 @@ mod tests {
         );
         outbox.pop_front(size);
         assert!(outbox.is_empty());
+    }
+
+    /// The callback of a shared subscription's filter gets the messages of
+    /// its topics, which arrive without the `$share/{ShareName}/` part.
+    #[test]
+    fn a_shared_subscription_filter_routes_its_topics() {
+        let mut callbacks: Callbacks<'_, Log, 2> = Callbacks::new().on_message(general);
+        callbacks
+            .add_topic_callback("$share/workers/jobs/+", a)
+            .unwrap();
+        let mut log = Log::default();
+        let mut buf = [0u8; 64];
+        let mut outbox = Outbox::new(&mut buf);
+        let mut ctx = Context::new(&mut log, &mut outbox);
+        assert_eq!(callbacks.dispatch_message(&mut ctx, &message("jobs/7")), 1);
+        assert_eq!(callbacks.dispatch_message(&mut ctx, &message("other/7")), 0);
+        assert_eq!(
+            log.calls
+                .iter()
+                .map(|c| c.0)
+                .collect::<heapless::Vec<_, 4>>(),
+            ["a", "general"]
+        );
     }
 
     #[test]

@@ -2510,3 +2510,44 @@ fn a_resubscription_with_an_identifier_keeps_its_copy() {
     );
     assert!(s.p.store.subscriptions[0].confirmed);
 }
+
+/// MQTT-4.8.2-1, MQTT-4.8.2-2: a shared subscription's filter is
+/// `$share/`, a non-empty ShareName without wildcards, `/` and a filter;
+/// anything else is refused before it is queued, for SUBSCRIBE and
+/// UNSUBSCRIBE alike.
+#[test]
+fn malformed_shared_subscriptions_are_refused() {
+    let mut s = connected();
+    let bad = UsageError::Encode(crate::codec::EncodeError::TopicFilter(
+        crate::topic::TopicError::SharedSubscription,
+    ));
+    for filter in [
+        "$share//a",
+        "$share/g",
+        "$share/g/",
+        "$share/+/a",
+        "$share/#",
+    ] {
+        let sub = [Subscription {
+            filter,
+            qos: QoS::AtMostOnce,
+        }];
+        assert_eq!(
+            s.subscribe(T0, &sub),
+            Err(SessionError::Usage(bad)),
+            "{filter}"
+        );
+        assert_eq!(
+            s.unsubscribe(T0, &[filter]),
+            Err(SessionError::Usage(bad)),
+            "{filter}"
+        );
+    }
+    assert!(sent(&mut s, T0).is_empty());
+    let sub = [Subscription {
+        filter: "$share/g/a/#",
+        qos: QoS::AtMostOnce,
+    }];
+    s.subscribe(T0, &sub).unwrap();
+    assert!(matches!(sent(&mut s, T0)[..], [v5::Packet::Subscribe(_)]));
+}

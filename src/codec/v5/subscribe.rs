@@ -14,9 +14,6 @@ use crate::codec::{
 /// The fixed-header flags of SUBSCRIBE and UNSUBSCRIBE (§3.8.1, §3.10.1).
 const FLAGS: u8 = 0b0010;
 
-/// The prefix of a shared subscription's filter (§4.8.2).
-const SHARED_PREFIX: &str = "$share/";
-
 mod option {
     pub const QOS_MASK: u8 = 0b11;
     pub const NO_LOCAL: u8 = 0b0100;
@@ -116,7 +113,7 @@ pub struct Subscription<'a> {
 
 impl Subscription<'_> {
     fn is_shared(&self) -> bool {
-        self.filter.starts_with(SHARED_PREFIX)
+        self.filter.starts_with(crate::topic::SHARED_PREFIX)
     }
 }
 
@@ -247,8 +244,11 @@ fn subscription(input: &[u8]) -> Result<(&[u8], Subscription<'_>), Malformed> {
         filter,
         options: SubscriptionOptions::from_u8(options)?,
     };
-    if sub.options.no_local && sub.is_shared() {
-        return Err(Malformed::SharedNoLocal);
+    if sub.is_shared() {
+        crate::topic::validate_shared(filter).map_err(Malformed::TopicFilter)?;
+        if sub.options.no_local {
+            return Err(Malformed::SharedNoLocal);
+        }
     }
     Ok((rest, sub))
 }
@@ -341,14 +341,21 @@ impl<'a> Subscribe<'a> {
     }
 }
 
-/// What an outgoing subscription must be: a valid topic filter, and No
-/// Local off on a shared subscription (MQTT-3.8.3-4).
+/// What an outgoing subscription must be: a valid topic filter, and, if
+/// shared, a well-formed one (MQTT-4.8.2-1, MQTT-4.8.2-2) with No Local off
+/// (MQTT-3.8.3-4).
 fn check_subscription(sub: &Subscription<'_>) -> Result<(), EncodeError> {
-    check_filter(sub.filter)?;
+    check_v5_filter(sub.filter)?;
     if sub.options.no_local && sub.is_shared() {
         return Err(EncodeError::SharedNoLocal);
     }
     Ok(())
+}
+
+/// A valid topic filter, and a well-formed one if shared.
+fn check_v5_filter(filter: &str) -> Result<(), EncodeError> {
+    check_filter(filter)?;
+    crate::topic::validate_shared(filter).map_err(EncodeError::TopicFilter)
 }
 
 /// UNSUBSCRIBE: a request to drop one or more subscriptions.
@@ -372,7 +379,9 @@ impl<'a> Unsubscribe<'a> {
         }
         let mut rest = list;
         while !rest.is_empty() {
-            rest = shared(string::topic_filter(rest))?.0;
+            let (after, filter) = shared(string::topic_filter(rest))?;
+            crate::topic::validate_shared(filter).map_err(Malformed::TopicFilter)?;
+            rest = after;
         }
         Ok(Self {
             packet_id,
@@ -400,7 +409,7 @@ impl<'a> Unsubscribe<'a> {
         if self.filters.is_empty() {
             return Err(EncodeError::NoFilters);
         }
-        self.filters.iter().try_for_each(check_filter)
+        self.filters.iter().try_for_each(check_v5_filter)
     }
 
     /// Encodes the packet into `buf`, returning its length. Writes nothing
