@@ -425,7 +425,9 @@ impl<U> Route<U> {
 /// packet id could be read).
 pub type DroppedCallback<U> = fn(&mut Context<'_, U>, &Dropped<'_>);
 /// `on_publish_discarded(context, topic, packet id)`: an outgoing QoS 1/2
-/// message will never complete; a clean-session connect discarded it.
+/// message will never complete; a clean-session connect discarded it (or,
+/// MQTT 5, the broker's new limits forbid resending it: see
+/// [`Event::Discarded`](crate::session::Event::Discarded)).
 pub type DiscardedCallback<U> = fn(&mut Context<'_, U>, &str, u16);
 
 /// The callback registry: the six MiniMQTT callbacks and up to `ROUTES`
@@ -523,7 +525,8 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
     }
 
     /// Sets `on_publish_discarded`, told of every outgoing QoS 1/2 message
-    /// a clean-session connect discarded before it completed.
+    /// a clean-session connect discarded before it completed (or, MQTT 5,
+    /// that the broker's new limits forbid resending).
     pub fn on_publish_discarded(mut self, f: DiscardedCallback<U>) -> Self {
         self.on_publish_discarded = Some(f);
         self

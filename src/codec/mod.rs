@@ -64,6 +64,8 @@ pub use header::{FixedHeader, MAX_HEADER_LEN, MAX_REMAINING_LENGTH, PacketType, 
 pub(crate) use header::{packet_len, queued_packet, queued_topic};
 pub use ping::{Disconnect, PingReq, PingResp};
 pub use publish::Publish;
+#[cfg(feature = "v5")]
+pub(crate) use publish::stored_retain;
 pub(crate) use publish::{Peek, mark_dup, peek_oversized, publish_dup, publish_retain};
 pub use suback::{ReturnCodes, SubAck, SubscribeReturnCode};
 pub use subscribe::{Subscribe, SubscribeFilters, SubscribeIter, Subscription};

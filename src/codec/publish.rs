@@ -221,6 +221,15 @@ pub(crate) fn mark_dup(packet: &mut [u8]) {
     }
 }
 
+/// Whether an encoded PUBLISH (`packet` starts with its fixed header) has
+/// its RETAIN flag set.
+#[cfg(feature = "v5")]
+pub(crate) fn stored_retain(packet: &[u8]) -> bool {
+    packet
+        .first()
+        .is_some_and(|&first| first & flag::RETAIN != 0)
+}
+
 /// The DUP flag in the fixed-header flags of a PUBLISH.
 pub(crate) const fn publish_dup(flags: u8) -> bool {
     flags & flag::DUP != 0

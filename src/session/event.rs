@@ -343,7 +343,10 @@ pub enum Event<'a> {
         reason: Reason<'a>,
     },
     /// An outgoing QoS 1/2 message that will never complete: a
-    /// clean-session connect discarded it with the rest of the session.
+    /// clean-session connect discarded it with the rest of the session
+    /// (or a broker that kept no session, MQTT-3.2.2-5), or MQTT 5, the
+    /// broker's new CONNACK forbids resending it (too large, above its
+    /// Maximum QoS, or retained without Retain Available).
     Discarded {
         /// Its topic.
         topic: &'a str,

@@ -944,9 +944,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// session on the broker, the session's in-flight messages are
     /// discarded (MQTT-3.2.2-5), each reported as [`Event::Discarded`].
     ///
-    /// Refused with [`UsageError::Unsupported`] for an Authentication
-    /// Method or a Topic Alias Maximum above 0, which the session does not
-    /// handle yet.
+    /// Refused with [`UsageError::Unsupported`] for a Topic Alias Maximum
+    /// above `SUBS` or a Receive Maximum above `INFLIGHT`: the session
+    /// could not keep track of more. Send a Receive Maximum (the
+    /// [`Client`](crate::Client) sends `INFLIGHT`): without one the broker
+    /// may hold up to 65,535 QoS 2 messages unreleased, more than the
+    /// session remembers, and if it resent one the session forgot, that
+    /// message would be delivered twice.
     #[cfg(feature = "v5")]
     pub fn connect_v5(&mut self, now: Instant, connect: &codec::v5::Connect<'_>) -> Result<()> {
         self.settle();

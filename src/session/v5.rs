@@ -365,11 +365,32 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // (MQTT-3.2.2-5), each message reported as discarded.
             self.store.discard_inflight();
         }
-        // A message too large for this broker can never be resent
-        // (MQTT-3.1.2-25): it is discarded, and reported so.
+        // A PUBLISH this broker forbids can never be resent: too large
+        // (MQTT-3.1.2-25), above its Maximum QoS (MQTT-3.2.2-11) or
+        // retained where it has no retain (MQTT-3.2.2-14). It is
+        // discarded, and reported so. (A PUBREL is resent whatever the
+        // limits: its PUBLISH went out under the old ones.)
         let max = usize::try_from(self.limits.maximum_packet_size).unwrap_or(usize::MAX);
-        for e in self.store.outgoing.iter_mut().filter(|e| e.is_live()) {
-            if e.stage != Stage::AwaitPubComp && e.span.len.saturating_add(e.payload) > max {
+        let Limits {
+            maximum_qos,
+            retain_available,
+            ..
+        } = self.limits;
+        for i in 0..self.store.outgoing.len() {
+            let e = self.store.outgoing[i];
+            if !e.is_live() || e.stage == Stage::AwaitPubComp {
+                continue;
+            }
+            let qos = match e.stage {
+                Stage::AwaitPubAck => QoS::AtLeastOnce,
+                _ => QoS::ExactlyOnce,
+            };
+            let retain = codec::stored_retain(self.store.bytes(e.span));
+            if e.span.len.saturating_add(e.payload) > max
+                || qos > maximum_qos
+                || (retain && !retain_available)
+            {
+                let e = &mut self.store.outgoing[i];
                 e.status = Status::Discarded;
                 e.send = false;
             }
@@ -384,12 +405,26 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // broker's maximum is not re-sent on this connection (the rest
             // go in SUBSCRIBEs that fit, `queue_resubscribe`), and
             // `resubscribed` does not count it.
-            for sub in self.store.subscriptions.iter_mut().filter(|s| !s.confirmed) {
-                if super::resume::resubscribe_len(sub.id, core::iter::once(sub.span.len)) > max {
-                    crate::fmt::warning!("a filter over the broker's Maximum Packet Size");
-                    sub.requested = true;
-                    connected.resubscribed -= 1;
+            //
+            // Nor is one this broker says it does not take: a wildcard, a
+            // shared subscription or a Subscription Identifier that its
+            // CONNACK says is not available (§3.2.2.3.11 to .13: sending
+            // it is a Protocol Error).
+            for i in 0..self.store.subscriptions.len() {
+                let sub = self.store.subscriptions[i];
+                if sub.confirmed {
+                    continue;
                 }
+                let filter = core::str::from_utf8(self.store.bytes(sub.span)).unwrap_or("");
+                let refused = self.check_filters_v5(core::iter::once(filter)).is_err()
+                    || (sub.id != 0 && !self.limits.subscription_identifier_available);
+                let len = super::resume::resubscribe_len(sub.id, core::iter::once(sub.span.len));
+                if !refused && len <= max {
+                    continue;
+                }
+                crate::fmt::warning!("a filter this broker does not take is not re-sent");
+                self.store.subscriptions[i].requested = true;
+                connected.resubscribed -= 1;
             }
             self.resubscribe = connected.resubscribed > 0;
         }
@@ -555,7 +590,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     ) -> Result<()> {
         let l = &self.limits;
         filters.try_for_each(|f| {
-            if !l.shared_subscription_available && f.starts_with("$share/") {
+            if !l.shared_subscription_available && f.starts_with(crate::topic::SHARED_PREFIX) {
                 return Err(unsupported(Unsupported::SharedSubscription));
             }
             if !l.wildcard_subscription_available && f.contains(['+', '#']) {

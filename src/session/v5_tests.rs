@@ -2551,3 +2551,109 @@ fn malformed_shared_subscriptions_are_refused() {
     s.subscribe(T0, &sub).unwrap();
     assert!(matches!(sent(&mut s, T0)[..], [v5::Packet::Subscribe(_)]));
 }
+
+/// MQTT-3.2.2-11, MQTT-3.2.2-14: the broker kept the session but now
+/// takes at most QoS 1 and no retained messages. A QoS 2 PUBLISH and a
+/// retained one can never be resent: they are discarded and reported; a
+/// plain QoS 1 one is resent, and so is the PUBREL of a QoS 2 message
+/// past PUBREC (its PUBLISH went out under the old limits).
+#[test]
+fn resends_keep_to_a_lower_maximum_qos_and_no_retain() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let released = s
+        .publish(T0, &publish("t", QoS::ExactlyOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, ack(PacketType::PubRec, released)).is_ok());
+    let qos2 = s
+        .publish(T0, &publish("t", QoS::ExactlyOnce))
+        .unwrap()
+        .unwrap();
+    let retained = s
+        .publish(T0, &Publish::new("r", b"x", QoS::AtLeastOnce, true))
+        .unwrap()
+        .unwrap();
+    let plain = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    static LIMITED: [Property<'static>; 2] =
+        [Property::MaximumQoS(1), Property::RetainAvailable(0)];
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&LIMITED),
+    });
+    let event = feed(&mut s, secs(1), present).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(info.resent, 2);
+    let mut discarded = Vec::new();
+    while let Some(event) = s.poll_event(secs(1)) {
+        match event {
+            Event::Discarded { packet_id, .. } => discarded.push(packet_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(discarded, [qos2, retained]);
+    let wire = sent(&mut s, secs(1));
+    assert_eq!(
+        publishes_and_rels(&wire),
+        [(released, true), (plain, false)]
+    );
+    assert!(
+        wire.iter()
+            .all(|p| !matches!(p, v5::Packet::Publish(p) if p.qos == QoS::ExactlyOnce || p.retain)),
+        "{wire:?}"
+    );
+}
+
+/// §3.2.2.3.11 to .13: after a reconnect, the re-SUBSCRIBE leaves out
+/// what the new CONNACK says the broker does not take (a wildcard, a
+/// shared subscription, a Subscription Identifier), and sends the rest.
+#[test]
+fn the_resubscription_keeps_to_what_the_broker_takes() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let sub = |filter| v5::Subscription {
+        filter,
+        options: SubscriptionOptions::new(QoS::AtLeastOnce),
+    };
+    s.subscribe_v5(T0, &[sub("plain/id")], Some(7)).unwrap();
+    s.subscribe_v5(T0, &[sub("a/#"), sub("$share/g/b"), sub("c")], None)
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    // No SUBACK: all four are re-sent after a reconnect, unless refused.
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    static NONE: [Property<'static>; 3] = [
+        Property::WildcardSubscriptionAvailable(0),
+        Property::SharedSubscriptionAvailable(0),
+        Property::SubscriptionIdentifierAvailable(0),
+    ];
+    let event = feed(&mut s, secs(1), connack(&NONE)).unwrap();
+    let Some(Event::Connected(info)) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(info.resubscribed, 1);
+    while s.poll_event(secs(1)).is_some() {}
+    let wire = sent(&mut s, secs(1));
+    let [v5::Packet::Subscribe(subscribe)] = wire.as_slice() else {
+        panic!("{wire:?}")
+    };
+    let filters: Vec<_> = subscribe.filters.iter().map(|s| s.filter).collect();
+    assert_eq!(filters, ["c"]);
+    assert_eq!(subscribe.properties.subscription_identifiers().count(), 0);
+}
