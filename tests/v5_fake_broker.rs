@@ -2202,7 +2202,10 @@ async fn enhanced_authentication_and_reauthentication() {
                     Some(b"client-final".to_vec())
                 )
             );
-            broker.send(&connack(&[])).await;
+            // A successful CONNACK names the method too (MQTT-4.12.0-5).
+            broker
+                .send(&connack(&[Property::AuthenticationMethod("SCRAM-SHA-1")]))
+                .await;
         })
     })
     .await;
@@ -2288,7 +2291,8 @@ async fn an_unanswered_reauthentication_times_out() {
         ])
     };
     let mut c = client5(Queue::with(io), config, buffers.slices());
-    connect5(&mut c, &mut broker, &connack(&[])).await;
+    let method = [Property::AuthenticationMethod("SCRAM-SHA-1")];
+    connect5(&mut c, &mut broker, &connack(&method)).await;
     within("reauthenticate", c.reauthenticate(b"again"))
         .await
         .map_err(kind)

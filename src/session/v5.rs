@@ -104,19 +104,36 @@ pub(crate) enum AuthState {
 pub(crate) struct Advertised {
     pub(crate) receive_maximum: u16,
     pub(crate) maximum_packet_size: u32,
-    /// The CONNECT named an Authentication Method.
-    pub(crate) authentication: bool,
+    /// The CONNECT named an Authentication Method: its [`method_id`],
+    /// which the broker's AUTH packets and CONNACK must name too
+    /// (MQTT-4.12.0-5).
+    pub(crate) authentication: Option<u32>,
     /// Topic Alias Maximum: the aliases the broker may set.
     pub(crate) topic_alias_maximum: u16,
+    /// Request Problem Information: without it (0), a Reason String or a
+    /// User Property may come only on PUBLISH, CONNACK and DISCONNECT
+    /// (MQTT-3.1.2-29).
+    pub(crate) problem_information: bool,
 }
 
 impl Advertised {
     pub(crate) const NONE: Self = Self {
         receive_maximum: u16::MAX,
         maximum_packet_size: u32::MAX,
-        authentication: false,
+        authentication: None,
         topic_alias_maximum: 0,
+        problem_information: true,
     };
+}
+
+/// An Authentication Method, as the session remembers it: FNV-1a of its
+/// bytes, so the CONNECT's can be compared with the broker's without
+/// keeping the string. (A broker naming another method that collides is
+/// not caught; it is not worth a copy of the method.)
+fn method_id(method: &str) -> u32 {
+    method.bytes().fold(0x811c_9dc5, |hash, b| {
+        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// What an incoming PUBLISH does with its Topic Alias.
@@ -154,7 +171,8 @@ pub(crate) fn check_connect_v5(
             }
             Property::ReceiveMaximum(v) => advertised.receive_maximum = v,
             Property::MaximumPacketSize(v) => advertised.maximum_packet_size = v,
-            Property::AuthenticationMethod(_) => advertised.authentication = true,
+            Property::AuthenticationMethod(m) => advertised.authentication = Some(method_id(m)),
+            Property::RequestProblemInformation(v) => advertised.problem_information = v != 0,
             _ => {}
         }
     }
@@ -203,10 +221,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             connect.clean_start,
         )?;
         self.version = Version::V5;
-        self.auth = if advertised.authentication {
-            AuthState::On
-        } else {
-            AuthState::Off
+        self.auth = match advertised.authentication {
+            Some(_) => AuthState::On,
+            None => AuthState::Off,
         };
         self.advertised = advertised;
         self.limits = Limits::NONE;
@@ -224,6 +241,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     ) -> Result<Handled, Closed> {
         use v5::Packet as P;
         self.collect();
+        if !self.advertised.problem_information {
+            self.check_no_problem_information(&packet)?;
+        }
         match (self.state, packet) {
             (State::Connecting, P::ConnAck(ack)) => {
                 self.on_connack_v5(now, ack).map(Handled::Connected)
@@ -281,18 +301,48 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
     }
 
+    /// MQTT-3.1.2-29: with Request Problem Information 0 in our CONNECT,
+    /// a Reason String or User Property on anything but PUBLISH, CONNACK
+    /// or DISCONNECT is a Protocol Error.
+    fn check_no_problem_information(&self, packet: &v5::Packet<'_>) -> Result<(), Closed> {
+        use v5::Packet as P;
+        let properties = match packet {
+            P::PubAck(a) => a.properties,
+            P::PubRec(a) => a.properties,
+            P::PubRel(a) => a.properties,
+            P::PubComp(a) => a.properties,
+            P::SubAck(a) => a.properties,
+            P::UnsubAck(a) => a.properties,
+            P::Auth(a) => a.properties,
+            _ => return Ok(()),
+        };
+        if properties.reason_string().is_some() || properties.user_properties().next().is_some() {
+            return Err(Closed::Violation(ReasonCode::ProtocolError));
+        }
+        Ok(())
+    }
+
     /// An AUTH from the broker: the next step of the exchange, for the
     /// application to answer ([`Session::auth`]), or the end of a
     /// re-authentication. Without an Authentication Method in our
     /// CONNECT none may come (MQTT-4.12.0-6); Re-authenticate is ours to
     /// send; Success ends only a re-authentication (the first exchange
     /// ends with CONNACK).
+    ///
+    /// Every AUTH names the CONNECT's Authentication Method
+    /// (MQTT-4.12.0-5), and once connected the broker's AUTH only answers
+    /// a re-authentication of ours.
     fn on_auth(&mut self, auth: v5::Auth<'_>) -> Result<Handled, Closed> {
         let violation = Err(Closed::Violation(ReasonCode::ProtocolError));
+        let method = auth.properties.authentication_method().map(method_id);
+        if method.is_none() || method != self.advertised.authentication {
+            return violation;
+        }
         // Answered: the next step, if any, is the application's.
         self.auth_deadline = None;
         match (self.auth, self.state, auth.reason_code) {
             (AuthState::Off, ..) => violation,
+            (AuthState::On, State::Connected, _) => violation,
             (_, _, ReasonCode::ContinueAuthentication) => Ok(Handled::Auth),
             (AuthState::Reauthenticating, State::Connected, ReasonCode::Success) => {
                 self.auth = AuthState::On;
@@ -353,6 +403,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if ack.reason_code.is_error() {
             self.connack_deadline = None;
             return Err(Closed::RefusedV5(ack.reason_code));
+        }
+        // The CONNECT's Authentication Method, or none if it had none
+        // (MQTT-4.12.0-5, MQTT-4.12.0-6).
+        if ack.properties.authentication_method().map(method_id) != self.advertised.authentication {
+            return Err(Closed::Violation(ReasonCode::ProtocolError));
         }
         let (limits, keep_alive) = Limits::from_connack(&ack.properties);
         self.limits = limits;

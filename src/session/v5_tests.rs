@@ -1087,7 +1087,7 @@ fn enhanced_authentication_in_the_session() {
         matches!(wire.as_slice(), [v5::Packet::Auth(a)] if a.reason_code == ReasonCode::ContinueAuthentication)
     );
     assert!(matches!(
-        feed(&mut s, T0, connack(&[])),
+        feed(&mut s, T0, connack(&METHOD)),
         Ok(Some(Event::Connected(_)))
     ));
     s.auth(T0, &reauth).unwrap();
@@ -1119,7 +1119,7 @@ fn a_re_authentication_the_broker_does_not_answer_times_out() {
     s.connect_v5(T0, &hello).unwrap();
     let _ = sent(&mut s, T0);
     assert!(matches!(
-        feed(&mut s, T0, connack(&[])),
+        feed(&mut s, T0, connack(&METHOD)),
         Ok(Some(Event::Connected(_)))
     ));
     assert_eq!(s.poll_timeout(), None, "no keep-alive, nothing awaited");
@@ -1157,7 +1157,7 @@ fn a_re_authentication_the_broker_does_not_answer_times_out() {
     // A new connection waits for nothing of the old exchange.
     s.connect_v5(secs(31), &hello).unwrap();
     let _ = sent(&mut s, secs(31));
-    assert!(feed(&mut s, secs(31), connack(&[])).is_ok());
+    assert!(feed(&mut s, secs(31), connack(&METHOD)).is_ok());
     assert_eq!(s.poll_timeout(), None);
 }
 
@@ -1172,7 +1172,7 @@ fn auth_out_of_turn_is_a_protocol_error() {
         Err(Closed::Violation(ReasonCode::ProtocolError))
     );
     // Re-authenticate from the broker.
-    let mut s = connected_with(&METHOD, &[]);
+    let mut s = connected_with(&METHOD, &METHOD);
     assert_eq!(
         feed(&mut s, T0, auth_packet(ReasonCode::ReAuthenticate, &METHOD)),
         Err(Closed::Violation(ReasonCode::ProtocolError))
@@ -1990,7 +1990,7 @@ fn more_refusals_on_mqtt_5() {
     let mut s: S = Session::new(leak(512), leak(40), Timeouts::default());
     s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
     let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert!(feed(&mut s, T0, connack(&METHOD)).is_ok());
     static BIG: [Property<'static>; 2] = [
         Property::AuthenticationMethod("M"),
         Property::AuthenticationData(&[0; 60]),
@@ -2656,4 +2656,85 @@ fn the_resubscription_keeps_to_what_the_broker_takes() {
     let filters: Vec<_> = subscribe.filters.iter().map(|s| s.filter).collect();
     assert_eq!(filters, ["c"]);
     assert_eq!(subscribe.properties.subscription_identifiers().count(), 0);
+}
+
+/// MQTT-4.12.0-5, MQTT-4.12.0-6: every AUTH and a successful CONNACK name
+/// the CONNECT's Authentication Method, and none is named when the CONNECT
+/// had none; once connected, the broker's AUTH only answers a
+/// re-authentication of ours. Anything else is a Protocol Error.
+#[test]
+fn the_broker_keeps_to_our_authentication_method() {
+    static OTHER: [Property<'static>; 1] = [Property::AuthenticationMethod("OTHER")];
+    let violation = Err(Closed::Violation(ReasonCode::ProtocolError));
+    // CONNACKs.
+    for (ours, theirs) in [(&[][..], &METHOD[..]), (&METHOD, &[]), (&METHOD, &OTHER)] {
+        let mut s = session();
+        let ours: &'static [Property<'static>] = ours;
+        s.connect_v5(T0, &connect(true, ours)).unwrap();
+        let _ = sent(&mut s, T0);
+        let theirs: &'static [Property<'static>] = theirs;
+        assert_eq!(
+            feed(&mut s, T0, connack(theirs)).map(|_| ()),
+            violation,
+            "{theirs:?}"
+        );
+    }
+    // AUTH while connecting, without the method or with another one.
+    for theirs in [&[][..], &OTHER] {
+        let mut s = session();
+        s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
+        let _ = sent(&mut s, T0);
+        let theirs: &'static [Property<'static>] = theirs;
+        let auth = auth_packet(ReasonCode::ContinueAuthentication, theirs);
+        assert_eq!(feed(&mut s, T0, auth).map(|_| ()), violation, "{theirs:?}");
+    }
+    // Connected, with no re-authentication under way.
+    let mut s = connected_with(&METHOD, &METHOD);
+    let auth = auth_packet(ReasonCode::ContinueAuthentication, &METHOD);
+    assert_eq!(feed(&mut s, T0, auth).map(|_| ()), violation);
+}
+
+/// MQTT-3.1.2-29: with Request Problem Information 0, a Reason String or
+/// User Property is a Protocol Error on anything but PUBLISH, CONNACK and
+/// DISCONNECT; with 1 (the default) it is taken.
+#[test]
+fn no_problem_information_unless_asked_for() {
+    static NO_PROBLEMS: [Property<'static>; 1] = [Property::RequestProblemInformation(0)];
+    static WHY: [Property<'static>; 1] = [Property::ReasonString("why")];
+    static USER: [Property<'static>; 1] = [Property::UserProperty("k", "v")];
+    let puback = |packet_id, props: &'static [Property<'static>]| {
+        v5::Packet::PubAck(v5::PubAck {
+            packet_id,
+            reason_code: ReasonCode::Success,
+            properties: Properties::new(props),
+        })
+    };
+    for props in [&WHY[..], &USER] {
+        let mut s = connected_with(&NO_PROBLEMS, &WHY);
+        // PUBLISH may carry them.
+        assert!(matches!(
+            feed(&mut s, T0, incoming(QoS::AtMostOnce, None, &USER)),
+            Ok(Some(Event::Message(_)))
+        ));
+        let id = s
+            .publish(T0, &publish("t", QoS::AtLeastOnce))
+            .unwrap()
+            .unwrap();
+        let _ = sent(&mut s, T0);
+        assert_eq!(
+            feed(&mut s, T0, puback(id, props)).map(|_| ()),
+            Err(Closed::Violation(ReasonCode::ProtocolError)),
+            "{props:?}"
+        );
+    }
+    let mut s = connected();
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(&mut s, T0, puback(id, &WHY)),
+        Ok(Some(Event::Published { .. }))
+    ));
 }
