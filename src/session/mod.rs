@@ -630,6 +630,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         && self.p.version == Version::V5
                         && self.p.state == State::Connected
                     {
+                        if let Some(id) = packet_id {
+                            let qos1 = self.acks_qos1();
+                            if let Err(reason) = self.p.check_receive_maximum(qos, id, dup, qos1) {
+                                break Some(Err(reason));
+                            }
+                        }
                         match alias {
                             rx::AliasPeek::Read(alias) => {
                                 match self.p.alias_use(alias, topic.is_some()) {

@@ -499,13 +499,28 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         qos1_unacked: usize,
     ) -> Result<AliasUse, Closed> {
         if let Some(id) = publish.packet_id {
-            let resend = publish.qos == QoS::ExactlyOnce && self.is_duplicate(id, publish.dup);
-            let unacked = self.incoming.len() + qos1_unacked;
-            if !resend && unacked >= usize::from(self.advertised.receive_maximum) {
-                return Err(Closed::Violation(ReasonCode::ReceiveMaximumExceeded));
-            }
+            self.check_receive_maximum(publish.qos, id, publish.dup, qos1_unacked)?;
         }
         self.alias_use(publish.properties.topic_alias(), !publish.topic.is_empty())
+    }
+
+    /// MQTT-3.3.4-9: a QoS 1/2 PUBLISH `packet_id` over the Receive
+    /// Maximum we advertised (unacknowledged QoS 1 and unreleased QoS 2
+    /// messages; the resend of one of these does not count) ends the
+    /// connection. Messages too large to buffer count too.
+    pub(crate) fn check_receive_maximum(
+        &self,
+        qos: QoS,
+        packet_id: u16,
+        dup: bool,
+        qos1_unacked: usize,
+    ) -> Result<(), Closed> {
+        let resend = qos == QoS::ExactlyOnce && self.is_duplicate(packet_id, dup);
+        let unacked = self.incoming.len() + qos1_unacked;
+        if !resend && unacked >= usize::from(self.advertised.receive_maximum) {
+            return Err(Closed::Violation(ReasonCode::ReceiveMaximumExceeded));
+        }
+        Ok(())
     }
 
     /// What a PUBLISH's Topic Alias `alias` does, with or without a topic

@@ -2738,3 +2738,44 @@ fn no_problem_information_unless_asked_for() {
         Ok(Some(Event::Published { .. }))
     ));
 }
+
+/// MQTT-3.3.4-9: a QoS 1 message too large for the receive buffer counts
+/// against the Receive Maximum we advertised like one that fits: over it,
+/// the connection ends with 0x93, whether the message would be skipped or
+/// streamed.
+#[test]
+fn an_oversized_message_over_the_receive_maximum_is_a_violation() {
+    static ONE: [Property<'static>; 1] = [Property::ReceiveMaximum(1)];
+    for stream in [false, true] {
+        if stream && !cfg!(feature = "streaming") {
+            continue;
+        }
+        let mut s = connected_with(&ONE, &[]);
+        let mut options = *s.options();
+        options.stream = stream;
+        s.set_options(options);
+        assert!(matches!(
+            feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(1), &[])),
+            Ok(Some(Event::Message(_)))
+        ));
+        // Its PUBACK waits for the application.
+        s.defer_ack().unwrap();
+        let big = v5::Packet::Publish(v5::Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "t",
+            packet_id: Some(2),
+            properties: Properties::EMPTY,
+            payload: &[7; 700],
+        });
+        let mut buf = vec![0u8; big.encoded_len()];
+        let n = big.encode(&mut buf).unwrap();
+        let seen = pour(&mut s, &buf[..n]);
+        assert_eq!(
+            seen.first().map(std::string::String::as_str),
+            Some("Closed(Violation(ReceiveMaximumExceeded))"),
+            "stream {stream}: {seen:?}"
+        );
+    }
+}
