@@ -230,6 +230,40 @@ async fn a_payload_source_that_runs_dry_discards_its_message() {
     assert_eq!(c.user_data().discarded, [1]);
 }
 
+/// With every deferral slot taken and more QoS 1 messages than the
+/// receive buffer holds, the session stops reading until the application
+/// acknowledges: the full buffer is not taken for the broker closing the
+/// connection. Once the tokens are redeemed, the rest are delivered and
+/// every PUBACK goes out, in order.
+#[tokio::test(start_paused = true)]
+async fn a_receive_buffer_full_behind_deferred_acks_is_not_the_end_of_the_stream() {
+    let app = App {
+        defer_all: true,
+        ..App::default()
+    };
+    let (mut c, mut broker) = connected(app).await;
+    // 11 bytes each: 100 are four times the 256-byte receive buffer.
+    let mut flood = Vec::new();
+    for id in 1..=100u16 {
+        flood.extend(publish("t", b"m", QoS::AtLeastOnce, Some(id)));
+    }
+    broker.send(&flood).await;
+    poll(&mut c).await;
+    assert!(c.is_connected());
+    assert_eq!(c.user_data().tokens.len(), 8);
+    // Acknowledged as they come from now on.
+    c.user_data_mut().defer_all = false;
+    for token in std::mem::take(&mut c.user_data_mut().tokens) {
+        c.ack(token).expect("ack");
+    }
+    poll(&mut c).await;
+    poll(&mut c).await;
+    for id in 1..=100u16 {
+        broker.expect(Rx::PubAck(id)).await;
+    }
+    assert!(c.is_connected());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_deferral_queue_refuses_the_next_and_keeps_the_order() {
     let app = App {

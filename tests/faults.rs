@@ -454,6 +454,52 @@ async fn stalled_write_is_bounded_by_the_operation_timeout() {
     }
 }
 
+/// With keep-alive 0 and nothing awaited, no deadline of the session's
+/// bounds a stalled write: a QoS 0 publish, or the write of a callback's
+/// request in `poll`, gets the pingresp timeout instead of hanging.
+#[tokio::test(start_paused = true)]
+async fn stalled_write_without_keep_alive_gets_the_pingresp_timeout() {
+    let config = Config {
+        timeouts: Timeouts {
+            pingresp: MDuration::from_secs(6),
+            ..Timeouts::default()
+        },
+        keep_alive_secs: 0,
+        ..config()
+    };
+    for op in 0..2 {
+        let (io, h, mut broker) = faulty_pipe();
+        let mut buffers = SmallBuffers::new();
+        let mut c = client(io, config, buffers.slices());
+        c.add_topic_callback("in", echo_qos0).unwrap();
+        connect(&mut c, &mut broker, false).await;
+        let at = h.written() + 1;
+        h.set(|f| f.write_stall_after = Some(at));
+        let start = Instant::now();
+        let result = match op {
+            0 => within("pub", c.publish("t", b"x", QoS::AtMostOnce, false))
+                .await
+                .map(drop),
+            _ => {
+                broker
+                    .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+                    .await;
+                within("poll", c.poll(MDuration::from_secs(3600)))
+                    .await
+                    .map(drop)
+            }
+        };
+        assert_eq!(result, Err(Error::Timeout(AckKind::PingResp)), "op {op}");
+        assert_eq!(start.elapsed(), Duration::from_secs(6), "op {op}");
+        assert_eq!(
+            c.user_data().disconnected,
+            [DisconnectReason::Timeout],
+            "op {op}"
+        );
+        assert!(!c.is_connected());
+    }
+}
+
 /// A write that stalls after part of a PUBLISH went out: the timeout ends
 /// the connection, and after reconnecting the broker gets the whole
 /// message again (DUP, same id), never the stray half.

@@ -7,6 +7,7 @@ use embassy_futures::select::{Either3, select3};
 use super::*;
 use crate::callbacks::{Defer, Dropped, Part};
 use crate::codec::PacketType;
+use crate::error::AckKind;
 use crate::session::Closed;
 
 impl<K, C, U, const INFLIGHT: usize, const SUBS: usize, const ROUTES: usize>
@@ -62,7 +63,19 @@ where
                 Some(inbox) => inbox.poll_requests(cx),
                 None => core::task::Poll::Pending,
             });
-            let read = transport.read(self.session.receive_buffer());
+            let buf = self.session.receive_buffer();
+            // No room to read into: the session holds what it read until
+            // the acknowledgements it owes can be queued (the application
+            // deferred as many as it may). A read into nothing returns 0,
+            // which is not the end of the stream: wait for a request (an
+            // acknowledgement, say) or a deadline instead.
+            let full = buf.is_empty();
+            let read = async move {
+                if full {
+                    core::future::pending::<()>().await;
+                }
+                transport.read(buf).await
+            };
             match select3(read, sleep_until(&self.clock, wake), requests).await {
                 Either3::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
                 Either3::First(Ok(n)) => self.session.commit(n),
@@ -387,7 +400,9 @@ where
     /// reading, the link is gone) is bounded by the session's next deadline,
     /// like a read: an expired acknowledgement ends the connection with
     /// [`Error::Timeout`], a due keep-alive queues a PINGREQ whose PINGRESP
-    /// deadline then bounds the wait. Both futures are dropped at the
+    /// deadline then bounds the wait; with no deadline (keep-alive 0,
+    /// nothing awaited), a write stalled for the PINGRESP timeout ends the
+    /// connection with [`Error::Timeout`]. Both futures are dropped at the
     /// deadline, so this relies on the transport's cancel safety.
     ///
     /// `now`: the clock just read, if the caller has.
@@ -408,7 +423,14 @@ where
         // again only after a partial write or a deadline. A write stamped a
         // little early only brings the next PINGREQ forward.
         loop {
-            let wake = self.session.poll_timeout();
+            // Without a deadline of the session's (keep-alive 0, nothing
+            // awaited), a peer that stopped reading would hold the write
+            // forever: it gets the PINGRESP timeout, as DISCONNECT's write.
+            let (wake, stalled) = match self.session.poll_timeout() {
+                Some(wake) => (wake, false),
+                None => (self.clock.now() + self.session.timeouts().pingresp, true),
+            };
+            let wake = Some(wake);
             let Some(transport) = self.transport.as_mut() else {
                 return if self.session.state() == State::Disconnected {
                     Ok(())
@@ -424,6 +446,7 @@ where
                 match select(transport.flush(), sleep_until(&self.clock, wake)).await {
                     Either::First(Ok(())) => return Ok(()),
                     Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+                    Either::Second(()) if stalled => return Err(self.stalled()),
                     Either::Second(()) => {
                         now = self.clock.now();
                         self.expire(now)?;
@@ -442,6 +465,7 @@ where
                     wrote = true;
                 }
                 Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+                Either::Second(()) if stalled => return Err(self.stalled()),
                 Either::Second(()) => {
                     now = self.clock.now();
                     self.expire(now)?;
@@ -457,7 +481,7 @@ where
         self.flush().await?;
         self.session.disconnect()?;
         let limit = self.clock.now() + self.session.timeouts().pingresp;
-        let timeout = Error::Timeout(crate::error::AckKind::PingResp);
+        let timeout = Error::Timeout(AckKind::PingResp);
         loop {
             let now = self.clock.now();
             let Some(transport) = self.transport.as_mut() else {
@@ -518,6 +542,13 @@ where
         if let core::task::Poll::Ready(Ok(_)) = embassy_futures::poll_once(transport.write(bytes)) {
             let _ = embassy_futures::poll_once(transport.flush());
         }
+    }
+
+    /// Ends the connection after a write the peer did not take within
+    /// the PINGRESP timeout, with no deadline of the session's to bound it.
+    fn stalled(&mut self) -> Error<TransportError<K>> {
+        self.drop_connection(DisconnectReason::Timeout);
+        Error::Timeout(AckKind::PingResp)
     }
 
     /// Ends the connection after the transport failed (the reasons the

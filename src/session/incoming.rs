@@ -91,6 +91,22 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(Closed::Protocol(packet_type));
         }
         if packet_type != PacketType::Publish {
+            // A packet of fixed size is never too large to buffer: PINGRESP
+            // has no body, MQTT 3.1.1's acknowledgements two bytes
+            // (MQTT-4.8.0-1: malformed, as when it fits).
+            let acknowledgement = matches!(
+                packet_type,
+                PacketType::PubAck
+                    | PacketType::PubRec
+                    | PacketType::PubRel
+                    | PacketType::PubComp
+                    | PacketType::UnsubAck
+            );
+            if packet_type == PacketType::PingResp
+                || (acknowledgement && self.version == Version::V3_1_1)
+            {
+                return Err(Closed::Malformed(codec::Malformed::TrailingBytes));
+            }
             return Ok(false);
         }
         if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {

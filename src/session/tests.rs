@@ -954,6 +954,23 @@ fn oversized_packets_are_dropped_or_refused_by_type_and_state() {
     }
 }
 
+/// MQTT-4.8.0-1: an acknowledgement or PINGRESP too large to buffer
+/// cannot be a valid one (their bodies are 2 and 0 bytes): malformed, as
+/// when it fits, not skipped.
+#[test]
+fn oversized_fixed_size_packets_are_malformed() {
+    for first in [0x40u8, 0x50, 0x62, 0x70, 0xb0, 0xd0] {
+        let mut s = small_rx();
+        let mut packet = vec![first, 20];
+        packet.extend_from_slice(&[0; 20]);
+        assert_eq!(
+            feed_bytes(&mut s, T0, &packet, 16),
+            ["Closed(Malformed(TrailingBytes))"],
+            "{first:#04x}"
+        );
+    }
+}
+
 #[test]
 fn dropped_messages_are_acknowledged_and_qos2_remembered() {
     let mut s = small_rx();

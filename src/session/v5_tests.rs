@@ -2779,3 +2779,37 @@ fn an_oversized_message_over_the_receive_maximum_is_a_violation() {
         );
     }
 }
+
+/// An MQTT 5 acknowledgement may be long (a Reason String): one too large
+/// to buffer is skipped, as in 3.1.1 it could not be. A PINGRESP has no
+/// body in either version: a large one is malformed.
+#[test]
+fn oversized_acknowledgements_on_mqtt_5() {
+    let small = || {
+        let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
+        s.connect_v5(T0, &connect(true, &[])).unwrap();
+        let _ = sent(&mut s, T0);
+        assert!(feed(&mut s, T0, connack(&[])).is_ok());
+        s
+    };
+    static WHY: [Property<'static>; 1] =
+        [Property::ReasonString("a reason longer than the buffer")];
+    let mut s = small();
+    let puback = v5::Packet::PubAck(v5::PubAck {
+        packet_id: 9,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&WHY),
+    });
+    let mut buf = vec![0u8; puback.encoded_len()];
+    let n = puback.encode(&mut buf).unwrap();
+    let seen = pour(&mut s, &buf[..n]);
+    assert!(seen[0].starts_with("Dropped"), "{seen:?}");
+    assert_eq!(s.state(), State::Connected);
+    let mut s = small();
+    let mut pingresp = vec![0xd0, 30];
+    pingresp.extend_from_slice(&[0; 30]);
+    assert_eq!(
+        pour(&mut s, &pingresp)[0],
+        "Closed(Malformed(TrailingBytes))"
+    );
+}
