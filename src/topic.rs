@@ -408,11 +408,17 @@ pub fn validate_shared(filter: &str) -> Result<(), TopicError> {
     let Some((name, topic)) = rest.split_once('/') else {
         return Err(TopicError::SharedSubscription);
     };
-    let wildcard = name.bytes().any(|b| b == SINGLE_LEVEL || b == MULTI_LEVEL);
-    if name.is_empty() || wildcard || topic.is_empty() {
+    if name.is_empty() || has_wildcard(name) || topic.is_empty() {
         return Err(TopicError::SharedSubscription);
     }
     Ok(())
+}
+
+/// Whether `filter` has a wildcard (`+` or `#`).
+pub(crate) fn has_wildcard(filter: &str) -> bool {
+    filter
+        .bytes()
+        .any(|b| b == SINGLE_LEVEL || b == MULTI_LEVEL)
 }
 
 /// The prefix of an MQTT 5 shared subscription's filter (§4.8.2).

@@ -304,6 +304,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// MQTT-3.1.2-29: with Request Problem Information 0 in our CONNECT,
     /// a Reason String or User Property on anything but PUBLISH, CONNACK
     /// or DISCONNECT is a Protocol Error.
+    // Not inlined: the rare case, kept out of `handle_v5`.
+    #[inline(never)]
     fn check_no_problem_information(&self, packet: &v5::Packet<'_>) -> Result<(), Closed> {
         use v5::Packet as P;
         let properties = match packet {
@@ -316,7 +318,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             P::Auth(a) => a.properties,
             _ => return Ok(()),
         };
-        if properties.reason_string().is_some() || properties.user_properties().next().is_some() {
+        let problem =
+            |p: Property<'_>| matches!(p, Property::ReasonString(_) | Property::UserProperty(..));
+        if properties.iter().any(problem) {
             return Err(Closed::Violation(ReasonCode::ProtocolError));
         }
         Ok(())
@@ -663,7 +667,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             if !l.shared_subscription_available && f.starts_with(crate::topic::SHARED_PREFIX) {
                 return Err(unsupported(Unsupported::SharedSubscription));
             }
-            if !l.wildcard_subscription_available && f.contains(['+', '#']) {
+            if !l.wildcard_subscription_available && crate::topic::has_wildcard(f) {
                 return Err(unsupported(Unsupported::WildcardSubscription));
             }
             Ok(())
