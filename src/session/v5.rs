@@ -373,10 +373,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if !allowed {
             return Err(SessionError::Usage(UsageError::NotConnected));
         }
-        // Every AUTH names the method (MQTT-4.12.0-? §3.15.2.2.2).
-        if auth.properties.authentication_method().is_none() {
+        // Every AUTH names the CONNECT's method (MQTT-4.12.0-5,
+        // MQTT-4.12.1-1).
+        let method = auth.properties.authentication_method().map(method_id);
+        if method.is_none() || method != self.advertised.authentication {
             return Err(SessionError::Usage(UsageError::Encode(
-                crate::codec::EncodeError::PropertyNotAllowed(0x15),
+                crate::codec::EncodeError::PropertyValue(v5::AUTHENTICATION_METHOD),
             )));
         }
         let packet = Encode::Auth5(auth);

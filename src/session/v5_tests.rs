@@ -2813,3 +2813,27 @@ fn oversized_acknowledgements_on_mqtt_5() {
         "Closed(Malformed(TrailingBytes))"
     );
 }
+
+/// MQTT-4.12.0-5, MQTT-4.12.1-1: our AUTH names the CONNECT's method, in
+/// the exchange and in a re-authentication; another one is refused
+/// before it is queued.
+#[test]
+fn our_auth_names_the_connect_method() {
+    static OTHER: [Property<'static>; 1] = [Property::AuthenticationMethod("OTHER")];
+    let mut s = connected_with(&METHOD, &METHOD);
+    let other = v5::Auth {
+        reason_code: ReasonCode::ReAuthenticate,
+        properties: Properties::new(&OTHER),
+    };
+    assert!(matches!(
+        s.auth(T0, &other),
+        Err(SessionError::Usage(UsageError::Encode(_)))
+    ));
+    assert!(sent(&mut s, T0).is_empty());
+    let same = v5::Auth {
+        reason_code: ReasonCode::ReAuthenticate,
+        properties: Properties::new(&METHOD),
+    };
+    s.auth(T0, &same).unwrap();
+    assert!(matches!(sent(&mut s, T0)[..], [v5::Packet::Auth(_)]));
+}

@@ -61,6 +61,7 @@ mod varint;
 
 pub use connect::{ConnAck, Connect, PROTOCOL_VERSION, Will};
 pub use control::{Auth, Disconnect};
+pub(crate) use properties::id::AUTHENTICATION_METHOD;
 pub use properties::{Properties, PropertiesIter, Property};
 pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish};
 pub use reason::{ReasonCode, ReasonCodes, ReasonCodesIter};
