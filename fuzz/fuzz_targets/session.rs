@@ -101,9 +101,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use minimqtt::codec::{
-    ConnAck, Connect, ConnectReturnCode, DecodeError, FixedHeader, Packet, PacketType, PubAck,
-    PubComp, PubRec, PubRel, Publish, QoS, ReturnCodes, SubAck, Subscribe, SubscribeFilters,
-    Subscription, UnsubAck, Unsubscribe, UnsubscribeFilters,
+    ConnAck, Connect, ConnectReturnCode, DecodeError, FixedHeader, Malformed, Packet, PacketType,
+    PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReturnCodes, SubAck, Subscribe,
+    SubscribeFilters, Subscription, UnsubAck, Unsubscribe, UnsubscribeFilters,
 };
 use minimqtt::session::{
     AckToken, Closed, Connected, Event, Message, Options, Outcome, Part, PayloadDue, Session,
@@ -1228,7 +1228,20 @@ impl<'b> Harness<'b> {
         let Some(packet) = item.packet() else {
             // Too large: skipped if it may come now, else a violation.
             let ok = state == State::Connected && t != PacketType::ConnAck && t.sent_by_server();
-            return (!ok).then_some(Closed::Protocol(t));
+            if !ok {
+                return Some(Closed::Protocol(t));
+            }
+            // But a packet of fixed size cannot be too large: malformed.
+            let fixed = matches!(
+                t,
+                PacketType::PubAck
+                    | PacketType::PubRec
+                    | PacketType::PubRel
+                    | PacketType::PubComp
+                    | PacketType::UnsubAck
+                    | PacketType::PingResp
+            );
+            return fixed.then_some(Closed::Malformed(Malformed::TrailingBytes));
         };
         match (state, packet) {
             (_, p) if !p.packet_type().sent_by_server() => Some(Closed::Protocol(t)),
@@ -1474,6 +1487,8 @@ impl<'b> Harness<'b> {
                     self.next_is_bad(reason);
                 }
                 Closed::Protocol(_) => {}
+                // An acknowledgement or PINGRESP too large to be valid.
+                Closed::Malformed(_) if violator.is_some() => {}
                 Closed::Malformed(_) => self.next_is_bad(reason),
                 // MQTT 5's; this model connects with 3.1.1 only.
                 #[allow(unreachable_patterns)]
