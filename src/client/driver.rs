@@ -282,8 +282,12 @@ where
     pub(super) async fn flush(&mut self) -> Res<(), TransportError<K>> {
         loop {
             // Queued first, so that they go out in the same write as what
-            // the session has queued (acknowledgements, say).
-            let queued = self.queue_requests();
+            // the session has queued (acknowledgements, say). (The usual
+            // empty outbox costs no call.)
+            let queued = match self.outbox.is_empty() {
+                true => Ok(false),
+                false => self.queue_requests(),
+            };
             #[cfg_attr(not(feature = "streaming"), allow(unused_mut))]
             let mut written = self.flush_transmit(None).await;
             // A resent streamed message's payload, asked of the
@@ -313,6 +317,7 @@ where
     /// A request the session refuses is dropped from the outbox and its
     /// error returned when it comes first; behind requests queued by this
     /// call, it stays until they are written, and is tried again.
+    #[inline(never)]
     fn queue_requests(&mut self) -> Result<bool, SessionError> {
         let mut again = false;
         // One clock reading stamps the whole batch.
