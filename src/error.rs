@@ -27,7 +27,9 @@ pub enum AckKind {
     PubRec,
     /// PUBCOMP after PUBREL.
     PubComp,
-    /// PINGRESP after PINGREQ.
+    /// PINGRESP after PINGREQ; also a write the peer did not take within
+    /// the pingresp timeout when no other deadline ran (see
+    /// [`Timeouts::pingresp`](crate::session::Timeouts::pingresp)).
     PingResp,
     /// MQTT 5: the broker's AUTH after ours, connected (a
     /// re-authentication).

@@ -264,6 +264,66 @@ async fn a_receive_buffer_full_behind_deferred_acks_is_not_the_end_of_the_stream
     assert!(c.is_connected());
 }
 
+/// Tokens redeemed through the mailbox behind a QoS 1 publish that waits
+/// for the window go ahead of it: the PUBACKs that free the window are in
+/// the receive buffer behind the messages those tokens hold, so waiting
+/// for the window first would wait for the puback timeout.
+#[tokio::test(start_paused = true)]
+async fn redeemed_tokens_do_not_wait_behind_a_publish_for_the_window() {
+    let app = App {
+        defer_all: true,
+        ..App::default()
+    };
+    let (mut c, mut broker) = connected(app).await;
+    let mailbox: &'static Mailbox<NoopRawMutex, 256> = Box::leak(Box::new(Mailbox::new()));
+    c.attach(mailbox);
+    // The window (8) full of our QoS 1 messages.
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let id = within("publish", c.publish("out", b"x", QoS::AtLeastOnce, false))
+            .await
+            .expect("publish");
+        ids.push(id.expect("an id"));
+    }
+    for _ in 0..8 {
+        assert!(matches!(broker.recv().await, Rx::Publish(_)));
+    }
+    // The broker's messages, more than the receive buffer holds, then the
+    // PUBACKs of ours behind them.
+    let mut stream = Vec::new();
+    for id in 1..=40u16 {
+        stream.extend(publish("t", b"m", QoS::AtLeastOnce, Some(id)));
+    }
+    for &id in &ids {
+        stream.extend(puback(id));
+    }
+    broker.send(&stream).await;
+    poll(&mut c).await;
+    assert_eq!(c.user_data().tokens.len(), 8);
+    // Another task: one more publish (the window is full), then the tokens.
+    c.user_data_mut().defer_all = false;
+    mailbox
+        .try_publish("late", b"y", QoS::AtLeastOnce, false)
+        .expect("room");
+    for token in std::mem::take(&mut c.user_data_mut().tokens) {
+        mailbox.try_ack(token).expect("room");
+    }
+    let start = tokio::time::Instant::now();
+    poll(&mut c).await;
+    poll(&mut c).await;
+    for id in 1..=40u16 {
+        broker.expect(Rx::PubAck(id)).await;
+    }
+    let late = broker.expect_publish().await;
+    assert_eq!(late.topic, "late");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert!(c.is_connected());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_deferral_queue_refuses_the_next_and_keeps_the_order() {
     let app = App {

@@ -921,4 +921,32 @@ mod tests {
             Request::Unsubscribe { filter: "abcd" }
         );
     }
+
+    #[test]
+    fn acknowledgements_can_go_ahead_of_the_requests_before_them() {
+        let token = |packet_id| crate::session::AckToken {
+            packet_id,
+            qos: QoS::AtLeastOnce,
+            connection: 0,
+        };
+        let mut buf = [0u8; 128];
+        let mut outbox = Outbox::new(&mut buf);
+        outbox.push(Request::Ack(token(1))).unwrap();
+        outbox.push(Request::Unsubscribe { filter: "a" }).unwrap();
+        outbox.push(Request::Ack(token(2))).unwrap();
+        outbox.push(Request::Ack(token(3))).unwrap();
+        outbox.push(Request::Unsubscribe { filter: "b" }).unwrap();
+        let mut redeemed = heapless::Vec::<u16, 4>::new();
+        outbox.take_acks(|t| redeemed.push(t.packet_id()).unwrap());
+        assert_eq!(redeemed, [1, 2, 3]);
+        let mut left = heapless::Vec::<&str, 4>::new();
+        while let Some((request, size)) = outbox.front() {
+            let Request::Unsubscribe { filter } = request else {
+                panic!("{request:?}")
+            };
+            left.push(if filter == "a" { "a" } else { "b" }).unwrap();
+            outbox.pop_front(size);
+        }
+        assert_eq!(left, ["a", "b"]);
+    }
 }

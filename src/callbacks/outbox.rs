@@ -114,6 +114,24 @@ impl<'b> Outbox<'b> {
         self.buf.copy_within(size..self.len, 0);
         self.len -= size;
     }
+
+    /// Removes every [`Request::Ack`] and hands its token to `redeem`, the
+    /// others keeping their order: for when the oldest request has to wait
+    /// (a full in-flight window), while the acknowledgements behind it
+    /// need not and may be what frees it.
+    pub(crate) fn take_acks(&mut self, mut redeem: impl FnMut(AckToken)) {
+        let mut at = 0;
+        while let Some((request, size)) = front(self.buf.get(at..self.len).unwrap_or(&[])) {
+            match request {
+                Request::Ack(token) => {
+                    redeem(token);
+                    self.buf.copy_within(at + size..self.len, at);
+                    self.len -= size;
+                }
+                _ => at += size,
+            }
+        }
+    }
 }
 
 /// Appends `request` behind the `len` bytes queued in `buf`.

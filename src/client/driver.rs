@@ -381,7 +381,20 @@ where
                 }
                 // Full for now: try again once acknowledgements free room
                 // (never, with a window of 0: then it is an error below).
-                Err(SessionError::Resource(ResourceError::InflightFull)) if INFLIGHT > 0 => break,
+                // The application's acknowledgements behind it go now:
+                // the broker's that free the window may be held behind
+                // the messages they acknowledge.
+                Err(SessionError::Resource(ResourceError::InflightFull)) if INFLIGHT > 0 => {
+                    let Client {
+                        outbox, session, ..
+                    } = self;
+                    outbox.take_acks(|token| {
+                        if session.ack(token).is_err() {
+                            crate::fmt::debug!("stale acknowledgement token dropped");
+                        }
+                    });
+                    break;
+                }
                 // Write what is queued, then try again.
                 Err(SessionError::Resource(ResourceError::TransmitBufferTooSmall { .. }))
                     if !self.session.transmit_idle() =>

@@ -33,7 +33,10 @@ pub struct Timeouts {
     pub puback: Duration,
     /// PINGRESP after PINGREQ (default 10 s). With a keep-alive K the wait
     /// is the shorter of this and K: a broker that has not answered within
-    /// one keep-alive period is taken as gone.
+    /// one keep-alive period is taken as gone. The client also gives a
+    /// write (or flush) that no other deadline bounds this long (keep-alive
+    /// 0, nothing awaited; DISCONNECT's write) before it takes the peer as
+    /// gone.
     pub pingresp: Duration,
 }
 

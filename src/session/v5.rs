@@ -131,9 +131,19 @@ impl Advertised {
 /// keeping the string. (A broker naming another method that collides is
 /// not caught; it is not worth a copy of the method.)
 fn method_id(method: &str) -> u32 {
-    method.bytes().fold(0x811c_9dc5, |hash, b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    const FNV_OFFSET_BASIS: u32 = 0x811c_9dc5;
+    const FNV_PRIME: u32 = 0x0100_0193;
+    method.bytes().fold(FNV_OFFSET_BASIS, |hash, b| {
+        (hash ^ u32::from(b)).wrapping_mul(FNV_PRIME)
     })
+}
+
+impl Advertised {
+    /// Whether `properties` name the CONNECT's Authentication Method, or
+    /// none when it had none (MQTT-4.12.0-5, MQTT-4.12.0-6).
+    fn same_method(&self, properties: &Properties<'_>) -> bool {
+        properties.authentication_method().map(method_id) == self.authentication
+    }
 }
 
 /// What an incoming PUBLISH does with its Topic Alias.
@@ -338,8 +348,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// a re-authentication of ours.
     fn on_auth(&mut self, auth: v5::Auth<'_>) -> Result<Handled, Closed> {
         let violation = Err(Closed::Violation(ReasonCode::ProtocolError));
-        let method = auth.properties.authentication_method().map(method_id);
-        if method.is_none() || method != self.advertised.authentication {
+        if !self.advertised.same_method(&auth.properties) {
             return violation;
         }
         // Answered: the next step, if any, is the application's.
@@ -365,8 +374,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let reauthenticate = auth.reason_code == ReasonCode::ReAuthenticate;
         let allowed = match self.state {
             State::Connecting => auth.reason_code == ReasonCode::ContinueAuthentication,
+            // Continue only answers the broker's AUTH of a
+            // re-authentication under way.
             State::Connected => {
-                reauthenticate || auth.reason_code == ReasonCode::ContinueAuthentication
+                reauthenticate
+                    || (auth.reason_code == ReasonCode::ContinueAuthentication
+                        && self.auth == AuthState::Reauthenticating)
             }
             State::Disconnected => false,
         };
@@ -375,8 +388,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         // Every AUTH names the CONNECT's method (MQTT-4.12.0-5,
         // MQTT-4.12.1-1).
-        let method = auth.properties.authentication_method().map(method_id);
-        if method.is_none() || method != self.advertised.authentication {
+        if !self.advertised.same_method(&auth.properties) {
             return Err(SessionError::Usage(UsageError::Encode(
                 crate::codec::EncodeError::PropertyValue(v5::AUTHENTICATION_METHOD),
             )));
@@ -412,7 +424,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         // The CONNECT's Authentication Method, or none if it had none
         // (MQTT-4.12.0-5, MQTT-4.12.0-6).
-        if ack.properties.authentication_method().map(method_id) != self.advertised.authentication {
+        if !self.advertised.same_method(&ack.properties) {
             return Err(Closed::Violation(ReasonCode::ProtocolError));
         }
         let (limits, keep_alive) = Limits::from_connack(&ack.properties);

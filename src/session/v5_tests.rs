@@ -2821,6 +2821,13 @@ fn oversized_acknowledgements_on_mqtt_5() {
 fn our_auth_names_the_connect_method() {
     static OTHER: [Property<'static>; 1] = [Property::AuthenticationMethod("OTHER")];
     let mut s = connected_with(&METHOD, &METHOD);
+    // Continue answers only the broker's AUTH of a re-authentication.
+    let unasked = v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::new(&METHOD),
+    };
+    assert!(s.auth(T0, &unasked).is_err());
+    assert!(sent(&mut s, T0).is_empty());
     let other = v5::Auth {
         reason_code: ReasonCode::ReAuthenticate,
         properties: Properties::new(&OTHER),
