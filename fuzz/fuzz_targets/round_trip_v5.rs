@@ -185,6 +185,10 @@ fn topic(levels: &[Level], wildcards: bool, sanitise: bool) -> String {
     let joined = parts.join("/");
     if sanitise && joined.is_empty() {
         "t".into()
+    } else if sanitise && wildcards && minimqtt::topic::validate_shared(&joined).is_err() {
+        // A filter that starts like a shared subscription must be one
+        // (MQTT-4.8.2-1, -2); one level in front makes it a plain filter.
+        format!("x/{joined}")
     } else {
         joined
     }
