@@ -361,11 +361,7 @@ where
                     self.session.unsubscribe(now, &[filter]).map(|_| ())
                 }
                 Request::Ack(token) => {
-                    // A token of a lost connection sends nothing: its
-                    // message comes again. Not worth an error.
-                    if self.session.ack(token).is_err() {
-                        crate::fmt::debug!("stale acknowledgement token dropped");
-                    }
+                    redeem(&mut self.session, token);
                     Ok(())
                 }
                 #[cfg(feature = "v5")]
@@ -388,11 +384,7 @@ where
                     let Client {
                         outbox, session, ..
                     } = self;
-                    outbox.take_acks(|token| {
-                        if session.ack(token).is_err() {
-                            crate::fmt::debug!("stale acknowledgement token dropped");
-                        }
-                    });
+                    outbox.take_acks(|token| redeem(session, token));
                     break;
                 }
                 // Write what is queued, then try again.
@@ -623,6 +615,17 @@ where
             any = true;
         }
         any
+    }
+}
+
+/// Queues the acknowledgement `token` stands for. A token of a lost
+/// connection sends nothing: its message comes again. Not worth an error.
+fn redeem<const INFLIGHT: usize, const SUBS: usize>(
+    session: &mut Session<'_, INFLIGHT, SUBS>,
+    token: crate::session::AckToken,
+) {
+    if session.ack(token).is_err() {
+        crate::fmt::debug!("stale acknowledgement token dropped");
     }
 }
 

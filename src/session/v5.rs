@@ -124,6 +124,12 @@ impl Advertised {
         topic_alias_maximum: 0,
         problem_information: true,
     };
+
+    /// Whether `properties` name the CONNECT's Authentication Method, or
+    /// none when it had none (MQTT-4.12.0-5, MQTT-4.12.0-6).
+    fn same_method(&self, properties: &Properties<'_>) -> bool {
+        properties.authentication_method().map(method_id) == self.authentication
+    }
 }
 
 /// An Authentication Method, as the session remembers it: FNV-1a of its
@@ -136,14 +142,6 @@ fn method_id(method: &str) -> u32 {
     method.bytes().fold(FNV_OFFSET_BASIS, |hash, b| {
         (hash ^ u32::from(b)).wrapping_mul(FNV_PRIME)
     })
-}
-
-impl Advertised {
-    /// Whether `properties` name the CONNECT's Authentication Method, or
-    /// none when it had none (MQTT-4.12.0-5, MQTT-4.12.0-6).
-    fn same_method(&self, properties: &Properties<'_>) -> bool {
-        properties.authentication_method().map(method_id) == self.authentication
-    }
 }
 
 /// What an incoming PUBLISH does with its Topic Alias.

@@ -110,6 +110,15 @@ fn connected() -> S {
     connected_with(&[], &[])
 }
 
+/// A session connected over MQTT 5 with clean start off.
+fn persistent() -> S {
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    s
+}
+
 fn publish(topic: &'static str, qos: QoS) -> Publish<'static> {
     Publish::new(topic, b"x", qos, false)
 }
@@ -468,10 +477,7 @@ fn server_disconnect_and_unasked_auth_end_the_connection() {
 
 #[test]
 fn no_session_on_the_broker_discards_ours() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let id = s
         .publish(T0, &publish("t", QoS::AtLeastOnce))
         .unwrap()
@@ -694,10 +700,7 @@ fn a_receive_maximum_above_inflight_is_refused() {
 
 #[test]
 fn what_a_new_maximum_packet_size_forbids_is_not_resent() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let long = [Subscription {
         filter: "a/quite/long/topic/filter/for/testing",
         qos: QoS::AtMostOnce,
@@ -791,10 +794,7 @@ fn ack(kind: PacketType, packet_id: u16) -> v5::Packet<'static> {
 
 #[test]
 fn resends_keep_to_a_receive_maximum_lowered_across_a_reconnect() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     // A QoS 2 message past PUBREC, then three QoS 1 messages.
     assert_eq!(s.publish(T0, &publish("t", QoS::ExactlyOnce)), Ok(Some(1)));
     let _ = sent(&mut s, T0);
@@ -979,10 +979,7 @@ fn topic_aliases_can_be_turned_off() {
 
 #[test]
 fn subscription_identifiers_go_out_and_come_back_on_resubscribe() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let sub = |filter| v5::Subscription {
         filter,
         options: SubscriptionOptions::new(QoS::AtLeastOnce),
@@ -1427,10 +1424,7 @@ fn a_new_alias_never_moves_the_message_stored_before_it() {
 
 #[test]
 fn a_resubscribe_round_with_an_identifier_obeys_the_maximum_packet_size() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let options = SubscriptionOptions::new(QoS::AtMostOnce);
     // 3.1.1 length of its SUBSCRIBE: 2 + 2 + (2 + 5 + 1) = 12, 13 with an
     // empty property list, 15 with the identifier: over a maximum of 14.
@@ -1454,10 +1448,7 @@ fn a_resubscribe_round_with_an_identifier_obeys_the_maximum_packet_size() {
 
 #[test]
 fn a_resubscribe_list_over_the_maximum_packet_size_goes_in_pieces() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let sub = |filter, qos| Subscription { filter, qos };
     let filters = [
         sub("a/1", QoS::AtMostOnce),
@@ -2034,10 +2025,7 @@ fn a_3_1_1_connection_refuses_a_subscription_identifier() {
 
 #[test]
 fn a_qos_2_message_past_pubrec_is_released_whatever_the_new_maximum() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let id = s
         .publish(T0, &Publish::new("t", &[1; 40], QoS::ExactlyOnce, false))
         .unwrap()
@@ -2199,10 +2187,7 @@ fn compaction_skips_aliases_whose_topic_was_not_kept() {
 
 #[test]
 fn a_resubscribe_split_counts_the_remaining_length_varint() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let a = "a".repeat(60);
     let b = "b".repeat(59);
     let filters = [
@@ -2235,10 +2220,7 @@ fn a_resubscribe_split_counts_the_remaining_length_varint() {
 #[cfg(feature = "streaming")]
 #[test]
 fn a_streamed_resend_waits_until_a_streamed_qos0_message_before_it_is_reported() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     assert_eq!(
         s.publish(T0, &publish("r/1", QoS::AtLeastOnce)),
         Ok(Some(1))
@@ -2559,10 +2541,7 @@ fn malformed_shared_subscriptions_are_refused() {
 /// past PUBREC (its PUBLISH went out under the old limits).
 #[test]
 fn resends_keep_to_a_lower_maximum_qos_and_no_retain() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let released = s
         .publish(T0, &publish("t", QoS::ExactlyOnce))
         .unwrap()
@@ -2622,10 +2601,7 @@ fn resends_keep_to_a_lower_maximum_qos_and_no_retain() {
 /// shared subscription, a Subscription Identifier), and sends the rest.
 #[test]
 fn the_resubscription_keeps_to_what_the_broker_takes() {
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let mut s = persistent();
     let sub = |filter| v5::Subscription {
         filter,
         options: SubscriptionOptions::new(QoS::AtLeastOnce),
