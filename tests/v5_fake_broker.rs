@@ -563,11 +563,13 @@ async fn connect5(c: &mut C5<'_>, broker: &mut Broker5, connack: &[u8]) -> Rx5 {
 /// What the client sends between a broker's violation and closing the
 /// stream: one DISCONNECT with the violation's reason code, as MQTT 5
 /// §4.13.1 recommends (0x81 for a malformed packet, 0x82 for a protocol
-/// error). Nothing at all after the server's own DISCONNECT.
+/// error, including the decoder's faults the specification calls one:
+/// a property twice, a value out of range). Nothing at all after the
+/// server's own DISCONNECT.
 fn assert_goodbye(sent: &[Rx5], error: &E) {
     let expected = match error {
         Error::Broker(BrokerError::Violation(code)) => Some(*code),
-        Error::Broker(BrokerError::Malformed(_)) => Some(ReasonCode::MalformedPacket),
+        Error::Broker(BrokerError::Malformed(m)) => Some(ReasonCode::for_malformed(*m)),
         Error::Broker(BrokerError::Protocol(_)) => Some(ReasonCode::ProtocolError),
         _ => None,
     };

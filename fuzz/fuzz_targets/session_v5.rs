@@ -188,7 +188,7 @@ impl Model<'_> {
                 Event::Closed(reason) => {
                     let why = match reason {
                         Closed::Violation(code) => Some(code),
-                        Closed::Malformed(_) => Some(ReasonCode::MalformedPacket),
+                        Closed::Malformed(m) => Some(ReasonCode::for_malformed(m)),
                         Closed::Protocol(_) => Some(ReasonCode::ProtocolError),
                         _ => None,
                     };

@@ -154,7 +154,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     pub(crate) fn on_pubrel(&mut self, packet_id: u16) {
         // Answer even for an unknown id: the broker may be retrying after
-        // we lost the id across a reconnect (§4.3.3).
+        // we lost the id across a reconnect (§4.3.3). MQTT 5 says so in
+        // the answer (0x92 Packet Identifier not found, §3.7.2.1).
+        #[cfg(feature = "v5")]
+        if self.version == Version::V5 && !self.incoming.iter().any(|i| i.packet_id == packet_id) {
+            let _ = self.push_control(&crate::codec::v5::PubComp::not_found(packet_id));
+            return;
+        }
         self.push_ack(PacketType::PubComp, packet_id);
         // The id is forgotten once the PUBCOMP is *written*
         // (`handle_transmit`). If the connection dies first, the broker
@@ -200,6 +206,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return;
         };
         e.stage = Stage::AwaitPubComp;
+        e.rec = self.recs;
+        self.recs = self.recs.wrapping_add(1);
         let deadline = now + self.timeouts.puback;
         let old = core::mem::replace(&mut e.deadline, deadline);
         timers::deadline_gone(&self.earliest_ack, old);

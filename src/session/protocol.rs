@@ -157,6 +157,8 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// PUBRELs whose PUBREC came while resends still waited to be queued:
     /// they go behind those, in PUBREC order.
     pub(crate) late_rels: heapless::Vec<u16, INFLIGHT>,
+    /// The arrival number the next PUBREC gets (`Outgoing::rec`).
+    pub(crate) recs: u16,
     /// QoS 1/2 PUBLISH packets queued for the wire without a copy in the
     /// transmit queue: they are written straight from the store, where
     /// they wait for their acknowledgement anyway, so an in-flight message
@@ -226,6 +228,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             reported: 0,
             sent_from: 0,
             late_rels: heapless::Vec::new(),
+            recs: 0,
             stored: heapless::Vec::new(),
             stored_written: 0,
             stored_out: false,

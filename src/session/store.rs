@@ -78,6 +78,10 @@ pub(crate) struct Outgoing {
     /// A streamed PUBLISH: `span` holds its head only, and its payload
     /// of this many bytes is asked of the application again to resend it.
     pub(crate) payload: usize,
+    /// Past PUBREC: the arrival number of its PUBREC, so that PUBRELs
+    /// resent after a reconnect keep the PUBRECs' order (MQTT-4.6.0-4),
+    /// which store order is not when the broker answered out of order.
+    pub(crate) rec: u16,
 }
 
 impl Outgoing {
@@ -752,6 +756,7 @@ mod tests {
                     status: Status::Live,
                     send: false,
                     payload: 0,
+                    rec: 0,
                 })
                 .unwrap();
         }
@@ -794,6 +799,7 @@ mod tests {
                 status: Status::Live,
                 send: false,
                 payload: 0,
+                rec: 0,
             })
             .unwrap();
         let c = store.append(b"cd").unwrap();

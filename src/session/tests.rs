@@ -2712,6 +2712,50 @@ fn acknowledgements_out_of_order_find_their_own_entries() {
 }
 
 #[test]
+fn pubrels_resent_after_a_reconnect_keep_the_pubrec_order() {
+    // MQTT-4.6.0-4 across a reconnect: the broker answered 3, 1, then 2;
+    // the PUBLISH of 4 (no PUBREC yet) keeps its place among the resends.
+    let mut s: S = session_with(256, 1024);
+    connect_at(&mut s, T0, false, 0);
+    for topic in ["a", "b", "c", "d"] {
+        assert!(
+            s.publish(T0, &msg(topic, QoS::ExactlyOnce))
+                .unwrap()
+                .is_some()
+        );
+    }
+    let _ = sent(&mut s, T0);
+    for id in [3, 1, 2] {
+        feed_quiet(&mut s, secs(1), pubrec(id));
+    }
+    assert_eq!(sent(&mut s, secs(1)), [pubrel(3), pubrel(1), pubrel(2)]);
+    s.connection_lost();
+    s.connect(secs(2), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(2));
+    feed(&mut s, secs(2), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    let resend4 = Packet::Publish(Publish {
+        dup: true,
+        packet_id: Some(4),
+        ..msg("d", QoS::ExactlyOnce)
+    });
+    assert_eq!(
+        sent(&mut s, secs(2)),
+        [pubrel(3), pubrel(1), pubrel(2), resend4]
+    );
+    // A PUBREC after the reconnect comes last.
+    feed_quiet(&mut s, secs(3), pubrec(4));
+    assert_eq!(sent(&mut s, secs(3)), [pubrel(4)]);
+    s.connection_lost();
+    s.connect(secs(4), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(4));
+    feed(&mut s, secs(4), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    assert_eq!(
+        sent(&mut s, secs(4)),
+        [pubrel(3), pubrel(1), pubrel(2), pubrel(4)]
+    );
+}
+
+#[test]
 fn a_pubrec_during_resends_releases_behind_them_in_pubrec_order() {
     // Room for one of these PUBLISHes at a time.
     let mut s: S = session_with(32, 1024);

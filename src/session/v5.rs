@@ -201,14 +201,15 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// The DISCONNECT to send before closing because the broker broke the
     /// protocol, on an MQTT 5 connection it had accepted: its reason code
     /// says why (§4.13.1: a malformed packet 0x81, a protocol error 0x82,
-    /// or the limit broken). Nothing on MQTT 3.1.1, whose DISCONNECT would
+    /// or the limit broken; [`ReasonCode::for_malformed`] sorts the
+    /// decoder's faults). Nothing on MQTT 3.1.1, whose DISCONNECT would
     /// tell the broker to drop the will, nor before CONNACK.
     pub(crate) fn goodbye(&self, reason: Closed) -> Option<[u8; 3]> {
         if self.version != Version::V5 || self.state != State::Connected {
             return None;
         }
         let code = match reason {
-            Closed::Malformed(_) => ReasonCode::MalformedPacket,
+            Closed::Malformed(fault) => ReasonCode::for_malformed(fault),
             Closed::Protocol(_) => ReasonCode::ProtocolError,
             Closed::Violation(code) => code,
             _ => return None,

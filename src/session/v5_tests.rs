@@ -360,6 +360,74 @@ fn a_topic_alias_we_did_not_advertise_ends_the_connection() {
 }
 
 #[test]
+fn what_the_specification_calls_a_protocol_error_is_said_as_one() {
+    // PUBLISH "a" at QoS 0 with these properties: §4.13.1 and each
+    // property's own rule pick the DISCONNECT's reason code.
+    let cases: [(&[u8], ReasonCode); 4] = [
+        // Payload Format Indicator twice: a Protocol Error (§2.2.2.2).
+        (
+            &[0x30, 8, 0, 1, b'a', 4, 0x01, 0, 0x01, 0],
+            ReasonCode::ProtocolError,
+        ),
+        // Payload Format Indicator 2: out of range, a Protocol Error.
+        (
+            &[0x30, 6, 0, 1, b'a', 2, 0x01, 2],
+            ReasonCode::ProtocolError,
+        ),
+        // Topic Alias 0 (§3.3.2.3.4).
+        (
+            &[0x30, 7, 0, 1, b'a', 3, 0x23, 0, 0],
+            ReasonCode::TopicAliasInvalid,
+        ),
+        // A property no PUBLISH may carry: a Malformed Packet.
+        (
+            &[0x30, 6, 0, 1, b'a', 2, 0x24, 1],
+            ReasonCode::MalformedPacket,
+        ),
+    ];
+    for (bytes, code) in cases {
+        let mut s = connected();
+        assert!(matches!(
+            feed_bytes(&mut s, T0, bytes),
+            Err(Closed::Malformed(_))
+        ));
+        let [v5::Packet::Disconnect(d)] = sent(&mut s, T0)[..] else {
+            panic!("no DISCONNECT after {bytes:x?}");
+        };
+        assert_eq!(d.reason_code, code, "{bytes:x?}");
+    }
+}
+
+#[test]
+fn a_pubrel_for_an_unknown_id_is_answered_not_found() {
+    let mut s = connected();
+    let not_found = v5::Packet::PubComp(v5::PubComp {
+        reason_code: ReasonCode::PacketIdentifierNotFound,
+        ..v5::PubComp::new(9)
+    });
+    assert_eq!(
+        feed(&mut s, T0, v5::Packet::PubRel(v5::PubRel::new(9))),
+        Ok(None)
+    );
+    assert_eq!(sent(&mut s, T0), [not_found]);
+    // A message of ours: Success, once; its PUBREL again, after the
+    // PUBCOMP was written, finds the id forgotten (§3.7.2.1).
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(5), &[])),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubRec(v5::PubRec::new(5))]);
+    let rel = v5::Packet::PubRel(v5::PubRel::new(5));
+    assert_eq!(feed(&mut s, T0, rel), Ok(None));
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubComp(v5::PubComp::new(5))]);
+    assert_eq!(feed(&mut s, T0, rel), Ok(None));
+    let [v5::Packet::PubComp(c)] = sent(&mut s, T0)[..] else {
+        panic!("no PUBCOMP");
+    };
+    assert_eq!(c.reason_code, ReasonCode::PacketIdentifierNotFound);
+}
+
+#[test]
 fn a_malformed_packet_or_protocol_error_is_said_before_closing() {
     let mut s = connected();
     assert!(matches!(

@@ -346,3 +346,14 @@ ack_packet!(
     /// PUBCOMP: the answer to a PUBREL (§3.7).
     PubComp, PubComp
 );
+
+impl PubComp<'_> {
+    /// The PUBCOMP that answers a PUBREL for a packet identifier the
+    /// receiver does not know: 0x92 Packet Identifier not found, no
+    /// properties (§3.7.2.1, §3.7.2.2.1).
+    pub(crate) const fn not_found(packet_id: u16) -> [u8; 5] {
+        let [hi, lo] = packet_id.to_be_bytes();
+        let code = ReasonCode::PacketIdentifierNotFound.to_u8();
+        [PacketType::PubComp.first_byte(0), 3, hi, lo, code]
+    }
+}

@@ -142,6 +142,36 @@ reason_codes! {
 impl ReasonCode {
     /// 0x00 in a DISCONNECT: Normal disconnection.
     pub const NORMAL_DISCONNECTION: Self = Self::Success;
+
+    /// The reason code of the DISCONNECT a receiver sends before closing
+    /// the connection over `fault` (§4.13.1): 0x82 Protocol Error for what
+    /// the specification calls a Protocol Error (a property given twice,
+    /// a property value out of range, a Subscription Identifier of 0,
+    /// Authentication Data without a method, a Retain Handling of 3 or No
+    /// Local on a shared subscription), 0x94 Topic Alias invalid for a
+    /// Topic Alias of 0 (§3.3.2.3.4), 0x81 Malformed Packet for the rest.
+    ///
+    /// ```
+    /// use minimqtt::codec::Malformed;
+    /// use minimqtt::codec::v5::ReasonCode;
+    ///
+    /// let twice = Malformed::DuplicateProperty(0x21);
+    /// assert_eq!(ReasonCode::for_malformed(twice), ReasonCode::ProtocolError);
+    /// let cut = Malformed::Truncated;
+    /// assert_eq!(ReasonCode::for_malformed(cut), ReasonCode::MalformedPacket);
+    /// ```
+    pub const fn for_malformed(fault: Malformed) -> Self {
+        match fault {
+            Malformed::PropertyValue(super::properties::id::TOPIC_ALIAS) => Self::TopicAliasInvalid,
+            Malformed::DuplicateProperty(_)
+            | Malformed::PropertyValue(_)
+            | Malformed::SubscriptionIdentifier
+            | Malformed::AuthenticationData
+            | Malformed::RetainHandling
+            | Malformed::SharedNoLocal => Self::ProtocolError,
+            _ => Self::MalformedPacket,
+        }
+    }
     /// 0x00 in a SUBACK: Granted QoS 0.
     pub const GRANTED_QOS_0: Self = Self::Success;
 
