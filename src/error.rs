@@ -94,6 +94,13 @@ pub enum ResourceError {
         /// Bytes the packet needs.
         needed: usize,
     },
+    /// The receive buffer cannot hold the smallest CONNACK (4 bytes; 5
+    /// for MQTT 5), so no connection could ever be accepted: refused by
+    /// `connect`. Give the client a larger receive buffer.
+    ReceiveBufferTooSmall {
+        /// Bytes the receive buffer needs at the least.
+        needed: usize,
+    },
     /// `INFLIGHT` acknowledgements are already deferred: redeem an
     /// [`AckToken`](crate::session::AckToken) first.
     AcksFull,
@@ -364,6 +371,9 @@ impl fmt::Display for ResourceError {
             Self::SubscriptionsFull => f.write_str("subscription list is full"),
             Self::TransmitBufferTooSmall { needed } => {
                 write!(f, "packet needs {needed} bytes of transmit queue")
+            }
+            Self::ReceiveBufferTooSmall { needed } => {
+                write!(f, "receive buffer smaller than a CONNACK's {needed} bytes")
             }
             Self::AcksFull => f.write_str("too many deferred acknowledgements"),
             Self::PacketTooLarge { len, max } => {

@@ -46,7 +46,9 @@ use crate::callbacks::{Outbox, Request, outbox};
 use crate::codec::QoS;
 use crate::session::AckToken;
 
-/// The mailbox has no room for the request; nothing was queued.
+/// The mailbox has no room for the request, or the request is larger
+/// than the attached client's outbox could ever take (see
+/// [`Client::attach`](crate::Client::attach)); nothing was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MailboxFull;
@@ -63,6 +65,8 @@ struct State<const N: usize> {
     buf: [u8; N],
     /// Bytes queued, in the outbox's format.
     len: usize,
+    /// The largest request the attached client's outbox can take.
+    limit: usize,
     /// The client waiting for requests.
     waker: WakerRegistration,
 }
@@ -95,6 +99,7 @@ impl<M: RawMutex, const N: usize> Mailbox<M, N> {
             state: Mutex::new(RefCell::new(State {
                 buf: [0; N],
                 len: 0,
+                limit: N,
                 waker: WakerRegistration::new(),
             })),
         }
@@ -139,7 +144,9 @@ impl<M: RawMutex, const N: usize> Mailbox<M, N> {
     pub fn try_ack(&self, token: AckToken) -> Result<(), (MailboxFull, AckToken)> {
         self.state.lock(|s| {
             let mut s = s.borrow_mut();
-            let State { buf, len, waker } = &mut *s;
+            let State {
+                buf, len, waker, ..
+            } = &mut *s;
             // Checked first: a refused token goes back to the caller.
             if buf.len().saturating_sub(*len) < outbox::ACK_SIZE {
                 return Err((MailboxFull, token));
@@ -166,8 +173,20 @@ impl<M: RawMutex, const N: usize> Mailbox<M, N> {
     fn push(&self, request: Request<'_>) -> Result<(), MailboxFull> {
         self.state.lock(|s| {
             let mut s = s.borrow_mut();
-            let State { buf, len, waker } = &mut *s;
+            let State {
+                buf,
+                len,
+                limit,
+                waker,
+            } = &mut *s;
+            let before = *len;
             outbox::push(buf, len, request).map_err(|_| MailboxFull)?;
+            // One the client could never take would hold up every request
+            // behind it.
+            if *len - before > *limit {
+                *len = before;
+                return Err(MailboxFull);
+            }
             waker.wake();
             Ok(())
         })
@@ -186,6 +205,10 @@ pub trait Inbox {
 
     /// Whether requests are queued.
     fn has_requests(&self) -> bool;
+
+    /// Sets the size of the largest request the client's outbox can take
+    /// (its whole size): larger ones are refused when queued.
+    fn set_limit(&self, limit: usize);
 }
 
 impl<M: RawMutex, const N: usize> Inbox for Mailbox<M, N> {
@@ -200,7 +223,14 @@ impl<M: RawMutex, const N: usize> Inbox for Mailbox<M, N> {
                 while let Some((request, size)) = outbox::front(queued.get(moved..).unwrap_or(&[]))
                 {
                     if outbox.push(request).is_err() {
-                        break;
+                        if !outbox.is_empty() {
+                            break;
+                        }
+                        // Never fits (queued before the client was
+                        // attached): dropped, or it would hold up the rest.
+                        crate::fmt::warning!(
+                            "a mailbox request larger than the outbox was dropped"
+                        );
                     }
                     moved += size;
                     any = true;
@@ -215,6 +245,10 @@ impl<M: RawMutex, const N: usize> Inbox for Mailbox<M, N> {
 
     fn has_requests(&self) -> bool {
         !self.is_empty()
+    }
+
+    fn set_limit(&self, limit: usize) {
+        self.state.lock(|s| s.borrow_mut().limit = limit.min(N));
     }
 
     fn poll_requests(&self, cx: &mut Context<'_>) -> Poll<()> {

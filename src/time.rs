@@ -190,8 +190,16 @@ impl Clock for EmbassyClock {
     }
 
     async fn sleep_until(&self, deadline: Instant) {
-        embassy_time::Timer::at(embassy_time::Instant::from_millis(deadline.0)).await
+        embassy_time::Timer::at(embassy_deadline(deadline)).await
     }
+}
+
+/// `deadline` on embassy-time's clock. One too far for its tick counter
+/// (`run_for` with a huge timeout saturates to `u64::MAX` ms) is never:
+/// `from_millis` would overflow, and a wrapped deadline would be past.
+#[cfg(feature = "embassy-time")]
+fn embassy_deadline(deadline: Instant) -> embassy_time::Instant {
+    embassy_time::Instant::try_from_millis(deadline.0).unwrap_or(embassy_time::Instant::MAX)
 }
 
 /// A [`Clock`] on tokio's timer (feature `tokio`), for programs on an
@@ -230,5 +238,40 @@ impl Clock for TokioClock {
     async fn sleep_until(&self, deadline: Instant) {
         let at = self.start + core::time::Duration::from_millis(deadline.0);
         tokio::time::sleep_until(at).await
+    }
+}
+
+#[cfg(all(test, any(feature = "tokio", feature = "embassy-time")))]
+mod tests {
+    use super::*;
+
+    /// `run_for` with a huge timeout saturates its deadline to `u64::MAX`
+    /// ms: 584 million years after the epoch, which `std`'s `Instant`
+    /// holds.
+    #[cfg(feature = "tokio")]
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_at_the_end_of_time_sleeps_without_panicking() {
+        let clock = TokioClock::new();
+        let never = tokio::time::timeout(
+            core::time::Duration::from_secs(3600),
+            clock.sleep_until(Instant(u64::MAX)),
+        );
+        assert!(never.await.is_err());
+        let soon = clock.now() + Duration::from_millis(5);
+        clock.sleep_until(soon).await;
+        assert!(clock.now() >= soon);
+    }
+
+    #[cfg(feature = "embassy-time")]
+    #[test]
+    fn an_embassy_deadline_past_the_tick_counter_is_never() {
+        assert_eq!(
+            embassy_deadline(Instant(u64::MAX)),
+            embassy_time::Instant::MAX
+        );
+        assert_eq!(
+            embassy_deadline(Instant(5)),
+            embassy_time::Instant::from_millis(5)
+        );
     }
 }

@@ -1077,3 +1077,35 @@ fn config_persistent() -> minimqtt::Config<'static> {
         ..config()
     }
 }
+
+/// A receive buffer too small for any CONNACK is the application's
+/// configuration, not the broker's fault nor a timeout: `connect` refuses
+/// at once, and `run_for` does not retry it.
+#[tokio::test(start_paused = true)]
+async fn a_receive_buffer_too_small_for_a_connack_fails_connect_at_once() {
+    let (io, mut broker) = pipe();
+    let buffers = Box::leak(Box::new(minimqtt::Buffers::<3, 2304, 64>::new()));
+    let mut c = client(io, config(), buffers.slices());
+    broker.send(&connack(false, 0)).await;
+    let start = tokio::time::Instant::now();
+    let too_small = |r: &Result<(), &Error<_>>| {
+        matches!(
+            r,
+            Err(Error::Resource(
+                minimqtt::ResourceError::ReceiveBufferTooSmall { needed: 4 }
+            ))
+        )
+    };
+    let r = within("connect", c.connect()).await;
+    assert!(too_small(&r.as_ref().map(|_| ())), "{r:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(!c.is_connected());
+    // `run_for` connecting: the same error, not retried.
+    let (io, mut broker) = pipe();
+    let buffers = Box::leak(Box::new(minimqtt::Buffers::<3, 2304, 64>::new()));
+    let mut c = client(io, config(), buffers.slices());
+    broker.send(&connack(false, 0)).await;
+    let r = within("run_for", c.run_for(minimqtt::time::Duration::from_secs(5))).await;
+    assert!(too_small(&r.as_ref().map(|_| ())), "{r:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}

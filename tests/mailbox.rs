@@ -110,6 +110,44 @@ async fn requests_wait_while_offline_and_go_out_in_order() {
     assert_eq!(c.user_data().published.len(), 3);
 }
 
+/// A request larger than the client's outbox could never be taken: once
+/// the client is attached, the mailbox refuses it; one queued before is
+/// dropped when its turn comes. Either way the requests behind it go out.
+#[tokio::test(start_paused = true)]
+async fn a_request_larger_than_the_clients_outbox_holds_up_nothing() {
+    let mailbox: Mailbox<NoopRawMutex, 1024> = Mailbox::new();
+    let big = [7u8; 600];
+    // Not attached yet: queued.
+    mailbox
+        .try_publish("big", &big, QoS::AtMostOnce, false)
+        .unwrap();
+    mailbox
+        .try_publish("q", b"1", QoS::AtMostOnce, false)
+        .unwrap();
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    c.attach(&mailbox);
+    // Attached: refused, and nothing queued.
+    assert_eq!(
+        mailbox.try_publish("big", &big, QoS::AtMostOnce, false),
+        Err(MailboxFull)
+    );
+    assert_eq!(mailbox.len(), 2);
+    mailbox
+        .try_publish("q", b"2", QoS::AtMostOnce, false)
+        .unwrap();
+    broker.connack().await;
+    within("run_for", c.run_for(MDuration::from_millis(100)))
+        .await
+        .unwrap();
+    broker.expect_connect().await;
+    for payload in [b"1", b"2"] {
+        assert_eq!(broker.expect_publish().await.payload, payload);
+    }
+    assert!(mailbox.is_empty());
+}
+
 /// A request queued while the client is stuck in a write (the broker is
 /// slow to read) goes out as soon as that write ends, not at the next
 /// packet or keep-alive.

@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use minimqtt::codec::{DecodeError, FixedHeader, MAX_PACKET_LEN, Packet, varint_len};
+use minimqtt::codec::{DecodeError, EncodeError, FixedHeader, MAX_PACKET_LEN, Packet, varint_len};
 
 const LIMIT: usize = 64;
 /// Prefix checks cost one decode per byte; skip them for long packets.
@@ -69,6 +69,16 @@ fn check_packet(data: &[u8], packet: &Packet<'_>, n: usize) {
         data.len()
     );
 
+    // A broker must accept an empty client id without clean session to
+    // refuse it with CONNACK 0x02 (MQTT-3.1.3-8); a client must not send
+    // one (MQTT-3.1.3-7), and encode refuses it.
+    if let Packet::Connect(c) = packet {
+        if c.client_id.is_empty() && !c.clean_session {
+            let mut buf = vec![0; packet.encoded_len()];
+            assert_eq!(packet.encode(&mut buf), Err(EncodeError::EmptyClientId));
+            return;
+        }
+    }
     let len = packet.encoded_len();
     let mut buf = vec![0xa5; len + 1];
     let written = packet

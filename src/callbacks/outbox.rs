@@ -92,6 +92,11 @@ impl<'b> Outbox<'b> {
         self.len == 0
     }
 
+    /// Its size in bytes: the largest request it can take.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Queues `request`, or returns [`OutboxFull`] and queues nothing.
     pub fn push(&mut self, request: Request<'_>) -> Result<(), OutboxFull> {
         push(self.buf, &mut self.len, request)

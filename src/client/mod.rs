@@ -324,7 +324,14 @@ where
     /// let _ = client.run().await;
     /// # }
     /// ```
+    ///
+    /// From then on, the mailbox refuses a request larger than this
+    /// client's outbox (the `OUTBOX` of [`Buffers`](crate::Buffers)) with
+    /// [`MailboxFull`](crate::mailbox::MailboxFull): the client could never
+    /// take it. One queued before, too large, is dropped when its turn
+    /// comes, with a warning.
     pub fn attach(&mut self, mailbox: &'a dyn Inbox) {
+        mailbox.set_limit(self.outbox.capacity());
         self.inbox = Some(mailbox);
     }
 

@@ -116,6 +116,9 @@ impl ConnAck {
 
     /// Encodes the packet into `buf`, returning its length. Writes nothing on error.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        if self.session_present && self.return_code != ConnectReturnCode::Accepted {
+            return Err(EncodeError::SessionPresent);
+        }
         let buf = reserve(buf, self.encoded_len())?;
         let mut w = Writer::new(buf, PacketType::ConnAck, 0, BODY_LEN);
         w.u8(u8::from(self.session_present));

@@ -194,6 +194,9 @@ impl<'a> Connect<'a> {
     /// Checks what §3.1 requires of an outgoing CONNECT.
     pub fn validate(&self) -> Result<(), EncodeError> {
         string::check(self.client_id)?;
+        if self.client_id.is_empty() && !self.clean_session {
+            return Err(EncodeError::EmptyClientId);
+        }
         if let Some(will) = &self.will {
             check_name(will.topic)?;
             if will.message.len() > usize::from(u16::MAX) {

@@ -280,10 +280,12 @@ pub enum EncodeError {
     /// MQTT 5: No Local set on a shared subscription (MQTT-3.8.3-4).
     #[cfg(feature = "v5")]
     SharedNoLocal,
-    /// MQTT 5: session present on a CONNACK that refuses the connection
-    /// (MQTT-3.2.2-6).
-    #[cfg(feature = "v5")]
+    /// Session present on a CONNACK that refuses the connection
+    /// (MQTT-3.2.2-4; MQTT 5: MQTT-3.2.2-6).
     SessionPresent,
+    /// MQTT 3.1.1: an empty client id with clean session off
+    /// (MQTT-3.1.3-7).
+    EmptyClientId,
     /// MQTT 5: Authentication Data without an Authentication Method.
     #[cfg(feature = "v5")]
     AuthenticationData,
@@ -317,8 +319,8 @@ impl fmt::Display for EncodeError {
             Self::ReasonCode(code) => write!(f, "reason code {code:#04x} not allowed here"),
             #[cfg(feature = "v5")]
             Self::SharedNoLocal => f.write_str("no local on a shared subscription"),
-            #[cfg(feature = "v5")]
             Self::SessionPresent => f.write_str("session present on a refused connection"),
+            Self::EmptyClientId => f.write_str("empty client id without clean session"),
             #[cfg(feature = "v5")]
             Self::AuthenticationData => f.write_str("authentication data without a method"),
         }

@@ -101,8 +101,9 @@ fn connect_matches_the_bytes() {
 
 #[test]
 fn minimal_connect_matches_the_bytes() {
+    // (An empty client id needs clean session, MQTT-3.1.3-7.)
     let packet = Packet::Connect(Connect {
-        clean_session: false,
+        clean_session: true,
         keep_alive: 0,
         client_id: "",
         will: None,
@@ -111,7 +112,7 @@ fn minimal_connect_matches_the_bytes() {
     });
     vector(
         packet,
-        &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0, 0, 0, 0, 0],
+        &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 0, 0, 0],
     );
 }
 
@@ -515,6 +516,38 @@ fn invalid_outgoing_packets_are_refused() {
         connect.encode(&mut buf),
         Err(EncodeError::PasswordWithoutUsername)
     );
+    // MQTT-3.1.3-7: an empty client id needs clean session.
+    let connect = Connect {
+        client_id: "",
+        password: None,
+        clean_session: false,
+        ..connect
+    };
+    assert_eq!(connect.encode(&mut buf), Err(EncodeError::EmptyClientId));
+    assert!(
+        Connect {
+            clean_session: true,
+            ..connect
+        }
+        .encode(&mut buf)
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_refusing_connack_with_session_present_is_not_encoded() {
+    // MQTT-3.2.2-4; the decoder refuses it too.
+    let mut buf = [0u8; 4];
+    let refused = ConnAck {
+        session_present: true,
+        return_code: ConnectReturnCode::NotAuthorized,
+    };
+    assert_eq!(refused.encode(&mut buf), Err(EncodeError::SessionPresent));
+    let accepted = ConnAck {
+        return_code: ConnectReturnCode::Accepted,
+        ..refused
+    };
+    assert_eq!(accepted.encode(&mut buf), Ok(4));
 }
 
 #[test]

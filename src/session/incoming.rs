@@ -84,6 +84,15 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         dup: bool,
         packet_id: Option<u16>,
     ) -> Result<bool, Closed> {
+        // A 3.1.1 CONNACK has a 2-byte body, and the receive buffer holds
+        // 4 (`Session::connect`): one too large is malformed
+        // (MQTT-4.8.0-1), as the acknowledgements below.
+        if self.state == State::Connecting
+            && packet_type == PacketType::ConnAck
+            && self.version == Version::V3_1_1
+        {
+            return Err(Closed::Malformed(codec::Malformed::TrailingBytes));
+        }
         if self.state != State::Connected
             || packet_type == PacketType::ConnAck
             || !packet_type.sent_by_server()

@@ -40,6 +40,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             }
             #[cfg(feature = "v5")]
             if let Some(plan) = self.alias_plan(&out) {
+                // Checked before an alias is recorded for its topic: a
+                // PUBLISH refused at encoding would leave the alias
+                // recorded and never sent, and the next PUBLISH to the
+                // topic would use it (MQTT 5 §3.3.2.3.4).
+                out.validate()?;
                 self.push_aliased(&out, plan)?;
                 self.sent_queued();
                 return Ok(None);

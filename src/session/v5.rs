@@ -298,6 +298,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // Only after a CONNACK that accepted (MQTT-3.14.0-1): before
             // it, a DISCONNECT is a protocol error (the catch-all below).
             (State::Connected, P::Disconnect(d)) => {
+                // A server's DISCONNECT carries no Session Expiry Interval
+                // (MQTT-3.14.2-2), nor 0x04, the client's code for "publish
+                // my will" (§3.14.2.1).
+                if d.properties.session_expiry_interval().is_some()
+                    || d.reason_code == ReasonCode::DisconnectWithWillMessage
+                {
+                    return Err(Closed::Violation(ReasonCode::ProtocolError));
+                }
                 if let Some(_why) = d.properties.reason_string() {
                     crate::fmt::warning!("broker disconnected: {}", _why);
                 }

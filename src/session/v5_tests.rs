@@ -428,6 +428,36 @@ fn a_pubrel_for_an_unknown_id_is_answered_not_found() {
 }
 
 #[test]
+fn a_server_disconnect_with_what_only_a_client_sends_is_a_protocol_error() {
+    static EXPIRY: [Property<'static>; 1] = [Property::SessionExpiryInterval(0)];
+    let cases = [
+        // MQTT-3.14.2-2.
+        v5::Disconnect {
+            reason_code: ReasonCode::NORMAL_DISCONNECTION,
+            properties: Properties::new(&EXPIRY),
+        },
+        // 0x04 is the client's (§3.14.2.1).
+        v5::Disconnect {
+            reason_code: ReasonCode::DisconnectWithWillMessage,
+            properties: Properties::EMPTY,
+        },
+    ];
+    for bye in cases {
+        let mut s = connected();
+        assert_eq!(
+            feed(&mut s, T0, v5::Packet::Disconnect(bye)),
+            Err(Closed::Violation(ReasonCode::ProtocolError)),
+            "{bye:?}"
+        );
+        assert_eq!(s.state(), State::Disconnected);
+        let [v5::Packet::Disconnect(d)] = sent(&mut s, T0)[..] else {
+            panic!("no DISCONNECT after {bye:?}");
+        };
+        assert_eq!(d.reason_code, ReasonCode::ProtocolError);
+    }
+}
+
+#[test]
 fn a_malformed_packet_or_protocol_error_is_said_before_closing() {
     let mut s = connected();
     assert!(matches!(
@@ -951,6 +981,40 @@ fn topic_aliases_follow_the_documented_policy() {
         panic!()
     };
     assert_eq!(last.properties.user_properties().count(), 1);
+}
+
+#[test]
+fn a_refused_qos0_publish_records_no_alias() {
+    static TWO: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
+    let mut s = connected_with(&[], &TWO);
+    let bad = [
+        [Property::ResponseTopic("reply/#")],
+        [Property::UserProperty("k", "v\0")],
+    ];
+    for props in &bad {
+        assert!(matches!(
+            s.publish_with(
+                T0,
+                &publish("a/1", QoS::AtMostOnce),
+                &Properties::new(props)
+            ),
+            Err(SessionError::Usage(UsageError::Encode(_)))
+        ));
+    }
+    // An invalid topic takes no alias slot either.
+    assert!(s.publish(T0, &publish("a/#", QoS::AtMostOnce)).is_err());
+    for topic in ["a/1", "b/2", "a/1"] {
+        s.publish(T0, &publish(topic, QoS::AtMostOnce)).unwrap();
+    }
+    // The first PUBLISH to the topic sets the alias (§3.3.2.3.4).
+    assert_eq!(
+        topics_and_aliases(&sent(&mut s, T0)),
+        [
+            ("a/1".into(), Some(1)),
+            ("b/2".into(), Some(2)),
+            ("".into(), Some(1)),
+        ]
+    );
 }
 
 #[test]
@@ -2887,4 +2951,16 @@ fn our_auth_names_the_connect_method() {
     };
     s.auth(T0, &same).unwrap();
     assert!(matches!(sent(&mut s, T0)[..], [v5::Packet::Auth(_)]));
+}
+
+#[test]
+fn a_receive_buffer_too_small_for_an_mqtt_5_connack_is_refused_at_connect() {
+    let mut s: S = Session::new(leak(4), leak(1536), Timeouts::default());
+    assert_eq!(
+        s.connect_v5(T0, &connect(true, &[])),
+        Err(SessionError::Resource(
+            ResourceError::ReceiveBufferTooSmall { needed: 5 }
+        ))
+    );
+    assert_eq!(s.state(), State::Disconnected);
 }
