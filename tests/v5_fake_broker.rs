@@ -631,6 +631,40 @@ fn malformed(m: Malformed) -> E {
 /// advertises what the client enforces: Receive Maximum = `INFLIGHT` (8)
 /// by default, or what `Config::properties` says, the Maximum Packet Size
 /// asked for, and no Topic Alias Maximum (so no alias may come).
+/// A client with no in-flight window (`INFLIGHT` 0) advertises no
+/// Receive Maximum, even one the config asks for: 0 is not a valid one
+/// (§3.1.2.11.3), and capping the caller's to it made `connect` fail.
+#[tokio::test(start_paused = true)]
+async fn no_window_advertises_no_receive_maximum() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let config = config_with(&[Property::ReceiveMaximum(10)]);
+    let mut c: Client<'_, Queue<Pipe>, TokioClock, Log, 0> = Client::with_capacity(
+        Queue::with(io),
+        TokioClock::new(),
+        config,
+        buffers.slices(),
+        callbacks(),
+        Log::default(),
+    );
+    broker.send(&connack(&[])).await;
+    within("connect", c.connect())
+        .await
+        .map_err(kind)
+        .expect("connect");
+    let connect = broker.recv5().await;
+    assert!(
+        matches!(
+            connect,
+            Rx5::Connect {
+                receive_maximum: None,
+                ..
+            }
+        ),
+        "{connect:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn connect_advertises_our_limits() {
     let (io, mut broker) = pipe5();

@@ -240,6 +240,9 @@ pub(super) fn connect_with<const INFLIGHT: usize, const SUBS: usize>(
                 expiry_set |= matches!(p, Property::SessionExpiryInterval(_));
                 window_set |= matches!(p, Property::ReceiveMaximum(_));
                 let p = match p {
+                    // 0 is not a valid maximum: none, as when the caller
+                    // gives none.
+                    Property::ReceiveMaximum(_) if INFLIGHT == 0 => continue,
                     Property::ReceiveMaximum(v) if usize::from(v) > INFLIGHT => {
                         Property::ReceiveMaximum(u16::try_from(INFLIGHT).unwrap_or(v))
                     }
