@@ -94,9 +94,10 @@ pub enum ResourceError {
         /// Bytes the packet needs.
         needed: usize,
     },
-    /// The receive buffer cannot hold the smallest CONNACK (4 bytes; 5
-    /// for MQTT 5), so no connection could ever be accepted: refused by
-    /// `connect`. Give the client a larger receive buffer.
+    /// The receive buffer is shorter than 5 bytes: it cannot hold the
+    /// longest fixed header (a packet of 2 MiB or more) nor an MQTT 5
+    /// CONNACK, so the connection could stall or never be accepted.
+    /// Refused by `connect`. Give the client a larger receive buffer.
     ReceiveBufferTooSmall {
         /// Bytes the receive buffer needs at the least.
         needed: usize,
@@ -373,7 +374,7 @@ impl fmt::Display for ResourceError {
                 write!(f, "packet needs {needed} bytes of transmit queue")
             }
             Self::ReceiveBufferTooSmall { needed } => {
-                write!(f, "receive buffer smaller than a CONNACK's {needed} bytes")
+                write!(f, "receive buffer shorter than {needed} bytes")
             }
             Self::AcksFull => f.write_str("too many deferred acknowledgements"),
             Self::PacketTooLarge { len, max } => {

@@ -230,6 +230,31 @@ async fn a_payload_source_that_runs_dry_discards_its_message() {
     assert_eq!(c.user_data().discarded, [1]);
 }
 
+/// An empty payload is a valid PUBLISH (MQTT-3.3.3): streamed, its head
+/// is the whole packet, and the source is never asked for bytes (it was,
+/// got 0, and the message was discarded with the connection).
+#[tokio::test(start_paused = true)]
+async fn a_streamed_publish_of_no_bytes_goes_out_whole() {
+    let (mut c, mut broker) = connected(App::default()).await;
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let mut source = payload_from_fn(|_, _: &mut [u8]| -> usize {
+            panic!("an empty payload asked of its source")
+        });
+        let result = within(
+            "publish_from",
+            c.publish_from("out/empty", 0, qos, false, &mut source),
+        )
+        .await;
+        assert!(result.is_ok(), "{qos:?}: {result:?}");
+        assert!(c.is_connected());
+        let p = broker.expect_publish().await;
+        assert_eq!(
+            (p.topic.as_str(), p.payload.len(), p.qos),
+            ("out/empty", 0, qos)
+        );
+    }
+}
+
 /// With every deferral slot taken and more QoS 1 messages than the
 /// receive buffer holds, the session stops reading until the application
 /// acknowledges: the full buffer is not taken for the broker closing the

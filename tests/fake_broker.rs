@@ -1078,13 +1078,13 @@ fn config_persistent() -> minimqtt::Config<'static> {
     }
 }
 
-/// A receive buffer too small for any CONNACK is the application's
+/// A receive buffer too small for the longest fixed header is the application's
 /// configuration, not the broker's fault nor a timeout: `connect` refuses
 /// at once, and `run_for` does not retry it.
 #[tokio::test(start_paused = true)]
-async fn a_receive_buffer_too_small_for_a_connack_fails_connect_at_once() {
+async fn a_receive_buffer_shorter_than_the_longest_fixed_header_fails_connect_at_once() {
     let (io, mut broker) = pipe();
-    let buffers = Box::leak(Box::new(minimqtt::Buffers::<3, 2304, 64>::new()));
+    let buffers = Box::leak(Box::new(minimqtt::Buffers::<4, 2304, 64>::new()));
     let mut c = client(io, config(), buffers.slices());
     broker.send(&connack(false, 0)).await;
     let start = tokio::time::Instant::now();
@@ -1092,7 +1092,7 @@ async fn a_receive_buffer_too_small_for_a_connack_fails_connect_at_once() {
         matches!(
             r,
             Err(Error::Resource(
-                minimqtt::ResourceError::ReceiveBufferTooSmall { needed: 4 }
+                minimqtt::ResourceError::ReceiveBufferTooSmall { needed: 5 }
             ))
         )
     };
@@ -1102,7 +1102,7 @@ async fn a_receive_buffer_too_small_for_a_connack_fails_connect_at_once() {
     assert!(!c.is_connected());
     // `run_for` connecting: the same error, not retried.
     let (io, mut broker) = pipe();
-    let buffers = Box::leak(Box::new(minimqtt::Buffers::<3, 2304, 64>::new()));
+    let buffers = Box::leak(Box::new(minimqtt::Buffers::<4, 2304, 64>::new()));
     let mut c = client(io, config(), buffers.slices());
     broker.send(&connack(false, 0)).await;
     let r = within("run_for", c.run_for(minimqtt::time::Duration::from_secs(5))).await;

@@ -290,7 +290,7 @@ pub(crate) const fn packet_len(remaining_len: usize) -> usize {
     } else {
         remaining_len as u32
     };
-    1 + varint_len(clamped) + remaining_len
+    (1 + varint_len(clamped)).saturating_add(remaining_len)
 }
 
 /// Writes a fixed header for a body of `remaining_len` bytes at the start of

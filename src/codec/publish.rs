@@ -156,7 +156,10 @@ impl Publish<'_> {
     pub fn head_len(&self, payload_len: usize) -> usize {
         let id_len = if self.qos == QoS::AtMostOnce { 0 } else { 2 };
         let before = prefixed_len(self.topic.len()) + id_len;
-        header::packet_len(before + payload_len) - payload_len
+        // Saturating: a length past MQTT's maximum is refused by
+        // `encode_head`, not an overflow here.
+        let remaining = before.saturating_add(payload_len);
+        header::packet_len(remaining).saturating_sub(remaining) + before
     }
 
     /// Encodes everything but the payload of a PUBLISH whose payload is

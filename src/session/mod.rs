@@ -935,14 +935,16 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// [`Event::Discarded`]).
     pub fn connect(&mut self, now: Instant, connect: &Connect<'_>) -> Result<()> {
         self.settle();
-        self.check_receive_buffer(4)?;
+        self.check_receive_buffer(5)?;
         self.p.connect(now, connect)?;
         self.drop_input();
         Ok(())
     }
 
-    /// Refuses a connection whose CONNACK, `needed` bytes at the least,
-    /// could never be read: the broker would be blamed for it.
+    /// Refuses a connection on a receive buffer of less than `needed`
+    /// bytes: the longest fixed header (5 bytes, a packet of 2 MiB or
+    /// more, which is streamed or skipped) could never be read, nor an
+    /// MQTT 5 CONNACK (5 bytes at the least).
     fn check_receive_buffer(&self, needed: usize) -> Result<()> {
         if self.rx.capacity() < needed {
             return Err(SessionError::Resource(
@@ -972,7 +974,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     #[cfg(feature = "v5")]
     pub fn connect_v5(&mut self, now: Instant, connect: &codec::v5::Connect<'_>) -> Result<()> {
         self.settle();
-        // Its property length is never left out (§3.2.2.3).
         self.check_receive_buffer(5)?;
         self.p.connect_v5(now, connect)?;
         self.drop_input();

@@ -250,7 +250,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
 
     /// The head just queued is followed by a payload of `len` bytes.
     fn start_payload(&mut self, len: Option<usize>, packet_id: Option<u16>) {
-        if let Some(len) = len {
+        // An empty payload: the head is the whole packet.
+        if let Some(len) = len.filter(|&len| len > 0) {
             self.head_end = self.store.tx.queued();
             self.payload = Some(PayloadOut {
                 at: self.store.tx.queued(),

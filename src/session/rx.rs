@@ -292,6 +292,11 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
                         None => return Ok(Next::Incomplete),
                     },
                     Some(Err(m)) => return Err(m),
+                    // Its Property Length runs past a full buffer: it can
+                    // never be read, and waiting for it would stall the
+                    // connection. Skipped as one whose properties do not
+                    // fit.
+                    None if avail.len() >= capacity => (qos, topic, packet_id, None),
                     None => return Ok(Next::Incomplete),
                 },
                 _ => (qos, topic, packet_id, payload_at),

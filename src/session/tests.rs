@@ -2858,11 +2858,13 @@ fn a_streamed_heads_resend_always_has_room_in_the_queue() {
 
 #[test]
 fn a_receive_buffer_too_small_for_a_connack_is_refused_at_connect() {
-    let mut s: Session<'static, 4, 4> = Session::new(leak(3), leak(1280), Timeouts::default());
+    // 5 bytes: the longest fixed header, or a packet of 2 MiB could
+    // never be framed.
+    let mut s: Session<'static, 4, 4> = Session::new(leak(4), leak(1280), Timeouts::default());
     assert_eq!(
         s.connect(T0, &connect_packet(true, 0)),
         Err(SessionError::Resource(
-            ResourceError::ReceiveBufferTooSmall { needed: 4 }
+            ResourceError::ReceiveBufferTooSmall { needed: 5 }
         ))
     );
     assert_eq!(s.state(), State::Disconnected);
@@ -2871,12 +2873,12 @@ fn a_receive_buffer_too_small_for_a_connack_is_refused_at_connect() {
 
 #[test]
 fn a_connack_too_large_for_the_receive_buffer_is_malformed() {
-    // Four bytes hold any valid 3.1.1 CONNACK: a longer one is malformed
+    // Five bytes hold any valid 3.1.1 CONNACK: a longer one is malformed
     // (MQTT-4.8.0-1), not a protocol error.
-    let mut s: Session<'static, 4, 4> = Session::new(leak(4), leak(1280), Timeouts::default());
+    let mut s: Session<'static, 4, 4> = Session::new(leak(5), leak(1280), Timeouts::default());
     s.connect(T0, &connect_packet(true, 0)).unwrap();
     let _ = sent(&mut s, T0);
-    let seen = feed_bytes(&mut s, T0, &[0x20, 6, 0, 0, 1, 2, 3, 4], 4);
+    let seen = feed_bytes(&mut s, T0, &[0x20, 6, 0, 0, 1, 2, 3, 4], 5);
     assert_eq!(seen, ["Closed(Malformed(TrailingBytes))"]);
     assert_eq!(s.state(), State::Disconnected);
 }
