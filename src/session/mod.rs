@@ -561,7 +561,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             match self.rx.frame_at(offset, self.p.version == Version::V5) {
                 Ok(Next::Incomplete) => break None,
                 #[cfg(feature = "v5")]
-                Ok(Next::Packet(_, len) | Next::Dropped { len, .. })
+                Ok(Next::Packet(_, len) | Next::Dropped { len, .. } | Next::Trimmed(_, len, _))
                     if self.p.over_our_maximum(len) =>
                 {
                     // Over the Maximum Packet Size we advertised
@@ -746,6 +746,30 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                 packet_id,
                             }));
                         }
+                        Err(reason) => break Some(Err(reason)),
+                    }
+                }
+                // What it says is all the handshake needs; the rest of its
+                // bytes (its properties) are skipped as they arrive, so
+                // nothing else is framed in this pass.
+                #[cfg(feature = "v5")]
+                Ok(Next::Trimmed(packet, len, here)) => {
+                    offset += here;
+                    self.skip = len - here;
+                    self.received += 1;
+                    // Its only properties can be a Reason String and User
+                    // Properties: forbidden after Request Problem
+                    // Information 0 (MQTT-3.1.2-29).
+                    if !self.p.advertised.problem_information {
+                        break Some(Err(Closed::Violation(codec::v5::ReasonCode::ProtocolError)));
+                    }
+                    crate::fmt::warning!(
+                        "an acknowledgement of {} bytes without its properties",
+                        len
+                    );
+                    match self.p.handle_any(now, packet, self.acks_qos1()) {
+                        Ok(Handled::Nothing) => break None,
+                        Ok(handled) => break Some(Ok((handled, packet))),
                         Err(reason) => break Some(Err(reason)),
                     }
                 }

@@ -63,6 +63,12 @@ pub(crate) enum Next<'a> {
         #[cfg(feature = "v5")]
         alias: AliasPeek,
     },
+    /// MQTT 5: an acknowledgement of the QoS 1/2 handshake too large for
+    /// the buffer (long properties), as a packet without its properties;
+    /// `len` bytes in all, `here` of them buffered now, the rest skipped
+    /// as they arrive.
+    #[cfg(feature = "v5")]
+    Trimmed(Any<'static>, usize, usize),
     /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
     /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
     /// whatever its body holds.
@@ -305,6 +311,25 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
             Peek::Malformed(m) => return Err(m),
         }
     } else {
+        // MQTT 5: an acknowledgement's packet id and reason code come
+        // before its properties; they fit (in all but a buffer of under 8
+        // bytes and a header of 4 or 5), and the handshake goes on.
+        #[cfg(feature = "v5")]
+        if v5
+            && matches!(
+                header.packet_type,
+                PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp
+            )
+        {
+            let at = usize::from(header.header_len);
+            if at + 3 <= capacity {
+                let Some(&[hi, lo, code]) = avail.get(at..at + 3) else {
+                    return Ok(Next::Incomplete);
+                };
+                let packet = v5::ack_without_properties(header.packet_type.into(), [hi, lo, code])?;
+                return Ok(Next::Trimmed(Any::V5(packet), len, avail.len().min(len)));
+            }
+        }
         (QoS::AtMostOnce, None, None, None)
     };
     Ok(Next::Dropped {

@@ -49,6 +49,8 @@ fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> Vec<String> {
                 Next::ClientPacket(t) => panic!("{t:?}"),
                 #[cfg(feature = "v5")]
                 Next::Packet(Any::V5(p), _) => panic!("{p:?}"),
+                #[cfg(feature = "v5")]
+                Next::Trimmed(p, ..) => panic!("{p:?}"),
             }
         }
         if fed == stream.len() {

@@ -2889,8 +2889,9 @@ fn an_oversized_message_over_the_receive_maximum_is_a_violation() {
 }
 
 /// An MQTT 5 acknowledgement may be long (a Reason String): one too large
-/// to buffer is skipped, as in 3.1.1 it could not be. A PINGRESP has no
-/// body in either version: a large one is malformed.
+/// to buffer still says its packet id and reason code first, and the
+/// handshake goes on without its properties (MQTT-4.3.3-4, -11). A
+/// PINGRESP has no body in either version: a large one is malformed.
 #[test]
 fn oversized_acknowledgements_on_mqtt_5() {
     let small = || {
@@ -2902,17 +2903,89 @@ fn oversized_acknowledgements_on_mqtt_5() {
     };
     static WHY: [Property<'static>; 1] =
         [Property::ReasonString("a reason longer than the buffer")];
+    let long = |packet: v5::Packet<'_>| {
+        let mut buf = vec![0u8; packet.encoded_len()];
+        let n = packet.encode(&mut buf).unwrap();
+        assert!(n > 24);
+        buf.truncate(n);
+        buf
+    };
+    let ack = |make: fn(u16) -> v5::Packet<'static>, id| long(make(id));
+    fn puback(id: u16) -> v5::Packet<'static> {
+        v5::Packet::PubAck(v5::PubAck {
+            properties: Properties::new(&WHY),
+            ..v5::PubAck::new(id)
+        })
+    }
+    fn pubrec(id: u16) -> v5::Packet<'static> {
+        v5::Packet::PubRec(v5::PubRec {
+            properties: Properties::new(&WHY),
+            ..v5::PubRec::new(id)
+        })
+    }
+    fn pubrel(id: u16) -> v5::Packet<'static> {
+        v5::Packet::PubRel(v5::PubRel {
+            properties: Properties::new(&WHY),
+            ..v5::PubRel::new(id)
+        })
+    }
+    fn pubcomp(id: u16) -> v5::Packet<'static> {
+        v5::Packet::PubComp(v5::PubComp {
+            properties: Properties::new(&WHY),
+            ..v5::PubComp::new(id)
+        })
+    }
+    // QoS 1: the long PUBACK completes the message.
     let mut s = small();
-    let puback = v5::Packet::PubAck(v5::PubAck {
-        packet_id: 9,
-        reason_code: ReasonCode::Success,
-        properties: Properties::new(&WHY),
-    });
-    let mut buf = vec![0u8; puback.encoded_len()];
-    let n = puback.encode(&mut buf).unwrap();
-    let seen = pour(&mut s, &buf[..n]);
-    assert!(seen[0].starts_with("Dropped"), "{seen:?}");
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    let seen = pour(&mut s, &ack(puback, id));
+    assert!(seen[0].starts_with("Published"), "{seen:?}");
     assert_eq!(s.state(), State::Connected);
+    // QoS 2: the long PUBREC gets its PUBREL, the long PUBCOMP completes.
+    let id = s
+        .publish(T0, &publish("t", QoS::ExactlyOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(pour(&mut s, &ack(pubrec, id)).is_empty());
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubRel(v5::PubRel::new(id))]);
+    let seen = pour(&mut s, &ack(pubcomp, id));
+    assert!(seen[0].starts_with("Published"), "{seen:?}");
+    // An incoming QoS 2 message: the long PUBREL gets its PUBCOMP.
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(5), &[])),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubRec(v5::PubRec::new(5))]);
+    assert!(pour(&mut s, &ack(pubrel, 5)).is_empty());
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubComp(v5::PubComp::new(5))]);
+    // The packets behind it are read as usual.
+    let mut two = ack(puback, 77);
+    two.extend_from_slice(&[0xd0, 0x00]);
+    s.ping(T0).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(pour(&mut s, &two), ["Pong"]);
+    assert_eq!(s.state(), State::Connected);
+    // A reason code the packet may not carry is malformed, long or not.
+    let mut bad = ack(puback, 3);
+    bad[2 + 2] = 0x11;
+    let mut s = small();
+    assert_eq!(pour(&mut s, &bad), ["Closed(Malformed(ReasonCode(17)))"]);
+    // After Request Problem Information 0, its properties (it has some,
+    // to be so long) are a Protocol Error (MQTT-3.1.2-29).
+    static NO_PROBLEMS: [Property<'static>; 1] = [Property::RequestProblemInformation(0)];
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &NO_PROBLEMS)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert_eq!(
+        pour(&mut s, &ack(puback, 3)),
+        ["Closed(Violation(ProtocolError))"]
+    );
     let mut s = small();
     let mut pingresp = vec![0xd0, 30];
     pingresp.extend_from_slice(&[0; 30]);
