@@ -3037,3 +3037,81 @@ fn a_receive_buffer_too_small_for_an_mqtt_5_connack_is_refused_at_connect() {
     );
     assert_eq!(s.state(), State::Disconnected);
 }
+
+#[test]
+fn a_server_keep_alive_of_0_turns_pings_off() {
+    // MQTT-3.2.2-21: the broker's value replaces ours, 0 included.
+    let mut s = session();
+    let c = v5::Connect {
+        keep_alive: 60,
+        ..connect(true, &[])
+    };
+    s.connect_v5(T0, &c).unwrap();
+    let _ = sent(&mut s, T0);
+    static ZERO: [Property<'static>; 1] = [Property::ServerKeepAlive(0)];
+    assert!(feed(&mut s, T0, connack(&ZERO)).is_ok());
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn the_brokers_topic_aliases_end_with_the_connection() {
+    // MQTT-3.3.2-7: an alias set on one connection is unknown on the
+    // next; a PUBLISH naming only it is a Protocol Error.
+    static OURS: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
+    static A1: [Property<'static>; 1] = [Property::TopicAlias(1)];
+    let mut s = connected_with(&OURS, &[]);
+    let publish = |topic| {
+        v5::Packet::Publish(v5::Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic,
+            packet_id: None,
+            properties: Properties::new(&A1),
+            payload: b"p",
+        })
+    };
+    assert!(matches!(
+        feed(&mut s, T0, publish("t/x")),
+        Ok(Some(Event::Message(_)))
+    ));
+    s.connection_lost();
+    s.connect_v5(T0, &connect(true, &OURS)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert!(matches!(
+        feed(&mut s, T0, publish("")),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    ));
+}
+
+#[test]
+fn requests_do_not_wait_for_the_brokers_receive_maximum() {
+    // MQTT-3.3.4-8 holds back only PUBLISHes: with the broker's quota
+    // taken by resends, a SUBSCRIBE and an UNSUBSCRIBE still go at once.
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    for _ in 0..3 {
+        s.publish(T0, &publish("t", QoS::AtLeastOnce)).unwrap();
+    }
+    let _ = sent(&mut s, T0);
+    static ONE: [Property<'static>; 1] = [Property::ReceiveMaximum(1)];
+    resume_with(&mut s, &ONE);
+    assert_eq!(sent(&mut s, secs(1)).len(), 1);
+    let subs = [Subscription {
+        filter: "x",
+        qos: QoS::AtMostOnce,
+    }];
+    s.subscribe(secs(1), &subs).unwrap();
+    s.unsubscribe(secs(1), &["y"]).unwrap();
+    let out = sent(&mut s, secs(1));
+    assert!(
+        matches!(
+            out[..],
+            [v5::Packet::Subscribe(_), v5::Packet::Unsubscribe(_)]
+        ),
+        "{out:?}"
+    );
+}
