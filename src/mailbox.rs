@@ -207,8 +207,11 @@ pub trait Inbox {
     fn has_requests(&self) -> bool;
 
     /// Sets the size of the largest request the client's outbox can take
-    /// (its whole size): larger ones are refused when queued.
-    fn set_limit(&self, limit: usize);
+    /// (its whole size): larger ones are refused when queued. Does
+    /// nothing by default.
+    fn set_limit(&self, limit: usize) {
+        let _ = limit;
+    }
 }
 
 impl<M: RawMutex, const N: usize> Inbox for Mailbox<M, N> {

@@ -627,10 +627,6 @@ fn malformed(m: Malformed) -> E {
 // ---------------------------------------------------------------------------
 // The CONNECT.
 
-/// The CONNECT is MQTT 5 (it decodes as such, protocol version 5) and
-/// advertises what the client enforces: Receive Maximum = `INFLIGHT` (8)
-/// by default, or what `Config::properties` says, the Maximum Packet Size
-/// asked for, and no Topic Alias Maximum (so no alias may come).
 /// A client with no in-flight window (`INFLIGHT` 0) advertises no
 /// Receive Maximum, even one the config asks for: 0 is not a valid one
 /// (§3.1.2.11.3), and capping the caller's to it made `connect` fail.
@@ -665,6 +661,10 @@ async fn no_window_advertises_no_receive_maximum() {
     );
 }
 
+/// The CONNECT is MQTT 5 (it decodes as such, protocol version 5) and
+/// advertises what the client enforces: Receive Maximum = `INFLIGHT` (8)
+/// by default, or what `Config::properties` says, the Maximum Packet Size
+/// asked for, and no Topic Alias Maximum (so no alias may come).
 #[tokio::test(start_paused = true)]
 async fn connect_advertises_our_limits() {
     let (io, mut broker) = pipe5();

@@ -165,9 +165,15 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // Answer even for an unknown id: the broker may be retrying after
         // we lost the id across a reconnect (§4.3.3). MQTT 5 says so in
         // the answer (0x92 Packet Identifier not found, §3.7.2.1).
+        let known = self.incoming.iter().position(|i| i.packet_id == packet_id);
         #[cfg(feature = "v5")]
-        if self.version == Version::V5 && !self.incoming.iter().any(|i| i.packet_id == packet_id) {
-            let _ = self.push_control(&crate::codec::v5::PubComp::not_found(packet_id));
+        if self.version == Version::V5 && known.is_none() {
+            // A byte longer than the room framing keeps for an answer
+            // (`ACK_LEN`): without it, Success rather than no answer.
+            let not_found = crate::codec::v5::PubComp::not_found(packet_id);
+            if self.push_control(&not_found).is_err() {
+                self.push_ack(PacketType::PubComp, packet_id);
+            }
             return;
         }
         self.push_ack(PacketType::PubComp, packet_id);
@@ -177,7 +183,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // PUBLISH again (mosquitto 2.0 does after a restart): the id must
         // still mark it as a duplicate.
         let at = self.store.tx.queued();
-        if let Some(i) = self.incoming.iter_mut().find(|i| i.packet_id == packet_id) {
+        if let Some(i) = known.and_then(|k| self.incoming.get_mut(k)) {
             i.release(at);
         }
     }

@@ -561,9 +561,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             match self.rx.frame_at(offset, self.p.version == Version::V5) {
                 Ok(Next::Incomplete) => break None,
                 #[cfg(feature = "v5")]
-                Ok(Next::Packet(_, len) | Next::Dropped { len, .. } | Next::Trimmed(_, len, _))
-                    if self.p.over_our_maximum(len) =>
-                {
+                Ok(
+                    Next::Packet(_, len) | Next::Dropped { len, .. } | Next::Trimmed(_, len, ..),
+                ) if self.p.over_our_maximum(len) => {
                     // Over the Maximum Packet Size we advertised
                     // (MQTT-3.1.2-25).
                     self.received += 1;
@@ -753,15 +753,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 // bytes (its properties) are skipped as they arrive, so
                 // nothing else is framed in this pass.
                 #[cfg(feature = "v5")]
-                Ok(Next::Trimmed(packet, len, here)) => {
+                Ok(Next::Trimmed(packet, len, here, properties)) => {
                     offset += here;
                     self.skip = len - here;
                     self.received += 1;
-                    // Its only properties can be a Reason String and User
-                    // Properties: forbidden after Request Problem
-                    // Information 0 (MQTT-3.1.2-29).
-                    if !self.p.advertised.problem_information {
-                        break Some(Err(Closed::Violation(codec::v5::ReasonCode::ProtocolError)));
+                    if let Err(reason) = self.p.check_trimmed(properties) {
+                        break Some(Err(reason));
                     }
                     crate::fmt::warning!(
                         "an acknowledgement of {} bytes without its properties",

@@ -43,8 +43,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 // Checked before an alias is recorded for its topic: a
                 // PUBLISH refused at encoding would leave the alias
                 // recorded and never sent, and the next PUBLISH to the
-                // topic would use it (MQTT 5 §3.3.2.3.4).
-                out.validate()?;
+                // topic would use it (MQTT 5 §3.3.2.3.4). (One sent by
+                // its alias alone records nothing.)
+                if !plan.elide {
+                    out.validate()?;
+                }
                 self.push_aliased(&out, plan)?;
                 self.sent_queued();
                 return Ok(None);
@@ -560,18 +563,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         });
     }
 
-    /// Queues what CONNACK left to send, in order, as far as the transmit
-    /// queue has room: the re-SUBSCRIBE first, then every flagged message's
-    /// PUBLISH (with DUP) or PUBREL, oldest first (MQTT-4.6.0-1, -2).
-    /// `poll_transmit` calls again as the queue drains.
-    /// The entry whose PUBREL is to be resent first: of those waiting to
-    /// be, the one whose PUBREC came first.
+    /// The entry whose PUBREL is to be resent first, at `i`'s turn (a
+    /// PUBREL waiting to be): of those waiting, the one whose PUBREC came
+    /// first.
     // Out of line: inlined, the search doubles in size in `flush`.
     #[inline(never)]
-    fn first_rel(&self) -> usize {
-        let (mut first, mut oldest) = (0, 0);
+    fn first_rel(&self, i: usize) -> usize {
+        // `i` unless an older one waits: an age that wrapped to 0 (65,536
+        // PUBRECs later) may misorder, never pick an entry not waiting.
+        let (mut first, mut oldest) = (i, 0);
         for (j, e) in self.store.outgoing.iter().enumerate() {
-            // Every PUBREC's age is at least 1.
             let age = self.recs.wrapping_sub(e.rec);
             if e.send && e.is_live() && e.stage == Stage::AwaitPubComp && age > oldest {
                 (first, oldest) = (j, age);
@@ -580,6 +581,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         first
     }
 
+    /// Queues what CONNACK left to send, in order, as far as the transmit
+    /// queue has room: the re-SUBSCRIBE first, then every flagged message's
+    /// PUBLISH (with DUP) or PUBREL, oldest first (MQTT-4.6.0-1, -2).
+    /// `poll_transmit` calls again as the queue drains.
     pub(crate) fn queue_sends(&mut self, now: Instant) {
         if !self.resubscribe && !self.sends_pending && self.late_rels.is_empty() {
             return;
@@ -616,7 +621,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // (MQTT-4.6.0-4): the broker may have answered out of store
             // order. Entry `i` is looked at again once that one is queued.
             let at = if entry.stage == Stage::AwaitPubComp {
-                self.first_rel()
+                self.first_rel(i)
             } else {
                 i
             };

@@ -64,11 +64,12 @@ pub(crate) enum Next<'a> {
         alias: AliasPeek,
     },
     /// MQTT 5: an acknowledgement of the QoS 1/2 handshake too large for
-    /// the buffer (long properties), as a packet without its properties;
-    /// `len` bytes in all, `here` of them buffered now, the rest skipped
-    /// as they arrive.
+    /// the buffer, as a packet without its properties; `len` bytes in
+    /// all, `here` of them buffered now, the rest skipped as they arrive.
+    /// `true` if it had properties (a buffer of 5 bytes trims one whose
+    /// property list is empty).
     #[cfg(feature = "v5")]
-    Trimmed(Any<'static>, usize, usize),
+    Trimmed(Any<'static>, usize, usize, bool),
     /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
     /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
     /// whatever its body holds.
@@ -327,7 +328,9 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
                     return Ok(Next::Incomplete);
                 };
                 let packet = v5::ack_without_properties(header.packet_type.into(), [hi, lo, code])?;
-                return Ok(Next::Trimmed(Any::V5(packet), len, avail.len().min(len)));
+                let here = avail.len().min(len);
+                let properties = header.remaining_len > 4;
+                return Ok(Next::Trimmed(Any::V5(packet), len, here, properties));
             }
         }
         (QoS::AtMostOnce, None, None, None)

@@ -2882,3 +2882,26 @@ fn a_connack_too_large_for_the_receive_buffer_is_malformed() {
     assert_eq!(seen, ["Closed(Malformed(TrailingBytes))"]);
     assert_eq!(s.state(), State::Disconnected);
 }
+
+#[test]
+fn a_pubrec_age_that_wrapped_still_resends_each_packet_once() {
+    // Arrival numbers are 16 bits: 65,536 PUBRECs after one, its age is
+    // 0 again. The resend still picks an entry waiting for its PUBREL
+    // (it once picked entry 0 whatever it was, and sent it for ever).
+    let mut s: S = session_with(256, 1024);
+    connect_at(&mut s, T0, false, 0);
+    s.publish(T0, &msg("a", QoS::AtLeastOnce)).unwrap();
+    s.publish(T0, &msg("b", QoS::ExactlyOnce)).unwrap();
+    let _ = sent(&mut s, T0);
+    feed_quiet(&mut s, secs(1), pubrec(2));
+    assert_eq!(sent(&mut s, secs(1)), [pubrel(2)]);
+    s.p.recs = s.p.recs.wrapping_sub(1);
+    s.connection_lost();
+    s.connect(secs(2), &connect_packet(false, 0)).unwrap();
+    sent(&mut s, secs(2));
+    feed(&mut s, secs(2), connack(true, ConnectReturnCode::Accepted)).unwrap();
+    assert_eq!(
+        sent(&mut s, secs(2)),
+        [wire_publish("a", QoS::AtLeastOnce, 1, true), pubrel(2)]
+    );
+}

@@ -298,6 +298,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // Only after a CONNACK that accepted (MQTT-3.14.0-1): before
             // it, a DISCONNECT is a protocol error (the catch-all below).
             (State::Connected, P::Disconnect(d)) => {
+                // Logged first: a violation below loses it otherwise.
+                if let Some(_why) = d.properties.reason_string() {
+                    crate::fmt::warning!("broker disconnected: {}", _why);
+                }
                 // A server's DISCONNECT carries no Session Expiry Interval
                 // (MQTT-3.14.2-2), nor 0x04, the client's code for "publish
                 // my will" (§3.14.2.1).
@@ -306,9 +310,6 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 {
                     return Err(Closed::Violation(ReasonCode::ProtocolError));
                 }
-                if let Some(_why) = d.properties.reason_string() {
-                    crate::fmt::warning!("broker disconnected: {}", _why);
-                }
                 // Over now; the event that says so carries the packet.
                 self.connection_lost();
                 Ok(Handled::Disconnected)
@@ -316,6 +317,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             (State::Connecting | State::Connected, P::Auth(a)) => self.on_auth(a),
             (_, other) => Err(Closed::Protocol(v3_type(other.packet_type()))),
         }
+    }
+
+    /// MQTT-3.1.2-29 for an acknowledgement too large to buffer, handled
+    /// without its properties (`properties`: it had some): an
+    /// acknowledgement's can only be a Reason String and User Properties.
+    pub(crate) fn check_trimmed(&self, properties: bool) -> Result<(), Closed> {
+        if properties && !self.advertised.problem_information {
+            return Err(Closed::Violation(ReasonCode::ProtocolError));
+        }
+        Ok(())
     }
 
     /// MQTT-3.1.2-29: with Request Problem Information 0 in our CONNECT,

@@ -3115,3 +3115,118 @@ fn requests_do_not_wait_for_the_brokers_receive_maximum() {
         "{out:?}"
     );
 }
+
+#[cfg(feature = "streaming")]
+#[test]
+fn an_mqtt_5_streamed_publish_longer_than_mqtt_allows_is_refused() {
+    let mut s = connected();
+    for len in [268_435_456, usize::MAX] {
+        let p = publish("t", QoS::AtMostOnce);
+        assert!(s.publish_streamed(T0, &p, len).is_err(), "{len}");
+    }
+    assert!(sent(&mut s, T0).is_empty());
+}
+
+#[test]
+fn an_acknowledgement_trimmed_without_properties_is_no_problem_information() {
+    // A 5-byte buffer trims a 6-byte PUBACK whose property list is
+    // empty: nothing MQTT-3.1.2-29 forbids.
+    static NO_PROBLEMS: [Property<'static>; 1] = [Property::RequestProblemInformation(0)];
+    let mut s: S = Session::new(leak(5), leak(1536), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &NO_PROBLEMS)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    let [hi, lo] = id.to_be_bytes();
+    // Reason code 0x10 (no matching subscribers), Property Length 0.
+    let seen = pour(&mut s, &[0x40, 0x04, hi, lo, 0x10, 0x00]);
+    assert!(seen[0].starts_with("Published"), "{seen:?}");
+}
+
+#[test]
+fn a_pubcomp_not_found_without_room_for_its_reason_code_says_success() {
+    // Framing keeps room for a 4-byte answer; PUBCOMP 0x92 takes 5. A
+    // QoS 0 message sized to leave exactly 4 bytes: the PUBREL still gets
+    // its PUBCOMP.
+    let room = |s: &S| (0..300).rev().find(|&k| s.p.store.tx_has_room(k));
+    let mut found = None;
+    for n in 0..250 {
+        let mut s: S = Session::new(leak(64), leak(256), Timeouts::default());
+        s.connect_v5(T0, &connect(true, &[])).unwrap();
+        let _ = sent(&mut s, T0);
+        assert!(feed(&mut s, T0, connack(&[])).is_ok());
+        let payload: &'static [u8] = std::vec![0u8; n].leak();
+        let p = Publish::new("t", payload, QoS::AtMostOnce, false);
+        if s.publish(T0, &p).is_ok() && room(&s) == Some(4) {
+            found = Some(s);
+            break;
+        }
+    }
+    let mut s = found.expect("a payload that leaves 4 bytes");
+    assert!(pour(&mut s, &[0x62, 0x02, 0x00, 0x09]).is_empty());
+    let out = sent(&mut s, T0);
+    assert_eq!(
+        out.last(),
+        Some(&v5::Packet::PubComp(v5::PubComp::new(9))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn trimmed_acknowledgements_keep_the_stream_whole_at_every_read_size() {
+    static WHY: [Property<'static>; 1] = [Property::ReasonString(
+        "a reason longer than the buffer, much longer",
+    )];
+    let encoded = |p: v5::Packet<'_>| {
+        let mut buf = std::vec![0u8; p.encoded_len()];
+        let n = p.encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    for chunk in 1..40 {
+        let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
+        s.connect_v5(T0, &connect(true, &[])).unwrap();
+        let _ = sent(&mut s, T0);
+        assert!(feed(&mut s, T0, connack(&[])).is_ok());
+        let id = s
+            .publish(T0, &publish("t", QoS::ExactlyOnce))
+            .unwrap()
+            .unwrap();
+        let _ = sent(&mut s, T0);
+        let mut wire = std::vec![0xd0, 0x00, 0xd0, 0x00, 0xd0, 0x00];
+        wire.extend(encoded(v5::Packet::PubRec(v5::PubRec {
+            properties: Properties::new(&WHY),
+            ..v5::PubRec::new(id)
+        })));
+        wire.extend_from_slice(&[0xd0, 0x00]);
+        wire.extend(encoded(v5::Packet::PubComp(v5::PubComp {
+            properties: Properties::new(&WHY),
+            ..v5::PubComp::new(id)
+        })));
+        wire.extend_from_slice(&[0xd0, 0x00]);
+        let mut seen = Vec::new();
+        let mut fed = 0;
+        while fed < wire.len() {
+            let space = s.receive_buffer();
+            let k = space.len().min(chunk).min(wire.len() - fed);
+            assert!(k > 0, "stuck at chunk {chunk}");
+            space[..k].copy_from_slice(&wire[fed..fed + k]);
+            s.commit(k);
+            fed += k;
+            while let Some(e) = s.poll_event(T0) {
+                seen.push(std::format!("{e:?}"));
+            }
+        }
+        let pongs = seen.iter().filter(|e| *e == "Pong").count();
+        assert_eq!(pongs, 5, "chunk {chunk}: {seen:?}");
+        assert!(
+            seen.iter().any(|e| e.starts_with("Published")),
+            "chunk {chunk}: {seen:?}"
+        );
+        assert_eq!(s.state(), State::Connected);
+    }
+}

@@ -188,7 +188,11 @@ impl Publish<'_> {
             payload: &[],
             ..*self
         };
-        packet_len(head.remaining_len() + payload_len) - payload_len
+        // Saturating: a length past MQTT's maximum is refused by
+        // `encode_head`, not an overflow here.
+        let before = head.remaining_len();
+        let remaining = before.saturating_add(payload_len);
+        packet_len(remaining).saturating_sub(remaining) + before
     }
 
     /// Encodes everything but the payload of a PUBLISH whose payload is
@@ -258,7 +262,9 @@ fn parse_ack(
 /// What an acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP) too large to
 /// buffer says: its packet id and reason code, the first 3 bytes of its
 /// body, checked as when it fits. Its properties (a Reason String, User
-/// Properties: nothing the handshake needs) are left out.
+/// Properties: nothing the handshake needs) are left out, and skipped
+/// unread: a malformed property list there goes unnoticed, the price of
+/// not buffering it.
 pub(crate) fn ack_without_properties(
     packet_type: PacketType,
     head: [u8; 3],
@@ -286,11 +292,12 @@ pub(crate) fn ack_without_properties(
             reason_code,
             properties,
         }),
-        _ => super::Packet::PubComp(PubComp {
+        PacketType::PubComp => super::Packet::PubComp(PubComp {
             packet_id,
             reason_code,
             properties,
         }),
+        _ => return Err(Malformed::PacketType),
     })
 }
 
