@@ -2059,6 +2059,11 @@ impl<'b> Harness<'b> {
             }
         };
         assert!(!queued, "a second payload queued behind {:?}", self.due);
+        // An empty payload: the head is the whole packet, nothing is due.
+        if payload.is_empty() {
+            assert_eq!(self.s.payload_due(), None, "an empty payload due");
+            return;
+        }
         self.due = Some(Due {
             payload,
             packet_id,
@@ -2477,7 +2482,15 @@ impl<'b> Harness<'b> {
                 let released = stage == Stage::AwaitPubComp
                     || (rel && self.pubrec_since_connack.contains(&id));
                 assert_eq!(rel, released, "resend {id} at {stage:?} as {packet:?}");
-                for &(other, _) in &self.resends[..pos] {
+                for &(other, other_stage) in &self.resends[..pos] {
+                    // PUBRELs resent go in the order of their PUBRECs
+                    // (MQTT-4.6.0-4), which may not be the PUBLISHes':
+                    // one may go after a later PUBLISH's resend, or before
+                    // an earlier PUBREL's. (The session's unit tests check
+                    // the PUBREC order.)
+                    if other_stage == Stage::AwaitPubComp {
+                        continue;
+                    }
                     // One the broker answered with a PUBREC on this
                     // connection is resent no more: its PUBREL goes behind
                     // the resends, in PUBREC order (MQTT-4.6.0-4).
@@ -2487,7 +2500,13 @@ impl<'b> Harness<'b> {
                         "resend {id} overtook {other}"
                     );
                 }
-                self.resends.drain(..=pos);
+                // Done: this one, and the PUBLISH resends before it; the
+                // PUBRELs before it may still be to come.
+                let mut at = 0;
+                self.resends.retain(|&(other, other_stage)| {
+                    at += 1;
+                    at - 1 > pos || (at - 1 < pos && other_stage == Stage::AwaitPubComp)
+                });
                 return;
             }
             assert!(rel, "DUP PUBLISH {id} is no resend of this connection");
