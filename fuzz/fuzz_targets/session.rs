@@ -2503,7 +2503,7 @@ impl<'b> Harness<'b> {
                 // Done: this one, and the PUBLISH resends before it; the
                 // PUBRELs before it may still be to come.
                 let mut at = 0;
-                self.resends.retain(|&(other, other_stage)| {
+                self.resends.retain(|&(_, other_stage)| {
                     at += 1;
                     at - 1 > pos || (at - 1 < pos && other_stage == Stage::AwaitPubComp)
                 });
