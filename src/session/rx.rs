@@ -69,7 +69,7 @@ pub(crate) enum Next<'a> {
     /// `true` if it had properties (a buffer of 5 bytes trims one whose
     /// property list is empty).
     #[cfg(feature = "v5")]
-    Trimmed(Any<'static>, usize, usize, bool),
+    Trimmed(Any<'a>, usize, usize, bool),
     /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
     /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
     /// whatever its body holds.
@@ -324,10 +324,10 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
         {
             let at = usize::from(header.header_len);
             if at + 3 <= capacity {
-                let Some(&[hi, lo, code]) = avail.get(at..at + 3) else {
+                let Some(head) = avail.get(at..at + 3) else {
                     return Ok(Next::Incomplete);
                 };
-                let packet = v5::ack_without_properties(header.packet_type.into(), [hi, lo, code])?;
+                let packet = v5::ack_head(header.packet_type.into(), head)?;
                 let here = avail.len().min(len);
                 let properties = header.remaining_len > 4;
                 return Ok(Next::Trimmed(Any::V5(packet), len, here, properties));

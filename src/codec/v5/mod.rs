@@ -63,7 +63,6 @@ pub use connect::{ConnAck, Connect, PROTOCOL_VERSION, Will};
 pub use control::{Auth, Disconnect};
 pub(crate) use properties::id::AUTHENTICATION_METHOD;
 pub use properties::{Properties, PropertiesIter, Property};
-pub(crate) use publish::ack_without_properties;
 pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish};
 pub use reason::{ReasonCode, ReasonCodes, ReasonCodesIter};
 pub use subscribe::{
@@ -384,6 +383,22 @@ decode_as!(
     Disconnect,
     Auth
 );
+
+/// What an acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP) too large to
+/// buffer says: `head`, the first 3 bytes of its body (packet id and
+/// reason code), parsed and checked as a whole one without properties.
+/// Its properties (a Reason String, User Properties: nothing the handshake
+/// needs) are skipped unread: a malformed list there goes unnoticed, the
+/// price of not buffering it.
+pub(crate) fn ack_head(packet_type: PacketType, head: &[u8]) -> Result<Packet<'_>, Malformed> {
+    Ok(match packet_type {
+        PacketType::PubAck => Packet::PubAck(PubAck::parse(head)?),
+        PacketType::PubRec => Packet::PubRec(PubRec::parse(head)?),
+        PacketType::PubRel => Packet::PubRel(PubRel::parse(head)?),
+        PacketType::PubComp => Packet::PubComp(PubComp::parse(head)?),
+        _ => return Err(Malformed::PacketType),
+    })
+}
 
 /// A packet from a server, framed and decoded for the session: the packet
 /// and its length, or the type of a whole packet only clients send

@@ -259,48 +259,6 @@ fn parse_ack(
     super::end(rest, (packet_id, reason_code, properties))
 }
 
-/// What an acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP) too large to
-/// buffer says: its packet id and reason code, the first 3 bytes of its
-/// body, checked as when it fits. Its properties (a Reason String, User
-/// Properties: nothing the handshake needs) are left out, and skipped
-/// unread: a malformed property list there goes unnoticed, the price of
-/// not buffering it.
-pub(crate) fn ack_without_properties(
-    packet_type: PacketType,
-    head: [u8; 3],
-) -> Result<super::Packet<'static>, Malformed> {
-    let [hi, lo, code] = head;
-    let packet_id = u16::from_be_bytes([hi, lo]);
-    if packet_id == 0 {
-        return Err(Malformed::PacketId);
-    }
-    let reason_code = ReasonCode::parse(code, packet_type)?;
-    let properties = Properties::EMPTY;
-    Ok(match packet_type {
-        PacketType::PubAck => super::Packet::PubAck(PubAck {
-            packet_id,
-            reason_code,
-            properties,
-        }),
-        PacketType::PubRec => super::Packet::PubRec(PubRec {
-            packet_id,
-            reason_code,
-            properties,
-        }),
-        PacketType::PubRel => super::Packet::PubRel(PubRel {
-            packet_id,
-            reason_code,
-            properties,
-        }),
-        PacketType::PubComp => super::Packet::PubComp(PubComp {
-            packet_id,
-            reason_code,
-            properties,
-        }),
-        _ => return Err(Malformed::PacketType),
-    })
-}
-
 /// The remaining length of an acknowledgement in its shortest form.
 fn ack_remaining_len(reason_code: ReasonCode, properties: &Properties<'_>) -> usize {
     match (reason_code, properties.is_empty()) {
