@@ -68,7 +68,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if len > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(Filters::V3(&[]), len)?;
+        // A streamed head keeps its length of the queue's room (see
+        // `push_and_store`).
+        let head = if cfg!(feature = "streaming") && out.is_streamed() {
+            len
+        } else {
+            0
+        };
+        self.check_resubscribe_room(Filters::V3(&[]), len, head)?;
         // An aliased PUBLISH goes through the transmit queue: one that
         // cannot fit it now goes without its alias, from the store.
         #[cfg(feature = "v5")]
@@ -353,7 +360,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if len + filter_bytes > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
-        self.check_resubscribe_room(filters, 0)?;
+        self.check_resubscribe_room(filters, 0, 0)?;
         // Queued, kept as a request, and the new filters kept.
         self.check_tx_room(len)?;
         self.check_copy_room(len, len + filter_bytes)?;

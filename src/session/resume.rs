@@ -11,7 +11,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// the arena must hold every round's copy and one round queued, next
     /// to the in-flight messages and the filters (the pending requests are
     /// dropped by then). Otherwise every reconnect would fail the same way.
-    pub(super) fn check_resubscribe_room(&self, extra: Filters<'_>, more: usize) -> Result<()> {
+    /// `reserve`: the room the transmit queue must keep for the new entry
+    /// (a streamed head, which a resend queues again), 0 for none.
+    pub(super) fn check_resubscribe_room(
+        &self,
+        extra: Filters<'_>,
+        more: usize,
+        reserve: usize,
+    ) -> Result<()> {
         // One instance for publish and subscribe alike: `extra` is a type,
         // not an iterator (it runs on every QoS 1/2 publish; flash counts).
         let extra_id = extra.id().unwrap_or(0);
@@ -45,7 +52,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .filter(|e| e.status != Status::Done)
             .map(|e| e.span.len)
             .sum();
-        let queued = largest.max(self.store.tx_reserve());
+        let queued = largest.max(self.store.tx_reserve()).max(reserve);
         if outgoing + filter_bytes + more + copies + queued > self.store.capacity() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }

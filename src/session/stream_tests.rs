@@ -861,3 +861,56 @@ fn a_streamed_head_waits_under_the_usual_deadlines_until_written() {
     s.handle_payload(later, 100);
     assert_eq!(sent(&mut s, later), [Packet::PingReq]);
 }
+
+#[test]
+fn a_streamed_head_keeps_room_for_the_resubscription() {
+    // 120 bytes of arena: the filter (3) and its 10-byte re-SUBSCRIBE,
+    // queued and kept, beside a head that a resend queues again: its
+    // length of the queue's room stays kept, on top of its copy.
+    let subscribed = || {
+        let mut s: Session<'static, 4, 4> = session_with(0, 120);
+        connect_at(&mut s, T0, false, 0);
+        let id = s.subscribe(T0, &[sub("abc", QoS::AtMostOnce)]).unwrap();
+        sent(&mut s, T0);
+        feed(&mut s, T0, suback(id, &[0])).unwrap();
+        s
+    };
+    let head = |topic_len: usize| {
+        let topic: &'static str = Box::leak("t".repeat(topic_len).into_boxed_str());
+        Publish::new(topic, &[], QoS::AtLeastOnce, false)
+    };
+    // 3 + 55 + 10 + 55 > 120: the subscription list could not be re-sent.
+    let mut s = subscribed();
+    assert_eq!(head(48).head_len(100), 55);
+    assert_eq!(
+        s.publish_streamed(T0, &head(48), 100),
+        Err(SessionError::Resource(ResourceError::StoreFull))
+    );
+    // 3 + 50 + 10 + 50 fits, and the re-SUBSCRIBE is a request still.
+    let mut s = subscribed();
+    assert_eq!(s.publish_streamed(T0, &head(43), 100), Ok(Some(2)));
+    let _ = write_streamed(&mut s, T0, &payload(100), 100);
+    s.connection_lost();
+    s.connect(T0, &connect_packet(false, 0)).unwrap();
+    sent(&mut s, T0);
+    assert_eq!(
+        feed(&mut s, T0, accepted()),
+        Ok(Some(Event::Connected(Connected::new(false, 1, 1))))
+    );
+    let wire = write_streamed(&mut s, T0, &payload(100), 100);
+    let packets = split(Box::leak(wire.into_boxed_slice()));
+    assert!(
+        matches!(
+            packets[..],
+            [
+                Packet::Subscribe(Subscribe { packet_id: 3, .. }),
+                Packet::Publish(_)
+            ]
+        ),
+        "{packets:?}"
+    );
+    assert!(matches!(
+        feed(&mut s, T0, suback(3, &[0])),
+        Ok(Some(Event::Subscribed { packet_id: 3, .. }))
+    ));
+}
