@@ -750,13 +750,12 @@ async fn oversize_qos2_and_qos0_publishes_are_skipped_across_reads() {
     assert_eq!(c.session().incoming_pending(), 0);
 }
 
-/// A PUBLISH whose packet id lies beyond the receive buffer (its topic
-/// alone is longer than the buffer) cannot be acknowledged: the id never
-/// fits in memory. It is reported without a topic and *not* acknowledged
-/// (the documented limit); the broker will redeliver it, and the
-/// connection stays usable.
+/// A PUBLISH whose topic alone is longer than the receive buffer is
+/// reported without a topic, and still acknowledged (MQTT-4.3.2-4): its
+/// packet id is read as it passes behind the topic. The connection stays
+/// usable, and a message behind it is delivered.
 #[tokio::test(start_paused = true)]
-async fn oversize_publish_with_unreachable_id_is_skipped_unacknowledged() {
+async fn oversize_publish_with_a_topic_longer_than_the_buffer_is_acknowledged() {
     let topic = "t".repeat(400);
     let big = publish(&topic, b"x", QoS::AtLeastOnce, Some(6));
     let mut bytes = big.clone();
@@ -768,6 +767,7 @@ async fn oversize_publish_with_unreachable_id_is_skipped_unacknowledged() {
     broker.send(&bytes).await;
     assert_eq!(within("poll", c.poll(POLL)).await.unwrap().messages, 1);
     assert_eq!(c.user_data().dropped, [(big.len(), None)]);
+    assert_eq!(broker.recv().await, Rx::PubAck(6));
     broker.expect_silence(SECOND).await;
     assert!(c.is_connected());
 }

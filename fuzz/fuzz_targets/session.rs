@@ -517,8 +517,34 @@ impl Item {
         PacketType::from_byte(first).expect("framed before")
     }
 
+    /// A QoS 1/2 PUBLISH too large for a buffer of `rx` bytes that holds
+    /// its topic's length but not its packet id: where the id starts, and
+    /// what is malformed about it (a topic running past the packet's end,
+    /// or an id of 0, once its bytes were sent).
+    fn id_past_the_buffer(&self, rx: usize) -> Option<(usize, Option<Malformed>)> {
+        let Item::TooLarge { len, bytes } = self else {
+            return None;
+        };
+        let header = FixedHeader::decode(bytes).expect("framed before");
+        let h = usize::from(header.header_len);
+        let qos = (header.flags >> 1) & 3;
+        if header.packet_type != PacketType::Publish || qos == 0 || h + 2 > rx {
+            return None;
+        }
+        let at = h + 2 + usize::from(u16::from_be_bytes([*bytes.get(h)?, *bytes.get(h + 1)?]));
+        if at + 2 <= rx {
+            return None;
+        }
+        if at + 2 > *len {
+            return Some((at, Some(Malformed::Truncated)));
+        }
+        let zero = bytes.get(at..at + 2) == Some(&[0, 0][..]);
+        Some((at, zero.then_some(Malformed::PacketId)))
+    }
+
     /// What the session can read of a packet too large for its buffer of
-    /// `rx` bytes (topic and id only if both fit), its DUP flag, and where
+    /// `rx` bytes (topic and id if both fit, else the id, read as it passes,
+    /// when the buffer holds the topic's length), its DUP flag, and where
     /// its payload starts when a payload byte fits behind the header too
     /// (it can be streamed).
     fn dropped(&self, rx: usize) -> (Skipped, bool, Option<usize>) {
@@ -549,6 +575,14 @@ impl Item {
                 drop.topic = Some(topic.to_owned());
                 drop.packet_id = (drop.qos != QoS::AtMostOnce)
                     .then(|| u16::from_be_bytes([bytes[topic_end], bytes[topic_end + 1]]));
+            } else if drop.qos != QoS::AtMostOnce {
+                // A topic longer than the buffer: the id is read as it
+                // passes, and the event comes then (the bytes sent by
+                // then hold it).
+                let id = bytes
+                    .get(topic_end..id_end)
+                    .unwrap_or_else(|| panic!("{self:?} reported before its packet id"));
+                drop.packet_id = Some(u16::from_be_bytes([id[0], id[1]]));
             }
         }
         (drop, header.flags & 0b1000 != 0, payload_at)
@@ -1226,10 +1260,17 @@ impl<'b> Harness<'b> {
     fn violation(&self, state: State, item: &Item) -> Option<Closed> {
         let t = item.packet_type();
         let Some(packet) = item.packet() else {
-            // Too large: skipped if it may come now, else a violation.
+            // Too large: skipped if it may come now, else a violation. A
+            // CONNACK's body is 2 bytes: one too large is malformed.
+            if state == State::Connecting && t == PacketType::ConnAck {
+                return Some(Closed::Malformed(Malformed::TrailingBytes));
+            }
             let ok = state == State::Connected && t != PacketType::ConnAck && t.sent_by_server();
             if !ok {
                 return Some(Closed::Protocol(t));
+            }
+            if let Some(m) = item.id_past_the_buffer(self.rx).and_then(|(_, m)| m) {
+                return Some(Closed::Malformed(m));
             }
             // But a packet of fixed size cannot be too large: malformed.
             let fixed = matches!(

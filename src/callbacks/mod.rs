@@ -421,8 +421,8 @@ impl<U> Route<U> {
     }
 }
 /// `on_message_dropped(context, what was dropped)`: an incoming message
-/// too large for the receive buffer was skipped (and acknowledged when its
-/// packet id could be read).
+/// too large for the receive buffer was skipped (and acknowledged, at QoS
+/// 1/2).
 pub type DroppedCallback<U> = fn(&mut Context<'_, U>, &Dropped<'_>);
 /// `on_publish_discarded(context, topic, packet id)`: an outgoing QoS 1/2
 /// message will never complete; a clean-session connect discarded it (or,

@@ -297,7 +297,7 @@ pub(crate) fn peek_oversized(
     let id_end = topic_end + if qos == QoS::AtMostOnce { 0 } else { 2 };
     if id_end > capacity {
         // Not all of it can ever be held at once: the message is skipped
-        // without its topic or id (and so, at QoS 1/2, unacknowledged).
+        // without its topic or id (the session reads the id as it passes).
         return unknown;
     }
     let (Some(topic), Some(id)) = (avail.get(h..topic_end), avail.get(topic_end..id_end)) else {

@@ -230,8 +230,8 @@ impl fmt::Display for Closed {
 
 /// An incoming packet too large for the receive buffer (or, on MQTT 5, a
 /// PUBLISH whose Topic Alias stands for a topic the session had no room
-/// to keep). It was skipped; a QoS 1/2 PUBLISH whose packet id could be
-/// read is still acknowledged, so the broker does not send it again.
+/// to keep). It was skipped; a QoS 1/2 PUBLISH is still acknowledged, so
+/// the broker does not send it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Dropped<'a> {
@@ -243,9 +243,10 @@ pub struct Dropped<'a> {
     pub topic: Option<&'a str>,
     /// A PUBLISH's QoS.
     pub qos: QoS,
-    /// A QoS 1/2 PUBLISH's packet id, when it fits in the receive buffer.
-    /// Without it the message cannot be acknowledged, and the broker may
-    /// send it again after a reconnect.
+    /// A QoS 1/2 PUBLISH's packet id. When the topic is longer than the
+    /// receive buffer, the id is read as it passes behind it, and the
+    /// event comes then. `None` only for a buffer too small to hold even
+    /// the topic's length (a message that cannot be acknowledged).
     pub packet_id: Option<u16>,
 }
 

@@ -284,8 +284,20 @@ pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
     acks: Acks<INFLIGHT>,
     /// The message streaming through the receive buffer.
     stream: Option<Streaming>,
+    /// A skipped QoS 1/2 message whose packet id is still to arrive.
+    id_due: Option<IdDue>,
     /// Packets received and handled, ever.
     received: u64,
+}
+
+/// A QoS 1/2 PUBLISH skipped with a topic longer than the receive buffer:
+/// its packet id comes next in the input, then `rest` more bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdDue {
+    len: usize,
+    qos: QoS,
+    dup: bool,
+    rest: usize,
 }
 
 /// A message streaming through the receive buffer: its header is held at
@@ -332,6 +344,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             skip: 0,
             acks: Acks::new(),
             stream: None,
+            id_due: None,
             received: 0,
         }
     }
@@ -550,6 +563,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if cfg!(feature = "streaming") && self.stream.is_some() {
             return self.poll_stream(now);
         }
+        if self.id_due.is_some() {
+            return match self.read_due_id() {
+                Ok(event) => event,
+                Err(reason) => Some(self.p.close(reason)),
+            };
+        }
         // The packets are framed with shared borrows of the receive buffer,
         // and dropped from it only at the next call: the event may borrow
         // the last one.
@@ -619,6 +638,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     retain,
                     payload_at,
                     topic_at,
+                    id_at,
                     #[cfg(feature = "v5")]
                     alias,
                 }) => {
@@ -725,6 +745,26 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             return Some(Event::Stream(stream.event(topic, Part::Start, props)));
                         }
                     }
+                    if let Some(at) = id_at.filter(|_| {
+                        packet_id.is_none()
+                            && qos != QoS::AtMostOnce
+                            && self.p.state == State::Connected
+                    }) {
+                        // Its id, past a topic longer than the buffer, is
+                        // read as it arrives (`read_due_id`): the bytes
+                        // before it go, and it is counted and reported then.
+                        self.received -= 1;
+                        let buffered = here.min(at);
+                        offset += buffered;
+                        self.skip = at - buffered;
+                        self.id_due = Some(IdDue {
+                            len,
+                            qos,
+                            dup,
+                            rest: len - at - 2,
+                        });
+                        break None;
+                    }
                     offset += here;
                     self.skip = len - here;
                     match self.p.handle_dropped(packet_type, qos, dup, packet_id) {
@@ -779,27 +819,52 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.consume = offset;
         match found? {
             Ok((handled, packet)) => self.p.event_any(handled, packet),
-            Err(reason) => {
-                // Only between packets: after part of one, its rest is
-                // what the broker expects next. Whole packets not yet
-                // started (acknowledgements of this read) are dropped with
-                // the connection; the DISCONNECT goes alone.
-                #[cfg(feature = "v5")]
-                let goodbye = self.p.goodbye(reason).filter(|_| {
-                    self.p.store.tx.untouched()
-                        && self.p.stored.is_empty()
-                        && self.p.payload.is_none()
-                });
-                // The rest of the input goes at the next call (`settle`).
-                self.p.connection_lost();
-                // MQTT 5: the reason, in the one packet left to write.
-                #[cfg(feature = "v5")]
-                if let Some(bytes) = goodbye {
-                    let _ = self.p.push_control(&bytes);
-                }
-                Some(Event::Closed(reason))
-            }
+            Err(reason) => Some(self.p.close(reason)),
         }
+    }
+
+    /// The packet id of a QoS 1/2 message skipped because its topic is
+    /// longer than the receive buffer, read as it arrives behind the
+    /// topic: the message is reported then, and acknowledged like any
+    /// other skipped one (MQTT-4.3.2-4, MQTT-4.3.3-8), in order. `None`
+    /// while its bytes (or room for the acknowledgement) are still to come.
+    fn read_due_id(&mut self) -> Result<Option<Event<'static>>, Closed> {
+        let Some(due) = self.id_due else {
+            return Ok(None);
+        };
+        if !self.p.store.tx_has_room(ACK_LEN) {
+            return Ok(None);
+        }
+        let Some(&[hi, lo]) = self.rx.after_hold().get(..2) else {
+            return Ok(None);
+        };
+        self.id_due = None;
+        self.received += 1;
+        self.consume = 2;
+        self.skip = due.rest;
+        let id = u16::from_be_bytes([hi, lo]);
+        if id == 0 {
+            return Err(Closed::Malformed(codec::Malformed::PacketId));
+        }
+        #[cfg(feature = "v5")]
+        if self.p.version == Version::V5 {
+            let qos1 = self.acks_qos1();
+            self.p.check_receive_maximum(due.qos, id, due.dup, qos1)?;
+        }
+        if self
+            .p
+            .handle_dropped(PacketType::Publish, due.qos, due.dup, Some(id))?
+        {
+            self.acks.owe_undeliverable(due.qos, Some(id));
+        }
+        crate::fmt::warning!("skipping a packet of {} bytes", due.len);
+        Ok(Some(Event::Dropped(Dropped {
+            len: due.len,
+            packet_type: PacketType::Publish,
+            topic: None,
+            qos: due.qos,
+            packet_id: Some(id),
+        })))
     }
 
     /// The next part of the streaming message: a chunk of what has
@@ -1315,7 +1380,30 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.consume = 0;
         self.skip = 0;
         self.stream = None;
+        self.id_due = None;
         self.acks.clear();
+    }
+}
+
+impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
+    /// Ends the connection for a fault of the broker's.
+    fn close(&mut self, reason: Closed) -> Event<'static> {
+        // Only between packets: after part of one, its rest is what the
+        // broker expects next. Whole packets not yet started
+        // (acknowledgements of this read) are dropped with the connection;
+        // the DISCONNECT goes alone.
+        #[cfg(feature = "v5")]
+        let goodbye = self.goodbye(reason).filter(|_| {
+            self.store.tx.untouched() && self.stored.is_empty() && self.payload.is_none()
+        });
+        // The rest of the input goes at the next call (`settle`).
+        self.connection_lost();
+        // MQTT 5: the reason, in the one packet left to write.
+        #[cfg(feature = "v5")]
+        if let Some(bytes) = goodbye {
+            let _ = self.push_control(&bytes);
+        }
+        Event::Closed(reason)
     }
 }
 

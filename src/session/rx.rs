@@ -4,7 +4,8 @@
 //! packet may arrive over any number of reads and one read may carry many
 //! packets. A packet longer than the whole slice cannot be buffered; it is
 //! skipped as its bytes arrive, after its topic and packet id (when they
-//! fit) have been read, so it can still be reported and acknowledged.
+//! fit) have been read, so it can still be reported and acknowledged (a
+//! packet id behind a topic longer than the slice is read as it passes).
 //!
 //! Framing ([`Rx::frame_at`]) only reads: the session frames and handles
 //! several packets in one pass, and hands out an event that borrows the
@@ -59,6 +60,9 @@ pub(crate) enum Next<'a> {
         payload_at: Option<usize>,
         /// Where its topic starts.
         topic_at: usize,
+        /// A QoS 1/2 PUBLISH whose topic is longer than the buffer: where
+        /// its packet id starts, to be read as it arrives.
+        id_at: Option<usize>,
         /// MQTT 5: its Topic Alias, when its properties could be read.
         #[cfg(feature = "v5")]
         alias: AliasPeek,
@@ -266,6 +270,8 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
     let mut alias = AliasPeek::Unread;
     // `TooLarge` comes only after the fixed header decoded.
     let header = FixedHeader::decode(avail).map_err(|_| Malformed::Truncated)?;
+    let h = usize::from(header.header_len);
+    let mut id_at = None;
     let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {
         let peek = codec::peek_oversized(header, avail, capacity);
         // MQTT 5: an empty topic stands for a Topic Alias; the rest reads
@@ -278,6 +284,22 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
             peek => peek,
         };
         match peek {
+            Peek::Known {
+                qos,
+                packet_id: None,
+                ..
+            } if qos != QoS::AtMostOnce => {
+                // The topic is longer than the buffer; its length says
+                // where the packet id is (an empty topic: MQTT 5's alias).
+                if let Some(&[hi, lo]) = avail.get(h..h + 2) {
+                    let at = h + 2 + usize::from(u16::from_be_bytes([hi, lo]));
+                    if at + 2 > len {
+                        return Err(Malformed::Truncated);
+                    }
+                    id_at = Some(at);
+                }
+                (qos, None, None, None)
+            }
             Peek::Known {
                 qos,
                 topic,
@@ -347,7 +369,8 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
         // At least one payload byte must fit beside the header, or the
         // stream could never move.
         payload_at: payload_at.filter(|&at| at < capacity),
-        topic_at: usize::from(header.header_len) + 2,
+        topic_at: h + 2,
+        id_at,
         #[cfg(feature = "v5")]
         alias,
     })

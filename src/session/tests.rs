@@ -990,6 +990,80 @@ fn dropped_messages_are_acknowledged_and_qos2_remembered() {
     assert_eq!(s.incoming_pending(), 1);
 }
 
+/// A PUBLISH with a topic of `topic_len` bytes and a 20-byte payload.
+fn long_topic(qos: QoS, packet_id: u16, dup: bool, topic_len: usize) -> Vec<u8> {
+    let topic = "t".repeat(topic_len);
+    encoded(Packet::Publish(Publish {
+        dup,
+        qos,
+        retain: false,
+        topic: &topic,
+        packet_id: Some(packet_id),
+        payload: &[b'x'; 20],
+    }))
+}
+
+/// MQTT-4.3.2-4, MQTT-4.3.3-8: a message whose topic is longer than the
+/// receive buffer cannot be reported with its topic, but it is still
+/// acknowledged: its packet id is read as it passes, in whatever pieces
+/// the bytes arrive, the message reported then, and the packets behind
+/// it frame as usual.
+#[test]
+fn a_topic_longer_than_the_buffer_still_gets_its_message_acknowledged() {
+    // 16 bytes: the id of a topic of 11 bytes or more does not fit (the
+    // fixed header and topic length take 4); at 11 it straddles the end.
+    for topic_len in [11, 12, 13, 30, 300] {
+        for chunk in [1, 3, 7, 16] {
+            let mut s = small_rx();
+            let mut stream = long_topic(QoS::AtLeastOnce, 7, false, topic_len);
+            stream.extend(long_topic(QoS::ExactlyOnce, 8, false, topic_len));
+            stream.extend(encoded(incoming(QoS::AtMostOnce, None, false)));
+            let len = long_topic(QoS::AtLeastOnce, 7, false, topic_len).len();
+            let events = feed_bytes(&mut s, T0, &stream, chunk);
+            let dropped = |qos, id| {
+                std::format!(
+                    "Dropped(Dropped {{ len: {len}, packet_type: Publish, topic: None, qos: {qos:?}, packet_id: Some({id}) }})"
+                )
+            };
+            assert_eq!(events.len(), 3, "{events:?}");
+            assert_eq!(events[0], dropped(QoS::AtLeastOnce, 7));
+            assert_eq!(events[1], dropped(QoS::ExactlyOnce, 8));
+            assert!(events[2].starts_with("Message"), "{events:?}");
+            assert_eq!(
+                sent(&mut s, T0),
+                [puback(7), pubrec(8)],
+                "{topic_len} {chunk}"
+            );
+            assert_eq!(s.incoming_pending(), 1);
+            // Its resend is a duplicate, acknowledged again.
+            let resend = long_topic(QoS::ExactlyOnce, 8, true, topic_len);
+            assert_eq!(feed_bytes(&mut s, T0, &resend, chunk).len(), 1);
+            assert_eq!(sent(&mut s, T0), [pubrec(8)]);
+            assert_eq!(s.incoming_pending(), 1);
+            assert_eq!(
+                feed(&mut s, T0, pubrel(8)),
+                Ok(None),
+                "the PUBREL of a skipped message completes it"
+            );
+            assert_eq!(sent(&mut s, T0), [pubcomp(8)]);
+        }
+    }
+    // Its id is checked as a whole packet's would be.
+    let mut s = small_rx();
+    let mut zero = long_topic(QoS::AtLeastOnce, 7, false, 30);
+    zero[34..36].copy_from_slice(&[0, 0]);
+    let events = feed_bytes(&mut s, T0, &zero, 16);
+    assert_eq!(events.last().unwrap(), "Closed(Malformed(PacketId))");
+    // A topic length past the packet's end is malformed.
+    let mut s = small_rx();
+    let mut past = long_topic(QoS::AtLeastOnce, 7, false, 30);
+    past[2..4].copy_from_slice(&60u16.to_be_bytes());
+    assert_eq!(
+        feed_bytes(&mut s, T0, &past, 16),
+        ["Closed(Malformed(Truncated))"]
+    );
+}
+
 // ------------------------------------------------------------ subscribing
 
 #[test]

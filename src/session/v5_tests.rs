@@ -2888,6 +2888,51 @@ fn an_oversized_message_over_the_receive_maximum_is_a_violation() {
     }
 }
 
+/// A message whose topic is longer than the receive buffer is still
+/// acknowledged (its packet id is read as it passes), and counts against
+/// the Receive Maximum we advertised.
+#[test]
+fn a_topic_longer_than_the_buffer_on_mqtt_5() {
+    let topic: &'static str = Box::leak("t".repeat(40).into_boxed_str());
+    let long = |packet_id| {
+        let p = v5::Packet::Publish(v5::Publish {
+            packet_id: Some(packet_id),
+            ..v5::Publish::new(topic, &[2; 10], QoS::AtLeastOnce, false)
+        });
+        let mut buf = vec![0u8; p.encoded_len()];
+        let n = p.encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let seen = pour(&mut s, &long(5));
+    assert!(
+        seen.len() == 1 && seen[0].starts_with("Dropped"),
+        "{seen:?}"
+    );
+    assert_eq!(sent(&mut s, T0), [ack(PacketType::PubAck, 5)]);
+    // Over a Receive Maximum of 1, with the first PUBACK deferred.
+    static ONE: [Property<'static>; 1] = [Property::ReceiveMaximum(1)];
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &ONE)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::AtLeastOnce, Some(1), &[])),
+        Ok(Some(Event::Message(_)))
+    ));
+    s.defer_ack().unwrap();
+    let seen = pour(&mut s, &long(2));
+    assert_eq!(
+        seen.last().map(std::string::String::as_str),
+        Some("Closed(Violation(ReceiveMaximumExceeded))"),
+        "{seen:?}"
+    );
+}
+
 /// An MQTT 5 acknowledgement may be long (a Reason String): one too large
 /// to buffer still says its packet id and reason code first, and the
 /// handshake goes on without its properties (MQTT-4.3.3-4, -11). A
