@@ -284,20 +284,43 @@ pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
     acks: Acks<INFLIGHT>,
     /// The message streaming through the receive buffer.
     stream: Option<Streaming>,
-    /// A skipped QoS 1/2 message whose packet id is still to arrive.
-    id_due: Option<IdDue>,
+    /// What is still to be read of a packet too large to buffer.
+    due: Option<Due>,
     /// Packets received and handled, ever.
     received: u64,
 }
 
-/// A QoS 1/2 PUBLISH skipped with a topic longer than the receive buffer:
-/// its packet id comes next in the input, then `rest` more bytes.
+/// What the session still reads of a packet too large to buffer, once
+/// what comes before it has been skipped: it comes next in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IdDue {
-    len: usize,
-    qos: QoS,
-    dup: bool,
-    rest: usize,
+enum Due {
+    /// The packet id of a QoS 1/2 PUBLISH of `len` bytes whose topic is
+    /// longer than the receive buffer; `rest` bytes follow it.
+    Id {
+        len: usize,
+        qos: QoS,
+        dup: bool,
+        rest: usize,
+    },
+    /// MQTT 5: the reason codes, `codes` bytes, that end a SUBACK or
+    /// UNSUBACK whose properties do not fit.
+    #[cfg(feature = "v5")]
+    Codes {
+        packet_type: PacketType,
+        packet_id: [u8; 2],
+        codes: usize,
+    },
+}
+
+impl Due {
+    /// The bytes it takes.
+    fn len(self) -> usize {
+        match self {
+            Self::Id { .. } => 2,
+            #[cfg(feature = "v5")]
+            Self::Codes { codes, .. } => codes,
+        }
+    }
 }
 
 /// A message streaming through the receive buffer: its header is held at
@@ -344,7 +367,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             skip: 0,
             acks: Acks::new(),
             stream: None,
-            id_due: None,
+            due: None,
             received: 0,
         }
     }
@@ -563,11 +586,20 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if cfg!(feature = "streaming") && self.stream.is_some() {
             return self.poll_stream(now);
         }
-        if self.id_due.is_some() {
-            return match self.read_due_id() {
-                Ok(event) => event,
-                Err(reason) => Some(self.p.close(reason)),
-            };
+        if let Some(due) = self.due {
+            // Room for an acknowledgement, as for a packet framed below.
+            let n = due.len();
+            if !self.p.store.tx_has_room(ACK_LEN) || self.rx.after_hold().len() < n {
+                return None;
+            }
+            if !self.due_is_stray(due) {
+                return self.read_due(now);
+            }
+            // An acknowledgement of nothing in flight: ignored, as one
+            // that fits is, and what follows is framed.
+            self.due = None;
+            self.received += 1;
+            self.rx.consume(n, 0);
         }
         // The packets are framed with shared borrows of the receive buffer,
         // and dropped from it only at the next call: the event may borrow
@@ -581,7 +613,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 Ok(Next::Incomplete) => break None,
                 #[cfg(feature = "v5")]
                 Ok(
-                    Next::Packet(_, len) | Next::Dropped { len, .. } | Next::Trimmed(_, len, ..),
+                    Next::Packet(_, len)
+                    | Next::Dropped { len, .. }
+                    | Next::Trimmed(_, len, ..)
+                    | Next::Codes { len, .. },
                 ) if self.p.over_our_maximum(len) => {
                     // Over the Maximum Packet Size we advertised
                     // (MQTT-3.1.2-25).
@@ -751,13 +786,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             && self.p.state == State::Connected
                     }) {
                         // Its id, past a topic longer than the buffer, is
-                        // read as it arrives (`read_due_id`): the bytes
+                        // read as it arrives (`read_due`): the bytes
                         // before it go, and it is counted and reported then.
                         self.received -= 1;
                         let buffered = here.min(at);
                         offset += buffered;
                         self.skip = at - buffered;
-                        self.id_due = Some(IdDue {
+                        self.due = Some(Due::Id {
                             len,
                             qos,
                             dup,
@@ -810,6 +845,39 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         Err(reason) => break Some(Err(reason)),
                     }
                 }
+                // Its reason codes are read once its properties have
+                // passed (`read_due`).
+                #[cfg(feature = "v5")]
+                Ok(Next::Codes {
+                    packet_type,
+                    packet_id,
+                    len,
+                    at,
+                    here,
+                    properties,
+                }) => {
+                    if self.p.state != State::Connected {
+                        self.received += 1;
+                        break Some(Err(Closed::Protocol(packet_type)));
+                    }
+                    if let Err(reason) = self.p.check_trimmed(properties) {
+                        self.received += 1;
+                        break Some(Err(reason));
+                    }
+                    crate::fmt::warning!(
+                        "an acknowledgement of {} bytes without its properties",
+                        len
+                    );
+                    let buffered = here.min(at);
+                    offset += buffered;
+                    self.skip = at - buffered;
+                    self.due = Some(Due::Codes {
+                        packet_type,
+                        packet_id,
+                        codes: len - at,
+                    });
+                    break None;
+                }
                 Ok(Next::ClientPacket(packet_type)) => {
                     break Some(Err(Closed::Protocol(packet_type)));
                 }
@@ -823,48 +891,108 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         }
     }
 
-    /// The packet id of a QoS 1/2 message skipped because its topic is
-    /// longer than the receive buffer, read as it arrives behind the
-    /// topic: the message is reported then, and acknowledged like any
-    /// other skipped one (MQTT-4.3.2-4, MQTT-4.3.3-8), in order. `None`
-    /// while its bytes (or room for the acknowledgement) are still to come.
-    fn read_due_id(&mut self) -> Result<Option<Event<'static>>, Closed> {
-        let Some(due) = self.id_due else {
-            return Ok(None);
-        };
-        if !self.p.store.tx_has_room(ACK_LEN) {
-            return Ok(None);
+    /// Whether `due` is the reason codes of a SUBACK or UNSUBACK no
+    /// request waits for.
+    fn due_is_stray(&self, due: Due) -> bool {
+        match due {
+            Due::Id { .. } => false,
+            #[cfg(feature = "v5")]
+            Due::Codes {
+                packet_type,
+                packet_id,
+                ..
+            } => {
+                let kind = match packet_type {
+                    PacketType::SubAck => RequestKind::Subscribe,
+                    _ => RequestKind::Unsubscribe,
+                };
+                let id = u16::from_be_bytes(packet_id);
+                !self
+                    .p
+                    .store
+                    .requests
+                    .iter()
+                    .any(|r| r.packet_id == id && r.kind == kind && !r.done)
+            }
         }
-        let Some(&[hi, lo]) = self.rx.after_hold().get(..2) else {
-            return Ok(None);
-        };
-        self.id_due = None;
+    }
+
+    /// What is due of a packet too large to buffer, now buffered at the
+    /// front. A packet id behind a topic longer than the buffer: the
+    /// message is reported then, and acknowledged like any other skipped
+    /// one (MQTT-4.3.2-4, MQTT-4.3.3-8), in order. MQTT 5: the reason
+    /// codes of a SUBACK or UNSUBACK, which answer its request.
+    fn read_due(&mut self, now: Instant) -> Option<Event<'_>> {
+        let due = self.due.take()?;
         self.received += 1;
-        self.consume = 2;
-        self.skip = due.rest;
-        let id = u16::from_be_bytes([hi, lo]);
+        self.consume = due.len();
+        #[cfg(not(feature = "v5"))]
+        let _ = now;
+        let result = match due {
+            Due::Id {
+                len,
+                qos,
+                dup,
+                rest,
+            } => {
+                self.skip = rest;
+                self.due_id(len, qos, dup).map(Some)
+            }
+            #[cfg(feature = "v5")]
+            Due::Codes {
+                packet_type,
+                packet_id,
+                codes,
+            } => {
+                let qos1 = self.acks_qos1();
+                let bytes = self.rx.after_hold().get(..codes).unwrap_or(&[]);
+                match codec::v5::ack_list_tail(packet_type.into(), packet_id, bytes) {
+                    Ok(packet) => {
+                        let packet = rx::Any::V5(packet);
+                        return match self.p.handle_any(now, packet, qos1) {
+                            Ok(handled) => self.p.event_any(handled, packet),
+                            Err(reason) => Some(self.p.close(reason)),
+                        };
+                    }
+                    Err(m) => Err(Closed::Malformed(m)),
+                }
+            }
+        };
+        match result {
+            Ok(event) => event,
+            Err(reason) => Some(self.p.close(reason)),
+        }
+    }
+
+    /// The packet id of a skipped QoS 1/2 message, at the front of the
+    /// buffer.
+    fn due_id(&mut self, len: usize, qos: QoS, dup: bool) -> Result<Event<'static>, Closed> {
+        let id = match self.rx.after_hold().get(..2) {
+            Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+            _ => 0,
+        };
         if id == 0 {
             return Err(Closed::Malformed(codec::Malformed::PacketId));
         }
         #[cfg(feature = "v5")]
         if self.p.version == Version::V5 {
             let qos1 = self.acks_qos1();
-            self.p.check_receive_maximum(due.qos, id, due.dup, qos1)?;
+            self.p.check_receive_maximum(qos, id, dup, qos1)?;
         }
         if self
             .p
-            .handle_dropped(PacketType::Publish, due.qos, due.dup, Some(id))?
+            .handle_dropped(PacketType::Publish, qos, dup, Some(id))?
         {
-            self.acks.owe_undeliverable(due.qos, Some(id));
+            self.acks.owe_undeliverable(qos, Some(id));
         }
-        crate::fmt::warning!("skipping a packet of {} bytes", due.len);
-        Ok(Some(Event::Dropped(Dropped {
-            len: due.len,
+        crate::fmt::warning!("skipping a packet of {} bytes", len);
+        Ok(Event::Dropped(Dropped {
+            len,
             packet_type: PacketType::Publish,
             topic: None,
-            qos: due.qos,
+            qos,
             packet_id: Some(id),
-        })))
+        }))
     }
 
     /// The next part of the streaming message: a chunk of what has
@@ -1380,7 +1508,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.consume = 0;
         self.skip = 0;
         self.stream = None;
-        self.id_due = None;
+        self.due = None;
         self.acks.clear();
     }
 }

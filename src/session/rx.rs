@@ -74,6 +74,19 @@ pub(crate) enum Next<'a> {
     /// property list is empty).
     #[cfg(feature = "v5")]
     Trimmed(Any<'a>, usize, usize, bool),
+    /// MQTT 5: a SUBACK or UNSUBACK too large for the buffer, whose reason
+    /// codes (its last bytes) fit: its packet id, and where its codes
+    /// start, behind properties to skip as they arrive; `len` bytes in
+    /// all, `here` of them buffered now. `properties`: it had some.
+    #[cfg(feature = "v5")]
+    Codes {
+        packet_type: PacketType,
+        packet_id: [u8; 2],
+        len: usize,
+        at: usize,
+        here: usize,
+        properties: bool,
+    },
     /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
     /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
     /// whatever its body holds.
@@ -353,6 +366,40 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
                 let here = avail.len().min(len);
                 let properties = header.remaining_len > 4;
                 return Ok(Next::Trimmed(Any::V5(packet), len, here, properties));
+            }
+        }
+        // MQTT 5: a SUBACK's or UNSUBACK's reason codes come after its
+        // properties, at its end: they are read once the properties have
+        // passed, if they fit.
+        #[cfg(feature = "v5")]
+        if v5
+            && matches!(
+                header.packet_type,
+                PacketType::SubAck | PacketType::UnsubAck
+            )
+        {
+            let props_at = h + 2;
+            match v5::payload_start(avail, props_at) {
+                Some(Ok(at)) if at > len => return Err(Malformed::PropertyLength),
+                Some(Ok(at)) if len - at <= capacity => {
+                    let packet_id = match avail.get(h..props_at) {
+                        Some(&[hi, lo]) => [hi, lo],
+                        _ => return Ok(Next::Incomplete),
+                    };
+                    return Ok(Next::Codes {
+                        packet_type: header.packet_type,
+                        packet_id,
+                        len,
+                        at,
+                        here: avail.len().min(len),
+                        properties: at > props_at + 1,
+                    });
+                }
+                Some(Ok(_)) => {}
+                Some(Err(m)) => return Err(m),
+                // Its Property Length runs past a full buffer: skipped.
+                None if avail.len() >= capacity => {}
+                None => return Ok(Next::Incomplete),
             }
         }
         (QoS::AtMostOnce, None, None, None)

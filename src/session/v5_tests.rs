@@ -2888,6 +2888,117 @@ fn an_oversized_message_over_the_receive_maximum_is_a_violation() {
     }
 }
 
+/// A SUBACK or UNSUBACK too large for the receive buffer (a long Reason
+/// String) still answers its request: its reason codes, its last bytes,
+/// are read once its properties have passed, in whatever pieces the bytes
+/// arrive.
+#[test]
+fn oversized_subacks_and_unsubacks_answer_their_requests() {
+    static WHY: [Property<'static>; 1] = [Property::ReasonString(
+        "not authorized to subscribe to this filter, and a long reason at that",
+    )];
+    let encode = |p: v5::Packet<'_>| {
+        let mut buf = vec![0u8; p.encoded_len()];
+        let n = p.encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let new = |rpi: &'static [Property<'static>]| {
+        let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
+        s.connect_v5(T0, &connect(true, rpi)).unwrap();
+        let _ = sent(&mut s, T0);
+        assert!(feed(&mut s, T0, connack(&[])).is_ok());
+        s
+    };
+    let sub = |filter| v5::Subscription {
+        filter,
+        options: SubscriptionOptions::new(QoS::AtLeastOnce),
+    };
+    let codes = [ReasonCode::GrantedQoS1, ReasonCode::NotAuthorized];
+    for pieces in [true, false] {
+        let mut s = new(&[]);
+        let id = s
+            .subscribe_v5(T0, &[sub("a/b"), sub("secret")], None)
+            .unwrap();
+        let _ = sent(&mut s, T0);
+        // A stray one first: ignored, as one that fits is.
+        let stray = encode(v5::Packet::SubAck(v5::SubAck {
+            packet_id: id + 1,
+            properties: Properties::new(&WHY),
+            reason_codes: ReasonCodes::new(&codes),
+        }));
+        let mut bytes = stray;
+        bytes.extend(encode(v5::Packet::SubAck(v5::SubAck {
+            packet_id: id,
+            properties: Properties::new(&WHY),
+            reason_codes: ReasonCodes::new(&codes),
+        })));
+        assert!(bytes.len() > 2 * 24);
+        let seen = if pieces {
+            trickle(&mut s, &bytes)
+        } else {
+            pour(&mut s, &bytes)
+        };
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].starts_with("Subscribed"), "{seen:?}");
+        assert!(seen[0].contains("Failure"), "{seen:?}");
+        assert!(!s.request_pending(id));
+        assert_eq!(
+            s.subscriptions().map(|(f, _)| f).collect::<Vec<_>>(),
+            ["a/b"],
+            "the refused filter is gone"
+        );
+        // An UNSUBACK, and a PINGRESP framed behind it.
+        let id = s.unsubscribe(T0, &["a/b", "c"]).unwrap();
+        let _ = sent(&mut s, T0);
+        let unsuback = [ReasonCode::Success, ReasonCode::NoSubscriptionExisted];
+        let mut bytes = encode(v5::Packet::UnsubAck(v5::UnsubAck {
+            packet_id: id,
+            properties: Properties::new(&WHY),
+            reason_codes: ReasonCodes::new(&unsuback),
+        }));
+        bytes.extend(encode(v5::Packet::PingResp));
+        let seen = if pieces {
+            trickle(&mut s, &bytes)
+        } else {
+            pour(&mut s, &bytes)
+        };
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0].starts_with("Unsubscribed"), "{seen:?}");
+        assert_eq!(seen[1], "Pong");
+        assert!(!s.request_pending(id));
+    }
+    // Codes that do not match the request end the connection, as when
+    // the packet fits.
+    let mut s = new(&[]);
+    let id = s
+        .subscribe_v5(T0, &[sub("a/b"), sub("secret")], None)
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    let short = encode(v5::Packet::SubAck(v5::SubAck {
+        packet_id: id,
+        properties: Properties::new(&WHY),
+        reason_codes: ReasonCodes::new(&codes[..1]),
+    }));
+    let seen = pour(&mut s, &short);
+    assert_eq!(seen.last().unwrap(), "Closed(Protocol(SubAck))");
+    // With Request Problem Information 0, a Reason String there is a
+    // Protocol Error (MQTT-3.1.2-29).
+    static NO_PROBLEMS: [Property<'static>; 1] = [Property::RequestProblemInformation(0)];
+    let mut s = new(&NO_PROBLEMS);
+    let id = s
+        .subscribe_v5(T0, &[sub("a/b"), sub("secret")], None)
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    let long = encode(v5::Packet::SubAck(v5::SubAck {
+        packet_id: id,
+        properties: Properties::new(&WHY),
+        reason_codes: ReasonCodes::new(&codes),
+    }));
+    let seen = pour(&mut s, &long);
+    assert_eq!(seen.last().unwrap(), "Closed(Violation(ProtocolError))");
+}
+
 /// A message whose topic is longer than the receive buffer is still
 /// acknowledged (its packet id is read as it passes), and counts against
 /// the Receive Maximum we advertised.

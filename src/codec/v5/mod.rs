@@ -400,6 +400,22 @@ pub(crate) fn ack_head(packet_type: PacketType, head: &[u8]) -> Result<Packet<'_
     })
 }
 
+/// What a SUBACK or UNSUBACK too large to buffer says: its packet id and
+/// `codes`, its last bytes (one reason code per filter), checked as a
+/// whole one's. Its properties come between the two and are skipped
+/// unread, as [`ack_head`]'s are.
+pub(crate) fn ack_list_tail(
+    packet_type: PacketType,
+    packet_id: [u8; 2],
+    codes: &[u8],
+) -> Result<Packet<'_>, Malformed> {
+    Ok(match packet_type {
+        PacketType::SubAck => Packet::SubAck(SubAck::without_properties(packet_id, codes)?),
+        PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::without_properties(packet_id, codes)?),
+        _ => return Err(Malformed::PacketType),
+    })
+}
+
 /// A packet from a server, framed and decoded for the session: the packet
 /// and its length, or the type of a whole packet only clients send
 /// (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ), which is not parsed. A

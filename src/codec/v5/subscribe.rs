@@ -451,6 +451,21 @@ macro_rules! ack_list {
                 })
             }
 
+            /// One too large to buffer: its packet id and reason codes
+            /// (the packet's last bytes), checked as a whole one's; its
+            /// properties are skipped unread.
+            pub(crate) fn without_properties(
+                packet_id: [u8; 2],
+                codes: &'a [u8],
+            ) -> Result<Self, Malformed> {
+                let (_, packet_id) = shared(string::packet_id(&packet_id))?;
+                Ok(Self {
+                    packet_id,
+                    properties: Properties::EMPTY,
+                    reason_codes: ReasonCodes::parse(codes, PacketType::$name)?,
+                })
+            }
+
             fn remaining_len(&self) -> usize {
                 2 + self.properties.field_len() + self.reason_codes.len()
             }
