@@ -34,6 +34,13 @@ use minimqtt::session::{Closed, Event, Options, Session, State, Timeouts};
 use minimqtt::time::{Duration, Instant};
 
 const TOPICS: [&str; 4] = ["a", "b/c", "sensor/0001/temp", "x/y/z"];
+/// Longer than the receive buffer (160 bytes): the packet that carries it
+/// is read without its properties.
+const LONG_REASON: &str = concat!(
+    "a reason string longer than the receive buffer, so that the packet ",
+    "carrying it cannot be buffered whole and its properties are skipped ",
+    "as they arrive, whatever the rest of the packet holds",
+);
 
 #[derive(Debug, Arbitrary)]
 enum Op {
@@ -87,6 +94,10 @@ enum Op {
     SubAck {
         id: u16,
         codes: Vec<u8>,
+        /// A Reason String too long for the receive buffer.
+        long: bool,
+        /// An UNSUBACK instead.
+        unsuback: bool,
     },
     Disconnect {
         reason: u8,
@@ -515,17 +526,33 @@ fuzz_target!(|ops: Vec<Op>| {
                 };
                 m.packet(packet);
             }
-            Op::SubAck { id, codes } => {
+            Op::SubAck {
+                id,
+                codes,
+                long,
+                unsuback,
+            } => {
                 let codes: Vec<ReasonCode> = codes
                     .iter()
                     .take(4)
                     .map(|&c| ReasonCode::from_u8(c).unwrap_or(ReasonCode::GRANTED_QOS_0))
                     .collect();
-                m.packet(v5::Packet::SubAck(v5::SubAck {
-                    packet_id: id.max(1),
-                    properties: Properties::EMPTY,
-                    reason_codes: ReasonCodes::new(&codes),
-                }));
+                let why = [Property::ReasonString(LONG_REASON)];
+                let properties = Properties::new(if long { &why } else { &[] });
+                let (packet_id, reason_codes) = (id.max(1), ReasonCodes::new(&codes));
+                m.packet(if unsuback {
+                    v5::Packet::UnsubAck(v5::UnsubAck {
+                        packet_id,
+                        properties,
+                        reason_codes,
+                    })
+                } else {
+                    v5::Packet::SubAck(v5::SubAck {
+                        packet_id,
+                        properties,
+                        reason_codes,
+                    })
+                });
             }
             Op::Disconnect { reason } => {
                 let reason_code =
