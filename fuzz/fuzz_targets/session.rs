@@ -1948,12 +1948,14 @@ impl<'b> Harness<'b> {
                 self.expect_connect = true;
                 // The keep-alive counts from here until the CONNECT is written.
                 self.last_write = self.now;
+                // A clean session ended with its connection (MQTT-3.1.2-6).
+                let ended = self.clean_session;
                 self.clean_session = clean_session;
                 self.keep_alive = keep_alive;
                 // Any stream is gone with the input (its abort was
                 // reported: the driver polls after `connection_lost`).
                 assert!(self.stream.is_none(), "an abort never reported");
-                if clean_session {
+                if clean_session || ended {
                     self.to_discard.extend(self.live.drain(..));
                     self.incoming.clear();
                     assert_eq!(self.s.inflight(), 0);

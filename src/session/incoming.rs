@@ -169,9 +169,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         #[cfg(feature = "v5")]
         if self.version == Version::V5 && known.is_none() {
             // A byte longer than the room framing keeps for an answer
-            // (`ACK_LEN`): without it, Success rather than no answer.
+            // (`ACK_LEN`): without it, or over the broker's Maximum
+            // Packet Size (MQTT-3.2.2-15), Success rather than no answer.
             let not_found = crate::codec::v5::PubComp::not_found(packet_id);
-            if self.push_control(&not_found).is_err() {
+            if self.check_packet_len(not_found.len()).is_err()
+                || self.push_control(&not_found).is_err()
+            {
                 self.push_ack(PacketType::PubComp, packet_id);
             }
             return;

@@ -1518,12 +1518,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     fn close(&mut self, reason: Closed) -> Event<'static> {
         // Only between packets: after part of one, its rest is what the
         // broker expects next. Whole packets not yet started
-        // (acknowledgements of this read) are dropped with the connection;
-        // the DISCONNECT goes alone.
+        // (acknowledgements of this read, a stored PUBLISH not handed out,
+        // which stays stored) are dropped with the connection; the
+        // DISCONNECT goes alone.
         #[cfg(feature = "v5")]
-        let goodbye = self.goodbye(reason).filter(|_| {
-            self.store.tx.untouched() && self.stored.is_empty() && self.payload.is_none()
-        });
+        let goodbye = self
+            .goodbye(reason)
+            .filter(|_| self.store.tx.untouched() && !self.stored_out && self.payload.is_none());
         // The rest of the input goes at the next call (`settle`).
         self.connection_lost();
         // MQTT 5: the reason, in the one packet left to write.

@@ -195,6 +195,10 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// MQTT 5: connected, our AUTH waits for the broker's until then.
     #[cfg(feature = "v5")]
     pub(crate) auth_deadline: Option<Instant>,
+    /// MQTT 5: the broker's AUTH (Continue) waits for our answer, which
+    /// is the only AUTH we may send until then (MQTT-4.12.0-3).
+    #[cfg(feature = "v5")]
+    pub(crate) auth_turn: bool,
     /// MQTT 5: a message too large to read its properties may have set a
     /// Topic Alias on this connection: an alias not known is then not
     /// blamed on the broker.
@@ -242,6 +246,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             auth: v5::AuthState::Off,
             #[cfg(feature = "v5")]
             auth_deadline: None,
+            #[cfg(feature = "v5")]
+            auth_turn: false,
             #[cfg(feature = "v5")]
             aliases_uncertain: false,
         }
@@ -296,7 +302,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         // Anything left of an earlier connection (if the driver did not
         // report its loss). PUBCOMPs never written: their ids stay.
         self.connection_lost();
-        if clean_session {
+        // MQTT-3.1.2-6: a 3.1.1 clean session lasts as long as its
+        // connection, and nothing of it is reused by the next session.
+        // (An MQTT 5 session outlives its connection by its Session Expiry
+        // Interval, whatever Clean Start said.)
+        let ended = self.clean_session && self.version == Version::V3_1_1;
+        if clean_session || ended {
             // Reported one by one as `Event::Discarded`, then removed.
             self.store.discard_inflight();
             self.incoming.clear();

@@ -1844,6 +1844,37 @@ fn resubscribe_can_be_turned_off() {
     assert_eq!(s.subscriptions().count(), 2);
 }
 
+/// MQTT-3.1.2-6: the state of a clean session (a message in flight, a
+/// QoS 2 message received) is not reused by the persistent session that
+/// follows it: the message is discarded, not resent.
+#[test]
+fn a_clean_sessions_state_is_not_reused_by_a_persistent_one() {
+    let mut s = connected();
+    let id = s
+        .publish(T0, &msg("m/1", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    sent(&mut s, T0);
+    assert_eq!(s.incoming_pending(), 1);
+    s.connection_lost();
+    s.connect(secs(1), &connect_packet(false, 0)).unwrap();
+    assert!(matches!(
+        s.poll_event(secs(1)),
+        Some(Event::Discarded { packet_id, .. }) if packet_id == id
+    ));
+    sent(&mut s, secs(1));
+    assert_eq!(
+        feed(&mut s, secs(1), connack(true, ConnectReturnCode::Accepted)),
+        Ok(Some(Event::Connected(Connected::new(true, 0, 0))))
+    );
+    assert_eq!(sent(&mut s, secs(1)), []);
+    assert_eq!(s.incoming_pending(), 0);
+}
+
 #[test]
 fn reconnect_with_session_present_resends_without_resubscribing() {
     let mut s = with_state_then_lost();

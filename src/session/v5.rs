@@ -214,7 +214,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             Closed::Violation(code) => code,
             _ => return None,
         };
-        Some(v5::Disconnect::with_reason(code))
+        let bytes = v5::Disconnect::with_reason(code);
+        // Within the broker's Maximum Packet Size (MQTT-3.2.2-15), or none.
+        self.check_packet_len(bytes.len()).ok()?;
+        Some(bytes)
     }
 
     /// Starts an MQTT 5 connection with `connect`.
@@ -236,6 +239,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         };
         self.advertised = advertised;
         self.limits = Limits::NONE;
+        self.auth_turn = false;
         Ok(())
     }
 
@@ -374,7 +378,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         match (self.auth, self.state, auth.reason_code) {
             (AuthState::Off, ..) => violation,
             (AuthState::On, State::Connected, _) => violation,
-            (_, _, ReasonCode::ContinueAuthentication) => Ok(Handled::Auth),
+            (_, _, ReasonCode::ContinueAuthentication) => {
+                self.auth_turn = true;
+                Ok(Handled::Auth)
+            }
             (AuthState::Reauthenticating, State::Connected, ReasonCode::Success) => {
                 self.auth = AuthState::On;
                 Ok(Handled::Auth)
@@ -390,16 +397,14 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(unsupported(Unsupported::Authentication));
         }
         let reauthenticate = auth.reason_code == ReasonCode::ReAuthenticate;
-        let allowed = match self.state {
-            State::Connecting => auth.reason_code == ReasonCode::ContinueAuthentication,
-            // Continue only answers the broker's AUTH of a
-            // re-authentication under way.
-            State::Connected => {
-                reauthenticate
-                    || (auth.reason_code == ReasonCode::ContinueAuthentication
-                        && self.auth == AuthState::Reauthenticating)
+        // Continue only answers the broker's Continue, and nothing else
+        // may go until it is answered (MQTT-4.12.0-3); Re-authenticate
+        // starts an exchange on a connection that is up.
+        let allowed = match auth.reason_code {
+            ReasonCode::ContinueAuthentication => {
+                self.auth_turn && self.state != State::Disconnected
             }
-            State::Disconnected => false,
+            _ => reauthenticate && self.state == State::Connected && !self.auth_turn,
         };
         if !allowed {
             return Err(SessionError::Usage(UsageError::NotConnected));
@@ -421,6 +426,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             ));
         }
         self.store.tx_push(packet)?;
+        self.auth_turn = false;
         if reauthenticate {
             self.auth = AuthState::Reauthenticating;
         }
@@ -440,6 +446,10 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             self.connack_deadline = None;
             return Err(Closed::RefusedV5(ack.reason_code));
         }
+        // Accepted: the broker holds the connection open, so a rule it
+        // breaks in the CONNACK gets DISCONNECT with its reason code
+        // (§4.13.1), as on any connection (`goodbye`).
+        self.state = State::Connected;
         // The CONNECT's Authentication Method, or none if it had none
         // (MQTT-4.12.0-5, MQTT-4.12.0-6).
         if !self.advertised.same_method(&ack.properties) {

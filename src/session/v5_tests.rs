@@ -3386,3 +3386,125 @@ fn trimmed_acknowledgements_keep_the_stream_whole_at_every_read_size() {
         assert_eq!(s.state(), State::Connected);
     }
 }
+
+/// MQTT-3.2.2-15: what we send stays within the broker's Maximum Packet
+/// Size, even the answer to a PUBREL of an unknown id (0x92 takes 5
+/// bytes; Success, 4, fits).
+#[test]
+fn a_pubcomp_not_found_keeps_to_the_brokers_maximum() {
+    static TINY: [Property<'static>; 1] = [Property::MaximumPacketSize(4)];
+    let mut s = connected_with(&[], &TINY);
+    let rel = v5::Packet::PubRel(v5::PubRel::new(9));
+    assert_eq!(feed(&mut s, T0, rel), Ok(None));
+    assert_eq!(sent(&mut s, T0), [ack(PacketType::PubComp, 9)]);
+}
+
+/// §4.13.1: a CONNACK that accepts but breaks a rule (Session Present
+/// after Clean Start, another Authentication Method) is answered with
+/// DISCONNECT 0x82 before the close: the broker holds the connection open.
+#[test]
+fn a_connack_that_accepts_and_breaks_a_rule_gets_a_protocol_error() {
+    let disconnect = v5::Packet::Disconnect(v5::Disconnect {
+        reason_code: ReasonCode::ProtocolError,
+        properties: Properties::EMPTY,
+    });
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    let present = v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::EMPTY,
+    });
+    assert_eq!(
+        feed(&mut s, T0, present),
+        Err(Closed::Protocol(PacketType::ConnAck))
+    );
+    assert_eq!(sent(&mut s, T0), [disconnect]);
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        feed(&mut s, T0, connack(&[])),
+        Err(Closed::Violation(ReasonCode::ProtocolError))
+    );
+    assert_eq!(sent(&mut s, T0), [disconnect]);
+}
+
+/// §4.13.1: a stored PUBLISH queued but not handed out yet does not hold
+/// back the DISCONNECT that reports the broker's fault; it stays stored,
+/// for the next connection.
+#[test]
+fn the_goodbye_goes_before_a_stored_publish_not_started() {
+    let mut s = connected();
+    s.publish(T0, &publish("t", QoS::AtLeastOnce)).unwrap();
+    assert_eq!(
+        feed(&mut s, T0, connack(&[])),
+        Err(Closed::Protocol(PacketType::ConnAck))
+    );
+    let wire = sent(&mut s, T0);
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Disconnect(d)] if d.reason_code == ReasonCode::ProtocolError),
+        "{wire:?}"
+    );
+    assert_eq!(s.inflight(), 1);
+}
+
+/// MQTT-4.12.0-3: our AUTH answers the broker's Continue (with Continue),
+/// and only then; Re-authenticate starts an exchange, not in the middle
+/// of one.
+#[test]
+fn our_auth_only_answers_the_brokers() {
+    let not_now = Err(SessionError::Usage(UsageError::NotConnected));
+    let cont = v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::new(&METHOD),
+    };
+    let reauth = v5::Auth {
+        reason_code: ReasonCode::ReAuthenticate,
+        properties: Properties::new(&METHOD),
+    };
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        s.auth(T0, &cont),
+        not_now,
+        "before any AUTH of the broker's"
+    );
+    assert!(matches!(
+        feed(
+            &mut s,
+            T0,
+            auth_packet(ReasonCode::ContinueAuthentication, &METHOD)
+        ),
+        Ok(Some(Event::Auth(_)))
+    ));
+    assert_eq!(s.auth(T0, &cont), Ok(()));
+    assert_eq!(s.auth(T0, &cont), not_now, "answered already");
+    let mut s = connected_with(&METHOD, &METHOD);
+    assert_eq!(s.auth(T0, &cont), not_now);
+    s.auth(T0, &reauth).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(
+            &mut s,
+            T0,
+            auth_packet(ReasonCode::ContinueAuthentication, &METHOD)
+        ),
+        Ok(Some(Event::Auth(_)))
+    ));
+    assert_eq!(s.auth(T0, &reauth), not_now, "Continue is due");
+    assert_eq!(s.auth(T0, &cont), Ok(()));
+    // A lost connection ends the exchange.
+    assert!(matches!(
+        feed(
+            &mut s,
+            T0,
+            auth_packet(ReasonCode::ContinueAuthentication, &METHOD)
+        ),
+        Ok(Some(Event::Auth(_)))
+    ));
+    s.connection_lost();
+    assert_eq!(s.auth(T0, &cont), not_now);
+}
