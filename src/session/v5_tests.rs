@@ -2997,6 +2997,43 @@ fn oversized_subacks_and_unsubacks_answer_their_requests() {
     }));
     let seen = pour(&mut s, &long);
     assert_eq!(seen.last().unwrap(), "Closed(Violation(ProtocolError))");
+    // Malformed as a whole one would be: a property list running past
+    // the packet's end, no reason code at all.
+    let mut past = long.clone();
+    past[4] = 0x7f;
+    let mut none = vec![0x90, 69, 0, 1, 66, 0x1f, 0, 63];
+    none.extend_from_slice(&[b'x'; 63]);
+    for (bytes, want) in [
+        (past, "Closed(Malformed(PropertyLength))"),
+        (none, "Closed(Malformed(NoFilters))"),
+    ] {
+        let mut s = new(&[]);
+        let _ = s.subscribe_v5(T0, &[sub("a/b")], None).unwrap();
+        let _ = sent(&mut s, T0);
+        let seen = pour(&mut s, &bytes);
+        assert_eq!(
+            seen.last().map(std::string::String::as_str),
+            Some(want),
+            "{bytes:02x?}"
+        );
+    }
+    // Before the CONNACK, a SUBACK is out of place however large; more
+    // codes than the buffer holds are skipped with the packet.
+    let mut s: S = Session::new(leak(24), leak(1536), Timeouts::default());
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(pour(&mut s, &long), ["Closed(Protocol(SubAck))"]);
+    let mut s = new(&[]);
+    let many = encode(v5::Packet::SubAck(v5::SubAck {
+        packet_id: 9,
+        properties: Properties::EMPTY,
+        reason_codes: ReasonCodes::new(&[ReasonCode::GrantedQoS1; 30]),
+    }));
+    let seen = pour(&mut s, &many);
+    assert!(
+        seen.len() == 1 && seen[0].starts_with("Dropped"),
+        "{seen:?}"
+    );
 }
 
 /// A message whose topic is longer than the receive buffer is still
