@@ -659,8 +659,8 @@ struct Pend {
     optional: bool,
 }
 
-/// A PUBCOMP, or the PUBREC of a duplicate, queued as its packet is
-/// handled, ahead of the deferred acknowledgements.
+/// A PUBCOMP, or the PUBREC of a duplicate when nothing is deferred,
+/// queued as its packet is handled, ahead of the deferred acknowledgements.
 #[derive(Debug, Clone, Copy)]
 struct Direct {
     kind: PacketType,
@@ -1338,6 +1338,22 @@ impl<'b> Harness<'b> {
         self.ack_seq
     }
 
+    /// The PUBREC of a QoS 2 message received again: none while one of
+    /// its own is held back; behind the deferred acknowledgements if any
+    /// wait (MQTT-4.6.0-3), or left out when the session's queue of them is
+    /// full; else queued at once.
+    fn owe_duplicate_pubrec(&mut self, id: u16) {
+        if self.waiting(id) {
+            return;
+        }
+        let held = self.pend.iter().skip_while(|p| !p.deferred).count();
+        if held == 0 {
+            self.owe_direct(PacketType::PubRec, id);
+        } else if held < INFLIGHT {
+            self.owe_pend(PacketType::PubRec, id);
+        }
+    }
+
     /// An acknowledgement queued as its packet is handled.
     fn owe_direct(&mut self, kind: PacketType, id: u16) -> u64 {
         self.ack_seq += 1;
@@ -1390,8 +1406,7 @@ impl<'b> Harness<'b> {
         );
         let Some(packet) = item.packet() else {
             // A QoS 2 resend that would stream, delivered already: skipped,
-            // PUBREC'd at once as a resend that fits is, unless its PUBREC
-            // is still to come.
+            // PUBREC'd as a resend that fits is.
             let (d, dup, _) = item.dropped(self.rx);
             assert!(
                 self.streams(state, &item) && d.qos == QoS::ExactlyOnce,
@@ -1403,9 +1418,7 @@ impl<'b> Harness<'b> {
                 "new streamed QoS 2 message {id} (dup {dup}) taken for a duplicate"
             );
             self.saw_incoming(Some(id));
-            if !self.waiting(id) {
-                self.owe_direct(PacketType::PubRec, id);
-            }
+            self.owe_duplicate_pubrec(id);
             return;
         };
         match packet {
@@ -1417,9 +1430,7 @@ impl<'b> Harness<'b> {
                     "new QoS 2 message {id} (dup {}) taken for a duplicate",
                     p.dup
                 );
-                if !self.waiting(id) {
-                    self.owe_direct(PacketType::PubRec, id);
-                }
+                self.owe_duplicate_pubrec(id);
             }
             Packet::PubAck(PubAck { packet_id: id }) => assert!(
                 !self

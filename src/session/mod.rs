@@ -631,7 +631,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     match self.p.handle_any(now, packet, self.acks_qos1()) {
                         Ok(Handled::Nothing) => {}
                         Ok(Handled::Duplicate(id)) => {
-                            if !self.acks.waiting(id) {
+                            if !self.acks.waiting(id) && !self.acks.queue_pubrec(id) {
                                 self.p.push_ack(PacketType::PubRec, id);
                             }
                         }
@@ -739,7 +739,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                     // still to come (§4.3.3).
                                     self.consume = offset + here;
                                     self.skip = len - here;
-                                    if !self.acks.waiting(id) {
+                                    if !self.acks.waiting(id) && !self.acks.queue_pubrec(id) {
                                         self.p.push_ack(PacketType::PubRec, id);
                                     }
                                     return None;

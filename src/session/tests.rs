@@ -776,6 +776,40 @@ fn incoming_qos2_handshake_delivers_once() {
     ));
 }
 
+/// MQTT-4.6.0-3: the PUBREC of a QoS 2 message received again goes in
+/// the order of the PUBLISHes, behind a deferred PUBREC of one that came
+/// before it.
+#[test]
+fn a_duplicates_pubrec_waits_behind_a_deferred_one() {
+    let mut s = connected();
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(1), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    assert_eq!(sent(&mut s, T0), [pubrec(1)]);
+    assert!(matches!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(2), false)),
+        Ok(Some(Event::Message(_)))
+    ));
+    let token = s.defer_ack().unwrap();
+    // The broker sends message 1 again, and again.
+    for _ in 0..2 {
+        assert_eq!(
+            feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(1), true)),
+            Ok(None)
+        );
+    }
+    assert_eq!(sent(&mut s, T0), []);
+    s.ack(token).unwrap();
+    assert_eq!(sent(&mut s, T0), [pubrec(2), pubrec(1)]);
+    // With nothing deferred, at once.
+    assert_eq!(
+        feed(&mut s, T0, incoming(QoS::ExactlyOnce, Some(1), true)),
+        Ok(None)
+    );
+    assert_eq!(sent(&mut s, T0), [pubrec(1)]);
+}
+
 #[test]
 fn pubrel_for_unknown_id_is_still_completed() {
     let mut s = connected();
