@@ -1340,16 +1340,16 @@ impl<'b> Harness<'b> {
 
     /// The PUBREC of a QoS 2 message received again: none while one of
     /// its own is held back; behind the deferred acknowledgements if any
-    /// wait (MQTT-4.6.0-3), or left out when the session's queue of them is
-    /// full; else queued at once.
+    /// wait and the session's queue of them has room (MQTT-4.6.0-3); else
+    /// queued at once.
     fn owe_duplicate_pubrec(&mut self, id: u16) {
         if self.waiting(id) {
             return;
         }
         let held = self.pend.iter().skip_while(|p| !p.deferred).count();
-        if held == 0 {
+        if held == 0 || held >= INFLIGHT {
             self.owe_direct(PacketType::PubRec, id);
-        } else if held < INFLIGHT {
+        } else {
             self.owe_pend(PacketType::PubRec, id);
         }
     }

@@ -219,19 +219,15 @@ impl<const N: usize> Acks<N> {
     /// The PUBREC of a QoS 2 message received again, delivered already:
     /// behind the deferred acknowledgements, if any wait, since PUBRECs go
     /// in the order of their PUBLISHes (MQTT-4.6.0-3); `false` if none
-    /// do, for the caller to queue it at once. With the queue full it is
-    /// left out, and the broker sends the message again.
+    /// do, for the caller to queue it at once. With the queue full, too:
+    /// an answer out of order rather than none.
     pub(crate) fn queue_pubrec(&mut self, packet_id: u16) -> bool {
-        if self.queue.is_empty() {
-            return false;
-        }
         let entry = Queued {
             packet_id,
             qos: QoS::ExactlyOnce,
             ready: true,
         };
-        let _ = self.queue.push(entry);
-        true
+        !self.queue.is_empty() && self.queue.push(entry).is_ok()
     }
 
     /// The connection is gone: nothing owed or deferred can be sent any

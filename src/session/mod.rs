@@ -586,25 +586,60 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         if cfg!(feature = "streaming") && self.stream.is_some() {
             return self.poll_stream(now);
         }
+        // The packets are framed with shared borrows of the receive buffer,
+        // and dropped from it only at the next call: the event may borrow
+        // the last one.
+        let mut offset = 0;
+        // What is due of a packet too large to buffer, once it has arrived
+        // at the front. A packet id behind a topic longer than the buffer:
+        // the message is reported then, and acknowledged like any other
+        // skipped one (MQTT-4.3.2-4, MQTT-4.3.3-8), in order. MQTT 5: the
+        // reason codes of a SUBACK or UNSUBACK, handled as a whole one's.
         if let Some(due) = self.due {
             // Room for an acknowledgement, as for a packet framed below.
             let n = due.len();
             if !self.p.store.tx_has_room(ACK_LEN) || self.rx.after_hold().len() < n {
                 return None;
             }
-            if !self.due_is_stray(due) {
-                return self.read_due(now);
-            }
-            // An acknowledgement of nothing in flight: ignored, as one
-            // that fits is, and what follows is framed.
             self.due = None;
             self.received += 1;
-            self.rx.consume(n, 0);
+            self.consume = n;
+            match due {
+                Due::Id {
+                    len,
+                    qos,
+                    dup,
+                    rest,
+                } => {
+                    self.skip = rest;
+                    return Some(match self.due_id(len, qos, dup) {
+                        Ok(event) => event,
+                        Err(reason) => self.p.close(reason),
+                    });
+                }
+                #[cfg(feature = "v5")]
+                Due::Codes {
+                    packet_type,
+                    packet_id,
+                    codes,
+                } => {
+                    let qos1 = self.acks_qos1();
+                    let bytes = self.rx.after_hold().get(..codes).unwrap_or(&[]);
+                    let packet =
+                        match codec::v5::ack_list_tail(packet_type.into(), packet_id, bytes) {
+                            Ok(packet) => rx::Any::V5(packet),
+                            Err(m) => return Some(self.p.close(Closed::Malformed(m))),
+                        };
+                    match self.p.handle_any(now, packet, qos1) {
+                        // Of nothing in flight: ignored, as one that fits
+                        // is, and what follows is framed.
+                        Ok(Handled::Nothing) => offset = codes,
+                        Ok(handled) => return self.p.event_any(handled, packet),
+                        Err(reason) => return Some(self.p.close(reason)),
+                    }
+                }
+            }
         }
-        // The packets are framed with shared borrows of the receive buffer,
-        // and dropped from it only at the next call: the event may borrow
-        // the last one.
-        let mut offset = 0;
         let found = loop {
             if !self.p.store.tx_has_room(ACK_LEN) {
                 break None;
@@ -887,79 +922,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.consume = offset;
         match found? {
             Ok((handled, packet)) => self.p.event_any(handled, packet),
-            Err(reason) => Some(self.p.close(reason)),
-        }
-    }
-
-    /// Whether `due` is the reason codes of a SUBACK or UNSUBACK no
-    /// request waits for.
-    fn due_is_stray(&self, due: Due) -> bool {
-        match due {
-            Due::Id { .. } => false,
-            #[cfg(feature = "v5")]
-            Due::Codes {
-                packet_type,
-                packet_id,
-                ..
-            } => {
-                let kind = match packet_type {
-                    PacketType::SubAck => RequestKind::Subscribe,
-                    _ => RequestKind::Unsubscribe,
-                };
-                let id = u16::from_be_bytes(packet_id);
-                !self
-                    .p
-                    .store
-                    .requests
-                    .iter()
-                    .any(|r| r.packet_id == id && r.kind == kind && !r.done)
-            }
-        }
-    }
-
-    /// What is due of a packet too large to buffer, now buffered at the
-    /// front. A packet id behind a topic longer than the buffer: the
-    /// message is reported then, and acknowledged like any other skipped
-    /// one (MQTT-4.3.2-4, MQTT-4.3.3-8), in order. MQTT 5: the reason
-    /// codes of a SUBACK or UNSUBACK, which answer its request.
-    fn read_due(&mut self, now: Instant) -> Option<Event<'_>> {
-        let due = self.due.take()?;
-        self.received += 1;
-        self.consume = due.len();
-        #[cfg(not(feature = "v5"))]
-        let _ = now;
-        let result = match due {
-            Due::Id {
-                len,
-                qos,
-                dup,
-                rest,
-            } => {
-                self.skip = rest;
-                self.due_id(len, qos, dup).map(Some)
-            }
-            #[cfg(feature = "v5")]
-            Due::Codes {
-                packet_type,
-                packet_id,
-                codes,
-            } => {
-                let qos1 = self.acks_qos1();
-                let bytes = self.rx.after_hold().get(..codes).unwrap_or(&[]);
-                match codec::v5::ack_list_tail(packet_type.into(), packet_id, bytes) {
-                    Ok(packet) => {
-                        let packet = rx::Any::V5(packet);
-                        return match self.p.handle_any(now, packet, qos1) {
-                            Ok(handled) => self.p.event_any(handled, packet),
-                            Err(reason) => Some(self.p.close(reason)),
-                        };
-                    }
-                    Err(m) => Err(Closed::Malformed(m)),
-                }
-            }
-        };
-        match result {
-            Ok(event) => event,
             Err(reason) => Some(self.p.close(reason)),
         }
     }

@@ -383,7 +383,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 Ok(Handled::Auth)
             }
             (AuthState::Reauthenticating, State::Connected, ReasonCode::Success) => {
+                // The exchange is over, answered or not.
                 self.auth = AuthState::On;
+                self.auth_turn = false;
                 Ok(Handled::Auth)
             }
             _ => violation,
@@ -450,6 +452,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // breaks in the CONNACK gets DISCONNECT with its reason code
         // (§4.13.1), as on any connection (`goodbye`).
         self.state = State::Connected;
+        // And the authentication exchange is over, answered or not.
+        self.auth_turn = false;
         // The CONNECT's Authentication Method, or none if it had none
         // (MQTT-4.12.0-5, MQTT-4.12.0-6).
         if !self.advertised.same_method(&ack.properties) {

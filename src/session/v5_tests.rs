@@ -3034,6 +3034,19 @@ fn oversized_subacks_and_unsubacks_answer_their_requests() {
         seen.len() == 1 && seen[0].starts_with("Dropped"),
         "{seen:?}"
     );
+    // One of no request is checked as a whole one is: a code SUBACK
+    // cannot carry is malformed.
+    let mut s = new(&[]);
+    let mut bad = encode(v5::Packet::SubAck(v5::SubAck {
+        packet_id: 9,
+        properties: Properties::new(&WHY),
+        reason_codes: ReasonCodes::new(&codes[..1]),
+    }));
+    *bad.last_mut().unwrap() = 0x03;
+    assert_eq!(
+        pour(&mut s, &bad).last().map(std::string::String::as_str),
+        Some("Closed(Malformed(ReasonCode(3)))")
+    );
 }
 
 /// A message whose topic is longer than the receive buffer is still
@@ -3544,4 +3557,22 @@ fn our_auth_only_answers_the_brokers() {
     ));
     s.connection_lost();
     assert_eq!(s.auth(T0, &cont), not_now);
+    // So does a CONNACK that comes without waiting for our answer.
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &METHOD)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(matches!(
+        feed(
+            &mut s,
+            T0,
+            auth_packet(ReasonCode::ContinueAuthentication, &METHOD)
+        ),
+        Ok(Some(Event::Auth(_)))
+    ));
+    assert!(matches!(
+        feed(&mut s, T0, connack(&METHOD)),
+        Ok(Some(Event::Connected(_)))
+    ));
+    assert_eq!(s.auth(T0, &cont), not_now);
+    assert_eq!(s.auth(T0, &reauth), Ok(()));
 }
