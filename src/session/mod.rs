@@ -821,8 +821,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             && self.p.state == State::Connected
                     }) {
                         // Its id, past a topic longer than the buffer, is
-                        // read as it arrives (`read_due`): the bytes
-                        // before it go, and it is counted and reported then.
+                        // read as it arrives (`Due`, at the next call): the
+                        // bytes before it go, and it is counted and
+                        // reported then.
                         self.received -= 1;
                         let buffered = here.min(at);
                         offset += buffered;
@@ -881,7 +882,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     }
                 }
                 // Its reason codes are read once its properties have
-                // passed (`read_due`).
+                // passed (`Due`, at the next call).
                 #[cfg(feature = "v5")]
                 Ok(Next::Codes {
                     packet_type,
