@@ -117,13 +117,6 @@ impl<const N: usize> Acks<N> {
         self.owed.is_some()
     }
 
-    /// Whether the session has an acknowledgement of this id waiting: a
-    /// resend of its message must not be acknowledged ahead of it.
-    /// (Asked while framing, when nothing is owed: only the queue counts.)
-    pub(crate) fn waiting(&self, packet_id: u16) -> bool {
-        self.queue.iter().any(|q| q.packet_id == packet_id)
-    }
-
     /// QoS 1 messages delivered (or skipped) whose PUBACK is not queued
     /// yet: with the QoS 2 ids awaiting PUBCOMP, what the broker counts
     /// against the Receive Maximum we advertised (MQTT 5).
@@ -217,11 +210,16 @@ impl<const N: usize> Acks<N> {
     }
 
     /// The PUBREC of a QoS 2 message received again, delivered already:
-    /// behind the deferred acknowledgements, if any wait, since PUBRECs go
-    /// in the order of their PUBLISHes (MQTT-4.6.0-3); `false` if none
-    /// do, for the caller to queue it at once. With the queue full, too:
-    /// an answer out of order rather than none.
+    /// `true` if the queue sees to it, `false` for the caller to send it
+    /// at once. While its first PUBREC waits in the queue nothing more is
+    /// sent: a resend must not be acknowledged ahead of it. Behind other
+    /// deferred acknowledgements it takes its turn, since PUBRECs go in
+    /// the order of their PUBLISHes (MQTT-4.6.0-3). With the queue full
+    /// it goes at once: an answer out of order rather than none.
     pub(crate) fn queue_pubrec(&mut self, packet_id: u16) -> bool {
+        if self.queue.iter().any(|q| q.packet_id == packet_id) {
+            return true;
+        }
         let entry = Queued {
             packet_id,
             qos: QoS::ExactlyOnce,

@@ -323,6 +323,15 @@ impl Due {
     }
 }
 
+/// Skips a packet's bytes up to `at`, `here` of them buffered: how many
+/// of those are consumed now (the rest, and what is not yet read, is
+/// left in `skip`). What starts at `at` is read once they have passed.
+fn skip_to(skip: &mut usize, here: usize, at: usize) -> usize {
+    let buffered = here.min(at);
+    *skip = at - buffered;
+    buffered
+}
+
 /// A message streaming through the receive buffer: its header is held at
 /// the front of the buffer, its payload passes behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -666,7 +675,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     match self.p.handle_any(now, packet, self.acks_qos1()) {
                         Ok(Handled::Nothing) => {}
                         Ok(Handled::Duplicate(id)) => {
-                            if !self.acks.waiting(id) && !self.acks.queue_pubrec(id) {
+                            if !self.acks.queue_pubrec(id) {
                                 self.p.push_ack(PacketType::PubRec, id);
                             }
                         }
@@ -774,7 +783,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                                     // still to come (§4.3.3).
                                     self.consume = offset + here;
                                     self.skip = len - here;
-                                    if !self.acks.waiting(id) && !self.acks.queue_pubrec(id) {
+                                    if !self.acks.queue_pubrec(id) {
                                         self.p.push_ack(PacketType::PubRec, id);
                                     }
                                     return None;
@@ -825,14 +834,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         // bytes before it go, and it is counted and
                         // reported then.
                         self.received -= 1;
-                        let buffered = here.min(at);
-                        offset += buffered;
-                        self.skip = at - buffered;
+                        let rest = len - at - 2;
+                        offset += skip_to(&mut self.skip, here, at);
                         self.due = Some(Due::Id {
                             len,
                             qos,
                             dup,
-                            rest: len - at - 2,
+                            rest,
                         });
                         break None;
                     }
@@ -904,13 +912,12 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         "an acknowledgement of {} bytes without its properties",
                         len
                     );
-                    let buffered = here.min(at);
-                    offset += buffered;
-                    self.skip = at - buffered;
+                    let codes = len - at;
+                    offset += skip_to(&mut self.skip, here, at);
                     self.due = Some(Due::Codes {
                         packet_type,
                         packet_id,
-                        codes: len - at,
+                        codes,
                     });
                     break None;
                 }
