@@ -603,11 +603,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 // the resends need none and go on.
                 break;
             }
-            self.resubscribe = self
-                .store
-                .subscriptions
-                .iter()
-                .any(|s| !s.confirmed && !s.requested);
+            self.resubscribe = self.store.subscriptions.iter().any(Subscribed::due);
         }
         // Resent PUBLISHes wait, in their order, for the broker's Receive
         // Maximum to let them out (MQTT 5); PUBRELs do not, or a QoS 2

@@ -196,21 +196,21 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // subscribed, so nothing is re-subscribed either.)
             return false;
         }
-        let Ok(packet_id) = self.free_packet_id() else {
-            return true;
-        };
-        // The filters borrow the store; encode them into the transmit
-        // queue first, then copy the packet from there into the store.
         // The filters of one Subscription Identifier (that of the first
         // one due) go together.
-        let due = |s: &Subscribed| !s.confirmed && !s.requested;
         let Some(id) = self
             .store
             .subscriptions
             .iter()
-            .find(|s| due(s))
+            .find(|s| s.due())
             .map(|s| s.id)
         else {
+            return true;
+        };
+        let Ok(packet_id) = self.free_packet_id() else {
+            // Not reached: with a request slot free, so is an id. Were it,
+            // the round is given up on this connection, as below.
+            self.requested(id, usize::MAX);
             return true;
         };
         // MQTT 5: as many as fit the broker's Maximum Packet Size; the rest
@@ -229,37 +229,22 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             id,
             max,
         };
-        // Twice: for its length, then encoded into the queue (where making
-        // room may move the filters).
+        // The filters borrow the store: encoded twice, for the length, then
+        // into the transmit queue (where making room may move them), and
+        // the packet copied from there into the store.
         let entries = self.store.entries();
         let subscriptions = &self.store.subscriptions;
         let Some((len, taken)) =
             round.with_packet::<SUBS, _>(entries, subscriptions, |p| p.encoded_len())
         else {
+            self.requested(id, usize::MAX);
             return true;
         };
         // Queued and kept as a request: wait for the queue to be written
         // unless both fit. With the queue written, room was kept for both
         // (`check_resubscribe_room`, and `alias_room` keeps the broker's
         // Topic Aliases from taking it).
-        let wait = !self.store.tx.is_vacant() && !self.store.has_room_with_tx(len, len);
-        if self.store.tx.is_vacant() && !self.store.tx_has_room(len) {
-            // Not reached (see above). Were it, waiting could not help:
-            // the round is given up on this connection rather than block
-            // every packet behind it.
-            crate::fmt::warning!("no room to re-subscribe");
-            for s in self
-                .store
-                .subscriptions
-                .iter_mut()
-                .filter(|s| due(s) && s.id == id)
-                .take(taken)
-            {
-                s.requested = true;
-            }
-            return true;
-        }
-        if wait || !self.store.tx_has_room(len) {
+        if !self.store.tx.is_vacant() && !self.store.has_room_with_tx(len, len) {
             return false;
         }
         let pushed = self.store.tx_push_with(len, |entries, subscriptions, dst| {
@@ -267,25 +252,31 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
                 .with_packet::<SUBS, _>(entries, subscriptions, |p| p.encode(dst))
                 .map_or(Ok(0), |(n, _)| n)
         });
+        self.requested(id, taken);
         let Ok(n) = pushed else {
+            // Not reached (see above). Were it, waiting could not help: the
+            // round is given up on this connection rather than block every
+            // packet behind it.
+            crate::fmt::warning!("no room to re-subscribe");
             return true;
         };
         self.take_packet_id(packet_id);
-        for s in self
-            .store
-            .subscriptions
-            .iter_mut()
-            .filter(|s| due(s) && s.id == id)
-            .take(taken)
-        {
-            s.requested = true;
-        }
         // Room was kept for it (`check_resubscribe_room`); without it the
         // SUBACK is simply not matched to a request.
         if let Ok(span) = self.store.append_last_pushed(n) {
             self.add_request(now, packet_id, RequestKind::Subscribe, span);
         }
         true
+    }
+
+    /// The first `taken` due filters of Subscription Identifier `id` are
+    /// requested: in the round just queued, or given up on this
+    /// connection.
+    fn requested(&mut self, id: u32, taken: usize) {
+        let round = self.store.subscriptions.iter_mut();
+        for s in round.filter(|s| s.due() && s.id == id).take(taken) {
+            s.requested = true;
+        }
     }
 }
 
@@ -328,10 +319,7 @@ impl Round {
         let mut list: heapless::Vec<Subscription<'_>, SUBS> = heapless::Vec::new();
         #[cfg(feature = "v5")]
         let mut list5: heapless::Vec<codec::v5::Subscription<'_>, SUBS> = heapless::Vec::new();
-        for s in subscriptions
-            .iter()
-            .filter(|s| !s.confirmed && !s.requested && s.id == id)
-        {
+        for s in subscriptions.iter().filter(|s| s.due() && s.id == id) {
             #[cfg(feature = "v5")]
             if !list.is_empty() {
                 let lens = list.iter().map(|f| f.filter.len());

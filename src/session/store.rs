@@ -118,6 +118,14 @@ pub(crate) struct Subscribed {
     pub(crate) confirmed: bool,
 }
 
+impl Subscribed {
+    /// Due in a re-subscribe round: neither confirmed on this broker
+    /// session nor requested on this connection.
+    pub(crate) fn due(&self) -> bool {
+        !self.confirmed && !self.requested
+    }
+}
+
 /// Not enough bytes left in the store; nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoreFull;

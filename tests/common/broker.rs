@@ -341,6 +341,14 @@ async fn spawn_server<P: Protocol + Clone + Send + Sync + 'static>(
             // A probe connection that closes at once is harmless: rumqttd
             // just drops a connection that never sent CONNECT.
             if TcpStream::connect(addr).await.is_ok() {
+                // The probe may have reached another listener that took
+                // the port first (a broker of a test running beside this
+                // one); then rumqttd's bind failed, which ends its task
+                // as soon as it runs, and another port is tried.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if task.is_finished() {
+                    break;
+                }
                 return Ok((task, addr));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
