@@ -48,7 +48,16 @@ where
             if self.inbox.is_some_and(|i| i.take_into(&mut self.outbox)) {
                 continue;
             }
-            let wake = match (self.session.poll_timeout(), deadline) {
+            let timeout = self.session.poll_timeout();
+            // A deadline already due goes first: with a transport that is
+            // always readable (a flood of messages), the read would win
+            // every race against the sleep, and no PINGREQ or
+            // acknowledgement timeout would ever come.
+            if timeout.is_some_and(|t| now >= t) {
+                self.expire(now)?;
+                continue;
+            }
+            let wake = match (timeout, deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
