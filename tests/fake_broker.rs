@@ -772,6 +772,41 @@ async fn oversize_publish_with_a_topic_longer_than_the_buffer_is_acknowledged() 
     assert!(c.is_connected());
 }
 
+/// An oversized PUBLISH is checked as far as its bytes can be held: a
+/// topic length running past the end of the packet is malformed at any
+/// QoS (§3.3.2.1), and a topic that fits the 256-byte buffer gets a whole
+/// PUBLISH's checks even when its packet id does not (MQTT-3.3.2-2).
+#[tokio::test(start_paused = true)]
+async fn oversize_publish_is_checked_as_far_as_it_fits() {
+    // 300 bytes of QoS 0 PUBLISH whose topic would be 1,000.
+    let mut body = 1000u16.to_be_bytes().to_vec();
+    body.extend([b'a'; 298]);
+    let mut bytes = raw(0x30, &body);
+    // Framed from inside the first, this one would be delivered.
+    bytes.extend(publish("b", b"x", QoS::AtMostOnce, None));
+    assert_protocol_error(
+        &bytes,
+        Error::Broker(BrokerError::Malformed(Malformed::Truncated)),
+    )
+    .await;
+    // A 251-byte topic with a wildcard, its packet id at bytes 256 and 257.
+    let mut topic = [b'a'; 251];
+    topic[10] = b'+';
+    let after = connected_then(&publish_raw(2, &topic, Some(5), &[0; 45])).await;
+    assert!(
+        matches!(
+            after.result,
+            Err(Error::Broker(BrokerError::Malformed(Malformed::TopicName(
+                _
+            ))))
+        ),
+        "{:?}",
+        after.result
+    );
+    assert_eq!(after.log.disconnected, [DisconnectReason::ProtocolError]);
+    assert!(after.log.dropped.is_empty());
+}
+
 // ---------------------------------------------------------------------------
 // Stream robustness: packets split into pieces, packets merged.
 

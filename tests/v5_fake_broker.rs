@@ -955,6 +955,81 @@ async fn receive_maximum_exceeded_with_qos2() {
     assert_eq!(c.user_data().messages.len(), 2);
 }
 
+/// The Receive Maximum is a quota of the network connection (§4.9, "not
+/// part of the session state"): with a Receive Maximum of 1, a QoS 2
+/// message of the last connection waiting for its PUBREL leaves room for
+/// a new message on the next one, whichever the broker sends first. Once
+/// the broker sends that message again, it counts.
+#[tokio::test(start_paused = true)]
+async fn receive_maximum_starts_afresh_on_each_connection() {
+    let rel = raw(0x62, &1u16.to_be_bytes());
+    let new = publish5("t", b"2", QoS::AtLeastOnce, Some(2), &[]);
+    let old = publish5("t", b"1", QoS::ExactlyOnce, Some(1), &[]);
+    let mut old_again = old.clone();
+    old_again[0] |= 0x08;
+    let cases = [
+        ([rel.clone(), new.clone()].concat(), None),
+        ([new.clone(), rel.clone()].concat(), None),
+        (
+            [old_again, new].concat(),
+            Some(ReasonCode::ReceiveMaximumExceeded),
+        ),
+    ];
+    for (burst, violation_code) in cases {
+        let (first, mut broker1) = pipe5();
+        let (second, mut broker2) = pipe5();
+        let queue = Queue::with(first);
+        queue.push(second);
+        let mut buffers = Bufs::new();
+        let config = Config {
+            clean_session: false,
+            ..config_with(&[Property::ReceiveMaximum(1)])
+        };
+        let mut c = client5(queue, config, buffers.slices());
+        connect5(&mut c, &mut broker1, &connack(&[])).await;
+        let (result, ()) = within("the first connection", async {
+            tokio::join!(c.poll(MDuration::from_secs(1)), async {
+                broker1.send(&old).await;
+                assert_eq!(broker1.recv5().await, Rx5::PubRec(1));
+            })
+        })
+        .await;
+        result.map_err(kind).expect("poll");
+        c.abort();
+        drop(broker1);
+        let present = encode(Packet::ConnAck(v5::ConnAck {
+            session_present: true,
+            reason_code: ReasonCode::Success,
+            properties: Properties::EMPTY,
+        }));
+        connect5(&mut c, &mut broker2, &present).await;
+        match violation_code {
+            None => {
+                let (result, mut sent) = within("the second connection", async {
+                    tokio::join!(c.poll(MDuration::from_secs(1)), async {
+                        broker2.send(&burst).await;
+                        [broker2.recv5().await, broker2.recv5().await]
+                    })
+                })
+                .await;
+                assert!(result.is_ok(), "{burst:02x?}: {:?}", result.map_err(kind));
+                assert!(c.is_connected());
+                sent.sort_by_key(|p| matches!(p, Rx5::PubAck(_)));
+                assert_eq!(sent, [Rx5::PubComp(1), Rx5::PubAck(2)], "{burst:02x?}");
+                assert_eq!(c.user_data().messages.len(), 2);
+            }
+            Some(code) => {
+                let (result, (sent, _)) = within("the second connection", async {
+                    tokio::join!(c.poll(LONG), broker2.send_then_eof(&burst))
+                })
+                .await;
+                assert_eq!(result.map_err(kind), Err(violation(code)));
+                assert_goodbye(&sent, &violation(code));
+            }
+        }
+    }
+}
+
 /// What does not count: a message whose PUBREL has come (our PUBCOMP
 /// frees its place), and a resend with DUP of one already held (MQTT 5
 /// allows resends only after a reconnect, MQTT-4.4.0-1, but the client
@@ -1172,9 +1247,13 @@ async fn topic_alias_is_over_our_limit() {
 /// A Topic Alias of 0 is never valid (MQTT-3.3.2-8): the value is out of
 /// the property's range, so the PUBLISH is malformed, with a topic or
 /// without. An empty topic without an alias has nothing to stand for it:
-/// malformed too.
+/// a Protocol Error (§3.3.2.1), DISCONNECT 0x82.
 #[tokio::test(start_paused = true)]
 async fn topic_alias_0_and_empty_topic_are_malformed() {
+    assert_eq!(
+        ReasonCode::for_malformed(Malformed::TopicName(TopicError::Empty)),
+        ReasonCode::ProtocolError
+    );
     assert_ends(
         config5(),
         &publish_raw(0, b"a", None, &[0x23, 0x00, 0x00], b"x"),

@@ -517,29 +517,32 @@ impl Item {
         PacketType::from_byte(first).expect("framed before")
     }
 
-    /// A QoS 1/2 PUBLISH too large for a buffer of `rx` bytes that holds
-    /// its topic's length but not its packet id: where the id starts, and
-    /// what is malformed about it (a topic running past the packet's end,
-    /// or an id of 0, once its bytes were sent).
-    fn id_past_the_buffer(&self, rx: usize) -> Option<(usize, Option<Malformed>)> {
+    /// What is malformed about a PUBLISH too large for a buffer of `rx`
+    /// bytes, as far as the buffer holds it: once the topic's length is
+    /// held, a topic (and a QoS 1/2 packet id behind it) running past the
+    /// packet's end; and an id of 0, read as it passes behind a topic
+    /// that fills the buffer, once its bytes were sent.
+    fn head_malformed(&self, rx: usize) -> Option<Malformed> {
         let Item::TooLarge { len, bytes } = self else {
             return None;
         };
         let header = FixedHeader::decode(bytes).expect("framed before");
         let h = usize::from(header.header_len);
         let qos = (header.flags >> 1) & 3;
-        if header.packet_type != PacketType::Publish || qos == 0 || h + 2 > rx {
+        if header.packet_type != PacketType::Publish || h + 2 > rx {
             return None;
         }
-        let at = h + 2 + usize::from(u16::from_be_bytes([*bytes.get(h)?, *bytes.get(h + 1)?]));
-        if at + 2 <= rx {
+        let topic_end =
+            h + 2 + usize::from(u16::from_be_bytes([*bytes.get(h)?, *bytes.get(h + 1)?]));
+        let id_end = topic_end + if qos == 0 { 0 } else { 2 };
+        if id_end > *len {
+            return Some(Malformed::Truncated);
+        }
+        if qos == 0 || id_end <= rx {
             return None;
         }
-        if at + 2 > *len {
-            return Some((at, Some(Malformed::Truncated)));
-        }
-        let zero = bytes.get(at..at + 2) == Some(&[0, 0][..]);
-        Some((at, zero.then_some(Malformed::PacketId)))
+        let zero = bytes.get(topic_end..id_end) == Some(&[0, 0][..]);
+        zero.then_some(Malformed::PacketId)
     }
 
     /// What the session can read of a packet too large for its buffer of
@@ -1269,7 +1272,7 @@ impl<'b> Harness<'b> {
             if !ok {
                 return Some(Closed::Protocol(t));
             }
-            if let Some(m) = item.id_past_the_buffer(self.rx).and_then(|(_, m)| m) {
+            if let Some(m) = item.head_malformed(self.rx) {
                 return Some(Closed::Malformed(m));
             }
             // But a packet of fixed size cannot be too large: malformed.

@@ -271,11 +271,14 @@ pub(crate) enum Peek<'a> {
 
 /// Reads what it can of an oversized PUBLISH from `avail`, its first
 /// bytes, of which at most `capacity` can ever be buffered at once.
-/// `header` is its fixed header, decoded from the same bytes.
+/// `header` is its fixed header, decoded from the same bytes. `alias`:
+/// an empty topic is allowed (MQTT 5, where a Topic Alias stands for it;
+/// `topic` is then `None`).
 pub(crate) fn peek_oversized(
     header: header::FixedHeader,
     avail: &[u8],
     capacity: usize,
+    alias: bool,
 ) -> Peek<'_> {
     let Some(qos) = flags_qos(header.flags) else {
         return Peek::Malformed(Malformed::QoS);
@@ -295,19 +298,37 @@ pub(crate) fn peek_oversized(
     };
     let topic_end = h + 2 + usize::from(u16::from_be_bytes([hi, lo]));
     let id_end = topic_end + if qos == QoS::AtMostOnce { 0 } else { 2 };
-    if id_end > capacity {
+    // Whether or not they can be held, the topic and packet id must lie
+    // within the packet.
+    if id_end > h.saturating_add(header.remaining_len as usize) {
+        return Peek::Malformed(Malformed::Truncated);
+    }
+    if topic_end > capacity {
         // Not all of it can ever be held at once: the message is skipped
         // without its topic or id (the session reads the id as it passes).
         return unknown;
     }
-    let (Some(topic), Some(id)) = (avail.get(h..topic_end), avail.get(topic_end..id_end)) else {
+    let Some(topic) = avail.get(h..topic_end) else {
         return Peek::NeedMore;
     };
-    // The same checks as a whole PUBLISH's topic gets.
+    // The same checks as a whole PUBLISH's topic gets, even when its
+    // packet id cannot be held behind it.
     let topic = match super::error::complete(string::topic_name(topic)) {
         Ok(topic) => Some(topic),
+        Err(DecodeError::Malformed(Malformed::TopicName(TopicError::Empty))) if alias => None,
         Err(DecodeError::Malformed(m)) => return Peek::Malformed(m),
         Err(_) => return Peek::Malformed(Malformed::Truncated),
+    };
+    if id_end > capacity {
+        return Peek::Known {
+            qos,
+            topic,
+            packet_id: None,
+            payload_at: None,
+        };
+    }
+    let Some(id) = avail.get(topic_end..id_end) else {
+        return Peek::NeedMore;
     };
     let packet_id = match id {
         [0, 0] => return Peek::Malformed(Malformed::PacketId),

@@ -152,6 +152,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// one already received.
     pub(crate) fn receive_qos2(&mut self, packet_id: u16, dup: bool) -> bool {
         if self.is_duplicate(packet_id, dup) {
+            if let Some(i) = self.incoming.iter_mut().find(|i| i.packet_id == packet_id) {
+                i.resent();
+            }
             return false;
         }
         // A released entry of the id goes, or writing its PUBCOMP would
@@ -168,15 +171,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         let known = self.incoming.iter().position(|i| i.packet_id == packet_id);
         #[cfg(feature = "v5")]
         if self.version == Version::V5 && known.is_none() {
-            // A byte longer than the room framing keeps for an answer
-            // (`ACK_LEN`): without it, or over the broker's Maximum
-            // Packet Size (MQTT-3.2.2-15), Success rather than no answer.
-            let not_found = crate::codec::v5::PubComp::not_found(packet_id);
-            if self.check_packet_len(not_found.len()).is_err()
-                || self.push_control(&not_found).is_err()
-            {
-                self.push_ack(PacketType::PubComp, packet_id);
-            }
+            self.answer_not_found(PacketType::PubComp, packet_id);
             return;
         }
         self.push_ack(PacketType::PubComp, packet_id);
@@ -221,6 +216,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             .find(|e| e.packet_id == packet_id && e.is_live() && e.stage != Stage::AwaitPubAck)
         else {
             // Unknown id or a QoS 1 message: nothing of ours to release.
+            // MQTT 5 says so for an unknown one (0x92, §3.6.2.1), so that
+            // the broker can end its side of the flow too.
+            #[cfg(feature = "v5")]
+            if self.version == Version::V5 && !self.store.id_in_use(packet_id) {
+                self.answer_not_found(PacketType::PubRel, packet_id);
+            }
             return;
         };
         e.stage = Stage::AwaitPubComp;
@@ -244,6 +245,21 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             let _ = self.late_rels.push(packet_id);
         } else {
             self.push_ack(PacketType::PubRel, packet_id);
+        }
+    }
+
+    /// MQTT 5: answers a PUBREC or PUBREL for a packet id we do not know
+    /// with `kind` (PUBREL or PUBCOMP) and 0x92 Packet Identifier not
+    /// found. A byte longer than the room framing keeps for an answer
+    /// (`ACK_LEN`): without it, or over the broker's Maximum Packet Size
+    /// (MQTT-3.2.2-15), Success rather than no answer.
+    #[cfg(feature = "v5")]
+    fn answer_not_found(&mut self, kind: PacketType, packet_id: u16) {
+        let Some(bytes) = crate::codec::v5::not_found(kind, packet_id) else {
+            return;
+        };
+        if self.check_packet_len(bytes.len()).is_err() || self.push_control(&bytes).is_err() {
+            self.push_ack(kind, packet_id);
         }
     }
 

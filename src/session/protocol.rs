@@ -12,6 +12,10 @@ pub(crate) struct Incoming {
     /// connection dies first, since the broker then never learnt the
     /// message is complete and may send it again.
     released: bool,
+    /// Its PUBLISH came on this network connection: it counts against the
+    /// Receive Maximum we advertised (MQTT 5), a quota every connection
+    /// starts afresh (§4.9), until the broker sends it again.
+    current: bool,
     /// Where: the transmit-stream position just after the PUBCOMP, as its
     /// low 32 bits ([`near`]). Eight bytes an entry instead of 24.
     at: u32,
@@ -22,12 +26,23 @@ impl Incoming {
         Self {
             packet_id,
             released: false,
+            current: true,
             at: 0,
         }
     }
 
     pub(crate) fn is_released(self) -> bool {
         self.released
+    }
+
+    /// Whether its PUBLISH came on this network connection.
+    pub(crate) fn is_current(self) -> bool {
+        self.current
+    }
+
+    /// The broker sent its PUBLISH again on this connection.
+    pub(crate) fn resent(&mut self) {
+        self.current = true;
     }
 
     /// Its PUBCOMP is queued, ending at `at`.
@@ -37,9 +52,11 @@ impl Incoming {
         self.at = at as u32;
     }
 
-    /// The connection died: its PUBCOMP was never written.
+    /// The connection died: its PUBCOMP was never written, and the
+    /// broker's quota starts afresh on the next.
     pub(crate) fn unrelease(&mut self) {
         self.released = false;
+        self.current = false;
     }
 
     /// Whether a write from stream position `before` to `written` took
@@ -551,7 +568,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         // forget, and the id cannot be kept.
         if self.incoming.is_full() && !self.incoming.is_empty() {
             crate::fmt::warning!("incoming QoS 2 set full, forgetting the oldest id");
-            self.incoming.remove(0);
+            // One of an earlier connection first: the broker is less
+            // likely to send it again than one it sent on this one.
+            let oldest = self.incoming.iter().position(|i| !i.is_current());
+            self.incoming.remove(oldest.unwrap_or(0));
         }
         let _ = self.incoming.push(Incoming::new(packet_id));
     }

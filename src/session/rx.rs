@@ -277,8 +277,6 @@ pub(crate) enum AliasPeek {
 
 /// An oversized packet of `len` bytes at the start of `avail`.
 fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next<'_>, Malformed> {
-    #[cfg(not(feature = "v5"))]
-    let _ = v5;
     #[cfg(feature = "v5")]
     let mut alias = AliasPeek::Unread;
     // `TooLarge` comes only after the fixed header decoded.
@@ -286,30 +284,17 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
     let h = usize::from(header.header_len);
     let mut id_at = None;
     let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {
-        let peek = codec::peek_oversized(header, avail, capacity);
-        // MQTT 5: an empty topic stands for a Topic Alias; the rest reads
-        // the same.
-        #[cfg(feature = "v5")]
-        let peek = match peek {
-            Peek::Malformed(Malformed::TopicName(crate::topic::TopicError::Empty)) if v5 => {
-                peek_alias_only(header, avail, capacity)
-            }
-            peek => peek,
-        };
-        match peek {
+        // MQTT 5: an empty topic stands for a Topic Alias.
+        match codec::peek_oversized(header, avail, capacity, v5) {
             Peek::Known {
                 qos,
                 packet_id: None,
                 ..
             } if qos != QoS::AtMostOnce => {
-                // The topic is longer than the buffer; its length says
-                // where the packet id is (an empty topic: MQTT 5's alias).
+                // The packet id does not fit behind the topic; the topic's
+                // length says where it is (checked to be in the packet).
                 if let Some(&[hi, lo]) = avail.get(h..h + 2) {
-                    let at = h + 2 + usize::from(u16::from_be_bytes([hi, lo]));
-                    if at + 2 > len {
-                        return Err(Malformed::Truncated);
-                    }
-                    id_at = Some(at);
+                    id_at = Some(h + 2 + usize::from(u16::from_be_bytes([hi, lo])));
                 }
                 (qos, None, None, None)
             }
@@ -421,39 +406,6 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
         #[cfg(feature = "v5")]
         alias,
     })
-}
-
-/// MQTT 5: an oversized PUBLISH with an empty topic (a Topic Alias stands
-/// for it): its QoS, packet id and where its properties start.
-#[cfg(feature = "v5")]
-fn peek_alias_only(header: FixedHeader, avail: &[u8], capacity: usize) -> Peek<'_> {
-    let Some(qos) = QoS::from_bits((header.flags >> 1) & 0x03) else {
-        return Peek::Malformed(Malformed::QoS);
-    };
-    let id_at = usize::from(header.header_len) + 2;
-    let id_end = id_at + if qos == QoS::AtMostOnce { 0 } else { 2 };
-    if id_end > capacity {
-        return Peek::Known {
-            qos,
-            topic: None,
-            packet_id: None,
-            payload_at: None,
-        };
-    }
-    let Some(id) = avail.get(id_at..id_end) else {
-        return Peek::NeedMore;
-    };
-    let packet_id = match id {
-        [0, 0] => return Peek::Malformed(Malformed::PacketId),
-        &[hi, lo] => Some(u16::from_be_bytes([hi, lo])),
-        _ => None,
-    };
-    Peek::Known {
-        qos,
-        topic: None,
-        packet_id,
-        payload_at: Some(id_end),
-    }
 }
 
 // Its packets are 3.1.1's.

@@ -557,7 +557,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// MQTT-3.3.4-9: a QoS 1/2 PUBLISH `packet_id` over the Receive
     /// Maximum we advertised (unacknowledged QoS 1 and unreleased QoS 2
     /// messages; the resend of one of these does not count) ends the
-    /// connection. Messages too large to buffer count too.
+    /// connection. Messages too large to buffer count too. The quota is
+    /// the connection's (§4.9): a QoS 2 message of an earlier connection
+    /// waiting for its PUBREL counts only once the broker sends it again.
     pub(crate) fn check_receive_maximum(
         &self,
         qos: QoS,
@@ -565,8 +567,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         dup: bool,
         qos1_unacked: usize,
     ) -> Result<(), Closed> {
-        let resend = qos == QoS::ExactlyOnce && self.is_duplicate(packet_id, dup);
-        let unacked = self.incoming.len() + qos1_unacked;
+        let current = self.incoming.iter().filter(|i| i.is_current());
+        let resend = qos == QoS::ExactlyOnce
+            && self.is_duplicate(packet_id, dup)
+            && current.clone().any(|i| i.packet_id == packet_id);
+        let unacked = current.count() + qos1_unacked;
         if !resend && unacked >= usize::from(self.advertised.receive_maximum) {
             return Err(Closed::Violation(ReasonCode::ReceiveMaximumExceeded));
         }

@@ -427,6 +427,29 @@ fn a_pubrel_for_an_unknown_id_is_answered_not_found() {
     assert_eq!(c.reason_code, ReasonCode::PacketIdentifierNotFound);
 }
 
+/// A PUBREC for an id of no message of ours is answered with a PUBREL
+/// 0x92 (§3.6.2.1), so that the broker can end its side of the flow; one
+/// for a QoS 1 message in flight gets nothing, and one for a QoS 2
+/// message its PUBREL.
+#[test]
+fn a_pubrec_for_an_unknown_id_is_answered_not_found() {
+    let mut s = connected();
+    assert_eq!(s.publish(T0, &publish("t", QoS::AtLeastOnce)), Ok(Some(1)));
+    assert_eq!(s.publish(T0, &publish("t", QoS::ExactlyOnce)), Ok(Some(2)));
+    assert_eq!(sent(&mut s, T0).len(), 2);
+    let rec = |id| v5::Packet::PubRec(v5::PubRec::new(id));
+    assert_eq!(feed(&mut s, T0, rec(9)), Ok(None));
+    let not_found = v5::Packet::PubRel(v5::PubRel {
+        reason_code: ReasonCode::PacketIdentifierNotFound,
+        ..v5::PubRel::new(9)
+    });
+    assert_eq!(sent(&mut s, T0), [not_found]);
+    assert_eq!(feed(&mut s, T0, rec(1)), Ok(None));
+    assert_eq!(sent(&mut s, T0), []);
+    assert_eq!(feed(&mut s, T0, rec(2)), Ok(None));
+    assert_eq!(sent(&mut s, T0), [v5::Packet::PubRel(v5::PubRel::new(2))]);
+}
+
 #[test]
 fn a_server_disconnect_with_what_only_a_client_sends_is_a_protocol_error() {
     static EXPIRY: [Property<'static>; 1] = [Property::SessionExpiryInterval(0)];

@@ -63,6 +63,7 @@ pub use connect::{ConnAck, Connect, PROTOCOL_VERSION, Will};
 pub use control::{Auth, Disconnect};
 pub(crate) use properties::id::AUTHENTICATION_METHOD;
 pub use properties::{Properties, PropertiesIter, Property};
+pub(crate) use publish::not_found;
 pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish};
 pub use reason::{ReasonCode, ReasonCodes, ReasonCodesIter};
 pub use subscribe::{

@@ -5,6 +5,7 @@
 
 use super::properties::Context;
 use super::{PacketType, Properties, ReasonCode, byte, shared, write_packet};
+use crate::codec::PacketType as V3PacketType;
 use crate::codec::publish::{check_name, flags_qos, publish_dup, publish_retain};
 use crate::codec::{
     EncodeError, MAX_REMAINING_LENGTH, Malformed, QoS, Writer, packet_len, prefixed_len, string,
@@ -351,13 +352,22 @@ ack_packet!(
     PubComp, PubComp
 );
 
-impl PubComp<'_> {
-    /// The PUBCOMP that answers a PUBREL for a packet identifier the
-    /// receiver does not know: 0x92 Packet Identifier not found, no
-    /// properties (§3.7.2.1, §3.7.2.2.1).
-    pub(crate) const fn not_found(packet_id: u16) -> [u8; 5] {
-        let [hi, lo] = packet_id.to_be_bytes();
-        let code = ReasonCode::PacketIdentifierNotFound.to_u8();
-        [PacketType::PubComp.first_byte(0), 3, hi, lo, code]
+/// The PUBREL or PUBCOMP that answers a PUBREC or PUBREL for a packet
+/// identifier the receiver does not know: 0x92 Packet Identifier not
+/// found, no properties (§3.6.2.1, §3.7.2.1). `None` for another `kind`
+/// or a packet id of 0. (The packet types MQTT 3.1.1 has: the session's.)
+pub(crate) const fn not_found(kind: V3PacketType, packet_id: u16) -> Option<[u8; 5]> {
+    if !matches!(kind, V3PacketType::PubRel | V3PacketType::PubComp) {
+        return None;
     }
+    let Some([first, _, hi, lo]) = crate::codec::ack_bytes(kind, packet_id) else {
+        return None;
+    };
+    Some([
+        first,
+        3,
+        hi,
+        lo,
+        ReasonCode::PacketIdentifierNotFound.to_u8(),
+    ])
 }

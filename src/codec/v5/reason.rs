@@ -163,6 +163,8 @@ impl ReasonCode {
     pub const fn for_malformed(fault: Malformed) -> Self {
         match fault {
             Malformed::PropertyValue(super::properties::id::TOPIC_ALIAS) => Self::TopicAliasInvalid,
+            // A PUBLISH with neither a topic nor a Topic Alias (§3.3.2.1).
+            Malformed::TopicName(crate::topic::TopicError::Empty) => Self::ProtocolError,
             Malformed::DuplicateProperty(_)
             | Malformed::PropertyValue(_)
             | Malformed::SubscriptionIdentifier
