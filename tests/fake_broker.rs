@@ -807,6 +807,40 @@ async fn oversize_publish_is_checked_as_far_as_it_fits() {
     assert!(after.log.dropped.is_empty());
 }
 
+/// A SUBACK too large for the 256-byte receive buffer is checked as a
+/// whole one is: its return codes (its last bytes, when they fit) are
+/// read once its packet id has passed. One code per filter of its
+/// SUBSCRIBE (MQTT-3.9.3-1), so 254 codes for one filter end the
+/// connection at once, not at the SUBACK timeout; and a code of 0x03 is
+/// malformed, even in a SUBACK that answers nothing.
+#[tokio::test(start_paused = true)]
+async fn oversize_suback_is_checked_as_a_whole_one() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    let start = tokio::time::Instant::now();
+    let (result, ()) = tokio::join!(c.subscribe("a", QoS::AtLeastOnce), async {
+        let (id, _) = broker.expect_subscribe().await;
+        broker.send(&suback(id, &[0x01; 254])).await;
+    });
+    assert_eq!(
+        result.map_err(|e| e.map_transport(|e| e.kind())),
+        Err(Error::Broker(BrokerError::Protocol(PacketType::SubAck)))
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        c.user_data().disconnected,
+        [DisconnectReason::ProtocolError]
+    );
+
+    assert_protocol_error(
+        &suback(7, &[0x03; 254]),
+        Error::Broker(BrokerError::Malformed(Malformed::SubAckReturnCode)),
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Stream robustness: packets split into pieces, packets merged.
 

@@ -592,6 +592,17 @@ impl Item {
     }
 }
 
+/// Whether `bytes` start a SUBACK of `len` bytes, too large for a buffer
+/// of `rx` bytes, that the session reads in two parts: its packet id fits
+/// the buffer, and so do its return codes once it has passed.
+fn split_suback(bytes: &[u8], len: usize, rx: usize) -> bool {
+    let Ok(header) = FixedHeader::decode(bytes) else {
+        return false;
+    };
+    let at = usize::from(header.header_len) + 2;
+    header.packet_type == PacketType::SubAck && at <= rx && len - at <= rx
+}
+
 /// An outgoing QoS 1/2 message as the model follows it.
 #[derive(Debug, Clone)]
 struct Out {
@@ -1080,6 +1091,14 @@ impl<'b> Harness<'b> {
     fn next_item(&mut self) -> Item {
         match Packet::decode_limited(&self.inbox, self.rx) {
             Ok((_, n)) => Item::Packet(self.inbox.drain(..n).collect()),
+            // A SUBACK whose codes fit is read in two parts, and handled as
+            // a whole one.
+            Err(DecodeError::TooLarge { len })
+                if split_suback(&self.inbox, len, self.rx)
+                    && Packet::decode(&self.inbox[..len]).is_ok() =>
+            {
+                Item::Packet(self.inbox.drain(..len).collect())
+            }
             Err(DecodeError::TooLarge { len }) => {
                 let k = len.min(self.inbox.len());
                 self.inbox_skip = len - k;
@@ -1274,6 +1293,14 @@ impl<'b> Harness<'b> {
             }
             if let Some(m) = item.head_malformed(self.rx) {
                 return Some(Closed::Malformed(m));
+            }
+            if let Item::TooLarge { len, bytes } = item {
+                if split_suback(bytes, *len, self.rx) {
+                    match Packet::decode(bytes) {
+                        Err(DecodeError::Malformed(m)) => return Some(Closed::Malformed(m)),
+                        other => panic!("a SUBACK read in two parts: {other:?}"),
+                    }
+                }
             }
             // But a packet of fixed size cannot be too large: malformed.
             let fixed = matches!(

@@ -117,22 +117,36 @@ pub struct SubAck<'a> {
 impl<'a> SubAck<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> BodyResult<'a, Self> {
         let (codes, packet_id) = string::packet_id(body)?;
+        match Self::checked(packet_id, codes) {
+            Ok(suback) => Ok((&[], suback)),
+            Err(why) => fail(why),
+        }
+    }
+
+    /// One too large to buffer: its packet id and its return codes (the
+    /// packet's last bytes), read apart, checked as a whole one's.
+    #[cfg(feature = "v3")]
+    pub(crate) fn split(packet_id: [u8; 2], codes: &'a [u8]) -> Result<Self, Malformed> {
+        match u16::from_be_bytes(packet_id) {
+            0 => Err(Malformed::PacketId),
+            id => Self::checked(id, codes),
+        }
+    }
+
+    fn checked(packet_id: u16, codes: &'a [u8]) -> Result<Self, Malformed> {
         if codes.is_empty() {
-            return fail(Malformed::NoFilters);
+            return Err(Malformed::NoFilters);
         }
         if codes
             .iter()
             .any(|&b| SubscribeReturnCode::from_u8(b).is_none())
         {
-            return fail(Malformed::SubAckReturnCode);
+            return Err(Malformed::SubAckReturnCode);
         }
-        Ok((
-            &[],
-            Self {
-                packet_id,
-                return_codes: ReturnCodes(codes),
-            },
-        ))
+        Ok(Self {
+            packet_id,
+            return_codes: ReturnCodes(codes),
+        })
     }
 
     /// Decodes a whole SUBACK from the start of `buf`; see

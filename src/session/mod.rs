@@ -302,9 +302,8 @@ enum Due {
         dup: bool,
         rest: usize,
     },
-    /// MQTT 5: the reason codes, `codes` bytes, that end a SUBACK or
-    /// UNSUBACK whose properties do not fit.
-    #[cfg(feature = "v5")]
+    /// The codes, `codes` bytes, that end a SUBACK (MQTT 5: or UNSUBACK)
+    /// too large to buffer.
     Codes {
         packet_type: PacketType,
         packet_id: [u8; 2],
@@ -317,7 +316,6 @@ impl Due {
     fn len(self) -> usize {
         match self {
             Self::Id { .. } => 2,
-            #[cfg(feature = "v5")]
             Self::Codes { codes, .. } => codes,
         }
     }
@@ -626,7 +624,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         Err(reason) => self.p.close(reason),
                     });
                 }
-                #[cfg(feature = "v5")]
                 Due::Codes {
                     packet_type,
                     packet_id,
@@ -634,11 +631,26 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 } => {
                     let qos1 = self.acks_qos1();
                     let bytes = self.rx.after_hold().get(..codes).unwrap_or(&[]);
-                    let packet =
-                        match codec::v5::ack_list_tail(packet_type.into(), packet_id, bytes) {
-                            Ok(packet) => rx::Any::V5(packet),
-                            Err(m) => return Some(self.p.close(Closed::Malformed(m))),
-                        };
+                    let packet = match self.p.version {
+                        #[cfg(feature = "v5")]
+                        Version::V5 => {
+                            codec::v5::ack_list_tail(packet_type.into(), packet_id, bytes)
+                                .map(rx::Any::V5)
+                        }
+                        // Only a SUBACK: an UNSUBACK's size is fixed.
+                        #[cfg(feature = "v3")]
+                        Version::V3_1_1 => codec::SubAck::split(packet_id, bytes)
+                            .map(|p| rx::Any::V3(codec::Packet::SubAck(p))),
+                        // Not reached: no connection of a version left out.
+                        #[allow(unreachable_patterns)]
+                        _ => Err(codec::Malformed::PacketType),
+                    };
+                    #[cfg(not(feature = "v5"))]
+                    let _ = packet_type;
+                    let packet = match packet {
+                        Ok(packet) => packet,
+                        Err(m) => return Some(self.p.close(Closed::Malformed(m))),
+                    };
                     match self.p.handle_any(now, packet, qos1) {
                         // Of nothing in flight: ignored, as one that fits
                         // is, and what follows is framed.
@@ -889,9 +901,8 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         Err(reason) => break Some(Err(reason)),
                     }
                 }
-                // Its reason codes are read once its properties have
+                // Its codes are read once what comes before them has
                 // passed (`Due`, at the next call).
-                #[cfg(feature = "v5")]
                 Ok(Next::Codes {
                     packet_type,
                     packet_id,
@@ -904,14 +915,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                         self.received += 1;
                         break Some(Err(Closed::Protocol(packet_type)));
                     }
+                    #[cfg(feature = "v5")]
                     if let Err(reason) = self.p.check_trimmed(properties) {
                         self.received += 1;
                         break Some(Err(reason));
                     }
-                    crate::fmt::warning!(
-                        "an acknowledgement of {} bytes without its properties",
-                        len
-                    );
+                    #[cfg(not(feature = "v5"))]
+                    let _ = properties;
+                    crate::fmt::warning!("an acknowledgement of {} bytes read in two parts", len);
                     let codes = len - at;
                     offset += skip_to(&mut self.skip, here, at);
                     self.due = Some(Due::Codes {

@@ -568,10 +568,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         // forget, and the id cannot be kept.
         if self.incoming.is_full() && !self.incoming.is_empty() {
             crate::fmt::warning!("incoming QoS 2 set full, forgetting the oldest id");
-            // One of an earlier connection first: the broker is less
-            // likely to send it again than one it sent on this one.
-            let oldest = self.incoming.iter().position(|i| !i.is_current());
-            self.incoming.remove(oldest.unwrap_or(0));
+            self.incoming.remove(0);
         }
         let _ = self.incoming.push(Incoming::new(packet_id));
     }

@@ -74,11 +74,11 @@ pub(crate) enum Next<'a> {
     /// property list is empty).
     #[cfg(feature = "v5")]
     Trimmed(Any<'a>, usize, usize, bool),
-    /// MQTT 5: a SUBACK or UNSUBACK too large for the buffer, whose reason
+    /// A SUBACK (MQTT 5: or UNSUBACK) too large for the buffer, whose
     /// codes (its last bytes) fit: its packet id, and where its codes
-    /// start, behind properties to skip as they arrive; `len` bytes in
-    /// all, `here` of them buffered now. `properties`: it had some.
-    #[cfg(feature = "v5")]
+    /// start, behind MQTT 5's properties to skip as they arrive; `len`
+    /// bytes in all, `here` of them buffered now. `properties`: it had
+    /// some.
     Codes {
         packet_type: PacketType,
         packet_id: [u8; 2],
@@ -353,38 +353,41 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
                 return Ok(Next::Trimmed(Any::V5(packet), len, here, properties));
             }
         }
-        // MQTT 5: a SUBACK's or UNSUBACK's reason codes come after its
-        // properties, at its end: they are read once the properties have
-        // passed, if they fit.
-        #[cfg(feature = "v5")]
-        if v5
-            && matches!(
-                header.packet_type,
-                PacketType::SubAck | PacketType::UnsubAck
-            )
-        {
-            let props_at = h + 2;
-            match v5::payload_start(avail, props_at) {
-                Some(Ok(at)) if at > len => return Err(Malformed::PropertyLength),
-                Some(Ok(at)) if len - at <= capacity => {
-                    let packet_id = match avail.get(h..props_at) {
-                        Some(&[hi, lo]) => [hi, lo],
-                        _ => return Ok(Next::Incomplete),
-                    };
-                    return Ok(Next::Codes {
-                        packet_type: header.packet_type,
-                        packet_id,
-                        len,
-                        at,
-                        here: avail.len().min(len),
-                        properties: at > props_at + 1,
-                    });
-                }
-                Some(Ok(_)) => {}
-                Some(Err(m)) => return Err(m),
-                // Its Property Length runs past a full buffer: skipped.
-                None if avail.len() >= capacity => {}
-                None => return Ok(Next::Incomplete),
+        // A SUBACK's codes (and an MQTT 5 UNSUBACK's) come at its end,
+        // after MQTT 5's properties: they are read once what comes before
+        // them has passed, if they fit.
+        let listed = match header.packet_type {
+            PacketType::SubAck => true,
+            PacketType::UnsubAck => v5,
+            _ => false,
+        };
+        if listed && h + 2 <= capacity {
+            let at = match v5 {
+                #[cfg(feature = "v5")]
+                true => match v5::payload_start(avail, h + 2) {
+                    Some(Ok(at)) if at > len => return Err(Malformed::PropertyLength),
+                    Some(Ok(at)) => Some(at),
+                    Some(Err(m)) => return Err(m),
+                    // Its Property Length runs past a full buffer: skipped.
+                    None if avail.len() >= capacity => None,
+                    None => return Ok(Next::Incomplete),
+                },
+                _ => Some(h + 2),
+            };
+            if let Some(at) = at.filter(|&at| len - at <= capacity) {
+                let packet_id = match avail.get(h..h + 2) {
+                    Some(&[hi, lo]) => [hi, lo],
+                    _ => return Ok(Next::Incomplete),
+                };
+                return Ok(Next::Codes {
+                    packet_type: header.packet_type,
+                    packet_id,
+                    len,
+                    at,
+                    here: avail.len().min(len),
+                    // An empty list is its Property Length alone.
+                    properties: at > h + 3,
+                });
             }
         }
         (QoS::AtMostOnce, None, None, None)

@@ -51,7 +51,6 @@ fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> Vec<String> {
                 Next::Packet(Any::V5(p), _) => panic!("{p:?}"),
                 #[cfg(feature = "v5")]
                 Next::Trimmed(p, ..) => panic!("{p:?}"),
-                #[cfg(feature = "v5")]
                 Next::Codes { packet_type, .. } => panic!("{packet_type:?}"),
             }
         }
