@@ -152,6 +152,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// one already received.
     pub(crate) fn receive_qos2(&mut self, packet_id: u16, dup: bool) -> bool {
         if self.is_duplicate(packet_id, dup) {
+            #[cfg(feature = "v5")]
             if let Some(i) = self.incoming.iter_mut().find(|i| i.packet_id == packet_id) {
                 i.resent();
             }

@@ -602,6 +602,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         // the message is reported then, and acknowledged like any other
         // skipped one (MQTT-4.3.2-4, MQTT-4.3.3-8), in order. MQTT 5: the
         // reason codes of a SUBACK or UNSUBACK, handled as a whole one's.
+        let mut codes = None;
         if let Some(due) = self.due {
             // Room for an acknowledgement, as for a packet framed below.
             let n = due.len();
@@ -609,8 +610,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 return None;
             }
             self.due = None;
-            self.received += 1;
-            self.consume = n;
             match due {
                 Due::Id {
                     len,
@@ -618,54 +617,32 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     dup,
                     rest,
                 } => {
+                    self.received += 1;
+                    self.consume = n;
                     self.skip = rest;
                     return Some(match self.due_id(len, qos, dup) {
                         Ok(event) => event,
                         Err(reason) => self.p.close(reason),
                     });
                 }
+                // Framed below, as a whole packet.
                 Due::Codes {
                     packet_type,
                     packet_id,
-                    codes,
-                } => {
-                    let qos1 = self.acks_qos1();
-                    let bytes = self.rx.after_hold().get(..codes).unwrap_or(&[]);
-                    let packet = match self.p.version {
-                        #[cfg(feature = "v5")]
-                        Version::V5 => {
-                            codec::v5::ack_list_tail(packet_type.into(), packet_id, bytes)
-                                .map(rx::Any::V5)
-                        }
-                        // Only a SUBACK: an UNSUBACK's size is fixed.
-                        #[cfg(feature = "v3")]
-                        Version::V3_1_1 => codec::SubAck::split(packet_id, bytes)
-                            .map(|p| rx::Any::V3(codec::Packet::SubAck(p))),
-                        // Not reached: no connection of a version left out.
-                        #[allow(unreachable_patterns)]
-                        _ => Err(codec::Malformed::PacketType),
-                    };
-                    #[cfg(not(feature = "v5"))]
-                    let _ = packet_type;
-                    let packet = match packet {
-                        Ok(packet) => packet,
-                        Err(m) => return Some(self.p.close(Closed::Malformed(m))),
-                    };
-                    match self.p.handle_any(now, packet, qos1) {
-                        // Of nothing in flight: ignored, as one that fits
-                        // is, and what follows is framed.
-                        Ok(Handled::Nothing) => offset = codes,
-                        Ok(handled) => return self.p.event_any(handled, packet),
-                        Err(reason) => return Some(self.p.close(reason)),
-                    }
-                }
+                    codes: n,
+                } => codes = Some((packet_type, packet_id, n)),
             }
         }
         let found = loop {
             if !self.p.store.tx_has_room(ACK_LEN) {
                 break None;
             }
-            match self.rx.frame_at(offset, self.p.version == Version::V5) {
+            let v5 = self.p.version == Version::V5;
+            let next = match codes.take() {
+                Some((packet_type, packet_id, n)) => self.rx.codes(packet_type, packet_id, n, v5),
+                None => self.rx.frame_at(offset, v5),
+            };
+            match next {
                 Ok(Next::Incomplete) => break None,
                 #[cfg(feature = "v5")]
                 Ok(

@@ -13,8 +13,9 @@ pub(crate) struct Incoming {
     /// message is complete and may send it again.
     released: bool,
     /// Its PUBLISH came on this network connection: it counts against the
-    /// Receive Maximum we advertised (MQTT 5), a quota every connection
-    /// starts afresh (§4.9), until the broker sends it again.
+    /// Receive Maximum we advertised, a quota every connection starts
+    /// afresh (§4.9), until the broker sends it again.
+    #[cfg(feature = "v5")]
     current: bool,
     /// Where: the transmit-stream position just after the PUBCOMP, as its
     /// low 32 bits ([`near`]). Eight bytes an entry instead of 24.
@@ -26,6 +27,7 @@ impl Incoming {
         Self {
             packet_id,
             released: false,
+            #[cfg(feature = "v5")]
             current: true,
             at: 0,
         }
@@ -36,11 +38,13 @@ impl Incoming {
     }
 
     /// Whether its PUBLISH came on this network connection.
+    #[cfg(feature = "v5")]
     pub(crate) fn is_current(self) -> bool {
         self.current
     }
 
     /// The broker sent its PUBLISH again on this connection.
+    #[cfg(feature = "v5")]
     pub(crate) fn resent(&mut self) {
         self.current = true;
     }
@@ -56,7 +60,10 @@ impl Incoming {
     /// broker's quota starts afresh on the next.
     pub(crate) fn unrelease(&mut self) {
         self.released = false;
-        self.current = false;
+        #[cfg(feature = "v5")]
+        {
+            self.current = false;
+        }
     }
 
     /// Whether a write from stream position `before` to `written` took
