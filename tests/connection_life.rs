@@ -267,6 +267,15 @@ async fn a_permanent_refusal_is_returned_not_retried() {
     assert_eq!(c.connector_mut().opened(), 1);
     // The transport was closed.
     assert_eq!(broker.drain().await.1, ReadEnd::Eof);
+    // An application that calls again at once still waits out the
+    // backoff (at least half its first delay of a second) before the next
+    // attempt.
+    let (io, _broker) = pipe();
+    c.connector_mut().push(io);
+    within("run_for", c.run_for(MDuration::from_millis(400)))
+        .await
+        .unwrap();
+    assert_eq!(c.connector_mut().opened(), 1);
 }
 
 /// A refusal that may pass (server unavailable) is retried.
@@ -554,4 +563,66 @@ async fn a_refused_callback_request_does_not_end_run_for() {
     assert_eq!(c.user_data().subscribed.len(), 1);
     broker.expect_silence(Duration::from_millis(10)).await;
     assert!(c.user_data().disconnected.is_empty());
+}
+
+/// The same for requests queued before the connection: refused as the
+/// outbox is written at CONNACK, they are dropped, and `run_for` goes on
+/// (and sends the valid requests queued behind them).
+#[tokio::test(start_paused = true)]
+async fn requests_refused_at_connack_do_not_end_run_for() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    c.subscribe_later("a/#/b", QoS::AtLeastOnce).unwrap();
+    c.subscribe_later("ok", QoS::AtLeastOnce).unwrap();
+    broker.connack().await;
+    within("run_for", c.run_for(MDuration::from_millis(100)))
+        .await
+        .expect("not an error for run_for");
+    assert!(c.is_connected());
+    broker.expect_connect().await;
+    let (_, filters) = broker.expect_subscribe().await;
+    assert_eq!(filters, [("ok".to_owned(), QoS::AtLeastOnce)]);
+}
+
+/// `disconnect()` says goodbye (so the broker discards the will) even
+/// with a request in the outbox that the session refuses.
+#[tokio::test(start_paused = true)]
+async fn disconnect_says_goodbye_past_a_refused_request() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    c.subscribe_later("a/#/b", QoS::AtLeastOnce).unwrap();
+    within("disconnect", c.disconnect()).await.unwrap();
+    assert_eq!(broker.recv().await, Rx::Disconnect);
+    assert_eq!(c.user_data().disconnected, [DisconnectReason::Requested]);
+}
+
+/// A `publish_from` dropped mid-payload leaves a message nobody can finish:
+/// the connection ends (`Error::Discarded`), and `run_for` connects again
+/// rather than give up.
+#[tokio::test(start_paused = true)]
+async fn run_for_reconnects_after_a_dropped_publish_from() {
+    let (io, broker) = pipe_with_capacity(64);
+    let mut buffers = SmallBuffers::new();
+    let config = Config {
+        backoff: fast_backoff(),
+        ..config()
+    };
+    let mut c = client(io, config, buffers.slices());
+    let mut broker = broker;
+    connect(&mut c, &mut broker, false).await;
+    let payload = vec![5u8; 4096];
+    let mut source: &[u8] = &payload;
+    let publish = c.publish_from("big", payload.len(), QoS::AtMostOnce, false, &mut source);
+    assert!(tokio::time::timeout(10 * MS, publish).await.is_err());
+    let (io, mut broker2) = pipe();
+    c.connector_mut().push(io);
+    broker2.connack().await;
+    within("run_for", c.run_for(MDuration::from_secs(5)))
+        .await
+        .expect("run_for reconnects");
+    assert!(c.is_connected());
+    drop(broker);
 }

@@ -209,3 +209,65 @@ async fn an_unsuback_is_counted_once() {
     assert_eq!(handled.packets, 1);
     assert_eq!(c.user_data().unsubscribed.len(), 1);
 }
+
+/// A mailbox whose request arrives right after the client's last look
+/// into it (an interrupt, another core): the push lands between that
+/// `take_into` and the client's wait.
+struct LateInbox {
+    inner: &'static Mailbox<NoopRawMutex, 256>,
+    /// Pushes one request after this many more `take_into` calls that
+    /// moved nothing (the driver looks twice in a turn of its loop: the
+    /// second look is the last before it waits).
+    armed: Cell<u8>,
+}
+
+impl minimqtt::mailbox::Inbox for LateInbox {
+    fn take_into(&self, outbox: &mut minimqtt::callbacks::Outbox<'_>) -> bool {
+        let moved = self.inner.take_into(outbox);
+        if !moved && self.armed.get() > 0 {
+            self.armed.set(self.armed.get() - 1);
+            if self.armed.get() == 0 {
+                self.inner
+                    .try_publish("late", b"!", QoS::AtMostOnce, false)
+                    .unwrap();
+            }
+        }
+        moved
+    }
+
+    fn poll_requests(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.inner.poll_requests(cx)
+    }
+
+    fn has_requests(&self) -> bool {
+        self.inner.has_requests()
+    }
+
+    fn set_limit(&self, limit: usize) {
+        self.inner.set_limit(limit)
+    }
+}
+
+/// Such a request wakes the client's wait and goes out at once, not with
+/// the next packet or keep-alive.
+#[tokio::test(start_paused = true)]
+async fn a_request_pushed_just_after_the_last_look_goes_out_at_once() {
+    let mailbox: &'static Mailbox<NoopRawMutex, 256> = Box::leak(Box::new(Mailbox::new()));
+    let inbox: &'static LateInbox = Box::leak(Box::new(LateInbox {
+        inner: mailbox,
+        armed: Cell::new(0),
+    }));
+    let (io, mut broker) = pipe();
+    let buffers = Box::leak(Box::new(SmallBuffers::new()));
+    let mut c = client(io, config(), buffers.slices());
+    c.attach(inbox);
+    connect(&mut c, &mut broker, false).await;
+    inbox.armed.set(2);
+    let start = tokio::time::Instant::now();
+    let (polled, publish) = tokio::join!(c.poll(MDuration::from_secs(5)), async {
+        let publish = broker.expect_publish().await;
+        (publish.topic, start.elapsed())
+    });
+    polled.unwrap();
+    assert_eq!(publish, ("late".to_owned(), Duration::ZERO));
+}

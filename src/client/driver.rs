@@ -64,10 +64,13 @@ where
             let Some(transport) = self.transport.as_mut() else {
                 return Err(Error::Usage(UsageError::NotConnected));
             };
-            // Requests from other tasks wake the wait; unless some are left
-            // that did not fit the outbox: they wait until flushing makes
-            // room.
-            let inbox = self.inbox.filter(|i| !i.has_requests());
+            // Requests from other tasks wake the wait; unless the outbox
+            // still holds requests the session could not take (its window
+            // is full): those behind them wait until flushing makes room.
+            // (Not "the mailbox has requests": one pushed since
+            // `take_into` above, from an interrupt or another core, would
+            // then wait for the next packet or deadline.)
+            let inbox = self.inbox.filter(|_| self.outbox.is_empty());
             let requests = core::future::poll_fn(|cx| match inbox {
                 Some(inbox) => inbox.poll_requests(cx),
                 None => core::task::Poll::Pending,
@@ -486,7 +489,16 @@ where
     /// bounds its write: a peer that stopped reading gets the pingresp
     /// timeout.
     pub(super) async fn say_goodbye(&mut self) -> Res<(), TransportError<K>> {
-        self.flush().await?;
+        match self.flush().await {
+            // A queued request refused (an invalid topic, say) does not
+            // hold the goodbye back: without DISCONNECT the broker would
+            // publish the will.
+            Err(e) if !e.is_connection_lost() && self.is_connected() => {
+                crate::fmt::warning!("a queued request was refused");
+                let _ = e;
+            }
+            written => written?,
+        }
         self.session.disconnect()?;
         let limit = self.clock.now() + self.session.timeouts().pingresp;
         let timeout = Error::Timeout(AckKind::PingResp);

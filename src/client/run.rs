@@ -113,12 +113,23 @@ where
                         return Ok(Handled::default());
                     }
                 }
-                match self.connect().await {
-                    Ok(_) => {
-                        self.backoff.reset();
-                        self.retry_at = None;
+                let connected = match self.connect().await {
+                    Ok(_) => true,
+                    // Connected, and a queued request refused as the
+                    // outbox was written: as below.
+                    Err(e) if !e.is_connection_lost() && self.is_connected() => {
+                        warning!("a queued request was refused");
+                        let _ = e;
+                        true
                     }
-                    Err(e) => self.retry_later(e)?,
+                    Err(e) => {
+                        self.retry_later(e)?;
+                        false
+                    }
+                };
+                if connected {
+                    self.backoff.reset();
+                    self.retry_at = None;
                 }
                 continue;
             }
@@ -161,22 +172,24 @@ where
             #[cfg(feature = "v5")]
             Error::Broker(BrokerError::RefusedV5(code)) => !code.is_permanent_refusal(),
             Error::ConnectFailed => true,
+            // The connection ended over a streamed payload nobody could
+            // supply (its `publish_from` dropped, say): the next goes on.
+            Error::Discarded => true,
             ref e => e.is_connection_lost(),
         };
-        if !retry {
-            return Err(error);
-        }
         // xorshift64*: the jitter needs spread, not secrecy.
         self.random ^= self.random >> 12;
         self.random ^= self.random << 25;
         self.random ^= self.random >> 27;
         let random = (self.random.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32;
         let delay = self.backoff.next_delay(random);
-        if self.backoff.exhausted() {
+        // Also when giving up: an application that calls again at once
+        // (ignoring the error) still waits out the backoff.
+        self.retry_at = Some(self.clock.now() + delay);
+        if !retry || self.backoff.exhausted() {
             return Err(error);
         }
         debug!("reconnecting in {} ms", delay.as_millis());
-        self.retry_at = Some(self.clock.now() + delay);
         Ok(())
     }
 }
