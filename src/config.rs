@@ -42,7 +42,10 @@ pub struct Config<'a> {
     /// Keep-alive in seconds (default 60). A PINGREQ goes out a little
     /// before this long has passed since the last packet sent (a tenth of
     /// it early, at least half a second), so the broker never sees a gap
-    /// longer than the keep-alive; 0 turns pings off.
+    /// longer than the keep-alive, as long as the client runs
+    /// ([`run`](crate::Client::run), `run_for`, `poll` or another call)
+    /// at that time: the client has no task of its own. 0 turns pings
+    /// off.
     pub keep_alive_secs: u16,
     /// Clean session (default on): the broker discards any earlier session.
     /// Off: the broker keeps subscriptions and queues QoS 1/2 messages while
