@@ -71,10 +71,13 @@ impl embedded_io_async::Write for Flood {
     }
 }
 
-/// MQTT-3.1.2-23: the client must send a control packet within every
-/// keep-alive period, even while QoS 0 messages pour in.
-#[tokio::test]
-async fn pingreq_goes_out_under_an_inbound_qos0_flood() {
+type FloodClient<'a> = Client<'a, Queue<Flood>, ManualClock, Log>;
+
+/// A client connected over a [`Flood`], with `config`; what it wrote.
+async fn flooded<'a>(
+    config: Config<'a>,
+    buffers: &'a mut SmallBuffers,
+) -> (FloodClient<'a>, ManualClock, Arc<Mutex<Vec<u8>>>) {
     let clock = ManualClock::default();
     let written = Arc::new(Mutex::new(Vec::new()));
     let flood = Flood {
@@ -83,12 +86,7 @@ async fn pingreq_goes_out_under_an_inbound_qos0_flood() {
         pings: 0,
         written: written.clone(),
     };
-    let mut buffers = SmallBuffers::new();
-    let config = Config {
-        keep_alive_secs: 10,
-        ..Config::new("flood")
-    };
-    let mut c: Client<'_, Queue<Flood>, ManualClock, Log> = Client::new(
+    let mut c = Client::new(
         Queue::with(flood),
         clock.clone(),
         config,
@@ -97,6 +95,19 @@ async fn pingreq_goes_out_under_an_inbound_qos0_flood() {
         Log::default(),
     );
     c.connect().await.unwrap();
+    (c, clock, written)
+}
+
+/// MQTT-3.1.2-23: the client must send a control packet within every
+/// keep-alive period, even while QoS 0 messages pour in.
+#[tokio::test]
+async fn pingreq_goes_out_under_an_inbound_qos0_flood() {
+    let mut buffers = SmallBuffers::new();
+    let config = Config {
+        keep_alive_secs: 10,
+        ..Config::new("flood")
+    };
+    let (mut c, _clock, written) = flooded(config, &mut buffers).await;
     let connect_len = written.lock().unwrap().len();
     // 30 s of flood (300 reads); the PINGREQ goes out within each
     // keep-alive period, while the messages keep coming.
@@ -114,24 +125,8 @@ async fn pingreq_goes_out_under_an_inbound_qos0_flood() {
 /// still ends the connection.
 #[tokio::test]
 async fn puback_timeout_fires_under_an_inbound_qos0_flood() {
-    let clock = ManualClock::default();
-    let written = Arc::new(Mutex::new(Vec::new()));
-    let flood = Flood {
-        clock: clock.clone(),
-        sent_connack: false,
-        pings: 0,
-        written: written.clone(),
-    };
     let mut buffers = SmallBuffers::new();
-    let mut c: Client<'_, Queue<Flood>, ManualClock, Log> = Client::new(
-        Queue::with(flood),
-        clock.clone(),
-        Config::new("flood"),
-        buffers.slices(),
-        recording_callbacks(),
-        Log::default(),
-    );
-    c.connect().await.unwrap();
+    let (mut c, clock, _) = flooded(Config::new("flood"), &mut buffers).await;
     c.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap();
     let r = c.poll(Duration::from_secs(30)).await;
     assert!(
