@@ -103,7 +103,11 @@ where
     // Not inlined: inside `drive`'s state machine this synchronous code
     // compiles larger.
     #[inline(never)]
-    fn dispatch(&mut self, now: Instant, handled: &mut Handled) -> Res<bool, TransportError<K>> {
+    pub(super) fn dispatch(
+        &mut self,
+        now: Instant,
+        handled: &mut Handled,
+    ) -> Res<bool, TransportError<K>> {
         let mut any = false;
         let received = self.session.packets_received();
         let closed = loop {

@@ -163,25 +163,21 @@ where
         if chunk.is_empty() {
             warning!("streamed payload unavailable; the message is discarded");
             self.session.abandon_payload();
+            // The session is disconnected now: this reports the discard
+            // (`on_publish_discarded`) at once.
+            let now = self.clock.now();
+            let _ = self.dispatch(now, &mut Handled::default());
             self.drop_connection(DisconnectReason::Requested);
             return Err(Error::Discarded);
         }
-        let mut done = 0;
-        let mut expired = false;
-        while done < chunk.len() {
-            let written = select(transport.write(&chunk[done..]), sleep_until(clock, wake)).await;
-            match written {
-                Either::First(Ok(0)) => {
-                    return Err(self.fail(Error::ConnectionClosed));
-                }
-                Either::First(Ok(n)) => done += n,
-                Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
-                Either::Second(()) => {
-                    expired = true;
-                    break;
-                }
-            }
-        }
+        // One write per call, its count recorded before the next await:
+        // a future dropped at the write loses nothing already written.
+        let (done, expired) = match select(transport.write(chunk), sleep_until(clock, wake)).await {
+            Either::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
+            Either::First(Ok(n)) => (n, false),
+            Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+            Either::Second(()) => (0, true),
+        };
         let now = self.clock.now();
         self.session.handle_payload(now, done);
         if expired {
