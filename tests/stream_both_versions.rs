@@ -6,6 +6,8 @@
 
 #[path = "common/connector.rs"]
 mod connector;
+#[path = "common/wire.rs"]
+mod wire;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -309,21 +311,6 @@ fn name(first: u8, body: &[u8], v5: bool) -> String {
     }
 }
 
-fn varint(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            return out;
-        }
-    }
-}
-
 /// A PUBLISH by hand; `props` is only written on MQTT 5.
 fn publish(
     v5: bool,
@@ -334,20 +321,8 @@ fn publish(
     props: &[u8],
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
-    body.extend_from_slice(topic.as_bytes());
-    if let Some(id) = id {
-        body.extend_from_slice(&id.to_be_bytes());
-    }
-    if v5 {
-        body.extend_from_slice(&varint(props.len()));
-        body.extend_from_slice(props);
-    }
-    body.extend_from_slice(payload);
-    let mut out = vec![0x30 | (u8::from(dup) << 3) | (qos << 1)];
-    out.extend_from_slice(&varint(body.len()));
-    out.extend_from_slice(&body);
-    out
+    let props = v5.then_some(props);
+    wire::publish(topic.as_bytes(), qos, id, dup, props, payload)
 }
 
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
@@ -401,6 +376,17 @@ fn new_client<'a>(pipe: Pipe, bufs: &'a mut Bufs, cfg: Config<'a>, resend: bool)
     )
 }
 
+/// A client connected (CONNACK, session present 0) to a broker at the
+/// other end of a pipe of `cap` bytes.
+async fn connected(cap: usize, cfg: Config<'static>, resend: bool) -> (C<'static>, Broker) {
+    let v5 = cfg.version == Version::V5;
+    let (p, mut b) = pipe(cap);
+    let bufs = Box::leak(Box::new(Bufs::new()));
+    let mut c = new_client(p, bufs, cfg, resend);
+    connect(&mut c, &mut b, v5, false).await;
+    (c, b)
+}
+
 fn q(n: u8) -> QoS {
     match n {
         0 => QoS::AtMostOnce,
@@ -425,10 +411,7 @@ async fn receive_case(v5: bool, qos: u8, split: Split) {
     } else {
         64 * 1024
     };
-    let (p, mut b) = pipe(cap);
-    let mut bufs = Bufs::new();
-    let mut c = new_client(p, &mut bufs, config(v5, true), false);
-    connect(&mut c, &mut b, v5, false).await;
+    let (mut c, mut b) = connected(cap, config(v5, true), false).await;
     let big1 = pattern(1000, 1);
     let big2 = pattern(300, 2);
     let id1 = if qos > 0 { Some(10) } else { None };
@@ -517,10 +500,7 @@ async fn receive_streams_every_split() {
 #[tokio::test(start_paused = true)]
 async fn qos2_streamed_resend_not_delivered_twice() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, true), false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, mut b) = connected(64 * 1024, config(v5, true), false).await;
         let body = pattern(500, 3);
         b.send(&publish(v5, "big/q2", 2, Some(7), false, &[], &body))
             .await;
@@ -560,10 +540,7 @@ async fn qos2_streamed_resend_not_delivered_twice() {
 async fn drop_mid_stream_aborts_without_ack() {
     for v5 in [false, true] {
         for qos in [1u8, 2] {
-            let (p, mut b) = pipe(64 * 1024);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, false), false);
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, mut b) = connected(64 * 1024, config(v5, false), false).await;
             let body = pattern(800, 4);
             let wire = publish(v5, "big/cut", qos, Some(3), false, &[], &body);
             b.send(&wire[..400]).await;
@@ -589,10 +566,7 @@ async fn drop_mid_stream_aborts_without_ack() {
 #[tokio::test(start_paused = true)]
 async fn unrouted_stream_is_skipped_and_reported() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, true), false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, mut b) = connected(64 * 1024, config(v5, true), false).await;
         let body = pattern(400, 5);
         let wire = publish(v5, "other/x", 1, Some(4), false, &[], &body);
         let mut all = wire.clone();
@@ -614,10 +588,7 @@ async fn malformed_after_stream_ends_connection() {
             vec![0x3f, 0x00],
             vec![0x30, 0xff, 0xff, 0xff, 0xff, 0x01],
         ] {
-            let (p, mut b) = pipe(64 * 1024);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, true), false);
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, mut b) = connected(64 * 1024, config(v5, true), false).await;
             let body = pattern(300, 6);
             let mut all = publish(v5, "big/m", 1, Some(8), false, &[], &body);
             all.extend_from_slice(&bad);
@@ -636,10 +607,7 @@ async fn malformed_after_stream_ends_connection() {
 
 #[tokio::test(start_paused = true)]
 async fn v5_stream_with_topic_alias() {
-    let (p, mut b) = pipe(64 * 1024);
-    let mut bufs = Bufs::new();
-    let mut c = new_client(p, &mut bufs, config(true, true), false);
-    connect(&mut c, &mut b, true, false).await;
+    let (mut c, mut b) = connected(64 * 1024, config(true, true), false).await;
     let body = pattern(300, 7);
     // Alias 2 set by this streamed one, with a PFI.
     let props = [0x23, 0x00, 0x02, 0x01, 0x01];
@@ -697,10 +665,7 @@ async fn v5_stream_with_topic_alias() {
 
 #[tokio::test(start_paused = true)]
 async fn v5_properties_too_large_for_buffer() {
-    let (p, mut b) = pipe(64 * 1024);
-    let mut bufs = Bufs::new();
-    let mut c = new_client(p, &mut bufs, config(true, true), false);
-    connect(&mut c, &mut b, true, false).await;
+    let (mut c, mut b) = connected(64 * 1024, config(true, true), false).await;
     let body = pattern(300, 8);
     // A User Property of 80 bytes: the header does not fit 64 bytes.
     let mut props = vec![0x26, 0x00, 0x02, b'k', b'k', 0x00, 75];
@@ -718,12 +683,9 @@ async fn v5_properties_too_large_for_buffer() {
 
 #[tokio::test(start_paused = true)]
 async fn v5_streamed_over_our_maximum_packet_size_is_0x95() {
-    let (p, mut b) = pipe(64 * 1024);
-    let mut bufs = Bufs::new();
     let mut cfg = config(true, true);
     cfg.properties = Properties::new(V5_MAX);
-    let mut c = new_client(p, &mut bufs, cfg, false);
-    connect(&mut c, &mut b, true, false).await;
+    let (mut c, mut b) = connected(64 * 1024, cfg, false).await;
     let body = pattern(600, 9);
     b.send(&publish(true, "big/x", 1, Some(1), false, &[], &body))
         .await;
@@ -745,10 +707,7 @@ async fn publish_from_wire_format() {
     for v5 in [false, true] {
         for qos in [0u8, 1, 2] {
             for retain in [false, true] {
-                let (p, mut b) = pipe(64 * 1024);
-                let mut bufs = Bufs::new();
-                let mut c = new_client(p, &mut bufs, config(v5, true), false);
-                connect(&mut c, &mut b, v5, false).await;
+                let (mut c, b) = connected(64 * 1024, config(v5, true), false).await;
                 let body = pattern(5000, 10);
                 let mut src: &[u8] = &body;
                 let id = c
@@ -777,11 +736,7 @@ async fn publish_from_wire_format() {
 async fn publish_from_short_source_closes_without_next_packet() {
     for v5 in [false, true] {
         for qos in [0u8, 1] {
-            let (p, b) = pipe(64 * 1024);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, true), false);
-            let mut b = b;
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, b) = connected(64 * 1024, config(v5, true), false).await;
             let body = pattern(3000, 11);
             let mut src = payload_from_fn(|off, buf: &mut [u8]| {
                 if off >= 1500 {
@@ -821,10 +776,7 @@ async fn publish_from_short_source_closes_without_next_packet() {
 async fn publish_from_resend_after_reconnect() {
     for v5 in [false, true] {
         for resend in [true, false] {
-            let (p, mut b) = pipe(64 * 1024);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, false), resend);
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, _b) = connected(64 * 1024, config(v5, false), resend).await;
             let body = pattern(4000, 12);
             c.user_data_mut().resend = body.clone();
             let mut src: &[u8] = &body;
@@ -865,10 +817,7 @@ async fn publish_from_resend_after_reconnect() {
 async fn publish_from_cancelled_mid_chunk_then_poll() {
     for v5 in [false, true] {
         // 100 bytes of pipe: writes are taken 100 bytes at a time.
-        let (p, mut b) = pipe(100);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, false), true);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, b) = connected(100, config(v5, false), true).await;
         let body = pattern(3000, 13);
         c.user_data_mut().resend = body.clone();
         // The broker's reader task drains the pipe; pause it by holding
@@ -917,10 +866,7 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Ou
 #[tokio::test(start_paused = true)]
 async fn poll_cancelled_mid_stream() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(1);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, true), false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, mut b) = connected(1, config(v5, true), false).await;
         let body = pattern(700, 14);
         let mut all = publish(v5, "big/pc", 1, Some(21), false, &[], &body);
         all.extend(publish(v5, "s/x", 1, Some(22), false, &[], b"q"));
@@ -954,10 +900,7 @@ async fn poll_cancelled_mid_stream() {
 #[tokio::test(start_paused = true)]
 async fn resend_payload_cancelled_mid_chunk_then_poll() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, false), true);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, _b) = connected(64 * 1024, config(v5, false), true).await;
         let body = pattern(3000, 15);
         c.user_data_mut().resend = body.clone();
         let mut src: &[u8] = &body;
@@ -991,10 +934,7 @@ async fn resend_payload_cancelled_mid_chunk_then_poll() {
 #[tokio::test(start_paused = true)]
 async fn deferred_stream_ack_keeps_order() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, true), false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, mut b) = connected(64 * 1024, config(v5, true), false).await;
         c.user_data_mut().defer_end = true;
         let body = pattern(300, 16);
         let mut all = publish(v5, "big/d", 2, Some(1), false, &[], &body);
@@ -1013,10 +953,7 @@ async fn deferred_stream_ack_keeps_order() {
 async fn disconnect_and_abort_mid_stream_report_aborted() {
     for v5 in [false, true] {
         for graceful in [true, false] {
-            let (p, mut b) = pipe(64 * 1024);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, true), false);
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, mut b) = connected(64 * 1024, config(v5, true), false).await;
             let body = pattern(600, 17);
             let wire = publish(v5, "big/dc", 1, Some(5), false, &[], &body);
             b.send(&wire[..200]).await;
@@ -1043,10 +980,7 @@ async fn disconnect_and_abort_mid_stream_report_aborted() {
 async fn v5_streamed_bad_alias_is_a_violation() {
     // Alias 3 never set; alias 9 over our maximum of 4.
     for (alias, code) in [(3u8, 0x82u8), (9, 0x94)] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(true, true), false);
-        connect(&mut c, &mut b, true, false).await;
+        let (mut c, mut b) = connected(64 * 1024, config(true, true), false).await;
         let body = pattern(300, 18);
         b.send(&publish(
             true,
@@ -1069,10 +1003,7 @@ async fn v5_streamed_bad_alias_is_a_violation() {
 #[tokio::test(start_paused = true)]
 async fn publish_from_qos0_pipelined_with_others() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, true), false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, mut b) = connected(64 * 1024, config(v5, true), false).await;
         let body = pattern(2500, 19);
         let body2 = pattern(1700, 20);
         c.publish("a/1", b"one", QoS::AtMostOnce, false)
@@ -1135,10 +1066,7 @@ async fn publish_from_qos0_pipelined_with_others() {
 #[tokio::test(start_paused = true)]
 async fn resend_source_runs_dry() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, false), true);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, _b) = connected(64 * 1024, config(v5, false), true).await;
         let body = pattern(3000, 21);
         c.user_data_mut().resend = body[..1200].to_vec();
         let mut src: &[u8] = &body;
@@ -1183,10 +1111,7 @@ async fn resend_source_runs_dry() {
 #[tokio::test(start_paused = true)]
 async fn publish_from_stalled_peer_times_out() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(256);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, true), false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, b) = connected(256, config(v5, true), false).await;
         b.paused.store(true, std::sync::atomic::Ordering::SeqCst);
         let body = pattern(5000, 22);
         let mut src: &[u8] = &body;
@@ -1212,10 +1137,7 @@ async fn publish_from_stalled_peer_times_out() {
 async fn header_one_byte_short_of_the_buffer() {
     for v5 in [false, true] {
         for cap in [1usize, 64 * 1024] {
-            let (p, mut b) = pipe(cap);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, true), false);
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, mut b) = connected(cap, config(v5, true), false).await;
             let body = pattern(200, 23);
             // fixed 3 + topic (2 + n) + id 2 (+ props 1) = 63
             let n = if v5 { 55 } else { 56 };
@@ -1255,12 +1177,9 @@ async fn header_one_byte_short_of_the_buffer() {
 #[tokio::test(start_paused = true)]
 async fn slow_stream_keeps_the_connection_alive() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
         let mut cfg = config(v5, true);
         cfg.keep_alive_secs = 10;
-        let mut c = new_client(p, &mut bufs, cfg, false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, mut b) = connected(64 * 1024, cfg, false).await;
         let body = pattern(600, 24);
         let wire = publish(v5, "big/slow", 1, Some(4), false, &[], &body);
         let send = async {
@@ -1286,10 +1205,7 @@ async fn slow_stream_keeps_the_connection_alive() {
 #[tokio::test(start_paused = true)]
 async fn qos2_stream_resent_after_reconnect_once() {
     for v5 in [false, true] {
-        let (p, mut b) = pipe(64 * 1024);
-        let mut bufs = Bufs::new();
-        let mut c = new_client(p, &mut bufs, config(v5, false), false);
-        connect(&mut c, &mut b, v5, false).await;
+        let (mut c, mut b) = connected(64 * 1024, config(v5, false), false).await;
         c.user_data_mut().defer_end = true;
         let body = pattern(500, 25);
         b.send(&publish(v5, "big/x2", 2, Some(9), false, &[], &body))
@@ -1320,10 +1236,7 @@ async fn qos2_stream_resent_after_reconnect_once() {
 async fn topic_longer_than_buffer_is_skipped_and_acked() {
     for v5 in [false, true] {
         for cap in [1usize, 64 * 1024] {
-            let (p, mut b) = pipe(cap);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, true), false);
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, mut b) = connected(cap, config(v5, true), false).await;
             let topic = format!("big/{}", "l".repeat(100));
             let mut all = publish(v5, &topic, 2, Some(0x1234), false, &[], &pattern(300, 27));
             all.extend(publish(v5, "s/z", 1, Some(5), false, &[], b"z"));
@@ -1354,10 +1267,7 @@ async fn topic_longer_than_buffer_is_skipped_and_acked() {
 async fn publish_from_qos2_resend_stages() {
     for v5 in [false, true] {
         for recd in [false, true] {
-            let (p, mut b) = pipe(64 * 1024);
-            let mut bufs = Bufs::new();
-            let mut c = new_client(p, &mut bufs, config(v5, false), true);
-            connect(&mut c, &mut b, v5, false).await;
+            let (mut c, mut b) = connected(64 * 1024, config(v5, false), true).await;
             let body = pattern(2000, 28);
             c.user_data_mut().resend = body.clone();
             let mut src: &[u8] = &body;

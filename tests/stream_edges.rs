@@ -5,55 +5,18 @@
 //! clear error, never a stall with a full buffer or a panic.
 #![cfg(feature = "streaming")]
 
+#[path = "common/wire.rs"]
+mod wire;
+
 use minimqtt::codec::{Connect, QoS};
 use minimqtt::session::{Event, Options, Part, Session, Timeouts};
 use minimqtt::time::Instant;
+use wire::{publish, varint};
 
 const T0: Instant = Instant::from_millis(0);
 
 fn leak(n: usize) -> &'static mut [u8] {
     Box::leak(vec![0u8; n].into_boxed_slice())
-}
-
-fn varint(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            return out;
-        }
-    }
-}
-
-/// A PUBLISH, hand-encoded; `props` Some(..) makes it an MQTT 5 one.
-fn publish(
-    topic: &[u8],
-    qos: u8,
-    id: Option<u16>,
-    dup: bool,
-    props: Option<&[u8]>,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-    body.extend_from_slice(topic);
-    if let Some(id) = id {
-        body.extend_from_slice(&id.to_be_bytes());
-    }
-    if let Some(p) = props {
-        body.extend_from_slice(&varint(p.len()));
-        body.extend_from_slice(p);
-    }
-    body.extend_from_slice(payload);
-    let mut out = vec![0x30 | (u8::from(dup) << 3) | (qos << 1)];
-    out.extend_from_slice(&varint(body.len()));
-    out.extend_from_slice(&body);
-    out
 }
 
 fn pattern(len: usize) -> Vec<u8> {

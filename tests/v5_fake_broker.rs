@@ -550,6 +550,24 @@ async fn connect5(c: &mut C5<'_>, broker: &mut Broker5, connack: &[u8]) -> Rx5 {
     connect
 }
 
+/// A client with clean session off and these CONNECT properties,
+/// connected (session present 0) through the first of two pipes its
+/// connector opens in turn: the client and both brokers.
+async fn resumable5(properties: &'static [Property<'static>]) -> (C5<'static>, Broker5, Broker5) {
+    let (first, mut broker1) = pipe5();
+    let (second, broker2) = pipe5();
+    let queue = Queue::with(first);
+    queue.push(second);
+    let buffers = Box::leak(Box::new(Bufs::new()));
+    let config = Config {
+        clean_session: false,
+        ..config_with(properties)
+    };
+    let mut c = client5(queue, config, buffers.slices());
+    connect5(&mut c, &mut broker1, &connack(&[])).await;
+    (c, broker1, broker2)
+}
+
 /// Asserts that the broker sending `bytes` to a connected client (CONNECT
 /// properties `config`, a plain CONNACK) ends the connection, twice:
 ///
@@ -976,17 +994,7 @@ async fn receive_maximum_starts_afresh_on_each_connection() {
         ),
     ];
     for (burst, violation_code) in cases {
-        let (first, mut broker1) = pipe5();
-        let (second, mut broker2) = pipe5();
-        let queue = Queue::with(first);
-        queue.push(second);
-        let mut buffers = Bufs::new();
-        let config = Config {
-            clean_session: false,
-            ..config_with(&[Property::ReceiveMaximum(1)])
-        };
-        let mut c = client5(queue, config, buffers.slices());
-        connect5(&mut c, &mut broker1, &connack(&[])).await;
+        let (mut c, mut broker1, mut broker2) = resumable5(&[Property::ReceiveMaximum(1)]).await;
         let (result, ()) = within("the first connection", async {
             tokio::join!(c.poll(MDuration::from_secs(1)), async {
                 broker1.send(&old).await;
@@ -1914,17 +1922,7 @@ async fn resubscribe_obeys_a_new_maximum_packet_size() {
 /// is discarded without being sent, as if its sending had completed.
 #[tokio::test(start_paused = true)]
 async fn resend_obeys_a_new_maximum_packet_size() {
-    let (first, mut broker1) = pipe5();
-    let (second, mut broker2) = pipe5();
-    let queue = Queue::with(first);
-    queue.push(second);
-    let mut buffers = Bufs::new();
-    let config = Config {
-        clean_session: false,
-        ..config5()
-    };
-    let mut c = client5(queue, config, buffers.slices());
-    connect5(&mut c, &mut broker1, &connack(&[])).await;
+    let (mut c, mut broker1, mut broker2) = resumable5(&[]).await;
     let id = c
         .publish("t", &[5; 40], QoS::AtLeastOnce, false)
         .await
@@ -2592,17 +2590,7 @@ async fn an_assigned_client_id_is_used_again() {
 /// PINGREQ) do not wait behind them, and new messages wait for the window.
 #[tokio::test(start_paused = true)]
 async fn resends_keep_to_a_lowered_receive_maximum() {
-    let (first, mut broker1) = pipe5();
-    let (second, mut broker2) = pipe5();
-    let queue = Queue::with(first);
-    queue.push(second);
-    let mut buffers = Bufs::new();
-    let config = Config {
-        clean_session: false,
-        ..config5()
-    };
-    let mut c = client5(queue, config, buffers.slices());
-    connect5(&mut c, &mut broker1, &connack(&[])).await;
+    let (mut c, mut broker1, mut broker2) = resumable5(&[]).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let id = within("publish", c.publish("t", b"x", QoS::AtLeastOnce, false))

@@ -510,10 +510,7 @@ where
             // A queued request refused (an invalid topic, say) does not
             // hold the goodbye back: without DISCONNECT the broker would
             // publish the will.
-            Err(e) if !e.is_connection_lost() && self.is_connected() => {
-                crate::fmt::warning!("a queued request was refused");
-                let _ = e;
-            }
+            Err(e) if self.refused_request(&e) => {}
             written => written?,
         }
         self.session.disconnect()?;

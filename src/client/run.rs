@@ -117,11 +117,7 @@ where
                     Ok(_) => true,
                     // Connected, and a queued request refused as the
                     // outbox was written: as below.
-                    Err(e) if !e.is_connection_lost() && self.is_connected() => {
-                        warning!("a queued request was refused");
-                        let _ = e;
-                        true
-                    }
+                    Err(e) if self.refused_request(&e) => true,
                     Err(e) => {
                         self.retry_later(e)?;
                         false
@@ -138,13 +134,9 @@ where
             }
             match self.drive(Some(deadline), &|_| false).await {
                 Ok(handled) => return Ok(handled),
-                // A callback's request the session refused (an invalid
-                // topic, a full store): it is dropped, the connection is
-                // fine, and retrying cannot help. The loop goes on.
-                Err(e) if !e.is_connection_lost() && self.is_connected() => {
-                    warning!("a queued request was refused");
-                    let _ = e;
-                }
+                // A callback's request the session refused: the loop goes
+                // on.
+                Err(e) if self.refused_request(&e) => {}
                 Err(e) => self.retry_later(e)?,
             }
         }
@@ -162,6 +154,18 @@ where
                 return e;
             }
         }
+    }
+
+    /// Whether `error` is a queued request the session refused as the
+    /// outbox was written (an invalid topic, a full store): the request is
+    /// dropped, the connection is fine and retrying cannot help, so the
+    /// caller goes on. Logs it.
+    pub(super) fn refused_request(&self, error: &Error<TransportError<K>>) -> bool {
+        let refused = !error.is_connection_lost() && self.is_connected();
+        if refused {
+            warning!("a queued request was refused");
+        }
+        refused
     }
 
     /// After a failed connection or attempt: when to try again, or the

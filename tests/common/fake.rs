@@ -424,25 +424,7 @@ impl BrokerTx {
 // ---------------------------------------------------------------------------
 // Bytes a broker sends.
 
-/// A packet from its first byte and body, with the remaining length
-/// encoded as MQTT's varint (§2.2.3).
-pub fn raw(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let mut b = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
+pub use super::wire::frame as raw;
 
 /// CONNACK with these flags and return code, as raw bytes (any values).
 pub fn connack_raw(flags: u8, code: u8) -> Vec<u8> {
@@ -515,13 +497,9 @@ pub fn publish_with(
 /// A PUBLISH built by hand: `flags` is the low nibble of byte 0, the topic
 /// any bytes, the packet id present when `id` is.
 pub fn publish_raw(flags: u8, topic: &[u8], id: Option<u16>, payload: &[u8]) -> Vec<u8> {
-    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
-    body.extend_from_slice(topic);
-    if let Some(id) = id {
-        body.extend_from_slice(&id.to_be_bytes());
-    }
-    body.extend_from_slice(payload);
-    raw(0x30 | flags, &body)
+    let mut packet = super::wire::publish(topic, 0, id, false, None, payload);
+    packet[0] |= flags;
+    packet
 }
 
 // ---------------------------------------------------------------------------

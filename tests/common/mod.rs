@@ -8,3 +8,4 @@ pub mod fake;
 pub mod faults;
 pub mod mosquitto;
 pub mod transport;
+pub mod wire;
