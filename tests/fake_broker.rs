@@ -348,7 +348,8 @@ async fn second_connack_is_a_protocol_error() {
 /// Packets only a client may send (Table 2.1 direction "Client to
 /// Server") are protocol violations when the broker sends them: CONNECT,
 /// SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT. Their bodies are not
-/// parsed, so a malformed one is the same protocol error.
+/// parsed, so a malformed one is the same protocol error, and so is one
+/// whose body never comes (as is a second CONNACK's).
 #[tokio::test(start_paused = true)]
 async fn client_only_packets_from_the_broker_are_protocol_errors() {
     let mut connect = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c];
@@ -368,6 +369,10 @@ async fn client_only_packets_from_the_broker_are_protocol_errors() {
         (raw(0x10, &[0xff]), PacketType::Connect),
         (raw(0x82, &[0x00, 0x00]), PacketType::Subscribe),
         (vec![0xc0, 0x01, 0x00], PacketType::PingReq),
+        // Refused from the first byte: the rest never comes.
+        (vec![0x10], PacketType::Connect),
+        (vec![0x82, 0x10, 0x00], PacketType::Subscribe),
+        (vec![0x20, 0x02, 0x00], PacketType::ConnAck),
     ];
     for (bytes, kind) in cases {
         assert_protocol_error(&bytes, Error::Broker(BrokerError::Protocol(kind))).await;
@@ -413,7 +418,7 @@ async fn suback_with_the_wrong_number_of_codes_is_a_protocol_error() {
 
 /// The first packet from the server must be CONNACK (MQTT-3.2.0-1): a
 /// PUBLISH, a PINGRESP or a PUBACK before it is a protocol violation, and
-/// `connect` fails with it.
+/// `connect` fails with it at once, whether its body has come or not.
 #[tokio::test(start_paused = true)]
 async fn anything_before_connack_is_a_protocol_error() {
     let cases = [
@@ -423,6 +428,8 @@ async fn anything_before_connack_is_a_protocol_error() {
         ),
         (PINGRESP.to_vec(), PacketType::PingResp),
         (puback(1), PacketType::PubAck),
+        // Refused from its first byte: not after the CONNACK timeout.
+        (vec![0x30, 0x10], PacketType::Publish),
     ];
     for (bytes, kind) in cases {
         let (io, mut broker) = pipe();

@@ -1564,8 +1564,11 @@ impl<'b> Harness<'b> {
                 }
                 Closed::Refused(_) => assert!(violator.is_some(), "{reason:?} unprovoked"),
                 Closed::Protocol(t) if violator.is_none() => {
-                    // Not counted: a packet only clients send.
-                    assert!(!t.sent_by_server(), "{reason:?} unprovoked");
+                    // Not counted: a packet only clients send, or one that
+                    // may not come now, refused from its first byte.
+                    let may_come = t.sent_by_server()
+                        && (t == PacketType::ConnAck) == (state == State::Connecting);
+                    assert!(!may_come, "{reason:?} unprovoked");
                     self.next_is_bad(reason);
                 }
                 Closed::Protocol(_) => {}
@@ -1851,6 +1854,11 @@ impl<'b> Harness<'b> {
     /// After a close not caused by a counted packet, the stream's next
     /// packet is no valid server packet.
     fn next_is_bad(&self, reason: Closed) {
+        if let Closed::Protocol(t) = reason {
+            // Refused from its first byte, whether or not the rest came.
+            let first = self.inbox.first().copied();
+            assert_eq!(first.and_then(PacketType::from_byte), Some(t), "{reason:?}");
+        }
         if let Ok((p, _)) = Packet::decode_limited(&self.inbox, self.rx) {
             assert!(
                 !p.packet_type().sent_by_server(),

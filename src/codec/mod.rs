@@ -313,6 +313,23 @@ pub(crate) fn frame(
     Ok((header, body, len))
 }
 
+/// The type of the packet that `first` starts when a client refuses it
+/// from that byte alone: one only clients send, anything but CONNACK (or
+/// MQTT 5's AUTH) before the CONNACK (MQTT-3.2.0-1), or a second CONNACK.
+/// `None` for any other, and for a byte that starts no packet (framing
+/// reports that).
+pub(crate) fn refused_from_server(first: u8, v5: bool, connecting: bool) -> Option<PacketType> {
+    let packet_type = PacketType::from_byte(first)?;
+    let refused = match packet_type {
+        PacketType::ConnAck => !connecting,
+        // MQTT 5 servers send DISCONNECT, once connected.
+        PacketType::Disconnect if v5 => connecting,
+        other if !other.sent_by_server() => true,
+        _ => connecting,
+    };
+    refused.then_some(packet_type)
+}
+
 /// [`frame`], not inlined: the one copy a client's reader and session share.
 #[inline(never)]
 pub(crate) fn frame_shared(

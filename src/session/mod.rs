@@ -640,7 +640,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             let v5 = self.p.version == Version::V5;
             let next = match codes.take() {
                 Some((packet_type, packet_id, n)) => self.rx.codes(packet_type, packet_id, n, v5),
-                None => self.rx.frame_at(offset, v5),
+                None => self
+                    .rx
+                    .frame_at(offset, v5, self.p.state == State::Connecting),
             };
             match next {
                 Ok(Next::Incomplete) => break None,

@@ -87,9 +87,10 @@ pub(crate) enum Next<'a> {
         here: usize,
         properties: bool,
     },
-    /// A whole packet of a type only clients send (CONNECT, SUBSCRIBE,
-    /// UNSUBSCRIBE, PINGREQ, DISCONNECT): a protocol error from a server,
-    /// whatever its body holds.
+    /// A packet of a type only clients send (CONNECT, SUBSCRIBE,
+    /// UNSUBSCRIBE, PINGREQ, DISCONNECT), or one the server may not send
+    /// in the connection's state: a protocol error, whatever its body
+    /// holds, so it is reported once its first byte has come.
     ClientPacket(PacketType),
     /// More bytes are needed.
     Incomplete,
@@ -234,8 +235,14 @@ impl<'b> Rx<'b> {
     }
 
     /// Frames the packet that starts `offset` bytes into the buffered
-    /// data, decoding it as MQTT 5 when `v5`.
-    pub(crate) fn frame_at(&self, offset: usize, v5: bool) -> Result<Next<'_>, Malformed> {
+    /// data, decoding it as MQTT 5 when `v5`; `connecting` while the
+    /// CONNACK is awaited.
+    pub(crate) fn frame_at(
+        &self,
+        offset: usize,
+        v5: bool,
+        connecting: bool,
+    ) -> Result<Next<'_>, Malformed> {
         if self.skip > 0 {
             return Ok(Next::Incomplete);
         }
@@ -255,7 +262,7 @@ impl<'b> Rx<'b> {
                 )),
                 Err(e) => Err(e),
             };
-            return self.framed(framed, avail, capacity, true);
+            return self.framed(framed, avail, capacity, true, connecting);
         }
         let _ = v5;
         #[cfg(feature = "v3")]
@@ -271,7 +278,7 @@ impl<'b> Rx<'b> {
         // No 3.1.1 connection can exist: nothing to frame.
         #[cfg(not(feature = "v3"))]
         let framed = Ok(Next::Incomplete);
-        self.framed(framed, avail, capacity, false)
+        self.framed(framed, avail, capacity, false, connecting)
     }
 
     fn framed<'a>(
@@ -280,10 +287,17 @@ impl<'b> Rx<'b> {
         avail: &'a [u8],
         capacity: usize,
         v5: bool,
+        connecting: bool,
     ) -> Result<Next<'a>, Malformed> {
         match framed {
             Ok(next) => Ok(next),
-            Err(DecodeError::Incomplete { .. }) => Ok(Next::Incomplete),
+            // A packet the broker may not send is refused from its first
+            // byte: the rest may never come, and the connection would
+            // wait for the CONNACK or keep-alive timeout meanwhile.
+            Err(DecodeError::Incomplete { .. }) => Ok(avail
+                .first()
+                .and_then(|&first| codec::refused_from_server(first, v5, connecting))
+                .map_or(Next::Incomplete, Next::ClientPacket)),
             Err(DecodeError::Malformed(m)) => Err(m),
             Err(DecodeError::TooLarge { len }) => oversized(avail, len, capacity, v5),
         }

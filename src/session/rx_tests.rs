@@ -30,7 +30,7 @@ fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> Vec<String> {
     let mut fed = 0;
     loop {
         loop {
-            match rx.frame_at(0, false).unwrap() {
+            match rx.frame_at(0, false, false).unwrap() {
                 Next::Incomplete => break,
                 Next::Packet(Any::V3(p), len) => {
                     seen.push(format!("{:?} {len}", p.packet_type()));
@@ -125,21 +125,24 @@ fn client_packets_are_framed_but_not_parsed() {
         (PacketType::PingReq, 2),
         (PacketType::Disconnect, 2),
     ] {
-        match rx.frame_at(offset, false) {
+        match rx.frame_at(offset, false, false) {
             Ok(Next::ClientPacket(t)) => assert_eq!(t, want),
             other => panic!("{want:?}: {other:?}"),
         }
         offset += len;
     }
     assert!(matches!(
-        rx.frame_at(offset, false),
+        rx.frame_at(offset, false, false),
         Ok(Next::Packet(Any::V3(Packet::PingResp), 2))
     ));
     // Fixed-header flags are still checked: a SUBSCRIBE with flags 0.
     rx.clear();
     rx.receive_buffer()[..4].copy_from_slice(&[0x80, 0x02, 0x00, 0x01]);
     rx.commit(4);
-    assert!(matches!(rx.frame_at(0, false), Err(Malformed::HeaderFlags)));
+    assert!(matches!(
+        rx.frame_at(0, false, false),
+        Err(Malformed::HeaderFlags)
+    ));
 }
 
 #[test]
@@ -151,7 +154,7 @@ fn an_oversized_publish_with_a_bad_topic_is_malformed() {
     rx.receive_buffer()[..bytes.len()].copy_from_slice(&bytes);
     rx.commit(bytes.len());
     assert!(matches!(
-        rx.frame_at(0, false),
+        rx.frame_at(0, false, false),
         Err(Malformed::TopicName(_))
     ));
 }

@@ -1024,6 +1024,45 @@ fn oversized_packets_are_dropped_or_refused_by_type_and_state() {
     }
 }
 
+/// What may not come now is refused from its first byte, the rest being
+/// unneeded (and maybe never coming): before CONNACK anything else
+/// (MQTT-3.2.0-1); once connected a second CONNACK and what only clients
+/// send. What may come waits for its rest.
+#[test]
+fn a_packet_that_may_not_come_is_refused_from_its_first_byte() {
+    let connecting = || {
+        let mut s = Session::<'static, 4, 4>::new(leak(64), leak(1280), Timeouts::default());
+        s.connect(T0, &connect_packet(true, 0)).unwrap();
+        let _ = sent(&mut s, T0);
+        s
+    };
+    let refused = |t: PacketType| [std::format!("Closed(Protocol({t:?}))")];
+    for first in [
+        0x10u8, 0x30, 0x40, 0x50, 0x62, 0x70, 0x82, 0x90, 0xb0, 0xd0, 0xe0,
+    ] {
+        let t = PacketType::from_byte(first).unwrap();
+        assert_eq!(feed_bytes(&mut connecting(), T0, &[first], 1), refused(t));
+    }
+    let mut s = connecting();
+    assert!(feed_bytes(&mut s, T0, &[0x20], 1).is_empty());
+    assert_eq!(s.state(), State::Connecting);
+    for first in [0x20u8, 0x10, 0x82, 0xa2, 0xc0, 0xe0] {
+        let t = PacketType::from_byte(first).unwrap();
+        assert_eq!(
+            feed_bytes(&mut small_rx(), T0, &[first, 0x05], 1),
+            refused(t)
+        );
+    }
+    for first in [0x30u8, 0x40, 0x50, 0x62, 0x70, 0x90, 0xb0, 0xd0] {
+        let mut s = small_rx();
+        assert!(
+            feed_bytes(&mut s, T0, &[first], 1).is_empty(),
+            "{first:02x}"
+        );
+        assert_eq!(s.state(), State::Connected);
+    }
+}
+
 /// MQTT-4.8.0-1: an acknowledgement or PINGRESP too large to buffer
 /// cannot be a valid one (their bodies are 2 and 0 bytes): malformed, as
 /// when it fits, not skipped.

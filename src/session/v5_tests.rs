@@ -510,6 +510,40 @@ fn a_malformed_packet_or_protocol_error_is_said_before_closing() {
     assert!(sent(&mut s, T0).is_empty());
 }
 
+/// MQTT 5 servers also send DISCONNECT (once connected) and AUTH (at any
+/// time): their first bytes wait for the rest, while a DISCONNECT before
+/// CONNACK is refused from its first byte, as on 3.1.1.
+#[test]
+fn disconnect_and_auth_are_refused_from_their_first_byte_only_out_of_place() {
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        feed_bytes(&mut s, T0, &[0xe0]).map(|e| e.is_some()),
+        Err(Closed::Protocol(PacketType::Disconnect))
+    );
+    let mut s = session();
+    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert_eq!(
+        feed_bytes(&mut s, T0, &[0xf0]).map(|e| e.is_some()),
+        Ok(false)
+    );
+    for first in [0xe0, 0xf0] {
+        let mut s = connected();
+        assert_eq!(
+            feed_bytes(&mut s, T0, &[first]).map(|e| e.is_some()),
+            Ok(false)
+        );
+        assert_eq!(s.state(), State::Connected);
+    }
+    let mut s = connected();
+    assert_eq!(
+        feed_bytes(&mut s, T0, &[0x82]).map(|e| e.is_some()),
+        Err(Closed::Protocol(PacketType::Subscribe))
+    );
+}
+
 #[test]
 fn the_broker_is_held_to_our_receive_maximum() {
     static OURS: [Property<'static>; 1] = [Property::ReceiveMaximum(2)];
