@@ -2440,6 +2440,82 @@ async fn reauthentication_needs_an_authentication_method() {
     assert!(c.is_connected());
 }
 
+/// A server DISCONNECT too large for the receive buffer (a long Reason
+/// String: valid, as we advertised no Maximum Packet Size) is still one:
+/// its reason code comes first and is read; its properties are skipped,
+/// and nothing is sent back.
+#[tokio::test(start_paused = true)]
+async fn a_server_disconnect_too_large_to_buffer_keeps_its_reason_code() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let mut c = client5(Queue::with(io), config5(), buffers.slices());
+    connect5(&mut c, &mut broker, &connack(&[])).await;
+    let reason = "r".repeat(1500);
+    let bye = disconnect(
+        ReasonCode::UseAnotherServer,
+        &[
+            Property::ServerReference("other.example:1883"),
+            Property::ReasonString(&reason),
+        ],
+    );
+    assert!(bye.len() > 1024);
+    let (result, (sent, _)) = within("the goodbye", async {
+        tokio::join!(c.poll(LONG), broker.send_then_eof(&bye))
+    })
+    .await;
+    assert_eq!(sent, [], "nothing is sent after the server's DISCONNECT");
+    assert_eq!(
+        result.map_err(kind),
+        Err(Error::Broker(BrokerError::Disconnected(
+            ReasonCode::UseAnotherServer
+        )))
+    );
+    assert_eq!(
+        c.user_data().disconnected,
+        [DisconnectReason::ServerDisconnect(
+            ReasonCode::UseAnotherServer
+        )]
+    );
+}
+
+/// An AUTH too large for the receive buffer (1,500 bytes of
+/// Authentication Data) is well formed, but its data cannot be handed
+/// over in parts: the connection ends with 0x95 Packet too large, not as
+/// if the broker had sent a malformed packet.
+#[tokio::test(start_paused = true)]
+async fn an_auth_too_large_to_buffer_is_too_large_not_malformed() {
+    static AUTH: [Property<'static>; 1] = [Property::AuthenticationMethod("SCRAM-SHA-1")];
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let mut c = client5(Queue::with(io), config_with(&AUTH), buffers.slices());
+    let ok = connack(&[Property::AuthenticationMethod("SCRAM-SHA-1")]);
+    connect5(&mut c, &mut broker, &ok).await;
+    within("reauthenticate", c.reauthenticate(b"first"))
+        .await
+        .map_err(kind)
+        .expect("reauthenticate");
+    let got = broker.recv5().await;
+    assert!(
+        matches!(got, Rx5::Auth(ReasonCode::ReAuthenticate, ..)),
+        "{got:?}"
+    );
+    let data = vec![0x55u8; 1500];
+    let big = encode(Packet::Auth(v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::new(&[
+            Property::AuthenticationMethod("SCRAM-SHA-1"),
+            Property::AuthenticationData(&data),
+        ]),
+    }));
+    let (result, (sent, _)) = within("poll", async {
+        tokio::join!(c.poll(LONG), broker.send_then_eof(&big))
+    })
+    .await;
+    let too_large = violation(ReasonCode::PacketTooLarge);
+    assert_eq!(result.map_err(kind), Err(too_large));
+    assert_goodbye(&sent, &too_large);
+}
+
 /// A server DISCONNECT's Reason String and Server Reference reach
 /// `on_disconnect` through its context.
 #[tokio::test(start_paused = true)]

@@ -1855,9 +1855,11 @@ impl<'b> Harness<'b> {
     /// packet is no valid server packet.
     fn next_is_bad(&self, reason: Closed) {
         if let Closed::Protocol(t) = reason {
-            // Refused from its first byte, whether or not the rest came.
+            // Refused by its type alone, from its first byte, whether or
+            // not the rest came (`violation` says it may not come now).
             let first = self.inbox.first().copied();
             assert_eq!(first.and_then(PacketType::from_byte), Some(t), "{reason:?}");
+            return;
         }
         if let Ok((p, _)) = Packet::decode_limited(&self.inbox, self.rx) {
             assert!(

@@ -206,7 +206,9 @@ pub enum Closed {
     /// MQTT 5: the broker broke a limit or rule of MQTT 5 that has its
     /// own reason code: 0x93 Receive Maximum exceeded, 0x94 Topic Alias
     /// invalid, 0x95 Packet too large (over the Maximum Packet Size we
-    /// advertised), 0x82 Protocol Error (an AUTH nobody asked for).
+    /// advertised, or an AUTH too large for the receive buffer, which
+    /// cannot be handled in parts), 0x82 Protocol Error (an AUTH nobody
+    /// asked for).
     #[cfg(feature = "v5")]
     Violation(ReasonCode),
 }

@@ -867,13 +867,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                     offset += here;
                     self.skip = len - here;
                     self.received += 1;
-                    if let Err(reason) = self.p.check_trimmed(properties) {
+                    // A DISCONNECT may carry a Reason String whatever
+                    // we asked (MQTT 5 §3.1.2.11.7).
+                    let disconnect = matches!(packet, Any::V5(codec::v5::Packet::Disconnect(_)));
+                    if let Err(reason) = self.p.check_trimmed(properties && !disconnect) {
                         break Some(Err(reason));
                     }
-                    crate::fmt::warning!(
-                        "an acknowledgement of {} bytes without its properties",
-                        len
-                    );
+                    crate::fmt::warning!("a packet of {} bytes without its properties", len);
                     match self.p.handle_any(now, packet, self.acks_qos1()) {
                         Ok(Handled::Nothing) => break None,
                         Ok(handled) => break Some(Ok((handled, packet))),
@@ -913,6 +913,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 }
                 Ok(Next::ClientPacket(packet_type)) => {
                     break Some(Err(Closed::Protocol(packet_type)));
+                }
+                // Not the broker's fault, but it cannot be handled: said
+                // as too large, which is the closest reason there is.
+                #[cfg(feature = "v5")]
+                Ok(Next::TooLarge) => {
+                    break Some(Err(Closed::Violation(
+                        codec::v5::ReasonCode::PacketTooLarge,
+                    )));
                 }
                 Err(malformed) => break Some(Err(Closed::Malformed(malformed))),
             }

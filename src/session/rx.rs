@@ -74,6 +74,10 @@ pub(crate) enum Next<'a> {
     /// property list is empty).
     #[cfg(feature = "v5")]
     Trimmed(Any<'a>, usize, usize, bool),
+    /// MQTT 5: an AUTH too large for the buffer. Its Authentication Data
+    /// is read whole or not at all, so the connection cannot go on.
+    #[cfg(feature = "v5")]
+    TooLarge,
     /// A SUBACK (MQTT 5: or UNSUBACK) too large for the buffer, whose
     /// codes (its last bytes) fit: its packet id, and where its codes
     /// start, behind MQTT 5's properties to skip as they arrive; `len`
@@ -322,8 +326,14 @@ pub(crate) enum AliasPeek {
 fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next<'_>, Malformed> {
     #[cfg(feature = "v5")]
     let mut alias = AliasPeek::Unread;
-    // `TooLarge` comes only after the fixed header decoded.
-    let header = FixedHeader::decode(avail).map_err(|_| Malformed::Truncated)?;
+    // `TooLarge` comes only after the fixed header decoded, by 3.1.1's
+    // rules but for AUTH's type, which only MQTT 5 has.
+    let header = match FixedHeader::decode(avail) {
+        Ok(header) => header,
+        #[cfg(feature = "v5")]
+        Err(_) if v5 => return Ok(Next::TooLarge),
+        Err(_) => return Err(Malformed::Truncated),
+    };
     let h = usize::from(header.header_len);
     let mut id_at = None;
     let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {
@@ -377,22 +387,27 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
     } else {
         // MQTT 5: an acknowledgement's packet id and reason code come
         // before its properties; they fit (in all but a buffer of under 8
-        // bytes and a header of 4 or 5), and the handshake goes on.
+        // bytes and a header of 4 or 5), and the handshake goes on. So
+        // does a server's DISCONNECT's reason code, before its Reason
+        // String or Server Reference.
         #[cfg(feature = "v5")]
-        if v5
-            && matches!(
-                header.packet_type,
-                PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp
-            )
-        {
-            let at = usize::from(header.header_len);
-            if at + 3 <= capacity {
-                let Some(head) = avail.get(at..at + 3) else {
+        if v5 {
+            let head_len = match header.packet_type {
+                PacketType::PubAck
+                | PacketType::PubRec
+                | PacketType::PubRel
+                | PacketType::PubComp => 3,
+                PacketType::Disconnect => 1,
+                _ => 0,
+            };
+            if head_len > 0 && h + head_len <= capacity {
+                let Some(head) = avail.get(h..h + head_len) else {
                     return Ok(Next::Incomplete);
                 };
                 let packet = v5::ack_head(header.packet_type.into(), head)?;
                 let here = avail.len().min(len);
-                let properties = header.remaining_len > 4;
+                // More than the head and a Property Length of 0.
+                let properties = header.remaining_len as usize > head_len + 1;
                 return Ok(Next::Trimmed(Any::V5(packet), len, here, properties));
             }
         }

@@ -385,18 +385,20 @@ decode_as!(
     Auth
 );
 
-/// What an acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP) too large to
-/// buffer says: `head`, the first 3 bytes of its body (packet id and
-/// reason code), parsed and checked as a whole one without properties.
-/// Its properties (a Reason String, User Properties: nothing the handshake
-/// needs) are skipped unread: a malformed list there goes unnoticed, the
-/// price of not buffering it.
+/// What an acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP) or a
+/// DISCONNECT too large to buffer says: `head`, the first bytes of its
+/// body (an acknowledgement's 3, packet id and reason code; a
+/// DISCONNECT's 1, its reason code), parsed and checked as a whole one
+/// without properties. Its properties (a Reason String, User Properties,
+/// a Server Reference: nothing the handshake needs) are skipped unread: a
+/// malformed list there goes unnoticed, the price of not buffering it.
 pub(crate) fn ack_head(packet_type: PacketType, head: &[u8]) -> Result<Packet<'_>, Malformed> {
     Ok(match packet_type {
         PacketType::PubAck => Packet::PubAck(PubAck::parse(head)?),
         PacketType::PubRec => Packet::PubRec(PubRec::parse(head)?),
         PacketType::PubRel => Packet::PubRel(PubRel::parse(head)?),
         PacketType::PubComp => Packet::PubComp(PubComp::parse(head)?),
+        PacketType::Disconnect => Packet::Disconnect(Disconnect::parse(head)?),
         _ => return Err(Malformed::PacketType),
     })
 }
