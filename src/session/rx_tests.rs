@@ -51,6 +51,8 @@ fn run(stream: &[u8], buf: &mut [u8], chunk: usize) -> Vec<String> {
                 Next::Packet(Any::V5(p), _) => panic!("{p:?}"),
                 #[cfg(feature = "v5")]
                 Next::Trimmed(p, ..) => panic!("{p:?}"),
+                #[cfg(feature = "v5")]
+                Next::TooLarge => panic!("too large"),
                 Next::Codes { packet_type, .. } => panic!("{packet_type:?}"),
             }
         }
