@@ -188,6 +188,42 @@ async fn starts_offline_and_connects_when_the_broker_comes_up() {
     assert!(c.user_data().disconnected.is_empty());
 }
 
+/// `run_for` returns at its timeout while the CONNACK is awaited, not at
+/// the connack timeout (10 s): the application's loop gets its turn. The
+/// connection under way is not dropped; the next call carries it on, on
+/// the same transport, until the CONNACK comes.
+#[tokio::test(start_paused = true)]
+async fn run_for_keeps_its_timeout_while_the_connack_is_awaited() {
+    let mut buffers = SmallBuffers::new();
+    let (io, mut broker) = pipe();
+    let mut c = Client::new(
+        Queue::with(io),
+        TokioClock::new(),
+        config(),
+        buffers.slices(),
+        recording_callbacks(),
+        Log::default(),
+    );
+    for _ in 0..3 {
+        let start = tokio::time::Instant::now();
+        let handled = within("run_for", c.run_for(MDuration::from_millis(500)))
+            .await
+            .expect("no error while connecting");
+        assert_eq!(handled.packets, 0);
+        assert_eq!(start.elapsed(), 500 * MS);
+        assert!(!c.is_connected());
+    }
+    broker.expect_connect().await;
+    broker.connack().await;
+    within("run_for", c.run_for(MDuration::from_millis(500)))
+        .await
+        .expect("connected");
+    assert!(c.is_connected());
+    assert_eq!(c.connector_mut().opened(), 1);
+    assert_eq!(c.user_data().connected.len(), 1);
+    assert!(c.user_data().disconnected.is_empty());
+}
+
 /// Backoff spaces the attempts: with a connector that always fails, 10 s
 /// of `run_for` make only a handful of attempts (100 ms doubling to 1 s).
 #[tokio::test(start_paused = true)]

@@ -26,8 +26,18 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe: a dropped `connect` leaves the client offline or with a
-    /// half-done connection that the next call closes first.
+    /// half-done connection, which the next `connect` closes first, and
+    /// which [`run_for`](Self::run_for) or [`poll`](Self::poll) carry on
+    /// once its CONNECT is sent.
     pub async fn connect(&mut self) -> Res<bool, TransportError<K>> {
+        self.open().await?;
+        self.await_connack(None).await?;
+        Ok(self.session.session_present())
+    }
+
+    /// The first half of [`connect`](Self::connect): closes the old
+    /// transport, opens a new one and queues the CONNECT.
+    async fn open(&mut self) -> Res<(), TransportError<K>> {
         if self.session.state() == State::Connected {
             return Err(Error::Usage(UsageError::AlreadyConnected));
         }
@@ -61,10 +71,21 @@ where
             return Err(e.into());
         }
         debug!("connecting");
-        self.drive(None, &|c| c.session.state() != State::Connecting)
+        Ok(())
+    }
+
+    /// The second half of [`connect`](Self::connect): handles what comes
+    /// until the CONNACK has (`Ok(true)`), or `deadline` has passed with
+    /// the CONNACK still awaited (`Ok(false)`: the connection is left
+    /// under way).
+    async fn await_connack(&mut self, deadline: Option<Instant>) -> Res<bool, TransportError<K>> {
+        self.drive(deadline, &|c| c.session.state() != State::Connecting)
             .await?;
+        if self.session.state() == State::Connecting {
+            return Ok(false);
+        }
         self.require_connected()?;
-        Ok(self.session.session_present())
+        Ok(true)
     }
 
     /// Keeps the client connected for `timeout`: connects (and reconnects
@@ -89,6 +110,12 @@ where
     /// # }
     /// ```
     ///
+    /// The wait for a CONNACK counts against `timeout`: a connection
+    /// whose CONNACK has not come when it runs out is carried on by the
+    /// next call (or [`poll`](Self::poll)), within the connack timeout.
+    /// Opening the transport does not: the connector bounds its own
+    /// attempt (a TCP connect's or TLS handshake's timeout).
+    ///
     /// Connection failures are not errors here: they reach `on_disconnect`
     /// and the next attempt waits for the backoff. Nor is a request queued
     /// by a callback or a [`Mailbox`](crate::mailbox::Mailbox) that the
@@ -101,20 +128,34 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe, as every call of the client: dropping it at any point
-    /// leaves the client offline or connected, never half-way.
+    /// leaves the client offline, connected, or with its CONNECT sent and
+    /// the CONNACK awaited, which the next call carries on.
     pub async fn run_for(&mut self, timeout: Duration) -> Res<Handled, TransportError<K>> {
         let deadline = self.clock.now() + timeout;
         loop {
             let now = self.clock.now();
             if self.session.state() != State::Connected {
-                if let Some(at) = self.retry_at.filter(|&at| at > now) {
-                    self.clock.sleep_until(at.min(deadline)).await;
-                    if at >= deadline {
-                        return Ok(Handled::default());
+                // A connection whose CONNACK was still awaited when the
+                // last call's time ran out goes on; otherwise a new one,
+                // after the backoff.
+                let opened = if self.session.state() == State::Connecting {
+                    Ok(())
+                } else {
+                    if let Some(at) = self.retry_at.filter(|&at| at > now) {
+                        self.clock.sleep_until(at.min(deadline)).await;
+                        if at >= deadline {
+                            return Ok(Handled::default());
+                        }
                     }
-                }
-                let connected = match self.connect().await {
-                    Ok(_) => true,
+                    self.open().await
+                };
+                let connected = match opened {
+                    Ok(()) => self.await_connack(Some(deadline)).await,
+                    Err(e) => Err(e),
+                };
+                let connected = match connected {
+                    Ok(false) => return Ok(Handled::default()),
+                    Ok(true) => true,
                     // Connected, and a queued request refused as the
                     // outbox was written: as below.
                     Err(e) if self.refused_request(&e) => true,
