@@ -94,10 +94,11 @@ pub enum ResourceError {
         /// Bytes the packet needs.
         needed: usize,
     },
-    /// The receive buffer is shorter than 5 bytes: it cannot hold the
-    /// longest fixed header (a packet of 2 MiB or more) nor an MQTT 5
-    /// CONNACK, so the connection could stall or never be accepted.
-    /// Refused by `connect`. Give the client a larger receive buffer.
+    /// The receive buffer is shorter than 7 bytes: it cannot hold the
+    /// longest fixed header (a packet of 2 MiB or more) and the topic
+    /// length behind it, which says where a QoS 1/2 message's packet id
+    /// is when it must be skipped. Refused by `connect`. Give the client
+    /// a larger receive buffer.
     ReceiveBufferTooSmall {
         /// Bytes the receive buffer needs at the least.
         needed: usize,

@@ -241,7 +241,9 @@ pub struct Dropped<'a> {
     pub len: usize,
     /// Its type (a PUBLISH, unless the broker sent an absurd acknowledgement).
     pub packet_type: PacketType,
-    /// A PUBLISH's topic, when its bytes fit in the receive buffer.
+    /// A PUBLISH's topic, when its bytes fit in the receive buffer (at
+    /// QoS 1 and 2, with its packet id behind it: a topic that ends at
+    /// the buffer's end is read past, for the packet id).
     pub topic: Option<&'a str>,
     /// A PUBLISH's QoS.
     pub qos: QoS,

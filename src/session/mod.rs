@@ -139,6 +139,13 @@ pub(crate) use v5::check_connect_v5;
 
 type Result<T, E = SessionError> = core::result::Result<T, E>;
 
+/// The smallest receive buffer a connection is started on: the longest
+/// fixed header (5 bytes, a packet of 2 MiB or more, which is streamed or
+/// skipped) and the topic length behind it, which says where the packet
+/// id of a QoS 1/2 message to skip is, so that it is still acknowledged.
+/// (It holds an MQTT 5 CONNACK's 5 bytes at the least too.)
+const MIN_RECEIVE_BUFFER: usize = 7;
+
 /// The length of PUBACK, PUBREC, PUBREL and PUBCOMP: the room the session
 /// keeps in the transmit queue before it handles a packet.
 const ACK_LEN: usize = 4;
@@ -1117,16 +1124,14 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// [`Event::Discarded`]).
     pub fn connect(&mut self, now: Instant, connect: &Connect<'_>) -> Result<()> {
         self.settle();
-        self.check_receive_buffer(5)?;
+        self.check_receive_buffer(MIN_RECEIVE_BUFFER)?;
         self.p.connect(now, connect)?;
         self.drop_input();
         Ok(())
     }
 
     /// Refuses a connection on a receive buffer of less than `needed`
-    /// bytes: the longest fixed header (5 bytes, a packet of 2 MiB or
-    /// more, which is streamed or skipped) could never be read, nor an
-    /// MQTT 5 CONNACK (5 bytes at the least).
+    /// bytes (see [`MIN_RECEIVE_BUFFER`]).
     fn check_receive_buffer(&self, needed: usize) -> Result<()> {
         if self.rx.capacity() < needed {
             return Err(SessionError::Resource(
@@ -1156,7 +1161,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     #[cfg(feature = "v5")]
     pub fn connect_v5(&mut self, now: Instant, connect: &codec::v5::Connect<'_>) -> Result<()> {
         self.settle();
-        self.check_receive_buffer(5)?;
+        self.check_receive_buffer(MIN_RECEIVE_BUFFER)?;
         self.p.connect_v5(now, connect)?;
         self.drop_input();
         Ok(())

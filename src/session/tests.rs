@@ -3072,13 +3072,13 @@ fn a_streamed_heads_resend_always_has_room_in_the_queue() {
 
 #[test]
 fn a_receive_buffer_too_small_for_a_connack_is_refused_at_connect() {
-    // 5 bytes: the longest fixed header, or a packet of 2 MiB could
-    // never be framed.
-    let mut s: Session<'static, 4, 4> = Session::new(leak(4), leak(1280), Timeouts::default());
+    // 7 bytes: the longest fixed header and a topic length, or a packet
+    // of 2 MiB could never be framed, nor its packet id found.
+    let mut s: Session<'static, 4, 4> = Session::new(leak(6), leak(1280), Timeouts::default());
     assert_eq!(
         s.connect(T0, &connect_packet(true, 0)),
         Err(SessionError::Resource(
-            ResourceError::ReceiveBufferTooSmall { needed: 5 }
+            ResourceError::ReceiveBufferTooSmall { needed: 7 }
         ))
     );
     assert_eq!(s.state(), State::Disconnected);
@@ -3087,14 +3087,39 @@ fn a_receive_buffer_too_small_for_a_connack_is_refused_at_connect() {
 
 #[test]
 fn a_connack_too_large_for_the_receive_buffer_is_malformed() {
-    // Five bytes hold any valid 3.1.1 CONNACK: a longer one is malformed
-    // (MQTT-4.8.0-1), not a protocol error.
-    let mut s: Session<'static, 4, 4> = Session::new(leak(5), leak(1280), Timeouts::default());
+    // The smallest buffer holds any valid 3.1.1 CONNACK: a longer one is
+    // malformed (MQTT-4.8.0-1), not a protocol error.
+    let mut s: Session<'static, 4, 4> = Session::new(leak(7), leak(1280), Timeouts::default());
     s.connect(T0, &connect_packet(true, 0)).unwrap();
     let _ = sent(&mut s, T0);
     let seen = feed_bytes(&mut s, T0, &[0x20, 6, 0, 0, 1, 2, 3, 4], 5);
     assert_eq!(seen, ["Closed(Malformed(TrailingBytes))"]);
     assert_eq!(s.state(), State::Disconnected);
+}
+
+/// The smallest receive buffer a connection starts on holds the longest
+/// fixed header and the topic length behind it: a QoS 1 message of over
+/// 2 MiB is skipped and still acknowledged, its packet id read as it
+/// passes.
+#[test]
+fn the_smallest_receive_buffer_still_acknowledges_a_skipped_message() {
+    let mut s: Session<'static, 4, 4> = Session::new(leak(7), leak(1280), Timeouts::default());
+    connect_at(&mut s, T0, true, 0);
+    let len = 2 * 1024 * 1024 + 10;
+    let mut wire = std::vec![0x32];
+    let mut rest = len;
+    while rest > 0 {
+        wire.push((rest % 128) as u8 | if rest >= 128 { 0x80 } else { 0 });
+        rest /= 128;
+    }
+    assert_eq!(wire.len(), 5);
+    wire.extend_from_slice(&[0x00, 0x01, b'a', 0x00, 0x09]);
+    wire.resize(5 + len, 0x55);
+    let seen = feed_bytes(&mut s, T0, &wire, 7);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("Dropped"), "{seen:?}");
+    assert!(seen[0].contains("packet_id: Some(9)"), "{seen:?}");
+    assert_eq!(sent(&mut s, T0), [puback(9)]);
 }
 
 #[test]

@@ -2311,9 +2311,9 @@ fn oversized_headers_that_do_not_fit_the_buffer() {
     );
     let event = feed(&mut s, T0, aliased("", QoS::AtMostOnce, None, 2));
     assert!(matches!(event, Ok(Some(Event::Dropped(_)))), "{event:?}");
-    // A 5-byte buffer (a CONNACK's) cannot even hold an alias-only
-    // message's packet id.
-    let mut s: S = Session::new(leak(5), leak(1536), Timeouts::default());
+    // The smallest buffer holds an alias-only message's packet id, not
+    // its properties.
+    let mut s: S = Session::new(leak(7), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &TWO_ALIASES)).unwrap();
     let _ = sent(&mut s, T0);
     let ack = encode_connack();
@@ -3291,11 +3291,11 @@ fn our_auth_names_the_connect_method() {
 
 #[test]
 fn a_receive_buffer_too_small_for_an_mqtt_5_connack_is_refused_at_connect() {
-    let mut s: S = Session::new(leak(4), leak(1536), Timeouts::default());
+    let mut s: S = Session::new(leak(6), leak(1536), Timeouts::default());
     assert_eq!(
         s.connect_v5(T0, &connect(true, &[])),
         Err(SessionError::Resource(
-            ResourceError::ReceiveBufferTooSmall { needed: 5 }
+            ResourceError::ReceiveBufferTooSmall { needed: 7 }
         ))
     );
     assert_eq!(s.state(), State::Disconnected);
@@ -3392,10 +3392,11 @@ fn an_mqtt_5_streamed_publish_longer_than_mqtt_allows_is_refused() {
 
 #[test]
 fn an_acknowledgement_trimmed_without_properties_is_no_problem_information() {
-    // A 5-byte buffer trims a 6-byte PUBACK whose property list is
-    // empty: nothing MQTT-3.1.2-29 forbids.
+    // The smallest buffer takes a 6-byte PUBACK whose property list is
+    // empty whole (a longer one has properties): nothing MQTT-3.1.2-29
+    // forbids.
     static NO_PROBLEMS: [Property<'static>; 1] = [Property::RequestProblemInformation(0)];
-    let mut s: S = Session::new(leak(5), leak(1536), Timeouts::default());
+    let mut s: S = Session::new(leak(7), leak(1536), Timeouts::default());
     s.connect_v5(T0, &connect(true, &NO_PROBLEMS)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
