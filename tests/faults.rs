@@ -500,6 +500,45 @@ async fn stalled_write_without_keep_alive_gets_the_pingresp_timeout() {
     }
 }
 
+/// A stalled write is also bounded by the caller's own deadline: `poll`
+/// and `run_for` return at their timeout with the connection up and the
+/// rest of the write pending, which the next call finishes once the peer
+/// reads again.
+#[tokio::test(start_paused = true)]
+async fn stalled_write_returns_at_the_callers_deadline() {
+    for run_for in [false, true] {
+        let (io, h, mut broker) = faulty_pipe();
+        let mut buffers = SmallBuffers::new();
+        let mut c = client(io, config(), buffers.slices());
+        c.add_topic_callback("in", echo_qos0).unwrap();
+        connect(&mut c, &mut broker, false).await;
+        let at = h.written() + 1;
+        h.set(|f| f.write_stall_after = Some(at));
+        broker
+            .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+            .await;
+        let start = Instant::now();
+        let timeout = MDuration::from_millis(500);
+        let result = match run_for {
+            false => within("poll", c.poll(timeout)).await,
+            true => within("run_for", c.run_for(timeout)).await,
+        };
+        let handled = result.expect("no error at the deadline");
+        assert_eq!(handled.messages, 1, "run_for {run_for}");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(500),
+            "run_for {run_for}"
+        );
+        assert!(c.is_connected());
+        assert!(c.user_data().disconnected.is_empty());
+        h.set(|f| f.write_stall_after = None);
+        within("poll", c.poll(timeout)).await.expect("written");
+        let echo = broker.expect_publish().await;
+        assert_eq!(echo.topic, "echo");
+    }
+}
+
 /// A write that stalls after part of a PUBLISH went out: the timeout ends
 /// the connection, and after reconnecting the broker gets the whole
 /// message again (DUP, same id), never the stray half.

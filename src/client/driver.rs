@@ -30,18 +30,22 @@ where
             if let Some(inbox) = self.inbox {
                 inbox.take_into(&mut self.outbox);
             }
-            self.flush().await?;
+            self.flush(deadline).await?;
+            // Only a write cut by the deadline leaves bytes unwritten.
+            let cut = deadline.is_some() && !self.session.transmit_idle();
             // No await from here to the wait: one reading serves.
             let now = self.clock.now();
+            let late = deadline.is_some_and(|d| now >= d);
             if self.dispatch(now, &mut handled)? || !self.session.transmit_idle() {
                 // Callbacks may have queued requests, and the packets
-                // handled may have queued answers: write them first.
-                continue;
+                // handled may have queued answers: write them first,
+                // unless writing is what ran out of time (the rest goes
+                // at the next call).
+                if !(cut && late) {
+                    continue;
+                }
             }
-            if done(self) || self.session.state() == State::Disconnected {
-                return Ok(handled);
-            }
-            if deadline.is_some_and(|d| now >= d) {
+            if done(self) || self.session.state() == State::Disconnected || late {
                 return Ok(handled);
             }
             // Requests another task queued while this one was writing.
@@ -294,8 +298,9 @@ where
     }
 
     /// Writes everything queued: the session's packets and the callbacks'
-    /// requests.
-    pub(super) async fn flush(&mut self) -> Res<(), TransportError<K>> {
+    /// requests; or as much as it can by `until`, the caller's deadline
+    /// (the rest is written by the next call).
+    pub(super) async fn flush(&mut self, until: Option<Instant>) -> Res<(), TransportError<K>> {
         loop {
             // Queued first, so that they go out in the same write as what
             // the session has queued (acknowledgements, say). (The usual
@@ -305,7 +310,7 @@ where
                 false => self.queue_requests(),
             };
             #[cfg_attr(not(feature = "streaming"), allow(unused_mut))]
-            let mut written = self.flush_transmit(None).await;
+            let mut written = self.flush_transmit(None, until).await;
             // A resent streamed message's payload, asked of the
             // application again; then what waited behind it. (`#[cfg]`:
             // an await point in dead code still costs its state.)
@@ -313,12 +318,16 @@ where
             while written.is_ok() && self.session.payload_due().is_some() {
                 written = self.write_payload(None).await;
                 if written.is_ok() {
-                    written = self.flush_transmit(None).await;
+                    written = self.flush_transmit(None, until).await;
                 }
             }
             // `on_publish` may queue requests too.
             let reported = written.is_ok() && self.report_sent();
             written?;
+            if until.is_some() && !self.session.transmit_idle() {
+                // Cut by the deadline.
+                return Ok(());
+            }
             // A refusal's error, once what was queued before is written.
             if !queued? && !reported {
                 return Ok(());
@@ -431,10 +440,12 @@ where
     /// connection with [`Error::Timeout`]. Both futures are dropped at the
     /// deadline, so this relies on the transport's cancel safety.
     ///
-    /// `now`: the clock just read, if the caller has.
+    /// `now`: the clock just read, if the caller has. `until`: the
+    /// caller's own deadline, which returns `Ok` with bytes unwritten.
     pub(super) async fn flush_transmit(
         &mut self,
         now: Option<Instant>,
+        until: Option<Instant>,
     ) -> Res<(), TransportError<K>> {
         // Nothing to write (the usual case between packets): no clock read.
         if self.session.transmit_idle() {
@@ -456,7 +467,8 @@ where
                 Some(wake) => (wake, false),
                 None => (self.clock.now() + self.session.timeouts().pingresp, true),
             };
-            let wake = Some(wake);
+            let cut = until.filter(|&until| until < wake);
+            let wake = Some(cut.unwrap_or(wake));
             let Some(transport) = self.transport.as_mut() else {
                 return if self.session.state() == State::Disconnected {
                     Ok(())
@@ -472,6 +484,7 @@ where
                 match select(transport.flush(), sleep_until(&self.clock, wake)).await {
                     Either::First(Ok(())) => return Ok(()),
                     Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+                    Either::Second(()) if cut.is_some() => return Ok(()),
                     Either::Second(()) if stalled => return Err(self.stalled()),
                     Either::Second(()) => {
                         now = self.clock.now();
@@ -493,6 +506,7 @@ where
                     wrote = true;
                 }
                 Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
+                Either::Second(()) if cut.is_some() => return Ok(()),
                 Either::Second(()) if stalled => return Err(self.stalled()),
                 Either::Second(()) => {
                     now = self.clock.now();
@@ -506,7 +520,7 @@ where
     /// bounds its write: a peer that stopped reading gets the pingresp
     /// timeout.
     pub(super) async fn say_goodbye(&mut self) -> Res<(), TransportError<K>> {
-        match self.flush().await {
+        match self.flush(None).await {
             // A queued request refused (an invalid topic, say) does not
             // hold the goodbye back: without DISCONNECT the broker would
             // publish the will.

@@ -450,7 +450,7 @@ where
         retain: bool,
         properties: Option<&Props<'_>>,
     ) -> Res<Option<u16>, TransportError<K>> {
-        self.flush().await?;
+        self.flush(None).await?;
         let publish = Publish::new(topic, payload, qos, retain);
         let now = self.clock.now();
         let packet_id = match properties {
@@ -458,7 +458,7 @@ where
             Some(props) => self.session.publish_with(now, &publish, props)?,
             _ => self.session.publish(now, &publish)?,
         };
-        if let Err(e) = self.flush_transmit(Some(now)).await {
+        if let Err(e) = self.flush_transmit(Some(now), None).await {
             // A QoS 1/2 message is in the session now: it is resent after
             // the next connect (clean session off), so report its id, not
             // the error, or the caller would publish it twice. The
@@ -547,11 +547,11 @@ where
     #[cfg(feature = "v5")]
     pub async fn reauthenticate(&mut self, data: &[u8]) -> Res<(), TransportError<K>> {
         self.require_connected()?;
-        self.flush().await?;
+        self.flush(None).await?;
         let reason = crate::codec::v5::ReasonCode::ReAuthenticate;
         let now = self.clock.now();
         driver::auth_with(&self.config, &mut self.session, now, reason, data)?;
-        self.flush_transmit(None).await
+        self.flush_transmit(None, None).await
     }
 
     /// MQTT 5: subscribes to one filter with subscription options (No
@@ -574,7 +574,7 @@ where
         subscription_id: Option<u32>,
     ) -> Res<crate::codec::v5::ReasonCode, TransportError<K>> {
         use crate::codec::v5::{ReasonCode, Subscription};
-        self.flush().await?;
+        self.flush(None).await?;
         let now = self.clock.now();
         let subscription = [Subscription { filter, options }];
         let packet_id = self
@@ -597,7 +597,7 @@ where
         &mut self,
         filters: &[Subscription<'_>],
     ) -> Res<heapless::Vec<SubscribeReturnCode, SUBS>, TransportError<K>> {
-        self.flush().await?;
+        self.flush(None).await?;
         let now = self.clock.now();
         let packet_id = self.session.subscribe(now, filters)?;
         self.wait_suback(packet_id).await?;
@@ -649,7 +649,7 @@ where
     ///
     /// Cancel-safe like [`subscribe_many`](Self::subscribe_many).
     pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Res<u16, TransportError<K>> {
-        self.flush().await?;
+        self.flush(None).await?;
         let now = self.clock.now();
         let packet_id = self.session.unsubscribe(now, filters)?;
         self.drive(None, &|c| !c.session.request_pending(packet_id))
@@ -665,7 +665,7 @@ where
     ///
     /// Cancel-safe: the PINGRESP is handled by a later call.
     pub async fn ping(&mut self) -> Res<(), TransportError<K>> {
-        self.flush().await?;
+        self.flush(None).await?;
         let now = self.clock.now();
         self.session.ping(now)?;
         self.drive(None, &|c| !c.session.ping_outstanding()).await?;
@@ -675,7 +675,9 @@ where
     /// MiniMQTT's `loop(timeout)` on a connected client: handles everything
     /// that arrives within `timeout` (messages go to the callbacks), sends
     /// keep-alive pings when due, and returns what it handled. It does not
-    /// reconnect; [`run_for`](Self::run_for) does.
+    /// reconnect; [`run_for`](Self::run_for) does. A write the broker
+    /// does not take by `timeout` is left for the next call to finish,
+    /// as [`run_for`](Self::run_for)'s is.
     ///
     /// Errors: [`UsageError::NotConnected`](crate::UsageError::NotConnected), or the connection error that ended
     /// the connection (the transport is closed and `on_disconnect` has run).

@@ -105,12 +105,12 @@ where
             self.require_connected()?;
             self.drive(None, &|c| c.session.can_publish()).await?;
         }
-        self.flush().await?;
+        self.flush(None).await?;
         let publish = Publish::new(topic, &[], qos, retain);
         let now = self.clock.now();
         let packet_id = self.session.publish_streamed(now, &publish, len)?;
         loop {
-            self.flush_transmit(None).await?;
+            self.flush_transmit(None, None).await?;
             if self.session.payload_due().is_none() {
                 break;
             }

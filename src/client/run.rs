@@ -27,8 +27,8 @@ where
     ///
     /// Cancel-safe: a dropped `connect` leaves the client offline or with a
     /// half-done connection, which the next `connect` closes first, and
-    /// which [`run_for`](Self::run_for) or [`poll`](Self::poll) carry on
-    /// once its CONNECT is sent.
+    /// which [`run_for`](Self::run_for) carries on once its CONNECT is
+    /// sent.
     pub async fn connect(&mut self) -> Res<bool, TransportError<K>> {
         self.open().await?;
         self.await_connack(None).await?;
@@ -112,9 +112,10 @@ where
     ///
     /// The wait for a CONNACK counts against `timeout`: a connection
     /// whose CONNACK has not come when it runs out is carried on by the
-    /// next call (or [`poll`](Self::poll)), within the connack timeout.
-    /// Opening the transport does not: the connector bounds its own
-    /// attempt (a TCP connect's or TLS handshake's timeout).
+    /// next call, within the connack timeout. So does a write the broker
+    /// does not take: the next call finishes it. Opening the transport
+    /// does not count: the connector bounds its own attempt (a TCP
+    /// connect's or TLS handshake's timeout).
     ///
     /// Connection failures are not errors here: they reach `on_disconnect`
     /// and the next attempt waits for the backoff. Nor is a request queued
