@@ -126,6 +126,10 @@ pub enum Malformed {
     /// (§3.1.2.11.10, §3.2.2.3.18, §3.15.2.2.3).
     #[cfg(feature = "v5")]
     AuthenticationData,
+    /// MQTT 5: an AUTH without an Authentication Method (§3.15.2.2.2),
+    /// other than the short form (reason 0x00, no properties).
+    #[cfg(feature = "v5")]
+    AuthenticationMethod,
 }
 
 impl fmt::Display for Malformed {
@@ -187,6 +191,8 @@ impl fmt::Display for Malformed {
             Self::SharedNoLocal => "no local on a shared subscription",
             #[cfg(feature = "v5")]
             Self::AuthenticationData => "authentication data without a method",
+            #[cfg(feature = "v5")]
+            Self::AuthenticationMethod => "auth without a method",
         };
         f.write_str(what)
     }
@@ -289,6 +295,10 @@ pub enum EncodeError {
     /// MQTT 5: Authentication Data without an Authentication Method.
     #[cfg(feature = "v5")]
     AuthenticationData,
+    /// MQTT 5: an AUTH without an Authentication Method, other than the
+    /// short form (reason 0x00, no properties).
+    #[cfg(feature = "v5")]
+    AuthenticationMethod,
 }
 
 impl fmt::Display for EncodeError {
@@ -323,6 +333,8 @@ impl fmt::Display for EncodeError {
             Self::EmptyClientId => f.write_str("empty client id without clean session"),
             #[cfg(feature = "v5")]
             Self::AuthenticationData => f.write_str("authentication data without a method"),
+            #[cfg(feature = "v5")]
+            Self::AuthenticationMethod => f.write_str("auth without a method"),
         }
     }
 }

@@ -36,8 +36,16 @@ fn remaining_len(reason_code: ReasonCode, properties: &Properties<'_>) -> usize 
     }
 }
 
+/// Whether an AUTH of this reason and these properties lacks its
+/// Authentication Method, a Protocol Error (§3.15.2.2.2) in all but the
+/// short form (§3.15.2.1: reason 0x00, no properties).
+fn auth_without_method(reason_code: ReasonCode, properties: &Properties<'_>) -> bool {
+    !(reason_code == ReasonCode::Success && properties.is_empty())
+        && properties.authentication_method().is_none()
+}
+
 macro_rules! reason_packet {
-    ($(#[$doc:meta])* $name:ident, $props:literal) => {
+    ($(#[$doc:meta])* $name:ident, $props:literal, $needs_method:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -60,6 +68,9 @@ macro_rules! reason_packet {
             pub(crate) fn parse(body: &'a [u8]) -> Result<Self, Malformed> {
                 let (reason_code, properties) =
                     parse_body(body, PacketType::$name, Context::$name)?;
+                if $needs_method && auth_without_method(reason_code, &properties) {
+                    return Err(Malformed::AuthenticationMethod);
+                }
                 Ok(Self {
                     reason_code,
                     properties,
@@ -76,6 +87,9 @@ macro_rules! reason_packet {
             pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
                 self.reason_code.check(PacketType::$name)?;
                 self.properties.check(Context::$name)?;
+                if $needs_method && auth_without_method(self.reason_code, &self.properties) {
+                    return Err(EncodeError::AuthenticationMethod);
+                }
                 let remaining = remaining_len(self.reason_code, &self.properties);
                 write_packet(buf, PacketType::$name.first_byte(0), remaining, |w| {
                     if remaining > 0 {
@@ -93,12 +107,14 @@ macro_rules! reason_packet {
 reason_packet!(
     /// DISCONNECT: the last packet either side sends on a connection (§3.14).
     Disconnect,
-    "Session Expiry Interval (from the client), Server Reference (from the server), Reason String and User Properties."
+    "Session Expiry Interval (from the client), Server Reference (from the server), Reason String and User Properties.",
+    false
 );
 reason_packet!(
     /// AUTH: a step of extended authentication (§3.15).
     Auth,
-    "Authentication Method and Data, Reason String and User Properties."
+    "Authentication Method and Data, Reason String and User Properties. The method must be there, but in the short form (reason 0x00 and no properties, §3.15.2.1).",
+    true
 );
 
 impl Disconnect<'_> {

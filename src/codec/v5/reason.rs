@@ -147,8 +147,10 @@ impl ReasonCode {
     /// the connection over `fault` (§4.13.1): 0x82 Protocol Error for what
     /// the specification calls a Protocol Error (a property given twice,
     /// a property value out of range, a Subscription Identifier of 0,
-    /// Authentication Data without a method, a Retain Handling of 3 or No
-    /// Local on a shared subscription), 0x94 Topic Alias invalid for a
+    /// Authentication Data or an AUTH without a method, a Retain Handling
+    /// of 3, No Local on a shared subscription, a Maximum QoS of 3, a
+    /// SUBSCRIBE or UNSUBSCRIBE without filters, a PUBLISH without a topic
+    /// or Topic Alias), 0x94 Topic Alias invalid for a
     /// Topic Alias of 0 (§3.3.2.3.4), 0x81 Malformed Packet for the rest.
     ///
     /// ```
@@ -169,6 +171,11 @@ impl ReasonCode {
             | Malformed::PropertyValue(_)
             | Malformed::SubscriptionIdentifier
             | Malformed::AuthenticationData
+            | Malformed::AuthenticationMethod
+            // QoS 3 as a Maximum QoS (§3.8.3.1); SUBSCRIBE or UNSUBSCRIBE
+            // without a filter (MQTT-3.8.3-2, MQTT-3.10.3-2).
+            | Malformed::RequestedQoS
+            | Malformed::NoFilters
             | Malformed::RetainHandling
             | Malformed::SharedNoLocal => Self::ProtocolError,
             _ => Self::MalformedPacket,

@@ -335,6 +335,15 @@ fn disconnect() -> impl Strategy<Value = Packet<'static>> {
 
 fn auth() -> impl Strategy<Value = Packet<'static>> {
     (reason(PacketType::Auth), properties(Context::Auth)).prop_map(|(reason_code, properties)| {
+        // The method is required but in the short form (§3.15.2.2.2).
+        let properties = match properties.authentication_method() {
+            None if reason_code != ReasonCode::Success || !properties.is_empty() => {
+                let mut list: Vec<_> = properties.iter().collect();
+                list.push(Property::AuthenticationMethod("M"));
+                Properties::new(Box::leak(list.into_boxed_slice()))
+            }
+            _ => properties,
+        };
         Packet::Auth(Auth {
             reason_code,
             properties,

@@ -353,11 +353,26 @@ fn disconnect_in_all_three_forms() {
 #[test]
 fn auth_in_all_three_forms() {
     vector(Packet::Auth(Auth::new()), &[0xf0, 0]);
+    // The reason alone: a Protocol Error but for 0x00, as the method is
+    // missing (§3.15.2.2.2).
+    assert_eq!(
+        Packet::decode(&[0xf0, 1, 0x19]),
+        Err(DecodeError::Malformed(Malformed::AuthenticationMethod))
+    );
+    assert_eq!(
+        Packet::decode(&[0xf0, 1, 0x00]),
+        Ok((Packet::Auth(Auth::new()), 3))
+    );
     let reauth = Auth {
         reason_code: ReasonCode::ReAuthenticate,
         ..Auth::new()
     };
-    vector(Packet::Auth(reauth), &[0xf0, 1, 0x19]);
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        Packet::Auth(reauth).encode(&mut buf),
+        Err(EncodeError::AuthenticationMethod)
+    );
+    assert_eq!(buf, [0; 8]);
     let list = [
         Property::AuthenticationMethod("SCRAM-SHA-1"),
         Property::AuthenticationData(b"\x01\x02"),
@@ -421,4 +436,26 @@ fn per_type_decoders_refuse_other_types() {
         Publish::decode(&[0x30]),
         Err(DecodeError::Incomplete { needed: 1 })
     );
+}
+
+/// What the specification calls a Protocol Error in SUBSCRIBE and
+/// UNSUBSCRIBE is said as one (a broker using the codec answers 0x82):
+/// a Maximum QoS of 3 (§3.8.3.1), no filters (MQTT-3.8.3-2,
+/// MQTT-3.10.3-2).
+#[test]
+fn subscribe_faults_the_specification_calls_protocol_errors() {
+    for bytes in [
+        &[0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61, 0x03][..],
+        &[0x82, 0x03, 0x00, 0x01, 0x00],
+        &[0xa2, 0x03, 0x00, 0x01, 0x00],
+    ] {
+        let Err(DecodeError::Malformed(fault)) = Packet::decode(bytes) else {
+            panic!("{bytes:02x?} decoded");
+        };
+        assert_eq!(
+            ReasonCode::for_malformed(fault),
+            ReasonCode::ProtocolError,
+            "{bytes:02x?}: {fault:?}"
+        );
+    }
 }
