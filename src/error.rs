@@ -243,8 +243,16 @@ pub enum Error<E> {
     /// The request cannot be done; nothing changed.
     Usage(UsageError),
     /// [`wait_published`](crate::Client::wait_published): the message will
-    /// never complete; a clean-session connect discarded it.
+    /// never complete; a clean-session connect discarded it. The
+    /// connection is not affected.
     Discarded,
+    /// A streamed payload's source ran dry before the length its PUBLISH
+    /// announced ([`publish_from`](crate::Client::publish_from), or
+    /// `on_resend_payload` for a resend): a packet cannot be taken back
+    /// half sent, so the connection was closed (`on_disconnect` ran with
+    /// [`DisconnectReason::PayloadShort`](crate::callbacks::DisconnectReason::PayloadShort)),
+    /// and the message discarded (`on_publish_discarded`).
+    PayloadShort,
 }
 
 impl<E> Error<E> {
@@ -257,6 +265,7 @@ impl<E> Error<E> {
                 | Self::ConnectFailed
                 | Self::Broker(_)
                 | Self::Timeout(_)
+                | Self::PayloadShort
         )
     }
 
@@ -271,6 +280,7 @@ impl<E> Error<E> {
             Self::Resource(e) => Error::Resource(e),
             Self::Usage(e) => Error::Usage(e),
             Self::Discarded => Error::Discarded,
+            Self::PayloadShort => Error::PayloadShort,
         }
     }
 }
@@ -422,6 +432,9 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::Resource(e) => e.fmt(f),
             Self::Usage(e) => e.fmt(f),
             Self::Discarded => f.write_str("the message was discarded with the session"),
+            Self::PayloadShort => {
+                f.write_str("a streamed payload ran dry; the connection was closed")
+            }
         }
     }
 }

@@ -636,7 +636,7 @@ async fn disconnect_says_goodbye_past_a_refused_request() {
 }
 
 /// A `publish_from` dropped mid-payload leaves a message nobody can finish:
-/// the connection ends (`Error::Discarded`), and `run_for` connects again
+/// the connection ends (`Error::PayloadShort`), and `run_for` connects again
 /// rather than give up.
 #[tokio::test(start_paused = true)]
 async fn run_for_reconnects_after_a_dropped_publish_from() {

@@ -217,7 +217,7 @@ async fn a_payload_source_that_runs_dry_discards_its_message() {
         c.publish_from("out/big", 5000, QoS::AtLeastOnce, false, &mut source),
     )
     .await;
-    assert!(matches!(result, Err(Error::Discarded)), "{result:?}");
+    assert!(matches!(result, Err(Error::PayloadShort)), "{result:?}");
     assert!(!c.is_connected());
     // The broker saw the head and 1,000 bytes, then the end of the stream.
     let (_, end) = broker.drain().await;

@@ -749,8 +749,9 @@ async fn publish_from_short_source_closes_without_next_packet() {
             let r = c
                 .publish_from("up/short", body.len(), q(qos), false, &mut src)
                 .await;
-            assert!(matches!(r, Err(Error::Discarded)), "{r:?}");
+            assert!(matches!(r, Err(Error::PayloadShort)), "{r:?}");
             assert!(!c.is_connected());
+            assert_eq!(c.user_data().disconnected, [DisconnectReason::PayloadShort]);
             tokio::time::sleep(StdDuration::from_millis(10)).await;
             assert!(b.eof(), "connection closed");
             let (f, tail) = b.frames();

@@ -52,6 +52,10 @@ pub enum DisconnectReason {
     /// [`Client::disconnect`](crate::Client::disconnect) or
     /// [`Client::abort`](crate::Client::abort) was called.
     Requested,
+    /// A streamed payload's source ran dry mid-packet: the client closed
+    /// the connection, as the packet could not be finished
+    /// ([`Error::PayloadShort`](crate::Error::PayloadShort)).
+    PayloadShort,
     /// The transport failed or the broker closed it.
     ConnectionLost,
     /// An acknowledgement (or PINGRESP) did not arrive in time.

@@ -84,7 +84,7 @@ where
     /// which must give the same bytes. Without that callback such messages
     /// are discarded at the reconnect (`on_publish_discarded`).
     ///
-    /// Errors: as [`publish`](Self::publish); [`Error::Discarded`] if
+    /// Errors: as [`publish`](Self::publish); [`Error::PayloadShort`] if
     /// `source` ran dry before `len` bytes (the connection is closed).
     ///
     /// # Cancel safety
@@ -167,8 +167,8 @@ where
             // (`on_publish_discarded`) at once.
             let now = self.clock.now();
             let _ = self.dispatch(now, &mut Handled::default());
-            self.drop_connection(DisconnectReason::Requested);
-            return Err(Error::Discarded);
+            self.drop_connection(DisconnectReason::PayloadShort);
+            return Err(Error::PayloadShort);
         }
         // One write per call, its count recorded before the next await:
         // a future dropped at the write loses nothing already written.

@@ -218,9 +218,6 @@ where
             #[cfg(feature = "v5")]
             Error::Broker(BrokerError::RefusedV5(code)) => !code.is_permanent_refusal(),
             Error::ConnectFailed => true,
-            // The connection ended over a streamed payload nobody could
-            // supply (its `publish_from` dropped, say): the next goes on.
-            Error::Discarded => true,
             ref e => e.is_connection_lost(),
         };
         // xorshift64*: the jitter needs spread, not secrecy.
