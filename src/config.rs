@@ -67,9 +67,11 @@ pub struct Config<'a> {
     pub options: Options,
     /// How [`run`](crate::Client::run) and
     /// [`run_for`](crate::Client::run_for) space their connection attempts
-    /// (default: 1 s doubling up to 2 minutes, with jitter, forever).
+    /// (default: delays between half and all of 1 s, 2 s, 4 s, ... up to
+    /// 2 minutes, forever).
     pub backoff: Backoff,
-    /// The MQTT version to speak (default 3.1.1). [`Version::V5`] needs
+    /// The MQTT version to speak ([`Version::DEFAULT`]: 3.1.1, or MQTT 5
+    /// in a build without the `v3` feature). [`Version::V5`] needs
     /// the `v5` feature; the callbacks stay the same, and see more
     /// (reason codes, properties).
     pub version: Version,
@@ -94,7 +96,8 @@ pub struct Config<'a> {
 }
 
 impl<'a> Config<'a> {
-    /// Defaults with this client id: MQTT 3.1.1, keep-alive 60 s, clean
+    /// Defaults with this client id: [`Version::DEFAULT`] (3.1.1 when the
+    /// build has it), keep-alive 60 s, clean
     /// session, no credentials, no will, 10 s timeouts, re-subscribe on,
     /// reconnect with [`Backoff::DEFAULT`].
     pub const fn new(client_id: &'a str) -> Self {

@@ -646,6 +646,33 @@ async fn run_for_is_cancel_safe() {
     .await;
 }
 
+/// `run`, which never returns on its own, dropped at any point on its way
+/// to a connection that has handled the broker's traffic: the next call
+/// (`run_for`) carries on, and nothing is lost or doubled. Its drop points
+/// are counted until one finds the traffic all handled.
+#[tokio::test(start_paused = true)]
+async fn run_is_cancel_safe() {
+    every_cancel_point(async |link, n| {
+        let mut buffers = Bufs::new();
+        let (t, served) = serve_pipe(link, traffic());
+        let mut c = client(t, config(), buffers.slices());
+        let done = cancel_after(n, c.run()).await;
+        assert!(done.is_none(), "run returned {done:?}");
+        let handled = c.user_data().messages.len() == 3 && c.session().incoming_pending() == 0;
+        while !c.is_connected() {
+            within("run_for", c.run_for(MDuration::from_secs(1)))
+                .await
+                .expect("run_for after a dropped run");
+        }
+        settle(&mut c).await;
+        let (log, end) = finish(&mut c, served).await;
+        assert_eq!(end, ReadEnd::Eof, "{link:?} n={n}");
+        assert_traffic_once(&c, &log);
+        handled
+    })
+    .await;
+}
+
 /// Many dropped calls in a row, of every kind, on one connection, then
 /// normal use: the stream stays in sync and every message is accounted for.
 #[tokio::test(start_paused = true)]

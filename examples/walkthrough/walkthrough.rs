@@ -237,10 +237,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // `run_for` connects (retrying with backoff while the broker is not
     // up), keeps the link alive and reconnects if it drops.
+    let mut waited = 0;
     while !client.is_connected() {
         client.run_for(Duration::from_millis(100)).await?;
+        waited += 1;
+        if waited % 50 == 0 {
+            println!("Still trying to connect to {address} (retrying with backoff)");
+        }
     }
 
+    // MiniMQTT's example uses QoS 0; QoS 1 here, so that the callbacks
+    // show a real packet id, and the publish is confirmed by its PUBACK.
     println!("Subscribing to {topic}");
     client.subscribe(&topic, QoS::AtLeastOnce).await?;
 

@@ -584,9 +584,15 @@ fuzz_target!(|input: Input| {
         }
         Spec::Auth { code, props } => {
             let props = fix(props);
-            let list = props_in(&props, Ctx::Auth, s);
+            let mut list = props_in(&props, Ctx::Auth, s);
+            let reason_code = reason(*code, PacketType::Auth, s);
+            // The method is required but in the short form (§3.15.2.2.2).
+            let short = reason_code == ReasonCode::Success && list.is_empty();
+            if s && !short && list.iter().all(|p| p.id() != 0x15) {
+                list.insert(0, Property::AuthenticationMethod("M"));
+            }
             let packet = Packet::Auth(Auth {
-                reason_code: reason(*code, PacketType::Auth, s),
+                reason_code,
                 properties: Properties::new(&list),
             });
             check(&packet, s);

@@ -39,7 +39,7 @@ pub struct Handled {
     pub dropped: usize,
 }
 
-/// An MQTT 3.1.1 client. It opens its transports (any
+/// An MQTT client (3.1.1 and, with the `v5` feature, 5.0). It opens its transports (any
 /// `embedded_io_async::Read + Write` byte stream: TCP, TLS, a UART)
 /// through the connector `K`, reads the time from the clock `C`, and
 /// lends the user data `U` to its callbacks.
@@ -87,7 +87,9 @@ pub struct Handled {
 /// connection cleanly. What a dropped call loses is only its *waiting*: a
 /// dropped `subscribe` still subscribes (its SUBACK is handled by the next
 /// call and reaches `on_subscribe`), a dropped `publish` either queued its
-/// message or did not (see [`Session::inflight_ids`]).
+/// message or did not (see [`Session::inflight_ids`]). The one exception
+/// is [`publish_from`](Self::publish_from) once its head is written: see
+/// its docs.
 ///
 /// ```no_run
 /// # async fn demo<K: minimqtt::reconnect::Connector>(connector: K, clock: impl minimqtt::time::Clock) {
@@ -101,7 +103,7 @@ pub struct Handled {
 /// let mut buffers = Buffers::<1024, 2048, 256>::new();
 /// let callbacks = Callbacks::new().on_message(on_message);
 /// let mut client = Client::new(connector, clock, Config::new("sensor-0001"), buffers.slices(), callbacks, 0);
-/// client.subscribe_later("commands/#", QoS::AtLeastOnce);
+/// client.subscribe_later("commands/#", QoS::AtLeastOnce).unwrap();
 /// loop {
 ///     // Connects, reconnects, keeps the link alive, runs the callbacks.
 ///     client.run_for(minimqtt::time::Duration::from_secs(5)).await.unwrap();
