@@ -224,6 +224,40 @@ async fn run_for_keeps_its_timeout_while_the_connack_is_awaited() {
     assert!(c.user_data().disconnected.is_empty());
 }
 
+/// A timeout of zero still takes a look at what has arrived, without
+/// waiting: `run_for(0)` called in a loop connects once the CONNACK is
+/// there, and `poll(0)` delivers a message already received.
+#[tokio::test(start_paused = true)]
+async fn a_timeout_of_zero_still_reads_what_has_arrived() {
+    let mut buffers = SmallBuffers::new();
+    let (io, mut broker) = pipe();
+    let mut c = Client::new(
+        Queue::with(io),
+        TokioClock::new(),
+        config(),
+        buffers.slices(),
+        recording_callbacks(),
+        Log::default(),
+    );
+    let start = tokio::time::Instant::now();
+    within("run_for", c.run_for(MDuration::ZERO))
+        .await
+        .expect("no error");
+    assert!(!c.is_connected());
+    broker.expect_connect().await;
+    broker.connack().await;
+    within("run_for", c.run_for(MDuration::ZERO))
+        .await
+        .expect("connected");
+    assert!(c.is_connected());
+    broker
+        .send(&publish("a", b"x", QoS::AtMostOnce, None))
+        .await;
+    let handled = within("poll", c.poll(MDuration::ZERO)).await.expect("poll");
+    assert_eq!(handled.messages, 1);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
 /// Backoff spaces the attempts: with a connector that always fails, 10 s
 /// of `run_for` make only a handful of attempts (100 ms doubling to 1 s).
 #[tokio::test(start_paused = true)]

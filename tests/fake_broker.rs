@@ -1154,6 +1154,58 @@ fn config_persistent() -> minimqtt::Config<'static> {
     }
 }
 
+/// A QoS 1/2 message larger than the whole arena can never be kept: the
+/// error says so (`TransmitBufferTooSmall`, as for QoS 0), not
+/// `StoreFull`, which says to wait for acknowledgements; nothing is sent
+/// and the connection stays up.
+#[tokio::test(start_paused = true)]
+async fn a_message_larger_than_the_arena_is_refused_for_good() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    let big = vec![7u8; 5000];
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        let r = within("publish", c.publish("t", &big, qos, false)).await;
+        assert!(
+            matches!(
+                r,
+                Err(Error::Resource(
+                    minimqtt::ResourceError::TransmitBufferTooSmall { .. }
+                ))
+            ),
+            "{qos:?}: {r:?}"
+        );
+        assert_eq!(c.session().inflight(), 0);
+    }
+    assert!(c.is_connected());
+    broker.expect_silence(SECOND).await;
+}
+
+/// `subscribe_many` returns a code per filter in a list of `SUBS`: a
+/// request of more filters is refused at once, before anything is sent.
+#[tokio::test(start_paused = true)]
+async fn subscribe_many_refuses_more_filters_than_it_can_report() {
+    let (io, mut broker) = pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    let filters = [minimqtt::Subscription {
+        filter: "a",
+        qos: QoS::AtLeastOnce,
+    }; 9];
+    let r = within("subscribe_many", c.subscribe_many(&filters)).await;
+    assert!(
+        matches!(
+            r,
+            Err(Error::Resource(minimqtt::ResourceError::SubscriptionsFull))
+        ),
+        "{r:?}"
+    );
+    assert!(c.is_connected());
+    broker.expect_silence(SECOND).await;
+}
+
 /// A receive buffer too small for the longest fixed header is the application's
 /// configuration, not the broker's fault nor a timeout: `connect` refuses
 /// at once, and `run_for` does not retry it.

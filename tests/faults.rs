@@ -17,6 +17,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::fake::*;
@@ -537,6 +539,114 @@ async fn stalled_write_returns_at_the_callers_deadline() {
         let echo = broker.expect_publish().await;
         assert_eq!(echo.topic, "echo");
     }
+}
+
+/// With keep-alive 0 and nothing awaited, only the pingresp timeout bounds
+/// a stalled write: it is not cut at the caller's deadline (a window that
+/// started afresh with each call would never close), so a loop of short
+/// `poll`s still finds the dead peer.
+#[tokio::test(start_paused = true)]
+async fn stalled_write_without_keep_alive_is_found_across_short_polls() {
+    let config = Config {
+        timeouts: Timeouts {
+            pingresp: MDuration::from_secs(6),
+            ..Timeouts::default()
+        },
+        keep_alive_secs: 0,
+        ..config()
+    };
+    let (io, h, mut broker) = faulty_pipe();
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config, buffers.slices());
+    c.add_topic_callback("in", echo_qos0).unwrap();
+    connect(&mut c, &mut broker, false).await;
+    let at = h.written() + 1;
+    h.set(|f| f.write_stall_after = Some(at));
+    broker
+        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+        .await;
+    let start = Instant::now();
+    let mut result = Ok(());
+    for _ in 0..30 {
+        result = within("poll", c.poll(MDuration::from_secs(1)))
+            .await
+            .map(drop);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(Error::Timeout(AckKind::PingResp)));
+    assert_eq!(start.elapsed(), Duration::from_secs(6));
+}
+
+/// A transport that keeps what is written until `flush` (as embedded-tls
+/// keeps a record), whose flush can be held.
+struct Buffering {
+    inner: Pipe,
+    pending: Vec<u8>,
+    hold: Arc<AtomicBool>,
+}
+
+impl embedded_io_async::ErrorType for Buffering {
+    type Error = std::io::Error;
+}
+
+impl embedded_io_async::Read for Buffering {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        self.inner.read(buf).await
+    }
+}
+
+impl embedded_io_async::Write for Buffering {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        while self.hold.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let bytes = std::mem::take(&mut self.pending);
+        embedded_io_async::Write::write_all(&mut self.inner, &bytes).await?;
+        self.inner.flush().await
+    }
+}
+
+/// A flush is not cut at the caller's deadline (its bytes are all with
+/// the transport, and nothing would say a flush is still owed): `poll`
+/// waits for it, bounded by the session's deadlines, and what it carries
+/// reaches the broker.
+#[tokio::test(start_paused = true)]
+async fn a_held_flush_is_waited_for_not_abandoned() {
+    let (io, mut broker) = pipe();
+    let hold = Arc::new(AtomicBool::new(false));
+    let io = Buffering {
+        inner: io,
+        pending: Vec::new(),
+        hold: hold.clone(),
+    };
+    let mut buffers = SmallBuffers::new();
+    let mut c = client(io, config(), buffers.slices());
+    c.add_topic_callback("in", echo_qos0).unwrap();
+    connect(&mut c, &mut broker, false).await;
+    hold.store(true, Ordering::SeqCst);
+    broker
+        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+        .await;
+    let release = hold.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        release.store(false, Ordering::SeqCst);
+    });
+    let start = Instant::now();
+    let handled = within("poll", c.poll(MDuration::from_millis(500)))
+        .await
+        .expect("flushed");
+    assert_eq!(handled.messages, 1);
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    assert!(c.is_connected());
+    let echo = within("echo", broker.expect_publish()).await;
+    assert_eq!(echo.topic, "echo");
 }
 
 /// A write that stalls after part of a PUBLISH went out: the timeout ends

@@ -26,6 +26,9 @@ where
         done: &(dyn Fn(&Self) -> bool + Sync),
     ) -> Res<Handled, TransportError<K>> {
         let mut handled = Handled::default();
+        // A deadline already past when called (a timeout of zero) still
+        // gets one look at what has arrived: one wait that cannot block.
+        let mut waited = false;
         loop {
             if let Some(inbox) = self.inbox {
                 inbox.take_into(&mut self.outbox);
@@ -45,7 +48,7 @@ where
                     continue;
                 }
             }
-            if done(self) || self.session.state() == State::Disconnected || late {
+            if done(self) || self.session.state() == State::Disconnected || (late && waited) {
                 return Ok(handled);
             }
             // Requests another task queued while this one was writing.
@@ -92,6 +95,7 @@ where
                 }
                 transport.read(buf).await
             };
+            waited = true;
             match select3(read, sleep_until(&self.clock, wake), requests).await {
                 Either3::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
                 Either3::First(Ok(n)) => self.session.commit(n),
@@ -324,12 +328,14 @@ where
             // `on_publish` may queue requests too.
             let reported = written.is_ok() && self.report_sent();
             written?;
+            // A refusal's error, once what was queued before is written
+            // (or as much of it as the deadline let through).
+            let queued = queued?;
             if until.is_some() && !self.session.transmit_idle() {
                 // Cut by the deadline.
                 return Ok(());
             }
-            // A refusal's error, once what was queued before is written.
-            if !queued? && !reported {
+            if !queued && !reported {
                 return Ok(());
             }
         }
@@ -467,8 +473,12 @@ where
                 Some(wake) => (wake, false),
                 None => (self.clock.now() + self.session.timeouts().pingresp, true),
             };
-            let cut = until.filter(|&until| until < wake);
-            let wake = Some(cut.unwrap_or(wake));
+            // The caller's deadline cuts a write short, the rest left
+            // queued for its next call, as long as a deadline of the
+            // session's, which outlives the call, bounds the stall; the
+            // pingresp timeout above starts afresh with each call, so it
+            // is not cut. Nor is a flush: nothing would say it is owed.
+            let cut = until.filter(|&until| !stalled && until < wake);
             let Some(transport) = self.transport.as_mut() else {
                 return if self.session.state() == State::Disconnected {
                     Ok(())
@@ -481,10 +491,9 @@ where
                 if !wrote {
                     return Ok(());
                 }
-                match select(transport.flush(), sleep_until(&self.clock, wake)).await {
+                match select(transport.flush(), sleep_until(&self.clock, Some(wake))).await {
                     Either::First(Ok(())) => return Ok(()),
                     Either::First(Err(e)) => return Err(self.fail(Error::Transport(e))),
-                    Either::Second(()) if cut.is_some() => return Ok(()),
                     Either::Second(()) if stalled => return Err(self.stalled()),
                     Either::Second(()) => {
                         now = self.clock.now();
@@ -496,7 +505,8 @@ where
             let len = pending.len();
             // (The write and the flush wait in futures of their own: one
             // future for both cost a QoS 0 publish about 45 instructions.)
-            match select(transport.write(pending), sleep_until(&self.clock, wake)).await {
+            let limit = Some(cut.unwrap_or(wake));
+            match select(transport.write(pending), sleep_until(&self.clock, limit)).await {
                 Either::First(Ok(0)) => return Err(self.fail(Error::ConnectionClosed)),
                 Either::First(Ok(n)) => {
                     if n < len {

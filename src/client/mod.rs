@@ -599,6 +599,10 @@ where
         &mut self,
         filters: &[Subscription<'_>],
     ) -> Res<heapless::Vec<SubscribeReturnCode, SUBS>, TransportError<K>> {
+        // One code per filter comes back, in a list of `SUBS`.
+        if filters.len() > SUBS {
+            return Err(Error::Resource(ResourceError::SubscriptionsFull));
+        }
         self.flush(None).await?;
         let now = self.clock.now();
         let packet_id = self.session.subscribe(now, filters)?;
@@ -678,8 +682,9 @@ where
     /// that arrives within `timeout` (messages go to the callbacks), sends
     /// keep-alive pings when due, and returns what it handled. It does not
     /// reconnect; [`run_for`](Self::run_for) does. A write the broker
-    /// does not take by `timeout` is left for the next call to finish,
-    /// as [`run_for`](Self::run_for)'s is.
+    /// does not take by `timeout` is left for the next call to finish, as
+    /// [`run_for`](Self::run_for)'s is. A `timeout` of zero takes one look
+    /// at what has arrived, without waiting.
     ///
     /// Errors: [`UsageError::NotConnected`](crate::UsageError::NotConnected), or the connection error that ended
     /// the connection (the transport is closed and `on_disconnect` has run).

@@ -113,9 +113,13 @@ where
     /// The wait for a CONNACK counts against `timeout`: a connection
     /// whose CONNACK has not come when it runs out is carried on by the
     /// next call, within the connack timeout. So does a write the broker
-    /// does not take: the next call finishes it. Opening the transport
-    /// does not count: the connector bounds its own attempt (a TCP
-    /// connect's or TLS handshake's timeout).
+    /// does not take: the next call finishes it (but for a flush already
+    /// under way, and a write with no deadline of the session's to bound
+    /// it across calls, keep-alive 0 and nothing awaited, which gets the
+    /// pingresp timeout). Opening the transport does not count: the
+    /// connector bounds its own attempt (a TCP connect's or TLS
+    /// handshake's timeout). A `timeout` of zero takes one look at what
+    /// has arrived, without waiting.
     ///
     /// Connection failures are not errors here: they reach `on_disconnect`
     /// and the next attempt waits for the backoff. Nor is a request queued

@@ -925,6 +925,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 // as too large, which is the closest reason there is.
                 #[cfg(feature = "v5")]
                 Ok(Next::TooLarge) => {
+                    self.received += 1;
                     break Some(Err(Closed::Violation(
                         codec::v5::ReasonCode::PacketTooLarge,
                     )));

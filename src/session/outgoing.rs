@@ -65,6 +65,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         out.validate()?;
         self.check_out(&out)?;
         let len = out.encode().encoded_len();
+        if len > self.store.capacity() {
+            // Never, however many acknowledgements come: not `StoreFull`,
+            // which says to wait for them.
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall { needed: len },
+            ));
+        }
         if len > self.store.free_bytes() {
             return Err(SessionError::Resource(ResourceError::StoreFull));
         }
@@ -275,10 +282,13 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     pub(crate) fn subscribe(&mut self, now: Instant, filters: Filters<'_>) -> Result<u16> {
         self.ready()?;
         self.collect();
-        let new = filters
-            .iter()
-            .filter(|(f, _, _)| self.store.find_subscription(f).is_none())
-            .count();
+        // A filter named twice in the request is listed once.
+        let mut new = 0;
+        for (i, (filter, _, _)) in filters.iter().enumerate() {
+            let listed = self.store.find_subscription(filter).is_some()
+                || filters.iter().take(i).any(|(f, _, _)| f == filter);
+            new += usize::from(!listed);
+        }
         if self.store.subscriptions.len() + new > SUBS {
             return Err(SessionError::Resource(ResourceError::SubscriptionsFull));
         }

@@ -67,11 +67,10 @@ pub(crate) enum Next<'a> {
         #[cfg(feature = "v5")]
         alias: AliasPeek,
     },
-    /// MQTT 5: an acknowledgement of the QoS 1/2 handshake too large for
-    /// the buffer, as a packet without its properties; `len` bytes in
-    /// all, `here` of them buffered now, the rest skipped as they arrive.
-    /// `true` if it had properties (a buffer of 5 bytes trims one whose
-    /// property list is empty).
+    /// MQTT 5: an acknowledgement of the QoS 1/2 handshake, or a server's
+    /// DISCONNECT, too large for the buffer, as a packet without its
+    /// properties; `len` bytes in all, `here` of them buffered now, the
+    /// rest skipped as they arrive. `true` if it had properties.
     #[cfg(feature = "v5")]
     Trimmed(Any<'a>, usize, usize, bool),
     /// MQTT 5: an AUTH too large for the buffer. Its Authentication Data
@@ -293,17 +292,23 @@ impl<'b> Rx<'b> {
         v5: bool,
         connecting: bool,
     ) -> Result<Next<'a>, Malformed> {
-        match framed {
-            Ok(next) => Ok(next),
-            // A packet the broker may not send is refused from its first
-            // byte: the rest may never come, and the connection would
-            // wait for the CONNACK or keep-alive timeout meanwhile.
-            Err(DecodeError::Incomplete { .. }) => Ok(avail
-                .first()
-                .and_then(|&first| codec::refused_from_server(first, v5, connecting))
-                .map_or(Next::Incomplete, Next::ClientPacket)),
-            Err(DecodeError::Malformed(m)) => Err(m),
-            Err(DecodeError::TooLarge { len }) => oversized(avail, len, capacity, v5),
+        let len = match framed {
+            Ok(next) => return Ok(next),
+            Err(DecodeError::Malformed(m)) => return Err(m),
+            Err(DecodeError::Incomplete { .. }) => None,
+            Err(DecodeError::TooLarge { len }) => Some(len),
+        };
+        // A packet the broker may not send is refused from its first
+        // byte, whole or too large: the rest may never come, and the
+        // connection would wait for the CONNACK or keep-alive timeout
+        // meanwhile.
+        let refused = avail
+            .first()
+            .and_then(|&first| codec::refused_from_server(first, v5, connecting));
+        match (refused, len) {
+            (Some(packet_type), _) => Ok(Next::ClientPacket(packet_type)),
+            (None, Some(len)) => oversized(avail, len, capacity, v5),
+            (None, None) => Ok(Next::Incomplete),
         }
     }
 }
@@ -328,12 +333,11 @@ fn oversized(avail: &[u8], len: usize, capacity: usize, v5: bool) -> Result<Next
     let mut alias = AliasPeek::Unread;
     // `TooLarge` comes only after the fixed header decoded, by 3.1.1's
     // rules but for AUTH's type, which only MQTT 5 has.
-    let header = match FixedHeader::decode(avail) {
-        Ok(header) => header,
-        #[cfg(feature = "v5")]
-        Err(_) if v5 => return Ok(Next::TooLarge),
-        Err(_) => return Err(Malformed::Truncated),
-    };
+    #[cfg(feature = "v5")]
+    if v5 && avail.first().is_some_and(|&first| first >> 4 == 15) {
+        return Ok(Next::TooLarge);
+    }
+    let header = FixedHeader::decode(avail).map_err(|_| Malformed::Truncated)?;
     let h = usize::from(header.header_len);
     let mut id_at = None;
     let (qos, topic, packet_id, payload_at) = if header.packet_type == PacketType::Publish {

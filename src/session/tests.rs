@@ -1063,6 +1063,25 @@ fn a_packet_that_may_not_come_is_refused_from_its_first_byte() {
     }
 }
 
+/// So is one too large to buffer, once its header has come: before
+/// CONNACK it may not come at all, however large, and what it would be
+/// skipped by (a PUBLISH's topic, a SUBACK's packet id) is not awaited.
+#[test]
+fn an_oversized_packet_before_connack_is_refused_from_its_header() {
+    for (bytes, t) in [
+        (&[0x32, 48][..], PacketType::Publish),
+        (&[0x90, 16], PacketType::SubAck),
+    ] {
+        let mut s = Session::<'static, 4, 4>::new(leak(16), leak(1280), Timeouts::default());
+        s.connect(T0, &connect_packet(true, 0)).unwrap();
+        let _ = sent(&mut s, T0);
+        assert_eq!(
+            feed_bytes(&mut s, T0, bytes, 2),
+            [std::format!("Closed(Protocol({t:?}))")]
+        );
+    }
+}
+
 /// MQTT-4.8.0-1: an acknowledgement or PINGRESP too large to buffer
 /// cannot be a valid one (their bodies are 2 and 0 bytes): malformed, as
 /// when it fits, not skipped.
@@ -2603,6 +2622,22 @@ fn a_suback_for_a_filter_listed_many_times_counts_it_once() {
         Ok(Some(Event::Subscribed { .. }))
     ));
     assert_eq!(s.subscriptions().count(), 0);
+}
+
+/// A filter named twice in one request takes one place in the list: with
+/// room for one, the request is taken.
+#[test]
+fn a_filter_named_twice_in_a_request_takes_one_place() {
+    let mut s = Session::<'static, 4, 1>::new(leak(256), leak(1024), Timeouts::default());
+    connect_at(&mut s, T0, true, 0);
+    let twice = [sub("b", QoS::AtMostOnce), sub("b", QoS::AtMostOnce)];
+    assert!(s.subscribe(T0, &twice).is_ok());
+    assert_eq!(s.subscriptions().count(), 1);
+    let other = [sub("c", QoS::AtMostOnce)];
+    assert_eq!(
+        s.subscribe(T0, &other),
+        Err(SessionError::Resource(ResourceError::SubscriptionsFull))
+    );
 }
 
 // ------------------------------------------------------------ formatting
