@@ -10,9 +10,10 @@ where
     K: Connector,
     C: Clock,
 {
-    /// One connection attempt: closes the old transport if one is open,
-    /// opens a new one through the connector, sends CONNECT and waits for
-    /// CONNACK (at most the connack timeout), then runs `on_connect`.
+    /// One connection attempt: closes the old transport if one is open
+    /// (one whose CONNACK is still awaited too; `on_disconnect` runs for
+    /// it), opens a new one through the connector, sends CONNECT and waits
+    /// for CONNACK (at most the connack timeout), then runs `on_connect`.
     /// Returns the session-present flag.
     ///
     /// With session present 0 and a non-empty subscription list (a
