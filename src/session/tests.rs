@@ -2624,22 +2624,6 @@ fn a_suback_for_a_filter_listed_many_times_counts_it_once() {
     assert_eq!(s.subscriptions().count(), 0);
 }
 
-/// A filter named twice in one request takes one place in the list: with
-/// room for one, the request is taken.
-#[test]
-fn a_filter_named_twice_in_a_request_takes_one_place() {
-    let mut s = Session::<'static, 4, 1>::new(leak(256), leak(1024), Timeouts::default());
-    connect_at(&mut s, T0, true, 0);
-    let twice = [sub("b", QoS::AtMostOnce), sub("b", QoS::AtMostOnce)];
-    assert!(s.subscribe(T0, &twice).is_ok());
-    assert_eq!(s.subscriptions().count(), 1);
-    let other = [sub("c", QoS::AtMostOnce)];
-    assert_eq!(
-        s.subscribe(T0, &other),
-        Err(SessionError::Resource(ResourceError::SubscriptionsFull))
-    );
-}
-
 // ------------------------------------------------------------ formatting
 
 #[test]
