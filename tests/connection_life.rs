@@ -196,14 +196,7 @@ async fn starts_offline_and_connects_when_the_broker_comes_up() {
 async fn run_for_keeps_its_timeout_while_the_connack_is_awaited() {
     let mut buffers = SmallBuffers::new();
     let (io, mut broker) = pipe();
-    let mut c = Client::new(
-        Queue::with(io),
-        TokioClock::new(),
-        config(),
-        buffers.slices(),
-        recording_callbacks(),
-        Log::default(),
-    );
+    let mut c = client(io, config(), buffers.slices());
     for _ in 0..3 {
         let start = tokio::time::Instant::now();
         let handled = within("run_for", c.run_for(MDuration::from_millis(500)))
@@ -231,14 +224,7 @@ async fn run_for_keeps_its_timeout_while_the_connack_is_awaited() {
 async fn a_timeout_of_zero_still_reads_what_has_arrived() {
     let mut buffers = SmallBuffers::new();
     let (io, mut broker) = pipe();
-    let mut c = Client::new(
-        Queue::with(io),
-        TokioClock::new(),
-        config(),
-        buffers.slices(),
-        recording_callbacks(),
-        Log::default(),
-    );
+    let mut c = client(io, config(), buffers.slices());
     let start = tokio::time::Instant::now();
     within("run_for", c.run_for(MDuration::ZERO))
         .await

@@ -456,19 +456,25 @@ async fn stalled_write_is_bounded_by_the_operation_timeout() {
     }
 }
 
-/// With keep-alive 0 and nothing awaited, no deadline of the session's
-/// bounds a stalled write: a QoS 0 publish, or the write of a callback's
-/// request in `poll`, gets the pingresp timeout instead of hanging.
-#[tokio::test(start_paused = true)]
-async fn stalled_write_without_keep_alive_gets_the_pingresp_timeout() {
-    let config = Config {
+/// Keep-alive 0 and a pingresp timeout of 6 s: with nothing awaited, no
+/// deadline of the session's runs.
+fn no_keep_alive() -> Config<'static> {
+    Config {
         timeouts: Timeouts {
             pingresp: MDuration::from_secs(6),
             ..Timeouts::default()
         },
         keep_alive_secs: 0,
         ..config()
-    };
+    }
+}
+
+/// With keep-alive 0 and nothing awaited, no deadline of the session's
+/// bounds a stalled write: a QoS 0 publish, or the write of a callback's
+/// request in `poll`, gets the pingresp timeout instead of hanging.
+#[tokio::test(start_paused = true)]
+async fn stalled_write_without_keep_alive_gets_the_pingresp_timeout() {
+    let config = no_keep_alive();
     for op in 0..2 {
         let (io, h, mut broker) = faulty_pipe();
         let mut buffers = SmallBuffers::new();
@@ -547,14 +553,7 @@ async fn stalled_write_returns_at_the_callers_deadline() {
 /// `poll`s still finds the dead peer.
 #[tokio::test(start_paused = true)]
 async fn stalled_write_without_keep_alive_is_found_across_short_polls() {
-    let config = Config {
-        timeouts: Timeouts {
-            pingresp: MDuration::from_secs(6),
-            ..Timeouts::default()
-        },
-        keep_alive_secs: 0,
-        ..config()
-    };
+    let config = no_keep_alive();
     let (io, h, mut broker) = faulty_pipe();
     let mut buffers = SmallBuffers::new();
     let mut c = client(io, config, buffers.slices());
