@@ -508,6 +508,25 @@ async fn stalled_write_without_keep_alive_gets_the_pingresp_timeout() {
     }
 }
 
+/// A client connected with `config`, whose writes stall from the next
+/// byte on, and a message from the broker waiting that its callback
+/// answers: the answer's write is what stalls.
+async fn echo_into_a_stalled_write(
+    config: Config<'static>,
+) -> (TestClient<'static, Faulty>, FaultHandle, FakeBroker) {
+    let (io, h, mut broker) = faulty_pipe();
+    let buffers = Box::leak(Box::new(SmallBuffers::new()));
+    let mut c = client(io, config, buffers.slices());
+    c.add_topic_callback("in", echo_qos0).unwrap();
+    connect(&mut c, &mut broker, false).await;
+    let at = h.written() + 1;
+    h.set(|f| f.write_stall_after = Some(at));
+    broker
+        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
+        .await;
+    (c, h, broker)
+}
+
 /// A stalled write is also bounded by the caller's own deadline: `poll`
 /// and `run_for` return at their timeout with the connection up and the
 /// rest of the write pending, which the next call finishes once the peer
@@ -515,16 +534,7 @@ async fn stalled_write_without_keep_alive_gets_the_pingresp_timeout() {
 #[tokio::test(start_paused = true)]
 async fn stalled_write_returns_at_the_callers_deadline() {
     for run_for in [false, true] {
-        let (io, h, mut broker) = faulty_pipe();
-        let mut buffers = SmallBuffers::new();
-        let mut c = client(io, config(), buffers.slices());
-        c.add_topic_callback("in", echo_qos0).unwrap();
-        connect(&mut c, &mut broker, false).await;
-        let at = h.written() + 1;
-        h.set(|f| f.write_stall_after = Some(at));
-        broker
-            .send(&publish("in", b"hi", QoS::AtMostOnce, None))
-            .await;
+        let (mut c, h, mut broker) = echo_into_a_stalled_write(config()).await;
         let start = Instant::now();
         let timeout = MDuration::from_millis(500);
         let result = match run_for {
@@ -553,17 +563,7 @@ async fn stalled_write_returns_at_the_callers_deadline() {
 /// `poll`s still finds the dead peer.
 #[tokio::test(start_paused = true)]
 async fn stalled_write_without_keep_alive_is_found_across_short_polls() {
-    let config = no_keep_alive();
-    let (io, h, mut broker) = faulty_pipe();
-    let mut buffers = SmallBuffers::new();
-    let mut c = client(io, config, buffers.slices());
-    c.add_topic_callback("in", echo_qos0).unwrap();
-    connect(&mut c, &mut broker, false).await;
-    let at = h.written() + 1;
-    h.set(|f| f.write_stall_after = Some(at));
-    broker
-        .send(&publish("in", b"hi", QoS::AtMostOnce, None))
-        .await;
+    let (mut c, _h, _broker) = echo_into_a_stalled_write(no_keep_alive()).await;
     let start = Instant::now();
     let mut result = Ok(());
     for _ in 0..30 {
