@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::broker::{Broker, BrokerOptions};
 use common::mosquitto::{Mosquitto, MosquittoOptions};
+use common::wire::frame as packet;
 use rumqttd::Notification;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -76,24 +77,6 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).expect("string too long for MQTT");
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(s.as_bytes());
-}
-
-fn packet(first_byte: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first_byte];
-    let mut len = body.len();
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
 }
 
 fn publish_qos0(topic: &str, payload: &[u8]) -> Vec<u8> {
