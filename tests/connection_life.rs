@@ -244,6 +244,69 @@ async fn a_timeout_of_zero_still_reads_what_has_arrived() {
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
+/// `run_for(0)` on a connected client takes its one look too: a message
+/// that has arrived is delivered, a request queued meanwhile is written,
+/// and a loop of them keeps the link alive.
+#[tokio::test(start_paused = true)]
+async fn run_for_zero_when_connected_reads_writes_and_pings() {
+    let mut buffers = SmallBuffers::new();
+    let (io, mut broker) = pipe();
+    let mut c = client(io, config(), buffers.slices());
+    connect(&mut c, &mut broker, false).await;
+    broker
+        .send(&publish("a", b"x", QoS::AtMostOnce, None))
+        .await;
+    c.subscribe_later("a/b", QoS::AtMostOnce).unwrap();
+    let handled = within("run_for", c.run_for(MDuration::ZERO))
+        .await
+        .expect("run_for");
+    assert_eq!(handled.messages, 1);
+    let (id, _) = broker.expect_subscribe().await;
+    broker.send(&suback(id, &[0])).await;
+    // 60 s of `run_for(0)` every 100 ms, keep-alive 60 s: a PINGREQ
+    // (due at 54 s, a tenth of the keep-alive early).
+    for _ in 0..600 {
+        within("run_for", c.run_for(MDuration::ZERO))
+            .await
+            .expect("run_for");
+        tokio::time::sleep(100 * MS).await;
+    }
+    assert_eq!(broker.recv().await, Rx::PingReq);
+    assert!(c.is_connected());
+}
+
+/// Calls made while `run_for` left a CONNECT half written (the broker
+/// not reading) do not wait for its CONNACK: `publish` and `subscribe`
+/// say `NotConnected` at once, and `disconnect` closes at once, with no
+/// broker session to say goodbye to (`on_disconnect(Requested)`, once).
+#[tokio::test(start_paused = true)]
+async fn calls_while_the_connect_is_half_written_do_not_wait() {
+    let mut buffers = SmallBuffers::new();
+    let (io, _broker) = pipe_with_capacity(4);
+    let mut c = client(io, config(), buffers.slices());
+    within("run_for", c.run_for(MDuration::from_millis(50)))
+        .await
+        .expect("run_for");
+    assert!(!c.is_connected());
+    let start = tokio::time::Instant::now();
+    let r = within("publish", c.publish("t", b"x", QoS::AtMostOnce, false)).await;
+    assert!(
+        matches!(r, Err(Error::Usage(UsageError::NotConnected))),
+        "{r:?}"
+    );
+    let r = within("subscribe", c.subscribe("t", QoS::AtMostOnce)).await;
+    assert!(
+        matches!(r, Err(Error::Usage(UsageError::NotConnected))),
+        "{r:?}"
+    );
+    within("disconnect", c.disconnect())
+        .await
+        .expect("disconnect");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(c.user_data().disconnected, [DisconnectReason::Requested]);
+    assert!(c.transport_mut().is_none());
+}
+
 /// Backoff spaces the attempts: with a connector that always fails, 10 s
 /// of `run_for` make only a handful of attempts (100 ms doubling to 1 s).
 #[tokio::test(start_paused = true)]

@@ -356,6 +356,12 @@ where
         if self.transport.is_none() {
             return Err(Error::Usage(UsageError::NotConnected));
         }
+        if self.session.state() == State::Connecting && !self.session.transmit_idle() {
+            // A CONNECT (or AUTH) not yet all written: no broker session
+            // exists to say goodbye to, nor a will to keep back.
+            self.abort();
+            return Ok(());
+        }
         let result = self.say_goodbye().await;
         // MQTT-3.14.4-1: the client closes the network connection after
         // DISCONNECT, whether or not it could be written.
@@ -452,6 +458,7 @@ where
         retain: bool,
         properties: Option<&Props<'_>>,
     ) -> Res<Option<u16>, TransportError<K>> {
+        self.require_connected()?;
         self.flush(None).await?;
         let publish = Publish::new(topic, payload, qos, retain);
         let now = self.clock.now();
@@ -576,6 +583,7 @@ where
         subscription_id: Option<u32>,
     ) -> Res<crate::codec::v5::ReasonCode, TransportError<K>> {
         use crate::codec::v5::{ReasonCode, Subscription};
+        self.require_connected()?;
         self.flush(None).await?;
         let now = self.clock.now();
         let subscription = [Subscription { filter, options }];
@@ -603,6 +611,7 @@ where
         if filters.len() > SUBS {
             return Err(Error::Resource(ResourceError::SubscriptionsFull));
         }
+        self.require_connected()?;
         self.flush(None).await?;
         let now = self.clock.now();
         let packet_id = self.session.subscribe(now, filters)?;
@@ -655,6 +664,7 @@ where
     ///
     /// Cancel-safe like [`subscribe_many`](Self::subscribe_many).
     pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Res<u16, TransportError<K>> {
+        self.require_connected()?;
         self.flush(None).await?;
         let now = self.clock.now();
         let packet_id = self.session.unsubscribe(now, filters)?;
@@ -671,6 +681,7 @@ where
     ///
     /// Cancel-safe: the PINGRESP is handled by a later call.
     pub async fn ping(&mut self) -> Res<(), TransportError<K>> {
+        self.require_connected()?;
         self.flush(None).await?;
         let now = self.clock.now();
         self.session.ping(now)?;
@@ -698,6 +709,9 @@ where
         self.drive(Some(deadline), &|_| false).await
     }
 
+    /// `NotConnected` unless connected: checked before a call flushes,
+    /// since with a CONNECT left half written by `run_for` the flush would
+    /// wait for its CONNACK.
     fn require_connected(&self) -> Res<(), TransportError<K>> {
         if self.session.state() == State::Connected {
             Ok(())

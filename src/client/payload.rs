@@ -105,6 +105,7 @@ where
             self.require_connected()?;
             self.drive(None, &|c| c.session.can_publish()).await?;
         }
+        self.require_connected()?;
         self.flush(None).await?;
         let publish = Publish::new(topic, &[], qos, retain);
         let now = self.clock.now();

@@ -176,9 +176,8 @@ where
                 }
                 continue;
             }
-            if now >= deadline {
-                return Ok(Handled::default());
-            }
+            // A deadline already past (a timeout of zero) still gets
+            // `drive`'s one look at what has arrived.
             match self.drive(Some(deadline), &|_| false).await {
                 Ok(handled) => return Ok(handled),
                 // A callback's request the session refused: the loop goes
