@@ -94,11 +94,12 @@ pub enum ResourceError {
         /// Bytes the packet needs.
         needed: usize,
     },
-    /// The receive buffer is shorter than 7 bytes: it cannot hold the
-    /// longest fixed header (a packet of 2 MiB or more) and the topic
-    /// length behind it, which says where a QoS 1/2 message's packet id
-    /// is when it must be skipped. Refused by `connect`. Give the client
-    /// a larger receive buffer.
+    /// The receive buffer is shorter than 8 bytes: it cannot hold the
+    /// longest fixed header (a packet of 2 MiB or more) and what must be
+    /// read behind it (a PUBLISH's topic length, which says where a QoS
+    /// 1/2 message's packet id is when it must be skipped; an MQTT 5
+    /// acknowledgement's packet id and reason code). Refused by `connect`.
+    /// Give the client a larger receive buffer.
     ReceiveBufferTooSmall {
         /// Bytes the receive buffer needs at the least.
         needed: usize,

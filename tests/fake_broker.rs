@@ -1212,7 +1212,7 @@ async fn subscribe_many_refuses_more_filters_than_it_can_report() {
 #[tokio::test(start_paused = true)]
 async fn a_receive_buffer_shorter_than_the_longest_fixed_header_fails_connect_at_once() {
     let (io, mut broker) = pipe();
-    let buffers = Box::leak(Box::new(minimqtt::Buffers::<6, 2304, 64>::new()));
+    let buffers = Box::leak(Box::new(minimqtt::Buffers::<7, 2304, 64>::new()));
     let mut c = client(io, config(), buffers.slices());
     broker.send(&connack(false, 0)).await;
     let start = tokio::time::Instant::now();
@@ -1220,7 +1220,7 @@ async fn a_receive_buffer_shorter_than_the_longest_fixed_header_fails_connect_at
         matches!(
             r,
             Err(Error::Resource(
-                minimqtt::ResourceError::ReceiveBufferTooSmall { needed: 7 }
+                minimqtt::ResourceError::ReceiveBufferTooSmall { needed: 8 }
             ))
         )
     };
@@ -1230,7 +1230,7 @@ async fn a_receive_buffer_shorter_than_the_longest_fixed_header_fails_connect_at
     assert!(!c.is_connected());
     // `run_for` connecting: the same error, not retried.
     let (io, mut broker) = pipe();
-    let buffers = Box::leak(Box::new(minimqtt::Buffers::<6, 2304, 64>::new()));
+    let buffers = Box::leak(Box::new(minimqtt::Buffers::<7, 2304, 64>::new()));
     let mut c = client(io, config(), buffers.slices());
     broker.send(&connack(false, 0)).await;
     let r = within("run_for", c.run_for(minimqtt::time::Duration::from_secs(5))).await;

@@ -85,7 +85,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         packet_id: Option<u16>,
     ) -> Result<bool, Closed> {
         // A 3.1.1 CONNACK has a 2-byte body, and the receive buffer holds
-        // 7 bytes at least (`Session::connect`): one too large is malformed
+        // 8 bytes at least (`Session::connect`): one too large is malformed
         // (MQTT-4.8.0-1), as the acknowledgements below.
         if self.state == State::Connecting
             && packet_type == PacketType::ConnAck

@@ -141,10 +141,11 @@ type Result<T, E = SessionError> = core::result::Result<T, E>;
 
 /// The smallest receive buffer a connection is started on: the longest
 /// fixed header (5 bytes, a packet of 2 MiB or more, which is streamed or
-/// skipped) and the topic length behind it, which says where the packet
-/// id of a QoS 1/2 message to skip is, so that it is still acknowledged.
-/// (It holds an MQTT 5 CONNACK's 5 bytes at the least too.)
-const MIN_RECEIVE_BUFFER: usize = 7;
+/// skipped) and what must be read behind it to handle the packet without
+/// the rest: a PUBLISH's topic length, which says where the packet id of
+/// a QoS 1/2 message to skip is, so that it is still acknowledged, and an
+/// MQTT 5 acknowledgement's packet id and reason code (3 bytes).
+const MIN_RECEIVE_BUFFER: usize = 8;
 
 /// The length of PUBACK, PUBREC, PUBREL and PUBCOMP: the room the session
 /// keeps in the transmit queue before it handles a packet.
@@ -747,6 +748,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                             }
                             rx::AliasPeek::Unread => {
                                 if self.p.advertised.topic_alias_maximum > 0 {
+                                    // It may have mapped any alias anew
+                                    // (§3.3.2.3.4): no mapping can be
+                                    // trusted until the broker sets it
+                                    // again.
+                                    self.p.store.clear_in_aliases();
                                     self.p.aliases_uncertain = true;
                                 }
                             }
@@ -926,9 +932,13 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
                 #[cfg(feature = "v5")]
                 Ok(Next::TooLarge) => {
                     self.received += 1;
-                    break Some(Err(Closed::Violation(
-                        codec::v5::ReasonCode::PacketTooLarge,
-                    )));
+                    // Too large to handle, or one nobody asked for at any
+                    // size.
+                    let code = match self.p.auth_expected() {
+                        true => codec::v5::ReasonCode::PacketTooLarge,
+                        false => codec::v5::ReasonCode::ProtocolError,
+                    };
+                    break Some(Err(Closed::Violation(code)));
                 }
                 Err(malformed) => break Some(Err(Closed::Malformed(malformed))),
             }

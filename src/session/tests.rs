@@ -3091,13 +3091,14 @@ fn a_streamed_heads_resend_always_has_room_in_the_queue() {
 
 #[test]
 fn a_receive_buffer_too_small_for_a_connack_is_refused_at_connect() {
-    // 7 bytes: the longest fixed header and a topic length, or a packet
-    // of 2 MiB could never be framed, nor its packet id found.
-    let mut s: Session<'static, 4, 4> = Session::new(leak(6), leak(1280), Timeouts::default());
+    // 8 bytes: the longest fixed header and a topic length or an MQTT 5
+    // acknowledgement's head, or a packet of 2 MiB could never be
+    // framed, nor its packet id found.
+    let mut s: Session<'static, 4, 4> = Session::new(leak(7), leak(1280), Timeouts::default());
     assert_eq!(
         s.connect(T0, &connect_packet(true, 0)),
         Err(SessionError::Resource(
-            ResourceError::ReceiveBufferTooSmall { needed: 7 }
+            ResourceError::ReceiveBufferTooSmall { needed: 8 }
         ))
     );
     assert_eq!(s.state(), State::Disconnected);
@@ -3108,7 +3109,7 @@ fn a_receive_buffer_too_small_for_a_connack_is_refused_at_connect() {
 fn a_connack_too_large_for_the_receive_buffer_is_malformed() {
     // The smallest buffer holds any valid 3.1.1 CONNACK: a longer one is
     // malformed (MQTT-4.8.0-1), not a protocol error.
-    let mut s: Session<'static, 4, 4> = Session::new(leak(7), leak(1280), Timeouts::default());
+    let mut s: Session<'static, 4, 4> = Session::new(leak(8), leak(1280), Timeouts::default());
     s.connect(T0, &connect_packet(true, 0)).unwrap();
     let _ = sent(&mut s, T0);
     let seen = feed_bytes(&mut s, T0, &[0x20, 6, 0, 0, 1, 2, 3, 4], 5);
@@ -3122,7 +3123,7 @@ fn a_connack_too_large_for_the_receive_buffer_is_malformed() {
 /// passes.
 #[test]
 fn the_smallest_receive_buffer_still_acknowledges_a_skipped_message() {
-    let mut s: Session<'static, 4, 4> = Session::new(leak(7), leak(1280), Timeouts::default());
+    let mut s: Session<'static, 4, 4> = Session::new(leak(8), leak(1280), Timeouts::default());
     connect_at(&mut s, T0, true, 0);
     let len = 2 * 1024 * 1024 + 10;
     let mut wire = std::vec![0x32];

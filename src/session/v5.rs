@@ -368,6 +368,15 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     /// Every AUTH names the CONNECT's Authentication Method
     /// (MQTT-4.12.0-5), and once connected the broker's AUTH only answers
     /// a re-authentication of ours.
+    /// Whether the broker may send an AUTH now: enhanced authentication
+    /// was asked for, and the connection is being made or re-authenticated.
+    pub(crate) fn auth_expected(&self) -> bool {
+        !matches!(
+            (self.auth, self.state),
+            (AuthState::Off, _) | (AuthState::On, State::Connected)
+        )
+    }
+
     fn on_auth(&mut self, auth: v5::Auth<'_>) -> Result<Handled, Closed> {
         let violation = Err(Closed::Violation(ReasonCode::ProtocolError));
         if !self.advertised.same_method(&auth.properties) {
