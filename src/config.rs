@@ -78,7 +78,12 @@ pub struct Config<'a> {
     /// MQTT 5: the Session Expiry Interval in seconds. `None` (the
     /// default) follows `clean_session`: 0 (the session ends with the
     /// connection) when on, `u32::MAX` (it never expires) when off, which
-    /// is what MQTT 3.1.1's clean session means.
+    /// is what MQTT 3.1.1's clean session means. With 0 the session ends
+    /// with its connection, clean session or not: the next connection
+    /// starts without it (its QoS 1/2 messages are reported discarded),
+    /// and a CONNACK that says the broker kept one closes that connection
+    /// (MQTT-3.2.2-4). A Session Expiry Interval in the CONNACK replaces
+    /// this one.
     #[cfg(feature = "v5")]
     pub session_expiry_secs: Option<u32>,
     /// MQTT 5: more CONNECT properties (User Properties, Request Response

@@ -2986,3 +2986,46 @@ async fn a_pingreq_deferred_behind_a_callbacks_held_qos0_message_still_goes_out(
     );
     assert_eq!(client_side, Ok(()), "broker saw {got:?}");
 }
+
+/// Clean start off with a Session Expiry Interval of 0: the session ends
+/// when the connection closes (§3.1.2.11.2), so at the next connection the
+/// client has none, and a CONNACK claiming one closes it (MQTT-3.2.2-4)
+/// instead of resending the old connection's QoS 1 message.
+#[tokio::test(start_paused = true)]
+async fn a_session_that_expired_with_its_connection_is_not_resumed() {
+    let (c1, mut b1) = tokio::io::duplex(4096);
+    let (c2, mut b2) = tokio::io::duplex(4096);
+    let queue = Queue::with(FromTokio::new(c1));
+    queue.push(FromTokio::new(c2));
+    let mut buffers = minimqtt::Buffers::<1024, 4096, 256>::new();
+    let config = minimqtt::Config {
+        version: Version::V5,
+        clean_session: false,
+        session_expiry_secs: Some(0),
+        ..minimqtt::Config::new("exp0")
+    };
+    let mut c = minimqtt::Client::new(
+        queue,
+        TokioClock::new(),
+        config,
+        buffers.slices(),
+        Callbacks::new(),
+        (),
+    );
+    b1.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await.unwrap();
+    c.connect().await.expect("connect");
+    c.publish("a", b"1", QoS::AtLeastOnce, false).await.unwrap();
+    c.abort();
+    let mut sink = Vec::new();
+    b1.read_to_end(&mut sink).await.unwrap();
+    // Connection 2: a CONNACK that claims a session.
+    b2.write_all(&[0x20, 0x03, 0x01, 0x00, 0x00]).await.unwrap();
+    let r = c.connect().await;
+    assert!(r.is_err() && !c.is_connected(), "{r:?}");
+    drop(c);
+    let mut sent = Vec::new();
+    b2.read_to_end(&mut sent).await.unwrap();
+    // The CONNECT, then DISCONNECT 0x82 and nothing else: no resend.
+    let after = &sent[2 + usize::from(sent[1])..];
+    assert_eq!(after, [0xe0, 0x01, 0x82], "{after:02x?}");
+}

@@ -159,6 +159,14 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) closed: Option<Closed>,
     /// The last accepted CONNACK's session-present flag.
     pub(crate) session_present: bool,
+    /// The session of the last CONNECT ends with its connection: MQTT
+    /// 3.1.1's clean session, MQTT 5's Session Expiry Interval of 0 (the
+    /// CONNECT's, or the CONNACK's in its place).
+    pub(crate) ephemeral: bool,
+    /// MQTT 5: the session of the connection before this one ended with
+    /// it, so this one has none to resume (MQTT-3.2.2-4).
+    #[cfg(feature = "v5")]
+    pub(crate) session_ended: bool,
     /// How the last outgoing messages ended, newest last.
     pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
     /// A streamed payload due after its head.
@@ -249,6 +257,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             sends_pending: false,
             closed: None,
             session_present: false,
+            ephemeral: false,
+            #[cfg(feature = "v5")]
+            session_ended: false,
             outcomes: heapless::Vec::new(),
             payload: None,
             head_end: 0,
@@ -293,7 +304,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         #[cfg(feature = "v3")]
         let (keep_alive, clean) = (connect.keep_alive, connect.clean_session);
         #[cfg(feature = "v3")]
-        self.start_connect(now, Encode::Connect(connect), keep_alive, clean)?;
+        self.start_connect(now, Encode::Connect(connect), keep_alive, clean, clean)?;
         #[cfg(feature = "v3")]
         {
             self.version = Version::V3_1_1;
@@ -314,6 +325,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         connect: Encode<'_>,
         keep_alive: u16,
         clean_session: bool,
+        ephemeral: bool,
     ) -> Result<()> {
         #[cfg(feature = "v5")]
         self.store.clear_in_aliases();
@@ -327,10 +339,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         // report its loss). PUBCOMPs never written: their ids stay.
         self.connection_lost();
         // MQTT-3.1.2-6: a 3.1.1 clean session lasts as long as its
-        // connection, and nothing of it is reused by the next session.
-        // (An MQTT 5 session outlives its connection by its Session Expiry
-        // Interval, whatever Clean Start said.)
-        let ended = self.clean_session && self.version == Version::V3_1_1;
+        // connection, and nothing of it is reused by the next session; an
+        // MQTT 5 session outlives its connection by its Session Expiry
+        // Interval, whatever Clean Start said, so not at all with 0
+        // (§3.1.2.11.2).
+        let ended = self.ephemeral;
         if clean_session || ended {
             // Reported one by one as `Event::Discarded`, then removed.
             self.store.discard_inflight();
@@ -342,6 +355,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.store.reserve_for_connect(len);
         self.keep_alive = Duration::from_secs(u64::from(keep_alive));
         self.clean_session = clean_session;
+        self.ephemeral = ephemeral;
+        #[cfg(feature = "v5")]
+        {
+            self.session_ended = ended;
+        }
         self.state = State::Connecting;
         self.connack_deadline = Some(now + self.timeouts.connack);
         self.last_sent = now;

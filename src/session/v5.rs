@@ -50,12 +50,14 @@ impl Limits {
         shared_subscription_available: true,
     };
 
-    /// The limits a CONNACK's properties set, and its Server Keep Alive.
+    /// The limits a CONNACK's properties set, its Server Keep Alive and
+    /// its Session Expiry Interval.
     // One pass over the list: a getter per property would be a loop each,
     // kilobytes of firmware.
-    fn from_connack(p: &Properties<'_>) -> (Self, Option<u16>) {
+    fn from_connack(p: &Properties<'_>) -> (Self, Option<u16>, Option<u32>) {
         let mut limits = Self::NONE;
         let mut keep_alive = None;
+        let mut expiry = None;
         for property in p.iter() {
             match property {
                 Property::ReceiveMaximum(v) => limits.receive_maximum = v,
@@ -75,10 +77,11 @@ impl Limits {
                     limits.shared_subscription_available = v != 0;
                 }
                 Property::ServerKeepAlive(v) => keep_alive = Some(v),
+                Property::SessionExpiryInterval(v) => expiry = Some(v),
                 _ => {}
             }
         }
-        (limits, keep_alive)
+        (limits, keep_alive, expiry)
     }
 }
 
@@ -114,6 +117,8 @@ pub(crate) struct Advertised {
     /// User Property may come only on PUBLISH, CONNACK and DISCONNECT
     /// (MQTT-3.1.2-29).
     pub(crate) problem_information: bool,
+    /// Session Expiry Interval, in seconds (absent: 0).
+    pub(crate) session_expiry: u32,
 }
 
 impl Advertised {
@@ -123,6 +128,7 @@ impl Advertised {
         authentication: None,
         topic_alias_maximum: 0,
         problem_information: true,
+        session_expiry: 0,
     };
 
     /// Whether `properties` name the CONNECT's Authentication Method, or
@@ -181,6 +187,7 @@ pub(crate) fn check_connect_v5(
             Property::MaximumPacketSize(v) => advertised.maximum_packet_size = v,
             Property::AuthenticationMethod(m) => advertised.authentication = Some(method_id(m)),
             Property::RequestProblemInformation(v) => advertised.problem_information = v != 0,
+            Property::SessionExpiryInterval(v) => advertised.session_expiry = v,
             _ => {}
         }
     }
@@ -231,6 +238,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             Encode::Connect5(connect),
             connect.keep_alive,
             connect.clean_start,
+            advertised.session_expiry == 0,
         )?;
         self.version = Version::V5;
         self.auth = match advertised.authentication {
@@ -468,11 +476,21 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if !self.advertised.same_method(&ack.properties) {
             return Err(Closed::Violation(ReasonCode::ProtocolError));
         }
-        let (limits, keep_alive) = Limits::from_connack(&ack.properties);
+        let (limits, keep_alive, expiry) = Limits::from_connack(&ack.properties);
         self.limits = limits;
         if let Some(secs) = keep_alive {
             // The broker's value replaces ours (MQTT-3.2.2-21).
             self.keep_alive = Duration::from_secs(u64::from(secs));
+        }
+        if let Some(secs) = expiry {
+            // So does its Session Expiry Interval (§3.2.2.3.2).
+            self.ephemeral = secs == 0;
+        }
+        if ack.session_present && self.session_ended {
+            // MQTT-3.2.2-4: our last session ended with its connection
+            // (Session Expiry 0), so there is none the broker could have
+            // kept for us.
+            return Err(Closed::Protocol(PacketType::ConnAck));
         }
         if !ack.session_present && !self.clean_session {
             // We kept a session the broker does not have: discard ours

@@ -28,6 +28,10 @@ fn session() -> S {
     Session::new(leak(512), leak(1536), Timeouts::default())
 }
 
+/// A session kept across connections: with no Session Expiry Interval
+/// (0), it would end with its connection, clean start or not.
+static KEPT: [Property<'static>; 1] = [Property::SessionExpiryInterval(u32::MAX)];
+
 fn connect(clean_start: bool, properties: &'static [Property<'static>]) -> v5::Connect<'static> {
     v5::Connect {
         clean_start,
@@ -113,7 +117,7 @@ fn connected() -> S {
 /// A session connected over MQTT 5 with clean start off.
 fn persistent() -> S {
     let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
     s
@@ -639,7 +643,7 @@ fn no_session_on_the_broker_discards_ours() {
         .unwrap();
     let _ = sent(&mut s, T0);
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     // Session present 0: the message is discarded (MQTT-3.2.2-5), not resent.
     let event = feed(&mut s, secs(1), connack(&[])).unwrap();
@@ -651,6 +655,89 @@ fn no_session_on_the_broker_discards_ours() {
     assert!(matches!(event, Some(Event::Discarded { packet_id, .. }) if packet_id == id));
     assert!(sent(&mut s, secs(1)).is_empty());
     assert_eq!(s.publish_outcome(id), Outcome::Discarded);
+}
+
+/// A CONNACK accepting with session present 1 and `props`.
+fn resumed(props: &'static [Property<'static>]) -> v5::Packet<'static> {
+    v5::Packet::ConnAck(v5::ConnAck {
+        session_present: true,
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(props),
+    })
+}
+
+#[test]
+fn a_session_expiry_of_0_ends_the_session_with_its_connection() {
+    // Clean start off, but no Session Expiry Interval: 0, the session ends
+    // when the connection closes (§3.1.2.11.2).
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    // Reported discarded at once, before any CONNACK: nothing to resend.
+    let event = s.poll_event(secs(1));
+    assert!(matches!(event, Some(Event::Discarded { packet_id, .. }) if packet_id == id));
+    let _ = sent(&mut s, secs(1));
+    // A broker that says it kept a session we no longer have breaks
+    // MQTT-3.2.2-4: DISCONNECT 0x82, and nothing resent.
+    assert_eq!(
+        feed(&mut s, secs(1), resumed(&[])).unwrap_err(),
+        Closed::Protocol(PacketType::ConnAck)
+    );
+    let wire = sent(&mut s, secs(1));
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Disconnect(d)] if d.reason_code == ReasonCode::ProtocolError),
+        "{wire:?}"
+    );
+    assert_eq!(s.publish_outcome(id), Outcome::Discarded);
+}
+
+#[test]
+fn the_connacks_session_expiry_replaces_ours() {
+    // Ours keeps the session; the broker's 0 ends it with the connection.
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
+    let _ = sent(&mut s, T0);
+    static NONE_KEPT: [Property<'static>; 1] = [Property::SessionExpiryInterval(0)];
+    assert!(feed(&mut s, T0, connack(&NONE_KEPT)).is_ok());
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
+    let event = s.poll_event(secs(1));
+    assert!(matches!(event, Some(Event::Discarded { packet_id, .. }) if packet_id == id));
+
+    // Ours ends it with the connection; the broker's 60 s keep it.
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    static A_MINUTE: [Property<'static>; 1] = [Property::SessionExpiryInterval(60)];
+    assert!(feed(&mut s, T0, connack(&A_MINUTE)).is_ok());
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    let event = feed(&mut s, secs(1), resumed(&[])).unwrap();
+    assert!(matches!(event, Some(Event::Connected(info)) if info.resent == 1));
+    let wire = sent(&mut s, secs(1));
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Publish(p)] if p.packet_id == Some(id) && p.dup),
+        "{wire:?}"
+    );
 }
 
 #[test]
@@ -871,7 +958,7 @@ fn what_a_new_maximum_packet_size_forbids_is_not_resent() {
         .unwrap();
     let _ = sent(&mut s, T0);
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     // The broker kept the session but now takes at most 30 bytes: the
     // 48-byte PUBLISH is discarded (MQTT-3.1.2-25), the small one resent,
@@ -900,7 +987,7 @@ fn what_a_new_maximum_packet_size_forbids_is_not_resent() {
 /// its session kept and these CONNACK properties.
 fn resume_with(s: &mut S, props: &'static [Property<'static>]) {
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(s, secs(1));
     let present = v5::Packet::ConnAck(v5::ConnAck {
         session_present: true,
@@ -1098,7 +1185,7 @@ fn a_qos0_message_sent_by_its_alias_alone_is_reported_with_its_topic() {
 fn an_aliased_qos_1_message_is_stored_and_resent_with_its_topic() {
     static ONE: [Property<'static>; 1] = [Property::TopicAliasMaximum(1)];
     let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&ONE)).is_ok());
     s.publish(T0, &publish("t/x", QoS::AtMostOnce)).unwrap();
@@ -1114,7 +1201,7 @@ fn an_aliased_qos_1_message_is_stored_and_resent_with_its_topic() {
     assert_eq!(s.outgoing_topic(id), Some("t/x"));
     // A new connection has no aliases: the resend names its topic.
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     let present = v5::Packet::ConnAck(v5::ConnAck {
         session_present: true,
@@ -1132,7 +1219,7 @@ fn an_aliased_qos_1_message_is_stored_and_resent_with_its_topic() {
     );
     // And aliases start over on it, when the broker offers them.
     s.connection_lost();
-    s.connect_v5(secs(2), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(2), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(2));
     assert!(feed(&mut s, secs(2), connack(&ONE)).is_ok());
     s.publish(secs(2), &publish("t/y", QoS::AtMostOnce))
@@ -1197,7 +1284,7 @@ fn subscription_identifiers_go_out_and_come_back_on_resubscribe() {
     // No SUBACK came: after a reconnect to a broker without the session,
     // one SUBSCRIBE per identifier again, with the same filters.
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     let event = feed(&mut s, secs(1), connack(&[])).unwrap();
     let Some(Event::Connected(info)) = event else {
@@ -1398,7 +1485,7 @@ fn resubscribe_rounds_wait_for_a_free_request_slot() {
         }
         ids
     };
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     let _ = drain(&mut s);
     ack(&mut s, connack(&[]));
     let sub = |filter| v5::Subscription {
@@ -1427,7 +1514,7 @@ fn resubscribe_rounds_wait_for_a_free_request_slot() {
     );
     // A new broker session: two rounds, one request slot.
     s.connection_lost();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     let _ = drain(&mut s);
     ack(&mut s, connack(&[]));
     let round = drain(&mut s);
@@ -1575,7 +1662,7 @@ fn a_new_alias_never_moves_the_message_stored_before_it() {
     // the message is stored, or it is overwritten before its entry exists.
     static TWO: [Property<'static>; 1] = [Property::TopicAliasMaximum(2)];
     let mut s: S = Session::new(leak(512), leak(564), Timeouts::default());
-    s.connect_v5(T0, &connect(true, &[])).unwrap();
+    s.connect_v5(T0, &connect(true, &KEPT)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&TWO)).is_ok());
     for _ in 0..2 {
@@ -1596,7 +1683,7 @@ fn a_new_alias_never_moves_the_message_stored_before_it() {
     assert_eq!(s.outgoing_topic(id), Some(topic));
     // The stored copy, whole: resent with its topic on a new connection.
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     static PRESENT: [Property<'static>; 0] = [];
     let mut connack = connack(&PRESENT);
@@ -1624,7 +1711,7 @@ fn a_resubscribe_round_with_an_identifier_obeys_the_maximum_packet_size() {
     s.subscribe_v5(T0, &filter, Some(100)).unwrap();
     let _ = sent(&mut s, T0);
     s.connection_lost();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, T0);
     static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(14)];
     let event = feed(&mut s, T0, connack(&SMALL)).unwrap();
@@ -1648,7 +1735,7 @@ fn a_resubscribe_list_over_the_maximum_packet_size_goes_in_pieces() {
     s.subscribe(T0, &filters).unwrap();
     let _ = sent(&mut s, T0);
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     // A SUBSCRIBE of one 3-byte filter is 11 bytes, of two 17: at most
     // two fit under 20; the 30-byte filter never does.
@@ -2224,7 +2311,7 @@ fn a_qos_2_message_past_pubrec_is_released_whatever_the_new_maximum() {
     assert_eq!(feed(&mut s, T0, rec), Ok(None));
     let _ = sent(&mut s, T0);
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(30)];
     let present = v5::Packet::ConnAck(v5::ConnAck {
@@ -2392,7 +2479,7 @@ fn a_resubscribe_split_counts_the_remaining_length_varint() {
     s.subscribe(T0, &filters).unwrap();
     let _ = sent(&mut s, T0);
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     static MAX: [Property<'static>; 1] = [Property::MaximumPacketSize(130)];
     let event = feed(&mut s, secs(1), connack(&MAX)).unwrap();
@@ -2506,7 +2593,7 @@ fn resubscribe_rounds_beyond_the_request_slots_leave_nothing_to_spin_on() {
         }
     }
     let mut s: S1 = Session::new(leak(512), leak(1536), Timeouts::default());
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     drain(&mut s);
     feed1(&mut s, connack(&[]));
     let sub = |filter, qos| Subscription { filter, qos };
@@ -2517,7 +2604,7 @@ fn resubscribe_rounds_beyond_the_request_slots_leave_nothing_to_spin_on() {
     .unwrap();
     drain(&mut s);
     s.connection_lost();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     drain(&mut s);
     // One 3-byte filter per SUBSCRIBE (11 bytes); two do not fit.
     static SMALL: [Property<'static>; 1] = [Property::MaximumPacketSize(12)];
@@ -2636,7 +2723,7 @@ fn a_brokers_topic_alias_does_not_take_the_room_of_a_resubscription() {
 
 #[test]
 fn a_resubscription_with_an_identifier_keeps_its_copy() {
-    let hello = connect(false, &[]);
+    let hello = connect(false, &KEPT);
     let mut s: S = Session::new(leak(512), leak(300), Timeouts::default());
     s.connect_v5(T0, &hello).unwrap();
     let _ = sent(&mut s, T0);
@@ -2751,7 +2838,7 @@ fn resends_keep_to_a_lower_maximum_qos_and_no_retain() {
         .unwrap();
     let _ = sent(&mut s, T0);
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     static LIMITED: [Property<'static>; 2] =
         [Property::MaximumQoS(1), Property::RetainAvailable(0)];
@@ -2801,7 +2888,7 @@ fn the_resubscription_keeps_to_what_the_broker_takes() {
     let _ = sent(&mut s, T0);
     // No SUBACK: all four are re-sent after a reconnect, unless refused.
     s.connection_lost();
-    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, secs(1));
     static NONE: [Property<'static>; 3] = [
         Property::WildcardSubscriptionAvailable(0),
@@ -3360,7 +3447,7 @@ fn requests_do_not_wait_for_the_brokers_receive_maximum() {
     // MQTT-3.3.4-8 holds back only PUBLISHes: with the broker's quota
     // taken by resends, a SUBSCRIBE and an UNSUBSCRIBE still go at once.
     let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
     let _ = sent(&mut s, T0);
     assert!(feed(&mut s, T0, connack(&[])).is_ok());
     for _ in 0..3 {
