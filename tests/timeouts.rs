@@ -462,3 +462,84 @@ async fn idle_poll_returns_at_its_deadline() {
         assert_eq!(start.elapsed(), Duration::from_millis(n));
     }
 }
+
+/// Logs a streamed message as one, its payload gathered from its chunks.
+fn gather(ctx: &mut minimqtt::Context<'_, Log>, s: &minimqtt::callbacks::Stream<'_>) {
+    use minimqtt::callbacks::Part;
+    let log = &mut ctx.user_data.messages;
+    match s.part {
+        Part::Start => log.push(common::fake::Pub {
+            topic: s.topic.into(),
+            payload: Vec::new(),
+            qos: s.qos,
+            dup: false,
+            retain: false,
+            packet_id: s.packet_id,
+        }),
+        Part::Chunk { data, .. } => log.last_mut().unwrap().payload.extend_from_slice(data),
+        _ => {}
+    }
+}
+
+/// A 40 KB message trickles in at 1 KB a second right after the
+/// keep-alive PINGREQ, the broker's PINGRESP queued behind it. Streamed
+/// or skipped, its bytes prove the broker alive: the PINGRESP is not
+/// awaited past them, and the keep-alive's PINGREQs go on every 9 s
+/// (keep-alive 10 s), never leaving a gap of 10 s (MQTT-3.1.2-23).
+#[tokio::test(start_paused = true)]
+async fn keep_alive_pings_go_on_while_a_long_message_trickles_in() {
+    for streamed in [true, false] {
+        let (io, mut broker) = pipe();
+        let mut buffers = SmallBuffers::new();
+        let config = Config {
+            keep_alive_secs: 10,
+            ..timed_config()
+        };
+        let mut c = client(io, config, buffers.slices());
+        if streamed {
+            c.callbacks_mut()
+                .add_stream_callback("big", gather)
+                .unwrap();
+        }
+        let start = Instant::now();
+        connect(&mut c, &mut broker, false).await;
+        let FakeBroker { mut rx, mut tx } = broker;
+        let big = publish("big", &vec![7u8; 40_000], QoS::AtMostOnce, None);
+        let (polled, pings, ()) = tokio::join!(
+            poll_until(&mut c, start, secs(56)),
+            async {
+                let mut pings = Vec::new();
+                while pings.len() < 6 {
+                    match rx.try_recv(secs(20)).await {
+                        Some(Ok(Rx::PingReq)) => pings.push(start.elapsed()),
+                        other => panic!("{other:?} at {:?}", start.elapsed()),
+                    }
+                }
+                pings
+            },
+            async {
+                tokio::time::sleep(secs(9)).await;
+                for chunk in big.chunks(1000) {
+                    tx.send(chunk).await;
+                    tokio::time::sleep(secs(1)).await;
+                }
+                tx.send(&PINGRESP).await;
+            }
+        );
+        polled.unwrap();
+        // 9 s, then every 9 s from the last: none answered before 49 s.
+        assert_eq!(
+            pings,
+            [secs(9), secs(18), secs(27), secs(36), secs(45), secs(54)],
+            "streamed: {streamed}"
+        );
+        let log = c.user_data();
+        assert!(log.disconnected.is_empty(), "{:?}", log.disconnected);
+        if streamed {
+            assert_eq!(log.messages.len(), 1);
+            assert_eq!(log.messages[0].payload, [7u8; 40_000]);
+        } else {
+            assert_eq!(log.dropped, [(big.len(), Some("big".into()))]);
+        }
+    }
+}

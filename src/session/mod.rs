@@ -296,6 +296,9 @@ pub struct Session<'b, const INFLIGHT: usize, const SUBS: usize> {
     due: Option<Due>,
     /// Packets received and handled, ever.
     received: u64,
+    /// Bytes of a packet being skipped arrived since the last
+    /// [`poll_event`](Self::poll_event), which has the time to act on it.
+    heard: bool,
 }
 
 /// What the session still reads of a packet too large to buffer, once
@@ -384,6 +387,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
             stream: None,
             due: None,
             received: 0,
+            heard: false,
         }
     }
 
@@ -551,6 +555,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// `n` bytes were read into [`receive_buffer`](Self::receive_buffer).
     pub fn commit(&mut self, n: usize) {
         self.settle();
+        // Bytes of a long message skipped prove the broker alive, as a
+        // streamed chunk does.
+        self.heard |= n > 0 && self.rx.skipping();
         self.rx.commit(n);
     }
 
@@ -578,6 +585,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     #[must_use]
     pub fn poll_event(&mut self, now: Instant) -> Option<Event<'_>> {
         self.settle();
+        if self.heard {
+            self.heard = false;
+            self.p.heard_from_broker(now);
+        }
         // First: `sent_due` promises it. (None are due once the connection
         // is lost, so the events of a loss still come in order.)
         if self.p.unreported > 0 && self.p.next_sent() {
@@ -1008,7 +1019,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         s.tail = n;
         // Bytes arriving prove the broker alive: a PINGRESP or PUBACK
         // queued behind a long message must not time the connection out.
-        self.p.restart_waits(now);
+        self.p.heard_from_broker(now);
         let data = data.get(..n)?;
         let topic = self.held_topic();
         let props = self.held_properties();

@@ -197,6 +197,12 @@ impl<'b> Rx<'b> {
         self.apply_skip();
     }
 
+    /// Bytes of a packet too large to buffer are still to come, and go as
+    /// they arrive.
+    pub(crate) fn skipping(&self) -> bool {
+        self.skip > 0
+    }
+
     /// Drops the first `n` buffered bytes (handled packets), then skips
     /// `skip` more as they arrive (the rest of an oversized packet).
     pub(crate) fn consume(&mut self, n: usize, skip: usize) {

@@ -127,6 +127,17 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
     }
 
+    /// Bytes of a long message arrived at `now` (a streamed chunk, or
+    /// bytes of one skipped): the broker is alive, and what it owes us
+    /// queues behind the message ([`restart_waits`](Self::restart_waits)).
+    /// A PINGRESP is no longer awaited: the keep-alive's own schedule
+    /// sends the next PINGREQ, so that a message arriving for longer than
+    /// the keep-alive does not leave us silent that long (MQTT-3.1.2-23).
+    pub(crate) fn heard_from_broker(&mut self, now: Instant) {
+        self.restart_waits(now);
+        self.pingresp_deadline = None;
+    }
+
     /// Every running deadline, in no particular order.
     fn deadlines(&self) -> impl Iterator<Item = (Instant, Due)> + '_ {
         let writing = self.payload_deadline();
