@@ -36,8 +36,9 @@ pub struct Config<'a> {
     /// [`with_rng`](Self::with_rng)): it generates the client id when
     /// `client_id` is empty, and seeds the jitter of the reconnect
     /// [`backoff`](Self::backoff). Without it, the jitter is seeded from
-    /// the client id alone: devices with different ids still spread out,
-    /// but each one's delays are the same on every run.
+    /// the client id and the clock's reading at each failure: devices
+    /// with different ids, or whose clocks started apart, still spread
+    /// out.
     pub seed: Option<u64>,
     /// Keep-alive in seconds (default 60). A PINGREQ goes out a little
     /// before this long has passed since the last packet sent (a tenth of

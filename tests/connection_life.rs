@@ -343,6 +343,47 @@ async fn failed_attempts_back_off() {
     assert!((10..=24).contains(&n), "{n} attempts in 10 s");
 }
 
+/// Devices with the same client id (an empty one: the broker assigns
+/// theirs) and no seed do not retry in lockstep: the jitter takes in the
+/// time of each failure, and their clocks started apart (here 0 and
+/// 37 ms before the broker was lost).
+#[tokio::test(start_paused = true)]
+async fn devices_without_seed_or_id_back_off_apart() {
+    struct Failing(Arc<Mutex<Vec<tokio::time::Instant>>>);
+    impl Connector for Failing {
+        type Transport = Pipe;
+        type Error = ();
+        async fn connect(&mut self) -> Result<Pipe, ()> {
+            self.0.lock().unwrap().push(tokio::time::Instant::now());
+            Err(())
+        }
+    }
+    let mut runs = Vec::new();
+    for booted in [0, 37] {
+        let clock = TokioClock::new();
+        tokio::time::sleep(Duration::from_millis(booted)).await;
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let mut buffers = SmallBuffers::new();
+        let mut c = Client::new(
+            Failing(attempts.clone()),
+            clock,
+            Config::new(""),
+            buffers.slices(),
+            recording_callbacks(),
+            Log::default(),
+        );
+        let start = tokio::time::Instant::now();
+        within("run_for", c.run_for(MDuration::from_secs(30)))
+            .await
+            .unwrap();
+        let attempts = attempts.lock().unwrap();
+        let delays: Vec<_> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(attempts[0] == start && delays.len() >= 3, "{delays:?}");
+        runs.push(delays);
+    }
+    assert_ne!(runs[0], runs[1]);
+}
+
 /// A bounded backoff gives up: `run_for` returns the last error once
 /// `max_attempts` attempts failed in a row.
 #[tokio::test(start_paused = true)]

@@ -224,7 +224,14 @@ where
             Error::ConnectFailed => true,
             ref e => e.is_connection_lost(),
         };
-        // xorshift64*: the jitter needs spread, not secrecy.
+        let now = self.clock.now();
+        // The time of the failure too: devices with no seed and one id
+        // (an empty one, the broker assigning theirs) that lost the
+        // broker together have clocks that started apart.
+        self.random ^= now.as_millis();
+        // xorshift64*: the jitter needs spread, not secrecy. (It never
+        // reaches 0 from a state that is not 0.)
+        self.random = self.random.max(1);
         self.random ^= self.random >> 12;
         self.random ^= self.random << 25;
         self.random ^= self.random >> 27;
@@ -232,7 +239,7 @@ where
         let delay = self.backoff.next_delay(random);
         // Also when giving up: an application that calls again at once
         // (ignoring the error) still waits out the backoff.
-        self.retry_at = Some(self.clock.now() + delay);
+        self.retry_at = Some(now + delay);
         if !retry || self.backoff.exhausted() {
             return Err(error);
         }
