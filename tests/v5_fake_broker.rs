@@ -3029,3 +3029,109 @@ async fn a_session_that_expired_with_its_connection_is_not_resumed() {
     let after = &sent[2 + usize::from(sent[1])..];
     assert_eq!(after, [0xe0, 0x01, 0x82], "{after:02x?}");
 }
+
+/// §3.3.2.3.2 and §3.1.3.2.3: a Payload Format Indicator of 1 says the
+/// payload "MUST be well-formed UTF-8". A message or a will that is not is
+/// refused with `EncodeError::PayloadFormat`, and nothing is sent: the
+/// PUBLISH that follows is the next packet the broker reads; the CONNECT
+/// is never written.
+#[tokio::test(start_paused = true)]
+async fn a_payload_marked_utf8_must_be_utf8() {
+    use minimqtt::codec::{EncodeError, LastWill};
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let mut c = client5(Queue::with(io), config5(), buffers.slices());
+    connect5(&mut c, &mut broker, &connack(&[])).await;
+    let utf8 = [Property::PayloadFormatIndicator(1)];
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let r = c
+            .publish_with("t", &[0xff, 0xfe], qos, false, &Properties::new(&utf8))
+            .await;
+        assert_eq!(
+            r.map_err(kind),
+            Err(Error::Usage(UsageError::Encode(EncodeError::PayloadFormat)))
+        );
+    }
+    c.publish_with(
+        "t",
+        "é".as_bytes(),
+        QoS::AtMostOnce,
+        false,
+        &Properties::new(&utf8),
+    )
+    .await
+    .unwrap();
+    let got = broker.recv5().await;
+    assert!(
+        matches!(&got, Rx5::Publish { topic, .. } if topic == "t"),
+        "{got:?}"
+    );
+    let idle = broker.try_recv5(Duration::from_millis(100)).await;
+    assert!(idle.is_none(), "{idle:?}");
+
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    static WILL_UTF8: [Property<'static>; 1] = [Property::PayloadFormatIndicator(1)];
+    let config = Config {
+        will: Some(LastWill {
+            topic: "w",
+            message: &[0xff, 0x00, 0xfe],
+            qos: QoS::AtMostOnce,
+            retain: false,
+        }),
+        will_properties: Properties::new(&WILL_UTF8),
+        ..config5()
+    };
+    let mut c = client5(Queue::with(io), config, buffers.slices());
+    broker.send(&connack(&[])).await;
+    let r = within("connect", c.connect()).await.map_err(kind);
+    assert_eq!(
+        r,
+        Err(Error::Usage(UsageError::Encode(EncodeError::PayloadFormat)))
+    );
+    let idle = broker.try_recv5(Duration::from_millis(100)).await;
+    assert!(idle.is_none(), "{idle:?}");
+}
+
+/// MQTT 5 §4.12: the application's answer to the broker's AUTH goes out
+/// before the CONNACK even with a request queued ahead of it
+/// (`subscribe_later`, as the README does before `run`), which waits for
+/// the CONNACK: nothing but AUTH before it (MQTT-3.1.2-30).
+#[tokio::test(start_paused = true)]
+async fn an_auth_answer_passes_requests_queued_before_the_connack() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let config = Config {
+        keep_alive_secs: 2,
+        ..config_with(&[Property::AuthenticationMethod("M")])
+    };
+    let mut c = client5(Queue::with(io), config, buffers.slices());
+    c.user_data_mut().answer = b"a".to_vec();
+    c.subscribe_later("queued", QoS::AtMostOnce).unwrap();
+    let more = encode(Packet::Auth(v5::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties::new(&[Property::AuthenticationMethod("M")]),
+    }));
+    let (_, ()) = tokio::join!(c.run_for(MDuration::from_secs(9)), async {
+        assert!(matches!(broker.recv5().await, Rx5::Connect { .. }));
+        for _ in 0..3 {
+            broker.send(&more).await;
+            let got = broker.recv5().await;
+            assert!(
+                matches!(got, Rx5::Auth(ReasonCode::ContinueAuthentication, ..)),
+                "{got:?}"
+            );
+            // Past the keep-alive: still nothing else before CONNACK.
+            let idle = broker.try_recv5(Duration::from_millis(2500)).await;
+            assert!(idle.is_none(), "sent before CONNACK: {idle:?}");
+        }
+        broker
+            .send(&connack(&[Property::AuthenticationMethod("M")]))
+            .await;
+        let got = broker.recv5().await;
+        assert!(
+            matches!(&got, Rx5::Subscribe(_, f) if f == &["queued"]),
+            "{got:?}"
+        );
+    });
+}

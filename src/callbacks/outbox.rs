@@ -125,15 +125,25 @@ impl<'b> Outbox<'b> {
     /// (a full in-flight window), while the acknowledgements behind it
     /// need not and may be what frees it.
     pub(crate) fn take_acks(&mut self, mut redeem: impl FnMut(AckToken)) {
+        self.take(|request| match request {
+            Request::Ack(token) => {
+                redeem(token);
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// Removes every request `taken` says it carried out, oldest first,
+    /// the others keeping their order.
+    pub(crate) fn take(&mut self, mut taken: impl FnMut(Request<'_>) -> bool) {
         let mut at = 0;
         while let Some((request, size)) = front(self.buf.get(at..self.len).unwrap_or(&[])) {
-            match request {
-                Request::Ack(token) => {
-                    redeem(token);
-                    self.buf.copy_within(at + size..self.len, at);
-                    self.len -= size;
-                }
-                _ => at += size,
+            if taken(request) {
+                self.buf.copy_within(at + size..self.len, at);
+                self.len -= size;
+            } else {
+                at += size;
             }
         }
     }

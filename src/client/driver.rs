@@ -354,13 +354,11 @@ where
         // One clock reading stamps the whole batch.
         let mut now = None;
         while let Some((request, size)) = self.outbox.front() {
-            // Only an AUTH goes out before CONNACK (MQTT 5 §4.12).
-            #[cfg(feature = "v5")]
-            let early = matches!(request, Request::Auth { .. })
-                && self.session.state() == State::Connecting;
-            #[cfg(not(feature = "v5"))]
-            let early = false;
-            if self.session.state() != State::Connected && !early {
+            if self.session.state() != State::Connected {
+                #[cfg(feature = "v5")]
+                if self.session.state() == State::Connecting {
+                    return self.queue_auth();
+                }
                 break;
             }
             let now = *now.get_or_insert_with(|| self.clock.now());
@@ -433,6 +431,45 @@ where
             }
         }
         Ok(again)
+    }
+
+    /// While connecting: queues the first AUTH answer in the outbox,
+    /// wherever it is. Only an AUTH goes out before CONNACK (MQTT 5
+    /// §4.12); the requests queued before it wait for the CONNACK, and
+    /// must not hold up the exchange that leads to it. `Ok(true)`: call
+    /// again once the transmit queue is written.
+    #[cfg(feature = "v5")]
+    fn queue_auth(&mut self) -> Result<bool, SessionError> {
+        let Client {
+            outbox,
+            session,
+            config,
+            clock,
+            ..
+        } = self;
+        let now = clock.now();
+        let reason = crate::codec::v5::ReasonCode::ContinueAuthentication;
+        let mut result = Ok(false);
+        outbox.take(|request| match (request, &result) {
+            (Request::Auth { data }, Ok(false)) => {
+                match auth_with(config, session, now, reason, data) {
+                    // Write what is queued, then try again.
+                    Err(SessionError::Resource(ResourceError::TransmitBufferTooSmall {
+                        ..
+                    })) if !session.transmit_idle() => {
+                        result = Ok(true);
+                        false
+                    }
+                    // Queued, or refused: dropped either way.
+                    queued => {
+                        result = queued.map(|()| true);
+                        true
+                    }
+                }
+            }
+            _ => false,
+        });
+        result
     }
 
     /// Writes the session's pending bytes.

@@ -428,7 +428,9 @@ where
     /// 3.1.1 connection or for what the broker's CONNACK does not allow
     /// (QoS above its maximum, retain unavailable), and
     /// [`ResourceError::PacketTooLarge`](crate::ResourceError::PacketTooLarge)
-    /// over its Maximum Packet Size.
+    /// over its Maximum Packet Size. A payload marked UTF-8 (Payload Format
+    /// Indicator 1) that is not is refused with
+    /// [`EncodeError::PayloadFormat`](crate::codec::EncodeError::PayloadFormat).
     ///
     /// # Cancel safety
     ///

@@ -299,6 +299,10 @@ pub enum EncodeError {
     /// short form (reason 0x00, no properties).
     #[cfg(feature = "v5")]
     AuthenticationMethod,
+    /// MQTT 5: a Payload Format Indicator of 1 (UTF-8) on a payload, or a
+    /// will's, that is not well-formed UTF-8 (§3.3.2.3.2, §3.1.3.2.3).
+    #[cfg(feature = "v5")]
+    PayloadFormat,
 }
 
 impl fmt::Display for EncodeError {
@@ -335,6 +339,8 @@ impl fmt::Display for EncodeError {
             Self::AuthenticationData => f.write_str("authentication data without a method"),
             #[cfg(feature = "v5")]
             Self::AuthenticationMethod => f.write_str("auth without a method"),
+            #[cfg(feature = "v5")]
+            Self::PayloadFormat => f.write_str("payload marked UTF-8 is not UTF-8"),
         }
     }
 }

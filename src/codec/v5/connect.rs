@@ -181,6 +181,7 @@ impl<'a> Connect<'a> {
         string::check(self.client_id)?;
         if let Some(will) = &self.will {
             will.properties.check(Context::Will)?;
+            will.properties.check_payload(will.payload)?;
             check_name(will.topic)?;
             check_binary(will.payload)?;
         }

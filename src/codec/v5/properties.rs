@@ -663,6 +663,15 @@ impl<'a> Properties<'a> {
         Ok(self.field_len())
     }
 
+    /// [`EncodeError::PayloadFormat`] if the list marks `payload` as UTF-8
+    /// (a Payload Format Indicator of 1) and it is not.
+    pub(crate) fn check_payload(&self, payload: &[u8]) -> Result<(), EncodeError> {
+        if self.payload_format_indicator() == Some(1) && core::str::from_utf8(payload).is_err() {
+            return Err(EncodeError::PayloadFormat);
+        }
+        Ok(())
+    }
+
     /// Writes the property length and the list; [`check`](Self::check)
     /// has passed.
     pub(crate) fn write(&self, w: &mut Writer<'_>) {

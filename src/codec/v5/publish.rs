@@ -101,6 +101,7 @@ impl<'a> Publish<'a> {
     /// included.
     pub fn validate(&self) -> Result<(), EncodeError> {
         self.properties.check(Context::Publish)?;
+        self.properties.check_payload(self.payload)?;
         if !self.topic.is_empty() || self.properties.topic_alias().is_none() {
             check_name(self.topic)?;
         }

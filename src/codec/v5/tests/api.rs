@@ -129,6 +129,7 @@ fn errors_and_reason_codes_have_messages() {
         E::SharedNoLocal,
         E::SessionPresent,
         E::AuthenticationData,
+        E::PayloadFormat,
     ];
     for e in encode {
         assert!(!e.to_string().is_empty(), "{e:?}");

@@ -372,6 +372,24 @@ fn the_encoder_refuses_what_the_decoder_would() {
         publish(&[P::PayloadFormatIndicator(2)]),
         E::PropertyValue(0x01),
     );
+    // §3.3.2.3.2: marked UTF-8, it must be; unmarked or 0, anything goes.
+    let utf8 = [P::PayloadFormatIndicator(1)];
+    let marked = |payload| {
+        Packet::Publish(Publish {
+            properties: Properties::new(&utf8),
+            ..Publish::new("t", payload, QoS::AtMostOnce, false)
+        })
+    };
+    refused(marked(b"\xff"), E::PayloadFormat);
+    refused(marked(b"a\xc3"), E::PayloadFormat);
+    let mut buf = [0u8; 32];
+    assert!(marked("é".as_bytes()).encode(&mut buf).is_ok());
+    let bytes = [P::PayloadFormatIndicator(0)];
+    let unmarked = Publish {
+        properties: Properties::new(&bytes),
+        ..Publish::new("t", b"\xff", QoS::AtMostOnce, false)
+    };
+    assert!(Packet::Publish(unmarked).encode(&mut buf).is_ok());
     refused(
         publish(&[P::SubscriptionIdentifier(0)]),
         E::SubscriptionIdentifier,
@@ -423,6 +441,20 @@ fn the_encoder_refuses_what_the_decoder_would() {
             ..Connect::new("c")
         }),
         E::PropertyNotAllowed(0x11),
+    );
+    // §3.1.3.2.3: the same for the will's payload.
+    refused(
+        Packet::Connect(Connect {
+            will: Some(Will {
+                properties: Properties::new(&utf8),
+                topic: "w",
+                payload: b"\xfe",
+                qos: QoS::AtMostOnce,
+                retain: false,
+            }),
+            ..Connect::new("c")
+        }),
+        E::PayloadFormat,
     );
     refused(
         Packet::ConnAck(ConnAck {
