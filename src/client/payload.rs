@@ -89,10 +89,12 @@ where
     ///
     /// # Cancel safety
     ///
-    /// Not cancel-safe once the head is written: dropping the future mid
-    /// payload leaves the packet half sent, and the next call on the
-    /// client asks `on_resend_payload` for the rest (QoS 1/2), or ends the
-    /// connection (QoS 0, or without the callback).
+    /// Not cancel-safe once the head is queued, at its first write (while
+    /// it waits for room in the window, it has queued nothing): dropping
+    /// the future then leaves the packet begun, even with none of it
+    /// written yet, and the next call on the client asks
+    /// `on_resend_payload` for the rest (QoS 1/2), or ends the connection
+    /// with [`Error::PayloadShort`] (QoS 0, or without the callback).
     pub async fn publish_from(
         &mut self,
         topic: &str,
