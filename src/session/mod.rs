@@ -1172,6 +1172,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// Keep Alive replaces `keep_alive`. With `clean_start` off and no
     /// session on the broker, the session's in-flight messages are
     /// discarded (MQTT-3.2.2-5), each reported as [`Event::Discarded`].
+    /// A session lasts beyond its connection only with a Session Expiry
+    /// Interval above 0 (absent, it is 0), in the CONNECT or in the
+    /// CONNACK that replaces it: otherwise the next `connect_v5` discards
+    /// it, clean start or not, and a CONNACK that says the broker kept it
+    /// ends that connection (MQTT-3.2.2-4).
     ///
     /// Refused with [`UsageError::Unsupported`] for a Topic Alias Maximum
     /// above `SUBS` or a Receive Maximum above `INFLIGHT`: the session
