@@ -632,6 +632,10 @@ impl<'r, U, const ROUTES: usize> Callbacks<'r, U, ROUTES> {
 
     fn insert_route(&mut self, filter: &'r str, route: Route<U>) -> Result<(), RouteError> {
         topic::validate_filter(filter).map_err(RouteError::InvalidFilter)?;
+        // Routing takes a `$share/` filter for a shared subscription's
+        // whatever the version: it must have the form of one (MQTT-4.8.2-1,
+        // MQTT-4.8.2-2), or its route would never run.
+        topic::validate_shared(filter).map_err(RouteError::InvalidFilter)?;
         if let Some(r) = self.routes.iter_mut().find(|(r, _)| *r == filter) {
             r.1 = route;
             return Ok(());
@@ -904,6 +908,23 @@ mod tests {
                 .collect::<heapless::Vec<_, 4>>(),
             ["a", "general"]
         );
+        // Not of that form: refused, as a SUBSCRIBE of it would be.
+        for bad in [
+            "$share/g",
+            "$share//a",
+            "$share/+/a",
+            "$share/g/",
+            "$share/#",
+        ] {
+            assert_eq!(
+                callbacks.add_topic_callback(bad, a),
+                Err(RouteError::InvalidFilter(
+                    crate::topic::TopicError::SharedSubscription
+                )),
+                "{bad}"
+            );
+        }
+        assert_eq!(callbacks.topic_callbacks(), 1);
     }
 
     #[test]
