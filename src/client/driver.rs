@@ -447,12 +447,11 @@ where
             clock,
             ..
         } = self;
-        let now = clock.now();
         let reason = crate::codec::v5::ReasonCode::ContinueAuthentication;
         let mut result = Ok(false);
         outbox.take(|request| match (request, &result) {
             (Request::Auth { data }, Ok(false)) => {
-                match auth_with(config, session, now, reason, data) {
+                match auth_with(config, session, clock.now(), reason, data) {
                     // Write what is queued, then try again.
                     Err(SessionError::Resource(ResourceError::TransmitBufferTooSmall {
                         ..

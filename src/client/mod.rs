@@ -676,8 +676,10 @@ where
         Ok(packet_id)
     }
 
-    /// Sends PINGREQ and waits for PINGRESP (at most the pingresp timeout).
-    /// Keep-alive pings are automatic; this is for checking the link now.
+    /// Sends PINGREQ and waits for PINGRESP (at most the pingresp timeout),
+    /// or for bytes of a long message, which prove the broker alive as
+    /// well (its PINGRESP queues behind them). Keep-alive pings are
+    /// automatic; this is for checking the link now.
     ///
     /// # Cancel safety
     ///

@@ -49,6 +49,11 @@ where
         // The old transport goes before the new one is opened: a one-slot
         // socket pool has room for only one.
         self.drop_connection(DisconnectReason::ConnectionLost);
+        // An AUTH answer left from the old connection answers nothing on
+        // the new one.
+        #[cfg(feature = "v5")]
+        self.outbox
+            .take(|r| matches!(r, crate::callbacks::Request::Auth { .. }));
         debug!("opening a connection");
         let transport = match self.connector.connect().await {
             Ok(transport) => transport,

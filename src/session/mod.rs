@@ -520,7 +520,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.stream.is_some_and(|s| !s.over)
     }
 
-    /// Whether a PINGREQ waits for its PINGRESP.
+    /// Whether a PINGREQ waits for its PINGRESP. Not once bytes of a long
+    /// message arrive: they prove the broker alive, and its PINGRESP
+    /// queues behind them.
     pub fn ping_outstanding(&self) -> bool {
         self.p.pingresp_deadline.is_some()
     }
@@ -571,6 +573,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// without sending queues a PINGREQ. Harmless before any deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.settle();
+        self.apply_heard(now);
         self.p.handle_timeout(now);
     }
 
@@ -585,10 +588,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     #[must_use]
     pub fn poll_event(&mut self, now: Instant) -> Option<Event<'_>> {
         self.settle();
-        if self.heard {
-            self.heard = false;
-            self.p.heard_from_broker(now);
-        }
+        self.apply_heard(now);
         // First: `sent_due` promises it. (None are due once the connection
         // is lost, so the events of a loss still come in order.)
         if self.p.unreported > 0 && self.p.next_sent() {
@@ -1503,7 +1503,17 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         }
     }
 
+    /// Acts on bytes of a skipped message that arrived since the last
+    /// call with the time.
+    fn apply_heard(&mut self, now: Instant) {
+        if self.heard {
+            self.heard = false;
+            self.p.heard_from_broker(now);
+        }
+    }
+
     fn drop_input(&mut self) {
+        self.heard = false;
         self.rx.clear();
         self.consume = 0;
         self.skip = 0;

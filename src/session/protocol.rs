@@ -159,10 +159,13 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     pub(crate) closed: Option<Closed>,
     /// The last accepted CONNACK's session-present flag.
     pub(crate) session_present: bool,
-    /// The session of the last CONNECT ends with its connection: MQTT
+    /// The session of the last accepted connection ends with it: MQTT
     /// 3.1.1's clean session, MQTT 5's Session Expiry Interval of 0 (the
     /// CONNECT's, or the CONNACK's in its place).
     pub(crate) ephemeral: bool,
+    /// What `ephemeral` becomes if the CONNACK awaited accepts: a CONNECT
+    /// the broker never accepted made no session.
+    pub(crate) ephemeral_next: bool,
     /// MQTT 5: the session of the connection before this one ended with
     /// it, so this one has none to resume (MQTT-3.2.2-4).
     #[cfg(feature = "v5")]
@@ -258,6 +261,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             closed: None,
             session_present: false,
             ephemeral: false,
+            ephemeral_next: false,
             #[cfg(feature = "v5")]
             session_ended: false,
             outcomes: heapless::Vec::new(),
@@ -355,7 +359,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.store.reserve_for_connect(len);
         self.keep_alive = Duration::from_secs(u64::from(keep_alive));
         self.clean_session = clean_session;
-        self.ephemeral = ephemeral;
+        self.ephemeral_next = ephemeral;
         #[cfg(feature = "v5")]
         {
             self.session_ended = ended;

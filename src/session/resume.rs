@@ -134,6 +134,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         self.state = State::Connected;
         self.session_present = ack.session_present;
+        self.ephemeral = self.ephemeral_next;
         // `last_sent` stays: keep-alive counts from the CONNECT written.
         if !ack.session_present {
             // A new broker session has no QoS 2 message of ours awaiting

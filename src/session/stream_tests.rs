@@ -263,6 +263,32 @@ fn chunks_end_the_pingresp_wait_not_the_keep_alive() {
     assert_eq!(s.poll_timeout(), Some(secs(54)));
 }
 
+#[test]
+fn skipped_bytes_end_the_pingresp_wait_before_a_timeout_is_handled() {
+    // No stream: the message is skipped as it arrives.
+    let mut s = Session::<'static, 4, 4>::new(leak(64), leak(1280), Timeouts::default());
+    connect_at(&mut s, T0, true, 60);
+    s.ping(T0).unwrap();
+    let _ = sent(&mut s, T0);
+    let wire = large("fw", QoS::AtMostOnce, None, false, &payload(500));
+    let _ = stream_bytes(&mut s, secs(8), &wire[..200], &[50]);
+    // Skipping, with the PINGRESP no longer awaited; a new PINGREQ at 8 s
+    // is answered by 18 s.
+    assert!(!s.ping_outstanding());
+    s.ping(secs(8)).unwrap();
+    let _ = sent(&mut s, secs(8));
+    assert_eq!(s.poll_timeout(), Some(secs(18)));
+    // More of it arrives, then the deadline passes before any event is
+    // asked for: the bytes count first.
+    let space = s.receive_buffer();
+    space[..50].copy_from_slice(&wire[200..250]);
+    s.commit(50);
+    s.handle_timeout(secs(19));
+    assert!(!s.ping_outstanding());
+    assert_eq!(s.state(), State::Connected);
+    assert_eq!(s.poll_timeout(), Some(secs(8 + 54)));
+}
+
 // ------------------------------------------------ deferred acknowledgements
 
 fn deliver<const I: usize, const N: usize>(

@@ -484,7 +484,7 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         }
         if let Some(secs) = expiry {
             // So does its Session Expiry Interval (§3.2.2.3.2).
-            self.ephemeral = secs == 0;
+            self.ephemeral_next = secs == 0;
         }
         if ack.session_present && self.session_ended {
             // MQTT-3.2.2-4: our last session ended with its connection

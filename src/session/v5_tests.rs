@@ -741,6 +741,37 @@ fn the_connacks_session_expiry_replaces_ours() {
 }
 
 #[test]
+fn a_connect_never_accepted_does_not_end_the_session() {
+    // Ours ends it with the connection, the broker's CONNACK keeps it for
+    // an hour: kept.
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, T0);
+    static AN_HOUR: [Property<'static>; 1] = [Property::SessionExpiryInterval(3600)];
+    assert!(feed(&mut s, T0, connack(&AN_HOUR)).is_ok());
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    // A CONNECT with 0 that no CONNACK answers made no session of 0.
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(1));
+    assert_eq!(s.poll_event(secs(1)), None);
+    s.connection_lost();
+    s.connect_v5(secs(2), &connect(false, &[])).unwrap();
+    let _ = sent(&mut s, secs(2));
+    let event = feed(&mut s, secs(2), resumed(&[])).unwrap();
+    assert!(matches!(event, Some(Event::Connected(info)) if info.resent == 1));
+    let wire = sent(&mut s, secs(2));
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Publish(p)] if p.packet_id == Some(id) && p.dup),
+        "{wire:?}"
+    );
+}
+
+#[test]
 fn subscription_options_and_suback_reason_codes() {
     let mut s = connected();
     let options = SubscriptionOptions {
