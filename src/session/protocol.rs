@@ -164,12 +164,10 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// CONNECT's, or the CONNACK's in its place).
     pub(crate) ephemeral: bool,
     /// What `ephemeral` becomes if the CONNACK awaited accepts: a CONNECT
-    /// the broker never accepted made no session.
+    /// the broker never accepted made no session. (Until then `ephemeral`
+    /// says whether the session before this connection ended with its own:
+    /// then this one has none to resume, MQTT-3.2.2-4.)
     pub(crate) ephemeral_next: bool,
-    /// MQTT 5: the session of the connection before this one ended with
-    /// it, so this one has none to resume (MQTT-3.2.2-4).
-    #[cfg(feature = "v5")]
-    pub(crate) session_ended: bool,
     /// How the last outgoing messages ended, newest last.
     pub(crate) outcomes: heapless::Vec<(u16, Outcome), INFLIGHT>,
     /// A streamed payload due after its head.
@@ -262,8 +260,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             session_present: false,
             ephemeral: false,
             ephemeral_next: false,
-            #[cfg(feature = "v5")]
-            session_ended: false,
             outcomes: heapless::Vec::new(),
             payload: None,
             head_end: 0,
@@ -360,10 +356,6 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.keep_alive = Duration::from_secs(u64::from(keep_alive));
         self.clean_session = clean_session;
         self.ephemeral_next = ephemeral;
-        #[cfg(feature = "v5")]
-        {
-            self.session_ended = ended;
-        }
         self.state = State::Connecting;
         self.connack_deadline = Some(now + self.timeouts.connack);
         self.last_sent = now;

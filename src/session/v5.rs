@@ -486,7 +486,8 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // So does its Session Expiry Interval (§3.2.2.3.2).
             self.ephemeral_next = secs == 0;
         }
-        if ack.session_present && self.session_ended {
+        // `ephemeral` is still the last session's: `on_connack` moves it on.
+        if ack.session_present && self.ephemeral {
             // MQTT-3.2.2-4: our last session ended with its connection
             // (Session Expiry 0), so there is none the broker could have
             // kept for us.

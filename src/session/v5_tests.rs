@@ -666,20 +666,43 @@ fn resumed(props: &'static [Property<'static>]) -> v5::Packet<'static> {
     })
 }
 
-#[test]
-fn a_session_expiry_of_0_ends_the_session_with_its_connection() {
-    // Clean start off, but no Session Expiry Interval: 0, the session ends
-    // when the connection closes (§3.1.2.11.2).
+/// A session connected with clean start off and `ours` in its CONNECT,
+/// accepted by a CONNACK with `theirs`, with one QoS 1 message written
+/// and unacknowledged when the connection is lost; and that message's id.
+fn one_in_flight(
+    ours: &'static [Property<'static>],
+    theirs: &'static [Property<'static>],
+) -> (S, u16) {
     let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
+    s.connect_v5(T0, &connect(false, ours)).unwrap();
     let _ = sent(&mut s, T0);
-    assert!(feed(&mut s, T0, connack(&[])).is_ok());
+    assert!(feed(&mut s, T0, connack(theirs)).is_ok());
     let id = s
         .publish(T0, &publish("t", QoS::AtLeastOnce))
         .unwrap()
         .unwrap();
     let _ = sent(&mut s, T0);
     s.connection_lost();
+    (s, id)
+}
+
+/// The session kept: the CONNACK with session present resends message
+/// `id`, alone and with DUP.
+fn resumes_with(s: &mut S, now: Instant, id: u16) {
+    let event = feed(s, now, resumed(&[])).unwrap();
+    assert!(matches!(event, Some(Event::Connected(info)) if info.resent == 1));
+    let wire = sent(s, now);
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Publish(p)] if p.packet_id == Some(id) && p.dup),
+        "{wire:?}"
+    );
+}
+
+#[test]
+fn a_session_expiry_of_0_ends_the_session_with_its_connection() {
+    // Clean start off, but no Session Expiry Interval: 0, the session ends
+    // when the connection closes (§3.1.2.11.2).
+    let (mut s, id) = one_in_flight(&[], &[]);
     s.connect_v5(secs(1), &connect(false, &[])).unwrap();
     // Reported discarded at once, before any CONNACK: nothing to resend.
     let event = s.poll_event(secs(1));
@@ -702,59 +725,26 @@ fn a_session_expiry_of_0_ends_the_session_with_its_connection() {
 #[test]
 fn the_connacks_session_expiry_replaces_ours() {
     // Ours keeps the session; the broker's 0 ends it with the connection.
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
-    let _ = sent(&mut s, T0);
     static NONE_KEPT: [Property<'static>; 1] = [Property::SessionExpiryInterval(0)];
-    assert!(feed(&mut s, T0, connack(&NONE_KEPT)).is_ok());
-    let id = s
-        .publish(T0, &publish("t", QoS::AtLeastOnce))
-        .unwrap()
-        .unwrap();
-    let _ = sent(&mut s, T0);
-    s.connection_lost();
+    let (mut s, id) = one_in_flight(&KEPT, &NONE_KEPT);
     s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
     let event = s.poll_event(secs(1));
     assert!(matches!(event, Some(Event::Discarded { packet_id, .. }) if packet_id == id));
 
     // Ours ends it with the connection; the broker's 60 s keep it.
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
     static A_MINUTE: [Property<'static>; 1] = [Property::SessionExpiryInterval(60)];
-    assert!(feed(&mut s, T0, connack(&A_MINUTE)).is_ok());
-    let id = s
-        .publish(T0, &publish("t", QoS::AtLeastOnce))
-        .unwrap()
-        .unwrap();
-    let _ = sent(&mut s, T0);
-    s.connection_lost();
+    let (mut s, id) = one_in_flight(&[], &A_MINUTE);
     s.connect_v5(secs(1), &connect(false, &[])).unwrap();
     let _ = sent(&mut s, secs(1));
-    let event = feed(&mut s, secs(1), resumed(&[])).unwrap();
-    assert!(matches!(event, Some(Event::Connected(info)) if info.resent == 1));
-    let wire = sent(&mut s, secs(1));
-    assert!(
-        matches!(wire.as_slice(), [v5::Packet::Publish(p)] if p.packet_id == Some(id) && p.dup),
-        "{wire:?}"
-    );
+    resumes_with(&mut s, secs(1), id);
 }
 
 #[test]
 fn a_connect_never_accepted_does_not_end_the_session() {
     // Ours ends it with the connection, the broker's CONNACK keeps it for
     // an hour: kept.
-    let mut s = session();
-    s.connect_v5(T0, &connect(false, &[])).unwrap();
-    let _ = sent(&mut s, T0);
     static AN_HOUR: [Property<'static>; 1] = [Property::SessionExpiryInterval(3600)];
-    assert!(feed(&mut s, T0, connack(&AN_HOUR)).is_ok());
-    let id = s
-        .publish(T0, &publish("t", QoS::AtLeastOnce))
-        .unwrap()
-        .unwrap();
-    let _ = sent(&mut s, T0);
-    s.connection_lost();
+    let (mut s, id) = one_in_flight(&[], &AN_HOUR);
     // A CONNECT with 0 that no CONNACK answers made no session of 0.
     s.connect_v5(secs(1), &connect(false, &[])).unwrap();
     let _ = sent(&mut s, secs(1));
@@ -762,13 +752,7 @@ fn a_connect_never_accepted_does_not_end_the_session() {
     s.connection_lost();
     s.connect_v5(secs(2), &connect(false, &[])).unwrap();
     let _ = sent(&mut s, secs(2));
-    let event = feed(&mut s, secs(2), resumed(&[])).unwrap();
-    assert!(matches!(event, Some(Event::Connected(info)) if info.resent == 1));
-    let wire = sent(&mut s, secs(2));
-    assert!(
-        matches!(wire.as_slice(), [v5::Packet::Publish(p)] if p.packet_id == Some(id) && p.dup),
-        "{wire:?}"
-    );
+    resumes_with(&mut s, secs(2), id);
 }
 
 #[test]
