@@ -140,15 +140,23 @@ impl<M: RawMutex, const N: usize> Mailbox<M, N> {
 
     /// Queues the redemption of a deferred acknowledgement's token (see
     /// [`Context::defer_ack`](crate::callbacks::Context::defer_ack)), or
-    /// hands the token back when the mailbox is full.
+    /// hands the token back when the mailbox is full, or when the attached
+    /// client's outbox is smaller than an acknowledgement (8 bytes) and
+    /// could never take it (redeem it with `Client::ack` then).
     pub fn try_ack(&self, token: AckToken) -> Result<(), (MailboxFull, AckToken)> {
         self.state.lock(|s| {
             let mut s = s.borrow_mut();
             let State {
-                buf, len, waker, ..
+                buf,
+                len,
+                limit,
+                waker,
             } = &mut *s;
-            // Checked first: a refused token goes back to the caller.
-            if buf.len().saturating_sub(*len) < outbox::ACK_SIZE {
+            // Checked first: a refused token goes back to the caller. As
+            // in `push`, one the attached client's outbox could never take
+            // is refused too: taken, it would be dropped, and its
+            // acknowledgement (and every later one) never sent.
+            if buf.len().saturating_sub(*len) < outbox::ACK_SIZE || outbox::ACK_SIZE > *limit {
                 return Err((MailboxFull, token));
             }
             let _ = outbox::push(buf, len, Request::Ack(token));

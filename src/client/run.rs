@@ -171,7 +171,9 @@ where
                     // outbox was written: as below.
                     Err(e) if self.refused_request(&e) => true,
                     Err(e) => {
-                        self.retry_later(e)?;
+                        if !self.retry_later(e, deadline)? {
+                            return Ok(Handled::default());
+                        }
                         false
                     }
                 };
@@ -188,7 +190,11 @@ where
                 // A callback's request the session refused: the loop goes
                 // on.
                 Err(e) if self.refused_request(&e) => {}
-                Err(e) => self.retry_later(e)?,
+                Err(e) => {
+                    if !self.retry_later(e, deadline)? {
+                        return Ok(Handled::default());
+                    }
+                }
             }
         }
     }
@@ -220,8 +226,14 @@ where
     }
 
     /// After a failed connection or attempt: when to try again, or the
-    /// error if trying again cannot help.
-    fn retry_later(&mut self, error: Error<TransportError<K>>) -> Res<(), TransportError<K>> {
+    /// error if trying again cannot help. `false` if `deadline` has
+    /// passed: with a backoff delay of 0 the next attempt would not wait,
+    /// and the deadline would never be looked at.
+    fn retry_later(
+        &mut self,
+        error: Error<TransportError<K>>,
+        deadline: Instant,
+    ) -> Res<bool, TransportError<K>> {
         let retry = match error {
             Error::Broker(BrokerError::Refused(code)) => !code.is_permanent(),
             #[cfg(feature = "v5")]
@@ -249,7 +261,7 @@ where
             return Err(error);
         }
         debug!("reconnecting in {} ms", delay.as_millis());
-        Ok(())
+        Ok(now < deadline)
     }
 }
 
