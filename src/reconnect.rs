@@ -82,7 +82,16 @@ pub struct Backoff {
     max: Duration,
     attempt: u32,
     /// Give up after this many failed attempts in a row (`None`: never).
+    /// A connection lost within `stable_after` of its CONNACK counts as a
+    /// failed attempt.
     pub max_attempts: Option<u32>,
+    /// How long a connection must last for its loss to reset the backoff
+    /// to `initial` (30 s by default). One lost sooner counts as one more
+    /// failed attempt: a broker that closes every connection right after
+    /// its CONNACK, or two devices that share a client id and take the
+    /// session from each other, then see the delays grow as failing
+    /// connects do, instead of a reconnect every second.
+    pub stable_after: Duration,
 }
 
 impl Backoff {
@@ -94,6 +103,7 @@ impl Backoff {
             max,
             attempt: 0,
             max_attempts: None,
+            stable_after: Duration::from_secs(30),
         }
     }
 
@@ -117,7 +127,8 @@ impl Backoff {
         Duration::from_millis(half + jitter)
     }
 
-    /// Failed attempts since the last success.
+    /// Failed attempts since the last connection that lasted
+    /// `stable_after`.
     pub fn attempts(&self) -> u32 {
         self.attempt
     }
@@ -127,7 +138,7 @@ impl Backoff {
         self.max_attempts.is_some_and(|max| self.attempt >= max)
     }
 
-    /// Back to the initial delay, after a successful connection.
+    /// Back to the initial delay, after a connection that lasted.
     pub fn reset(&mut self) {
         self.attempt = 0;
     }

@@ -786,3 +786,81 @@ async fn run_for_reconnects_after_a_dropped_publish_from() {
     assert!(c.is_connected());
     drop(broker);
 }
+
+/// Opens pipes to a broker that accepts each connection and closes it
+/// `hold` after the CONNECT: a broker that kicks the client at once, or
+/// another device taking the client id over. Records each attempt's time.
+struct Kicking {
+    times: Arc<Mutex<Vec<tokio::time::Instant>>>,
+    hold: Duration,
+}
+
+impl Connector for Kicking {
+    type Transport = Pipe;
+    type Error = ();
+
+    async fn connect(&mut self) -> Result<Pipe, ()> {
+        self.times.lock().unwrap().push(tokio::time::Instant::now());
+        let (io, mut broker) = pipe();
+        let hold = self.hold;
+        tokio::spawn(async move {
+            broker.expect_connect().await;
+            broker.connack().await;
+            tokio::time::sleep(hold).await;
+        });
+        Ok(io)
+    }
+}
+
+/// The delays between the connection attempts of `run_for(total)`
+/// against [`Kicking`] brokers.
+async fn kicked_for(hold: Duration, total: MDuration) -> Vec<Duration> {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let mut buffers = SmallBuffers::new();
+    let config = Config {
+        backoff: Backoff::new(MDuration::from_millis(100), MDuration::from_secs(10)),
+        ..config()
+    };
+    let mut c = Client::new(
+        Kicking {
+            times: times.clone(),
+            hold,
+        },
+        TokioClock::new(),
+        config,
+        buffers.slices(),
+        recording_callbacks(),
+        Log::default(),
+    );
+    c.run_for(total).await.unwrap();
+    assert!(!c.user_data().connected.is_empty());
+    let times = times.lock().unwrap();
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// Connections lost right after their CONNACK count as failed attempts:
+/// the delays grow as for failing connects (half fixed, doubling from
+/// 100 ms up to 10 s), where resetting the backoff at each CONNACK would
+/// reconnect every 50–100 ms for ever. A connection that lasted
+/// `Backoff::stable_after` (30 s) resets it: the next attempt comes
+/// 50–100 ms after the loss again.
+#[tokio::test(start_paused = true)]
+async fn only_a_connection_that_lasted_resets_the_backoff() {
+    let delays = kicked_for(Duration::ZERO, MDuration::from_secs(20)).await;
+    assert!((5..=12).contains(&delays.len()), "{delays:?}");
+    for (i, delay) in delays.iter().enumerate().take(7) {
+        let fixed = Duration::from_millis(50 << i);
+        assert!(*delay >= fixed, "attempt {}: {delays:?}", i + 1);
+    }
+
+    let hold = Duration::from_secs(31);
+    let delays = kicked_for(hold, MDuration::from_secs(200)).await;
+    assert!(delays.len() >= 5, "{delays:?}");
+    for delay in &delays {
+        let retry = *delay - hold;
+        assert!(
+            (50 * MS..=100 * MS + MS).contains(&retry),
+            "{retry:?} after a stable connection: {delays:?}"
+        );
+    }
+}

@@ -126,6 +126,7 @@ where
                 outbox,
                 awaited,
                 granted,
+                connected_at,
                 #[cfg(feature = "v5")]
                 transport,
                 #[cfg(feature = "v5")]
@@ -148,6 +149,7 @@ where
             let mut skip = false;
             match event {
                 Event::Connected(info) => {
+                    *connected_at = Some(now);
                     // MQTT 5: an id the broker assigned (our CONNECT had
                     // none) is the one to resume the session with.
                     #[cfg(feature = "v5")]
@@ -618,6 +620,7 @@ where
         #[cfg(feature = "v5")]
         self.last_words();
         self.drop_connection(reason.into());
+        self.lost = true;
         reason.into()
     }
 
@@ -642,6 +645,7 @@ where
     /// the PINGRESP timeout, with no deadline of the session's to bound it.
     fn stalled(&mut self) -> Error<TransportError<K>> {
         self.drop_connection(DisconnectReason::Timeout);
+        self.lost = true;
         Error::Timeout(AckKind::PingResp)
     }
 
@@ -649,6 +653,7 @@ where
     /// session gives go through [`closed`](Self::closed)).
     pub(super) fn fail(&mut self, error: Error<TransportError<K>>) -> Error<TransportError<K>> {
         self.drop_connection(DisconnectReason::ConnectionLost);
+        self.lost = true;
         error
     }
 

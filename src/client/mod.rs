@@ -139,6 +139,13 @@ pub struct Client<
     backoff: Backoff,
     retry_at: Option<Instant>,
     random: u64,
+    /// A connection was lost (not closed on request) and no backoff delay
+    /// has been set for it yet: it was found outside `run_for` (by `poll`,
+    /// `publish`, ...), whose next call waits the delay first.
+    lost: bool,
+    /// When the broker accepted the current (or last) connection: one lost
+    /// within `Backoff::stable_after` does not reset the backoff.
+    connected_at: Option<Instant>,
     /// Requests from other tasks.
     inbox: Option<&'a dyn Inbox>,
 }
@@ -238,6 +245,8 @@ where
             granted: heapless::Vec::new(),
             retry_at: None,
             random,
+            lost: false,
+            connected_at: None,
             inbox: None,
         }
     }

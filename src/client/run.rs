@@ -49,6 +49,10 @@ where
         // The old transport goes before the new one is opened: a one-slot
         // socket pool has room for only one.
         self.drop_connection(DisconnectReason::ConnectionLost);
+        // An attempt is being made: a loss before it needs no more delay,
+        // and the last connection's CONNACK says nothing of this one.
+        self.lost = false;
+        self.connected_at = None;
         // An AUTH answer left from the old connection answers nothing on
         // the new one.
         #[cfg(feature = "v5")]
@@ -152,6 +156,13 @@ where
                 let opened = if self.session.state() == State::Connecting {
                     Ok(())
                 } else {
+                    // A connection lost in another call (`poll`,
+                    // `publish`, ...) is retried after the backoff delay,
+                    // as one lost here is: devices that lost the broker
+                    // together do not all come back at once.
+                    if self.lost {
+                        self.schedule_retry();
+                    }
                     if let Some(at) = self.retry_at.filter(|&at| at > now) {
                         self.clock.sleep_until(at.min(deadline)).await;
                         if at >= deadline {
@@ -178,7 +189,6 @@ where
                     }
                 };
                 if connected {
-                    self.backoff.reset();
                     self.retry_at = None;
                 }
                 continue;
@@ -241,7 +251,30 @@ where
             Error::ConnectFailed => true,
             ref e => e.is_connection_lost(),
         };
+        let (now, _delay) = self.schedule_retry();
+        if !retry || self.backoff.exhausted() {
+            return Err(error);
+        }
+        debug!("reconnecting in {} ms", _delay.as_millis());
+        Ok(now < deadline)
+    }
+
+    /// Counts a failure and sets when the next attempt may start: after
+    /// the backoff's next delay, with jitter. Returns the time and the
+    /// delay.
+    fn schedule_retry(&mut self) -> (Instant, Duration) {
+        self.lost = false;
         let now = self.clock.now();
+        // A connection that lasted resets the backoff. One lost soon
+        // after its CONNACK (a broker that closes it at once, another
+        // device taking over the client id) counts as a failed attempt,
+        // so that such a loop slows down as failing connects do.
+        let stable = self.backoff.stable_after;
+        if let Some(at) = self.connected_at.take() {
+            if now.saturating_since(at) >= stable {
+                self.backoff.reset();
+            }
+        }
         // The time of the failure too: devices with no seed and one id
         // (an empty one, the broker assigning theirs) that lost the
         // broker together have clocks that started apart.
@@ -257,11 +290,7 @@ where
         // Also when giving up: an application that calls again at once
         // (ignoring the error) still waits out the backoff.
         self.retry_at = Some(now + delay);
-        if !retry || self.backoff.exhausted() {
-            return Err(error);
-        }
-        debug!("reconnecting in {} ms", delay.as_millis());
-        Ok(now < deadline)
+        (now, delay)
     }
 }
 
