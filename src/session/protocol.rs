@@ -366,9 +366,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     /// Forgets the connection, not the session.
     pub(crate) fn connection_lost(&mut self) {
         self.state = State::Disconnected;
-        // QoS 0 messages written but not yet reported go unreported: at
-        // most once, and the driver reports them as soon as they are
-        // written, before it can lose a connection.
+        // QoS 0 messages written but not yet reported go unreported (the
+        // driver reports them once written and flushed; a write or flush
+        // that failed after one was taken whole leaves it here): at most
+        // once promises no report of such a message.
         self.store.tx.clear();
         self.unreported = 0;
         self.reported = 0;
