@@ -3135,3 +3135,45 @@ async fn an_auth_answer_passes_requests_queued_before_the_connack() {
         );
     });
 }
+
+/// `disconnect_with` writes the DISCONNECT with its reason code and closes
+/// the stream; one the client may not send is refused, with the
+/// connection left up and nothing written.
+#[tokio::test(start_paused = true)]
+async fn disconnect_with_sends_its_reason_then_closes() {
+    let (io, mut broker) = pipe5();
+    let mut buffers = Bufs::new();
+    let mut c = client5(Queue::with(io), config5(), buffers.slices());
+    connect5(&mut c, &mut broker, &connack(&[])).await;
+    // Server busy is the server's to say (MQTT 5 Table 3-10).
+    let busy = v5::Disconnect {
+        reason_code: ReasonCode::ServerBusy,
+        ..v5::Disconnect::new()
+    };
+    let refused = within("disconnect_with", c.disconnect_with(&busy)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Usage(UsageError::Encode(
+                minimqtt::codec::EncodeError::ReasonCode(0x89)
+            )))
+        ),
+        "{refused:?}"
+    );
+    assert!(c.is_connected());
+    assert_eq!(broker.try_recv5(Duration::from_millis(100)).await, None);
+
+    let with_will = v5::Disconnect {
+        reason_code: ReasonCode::DisconnectWithWillMessage,
+        ..v5::Disconnect::new()
+    };
+    within("disconnect_with", c.disconnect_with(&with_will))
+        .await
+        .unwrap();
+    assert!(!c.is_connected());
+    assert_eq!(c.user_data().disconnected, [DisconnectReason::Requested]);
+    assert_eq!(
+        broker.until_eof().await,
+        [Rx5::Disconnect(ReasonCode::DisconnectWithWillMessage)]
+    );
+}

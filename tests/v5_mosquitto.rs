@@ -14,7 +14,9 @@ use std::time::Duration as StdDuration;
 use common::mosquitto::Mosquitto;
 use embedded_io_adapters::tokio_1::FromTokio;
 use minimqtt::callbacks::{Connected, DisconnectReason};
-use minimqtt::codec::v5::{Properties, Property, ReasonCode, RetainHandling, SubscriptionOptions};
+use minimqtt::codec::v5::{
+    Disconnect, Properties, Property, ReasonCode, RetainHandling, SubscriptionOptions,
+};
 use minimqtt::session::Version;
 use minimqtt::time::{Duration, TokioClock};
 use minimqtt::{
@@ -542,6 +544,67 @@ async fn session_expiry_keeps_the_session_across_connections() {
     within("disconnect", c.disconnect()).await.unwrap();
     assert!(!within("connect", c.connect()).await.unwrap());
     within("disconnect", c.disconnect()).await.unwrap();
+    check(&mosquitto).await;
+}
+
+/// `disconnect_with`: reason 0x04 has the broker publish the will, as a
+/// lost connection would (§3.14.2.1), and a Session Expiry Interval of 0
+/// ends a kept session with the connection.
+#[tokio::test]
+async fn disconnect_with_a_reason_and_a_session_expiry() {
+    let Some(mosquitto) = Mosquitto::start().await else {
+        return;
+    };
+    let mut watcher = client(&mosquitto, config("v5-will-watcher"));
+    within("connect", watcher.connect()).await.unwrap();
+    within("subscribe", watcher.subscribe("v5/will", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+
+    let with_will = Config {
+        will: Some(minimqtt::codec::LastWill {
+            topic: "v5/will",
+            message: b"gone",
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        }),
+        ..config("v5-will")
+    };
+    let mut c = client(&mosquitto, with_will);
+    within("connect", c.connect()).await.unwrap();
+    let goodbye = Disconnect {
+        reason_code: ReasonCode::DisconnectWithWillMessage,
+        ..Disconnect::new()
+    };
+    within("disconnect", c.disconnect_with(&goodbye))
+        .await
+        .unwrap();
+    assert!(!c.is_connected());
+    run_until(&mut watcher, "the will", |s| !s.messages.is_empty()).await;
+    assert_eq!(watcher.user_data().messages[0].payload, b"gone");
+
+    // Kept for a minute by the CONNECT; the DISCONNECT's 0 ends it.
+    let persistent = Config {
+        clean_session: false,
+        session_expiry_secs: Some(60),
+        ..config("v5-expiry-at-disconnect")
+    };
+    let mut c = client(&mosquitto, persistent);
+    assert!(!within("connect", c.connect()).await.unwrap());
+    static NOW: [Property<'static>; 1] = [Property::SessionExpiryInterval(0)];
+    let goodbye = Disconnect {
+        properties: Properties::new(&NOW),
+        ..Disconnect::new()
+    };
+    within("disconnect", c.disconnect_with(&goodbye))
+        .await
+        .unwrap();
+    assert!(
+        !within("reconnect", c.connect()).await.unwrap(),
+        "no session"
+    );
+    within("disconnect", c.disconnect()).await.unwrap();
+    within("disconnect", watcher.disconnect()).await.unwrap();
     check(&mosquitto).await;
 }
 

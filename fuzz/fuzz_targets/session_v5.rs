@@ -102,6 +102,13 @@ enum Op {
     Disconnect {
         reason: u8,
     },
+    /// Our DISCONNECT, with any reason code, maybe a Session Expiry
+    /// Interval and a Reason String over the broker's Maximum Packet Size.
+    Goodbye {
+        reason: u8,
+        expiry: Option<u8>,
+        long: bool,
+    },
     /// Raw bytes, possibly cut, possibly malformed.
     Raw(Vec<u8>),
     Defer,
@@ -333,6 +340,12 @@ impl Model<'_> {
                 | v5::Packet::SubAck(_)
                 | v5::Packet::UnsubAck(_)
                 | v5::Packet::PingResp => panic!("a server's packet from the client: {packet:?}"),
+                // MQTT 5 Table 3-10: the codes a client may send.
+                v5::Packet::Disconnect(d) => assert!(
+                    matches!(d.reason_code.to_u8(), 0x00 | 0x04 | 0x80..=0x83 | 0x90 | 0x93..=0x99),
+                    "a DISCONNECT with the server's code {:?}",
+                    d.reason_code
+                ),
                 _ => {}
             }
             self.partial.drain(..len);
@@ -561,6 +574,27 @@ fuzz_target!(|ops: Vec<Op>| {
                     reason_code,
                     properties: Properties::EMPTY,
                 }));
+            }
+            Op::Goodbye {
+                reason,
+                expiry,
+                long,
+            } => {
+                let reason_code = ReasonCode::from_u8(reason).unwrap_or(ReasonCode::Success);
+                let expiry = expiry.map(|e| Property::SessionExpiryInterval(u32::from(e)));
+                let long = long.then_some(Property::ReasonString(LONG_REASON));
+                let properties: Vec<Property<'_>> = expiry.into_iter().chain(long).collect();
+                let before = m.s.state();
+                let goodbye = v5::Disconnect {
+                    reason_code,
+                    properties: Properties::new(&properties),
+                };
+                // Taken, the connection is over; refused, nothing changed
+                // (what went out is checked as it is written).
+                match m.s.disconnect_v5(&goodbye) {
+                    Ok(()) => assert_eq!(m.s.state(), State::Disconnected),
+                    Err(_) => assert_eq!(m.s.state(), before),
+                }
             }
             Op::Raw(bytes) => m.feed(&bytes),
             Op::Defer => {

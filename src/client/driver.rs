@@ -564,10 +564,13 @@ where
         }
     }
 
-    /// Writes DISCONNECT. Nothing answers it, so no session deadline
-    /// bounds its write: a peer that stopped reading gets the pingresp
-    /// timeout.
-    pub(super) async fn say_goodbye(&mut self) -> Res<(), TransportError<K>> {
+    /// Writes the DISCONNECT that `queue` puts in the session. Nothing
+    /// answers it, so no session deadline bounds its write: a peer that
+    /// stopped reading gets the pingresp timeout.
+    pub(super) async fn say_goodbye(
+        &mut self,
+        queue: impl FnOnce(&mut Session<'_, INFLIGHT, SUBS>) -> Result<(), SessionError>,
+    ) -> Res<(), TransportError<K>> {
         match self.flush(None).await {
             // A queued request refused (an invalid topic, say) does not
             // hold the goodbye back: without DISCONNECT the broker would
@@ -575,7 +578,7 @@ where
             Err(e) if self.refused_request(&e) => {}
             written => written?,
         }
-        self.session.disconnect()?;
+        queue(&mut self.session)?;
         let limit = self.clock.now() + self.session.timeouts().pingresp;
         let timeout = Error::Timeout(AckKind::PingResp);
         loop {

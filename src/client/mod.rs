@@ -362,6 +362,54 @@ where
     /// Cancel-safe; if dropped, DISCONNECT may not have been written and
     /// the transport is still open (the next call closes it).
     pub async fn disconnect(&mut self) -> Res<(), TransportError<K>> {
+        self.end(|session| session.disconnect()).await
+    }
+
+    /// MQTT 5: [`disconnect`](Self::disconnect) with a reason code and
+    /// properties. Reason 0x04 (Disconnect with Will Message) has the
+    /// broker publish the will; a Session Expiry Interval replaces the
+    /// CONNECT's, and 0 ends the session with this connection.
+    ///
+    /// ```no_run
+    /// # async fn demo<K: minimqtt::reconnect::Connector, C: minimqtt::time::Clock>(client: &mut minimqtt::Client<'_, K, C, ()>) -> Result<(), minimqtt::Error<<K::Transport as embedded_io_async::ErrorType>::Error>> {
+    /// use minimqtt::codec::v5::{Disconnect, ReasonCode};
+    ///
+    /// // Going away for good: the broker publishes the will.
+    /// let goodbye = Disconnect {
+    ///     reason_code: ReasonCode::DisconnectWithWillMessage,
+    ///     ..Disconnect::new()
+    /// };
+    /// client.disconnect_with(&goodbye).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Refused, with the connection left up, as
+    /// [`Session::disconnect_v5`] says: on MQTT 3.1.1, a reason code only
+    /// a server sends, a Server Reference, a non-zero Session Expiry
+    /// Interval when the session ends with its connection
+    /// (MQTT-3.14.2-2), or over the broker's Maximum Packet Size.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`disconnect`](Self::disconnect).
+    #[cfg(feature = "v5")]
+    pub async fn disconnect_with(
+        &mut self,
+        disconnect: &crate::codec::v5::Disconnect<'_>,
+    ) -> Res<(), TransportError<K>> {
+        if self.session.state() == State::Connected {
+            self.session.check_disconnect_v5(disconnect)?;
+        }
+        self.end(|session| session.disconnect_v5(disconnect)).await
+    }
+
+    /// Ends the connection: the DISCONNECT `queue` puts in the session,
+    /// then the transport is closed.
+    async fn end(
+        &mut self,
+        queue: impl FnOnce(&mut Session<'_, INFLIGHT, SUBS>) -> Result<(), SessionError>,
+    ) -> Res<(), TransportError<K>> {
         if self.transport.is_none() {
             return Err(Error::Usage(UsageError::NotConnected));
         }
@@ -371,7 +419,7 @@ where
             self.abort();
             return Ok(());
         }
-        let result = self.say_goodbye().await;
+        let result = self.say_goodbye(queue).await;
         // MQTT-3.14.4-1: the client closes the network connection after
         // DISCONNECT, whether or not it could be written.
         self.drop_connection(DisconnectReason::Requested);

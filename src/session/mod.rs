@@ -1231,6 +1231,35 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         self.p.disconnect()
     }
 
+    /// MQTT 5: queues a DISCONNECT with a reason code and properties; as
+    /// [`disconnect`](Self::disconnect) otherwise. Reason 0x04 (Disconnect
+    /// with Will Message) asks the broker to publish the will; a Session
+    /// Expiry Interval replaces the CONNECT's, and 0 ends the session with
+    /// this connection (the next `connect` starts a new one).
+    ///
+    /// Refused, with nothing queued: on an MQTT 3.1.1 connection
+    /// ([`Unsupported::Mqtt5Only`](crate::Unsupported::Mqtt5Only)); a reason code only a server sends
+    /// ([`EncodeError::ReasonCode`](crate::codec::EncodeError::ReasonCode),
+    /// MQTT 5 Table 3-10) or a Server Reference
+    /// ([`EncodeError::PropertyNotAllowed`](crate::codec::EncodeError::PropertyNotAllowed));
+    /// a non-zero Session Expiry Interval when the session ends with its
+    /// connection (MQTT-3.14.2-2,
+    /// [`EncodeError::PropertyValue`](crate::codec::EncodeError::PropertyValue));
+    /// over the broker's Maximum Packet Size
+    /// ([`ResourceError::PacketTooLarge`]).
+    #[cfg(feature = "v5")]
+    pub fn disconnect_v5(&mut self, disconnect: &codec::v5::Disconnect<'_>) -> Result<()> {
+        self.settle();
+        self.p.disconnect_v5(disconnect)
+    }
+
+    /// Whether [`disconnect_v5`](Self::disconnect_v5) would take
+    /// `disconnect`, without queuing it.
+    #[cfg(feature = "v5")]
+    pub fn check_disconnect_v5(&self, disconnect: &codec::v5::Disconnect<'_>) -> Result<()> {
+        self.p.check_disconnect(disconnect)
+    }
+
     /// Queues a PINGREQ (unless one is already outstanding).
     pub fn ping(&mut self, now: Instant) -> Result<()> {
         self.settle();

@@ -418,11 +418,16 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             return Err(SessionError::Usage(UsageError::NotConnected));
         }
         self.push_control(&codec::Disconnect::BYTES)?;
+        self.disconnected();
+        Ok(())
+    }
+
+    /// After a DISCONNECT is queued: nothing more goes, nothing is awaited.
+    pub(crate) fn disconnected(&mut self) {
         self.state = State::Disconnected;
         self.connack_deadline = None;
         self.pingresp_deadline = None;
         self.ping_deferred = false;
-        Ok(())
     }
 
     pub(crate) fn ping(&mut self, now: Instant) -> Result<()> {

@@ -41,6 +41,8 @@ pub(crate) enum Encode<'a> {
     Unsubscribe5(&'a v5::Unsubscribe<'a>),
     #[cfg(feature = "v5")]
     Auth5(&'a v5::Auth<'a>),
+    #[cfg(feature = "v5")]
+    Disconnect5(&'a v5::Disconnect<'a>),
 }
 
 impl Encode<'_> {
@@ -70,6 +72,8 @@ impl Encode<'_> {
             Self::Unsubscribe5(p) => p.encoded_len(),
             #[cfg(feature = "v5")]
             Self::Auth5(p) => p.encoded_len(),
+            #[cfg(feature = "v5")]
+            Self::Disconnect5(p) => p.encoded_len(),
         }
     }
 
@@ -99,6 +103,8 @@ impl Encode<'_> {
             Self::Unsubscribe5(p) => p.encode(buf),
             #[cfg(feature = "v5")]
             Self::Auth5(p) => p.encode(buf),
+            #[cfg(feature = "v5")]
+            Self::Disconnect5(p) => p.encode(buf),
         }
     }
 }

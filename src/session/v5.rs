@@ -7,6 +7,7 @@
 //! and the window, the store and the resends work on either encoding.
 
 use super::*;
+use crate::codec::EncodeError;
 use crate::codec::v5::{self, Properties, Property, ReasonCode};
 use crate::error::Unsupported;
 
@@ -453,6 +454,60 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             // Connecting, the CONNACK's deadline bounds the exchange.
             self.auth_deadline = Some(now + self.timeouts.connack);
         }
+        Ok(())
+    }
+
+    /// Whether `disconnect` may be sent: a code and properties a client
+    /// may send, within the broker's Maximum Packet Size, and no Session
+    /// Expiry Interval that revives a session that ends with its
+    /// connection.
+    pub(crate) fn check_disconnect(&self, disconnect: &v5::Disconnect<'_>) -> Result<()> {
+        if self.state == State::Disconnected {
+            return Err(SessionError::Usage(UsageError::NotConnected));
+        }
+        if self.version != Version::V5 {
+            return Err(unsupported(Unsupported::Mqtt5Only));
+        }
+        let refuse = |e| Err(SessionError::Usage(UsageError::Encode(e)));
+        let code = disconnect.reason_code;
+        if !code.client_disconnect() {
+            return refuse(EncodeError::ReasonCode(code.to_u8()));
+        }
+        let properties = &disconnect.properties;
+        // The server's, to send a client elsewhere (§3.14.2.2.5).
+        if properties.server_reference().is_some() {
+            return refuse(EncodeError::PropertyNotAllowed(v5::SERVER_REFERENCE));
+        }
+        // MQTT-3.14.2-2: a session that ends with its connection (Session
+        // Expiry 0) cannot be given a life at the last moment.
+        if properties
+            .session_expiry_interval()
+            .is_some_and(|secs| secs != 0)
+            && self.ephemeral
+        {
+            return refuse(EncodeError::PropertyValue(v5::SESSION_EXPIRY_INTERVAL));
+        }
+        self.check_packet_len(Encode::Disconnect5(disconnect).encoded_len())
+    }
+
+    /// Queues an MQTT 5 DISCONNECT with its reason code and properties.
+    pub(crate) fn disconnect_v5(&mut self, disconnect: &v5::Disconnect<'_>) -> Result<()> {
+        self.check_disconnect(disconnect)?;
+        let packet = Encode::Disconnect5(disconnect);
+        if !self.store.tx_has_room(packet.encoded_len()) {
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall {
+                    needed: packet.encoded_len(),
+                },
+            ));
+        }
+        self.store.tx_push(packet)?;
+        // Session Expiry 0 ends the session with this connection: the next
+        // CONNECT starts a new one (§3.1.2.11.2).
+        if disconnect.properties.session_expiry_interval() == Some(0) {
+            self.ephemeral = true;
+        }
+        self.disconnected();
         Ok(())
     }
 

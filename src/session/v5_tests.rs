@@ -911,6 +911,137 @@ fn mqtt_5_data_on_a_3_1_1_connection_is_refused() {
         options: SubscriptionOptions::new(QoS::AtLeastOnce),
     }];
     assert_eq!(s.subscribe_v5(T0, &plain, None), Ok(1));
+    let bye = v5::Disconnect::new();
+    assert_eq!(
+        s.disconnect_v5(&bye),
+        Err(unsupported(Unsupported::Mqtt5Only))
+    );
+    assert_eq!(s.state(), State::Connected);
+}
+
+#[test]
+fn disconnect_v5_carries_its_reason_and_properties() {
+    let mut s = connected();
+    static BYE: [Property<'static>; 2] = [
+        Property::ReasonString("going away"),
+        Property::UserProperty("k", "v"),
+    ];
+    let bye = v5::Disconnect {
+        reason_code: ReasonCode::DisconnectWithWillMessage,
+        properties: Properties::new(&BYE),
+    };
+    s.check_disconnect_v5(&bye).unwrap();
+    s.disconnect_v5(&bye).unwrap();
+    assert_eq!(s.state(), State::Disconnected);
+    let wire = sent(&mut s, T0);
+    assert!(
+        matches!(wire.as_slice(), [v5::Packet::Disconnect(d)]
+            if d.reason_code == ReasonCode::DisconnectWithWillMessage
+            && d.properties.reason_string() == Some("going away")),
+        "{wire:?}"
+    );
+    // Once is all: the connection is over.
+    assert_eq!(
+        s.disconnect_v5(&bye),
+        Err(SessionError::Usage(UsageError::NotConnected))
+    );
+}
+
+#[test]
+fn disconnect_v5_refuses_what_a_client_may_not_send() {
+    let refused = |e| Err(SessionError::Usage(UsageError::Encode(e)));
+    // No Session Expiry Interval in the CONNECT: 0, the session ends with
+    // the connection.
+    let mut s = connected();
+    let with = |reason_code, properties: &'static [Property<'static>]| v5::Disconnect {
+        reason_code,
+        properties: Properties::new(properties),
+    };
+    // MQTT 5 Table 3-10: the server's codes.
+    for code in [
+        ReasonCode::ServerBusy,
+        ReasonCode::SessionTakenOver,
+        ReasonCode::KeepAliveTimeout,
+    ] {
+        assert_eq!(
+            s.disconnect_v5(&with(code, &[])),
+            refused(crate::codec::EncodeError::ReasonCode(code.to_u8()))
+        );
+    }
+    // Not a code a DISCONNECT carries at all.
+    assert_eq!(
+        s.disconnect_v5(&with(ReasonCode::GrantedQoS1, &[])),
+        refused(crate::codec::EncodeError::ReasonCode(0x01))
+    );
+    static ELSEWHERE: [Property<'static>; 1] = [Property::ServerReference("b")];
+    assert_eq!(
+        s.disconnect_v5(&with(ReasonCode::Success, &ELSEWHERE)),
+        refused(crate::codec::EncodeError::PropertyNotAllowed(0x1c))
+    );
+    // MQTT-3.14.2-2.
+    static LATER: [Property<'static>; 1] = [Property::SessionExpiryInterval(60)];
+    assert_eq!(
+        s.disconnect_v5(&with(ReasonCode::Success, &LATER)),
+        refused(crate::codec::EncodeError::PropertyValue(0x11))
+    );
+    // Nothing queued; still connected.
+    assert!(sent(&mut s, T0).is_empty());
+    assert_eq!(s.state(), State::Connected);
+
+    // Over the broker's Maximum Packet Size.
+    static TEN: [Property<'static>; 1] = [Property::MaximumPacketSize(10)];
+    let mut s = connected_with(&[], &TEN);
+    static LONG: [Property<'static>; 1] = [Property::ReasonString("a long goodbye")];
+    assert!(matches!(
+        s.disconnect_v5(&with(ReasonCode::Success, &LONG)),
+        Err(SessionError::Resource(ResourceError::PacketTooLarge {
+            max: 10,
+            ..
+        }))
+    ));
+    assert_eq!(s.state(), State::Connected);
+}
+
+#[test]
+fn a_session_expiry_at_disconnect_replaces_the_connects() {
+    // Kept by the CONNECT, ended by the DISCONNECT's 0: the next
+    // connection starts a new session, its message discarded.
+    static NOW: [Property<'static>; 1] = [Property::SessionExpiryInterval(0)];
+    let bye = v5::Disconnect {
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&NOW),
+    };
+    let mut s = persistent();
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.disconnect_v5(&bye).unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
+    let event = s.poll_event(secs(1));
+    assert!(matches!(event, Some(Event::Discarded { packet_id, .. }) if packet_id == id));
+
+    // Kept by both: resumed.
+    static HOUR: [Property<'static>; 1] = [Property::SessionExpiryInterval(3600)];
+    let bye = v5::Disconnect {
+        reason_code: ReasonCode::Success,
+        properties: Properties::new(&HOUR),
+    };
+    let mut s = persistent();
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.disconnect_v5(&bye).unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
+    let _ = sent(&mut s, secs(1));
+    resumes_with(&mut s, secs(1), id);
 }
 
 #[test]

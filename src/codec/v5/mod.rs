@@ -61,7 +61,7 @@ mod varint;
 
 pub use connect::{ConnAck, Connect, PROTOCOL_VERSION, Will};
 pub use control::{Auth, Disconnect};
-pub(crate) use properties::id::AUTHENTICATION_METHOD;
+pub(crate) use properties::id::{AUTHENTICATION_METHOD, SERVER_REFERENCE, SESSION_EXPIRY_INTERVAL};
 pub use properties::{Properties, PropertiesIter, Property};
 pub(crate) use publish::not_found;
 pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish};

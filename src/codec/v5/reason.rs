@@ -344,6 +344,29 @@ impl ReasonCode {
         }
     }
 
+    /// Whether a client may send this code in a DISCONNECT: MQTT 5's
+    /// Table 3-10 leaves the others (Server busy, Session taken over, ...)
+    /// to the server.
+    pub(crate) const fn client_disconnect(self) -> bool {
+        matches!(
+            self,
+            Self::Success
+                | Self::DisconnectWithWillMessage
+                | Self::UnspecifiedError
+                | Self::MalformedPacket
+                | Self::ProtocolError
+                | Self::ImplementationSpecificError
+                | Self::TopicNameInvalid
+                | Self::ReceiveMaximumExceeded
+                | Self::TopicAliasInvalid
+                | Self::PacketTooLarge
+                | Self::MessageRateTooHigh
+                | Self::QuotaExceeded
+                | Self::AdministrativeAction
+                | Self::PayloadFormatInvalid
+        )
+    }
+
     /// The encoder's check of the same.
     pub(crate) const fn check(self, packet_type: PacketType) -> Result<(), EncodeError> {
         if self.is_valid_for(packet_type) {
