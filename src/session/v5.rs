@@ -479,11 +479,16 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return refuse(EncodeError::PropertyNotAllowed(v5::SERVER_REFERENCE));
         }
         // MQTT-3.14.2-2: a session that ends with its connection (Session
-        // Expiry 0) cannot be given a life at the last moment.
+        // Expiry 0) cannot be given a life at the last moment. (Before the
+        // CONNACK, the CONNECT's value.)
+        let ephemeral = match self.state {
+            State::Connecting => self.ephemeral_next,
+            _ => self.ephemeral,
+        };
         if properties
             .session_expiry_interval()
             .is_some_and(|secs| secs != 0)
-            && self.ephemeral
+            && ephemeral
         {
             return refuse(EncodeError::PropertyValue(v5::SESSION_EXPIRY_INTERVAL));
         }

@@ -987,6 +987,15 @@ fn disconnect_v5_refuses_what_a_client_may_not_send() {
     // Nothing queued; still connected.
     assert!(sent(&mut s, T0).is_empty());
     assert_eq!(s.state(), State::Connected);
+    // Before the CONNACK, the CONNECT's 0 counts, not the last
+    // connection's kept session.
+    let mut s = persistent();
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &[])).unwrap();
+    assert_eq!(
+        s.disconnect_v5(&with(ReasonCode::Success, &LATER)),
+        refused(crate::codec::EncodeError::PropertyValue(0x11))
+    );
 
     // Over the broker's Maximum Packet Size.
     static TEN: [Property<'static>; 1] = [Property::MaximumPacketSize(10)];
