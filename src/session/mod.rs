@@ -564,6 +564,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written at `now`.
+    /// Only bytes the last `poll_transmit` handed out, and not reported
+    /// yet, count: more (a report repeated, or without a `poll_transmit`,
+    /// or one from before a new `connect`) is ignored.
     pub fn handle_transmit(&mut self, now: Instant, n: usize) {
         self.p.handle_transmit(now, n);
     }
@@ -1225,7 +1228,10 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     }
 
     /// Queues DISCONNECT; once it is written the connection is over (close
-    /// the transport, MQTT-3.14.4-1).
+    /// the transport, MQTT-3.14.4-1). Refused with
+    /// [`ResourceError::TransmitBufferTooSmall`] while the payload of a
+    /// [`publish_streamed`](Self::publish_streamed) is still to be written:
+    /// write it (or [`abandon_payload`](Self::abandon_payload)) first.
     pub fn disconnect(&mut self) -> Result<()> {
         self.settle();
         self.p.disconnect()
@@ -1246,7 +1252,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// connection (MQTT-3.14.2-2,
     /// [`EncodeError::PropertyValue`](crate::codec::EncodeError::PropertyValue));
     /// over the broker's Maximum Packet Size
-    /// ([`ResourceError::PacketTooLarge`]).
+    /// ([`ResourceError::PacketTooLarge`]). Refused with
+    /// [`ResourceError::TransmitBufferTooSmall`] while a streamed payload
+    /// is still to be written, as [`disconnect`](Self::disconnect) is.
     #[cfg(feature = "v5")]
     pub fn disconnect_v5(&mut self, disconnect: &codec::v5::Disconnect<'_>) -> Result<()> {
         self.settle();
@@ -1351,6 +1359,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
     /// [`AckKind::PingResp`]), and every acknowledgement deadline restarts
     /// when the payload is done.
     pub fn handle_payload(&mut self, now: Instant, n: usize) {
+        // Nothing is due before its head is written: bytes reported then
+        // were not the payload's.
+        if self.payload_due().is_none() {
+            return;
+        }
         if let Some(p) = &mut self.p.payload {
             p.offset = p.offset.saturating_add(n).min(p.len);
             if n > 0 {
@@ -1561,9 +1574,12 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         // which stays stored) are dropped with the connection; the
         // DISCONNECT goes alone.
         #[cfg(feature = "v5")]
-        let goodbye = self
-            .goodbye(reason)
-            .filter(|_| self.store.tx.untouched() && !self.stored_out && self.payload.is_none());
+        let goodbye = self.goodbye(reason).filter(|_| {
+            self.store.tx.untouched()
+                && self.handed == 0
+                && !self.stored_out
+                && self.payload.is_none()
+        });
         // The rest of the input goes at the next call (`settle`).
         self.connection_lost();
         // MQTT 5: the reason, in the one packet left to write.

@@ -205,6 +205,13 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// may be in the driver's hands, written or not, and must go out whole
     /// even if what is read next (before `handle_transmit`) completes it.
     pub(crate) stored_out: bool,
+    /// Bytes the last `poll_transmit` handed out that `handle_transmit`
+    /// has not reported written: all the driver may claim. More, or a
+    /// report without a `poll_transmit`, would mark bytes written that the
+    /// driver never had, and the broker would read the rest of a packet
+    /// whose start never came. While any are out, a write may be under
+    /// way, so nothing pending can be replaced (MQTT 5's goodbye).
+    pub(crate) handed: usize,
     /// The earliest acknowledgement deadline of the window and the
     /// pending requests, once computed (`None`: to be computed again).
     /// The driver asks for the next deadline several times a message;
@@ -271,6 +278,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
             stored: heapless::Vec::new(),
             stored_written: 0,
             stored_out: false,
+            handed: 0,
             earliest_ack: core::cell::Cell::new(None),
             version: Version::DEFAULT,
             #[cfg(feature = "v5")]
@@ -385,6 +393,7 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         self.stored.clear();
         self.stored_written = 0;
         self.stored_out = false;
+        self.handed = 0;
         self.payload = None;
         self.earliest_ack.set(None);
         // What to resend is decided by the next CONNACK.
@@ -416,6 +425,15 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     pub(crate) fn disconnect(&mut self) -> Result<()> {
         if self.state == State::Disconnected {
             return Err(SessionError::Usage(UsageError::NotConnected));
+        }
+        // It would go behind a streamed payload, which is asked for only
+        // while connected: it could never be written.
+        if self.payload.is_some() {
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall {
+                    needed: codec::Disconnect::BYTES.len(),
+                },
+            ));
         }
         self.push_control(&codec::Disconnect::BYTES)?;
         self.disconnected();
@@ -456,13 +474,19 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
         loop {
             match self.next_piece() {
                 Piece::Queue(n) => {
-                    let pending = self.store.tx_pending();
-                    return pending.get(..n.min(pending.len())).unwrap_or(&[]);
+                    let k = n.min(self.store.tx_pending().len());
+                    self.handed = k;
+                    return self.store.tx_pending().get(..k).unwrap_or(&[]);
                 }
-                Piece::Payload => return &[],
+                Piece::Payload => {
+                    self.handed = 0;
+                    return &[];
+                }
                 Piece::Stored(send) => {
-                    if !self.stored_bytes(send).is_empty() {
+                    let len = self.stored_bytes(send).len();
+                    if len > 0 {
                         self.stored_out = true;
+                        self.handed = len.saturating_sub(self.stored_written);
                         return self
                             .stored_bytes(send)
                             .get(self.stored_written..)
@@ -537,9 +561,11 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Protocol<'b, INFLIGHT, SUBS> 
     }
 
     pub(crate) fn handle_transmit(&mut self, now: Instant, n: usize) {
+        let n = n.min(self.handed);
         if n == 0 {
             return;
         }
+        self.handed -= n;
         // No more than `poll_transmit` handed out: what follows a streamed
         // head or comes after a stored PUBLISH is not the driver's to
         // claim yet.

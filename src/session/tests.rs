@@ -2497,6 +2497,7 @@ fn pubrel_forgets_the_id_once_the_pubcomp_is_written() {
     assert_eq!(s.incoming_pending(), 1);
     feed_quiet(&mut s, T0, incoming(QoS::ExactlyOnce, Some(7), true));
     // Half of the PUBCOMP written is not written.
+    assert_eq!(s.poll_transmit(T0)[..2], [0x70, 0x02]);
     s.handle_transmit(T0, 2);
     assert_eq!(s.incoming_pending(), 1);
     let rest = s.poll_transmit(T0).to_vec();

@@ -499,7 +499,9 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
     pub(crate) fn disconnect_v5(&mut self, disconnect: &v5::Disconnect<'_>) -> Result<()> {
         self.check_disconnect(disconnect)?;
         let packet = Encode::Disconnect5(disconnect);
-        if !self.store.tx_has_room(packet.encoded_len()) {
+        // Behind a streamed payload, which is asked for only while
+        // connected, it could never be written (as `disconnect`).
+        if !self.store.tx_has_room(packet.encoded_len()) || self.payload.is_some() {
             return Err(SessionError::Resource(
                 ResourceError::TransmitBufferTooSmall {
                     needed: packet.encoded_len(),
