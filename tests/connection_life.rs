@@ -864,3 +864,70 @@ async fn only_a_connection_that_lasted_resets_the_backoff() {
         );
     }
 }
+
+/// Fails the attempts `plan` marks `false`; the others open a pipe to a
+/// broker that accepts and holds the connection. Records each attempt's
+/// time.
+struct Planned {
+    plan: Vec<bool>,
+    times: Arc<Mutex<Vec<tokio::time::Instant>>>,
+}
+
+impl Connector for Planned {
+    type Transport = Pipe;
+    type Error = ();
+
+    async fn connect(&mut self) -> Result<Pipe, ()> {
+        let mut times = self.times.lock().unwrap();
+        times.push(tokio::time::Instant::now());
+        if !self.plan.get(times.len() - 1).copied().unwrap_or(false) {
+            return Err(());
+        }
+        let (io, mut broker) = pipe();
+        tokio::spawn(async move {
+            broker.expect_connect().await;
+            broker.connack().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        Ok(io)
+    }
+}
+
+/// A connection the application closed resets the backoff, however short
+/// it was: failures before it do not add up with those after it (with
+/// `max_attempts`, a device that connects now and then would otherwise
+/// give up one day).
+#[tokio::test(start_paused = true)]
+async fn a_connection_closed_on_request_resets_the_backoff() {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let mut buffers = SmallBuffers::new();
+    let config = Config {
+        backoff: Backoff::new(MDuration::from_millis(100), MDuration::from_secs(10)),
+        ..config()
+    };
+    let mut c = Client::new(
+        Planned {
+            plan: vec![false, false, false, true],
+            times: times.clone(),
+        },
+        TokioClock::new(),
+        config,
+        buffers.slices(),
+        recording_callbacks(),
+        Log::default(),
+    );
+    run_until_connected(&mut c).await;
+    assert_eq!(times.lock().unwrap().len(), 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    within("disconnect", c.disconnect()).await.unwrap();
+    within("run_for", c.run_for(MDuration::from_secs(2)))
+        .await
+        .unwrap();
+    let times = times.lock().unwrap();
+    assert!(times.len() >= 6, "{times:?}");
+    // The first attempt after the disconnect fails; the next waits half to
+    // all of the initial 100 ms, not of the 800 ms the fourth failure in a
+    // row would give.
+    let delay = times[5] - times[4];
+    assert!((50 * MS..=100 * MS).contains(&delay), "{delay:?}");
+}

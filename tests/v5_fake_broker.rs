@@ -3161,6 +3161,24 @@ async fn disconnect_with_sends_its_reason_then_closes() {
         "{refused:?}"
     );
     assert!(c.is_connected());
+    // A property a DISCONNECT may not carry: refused before anything is
+    // written, not once the goodbye is under way.
+    static ALIAS: [Property<'static>; 1] = [Property::TopicAlias(1)];
+    let aliased = v5::Disconnect {
+        properties: v5::Properties::new(&ALIAS),
+        ..v5::Disconnect::new()
+    };
+    let refused = within("disconnect_with", c.disconnect_with(&aliased)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Usage(UsageError::Encode(
+                minimqtt::codec::EncodeError::PropertyNotAllowed(0x23)
+            )))
+        ),
+        "{refused:?}"
+    );
+    assert!(c.is_connected());
     assert_eq!(broker.try_recv5(Duration::from_millis(100)).await, None);
 
     let with_will = v5::Disconnect {

@@ -623,7 +623,6 @@ where
         #[cfg(feature = "v5")]
         self.last_words();
         self.drop_connection(reason.into());
-        self.lost = true;
         reason.into()
     }
 
@@ -648,7 +647,6 @@ where
     /// the PINGRESP timeout, with no deadline of the session's to bound it.
     fn stalled(&mut self) -> Error<TransportError<K>> {
         self.drop_connection(DisconnectReason::Timeout);
-        self.lost = true;
         Error::Timeout(AckKind::PingResp)
     }
 
@@ -656,13 +654,17 @@ where
     /// session gives go through [`closed`](Self::closed)).
     pub(super) fn fail(&mut self, error: Error<TransportError<K>>) -> Error<TransportError<K>> {
         self.drop_connection(DisconnectReason::ConnectionLost);
-        self.lost = true;
         error
     }
 
     /// Closes the transport, and tells `on_disconnect` if one was open.
     pub(super) fn drop_connection(&mut self, reason: DisconnectReason) {
         if self.close_transport() {
+            // A loss, not a close on request: the next `run_for` waits out
+            // the backoff, counted from now.
+            if reason != DisconnectReason::Requested {
+                self.lost = Some(self.clock.now());
+            }
             self.notify_disconnect(reason);
         }
     }

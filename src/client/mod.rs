@@ -139,10 +139,10 @@ pub struct Client<
     backoff: Backoff,
     retry_at: Option<Instant>,
     random: u64,
-    /// A connection was lost (not closed on request) and no backoff delay
-    /// has been set for it yet: it was found outside `run_for` (by `poll`,
-    /// `publish`, ...), whose next call waits the delay first.
-    lost: bool,
+    /// When a connection was lost (not closed on request), until a
+    /// backoff delay is set for it: found outside `run_for` (by `poll`,
+    /// `publish`, ...), the next `run_for` waits the delay from then.
+    lost: Option<Instant>,
     /// When the broker accepted the current (or last) connection: one lost
     /// within `Backoff::stable_after` does not reset the backoff.
     connected_at: Option<Instant>,
@@ -245,7 +245,7 @@ where
             granted: heapless::Vec::new(),
             retry_at: None,
             random,
-            lost: false,
+            lost: None,
             connected_at: None,
             inbox: None,
         }
@@ -398,7 +398,9 @@ where
         &mut self,
         disconnect: &crate::codec::v5::Disconnect<'_>,
     ) -> Res<(), TransportError<K>> {
-        if self.session.state() == State::Connected {
+        // Checked first: refused, the connection stays up (a DISCONNECT
+        // that fails once the queue is written would end it without one).
+        if self.session.state() != State::Disconnected {
             self.session.check_disconnect_v5(disconnect)?;
         }
         self.end(|session| session.disconnect_v5(disconnect)).await

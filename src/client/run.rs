@@ -50,9 +50,10 @@ where
         // socket pool has room for only one.
         self.drop_connection(DisconnectReason::ConnectionLost);
         // An attempt is being made: a loss before it needs no more delay,
-        // and the last connection's CONNACK says nothing of this one.
-        self.lost = false;
-        self.connected_at = None;
+        // but ends the last connection for the backoff, as a close on
+        // request does.
+        let ended = self.lost.take();
+        self.connection_ended(ended);
         // An AUTH answer left from the old connection answers nothing on
         // the new one.
         #[cfg(feature = "v5")]
@@ -160,8 +161,8 @@ where
                     // `publish`, ...) is retried after the backoff delay,
                     // as one lost here is: devices that lost the broker
                     // together do not all come back at once.
-                    if self.lost {
-                        self.schedule_retry();
+                    if self.lost.is_some() {
+                        self.schedule_retry(now);
                     }
                     if let Some(at) = self.retry_at.filter(|&at| at > now) {
                         self.clock.sleep_until(at.min(deadline)).await;
@@ -251,7 +252,8 @@ where
             Error::ConnectFailed => true,
             ref e => e.is_connection_lost(),
         };
-        let (now, _delay) = self.schedule_retry();
+        let now = self.clock.now();
+        let _delay = self.schedule_retry(now);
         if !retry || self.backoff.exhausted() {
             return Err(error);
         }
@@ -259,22 +261,13 @@ where
         Ok(now < deadline)
     }
 
-    /// Counts a failure and sets when the next attempt may start: after
-    /// the backoff's next delay, with jitter. Returns the time and the
-    /// delay.
-    fn schedule_retry(&mut self) -> (Instant, Duration) {
-        self.lost = false;
-        let now = self.clock.now();
-        // A connection that lasted resets the backoff. One lost soon
-        // after its CONNACK (a broker that closes it at once, another
-        // device taking over the client id) counts as a failed attempt,
-        // so that such a loop slows down as failing connects do.
-        let stable = self.backoff.stable_after;
-        if let Some(at) = self.connected_at.take() {
-            if now.saturating_since(at) >= stable {
-                self.backoff.reset();
-            }
-        }
+    /// Counts a failure (the loss found earlier, or one at `now`) and
+    /// sets when the next attempt may start: the backoff's next delay,
+    /// with jitter, after the failure. Returns the delay.
+    fn schedule_retry(&mut self, now: Instant) -> Duration {
+        let failed = self.lost.take().unwrap_or(now);
+        self.connection_ended(Some(failed));
+        let now = failed;
         // The time of the failure too: devices with no seed and one id
         // (an empty one, the broker assigning theirs) that lost the
         // broker together have clocks that started apart.
@@ -290,7 +283,22 @@ where
         // Also when giving up: an application that calls again at once
         // (ignoring the error) still waits out the backoff.
         self.retry_at = Some(now + delay);
-        (now, delay)
+        delay
+    }
+
+    /// The last accepted connection, if not accounted for yet, ended: lost
+    /// at `lost`, or closed on request (`None`). One that lasted, or that
+    /// the application closed, resets the backoff. One lost soon after its
+    /// CONNACK (a broker that closes it at once, another device taking
+    /// over the client id) counts as a failed attempt, so that such a loop
+    /// slows down as failing connects do.
+    fn connection_ended(&mut self, lost: Option<Instant>) {
+        let Some(at) = self.connected_at.take() else {
+            return;
+        };
+        if lost.is_none_or(|end| end.saturating_since(at) >= self.backoff.stable_after) {
+            self.backoff.reset();
+        }
     }
 }
 

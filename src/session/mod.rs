@@ -1351,7 +1351,9 @@ impl<'b, const INFLIGHT: usize, const SUBS: usize> Session<'b, INFLIGHT, SUBS> {
         (spare, topic)
     }
 
-    /// `n` bytes of the due payload were written at `now`.
+    /// `n` bytes of the due payload were written at `now`. Ignored while
+    /// [`payload_due`](Self::payload_due) is `None` (its head not written
+    /// yet).
     ///
     /// While a payload is being written nothing is read, so the session
     /// waits for no acknowledgement then: its only deadline is write

@@ -163,7 +163,8 @@ pub(crate) struct Protocol<'b, const INFLIGHT: usize, const SUBS: usize> {
     /// 3.1.1's clean session, MQTT 5's Session Expiry Interval of 0 (the
     /// CONNECT's, or the CONNACK's in its place).
     pub(crate) ephemeral: bool,
-    /// What `ephemeral` becomes if the CONNACK awaited accepts: a CONNECT
+    /// What `ephemeral` becomes if the CONNACK awaited accepts (unless the
+    /// CONNACK says otherwise; kept as the CONNECT's after it): a CONNECT
     /// the broker never accepted made no session. (Until then `ephemeral`
     /// says whether the session before this connection ended with its own:
     /// then this one has none to resume, MQTT-3.2.2-4.)

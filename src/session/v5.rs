@@ -469,6 +469,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return Err(unsupported(Unsupported::Mqtt5Only));
         }
         let refuse = |e| Err(SessionError::Usage(UsageError::Encode(e)));
+        // What the encoder refuses (properties a DISCONNECT may not carry,
+        // twice, too long), before what a client may not send.
+        if let Err(e) = disconnect.check() {
+            return refuse(e);
+        }
         let code = disconnect.reason_code;
         if !code.client_disconnect() {
             return refuse(EncodeError::ReasonCode(code.to_u8()));
@@ -478,21 +483,24 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if properties.server_reference().is_some() {
             return refuse(EncodeError::PropertyNotAllowed(v5::SERVER_REFERENCE));
         }
-        // MQTT-3.14.2-2: a session that ends with its connection (Session
-        // Expiry 0) cannot be given a life at the last moment. (Before the
-        // CONNACK, the CONNECT's value.)
-        let ephemeral = match self.state {
-            State::Connecting => self.ephemeral_next,
-            _ => self.ephemeral,
-        };
+        // MQTT-3.14.2-2: with a Session Expiry Interval of 0 in the
+        // CONNECT (`ephemeral_next` keeps it; a CONNACK's value does not
+        // count), none other may come at the last moment.
         if properties
             .session_expiry_interval()
             .is_some_and(|secs| secs != 0)
-            && ephemeral
+            && self.ephemeral_next
         {
             return refuse(EncodeError::PropertyValue(v5::SESSION_EXPIRY_INTERVAL));
         }
-        self.check_packet_len(Encode::Disconnect5(disconnect).encoded_len())
+        let len = Encode::Disconnect5(disconnect).encoded_len();
+        self.check_packet_len(len)?;
+        if len > self.store.tx_capacity() {
+            return Err(SessionError::Resource(
+                ResourceError::TransmitBufferTooSmall { needed: len },
+            ));
+        }
+        Ok(())
     }
 
     /// Queues an MQTT 5 DISCONNECT with its reason code and properties.
@@ -509,10 +517,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             ));
         }
         self.store.tx_push(packet)?;
-        // Session Expiry 0 ends the session with this connection: the next
-        // CONNECT starts a new one (§3.1.2.11.2).
-        if disconnect.properties.session_expiry_interval() == Some(0) {
-            self.ephemeral = true;
+        // Its Session Expiry Interval is the session's now: 0 ends it with
+        // this connection (the next CONNECT starts a new one, §3.1.2.11.2),
+        // another keeps it, even where the CONNACK had said 0.
+        if let Some(secs) = disconnect.properties.session_expiry_interval() {
+            self.ephemeral = secs == 0;
         }
         self.disconnected();
         Ok(())
@@ -543,10 +552,6 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
         if let Some(secs) = keep_alive {
             // The broker's value replaces ours (MQTT-3.2.2-21).
             self.keep_alive = Duration::from_secs(u64::from(secs));
-        }
-        if let Some(secs) = expiry {
-            // So does its Session Expiry Interval (§3.2.2.3.2).
-            self.ephemeral_next = secs == 0;
         }
         // `ephemeral` is still the last session's: `on_connack` moves it on.
         if ack.session_present && self.ephemeral {
@@ -595,6 +600,11 @@ impl<const INFLIGHT: usize, const SUBS: usize> Protocol<'_, INFLIGHT, SUBS> {
             return_code: ConnectReturnCode::Accepted,
         };
         let mut connected = self.on_connack(now, accepted)?;
+        if let Some(secs) = expiry {
+            // Its Session Expiry Interval replaces ours too (§3.2.2.3.2);
+            // `ephemeral_next` keeps the CONNECT's, for MQTT-3.14.2-2.
+            self.ephemeral = secs == 0;
+        }
         if self.resubscribe {
             // A filter that does not fit a SUBSCRIBE of its own under this
             // broker's maximum is not re-sent on this connection (the rest

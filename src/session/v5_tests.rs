@@ -987,6 +987,19 @@ fn disconnect_v5_refuses_what_a_client_may_not_send() {
     // Nothing queued; still connected.
     assert!(sent(&mut s, T0).is_empty());
     assert_eq!(s.state(), State::Connected);
+    // The CONNECT's 0 counts, not the CONNACK's value.
+    static MINUTE: [Property<'static>; 1] = [Property::SessionExpiryInterval(60)];
+    let mut s = connected_with(&[], &MINUTE);
+    assert_eq!(
+        s.disconnect_v5(&with(ReasonCode::Success, &LATER)),
+        refused(crate::codec::EncodeError::PropertyValue(0x11))
+    );
+    // Not one a DISCONNECT may carry.
+    static ALIAS: [Property<'static>; 1] = [Property::TopicAlias(1)];
+    assert_eq!(
+        s.check_disconnect_v5(&with(ReasonCode::Success, &ALIAS)),
+        refused(crate::codec::EncodeError::PropertyNotAllowed(0x23))
+    );
     // Before the CONNACK, the CONNECT's 0 counts, not the last
     // connection's kept session.
     let mut s = persistent();
@@ -1040,6 +1053,24 @@ fn a_session_expiry_at_disconnect_replaces_the_connects() {
         properties: Properties::new(&HOUR),
     };
     let mut s = persistent();
+    let id = s
+        .publish(T0, &publish("t", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut s, T0);
+    s.disconnect_v5(&bye).unwrap();
+    let _ = sent(&mut s, T0);
+    s.connection_lost();
+    s.connect_v5(secs(1), &connect(false, &KEPT)).unwrap();
+    let _ = sent(&mut s, secs(1));
+    resumes_with(&mut s, secs(1), id);
+
+    // The CONNACK's 0 would end it; the DISCONNECT's hour keeps it.
+    static NONE_KEPT: [Property<'static>; 1] = [Property::SessionExpiryInterval(0)];
+    let mut s = session();
+    s.connect_v5(T0, &connect(false, &KEPT)).unwrap();
+    let _ = sent(&mut s, T0);
+    assert!(feed(&mut s, T0, connack(&NONE_KEPT)).is_ok());
     let id = s
         .publish(T0, &publish("t", QoS::AtLeastOnce))
         .unwrap()

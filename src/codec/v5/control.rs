@@ -118,6 +118,12 @@ reason_packet!(
 );
 
 impl Disconnect<'_> {
+    /// What [`encode`](Self::encode) would refuse, without encoding.
+    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+        self.reason_code.check(PacketType::Disconnect)?;
+        self.properties.check(Context::Disconnect).map(drop)
+    }
+
     /// A DISCONNECT with `reason_code` and no properties, in its shortest
     /// form (§3.14.2.2.1: no property length when there are none): what a
     /// client sends before closing when the server broke the protocol
